@@ -1,0 +1,252 @@
+"""Corpus discovery: walk a directory, decide each file's modality from its content, hash it,
+and parse the optional ``captions.jsonl``.
+
+Modality is decided by magic bytes first; container formats that can hold either audio or video
+(MP4/MOV/Matroska/WebM/Ogg/AVI) are probed with PyAV for a video stream. The file extension is
+only a last resort for formats with no magic number (TGA).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable, Literal
+
+logger = logging.getLogger(__name__)
+
+Modality = Literal["image", "audio", "video"]
+MODALITIES: tuple[Modality, ...] = ("image", "audio", "video")
+CAPTIONS_FILE = "captions.jsonl"
+SPLITS = ("train", "val", "test")
+
+
+@dataclass(frozen=True)
+class MediaFile:
+    """One discovered media file."""
+
+    path: str  # path relative to the corpus root, '/' separated
+    abs_path: str  # absolute path on disk
+    item_id: str  # sha256 of the file's bytes (hex)
+    modality: Modality  # decided from the content
+    bytes: int  # file size
+
+
+@dataclass
+class CaptionEntry:
+    """Captions of one item, from captions.jsonl."""
+
+    captions: list[str]
+    split: str | None = None  # "train" | "val" | "test" when the corpus keeps official splits
+
+
+@dataclass
+class Discovery:
+    """Result of walking a corpus."""
+
+    files: list[MediaFile]  # one per distinct item_id (first path in sorted order)
+    duplicates: dict[str, list[str]]  # item_id -> other paths with the same bytes
+    skipped: list[tuple[str, str]]  # (path, reason) for non-media files
+    captions: dict[str, CaptionEntry]  # item_id -> captions (merged over duplicate paths)
+    caption_errors: list[str] = field(default_factory=list)  # "captions.jsonl:LINE: reason"
+
+
+def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+_IMAGE_MAGIC: tuple[tuple[int, bytes], ...] = (
+    (0, b"\x89PNG\r\n\x1a\n"),
+    (0, b"\xff\xd8\xff"),  # JPEG, MPO
+    (0, b"GIF87a"),
+    (0, b"GIF89a"),
+    (0, b"BM"),
+    (0, b"II*\x00"),
+    (0, b"MM\x00*"),
+    (0, b"qoif"),
+    (0, b"\x8aMNG"),
+    (0, b"SIMPLE  ="),  # FITS
+    (128, b"DICM"),
+    (0, b"\x00\x00\x01\x00"),  # ICO
+)
+_AUDIO_MAGIC: tuple[tuple[int, bytes], ...] = (
+    (0, b"fLaC"),
+    (0, b"ID3"),
+    (0, b"#!AMR"),
+)
+_CONTAINER_MAGIC: tuple[tuple[int, bytes], ...] = (
+    (0, b"\x1aE\xdf\xa3"),  # Matroska / WebM
+    (0, b"OggS"),
+    (0, b"FLV"),
+)
+_IMAGE_EXT = {".tga", ".icb", ".vda", ".vst"}  # formats with no magic number
+
+
+def _netpbm(head: bytes) -> bool:
+    return len(head) > 2 and head[0:1] == b"P" and head[1:2] in b"1234567" and head[2:3].isspace()
+
+
+def sniff_modality(path: str | os.PathLike, head: bytes | None = None) -> Modality | None:
+    """Modality of a file from its content, or None when it is not media we handle."""
+    if head is None:
+        with open(path, "rb") as f:
+            head = f.read(512)
+    if not head:
+        return None
+    for off, magic in _IMAGE_MAGIC:
+        if head[off : off + len(magic)] == magic:
+            return "image"
+    if _netpbm(head):
+        return "image"
+    if head[:4] == b"RIFF":
+        kind = head[8:12]
+        if kind == b"WEBP":
+            return "image"
+        if kind == b"WAVE":
+            return "audio"
+        if kind == b"AVI ":
+            return _probe_container(path) or "video"
+        return None
+    if head[4:8] == b"ftyp":
+        brand = head[8:12]
+        if brand in (b"avif", b"avis", b"heic", b"heix", b"mif1", b"msf1"):
+            return "image"
+        if brand in (b"M4A ", b"M4B ", b"M4P "):
+            return "audio"
+        return _probe_container(path)
+    for off, magic in _AUDIO_MAGIC:
+        if head[off : off + len(magic)] == magic:
+            return "audio"
+    if len(head) > 1 and head[0] == 0xFF and (head[1] & 0xE0) == 0xE0:
+        return "audio"  # MPEG audio frame sync (MP3 without ID3) or ADTS AAC
+    for off, magic in _CONTAINER_MAGIC:
+        if head[off : off + len(magic)] == magic:
+            return _probe_container(path)
+    if Path(path).suffix.lower() in _IMAGE_EXT:
+        return "image"
+    return None
+
+
+def _probe_container(path: str | os.PathLike) -> Modality | None:
+    """Open a container with PyAV: video if it has a video stream that is not cover art."""
+    import av  # local: PyAV is heavy and only needed for containers
+
+    try:
+        with av.open(str(path)) as c:
+            has_video = any(
+                s.type == "video" and not (s.disposition & av.stream.Disposition.attached_pic)
+                for s in c.streams
+            )
+            has_audio = any(s.type == "audio" for s in c.streams)
+    except Exception as e:  # noqa: BLE001 - any probe failure means "unreadable container"
+        logger.debug("probe failed for %s: %s", path, e)
+        return "video"  # a container we cannot open: let the video decoder record the reason
+    if has_video:
+        return "video"
+    if has_audio:
+        return "audio"
+    return None
+
+
+def _walk(root: Path) -> Iterable[Path]:
+    for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+        for name in sorted(filenames):
+            if name.startswith("."):
+                continue
+            yield Path(dirpath) / name
+
+
+def discover(root: str | os.PathLike) -> Discovery:
+    """Walk ``root`` recursively and return its media files, skipped files and captions."""
+    root = Path(root)
+    if not root.is_dir():
+        raise FileNotFoundError(f"corpus directory not found: {root}")
+    files: dict[str, MediaFile] = {}
+    duplicates: dict[str, list[str]] = {}
+    skipped: list[tuple[str, str]] = []
+    path_to_id: dict[str, str] = {}
+    for p in _walk(root):
+        rel = p.relative_to(root).as_posix()
+        if rel == CAPTIONS_FILE:
+            continue
+        if not p.is_file():
+            skipped.append((rel, "not a regular file"))
+            continue
+        try:
+            modality = sniff_modality(p)
+        except OSError as e:
+            skipped.append((rel, f"unreadable: {e}"))
+            continue
+        if modality is None:
+            skipped.append((rel, "not a supported media file"))
+            continue
+        item_id = sha256_file(p)
+        path_to_id[rel] = item_id
+        if item_id in files:
+            duplicates.setdefault(item_id, []).append(rel)
+            continue
+        files[item_id] = MediaFile(rel, str(p.resolve()), item_id, modality, p.stat().st_size)
+    captions, errors = parse_captions(root / CAPTIONS_FILE, path_to_id)
+    for err in errors:
+        logger.warning("%s", err)
+    ordered = sorted(files.values(), key=lambda f: f.path)
+    return Discovery(ordered, duplicates, skipped, captions, errors)
+
+
+def parse_captions(
+    path: Path, path_to_id: dict[str, str]
+) -> tuple[dict[str, CaptionEntry], list[str]]:
+    """Parse captions.jsonl; malformed lines and unknown paths are reported, never fatal."""
+    out: dict[str, CaptionEntry] = {}
+    errors: list[str] = []
+    if not path.exists():
+        return out, errors
+    with open(path, "rb") as f:
+        for lineno, raw in enumerate(f, 1):
+            where = f"{CAPTIONS_FILE}:{lineno}"
+            try:
+                line = raw.decode("utf-8").strip()
+            except UnicodeDecodeError:
+                errors.append(f"{where}: not valid UTF-8")
+                continue
+            if not line:
+                continue
+            try:
+                obj = json.loads(line)
+            except json.JSONDecodeError as e:
+                errors.append(f"{where}: malformed JSON ({e.msg})")
+                continue
+            reason = _caption_problem(obj)
+            if reason:
+                errors.append(f"{where}: {reason}")
+                continue
+            item_id = path_to_id.get(obj["path"].removeprefix("./"))
+            if item_id is None:
+                errors.append(f"{where}: unknown path {obj['path']!r} (no such media file)")
+                continue
+            caps = [c.strip() for c in obj["captions"] if c.strip()]
+            entry = out.setdefault(item_id, CaptionEntry([], obj.get("split")))
+            entry.captions.extend(c for c in caps if c not in entry.captions)
+    return out, errors
+
+
+def _caption_problem(obj: object) -> str | None:
+    if not isinstance(obj, dict):
+        return "expected a JSON object"
+    if not isinstance(obj.get("path"), str) or not obj["path"]:
+        return "missing or non-string 'path'"
+    caps = obj.get("captions")
+    if not isinstance(caps, list) or not all(isinstance(c, str) for c in caps):
+        return "'captions' must be a list of strings"
+    split = obj.get("split")
+    if split is not None and split not in SPLITS:
+        return f"'split' must be one of {', '.join(SPLITS)}, got {split!r}"
+    return None

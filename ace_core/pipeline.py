@@ -1,0 +1,207 @@
+"""Batched, overlapped embedding: decode in background threads while the model computes.
+
+reader (the file list) -> mapper (decode + encoder.prepare, in a thread pool, bounded look-ahead)
+-> batcher (per modality) -> encoder.embed (main thread, inference_mode, fp16 autocast on CUDA)
+-> results yielded in completion order. A bad file becomes a failed result with its reason;
+it never stops the run.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import logging
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
+
+import numpy as np
+
+from ace_core.decode import DecodeError, Decoded, decode_audio, decode_image, decode_video
+from ace_core.encoders import (
+    CLAP_EMBED_DIM,
+    CLAP_SAMPLE_RATE,
+    AudioEncoderConfig,
+    ClapAudioEncoder,
+    Encoder,
+    FrameVideoEncoder,
+    ImageEncoderConfig,
+    OpenClipImageEncoder,
+    VideoConfig,
+)
+from ace_core.media import MediaFile
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class EmbedResult:
+    """Outcome for one file: an embedding, or an error with its one-line reason."""
+
+    file: MediaFile
+    embedding: np.ndarray | None  # float32 (dim,), L2-normalised; None when failed
+    meta: dict[str, Any] = field(default_factory=dict)  # width/height/duration_s/...
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class PipelineConfig:
+    batch_size: int = 32  # items per encoder call (per modality)
+    workers: int = 2  # decoding threads
+    prefetch_batches: int = 2  # how many batches of decoded items may wait ahead of the model
+    max_pixels: int = 89_478_485  # decompression-bomb limit for images
+    video: VideoConfig = VideoConfig()
+
+
+Decoder = Callable[[MediaFile], Decoded]
+
+
+def default_decoders(config: PipelineConfig) -> dict[str, Decoder]:
+    return {
+        "image": lambda f: decode_image(f.abs_path, max_pixels=config.max_pixels),
+        "audio": lambda f: decode_audio(f.abs_path, sample_rate=CLAP_SAMPLE_RATE),
+        "video": lambda f: decode_video(
+            f.abs_path, n_frames=config.video.n_frames, timeout_s=config.video.timeout_s
+        ),
+    }
+
+
+def _decode_and_prepare(f: MediaFile, decoder: Decoder, encoder: Encoder):
+    """Worker body: (prepared input, meta, error)."""
+    try:
+        decoded = decoder(f)
+        return encoder.prepare(decoded), decoded.meta, None
+    except DecodeError as e:
+        return None, {}, str(e)
+    except Exception as e:  # noqa: BLE001 - a bad file must never stop the run
+        logger.debug("prepare failed for %s", f.path, exc_info=True)
+        return None, {}, f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"[:240]
+
+
+def embed_files(
+    files: Iterable[MediaFile],
+    encoders: Mapping[str, Encoder],
+    config: PipelineConfig = PipelineConfig(),
+    *,
+    decoders: Mapping[str, Decoder] | None = None,
+    on_result: Callable[[EmbedResult], None] | None = None,
+) -> Iterator[EmbedResult]:
+    """Embed ``files``; yields one EmbedResult per file (order: by completion)."""
+    decoders = dict(decoders or default_decoders(config))
+    window = max(1, config.batch_size * config.prefetch_batches)
+    pending: deque[tuple[MediaFile, cf.Future]] = deque()
+    buffers: dict[str, list[tuple[MediaFile, Any, dict]]] = {m: [] for m in encoders}
+    it = iter(files)
+    with cf.ThreadPoolExecutor(config.workers, thread_name_prefix="decode") as pool:
+
+        def fill() -> None:
+            while len(pending) < window:
+                f = next(it, None)
+                if f is None:
+                    return
+                if f.modality not in encoders:
+                    fut: cf.Future = cf.Future()
+                    fut.set_result((None, {}, f"no encoder for modality {f.modality}"))
+                else:
+                    fut = pool.submit(_decode_and_prepare, f, decoders[f.modality],
+                                      encoders[f.modality])
+                pending.append((f, fut))
+
+        fill()
+        while pending:
+            f, fut = pending.popleft()
+            prepared, meta, error = fut.result()
+            fill()  # keep the workers busy while the model runs below
+            if error is not None:
+                yield _emit(EmbedResult(f, None, meta, error), on_result)
+                continue
+            buf = buffers[f.modality]
+            buf.append((f, prepared, meta))
+            if len(buf) >= config.batch_size:
+                yield from _flush(buf, encoders[f.modality], on_result)
+        for modality, buf in buffers.items():
+            if buf:
+                yield from _flush(buf, encoders[modality], on_result)
+
+
+def _emit(r: EmbedResult, on_result) -> EmbedResult:
+    if on_result is not None:
+        on_result(r)
+    return r
+
+
+def _flush(buf: list, encoder: Encoder, on_result) -> Iterator[EmbedResult]:
+    """Embed a batch; if the batch fails, embed item by item to isolate the bad one."""
+    batch = list(buf)
+    buf.clear()
+    try:
+        emb = _checked(encoder.embed([p for _, p, _ in batch]), len(batch), encoder.dim)
+    except Exception as e:  # noqa: BLE001
+        if len(batch) == 1:
+            f, _, meta = batch[0]
+            yield _emit(EmbedResult(f, None, meta, f"encoder failed: {type(e).__name__}: "
+                                                  f"{str(e).splitlines()[0][:200]}"), on_result)
+            return
+        logger.debug("batch of %d failed (%s); retrying one by one", len(batch), e)
+        for item in batch:
+            yield from _flush([item], encoder, on_result)
+        return
+    for (f, _, meta), row in zip(batch, emb):
+        if not np.isfinite(row).all():
+            yield _emit(EmbedResult(f, None, meta, "encoder produced a non-finite embedding"),
+                        on_result)
+        else:
+            yield _emit(EmbedResult(f, row, meta), on_result)
+
+
+def _checked(emb: np.ndarray, n: int, dim: int) -> np.ndarray:
+    emb = np.asarray(emb, dtype=np.float32)
+    if emb.shape != (n, dim):
+        raise ValueError(f"encoder returned shape {emb.shape}, expected {(n, dim)}")
+    return emb
+
+
+def embed_prepared(encoder: Encoder, prepared: Sequence[Any], batch_size: int) -> np.ndarray:
+    """Bare model throughput helper: embed already-prepared inputs in batches."""
+    out = [encoder.embed(prepared[i : i + batch_size])
+           for i in range(0, len(prepared), batch_size)]
+    return np.concatenate(out) if out else np.zeros((0, encoder.dim), np.float32)
+
+
+@dataclass(frozen=True)
+class EmbedConfig:
+    """Everything that decides an embedding: part of every shard's cache key."""
+
+    image: ImageEncoderConfig = ImageEncoderConfig()
+    audio: AudioEncoderConfig = AudioEncoderConfig()
+    pipeline: PipelineConfig = PipelineConfig()
+    shard_size: int = 2000  # files per shard (the unit of work, caching and memory)
+
+
+def image_embed_dim(config: ImageEncoderConfig) -> int:
+    """The open_clip model's embedding width, read from its config (no model is built)."""
+    import open_clip
+
+    from ace_core.encoders import _register_shipped_configs
+
+    _register_shipped_configs()
+    cfg = open_clip.get_model_config(config.model)
+    if cfg is None:
+        raise ValueError(f"unknown open_clip model {config.model!r}")
+    return int(cfg["embed_dim"])
+
+
+def common_dim(config: EmbedConfig) -> int:
+    """The store's embedding width: the largest encoder width (smaller ones are zero-padded)."""
+    return max(image_embed_dim(config.image), CLAP_EMBED_DIM)
+
+
+def build_encoder(modality: str, config: EmbedConfig, *, device=None, image=None) -> Encoder:
+    """Build the encoder of one modality; video reuses ``image`` when given."""
+    if modality == "image":
+        return OpenClipImageEncoder(config.image, device=device)
+    if modality == "video":
+        return FrameVideoEncoder(image or OpenClipImageEncoder(config.image, device=device),
+                                 config.pipeline.video)
+    if modality == "audio":
+        return ClapAudioEncoder(config.audio, device=device)
+    raise ValueError(f"unknown modality {modality!r}")

@@ -1,0 +1,106 @@
+"""Parquet schemas and I/O for the index store (items, embeddings, semantic IDs).
+
+Every write goes to a temporary file in the same folder and is renamed into place, so a reader
+never sees a half-written table.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import Iterable, Sequence
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+logger = logging.getLogger(__name__)
+
+ITEMS_SCHEMA = pa.schema(
+    [
+        ("item_id", pa.string()),  # sha256 of the file's bytes
+        ("path", pa.string()),  # relative to the corpus root
+        ("modality", pa.string()),  # image | audio | video
+        ("status", pa.string()),  # ok | failed
+        ("error", pa.string()),  # one-line reason when failed
+        ("bytes", pa.int64()),
+        ("width", pa.int32()),
+        ("height", pa.int32()),
+        ("duration_s", pa.float64()),
+        ("sample_rate", pa.int32()),
+        ("n_frames", pa.int32()),
+    ]
+)
+
+SEMANTIC_IDS_SCHEMA = pa.schema(
+    [
+        ("item_id", pa.string()),
+        ("coarse", pa.int32()),
+        ("fine", pa.list_(pa.int32())),
+        ("suffix", pa.int32()),
+        ("sid", pa.string()),  # "c.f1.f2.f3.u"
+    ]
+)
+
+
+def embeddings_schema(dim: int) -> pa.Schema:
+    return pa.schema(
+        [
+            ("item_id", pa.string()),
+            ("modality", pa.string()),
+            ("embedding", pa.list_(pa.float32(), dim)),  # fixed_size_list<float32>[dim]
+        ]
+    )
+
+
+def write_table_atomic(table: pa.Table, path: str | os.PathLike) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    pq.write_table(table, tmp, compression="zstd")
+    with open(tmp, "rb") as f:
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def items_table(rows: Sequence[dict]) -> pa.Table:
+    cols = {name: [r.get(name) for r in rows] for name in ITEMS_SCHEMA.names}
+    return pa.Table.from_pydict(cols, schema=ITEMS_SCHEMA)
+
+
+def embeddings_table(item_ids: Sequence[str], modalities: Sequence[str], emb: np.ndarray) -> pa.Table:
+    emb = np.ascontiguousarray(emb, dtype=np.float32)
+    n, dim = emb.shape if emb.ndim == 2 else (0, 0)
+    values = pa.array(emb.reshape(-1), type=pa.float32())
+    col = pa.FixedSizeListArray.from_arrays(values, dim) if n else pa.array([], pa.list_(pa.float32(), dim))
+    return pa.Table.from_arrays(
+        [pa.array(list(item_ids), pa.string()), pa.array(list(modalities), pa.string()), col],
+        schema=embeddings_schema(dim),
+    )
+
+
+def read_embeddings(paths: Iterable[str | os.PathLike]) -> tuple[list[str], list[str], np.ndarray]:
+    """Concatenate embedding shards: (item_ids, modalities, float32 (n, d))."""
+    ids: list[str] = []
+    mods: list[str] = []
+    mats: list[np.ndarray] = []
+    dim = None
+    for p in paths:
+        t = pq.read_table(p)
+        if t.num_rows == 0:
+            continue
+        col = t.column("embedding").combine_chunks()
+        d = col.type.list_size
+        if dim is not None and d != dim:
+            raise ValueError(f"embedding shards disagree on dimension: {dim} vs {d} in {p}")
+        dim = d
+        ids.extend(t.column("item_id").to_pylist())
+        mods.extend(t.column("modality").to_pylist())
+        mats.append(col.flatten().to_numpy(zero_copy_only=False).reshape(-1, d))
+    mat = np.concatenate(mats).astype(np.float32) if mats else np.zeros((0, dim or 0), np.float32)
+    return ids, mods, mat
+
+
+def row_count(path: str | os.PathLike) -> int:
+    return pq.ParquetFile(path).metadata.num_rows

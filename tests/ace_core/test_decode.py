@@ -1,0 +1,106 @@
+import time
+
+import numpy as np
+import pytest
+import soundfile as sf
+from PIL import Image
+
+from ace_core import decode
+from ace_core.decode import DecodeError, decode_audio, decode_image, decode_video
+
+
+def test_exif_orientation_is_applied(tmp_path):
+    im = Image.new("RGB", (40, 20), (10, 200, 30))
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotate 90 CW on display
+    im.save(tmp_path / "o.jpg", exif=exif)
+    out = decode_image(str(tmp_path / "o.jpg"))
+    assert out.data.size == (20, 40)
+
+
+@pytest.mark.parametrize("mode", ["CMYK", "I;16", "P", "RGBA", "LA", "L", "1"])
+def test_any_mode_becomes_rgb(tmp_path, mode):
+    im = Image.new(mode, (16, 16))
+    path = tmp_path / ("x.tif" if mode in ("CMYK", "I;16") else "x.png")
+    im.save(path)
+    out = decode_image(str(path))
+    assert out.data.mode == "RGB" and out.data.size == (16, 16)
+
+
+def test_alpha_is_composited_on_white(tmp_path):
+    Image.new("RGBA", (4, 4), (0, 0, 0, 0)).save(tmp_path / "t.png")
+    assert np.asarray(decode_image(str(tmp_path / "t.png")).data).min() == 255
+
+
+def test_animated_image_gives_first_frame(tmp_path):
+    frames = [Image.new("RGB", (8, 8), c) for c in [(255, 0, 0), (0, 0, 255)]]
+    frames[0].save(tmp_path / "a.gif", save_all=True, append_images=frames[1:])
+    out = decode_image(str(tmp_path / "a.gif"))
+    assert out.meta["n_frames"] == 2
+    r, g, b = np.asarray(out.data)[0, 0]
+    assert r > 200 and b < 50
+
+
+def test_pixel_limit_refuses_big_images(tmp_path):
+    Image.new("RGB", (100, 100)).save(tmp_path / "big.png")
+    with pytest.raises(DecodeError, match="decompression bomb"):
+        decode_image(str(tmp_path / "big.png"), max_pixels=5000)
+
+
+@pytest.mark.parametrize("name", ["decompression_bomb.gif", "decompression_bomb_extents.gif"])
+def test_shared_decompression_bombs_fail_cleanly(shared_media, name):
+    with pytest.raises(DecodeError, match="decompression bomb"):
+        decode_image(str(shared_media / "odd/pillow" / name))
+
+
+def test_audio_is_mono_48k(tmp_path):
+    t = np.arange(22050) / 22050
+    stereo = np.stack([np.sin(2 * np.pi * 440 * t), np.zeros_like(t)], axis=1)
+    sf.write(tmp_path / "s.wav", stereo.astype(np.float32), 22050)
+    out = decode_audio(str(tmp_path / "s.wav"))
+    assert out.data.ndim == 1 and out.data.dtype == np.float32
+    assert abs(out.data.shape[0] - 48000) <= 2
+    assert out.meta == {"duration_s": pytest.approx(1.0), "sample_rate": 22050}
+
+
+def test_empty_audio_fails(shared_media):
+    with pytest.raises(DecodeError, match="empty audio"):
+        decode_audio(str(shared_media / "odd/pydub/test1_empty.wav"))
+
+
+@pytest.mark.parametrize("name", ["test1.mp3", "format_test.m4a", "test5.webm", "bach.ogg",
+                                  "test-192khz-32bit.flac", "test1-24bit.wav"])
+def test_shared_audio_formats_decode(shared_media, name):
+    out = decode_audio(str(shared_media / "odd/pydub" / name))
+    assert out.data.size > 48000 * 0.5 and np.isfinite(out.data).all()
+
+
+@pytest.mark.parametrize("angle", [0, 90, 180, 270])
+def test_video_rotation_is_honoured_by_both_decoders(shared_media, angle):
+    path = str(shared_media / f"odd/decord/tests/test_data/video_{angle}.mov")
+    by_decord = decode_video(path, n_frames=3)
+    assert by_decord.meta["decoder"] == "decord" and by_decord.data.shape[0] == 3
+    frames, meta = decode._decode_pyav(path, 3, 224)
+    assert meta["rotation"] == angle
+    portrait = angle in (90, 270)
+    h, w = by_decord.data.shape[1:3]
+    assert (h > w) == portrait
+    assert frames.shape == by_decord.data.shape
+    assert np.abs(frames.astype(int) - by_decord.data.astype(int)).mean() < 12
+
+
+def test_corrupted_video_fails_cleanly(shared_media):
+    with pytest.raises(DecodeError, match="decord: .*pyav: "):
+        decode_video(str(shared_media / "odd/decord/tests/test_data/corrupted.mp4"))
+
+
+def test_hanging_decord_falls_back_to_pyav(shared_media, monkeypatch):
+    def hang(*a, **k):
+        time.sleep(5)
+        raise AssertionError("unreachable")
+
+    monkeypatch.setattr(decode, "_decode_decord", hang)
+    started = time.perf_counter()
+    out = decode_video(str(shared_media / "imageio/realshort.mp4"), n_frames=3, timeout_s=0.5)
+    assert out.meta["decoder"] == "pyav" and out.data.shape[0] == 3
+    assert time.perf_counter() - started < 4

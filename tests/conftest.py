@@ -1,0 +1,59 @@
+"""Shared fixtures: small real models, the shared media corpus, one Prefect harness."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("PREFECT_HOME", tempfile.mkdtemp(prefix="ace-prefect-home-"))
+from flows import _env  # noqa: E402,F401  (before prefect is imported anywhere)
+
+SHARED_MEDIA = Path(__file__).resolve().parents[1].parent / "shared" / "media"
+
+
+@pytest.fixture(scope="session")
+def shared_media() -> Path:
+    if not (SHARED_MEDIA / "captions.jsonl").exists():
+        pytest.skip(f"../shared/media not found at {SHARED_MEDIA} (only present in CI and dev)")
+    return SHARED_MEDIA
+
+
+@pytest.fixture(scope="session")
+def tiny_embed_config():
+    from ace_core.encoders import ImageEncoderConfig
+    from ace_core.pipeline import EmbedConfig, PipelineConfig
+
+    return EmbedConfig(image=ImageEncoderConfig(model="ace-tiny-vit"),
+                       pipeline=PipelineConfig(batch_size=16), shard_size=64)
+
+
+@pytest.fixture(scope="session")
+def tiny_encoders(tiny_embed_config):
+    from ace_core.pipeline import build_encoder
+
+    image = build_encoder("image", tiny_embed_config, device="cpu")
+    return {
+        "image": image,
+        "video": build_encoder("video", tiny_embed_config, image=image),
+        "audio": build_encoder("audio", tiny_embed_config, device="cpu"),
+    }
+
+
+@pytest.fixture(scope="session")
+def prefect_harness():
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=120):
+        yield
+
+
+@pytest.fixture(scope="session")
+def sample_corpus(tmp_path_factory) -> Path:
+    from ace_core.synth import CorpusCounts, write_sample_corpus
+
+    out = tmp_path_factory.mktemp("corpus")
+    write_sample_corpus(out, seed=11, counts=CorpusCounts(images=12, audio=6, videos=4))
+    return out

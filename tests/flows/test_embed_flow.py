@@ -1,0 +1,68 @@
+import json
+import shutil
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from flows.cli import main
+
+
+def _run(capsys, *argv) -> dict:
+    code = main([*argv, "--json"])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    return json.loads(out)
+
+
+@pytest.fixture()
+def corpus_with_bad_file(tmp_path, sample_corpus):
+    corpus = tmp_path / "corpus"
+    shutil.copytree(sample_corpus, corpus)
+    (corpus / "images" / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"garbage" * 10)
+    (corpus / "notes.txt").write_text("not media")
+    return corpus
+
+
+TINY = ["--image-model", "ace-tiny-vit", "--shard-size", "8"]
+
+
+def test_embed_cli_writes_shards_and_rerun_embeds_nothing(prefect_harness, capsys, tmp_path,
+                                                          corpus_with_bad_file):
+    store = tmp_path / "store"
+    first = _run(capsys, "embed", str(corpus_with_bad_file), "--store", str(store), *TINY)
+    assert first["items"] == 23 and first["ok"] == 22 and first["failed"] == 1
+    assert first["skipped"] == 1
+    assert first["by_modality"] == {"audio": 6, "image": 12, "video": 4}
+    assert first["shards"] == 3 and first["shards_computed"] == 3 and first["embedded"] == 23
+
+    items = pq.read_table(sorted((store / "staging/embed").rglob("*.items.parquet"))[0]).to_pylist()
+    assert {r["status"] for r in items} <= {"ok", "failed"}
+    emb_tables = [pq.read_table(p) for p in (store / "staging/embed").rglob("*.emb.parquet")]
+    assert sum(t.num_rows for t in emb_tables) == 22
+    emb_type = emb_tables[0].schema.field("embedding").type
+    assert isinstance(emb_type, pa.FixedSizeListType) and emb_type.list_size == 512
+    assert emb_type.value_type == pa.float32()
+    failed = [r for s in (store / "staging/embed").rglob("*.items.parquet")
+              for r in pq.read_table(s).to_pylist() if r["status"] == "failed"]
+    assert [r["path"] for r in failed] == ["images/broken.png"] and failed[0]["error"]
+
+    again = _run(capsys, "embed", str(corpus_with_bad_file), "--store", str(store), *TINY)
+    assert again["shards_computed"] == 0 and again["embedded"] == 0
+    assert {k: again[k] for k in ("items", "ok", "failed")} == {"items": 23, "ok": 22, "failed": 1}
+
+
+def test_deleted_shard_files_are_recomputed(prefect_harness, capsys, tmp_path, sample_corpus):
+    store = tmp_path / "store"
+    _run(capsys, "embed", str(sample_corpus), "--store", str(store), *TINY)
+    victim = sorted((store / "staging/embed").rglob("*.emb.parquet"))[0]
+    victim.unlink()
+    again = _run(capsys, "embed", str(sample_corpus), "--store", str(store), *TINY)
+    assert victim.exists() and again["shards_computed"] == 1
+
+
+def test_bad_usage_exits_2_with_one_line(capsys, tmp_path):
+    assert main(["embed", str(tmp_path / "missing")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "corpus directory not found" in err[0]
+    assert main(["embed"]) == 2
