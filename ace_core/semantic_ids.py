@@ -1,0 +1,276 @@
+"""Semantic IDs: (coarse, fine_1..fine_L, suffix), ACE style.
+
+- coarse: faiss K-Means cluster of the L2-normalised embedding;
+- fine: RQ-VAE codes of the residual ``embedding - centroid[coarse]``;
+- suffix: 0, 1, 2 ... in item_id order among items whose (coarse, fine) collide.
+
+Ablation modes (same ID shape): ``no_coarse`` (one cluster with a zero centroid: the RQ-VAE
+sees the raw embedding), ``hkmeans`` (hierarchical k-means instead of the RQ-VAE, DSI style),
+``random`` (uniform random tokens).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass, field
+from typing import Sequence
+
+import numpy as np
+
+from ace_core.errors import AceInputError
+from ace_core.kmeans import KMeansConfig, assign_nearest, fit_kmeans
+from ace_core.rqvae import RQVAE, RQVAEConfig, rq_decode, rq_encode, train_rqvae
+
+logger = logging.getLogger(__name__)
+
+MODES = ("ace", "no_coarse", "hkmeans", "random")
+
+
+@dataclass(frozen=True)
+class SemanticIDConfig:
+    mode: str = "ace"  # ace | no_coarse | hkmeans | random (ablations)
+    kmeans: KMeansConfig = KMeansConfig()
+    rqvae: RQVAEConfig = RQVAEConfig()
+    faiss_reference: bool = True  # also fit faiss.ResidualQuantizer for the quality report
+
+
+@dataclass
+class SemanticIDs:
+    """IDs of a set of items, row-aligned with ``item_ids`` (sorted)."""
+
+    item_ids: list[str]
+    coarse: np.ndarray  # int64 (n,)
+    fine: np.ndarray  # int64 (n, L)
+    suffix: np.ndarray  # int64 (n,)
+
+    @property
+    def sids(self) -> list[str]:
+        return [format_sid(c, f, s) for c, f, s in zip(self.coarse, self.fine, self.suffix)]
+
+    def tokens(self) -> np.ndarray:
+        """(n, L + 2) int64: coarse, fine..., suffix."""
+        return np.concatenate([self.coarse[:, None], self.fine, self.suffix[:, None]], axis=1)
+
+    def concat(self, other: "SemanticIDs") -> "SemanticIDs":
+        ids = self.item_ids + other.item_ids
+        order = np.argsort(ids, kind="stable")
+        return SemanticIDs([ids[i] for i in order],
+                           np.concatenate([self.coarse, other.coarse])[order],
+                           np.concatenate([self.fine, other.fine])[order],
+                           np.concatenate([self.suffix, other.suffix])[order])
+
+
+def format_sid(coarse: int, fine: Sequence[int], suffix: int) -> str:
+    return ".".join(str(int(t)) for t in (coarse, *fine, suffix))
+
+
+@dataclass
+class SemanticIndexer:
+    """The fitted, frozen parts that turn embeddings into IDs."""
+
+    config: SemanticIDConfig
+    centroids: np.ndarray  # float32 (k, d)
+    rqvae: RQVAE | None  # None in hkmeans/random modes
+    codebook_size: int
+    report: dict = field(default_factory=dict)
+
+    def encode(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(coarse (n,), fine (n, L)) of embeddings with the frozen centroids and RQ-VAE."""
+        if self.rqvae is None:
+            raise AceInputError(f"mode {self.config.mode!r} IDs cannot be extended incrementally")
+        coarse = assign_nearest(self.centroids, x)
+        return coarse, rq_encode(self.rqvae, x - self.centroids[coarse])
+
+    def assign(self, item_ids: Sequence[str], x: np.ndarray,
+               existing: SemanticIDs) -> SemanticIDs:
+        """IDs for new items; existing IDs never change, collisions take the next free suffix."""
+        validate_embeddings(item_ids, x, self.centroids.shape[1])
+        clash = set(item_ids) & set(existing.item_ids)
+        if clash:
+            raise AceInputError(f"{len(clash)} items already have IDs, e.g. {sorted(clash)[0]}")
+        order = np.argsort(list(item_ids), kind="stable")
+        ids = [item_ids[i] for i in order]
+        coarse, fine = self.encode(np.asarray(x, np.float32)[order])
+        next_free: dict[tuple, int] = {}
+        for c, f, s in zip(existing.coarse, existing.fine, existing.suffix):
+            key = (int(c), *map(int, f))
+            next_free[key] = max(next_free.get(key, 0), int(s) + 1)
+        suffix = np.zeros(len(ids), np.int64)
+        for i, (c, f) in enumerate(zip(coarse, fine)):
+            key = (int(c), *map(int, f))
+            suffix[i] = next_free.get(key, 0)
+            next_free[key] = suffix[i] + 1
+        return SemanticIDs(ids, coarse, fine, suffix)
+
+
+def validate_embeddings(item_ids: Sequence[str], x: np.ndarray, dim: int | None = None) -> None:
+    """Raise AceInputError naming the offending items before any training starts."""
+    if len(item_ids) == 0:
+        raise AceInputError("no embeddings: the corpus has no successfully embedded item")
+    x = np.asarray(x)
+    if x.ndim != 2 or x.shape[0] != len(item_ids):
+        raise AceInputError(f"embeddings have shape {x.shape}, expected ({len(item_ids)}, d)")
+    if dim is not None and x.shape[1] != dim:
+        raise AceInputError(f"embeddings are {x.shape[1]}-d, the index expects {dim}-d")
+    seen, dups = set(), []
+    for i in item_ids:
+        if i in seen:
+            dups.append(i)
+        seen.add(i)
+    if dups:
+        raise AceInputError(f"{len(dups)} duplicate item_ids, e.g. {_names(dups)}")
+    bad = ~np.isfinite(x).all(axis=1)
+    if bad.any():
+        raise AceInputError(f"{int(bad.sum())} embeddings hold NaN/inf: "
+                            f"{_names([item_ids[i] for i in np.flatnonzero(bad)])}")
+    zero = np.linalg.norm(x, axis=1) < 1e-8
+    if zero.any():
+        raise AceInputError(f"{int(zero.sum())} embeddings have zero norm: "
+                            f"{_names([item_ids[i] for i in np.flatnonzero(zero)])}")
+
+
+def _names(ids: Sequence[str], n: int = 3) -> str:
+    shown = ", ".join(i[:12] for i in ids[:n])
+    return shown + (f" and {len(ids) - n} more" if len(ids) > n else "")
+
+
+def assign_suffixes(item_ids: Sequence[str], coarse: np.ndarray, fine: np.ndarray) -> np.ndarray:
+    """0, 1, 2 ... in item_id order within each (coarse, fine) group. ``item_ids`` sorted."""
+    counters: dict[tuple, int] = {}
+    suffix = np.zeros(len(item_ids), np.int64)
+    for i in np.argsort(list(item_ids), kind="stable"):
+        key = (int(coarse[i]), *map(int, fine[i]))
+        suffix[i] = counters.get(key, 0)
+        counters[key] = suffix[i] + 1
+    return suffix
+
+
+def fit_semantic_ids(item_ids: Sequence[str], x: np.ndarray,
+                     config: SemanticIDConfig = SemanticIDConfig()) -> tuple[SemanticIndexer,
+                                                                             SemanticIDs]:
+    """Fit coarse + fine quantizers on all items and return the indexer and their IDs."""
+    if config.mode not in MODES:
+        raise AceInputError(f"unknown semantic ID mode {config.mode!r} (one of {MODES})")
+    validate_embeddings(item_ids, x)
+    order = np.argsort(list(item_ids), kind="stable")
+    ids = [item_ids[i] for i in order]
+    x = l2n(np.asarray(x, np.float32)[order])
+    n, d = x.shape
+    if config.mode == "random":
+        return _random_ids(ids, d, config)
+    if config.mode == "no_coarse":
+        km_centroids, coarse, km_obj, km_imb = np.zeros((1, d), np.float32), np.zeros(n, np.int64), 0.0, 1.0
+    else:
+        km = fit_kmeans(x, config.kmeans)
+        km_centroids, coarse, km_obj, km_imb = km.centroids, km.assignment, km.objective, km.imbalance
+    residual = x - km_centroids[coarse]
+    if config.mode == "hkmeans":
+        K = _pow2_at_most(config.rqvae.codebook_size, n)
+        fine = hierarchical_kmeans_codes(residual, coarse, config.rqvae.levels, K,
+                                         config.kmeans.seed)
+        model, recon = None, None
+    else:
+        fit = train_rqvae(residual, config.rqvae)
+        model, K = fit.model, fit.model.codebook_size
+        fine = rq_encode(model, residual)
+        recon = rq_decode(model, fine)
+    suffix = assign_suffixes(ids, coarse, fine)
+    sids = SemanticIDs(ids, coarse, fine, suffix)
+    indexer = SemanticIndexer(config, km_centroids, model, K)
+    indexer.report = quality_report(sids, residual, recon, K, config, km_obj, km_imb)
+    return indexer, sids
+
+
+def l2n(x: np.ndarray) -> np.ndarray:
+    return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
+
+
+def _pow2_at_most(k: int, n: int) -> int:
+    return max(2, min(k, 1 << int(math.floor(math.log2(max(n, 2))))))
+
+
+def _random_ids(ids: list[str], d: int, config: SemanticIDConfig):
+    from ace_core.kmeans import effective_k
+
+    rng = np.random.default_rng(config.rqvae.seed)
+    n, L = len(ids), config.rqvae.levels
+    k = effective_k(n, config.kmeans)
+    K = _pow2_at_most(config.rqvae.codebook_size, n)
+    coarse = rng.integers(0, k, n)
+    fine = rng.integers(0, K, (n, L))
+    sids = SemanticIDs(ids, coarse, fine, assign_suffixes(ids, coarse, fine))
+    indexer = SemanticIndexer(config, np.zeros((k, d), np.float32), None, K)
+    indexer.report = quality_report(sids, None, None, K, config, 0.0, 1.0)
+    return indexer, sids
+
+
+def hierarchical_kmeans_codes(residual: np.ndarray, coarse: np.ndarray, levels: int, k: int,
+                              seed: int) -> np.ndarray:
+    """DSI-style codes: level l is a k-means cluster within the items sharing the prefix."""
+    n = residual.shape[0]
+    codes = np.zeros((n, levels), np.int64)
+    groups = [np.flatnonzero(coarse == c) for c in np.unique(coarse)]
+    for level in range(levels):
+        next_groups = []
+        for g in groups:
+            if len(g) <= k:  # small group: every member gets its own code
+                codes[g, level] = np.arange(len(g))
+                next_groups.extend([g[i : i + 1] for i in range(len(g))])
+                continue
+            km = fit_kmeans(residual[g], KMeansConfig(k=k, niter=10, seed=seed + level))
+            codes[g, level] = km.assignment
+            next_groups.extend(g[km.assignment == j] for j in range(k) if (km.assignment == j).any())
+        groups = next_groups
+    return codes
+
+
+def quality_report(sids: SemanticIDs, residual: np.ndarray | None, recon: np.ndarray | None,
+                   K: int, config: SemanticIDConfig, km_obj: float, km_imb: float) -> dict:
+    """Quality figures (keys as in DESIGN "JSON output")."""
+    n, L = sids.fine.shape
+    utilization, perplexity = [], []
+    for level in range(L):
+        counts = np.bincount(sids.fine[:, level], minlength=K).astype(np.float64)
+        p = counts[counts > 0] / n
+        utilization.append(round(float((counts > 0).sum() / K), 4))
+        perplexity.append(round(float(np.exp(-(p * np.log(p)).sum())), 3))
+    rel = faiss_rel = None
+    if residual is not None and recon is not None:
+        rel = relative_error(residual, recon)
+        if config.faiss_reference:
+            try:
+                faiss_rel = faiss_rq_relative_error(residual, L, K)
+            except RuntimeError as e:  # faiss refuses degenerate inputs (e.g. one point)
+                logger.info("faiss ResidualQuantizer reference skipped: %s",
+                            str(e).splitlines()[0][:160])
+    return {
+        "n_items": n,
+        "mode": config.mode,
+        "k": int(sids.coarse.max()) + 1 if n else 0,
+        "levels": L,
+        "codebook_size": K,
+        "collision_rate": round(float((sids.suffix > 0).sum() / n), 4) if n else 0.0,
+        "max_suffix": int(sids.suffix.max()) if n else 0,
+        "utilization": utilization,
+        "perplexity": perplexity,
+        "rel_recon_error": None if rel is None else round(rel, 5),
+        "faiss_rq_rel_recon_error": None if faiss_rel is None else round(faiss_rel, 5),
+        "kmeans_objective": round(km_obj, 4),
+        "kmeans_imbalance": round(km_imb, 4),
+    }
+
+
+def relative_error(x: np.ndarray, x_hat: np.ndarray) -> float:
+    denom = float((x.astype(np.float64) ** 2).sum())
+    return float(((x - x_hat).astype(np.float64) ** 2).sum() / denom) if denom > 0 else 0.0
+
+
+def faiss_rq_relative_error(x: np.ndarray, levels: int, K: int) -> float:
+    """Same budget reference: faiss.ResidualQuantizer with ``levels`` x log2(K) bits."""
+    import faiss
+
+    x = np.ascontiguousarray(x, dtype=np.float32)
+    rq = faiss.ResidualQuantizer(x.shape[1], levels, int(math.log2(K)))
+    rq.train(x)
+    return relative_error(x, rq.decode(rq.compute_codes(x)))

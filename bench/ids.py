@@ -1,0 +1,87 @@
+"""Semantic-ID figures (issue: semantic IDs). Prints markdown; not a test.
+
+  .venv/bin/python bench/ids.py [--sizes 10000 100000] [--repeats 3]
+
+Per size n (synthetic clustered 512-d, L2-normalised): our coarse K-Means vs bare faiss.Kmeans
+on the same data in the same run (median of repeats), RQ-VAE training time and epochs, the
+faiss.ResidualQuantizer reference, incremental assignment throughput, and the quality report.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import faiss
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from ace_core.kmeans import KMeansConfig, auto_k, fit_kmeans  # noqa: E402
+from ace_core.semantic_ids import SemanticIDConfig, fit_semantic_ids, l2n  # noqa: E402
+
+
+def data(n, d=512, clusters=500, seed=0):
+    rng = np.random.default_rng(seed)
+    centers = rng.standard_normal((clusters, d)).astype(np.float32)
+    x = centers[rng.integers(0, clusters, n)] + 0.6 * rng.standard_normal((n, d)).astype(np.float32)
+    return l2n(x)
+
+
+def median_time(fn, repeats):
+    ts = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        fn()
+        ts.append(time.perf_counter() - t)
+    return statistics.median(ts)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000])
+    ap.add_argument("--repeats", type=int, default=3)
+    args = ap.parse_args()
+    print(f"faiss {faiss.__version__}, threads {faiss.omp_get_max_threads()}")
+    rows, quality = [], []
+    for n in args.sizes:
+        x = data(n)
+        k = auto_k(n)
+        cfg = KMeansConfig(k=k)
+
+        def bare():
+            km = faiss.Kmeans(x.shape[1], k, niter=cfg.niter, seed=cfg.seed)
+            km.train(x)
+            km.index.search(x, 1)  # the assignment our fit also returns
+
+        t_bare = median_time(bare, args.repeats)
+        t_ours = median_time(lambda: fit_kmeans(x, cfg), args.repeats)
+        ids = [f"{i:064x}" for i in range(n)]
+        hold = n // 10
+        t = time.perf_counter()
+        indexer, sids = fit_semantic_ids(ids[hold:], x[hold:], SemanticIDConfig(kmeans=cfg))
+        t_fit = time.perf_counter() - t
+        t = time.perf_counter()
+        indexer.assign(ids[:hold], x[:hold], sids)
+        t_assign = time.perf_counter() - t
+        rows.append((n, k, t_bare, t_ours, t_fit, hold / t_assign))
+        quality.append((n, indexer.report))
+    print("\n| n | k | faiss.Kmeans s | ours s | ratio | full ID fit s (k-means + RQ-VAE + report) | incremental assign items/s |")
+    print("|---|---|---|---|---|---|---|")
+    for n, k, tb, to, tf, ips in rows:
+        print(f"| {n} | {k} | {tb:.2f} | {to:.2f} | {to / tb:.2f} | {tf:.1f} | {ips:,.0f} |")
+    if len(rows) > 1:
+        (n0, *_, f0, _), (n1, *_, f1, _) = rows[0], rows[-1]
+        print(f"\nfit cost growth {n0} -> {n1}: x{f1 / f0:.1f} for x{n1 / n0:.0f} items")
+    print("\n| n | rel_recon_error | faiss_rq_rel_recon_error | collision_rate | max_suffix | utilization | perplexity | imbalance |")
+    print("|---|---|---|---|---|---|---|---|")
+    for n, r in quality:
+        print(f"| {n} | {r['rel_recon_error']} | {r['faiss_rq_rel_recon_error']} | {r['collision_rate']} | "
+              f"{r['max_suffix']} | {r['utilization']} | {r['perplexity']} | {r['kmeans_imbalance']} |")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,77 @@
+"""Persistence of semantic IDs and the frozen quantizers (safetensors + JSON, no pickle).
+
+codebooks/
+  centroids.safetensors   {"centroids": float32 (k, d)}
+  rqvae.safetensors       RQ-VAE state dict (absent in hkmeans/random modes)
+  config.json             SemanticIDConfig + dims + codebook size + the quality report
+semantic_ids.parquet      item_id, coarse, fine list<int32>, suffix, sid
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import torch
+from safetensors.torch import load_file, save_file
+
+from ace_core.config import from_dict, to_dict
+from ace_core.rqvae import RQVAE
+from ace_core.semantic_ids import SemanticIDConfig, SemanticIDs, SemanticIndexer
+from storage.tables import SEMANTIC_IDS_SCHEMA, write_table_atomic
+
+
+def save_indexer(indexer: SemanticIndexer, folder: str | os.PathLike) -> None:
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    save_file({"centroids": torch.from_numpy(np.ascontiguousarray(indexer.centroids))},
+              str(folder / "centroids.safetensors"))
+    if indexer.rqvae is not None:
+        save_file({k: v.contiguous() for k, v in indexer.rqvae.state_dict().items()},
+                  str(folder / "rqvae.safetensors"))
+    meta = {"config": to_dict(indexer.config), "dim": int(indexer.centroids.shape[1]),
+            "codebook_size": indexer.codebook_size, "report": indexer.report}
+    (folder / "config.json").write_text(json.dumps(meta, indent=2))
+
+
+def load_indexer(folder: str | os.PathLike) -> SemanticIndexer:
+    folder = Path(folder)
+    meta = json.loads((folder / "config.json").read_text())
+    config = from_dict(SemanticIDConfig, meta["config"])
+    centroids = load_file(str(folder / "centroids.safetensors"))["centroids"].numpy()
+    model = None
+    if (folder / "rqvae.safetensors").exists():
+        model = RQVAE(meta["dim"], config.rqvae, meta["codebook_size"])
+        model.load_state_dict(load_file(str(folder / "rqvae.safetensors")))
+        model.eval()
+    return SemanticIndexer(config, centroids, model, meta["codebook_size"], meta["report"])
+
+
+def write_semantic_ids(sids: SemanticIDs, path: str | os.PathLike) -> None:
+    table = pa.Table.from_pydict(
+        {
+            "item_id": sids.item_ids,
+            "coarse": sids.coarse.astype(np.int32),
+            "fine": [row.astype(np.int32).tolist() for row in sids.fine],
+            "suffix": sids.suffix.astype(np.int32),
+            "sid": sids.sids,
+        },
+        schema=SEMANTIC_IDS_SCHEMA,
+    )
+    write_table_atomic(table, path)
+
+
+def read_semantic_ids(path: str | os.PathLike) -> SemanticIDs:
+    t = pq.read_table(path)
+    fine = t.column("fine").to_pylist()
+    levels = len(fine[0]) if fine else 0
+    return SemanticIDs(
+        t.column("item_id").to_pylist(),
+        t.column("coarse").to_numpy().astype(np.int64),
+        np.asarray(fine, dtype=np.int64).reshape(len(fine), levels),
+        t.column("suffix").to_numpy().astype(np.int64),
+    )
