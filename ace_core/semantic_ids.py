@@ -272,5 +272,7 @@ def faiss_rq_relative_error(x: np.ndarray, levels: int, K: int) -> float:
 
     x = np.ascontiguousarray(x, dtype=np.float32)
     rq = faiss.ResidualQuantizer(x.shape[1], levels, int(math.log2(K)))
+    if x.shape[0] < x.shape[1]:  # progressive-dim training needs a PCA: n >= d
+        rq.train_type = faiss.ResidualQuantizer.Train_default
     rq.train(x)
     return relative_error(x, rq.decode(rq.compute_codes(x)))

@@ -112,6 +112,183 @@ def _human_embed(r: dict) -> str:
     return "\n".join(lines)
 
 
+def index_config_from_args(args) -> dict:
+    """IndexConfig dict: --config JSON file first, then the explicit flags."""
+    from ace_core.config import from_dict, to_dict
+    from ace_core.settings import IndexConfig
+
+    base = {}
+    if args.config:
+        try:
+            with open(args.config) as f:
+                base = json.load(f)
+        except (OSError, json.JSONDecodeError) as e:
+            raise UsageError(f"cannot read --config {args.config}: {e}") from e
+    cfg = to_dict(from_dict(IndexConfig, base))
+    cfg["embed"] = to_dict(embed_config_from_args(args))
+    ids, train = cfg["ids"], cfg["train"]
+    if args.k is not None:
+        ids["kmeans"]["k"] = args.k
+    if args.levels is not None:
+        ids["rqvae"]["levels"] = args.levels
+    if args.codebook_size is not None:
+        ids["rqvae"]["codebook_size"] = args.codebook_size
+    if args.epochs is not None:
+        train["epochs"] = args.epochs
+    if args.encoder is not None:
+        cfg["retriever"]["encoder_path"] = args.encoder
+    cfg["ablations"] = bool(args.ablations)
+    return to_dict(from_dict(IndexConfig, cfg))
+
+
+def cmd_index(args) -> int:
+    from flows.index import index_corpus
+
+    _require_dir(args.corpus)
+    report = index_corpus(args.corpus, args.store, index_config_from_args(args))
+    emit(args, report, _human_publish)
+    return 0
+
+
+def cmd_ingest(args) -> int:
+    from flows.index import ingest_batch
+
+    _require_dir(args.corpus)
+    report = ingest_batch(args.corpus, args.store)
+    emit(args, report, _human_publish)
+    return 0
+
+
+def _human_publish(r: dict) -> str:
+    c, d, e = r["items"], r["id_diff"], r["eval"]
+    lines = [
+        f"published {r['version']} ({r['operation']}, parent {r['parent_version'] or '-'}) "
+        f"in {r['seconds']:.1f} s",
+        f"items: {c['items']} ({c['ok']} ok, {c['failed']} failed); IDs: k={r['ids']['k']}, "
+        f"{r['ids']['levels']}x{r['ids']['codebook_size']} codes, collision rate "
+        f"{r['ids']['collision_rate']}, rel. error {r['ids'].get('rel_recon_error')} "
+        f"(faiss RQ {r['ids'].get('faiss_rq_rel_recon_error')})",
+        f"ID diff vs parent: {d['added']} added, {d['removed']} removed, {d['changed']} changed, "
+        f"{d['unchanged']} unchanged",
+        _eval_table(e),
+    ]
+    return "\n".join(lines)
+
+
+def _eval_table(e: dict) -> str:
+    rows = []
+    for name in ("generative", "dense"):
+        if e.get(name):
+            rows.append([name] + [_fmt(e[name].get(k)) for k in METRICS])
+    for name, m in (e.get("ablations") or {}).items():
+        rows.append([f"ablation: {name}"] + [_fmt(m.get(k)) for k in METRICS])
+    for name, m in (e.get("subsets") or {}).items():
+        rows.append([f"generative, {name.replace('_', ' ')}"] + [_fmt(m.get(k)) for k in METRICS])
+    q = e.get("queries", {})
+    head = (f"evaluation ({e.get('protocol', 'seen')} items; {q.get('test', 0)} test / "
+            f"{q.get('val', 0)} val queries)")
+    return head + "\n" + _table(rows, ["model"] + list(METRICS))
+
+
+METRICS = ("R@1", "R@5", "R@10", "MRR@10")
+
+
+def _fmt(v) -> str:
+    return "-" if v is None else f"{v:.3f}"
+
+
+def cmd_query(args) -> int:
+    from tasks.steps import load_version_model
+
+    text = _check_query(args.text)
+    version, model, items, sids = load_version_model(args.store, args.version)
+    if args.k <= 0 or args.k > len(model.item_ids):
+        raise UsageError(f"-k must be between 1 and the number of indexed items "
+                         f"({len(model.item_ids)}), got {args.k}")
+    if args.dense:
+        hits = model.dense_search([text], args.k)[0]
+    else:
+        hits = model.search([text], args.k, beam=max(args.beam, args.k))[0]
+    results = [{"item_id": model.item_ids[i], "path": items[model.item_ids[i]]["path"],
+                "modality": items[model.item_ids[i]]["modality"],
+                "sid": sids[model.item_ids[i]], "score": round(score, 4)} for i, score in hits]
+    payload = {"query": text, "version": version,
+               "mode": "dense" if args.dense else "generative", "results": results}
+    emit(args, payload, lambda p: f"{p['mode']} results for {p['query']!r} ({p['version']})\n"
+         + _table([[n + 1, f"{r['score']:.3f}", r["modality"], r["sid"], r["path"]]
+                   for n, r in enumerate(p["results"])],
+                  ["#", "score", "modality", "semantic id", "path"]))
+    return 0
+
+
+def _check_query(text: str) -> str:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise UsageError("query is not valid UTF-8 text") from None
+    if not text.strip():
+        raise UsageError("empty query: give some text to search for")
+    from ace_core.index_model import MAX_QUERY_CHARS
+
+    if len(text) > MAX_QUERY_CHARS:
+        raise UsageError(f"query too long ({len(text)} characters, at most {MAX_QUERY_CHARS})")
+    return text.strip()
+
+
+def cmd_versions(args) -> int:
+    from storage.store import Store
+
+    s = Store(args.store)
+    latest = s.latest()
+    rows = []
+    for v in s.versions():
+        m = s.manifest(v)
+        ev = m.get("eval", {})
+        rows.append({"version": v, "parent_version": m.get("parent_version"),
+                     "operation": m.get("operation"), "created_at": m.get("created_at"),
+                     "items": m.get("counts", {}).get("ok"),
+                     "failed": m.get("counts", {}).get("failed"),
+                     "latest": v == latest,
+                     "eval": {k: (ev.get(k) or {}).get("R@1") for k in ("generative", "dense")}})
+    emit(args, rows, lambda rs: _table(
+        [[("* " if r["latest"] else "  ") + r["version"], r["parent_version"] or "-",
+          r["operation"], r["created_at"], r["items"], r["failed"],
+          _fmt(r["eval"]["generative"]), _fmt(r["eval"]["dense"])] for r in rs],
+        ["version", "parent", "operation", "created", "items", "failed", "gen R@1", "dense R@1"])
+        if rs else f"no versions in {args.store}")
+    return 0
+
+
+def cmd_audit(args) -> int:
+    from flows.index import audit
+
+    d = audit(args.store, args.from_version, args.to_version)
+    emit(args, d, lambda d: f"{d['from']} -> {d['to']}: {d['added']} added, {d['removed']} "
+         f"removed, {d['changed']} changed, {d['unchanged']} unchanged"
+         + "".join(f"\n  changed {c['item_id'][:12]}: {c['from']} -> {c['to']}"
+                   for c in d["changed_items"][:20]))
+    return 0
+
+
+def cmd_eval(args) -> int:
+    from storage.store import Store
+
+    s = Store(args.store)
+    version = s.resolve(args.version)
+    ev = json.loads((s.version_dir(version) / "eval.json").read_text())
+    if args.ablations and not ev.get("ablations"):
+        from tasks.steps import index_config, run_ablations
+
+        cfg = index_config(s.manifest(version)["config"])
+        ev["ablations"] = run_ablations(s.version_dir(version), cfg)
+    out = {"version": version, **{k: ev.get(k) for k in ("protocol", "queries", "generative",
+                                                         "dense", "subsets")}}
+    if args.ablations:
+        out["ablations"] = ev["ablations"]
+    emit(args, out, lambda o: f"{o['version']}: " + _eval_table(o))
+    return 0
+
+
 def _require_dir(path: str) -> None:
     import os
 
@@ -144,12 +321,47 @@ def build_parser() -> argparse.ArgumentParser:
     _add_embed_options(p)
     p.set_defaults(func=cmd_embed)
 
-    for register in _EXTRA_COMMANDS:
-        register(sub, common)
+    for name, func, text in (("index", cmd_index, "full re-index and publish a new version"),
+                             ("ingest", cmd_ingest, "add new files of CORPUS to the index")):
+        p = sub.add_parser(name, parents=[common], help=text)
+        p.add_argument("corpus")
+        if name == "index":
+            _add_embed_options(p)
+            _add_index_options(p)
+        p.set_defaults(func=func)
+
+    p = sub.add_parser("query", parents=[common], help="top-k items for a text query")
+    p.add_argument("text")
+    p.add_argument("-k", type=int, default=10)
+    p.add_argument("--version", default=None)
+    p.add_argument("--beam", type=int, default=10, help="beam size (at least k)")
+    p.add_argument("--dense", action="store_true", help="use the dense baseline instead")
+    p.set_defaults(func=cmd_query)
+
+    p = sub.add_parser("versions", parents=[common], help="list published versions")
+    p.set_defaults(func=cmd_versions)
+
+    p = sub.add_parser("audit", parents=[common], help="identifier diff between versions")
+    p.add_argument("--from", dest="from_version", default=None)
+    p.add_argument("--to", dest="to_version", default=None)
+    p.set_defaults(func=cmd_audit)
+
+    p = sub.add_parser("eval", parents=[common], help="evaluation of a version")
+    p.add_argument("--version", default=None)
+    p.add_argument("--ablations", action="store_true", help="include (train if needed) ablations")
+    p.set_defaults(func=cmd_eval)
     return parser
 
 
-_EXTRA_COMMANDS: list[Callable] = []
+def _add_index_options(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("semantic IDs and retriever")
+    g.add_argument("--config", default=None, help="JSON file with IndexConfig settings")
+    g.add_argument("--k", type=int, default=None, help="coarse clusters (default: automatic)")
+    g.add_argument("--levels", type=int, default=None, help="RQ-VAE levels (default 3)")
+    g.add_argument("--codebook-size", type=int, default=None, help="codes per level (default 256)")
+    g.add_argument("--epochs", type=int, default=None, help="retriever training epochs (max)")
+    g.add_argument("--encoder", default=None, help="local Hugging Face text encoder folder")
+    g.add_argument("--ablations", action="store_true", help="also train the ablation models")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -140,3 +140,16 @@ def summarize_items(items) -> dict:
     ok = sum(s == "ok" for s in status)
     return {"items": len(status), "ok": ok, "failed": len(status) - ok,
             "by_modality": dict(sorted(by_modality.items()))}
+
+
+def record_encoders(cache_dir: Path, encoders: dict) -> None:
+    """Merge {modality: name, weights_source, weights_sha256, dim} into encoders.json."""
+    path = cache_dir / "encoders.json"
+    known = json.loads(path.read_text()) if path.exists() else {}
+    for modality, enc in encoders.items():
+        known[modality] = {"name": enc.name, "weights_source": enc.weights_source,
+                           "weights_sha256": enc.weights_sha256, "dim": enc.dim}
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(known, indent=2, sort_keys=True))
+    tmp.replace(path)

@@ -21,6 +21,7 @@ from storage.shards import (
     finished_shard,
     load_shard_files,
     plan_shards,
+    record_encoders,
     write_embed_shard,
 )
 from storage.store import Store
@@ -79,6 +80,7 @@ def embed_shard(spec: dict, store: str, config_json: str) -> dict:
         return asdict(done)
     files = load_shard_files(shard)
     encoders = encoders_for(config_json, {f.modality for f in files})
+    record_encoders(cache, encoders)
     bar = tqdm(total=len(files), desc=f"embed {shard.name}", unit="item", file=sys.stderr,
                disable=None, leave=False)
     results = embed_files(files, encoders, config.pipeline, on_result=lambda _: bar.update())

@@ -1,0 +1,231 @@
+"""A trained retrieval model for one index version: generative retriever + dense baseline.
+
+``fit_retrieval`` splits the captions (protocol in evaluation.py), trains both models, and
+evaluates them on the held-out test queries. ``RetrievalModel.search`` answers text queries.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field, replace
+from typing import Callable, Mapping, Sequence
+
+import numpy as np
+import torch
+
+from ace_core.errors import AceInputError
+from ace_core.evaluation import QuerySplit, retrieval_metrics, split_queries
+from ace_core.generate import Trie
+from ace_core.retriever import IDDecoder, RetrieverConfig, TextEncoder, Vocab, build_text_encoder
+from ace_core.semantic_ids import SemanticIDs, SemanticIndexer
+from ace_core.training import (
+    DenseProjection,
+    TextFeatures,
+    TrainConfig,
+    TrainReport,
+    dense_search,
+    generative_search,
+    train_dense,
+    train_generative,
+)
+
+logger = logging.getLogger(__name__)
+
+SUFFIX_HEADROOM = 16  # spare suffix tokens so incremental ingests rarely grow the vocabulary
+MAX_QUERY_CHARS = 2000
+
+
+@dataclass
+class RetrievalModel:
+    config: RetrieverConfig
+    vocab: Vocab
+    item_ids: list[str]  # sorted; row i of item_emb / id_tokens
+    item_emb: np.ndarray  # float32 (n, D)
+    id_tokens: np.ndarray  # int64 (n, L + 2) vocabulary ids
+    encoder: TextEncoder
+    tokenizer: object
+    decoder: IDDecoder
+    dense: DenseProjection
+    device: torch.device = field(default_factory=lambda: torch.device("cpu"))
+    _trie: Trie | None = None
+
+    @property
+    def trie(self) -> Trie:
+        if self._trie is None:
+            self._trie = Trie(self.id_tokens)
+        return self._trie
+
+    def features(self, texts: Sequence[str]) -> TextFeatures:
+        return TextFeatures(self.encoder, self.tokenizer, list(texts), device=self.device,
+                            max_tokens=self.config.max_query_tokens)
+
+    def search(self, texts: Sequence[str], k: int = 10, beam: int = 10):
+        """Generative retrieval: top-k (item index, score) per query."""
+        validate_queries(texts, k, len(self.item_ids))
+        return generative_search(self.decoder, self.features(texts), self.trie, beam,
+                                 min(k, len(self.item_ids)), device=self.device)
+
+    def dense_search(self, texts: Sequence[str], k: int = 10):
+        validate_queries(texts, k, len(self.item_ids))
+        return dense_search(self.dense, self.features(texts), self.item_emb,
+                            min(k, len(self.item_ids)))
+
+
+def validate_queries(texts: Sequence[str], k: int, n_items: int) -> None:
+    if k <= 0:
+        raise AceInputError(f"k must be positive, got {k}")
+    if n_items == 0:
+        raise AceInputError("the index holds no items")
+    for t in texts:
+        if not isinstance(t, str) or not t.strip():
+            raise AceInputError("empty query: give some text to search for")
+        if len(t) > MAX_QUERY_CHARS:
+            raise AceInputError(f"query too long ({len(t)} characters, at most {MAX_QUERY_CHARS})")
+
+
+def build_vocab(sids: SemanticIDs, indexer: SemanticIndexer) -> Vocab:
+    return Vocab(n_coarse=int(indexer.centroids.shape[0]), levels=int(sids.fine.shape[1]),
+                 codebook_size=int(indexer.codebook_size),
+                 n_suffix=int(sids.suffix.max(initial=0)) + 1 + SUFFIX_HEADROOM)
+
+
+def codebook_vectors(indexer: SemanticIndexer) -> np.ndarray | None:
+    return None if indexer.rqvae is None else indexer.rqvae.codebooks.detach().cpu().numpy()
+
+
+def new_decoder(cfg: RetrieverConfig, vocab: Vocab, encoder: TextEncoder, item_dim: int,
+                indexer: SemanticIndexer) -> IDDecoder:
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(cfg.seed)
+        decoder = IDDecoder(cfg, vocab, encoder.hidden, encoder.n_layers, item_dim)
+    decoder.init_id_embeddings(indexer.centroids, codebook_vectors(indexer), cfg.seed)
+    return decoder
+
+
+@dataclass
+class FitResult:
+    model: RetrievalModel
+    split: QuerySplit
+    generative_report: TrainReport
+    eval: dict  # {"queries": {...}, "generative": M, "dense": M}
+    subsets: dict | None = None  # fine-tuning: generative metrics on old vs new items
+
+
+@dataclass
+class InitState:
+    """A trained retriever to fine-tune from (incremental ingest)."""
+
+    decoder: dict  # IDDecoder state dict
+    dense: dict  # DenseProjection state dict
+    vocab: Vocab
+    item_ids: set[str]  # the items it was trained on
+
+
+def _grown_vocab(vocab: Vocab, old: Vocab) -> Vocab:
+    """The old vocabulary, grown only where the new IDs need more tokens."""
+    if (vocab.n_coarse, vocab.levels, vocab.codebook_size) != (old.n_coarse, old.levels,
+                                                               old.codebook_size):
+        raise AceInputError("cannot fine-tune: the ID layout differs from the parent's")
+    return replace(old, n_suffix=max(old.n_suffix, vocab.n_suffix - SUFFIX_HEADROOM))
+
+
+def _load_init(decoder: IDDecoder, dense: DenseProjection, init: InitState) -> None:
+    state = dict(init.decoder)
+    old = state["tok.weight"]
+    new = decoder.tok.weight.detach().clone()
+    new[: old.shape[0]] = old  # suffix tokens are last: old rows keep their ids
+    state["tok.weight"] = new
+    decoder.load_state_dict(state)
+    dense.load_state_dict(init.dense)
+
+
+def _replay(split: QuerySplit, new_rows: set[int], ratio: float, seed: int) -> QuerySplit:
+    """Training pairs of new items plus a seeded sample of old pairs (ratio per new pair)."""
+    new = [p for p in split.train if p[1] in new_rows]
+    old = [p for p in split.train if p[1] not in new_rows]
+    n_old = min(len(old), max(256, int(ratio * len(new))))
+    rng = np.random.default_rng(seed)
+    keep = sorted(rng.choice(len(old), n_old, replace=False).tolist()) if n_old else []
+    return replace(split, train=new + [old[i] for i in keep])
+
+
+def fit_retrieval(
+    item_ids: Sequence[str], item_emb: np.ndarray, sids: SemanticIDs, indexer: SemanticIndexer,
+    captions: Mapping[str, object], *, config: RetrieverConfig = RetrieverConfig(),
+    train: TrainConfig = TrainConfig(), device: str | torch.device | None = None,
+    encoder=None, progress: Callable[[int, float], None] | None = None, dense: bool = True,
+    init: InitState | None = None, replay_ratio: float = 2.0,
+) -> FitResult:
+    """Train the generative retriever (and the dense baseline) for a set of items with IDs.
+
+    With ``init`` (incremental ingest) the parent's weights are fine-tuned on the new items'
+    captions mixed with a replay of old pairs; metrics are also reported on old vs new items.
+    """
+    if list(item_ids) != sids.item_ids:
+        raise AceInputError("items and semantic IDs are not aligned (both must be sorted)")
+    device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    enc, tok, _ = encoder or build_text_encoder(config)
+    enc.eval().to(device)
+    vocab = build_vocab(sids, indexer)
+    if init is not None:
+        vocab = _grown_vocab(vocab, init.vocab)
+    split = split_queries(item_ids, captions, seed=train.seed)
+    full_split = split
+    new_rows = {n for n, i in enumerate(item_ids) if init is not None and i not in init.item_ids}
+    if init is not None:
+        split = _replay(split, new_rows, replay_ratio, train.seed)
+    if not split.train and not train.index_task:
+        raise AceInputError("no training captions and the indexing task is off: nothing to learn")
+    decoder = new_decoder(config, vocab, enc, item_emb.shape[1], indexer)
+    model = RetrievalModel(config, vocab, list(item_ids), np.asarray(item_emb, np.float32),
+                           vocab.encode(sids.tokens()), enc, tok, decoder,
+                           DenseProjection(enc.hidden, item_emb.shape[1]), device)
+    if init is not None:
+        _load_init(decoder, model.dense, init)
+    feats = {name: model.features([t for t, _ in pairs]) for name, pairs in
+             (("train", split.train), ("val", split.val), ("test", split.test))}
+    gold = {name: np.asarray([n for _, n in pairs], np.int64) for name, pairs in
+            (("train", split.train), ("val", split.val), ("test", split.test))}
+    val = (feats["val"], gold["val"]) if len(gold["val"]) else None
+    report = train_generative(decoder, feats["train"], gold["train"], model.item_emb,
+                              model.id_tokens, model.trie, train, val=val, device=device,
+                              progress=progress)
+    if dense and len(gold["train"]):
+        train_dense(model.dense, feats["train"], gold["train"], model.item_emb, train, val=val)
+    ev = {"protocol": split.protocol,
+          "queries": {"train": len(split.train), "val": len(split.val), "test": len(split.test)},
+          "generative": evaluate(model, feats["test"], gold["test"], "generative")}
+    if dense:
+        ev["dense"] = evaluate(model, feats["test"], gold["test"], "dense")
+    subsets = None
+    if init is not None:
+        is_new = np.isin(gold["test"], sorted(new_rows))
+        subsets = {"old_items": _subset_eval(model, feats["test"], gold["test"], ~is_new),
+                   "new_items": _subset_eval(model, feats["test"], gold["test"], is_new)}
+    return FitResult(model, full_split, report, ev, subsets)
+
+
+def _subset_eval(model: RetrievalModel, feats: TextFeatures, gold: np.ndarray,
+                 mask: np.ndarray) -> dict:
+    rows = np.flatnonzero(mask)
+    if not len(rows):
+        return retrieval_metrics([], [])
+    ranked = generative_search(model.decoder, feats, model.trie, 10, 10, device=model.device,
+                               rows=rows)
+    return {**retrieval_metrics([[i for i, _ in r] for r in ranked], list(gold[rows])),
+            "queries": int(len(rows))}
+
+
+def evaluate(model: RetrievalModel, feats: TextFeatures, gold: np.ndarray, which: str,
+             beam: int = 10) -> dict:
+    if not len(gold):
+        return retrieval_metrics([], [])
+    if which == "generative":
+        ranked = generative_search(model.decoder, feats, model.trie, beam, 10, device=model.device)
+    else:
+        ranked = dense_search(model.dense, feats, model.item_emb, 10)
+    return retrieval_metrics([[i for i, _ in r] for r in ranked], list(gold))
+
+
+def with_fusion(config: RetrieverConfig, fusion: bool) -> RetrieverConfig:
+    return replace(config, fusion=fusion)

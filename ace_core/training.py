@@ -1,0 +1,303 @@
+"""Training and search for the generative retriever and the dense baseline.
+
+The text encoder is frozen (its layer outputs are computed once per text and cached within a
+memory budget); the ID decoder and the dense projection are trained. Loss: cross-entropy on
+the ID tokens + R-Drop (symmetric KL between two dropout passes). Checkpoints are chosen on
+validation queries only.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import time
+from contextlib import nullcontext
+from dataclasses import dataclass, field
+from typing import Callable, Sequence
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from ace_core.evaluation import retrieval_metrics
+from ace_core.generate import Trie, constrained_beam_search
+from ace_core.retriever import BOS, IDDecoder, TextEncoder, mean_pool
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    epochs: int = 60  # upper bound; early stopping on validation MRR@10
+    batch_size: int = 64
+    lr: float = 1e-3
+    weight_decay: float = 0.01
+    rdrop_weight: float = 0.5  # weight of the R-Drop KL term (0: one pass, no KL)
+    bridge_weight: float = 1.0  # InfoNCE weight of the query -> item-space bridge
+    eval_every: int = 2  # validate (beam search on val queries) every N epochs
+    index_task: bool = True  # also learn item embedding -> ID (caption-less items)
+    patience: int = 12  # epochs without validation improvement before stopping
+    val_beam_size: int = 5
+    max_val_queries: int = 512
+    dense_epochs: int = 150
+    dense_lr: float = 3e-3
+    feature_cache_mb: int = 1024  # cache encoder layer outputs up to this size
+    seed: int = 0
+
+
+@dataclass
+class TrainReport:
+    epochs: int
+    best_epoch: int
+    best_val: dict | None
+    seconds: float
+    seconds_per_epoch: float
+    peak_memory_mb: float
+    history: list[dict] = field(default_factory=list)
+
+
+# ----------------------------------------------------------------------------- features
+
+
+class TextFeatures:
+    """Frozen-encoder features of a list of texts: all layers (S, N, T, H) and pooled (N, H)."""
+
+    def __init__(self, encoder: TextEncoder, tokenizer, texts: Sequence[str], *, device,
+                 max_tokens: int = 48, cache_mb: int = 1024, batch: int = 128):
+        self.encoder, self.device = encoder, torch.device(device)
+        enc = tokenizer(list(texts), padding=True, truncation=True, max_length=max_tokens,
+                        return_tensors="pt")
+        self.ids, self.mask = enc["input_ids"], enc["attention_mask"]
+        n, t = self.ids.shape
+        size_mb = encoder.n_layers * n * t * encoder.hidden * 2 / 2**20
+        self.cached: torch.Tensor | None = None
+        pooled, layers = [], []
+        for i in range(0, n, batch):
+            lay = self._run(slice(i, i + batch))
+            pooled.append(mean_pool(lay[-1], self.mask[i : i + batch].to(lay.device)).float().cpu())
+            if size_mb <= cache_mb:
+                layers.append(lay.half().cpu())
+        self.pooled = torch.cat(pooled) if pooled else torch.zeros(0, encoder.hidden)
+        if size_mb <= cache_mb and layers:
+            self.cached = torch.cat(layers, dim=1)
+
+    def __len__(self) -> int:
+        return self.ids.shape[0]
+
+    @torch.inference_mode()
+    def _run(self, sl) -> torch.Tensor:
+        ids, mask = self.ids[sl].to(self.device), self.mask[sl].to(self.device)
+        return self.encoder(ids, mask)
+
+    def layers(self, idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(S, b, T', H) float on device and pad mask (b, T') True = padding, T' trimmed."""
+        mask = self.mask[idx]
+        t = int(mask.sum(1).max())
+        if self.cached is not None:
+            lay = self.cached[:, idx, :t].to(self.device).float()
+        else:
+            lay = self._run(idx)[:, :, :t].float()
+        return lay, (mask[:, :t] == 0).to(self.device)
+
+
+def _autocast(device: torch.device):
+    return torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else nullcontext()
+
+
+def _peak_memory_mb(device: torch.device) -> float:
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device) / 2**20
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+# ----------------------------------------------------------------------------- generative
+
+
+def id_loss(decoder: IDDecoder, memory, pad, targets, rdrop_weight: float) -> torch.Tensor:
+    """CE on the ID tokens (+ R-Drop KL between two dropout passes)."""
+    bos = torch.full((targets.shape[0], 1), BOS, dtype=torch.long, device=targets.device)
+    inp = torch.cat([bos, targets[:, :-1]], dim=1)
+    logits = decoder(memory, pad, inp)
+    ce = F.cross_entropy(logits.flatten(0, 1).float(), targets.flatten())
+    if rdrop_weight <= 0:
+        return ce
+    logits2 = decoder(memory, pad, inp)
+    ce2 = F.cross_entropy(logits2.flatten(0, 1).float(), targets.flatten())
+    lp, lq = F.log_softmax(logits.float(), -1), F.log_softmax(logits2.float(), -1)
+    kl = 0.5 * (F.kl_div(lp, lq, log_target=True, reduction="batchmean")
+                + F.kl_div(lq, lp, log_target=True, reduction="batchmean")) / targets.shape[1]
+    return 0.5 * (ce + ce2) + rdrop_weight * kl
+
+
+def _batches(n_caps: int, n_items: int, cfg: TrainConfig, gen: torch.Generator):
+    """Shuffled mix of caption batches and indexing-task batches."""
+    out = [("cap", b) for b in torch.randperm(n_caps, generator=gen).split(cfg.batch_size)]
+    if cfg.index_task and n_items:
+        out += [("item", b) for b in torch.randperm(n_items, generator=gen).split(cfg.batch_size)]
+    order = torch.randperm(len(out), generator=gen).tolist()
+    return [out[i] for i in order]
+
+
+def train_generative(
+    decoder: IDDecoder, train_feats: TextFeatures, train_items: np.ndarray,
+    item_emb: np.ndarray, id_tokens: np.ndarray, trie: Trie, cfg: TrainConfig, *,
+    val: tuple[TextFeatures, np.ndarray] | None = None, device="cpu",
+    progress: Callable[[int, float], None] | None = None,
+) -> TrainReport:
+    """Train ``decoder`` in place; keeps the state with the best validation MRR@10."""
+    device = torch.device(device)
+    decoder.to(device)
+    gen = torch.Generator().manual_seed(cfg.seed)
+    emb = torch.from_numpy(np.asarray(item_emb, np.float32)).to(device)
+    targets = torch.from_numpy(np.asarray(id_tokens, np.int64)).to(device)
+    cap_items = torch.from_numpy(np.asarray(train_items, np.int64))
+    opt = torch.optim.AdamW(decoder.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    started, history = time.perf_counter(), []
+    best_key, best_state, best_epoch, best_val = None, None, 0, None
+    epoch = 0
+    for epoch in range(1, cfg.epochs + 1):
+        decoder.train()
+        total, count = 0.0, 0
+        for kind, b in _batches(len(cap_items), len(emb), cfg, gen):
+            with _autocast(device):
+                q = None
+                if kind == "cap":
+                    memory, pad, q = decoder.memory_from_text(*train_feats.layers(b))
+                    items = cap_items[b].to(device)
+                else:
+                    items = b.to(device)
+                    memory, pad = decoder.memory_from_items(emb[items]), None
+                loss = id_loss(decoder, memory, pad, targets[items], cfg.rdrop_weight)
+                if q is not None and cfg.bridge_weight > 0:
+                    loss = loss + cfg.bridge_weight * F.cross_entropy(
+                        (q @ emb.T).float() / 0.05, items)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(decoder.parameters(), 1.0)
+            opt.step()
+            total, count = total + loss.item() * len(b), count + len(b)
+        row = {"epoch": epoch, "loss": total / max(count, 1)}
+        last = epoch == cfg.epochs
+        if val is not None and len(val[0]) and (epoch % cfg.eval_every == 0 or last):
+            row["val"] = evaluate_generative(decoder, val[0], val[1], trie, cfg.val_beam_size,
+                                             cfg.max_val_queries, device)
+            key = (row["val"]["MRR@10"], row["val"]["R@1"], -row["loss"])
+        elif val is None or not len(val[0]):
+            key = (-row["loss"],)
+        else:
+            key = None  # not validated this epoch
+        history.append(row)
+        if progress:
+            progress(epoch, row["loss"])
+        if key is not None and (best_key is None or key > best_key):
+            best_key, best_epoch, best_val = key, epoch, row.get("val")
+            best_state = copy.deepcopy(decoder.state_dict())
+        elif best_key is not None and epoch - best_epoch >= cfg.patience:
+            break
+    decoder.load_state_dict(best_state)
+    decoder.eval()
+    seconds = time.perf_counter() - started
+    return TrainReport(epoch, best_epoch, best_val, seconds, seconds / max(epoch, 1),
+                       _peak_memory_mb(device), history)
+
+
+def evaluate_generative(decoder, feats: TextFeatures, gold: np.ndarray, trie: Trie, beam: int,
+                        limit: int, device) -> dict:
+    idx = np.arange(min(len(feats), limit))
+    ranked = generative_search(decoder, feats, trie, beam, 10, device=device, rows=idx)
+    return retrieval_metrics([[i for i, _ in r] for r in ranked], list(gold[idx]))
+
+
+@torch.no_grad()
+def generative_search(decoder: IDDecoder, feats: TextFeatures, trie: Trie, beam: int, k: int, *,
+                      device="cpu", batch: int = 32, rows: np.ndarray | None = None):
+    """Top-k (item index, log-prob) per query, via trie-constrained beam search."""
+    decoder.eval()
+    rows = np.arange(len(feats)) if rows is None else rows
+    out = []
+    for i in range(0, len(rows), batch):
+        b = torch.from_numpy(rows[i : i + batch])
+        layers, pad = feats.layers(b)
+        with _autocast(torch.device(device)):
+            memory, pad, _ = decoder.memory_from_text(layers, pad)
+            res = constrained_beam_search(decoder, memory, pad, trie, max(beam, k))
+        out.extend(r[:k] for r in res)
+    return out
+
+
+@torch.no_grad()
+def search_by_embedding(decoder: IDDecoder, emb: np.ndarray, trie: Trie, beam: int, k: int,
+                        device="cpu", batch: int = 32):
+    """Generate IDs from item embeddings (the indexing task's input): query by example."""
+    decoder.eval()
+    x = torch.from_numpy(np.asarray(emb, np.float32))
+    out = []
+    for i in range(0, len(x), batch):
+        memory = decoder.memory_from_items(x[i : i + batch].to(device))
+        out.extend(r[:k] for r in constrained_beam_search(decoder, memory, None, trie, max(beam, k)))
+    return out
+
+
+# ----------------------------------------------------------------------------- dense baseline
+
+
+class DenseProjection(nn.Module):
+    """Text (pooled encoder output) -> candidate embedding space, trained with InfoNCE."""
+
+    def __init__(self, text_dim: int, item_dim: int):
+        super().__init__()
+        self.proj = nn.Linear(text_dim, item_dim)
+        self.log_temp = nn.Parameter(torch.tensor(float(np.log(0.05))))
+
+    def forward(self, pooled: torch.Tensor) -> torch.Tensor:
+        return F.normalize(self.proj(pooled), dim=-1)
+
+
+def train_dense(proj: DenseProjection, feats: TextFeatures, items: np.ndarray,
+                item_emb: np.ndarray, cfg: TrainConfig, *,
+                val: tuple[TextFeatures, np.ndarray] | None = None) -> dict | None:
+    """InfoNCE against all items; keeps the state with the best validation MRR@10."""
+    gen = torch.Generator().manual_seed(cfg.seed)
+    cands = F.normalize(torch.from_numpy(np.asarray(item_emb, np.float32)), dim=-1)
+    x, y = feats.pooled, torch.from_numpy(np.asarray(items, np.int64))
+    opt = torch.optim.AdamW(proj.parameters(), lr=cfg.dense_lr, weight_decay=cfg.weight_decay)
+    best, best_state, since = None, copy.deepcopy(proj.state_dict()), 0
+    for _ in range(cfg.dense_epochs):
+        proj.train()
+        for b in torch.randperm(len(y), generator=gen).split(max(cfg.batch_size, 128)):
+            logits = proj(x[b]) @ cands.T / proj.log_temp.exp().clamp(min=1e-3)
+            loss = F.cross_entropy(logits, y[b])
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+        if val is None or not len(val[0]):
+            continue
+        ranked = dense_search(proj, val[0], cands.numpy(), 10)
+        m = retrieval_metrics([[i for i, _ in r] for r in ranked], list(val[1]))
+        if best is None or (m["MRR@10"], m["R@1"]) > (best["MRR@10"], best["R@1"]):
+            best, best_state, since = m, copy.deepcopy(proj.state_dict()), 0
+        else:
+            since += 1
+            if since >= cfg.patience * 3:
+                break
+    if val is not None and len(val[0]):
+        proj.load_state_dict(best_state)
+    proj.eval()
+    return best
+
+
+@torch.no_grad()
+def dense_search(proj: DenseProjection, feats: TextFeatures, item_emb: np.ndarray, k: int,
+                 index=None) -> list[list[tuple[int, float]]]:
+    """faiss flat inner-product search of projected queries over the item embeddings."""
+    import faiss
+
+    if index is None:
+        index = faiss.IndexFlatIP(item_emb.shape[1])
+        index.add(np.ascontiguousarray(item_emb, np.float32))
+    q = proj(feats.pooled).numpy().astype(np.float32)
+    scores, idx = index.search(np.ascontiguousarray(q), min(k, index.ntotal))
+    return [[(int(i), float(s)) for i, s in zip(ri, rs) if i >= 0] for ri, rs in zip(idx, scores)]
