@@ -139,14 +139,26 @@ def _load_init(decoder: IDDecoder, dense: DenseProjection, init: InitState) -> N
     dense.load_state_dict(init.dense)
 
 
-def _replay(split: QuerySplit, new_rows: set[int], ratio: float, seed: int) -> QuerySplit:
-    """Training pairs of new items plus a seeded sample of old pairs (ratio per new pair)."""
+REPLAY_MIN = 64  # at least this many old pairs / items are replayed
+
+
+def _replay_sample(old: list, n_new: int, ratio: float, seed: int) -> list:
+    """A seeded sample of ``ratio`` old entries per new one (at least REPLAY_MIN)."""
+    n_old = min(len(old), max(REPLAY_MIN, int(ratio * n_new)))
+    rng = np.random.default_rng(seed)
+    return [old[i] for i in sorted(rng.choice(len(old), n_old, replace=False).tolist())] if n_old else []
+
+
+def _replay(split: QuerySplit, new_rows: set[int], n_items: int, ratio: float,
+            seed: int) -> tuple[QuerySplit, np.ndarray]:
+    """Fine-tuning data: new items' caption pairs plus replayed old pairs, and the indexing
+    task's rows (new items plus replayed old items)."""
     new = [p for p in split.train if p[1] in new_rows]
     old = [p for p in split.train if p[1] not in new_rows]
-    n_old = min(len(old), max(256, int(ratio * len(new))))
-    rng = np.random.default_rng(seed)
-    keep = sorted(rng.choice(len(old), n_old, replace=False).tolist()) if n_old else []
-    return replace(split, train=new + [old[i] for i in keep])
+    pairs = new + _replay_sample(old, len(new), ratio, seed)
+    old_rows = [i for i in range(n_items) if i not in new_rows]
+    rows = sorted(new_rows) + _replay_sample(old_rows, len(new_rows), ratio, seed + 1)
+    return replace(split, train=pairs), np.asarray(rows, np.int64)
 
 
 def fit_retrieval(
@@ -172,8 +184,9 @@ def fit_retrieval(
     split = split_queries(item_ids, captions, seed=train.seed)
     full_split = split
     new_rows = {n for n, i in enumerate(item_ids) if init is not None and i not in init.item_ids}
+    index_rows = None
     if init is not None:
-        split = _replay(split, new_rows, replay_ratio, train.seed)
+        split, index_rows = _replay(split, new_rows, len(item_ids), replay_ratio, train.seed)
     if not split.train and not train.index_task:
         raise AceInputError("no training captions and the indexing task is off: nothing to learn")
     decoder = new_decoder(config, vocab, enc, item_emb.shape[1], indexer)
@@ -189,7 +202,7 @@ def fit_retrieval(
     val = (feats["val"], gold["val"]) if len(gold["val"]) else None
     report = train_generative(decoder, feats["train"], gold["train"], model.item_emb,
                               model.id_tokens, model.trie, train, val=val, device=device,
-                              progress=progress)
+                              progress=progress, index_rows=index_rows)
     if dense and len(gold["train"]):
         train_dense(model.dense, feats["train"], gold["train"], model.item_emb, train, val=val)
     ev = {"protocol": split.protocol,

@@ -31,12 +31,14 @@ logger = logging.getLogger(__name__)
 class TrainConfig:
     epochs: int = 60  # upper bound; early stopping on validation MRR@10
     batch_size: int = 64
-    lr: float = 1e-3
+    lr: float = 2e-3
     weight_decay: float = 0.01
     rdrop_weight: float = 0.5  # weight of the R-Drop KL term (0: one pass, no KL)
     bridge_weight: float = 1.0  # InfoNCE weight of the query -> item-space bridge
     eval_every: int = 2  # validate (beam search on val queries) every N epochs
     index_task: bool = True  # also learn item embedding -> ID (caption-less items)
+    max_index_repeats: int = 4  # indexing examples per item per epoch: about as many as
+    #                             captions, between 1 and this
     patience: int = 12  # epochs without validation improvement before stopping
     val_beam_size: int = 5
     max_val_queries: int = 512
@@ -132,11 +134,14 @@ def id_loss(decoder: IDDecoder, memory, pad, targets, rdrop_weight: float) -> to
     return 0.5 * (ce + ce2) + rdrop_weight * kl
 
 
-def _batches(n_caps: int, n_items: int, cfg: TrainConfig, gen: torch.Generator):
-    """Shuffled mix of caption batches and indexing-task batches."""
+def _batches(n_caps: int, index_rows: torch.Tensor, cfg: TrainConfig, gen: torch.Generator):
+    """Shuffled mix of caption batches and indexing-task batches (item rows)."""
     out = [("cap", b) for b in torch.randperm(n_caps, generator=gen).split(cfg.batch_size)]
-    if cfg.index_task and n_items:
-        out += [("item", b) for b in torch.randperm(n_items, generator=gen).split(cfg.batch_size)]
+    if cfg.index_task and len(index_rows):
+        reps = int(min(cfg.max_index_repeats, max(1, -(-n_caps // len(index_rows)))))
+        rows = index_rows.repeat(reps)
+        perm = rows[torch.randperm(len(rows), generator=gen)]
+        out += [("item", b) for b in perm.split(cfg.batch_size)]
     order = torch.randperm(len(out), generator=gen).tolist()
     return [out[i] for i in order]
 
@@ -145,15 +150,19 @@ def train_generative(
     decoder: IDDecoder, train_feats: TextFeatures, train_items: np.ndarray,
     item_emb: np.ndarray, id_tokens: np.ndarray, trie: Trie, cfg: TrainConfig, *,
     val: tuple[TextFeatures, np.ndarray] | None = None, device="cpu",
-    progress: Callable[[int, float], None] | None = None,
+    progress: Callable[[int, float], None] | None = None, index_rows: np.ndarray | None = None,
 ) -> TrainReport:
-    """Train ``decoder`` in place; keeps the state with the best validation MRR@10."""
+    """Train ``decoder`` in place; keeps the state with the best validation MRR@10.
+
+    ``index_rows``: items of the indexing task (default: all items)."""
     device = torch.device(device)
     decoder.to(device)
     gen = torch.Generator().manual_seed(cfg.seed)
     emb = torch.from_numpy(np.asarray(item_emb, np.float32)).to(device)
     targets = torch.from_numpy(np.asarray(id_tokens, np.int64)).to(device)
     cap_items = torch.from_numpy(np.asarray(train_items, np.int64))
+    rows = torch.arange(len(emb)) if index_rows is None else torch.from_numpy(
+        np.asarray(index_rows, np.int64))
     opt = torch.optim.AdamW(decoder.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     started, history = time.perf_counter(), []
     best_key, best_state, best_epoch, best_val = None, None, 0, None
@@ -161,7 +170,7 @@ def train_generative(
     for epoch in range(1, cfg.epochs + 1):
         decoder.train()
         total, count = 0.0, 0
-        for kind, b in _batches(len(cap_items), len(emb), cfg, gen):
+        for kind, b in _batches(len(cap_items), rows, cfg, gen):
             with _autocast(device):
                 q = None
                 if kind == "cap":

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 from typing import Any, Callable
 
@@ -289,9 +290,30 @@ def cmd_eval(args) -> int:
     return 0
 
 
-def _require_dir(path: str) -> None:
-    import os
+def cmd_import_captions(args) -> int:
+    from ace_core.benchmarks import convert
 
+    sources = []
+    for src in args.sources:
+        path, _, split = src.partition("=")
+        if not os.path.isfile(path):
+            raise UsageError(f"caption file not found: {path}")
+        sources.append((path, split or None))
+    records = convert(args.format, sources, path_template=args.path_template)
+    with open(args.out, "w", encoding="utf-8") as f:
+        for r in records:
+            f.write(json.dumps(r, ensure_ascii=False) + "\n")
+    splits: dict[str, int] = {}
+    for r in records:
+        splits[r["split"]] = splits.get(r["split"], 0) + 1
+    info = {"format": args.format, "out": args.out, "items": len(records),
+            "captions": sum(len(r["captions"]) for r in records), "splits": splits}
+    emit(args, info, lambda d: f"wrote {d['items']} items ({d['captions']} captions; splits "
+         + ", ".join(f"{k} {v}" for k, v in sorted(d["splits"].items())) + f") to {d['out']}")
+    return 0
+
+
+def _require_dir(path: str) -> None:
     if not os.path.isdir(path):
         raise UsageError(f"corpus directory not found: {path}")
 
@@ -337,6 +359,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--beam", type=int, default=10, help="beam size (at least k)")
     p.add_argument("--dense", action="store_true", help="use the dense baseline instead")
     p.set_defaults(func=cmd_query)
+
+    p = sub.add_parser("import-captions", parents=[common],
+                       help="convert benchmark caption files to captions.jsonl")
+    p.add_argument("format", choices=["karpathy", "clotho", "audiocaps", "msrvtt"])
+    p.add_argument("sources", nargs="+", metavar="SRC[=SPLIT]",
+                   help="caption files; CSV formats need =train|val|test")
+    p.add_argument("--out", required=True, help="captions.jsonl to write (at the corpus root)")
+    p.add_argument("--path-template", default=None,
+                   help="media path from CSV/JSON fields, e.g. '{youtube_id}.wav'")
+    p.set_defaults(func=cmd_import_captions)
 
     p = sub.add_parser("versions", parents=[common], help="list published versions")
     p.set_defaults(func=cmd_versions)

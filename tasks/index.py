@@ -70,7 +70,7 @@ def publish_version(store: str, staged: str, operation: str, expected_parent: st
     _artifacts(manifest)
     emit_event(event="ace.version.published",
                resource={"prefect.resource.id": f"ace.version.{manifest['version']}",
-                         "ace.store": str(store)},
+                         "ace.store": str(store), "ace.operation": operation},
                payload={"version": manifest["version"], "operation": operation,
                         "parent_version": manifest["parent_version"], "store": str(store)})
     return {k: manifest[k] for k in ("version", "parent_version", "operation", "counts",

@@ -120,7 +120,7 @@ def _fit(folder: Path, cfg: IndexConfig, *, init_from: str | None = None, sids=N
     captions = read_captions(folder)
     train_cfg, init = cfg.train, None
     if init_from:
-        train_cfg = replace(cfg.train, epochs=cfg.ingest_epochs)
+        train_cfg = replace(cfg.train, epochs=cfg.ingest_epochs, eval_every=4)
         init = load_retriever_state(init_from)
     bar, update = _progress(desc, train_cfg.epochs)
     try:
