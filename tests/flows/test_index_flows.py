@@ -1,0 +1,230 @@
+"""index -> ingest -> audit through the CLI and Prefect flows (session-scoped harness)."""
+
+import json
+import shutil
+import threading
+
+import pyarrow.parquet as pq
+import pytest
+
+from flows.cli import main
+from storage.store import Store, StoreError
+
+FAST = {"train": {"epochs": 6, "eval_every": 3, "dense_epochs": 20}, "ingest_epochs": 3,
+        "ids": {"rqvae": {"max_epochs": 5}}}
+TINY = ["--image-model", "ace-tiny-vit", "--shard-size", "16"]
+
+
+def run(capsys, *argv) -> dict:
+    code = main([*argv, "--json"])
+    captured = capsys.readouterr()
+    assert code == 0, captured.err[-2000:]
+    return json.loads(captured.out)
+
+
+@pytest.fixture(scope="module")
+def config_file(tmp_path_factory):
+    path = tmp_path_factory.mktemp("cfg") / "fast.json"
+    path.write_text(json.dumps(FAST))
+    return str(path)
+
+
+@pytest.fixture(scope="module")
+def batch(tmp_path_factory, sample_corpus):
+    from ace_core.synth import CorpusCounts, write_sample_corpus
+
+    out = tmp_path_factory.mktemp("batch")
+    write_sample_corpus(out, seed=12, counts=CorpusCounts(images=3, audio=1, videos=1))
+    (out / "images" / "corrupt.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"\x00" * 40)
+    shutil.copy(sample_corpus / "images" / "img_0000.png", out / "images" / "already_indexed.png")
+    return out
+
+
+@pytest.fixture(scope="module")
+def indexed(prefect_harness, tmp_path_factory, sample_corpus, batch, config_file):
+    """v1 = index(sample corpus), v2 = ingest(batch); returns (store, reports)."""
+    capsys = _Capture()
+    store = tmp_path_factory.mktemp("store") / "s"
+    v1 = capsys.run("index", str(sample_corpus), "--store", str(store), "--config", config_file, *TINY)
+    v2 = capsys.run("ingest", str(batch), "--store", str(store))
+    return store, v1, v2
+
+
+class _Capture:
+    """Module-scoped runs cannot use the function-scoped capsys fixture."""
+
+    def run(self, *argv) -> dict:
+        import contextlib
+        import io
+
+        out, err = io.StringIO(), io.StringIO()
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            code = main([*argv, "--json"])
+        assert code == 0, err.getvalue()[-2000:]
+        return json.loads(out.getvalue())
+
+
+def test_index_publishes_a_full_rebuild(indexed):
+    store, v1, _ = indexed
+    assert v1["version"] == "v000001" and v1["operation"] == "full_rebuild"
+    assert v1["parent_version"] is None and v1["items"]["ok"] == 22
+    assert set(v1["eval"]["generative"]) == {"R@1", "R@5", "R@10", "MRR@10"}
+    for key in ("n_items", "k", "levels", "codebook_size", "collision_rate", "max_suffix",
+                "utilization", "perplexity", "rel_recon_error", "faiss_rq_rel_recon_error"):
+        assert key in v1["ids"]
+
+
+def test_ingest_adds_new_items_with_existing_ids_frozen(indexed):
+    store, v1, v2 = indexed
+    assert v2["operation"] == "incremental_append" and v2["parent_version"] == "v000001"
+    assert v2["id_diff"] == {"added": 5, "removed": 0, "changed": 0, "unchanged": 22}
+    items = pq.read_table(Store(store).version_dir("v000002") / "items.parquet").to_pylist()
+    failed = [r for r in items if r["status"] == "failed"]
+    assert [r["path"] for r in failed] == ["images/corrupt.png"] and failed[0]["error"]
+    assert v2["items"]["ok"] == 27 and v2["items"]["failed"] == 1
+    assert "old_items" in v2["eval"]["subsets"] and "new_items" in v2["eval"]["subsets"]
+
+
+def test_audit_versions_and_manifest(indexed, capsys):
+    from ace_core.media import sha256_file
+
+    store, _, _ = indexed
+    audit = run(capsys, "audit", "--store", str(store))
+    assert (audit["from"], audit["to"]) == ("v000001", "v000002")
+    assert (audit["added"], audit["removed"], audit["changed"], audit["unchanged"]) == (5, 0, 0, 22)
+    versions = run(capsys, "versions", "--store", str(store))
+    assert [v["version"] for v in versions] == ["v000001", "v000002"]
+    assert [v["parent_version"] for v in versions] == [None, "v000001"]
+    m = Store(store).manifest()
+    for key in ("version", "parent_version", "operation", "created_at", "code_version",
+                "flow_run_id", "input_set_hash", "encoders", "config", "config_hash", "files",
+                "counts", "id_diff", "eval"):
+        assert key in m, key
+    assert m["encoders"]["image"]["weights_source"] == "random-init"
+    folder = Store(store).version_dir("v000002")
+    for f in m["files"]:
+        assert sha256_file(folder / f["path"]) == f["sha256"]
+    assert Store(store).latest() == "v000002"
+
+
+def test_query_returns_items_of_the_version(indexed, capsys):
+    store, _, _ = indexed
+    out = run(capsys, "query", "a red circle", "--store", str(store), "-k", "3")
+    assert out["version"] == "v000002" and len(out["results"]) == 3
+    assert set(out["results"][0]) >= {"item_id", "path", "modality", "sid", "score"}
+    sids = {r["sid"] for r in out["results"]}
+    table = pq.read_table(Store(store).version_dir("v000002") / "semantic_ids.parquet")
+    assert sids <= set(table.column("sid").to_pylist())
+    assert main(["query", "", "--store", str(store)]) == 2
+    assert main(["query", "x", "-k", "0", "--store", str(store)]) == 2
+
+
+def test_reindex_of_unchanged_corpus_embeds_nothing_and_keeps_ids(indexed, sample_corpus,
+                                                                   config_file, capsys):
+    store, _, _ = indexed
+    v3 = run(capsys, "index", str(sample_corpus), "--store", str(store), "--config", config_file,
+             *TINY)
+    assert v3["shards_computed"] == 0
+    audit = run(capsys, "audit", "--store", str(store), "--from", "v000001", "--to", v3["version"])
+    assert (audit["added"], audit["removed"], audit["changed"], audit["unchanged"]) == (0, 0, 0, 22)
+
+
+def test_concurrent_publish_is_refused_while_the_lock_is_held(indexed):
+    from tasks import steps
+
+    store, _, _ = indexed
+    s = Store(store)
+    staged = steps.stage_copy(str(store), "v000001")
+    shutil.copytree(s.version_dir("v000001") / "retriever", f"{staged}/retriever")
+    shutil.copy(s.version_dir("v000001") / "eval.json", f"{staged}/eval.json")
+    before = s.latest()
+    held, release = threading.Event(), threading.Event()
+
+    def holder():
+        with s.lock():
+            held.set()
+            release.wait(10)
+
+    t = threading.Thread(target=holder)
+    t.start()
+    held.wait(5)
+    try:
+        with pytest.raises(StoreError, match="another process is publishing"):
+            steps.publish_version(str(store), staged, operation="retrain", expected_parent=None,
+                                  config=s.manifest("v000001")["config"], ids_report={},
+                                  flow_run_id=None, encoders={}, lock_timeout_s=0.5)
+        assert s.latest() == before
+    finally:
+        release.set()
+        t.join()
+    m = steps.publish_version(str(store), staged, operation="retrain", expected_parent=None,
+                              config=s.manifest("v000001")["config"], ids_report={},
+                              flow_run_id=None, encoders={})
+    assert s.latest() == m["version"] != before
+
+
+def test_publish_killed_before_latest_leaves_previous_version_served(indexed, monkeypatch):
+    from tasks import steps
+
+    store, _, _ = indexed
+    s = Store(store)
+    before, versions = s.latest(), s.versions()
+    staged = steps.stage_copy(str(store), "v000001")
+    shutil.copytree(s.version_dir("v000001") / "retriever", f"{staged}/retriever")
+    shutil.copy(s.version_dir("v000001") / "eval.json", f"{staged}/eval.json")
+
+    def killed(*a, **k):
+        raise SystemExit("killed")
+
+    monkeypatch.setattr(Store, "_write_latest", killed)
+    with pytest.raises(SystemExit):
+        steps.publish_version(str(store), staged, operation="retrain", expected_parent=None,
+                              config=s.manifest("v000001")["config"], ids_report={},
+                              flow_run_id=None, encoders={})
+    assert s.latest() == before
+    for v in versions:
+        assert s.manifest(v)["version"] == v
+
+
+def test_kill_9_during_index_leaves_store_intact_and_rerun_reuses_shards(
+        indexed, tmp_path, sample_corpus, config_file, capsys):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from storage.versions import validate_version
+
+    store = tmp_path / "store"
+    shutil.copytree(indexed[0], store)
+    s = Store(store)
+    before, versions = s.latest(), s.versions()
+    corpus = tmp_path / "corpus"
+    shutil.copytree(sample_corpus, corpus)
+    shutil.copy(corpus / "images" / "img_0001.png", corpus / "images" / "copy.png")
+    from ace_core.synth import CorpusCounts, write_sample_corpus
+
+    extra = tmp_path / "extra"  # a new item: the killed run must embed a new shard first
+    write_sample_corpus(extra, seed=77, counts=CorpusCounts(images=1, audio=0, videos=0))
+    shutil.copy(extra / "images" / "img_0000.png", corpus / "images" / "new.png")
+    env = {**os.environ, "PREFECT_API_URL": ""}
+    env.pop("PREFECT_API_URL")
+    proc = subprocess.Popen([sys.executable, "-m", "flows.cli", "index", str(corpus), "--store",
+                             str(store), "--config", config_file, *TINY],
+                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 240
+    try:  # kill once the run is past the IDs, in the middle of training
+        while not list((store / "staging" / "versions").glob("*/semantic_ids.parquet")):
+            assert proc.poll() is None, "the run ended before it could be killed"
+            assert time.monotonic() < deadline, "the run never reached training"
+            time.sleep(0.2)
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    assert s.latest() == before and s.versions() == versions
+    for v in versions:
+        validate_version(s.version_dir(v))
+    again = run(capsys, "index", str(corpus), "--store", str(store), "--config", config_file, *TINY)
+    assert again["shards_computed"] == 0 and s.latest() == again["version"]
+    assert again["items"]["ok"] == 23  # copy.png has the bytes of an indexed item
