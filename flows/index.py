@@ -30,10 +30,12 @@ def index_corpus(corpus: str, store: str, config: dict | None = None) -> dict:
     cfg = _config(config)
     discovery, shards = run_embedding(corpus, store, from_dict(IndexConfig, cfg).embed)
     staged = t.stage_version(store, discovery, shards)
-    ids_report = t.fit_ids(staged, cfg)
-    evaluation = t.train_retriever(staged, cfg)
+    ids_report = t.reuse_published(store, staged, cfg)  # same inputs as a published version
+    if ids_report is None:
+        ids_report = t.fit_ids(staged, cfg)
+        t.train_retriever(staged, cfg)
     published = t.publish_version(store, staged, "full_rebuild", None, cfg, ids_report)
-    return _report(published, evaluation, shards, started)
+    return _report(published, shards, started)
 
 
 @flow(name="ingest-batch", task_runner=ThreadPoolTaskRunner(max_workers=1))
@@ -49,9 +51,9 @@ def ingest_batch(corpus: str, store: str) -> dict:
                                       only_new_of=known + failed)
     staged = t.stage_version(store, discovery, shards, parent)
     ids_report = t.assign_ids(staged, store, parent)
-    evaluation = t.train_retriever(staged, cfg, str(s.version_dir(parent) / "retriever"))
+    t.train_retriever(staged, cfg, str(s.version_dir(parent) / "retriever"))
     published = t.publish_version(store, staged, "incremental_append", parent, cfg, ids_report)
-    return _report(published, evaluation, shards, started)
+    return _report(published, shards, started)
 
 
 @flow(name="train-retriever", task_runner=ThreadPoolTaskRunner(max_workers=1))
@@ -63,10 +65,10 @@ def train_retriever(store: str, version: str | None = None, ablations: bool = Fa
     base = s.resolve(version)
     cfg = {**s.manifest(base)["config"], "ablations": ablations}
     staged = t.stage_copy(store, base)
-    evaluation = t.train_retriever(staged, cfg)
+    t.train_retriever(staged, cfg)
     published = t.publish_version(store, staged, "retrain", s.latest(), cfg,
                                   s.manifest(base)["ids"])
-    return _report(published, evaluation, [], started)
+    return _report(published, [], started)
 
 
 @task(name="audit-diff")
@@ -101,14 +103,15 @@ def _failed_ids(s: Store, version: str) -> list[str]:
     return [r["item_id"] for r in rows if r["status"] == "failed"]
 
 
-def _report(published: dict, evaluation: dict, shards: list[dict], started: float) -> dict:
+def _report(published: dict, shards: list[dict], started: float) -> dict:
     return {
         "version": published["version"],
         "parent_version": published["parent_version"],
         "operation": published["operation"],
         "items": published["counts"],
         "ids": published["ids"],
-        "eval": evaluation,
+        "eval": {"version": published["version"], **published["eval"]},
+        "reused_from": published["reused_from"],
         "id_diff": published["id_diff"],
         "shards_computed": sum(o["computed"] for o in shards),
         "seconds": round(time.perf_counter() - started, 2),

@@ -1,8 +1,33 @@
 #!/usr/bin/env bash
-# make demo: sample corpus -> embed (extended as the pipeline grows). No server, no network.
+# make demo: sample corpus -> ace index -> queries -> ace ingest of a second batch -> ace audit
+# -> versions. Runs on Prefect's embedded API: no server, no network.
 set -euo pipefail
+cd "$(dirname "$0")/.."
 ACE=.venv/bin/ace
 STORE=demo-store
-rm -rf "$STORE" demo-corpus
+step() { printf '\n== %s\n' "$*"; }
+
+rm -rf "$STORE" demo-corpus demo-batch
+step "sample corpus (48 images, 24 audio clips, 16 videos, 5+ captions each)"
 $ACE sample-corpus demo-corpus --seed 7
-$ACE embed demo-corpus --store "$STORE"
+
+step "ace index: embed -> semantic IDs -> train the generative retriever -> evaluate -> publish"
+$ACE index demo-corpus --store "$STORE"
+
+step "queries (generative: the model writes the semantic ID of the answer)"
+for q in "three red circles in the top left" "a loud rising sweep" \
+         "a blue square moving right quickly"; do
+  $ACE query "$q" --store "$STORE" -k 3
+done
+
+step "ace ingest: a second batch (existing IDs frozen, retriever fine-tuned)"
+$ACE sample-corpus demo-batch --seed 8 --images 5 --audio 2 --videos 2
+$ACE ingest demo-batch --store "$STORE"
+
+step "ace audit: identifier diff of the new version against its parent"
+$ACE audit --store "$STORE"
+
+step "ace versions"
+$ACE versions --store "$STORE"
+
+printf '\npublished versions are under %s/versions; LATEST is %s\n' "$STORE" "$(cat "$STORE/LATEST")"

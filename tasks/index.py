@@ -43,6 +43,11 @@ def stage_copy(store: str, version: str) -> str:
     return steps.stage_copy(store, version)
 
 
+@task(name="reuse-published")
+def reuse_published(store: str, staged: str, config: dict) -> dict | None:
+    return steps.reuse_published(store, staged, config)
+
+
 @task(name="fit-semantic-ids")
 def fit_ids(staged: str, config: dict) -> dict:
     return steps.fit_ids(staged, steps.index_config(config).ids)
@@ -74,7 +79,7 @@ def publish_version(store: str, staged: str, operation: str, expected_parent: st
                payload={"version": manifest["version"], "operation": operation,
                         "parent_version": manifest["parent_version"], "store": str(store)})
     return {k: manifest[k] for k in ("version", "parent_version", "operation", "counts",
-                                     "id_diff", "eval", "ids")}
+                                     "id_diff", "eval", "ids", "reused_from")}
 
 
 def _artifacts(m: dict) -> None:
@@ -94,5 +99,5 @@ def _artifacts(m: dict) -> None:
         key=f"{key}-diff", description="identifier diff against the parent version")
 
 
-__all__ = ["ValidationError", "stage_version", "stage_copy", "fit_ids", "assign_ids", "train_retriever",
+__all__ = ["ValidationError", "stage_version", "stage_copy", "reuse_published", "fit_ids", "assign_ids", "train_retriever",
            "publish_version"]

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import shutil
 import sys
 from dataclasses import replace
@@ -18,6 +19,7 @@ import pyarrow.parquet as pq
 
 from ace_core.config import config_hash, to_dict
 from ace_core.index_model import FitResult, fit_retrieval
+from ace_core.media import sha256_file
 from ace_core.semantic_ids import SemanticIDConfig, fit_semantic_ids
 from ace_core.settings import IndexConfig
 from storage.codebooks import load_indexer, read_semantic_ids, save_indexer, write_semantic_ids
@@ -70,6 +72,51 @@ def stage_copy(store: str, version: str) -> str:
     for folder in ("embeddings", "codebooks"):
         shutil.copytree(src / folder, staged / folder)
     return str(staged)
+
+
+REUSED = ("semantic_ids.parquet", "codebooks", "retriever", "eval.json")
+
+
+def build_key(staged: str, config: dict) -> str:
+    """What decides IDs and retriever: embeddings, captions, configs and code version."""
+    from storage.versions import code_version
+
+    folder = Path(staged)
+    parts = sorted(sha256_file(p) for p in (folder / "embeddings").glob("part-*.parquet"))
+    return config_hash({"embeddings": parts, "captions": sha256_file(folder / "captions.parquet"),
+                        "config": {k: config[k] for k in ("ids", "retriever", "train", "ablations")},
+                        "code": code_version()})
+
+
+def reuse_published(store: str, staged: str, config: dict) -> dict | None:
+    """If a published version was built from exactly the same inputs, link its IDs, codebooks,
+    retriever and eval into the staged version (an unchanged nightly re-index is then cheap)
+    and return its ID report; otherwise None."""
+    s = Store(store)
+    key = build_key(staged, config)
+    (Path(staged) / "build_key").write_text(key)
+    for v in reversed(s.versions()):
+        src = s.version_dir(v)
+        if (src / "build_key").exists() and (src / "build_key").read_text() == key:
+            for name in REUSED:
+                _link_tree(src / name, Path(staged) / name)
+            (Path(staged) / "reused_from").write_text(v)
+            return s.manifest(v)["ids"]
+    return None
+
+
+def _link_tree(src: Path, dst: Path) -> None:
+    if src.is_dir():
+        shutil.copytree(src, dst, copy_function=_link_or_copy)
+    else:
+        _link_or_copy(str(src), str(dst))
+
+
+def _link_or_copy(src: str, dst: str) -> None:
+    try:
+        os.link(src, dst)
+    except OSError:
+        shutil.copy2(src, dst)
 
 
 def fit_ids(staged: str, config: SemanticIDConfig) -> dict:
@@ -196,8 +243,10 @@ def publish_version(store: str, staged: str, *, operation: str, expected_parent:
         new = read_semantic_ids(folder / "semantic_ids.parquet")
         old = read_semantic_ids(s.version_dir(parent) / "semantic_ids.parquet") if parent else None
         ev = json.loads((folder / "eval.json").read_text())
+        reused = folder / "reused_from"
         manifest = write_manifest(folder, {
             "version": version, "parent_version": parent, "operation": operation,
+            "reused_from": reused.read_text() if reused.exists() else None,
             "flow_run_id": flow_run_id, "input_set_hash": input_set_hash(new.item_ids),
             "encoders": encoders, "config": config, "config_hash": config_hash(config),
             "counts": counts(folder, ids_report), "ids": ids_report,
@@ -208,8 +257,8 @@ def publish_version(store: str, staged: str, *, operation: str, expected_parent:
 
 
 def _eval_summary(ev: dict) -> dict:
-    return {k: ev[k] for k in ("protocol", "queries", "generative", "dense", "ablations", "subsets")
-            if k in ev}
+    return {k: ev[k] for k in ("protocol", "queries", "generative", "dense", "ablations", "subsets",
+                               "training") if k in ev}
 
 
 def encoders_info(store: str, embed_config: dict) -> dict:

@@ -3,6 +3,7 @@
 import json
 import shutil
 import threading
+from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
@@ -125,8 +126,27 @@ def test_reindex_of_unchanged_corpus_embeds_nothing_and_keeps_ids(indexed, sampl
     v3 = run(capsys, "index", str(sample_corpus), "--store", str(store), "--config", config_file,
              *TINY)
     assert v3["shards_computed"] == 0
+    assert v3["reused_from"] == "v000001"  # same embeddings, captions, config and code
     audit = run(capsys, "audit", "--store", str(store), "--from", "v000001", "--to", v3["version"])
     assert (audit["added"], audit["removed"], audit["changed"], audit["unchanged"]) == (0, 0, 0, 22)
+
+
+def test_build_outputs_are_reused_only_for_identical_inputs(indexed):
+    from tasks import steps
+
+    store, _, _ = indexed
+    s = Store(store)
+    cfg = s.manifest("v000001")["config"]
+    staged = steps.stage_copy(str(store), "v000001")
+    for name in ("semantic_ids.parquet", "codebooks"):  # what a fresh stage lacks
+        p = Path(staged) / name
+        shutil.rmtree(p) if p.is_dir() else p.unlink()
+    changed = {**cfg, "train": {**cfg["train"], "epochs": cfg["train"]["epochs"] + 1}}
+    assert steps.reuse_published(str(store), staged, changed) is None
+    assert not (Path(staged) / "retriever").exists()
+    assert steps.reuse_published(str(store), staged, cfg) is not None
+    assert (Path(staged) / "reused_from").read_text() in {"v000001", "v000003"}
+    assert (Path(staged) / "retriever" / "weights.safetensors").exists()
 
 
 def test_concurrent_publish_is_refused_while_the_lock_is_held(indexed):
@@ -198,6 +218,7 @@ def test_kill_9_during_index_leaves_store_intact_and_rerun_reuses_shards(
 
     store = tmp_path / "store"
     shutil.copytree(indexed[0], store)
+    shutil.rmtree(store / "staging" / "versions", ignore_errors=True)  # other tests' leftovers
     s = Store(store)
     before, versions = s.latest(), s.versions()
     corpus = tmp_path / "corpus"

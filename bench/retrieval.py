@@ -1,0 +1,168 @@
+"""Retrieval figures (issue: generative retriever). Prints markdown; not a test.
+
+  .venv/bin/python bench/retrieval.py quality [--seed 2026] [--image-model ViT-B-32]
+  .venv/bin/python bench/retrieval.py throughput [--sizes 1000 10000 100000] [--repeats 3]
+
+quality: a fresh `ace sample-corpus` (default size, a seed no test uses) embedded with the
+default encoders, then the generative retriever, the dense baseline and the four ablations
+trained and evaluated on the held-out test captions (seen-items protocol); training time per
+epoch and peak memory.
+throughput: queries/s at batch 32, beam 10, for generative decoding (trie of n synthetic IDs)
+and the dense baseline (faiss flat inner-product over n synthetic 512-d embeddings); both
+include the same text encoder forward pass, which is also reported alone.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import tempfile
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from ace_core.encoders import ImageEncoderConfig  # noqa: E402
+from ace_core.index_model import fit_retrieval  # noqa: E402
+from ace_core.media import discover  # noqa: E402
+from ace_core.retriever import IDDecoder, RetrieverConfig, Vocab, build_text_encoder  # noqa: E402
+from ace_core.semantic_ids import SemanticIDConfig, fit_semantic_ids  # noqa: E402
+from ace_core.training import DenseProjection, TextFeatures, TrainConfig, dense_search  # noqa: E402
+
+
+def embed_corpus(corpus: Path, model: str):
+    from ace_core.pipeline import EmbedConfig, build_encoder, embed_files
+    from ace_core.encoders import to_common_dim
+
+    cfg = EmbedConfig(image=ImageEncoderConfig(model))
+    found = discover(corpus)
+    image = build_encoder("image", cfg)
+    enc = {"image": image, "video": build_encoder("video", cfg, image=image),
+           "audio": build_encoder("audio", cfg)}
+    res = sorted((r for r in embed_files(found.files, enc, cfg.pipeline) if r.error is None),
+                 key=lambda r: r.file.item_id)
+    x = np.stack([to_common_dim(r.embedding[None], 512)[0] for r in res])
+    return [r.file.item_id for r in res], x, found.captions
+
+
+def quality(args) -> None:
+    from ace_core.synth import write_sample_corpus
+
+    tmp = Path(tempfile.mkdtemp(prefix="ace-bench-q-"))
+    write_sample_corpus(tmp / "c", seed=args.seed)
+    ids, x, caps = embed_corpus(tmp / "c", args.image_model)
+    base_ids = SemanticIDConfig()
+    encoder = build_text_encoder(RetrieverConfig())
+    runs = {"ACE (full)": (base_ids, RetrieverConfig()),
+            "no_coarse": (replace(base_ids, mode="no_coarse"), RetrieverConfig()),
+            "hkmeans": (replace(base_ids, mode="hkmeans"), RetrieverConfig()),
+            "no_fusion": (base_ids, RetrieverConfig(fusion=False)),
+            "random_ids": (replace(base_ids, mode="random"), RetrieverConfig())}
+    rows, dense, training = [], None, None
+    for name, (idc, rc) in runs.items():
+        indexer, sids = fit_semantic_ids(ids, x, idc)
+        fit = fit_retrieval(ids, x, sids, indexer, caps, config=rc, train=TrainConfig(),
+                            encoder=encoder, dense=name == "ACE (full)")
+        rows.append((name, fit.eval["generative"]))
+        if name == "ACE (full)":
+            dense, training = fit.eval["dense"], fit.generative_report
+            queries = fit.eval["queries"]
+    rows.insert(1, ("dense baseline (MiniLM + linear, faiss flat IP)", dense))
+    print(f"sample corpus seed {args.seed}: {len(ids)} items, image model {args.image_model} "
+          f"(random init), queries {queries}")
+    print("\n| model | R@1 | R@5 | R@10 | MRR@10 |\n|---|---|---|---|---|")
+    for name, m in rows:
+        print(f"| {name} | {m['R@1']:.3f} | {m['R@5']:.3f} | {m['R@10']:.3f} | {m['MRR@10']:.3f} |")
+    print(f"\ntraining (ACE full): {training.epochs} epochs (best {training.best_epoch}), "
+          f"{training.seconds_per_epoch:.2f} s/epoch, {training.seconds:.1f} s total, "
+          f"peak RSS {training.peak_memory_mb:.0f} MB, device "
+          f"{'cuda' if torch.cuda.is_available() else 'cpu'}")
+
+
+def synthetic_ids(n: int, levels=3, K=256, seed=0) -> np.ndarray:
+    from ace_core.kmeans import auto_k
+
+    rng = np.random.default_rng(seed)
+    k = auto_k(n)
+    coarse = rng.integers(0, k, n)
+    fine = rng.integers(0, K, (n, levels))
+    from ace_core.semantic_ids import assign_suffixes
+
+    ids = [f"{i:064x}" for i in range(n)]
+    suffix = assign_suffixes(ids, coarse, fine)
+    return np.concatenate([coarse[:, None], fine, suffix[:, None]], 1), k, K
+
+
+def throughput(args) -> None:
+    from ace_core.generate import Trie
+    from ace_core.training import generative_search
+
+    torch.manual_seed(0)
+    enc, tok, _ = build_text_encoder(RetrieverConfig())
+    enc.eval()
+    texts = [f"a {c} {s} in the {p}" for c in ("red", "green", "blue", "white")
+             for s in ("circle", "square", "star", "triangle") for p in ("top", "bottom")]
+    texts = (texts * 10)[: 32 * args.batches]
+
+    def med(fn):
+        ts = []
+        for _ in range(args.repeats):
+            t = time.perf_counter()
+            fn()
+            ts.append(time.perf_counter() - t)
+        return statistics.median(ts)
+
+    t_enc = med(lambda: TextFeatures(enc, tok, texts, device="cpu", batch=32))
+    print(f"{len(texts)} queries, batch 32, beam 10, {torch.get_num_threads()} threads; text "
+          f"encoder alone: {len(texts) / t_enc:.1f} q/s")
+    print("\n| corpus IDs | generative q/s | dense (faiss flat IP) q/s | generative / dense |")
+    print("|---|---|---|---|")
+    for n in args.sizes:
+        tokens, k, K = synthetic_ids(n)
+        vocab = Vocab(k, 3, K, int(tokens[:, -1].max()) + 1)
+        trie = Trie(vocab.encode(tokens))
+        dec = IDDecoder(RetrieverConfig(), vocab, enc.hidden, enc.n_layers, 512).eval()
+        emb = np.random.default_rng(1).standard_normal((n, 512)).astype(np.float32)
+        emb /= np.linalg.norm(emb, axis=1, keepdims=True)
+        dense = DenseProjection(enc.hidden, 512).eval()
+        import faiss
+
+        index = faiss.IndexFlatIP(512)
+        index.add(emb)
+
+        def gen():
+            feats = TextFeatures(enc, tok, texts, device="cpu", batch=32)
+            generative_search(dec, feats, trie, 10, 10, batch=32)
+
+        def den():
+            feats = TextFeatures(enc, tok, texts, device="cpu", batch=32)
+            for i in range(0, len(texts), 32):
+                sub = TextFeatures.__new__(TextFeatures)
+                sub.pooled = feats.pooled[i : i + 32]
+                dense_search(dense, sub, emb, 10, index=index)
+
+        tg, td = med(gen), med(den)
+        print(f"| {n:,} | {len(texts) / tg:.1f} | {len(texts) / td:.1f} | {td / tg:.2f} |")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    sub = ap.add_subparsers(dest="what", required=True)
+    q = sub.add_parser("quality")
+    q.add_argument("--seed", type=int, default=2026)
+    q.add_argument("--image-model", default="ViT-B-32")
+    t = sub.add_parser("throughput")
+    t.add_argument("--sizes", type=int, nargs="+", default=[1000, 10_000, 100_000])
+    t.add_argument("--repeats", type=int, default=3)
+    t.add_argument("--batches", type=int, default=4, help="batches of 32 queries")
+    args = ap.parse_args()
+    quality(args) if args.what == "quality" else throughput(args)
+
+
+if __name__ == "__main__":
+    main()
