@@ -13,14 +13,22 @@ from __future__ import annotations
 
 import csv
 import json
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable
 
 from ace_core.errors import AceInputError
 
 FORMATS = ("karpathy", "clotho", "audiocaps", "msrvtt")
-_SPLIT_ALIASES = {"train": "train", "restval": "train", "val": "val", "validate": "val",
-                  "validation": "val", "dev": "val", "test": "test", "evaluation": "test"}
+_SPLIT_ALIASES = {
+    "train": "train",
+    "restval": "train",
+    "val": "val",
+    "validate": "val",
+    "validation": "val",
+    "dev": "val",
+    "test": "test",
+    "evaluation": "test",
+}
 
 
 def _split(name: str | None, where: str) -> str:
@@ -32,8 +40,9 @@ def _split(name: str | None, where: str) -> str:
     return s
 
 
-def convert(fmt: str, sources: Iterable[tuple[str, str | None]], *,
-            path_template: str | None = None) -> list[dict]:
+def convert(
+    fmt: str, sources: Iterable[tuple[str, str | None]], *, path_template: str | None = None
+) -> list[dict]:
     """Records for ``sources`` = [(file, split or None)], merged by path, sorted by path."""
     if fmt not in FORMATS:
         raise AceInputError(f"unknown format {fmt!r} (one of {', '.join(FORMATS)})")
@@ -44,8 +53,9 @@ def convert(fmt: str, sources: Iterable[tuple[str, str | None]], *,
         except (KeyError, TypeError, json.JSONDecodeError, csv.Error) as e:
             raise AceInputError(f"{src}: not a valid {fmt} file ({type(e).__name__}: {e})") from e
         for r in records:
-            m = merged.setdefault(r["path"], {"path": r["path"], "captions": [],
-                                              "split": r["split"]})
+            m = merged.setdefault(
+                r["path"], {"path": r["path"], "captions": [], "split": r["split"]}
+            )
             m["captions"].extend(c for c in r["captions"] if c not in m["captions"])
     return [merged[p] for p in sorted(merged)]
 
@@ -88,8 +98,14 @@ def _msrvtt(src: Path, split: str | None, tpl: str | None) -> list[dict]:
     caps: dict[str, list[str]] = {}
     for sent in data["sentences"]:
         caps.setdefault(sent["video_id"], []).append(sent["caption"].strip())
-    return [{"path": tpl.format(video_id=v["video_id"]), "captions": caps.get(v["video_id"], []),
-             "split": _split(split or v.get("split"), str(src))} for v in data["videos"]]
+    return [
+        {
+            "path": tpl.format(video_id=v["video_id"]),
+            "captions": caps.get(v["video_id"], []),
+            "split": _split(split or v.get("split"), str(src)),
+        }
+        for v in data["videos"]
+    ]
 
 
 _READERS = {"karpathy": _karpathy, "clotho": _clotho, "audiocaps": _audiocaps, "msrvtt": _msrvtt}

@@ -271,5 +271,8 @@ def _decode_pyav(path: str, n_frames: int, size: int | None) -> tuple[np.ndarray
         from PIL import Image
 
         picked = [np.asarray(Image.fromarray(f).resize((tw, th), Image.BILINEAR)) for f in picked]
-    return np.stack(picked), {"n_frames": len(decoded), "duration_s": duration,
-                              "rotation": rotation}
+    return np.stack(picked), {
+        "n_frames": len(decoded),
+        "duration_s": duration,
+        "rotation": rotation,
+    }

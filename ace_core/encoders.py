@@ -18,10 +18,11 @@ import hashlib
 import logging
 import os
 import warnings
+from collections.abc import Sequence
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol, Sequence
+from typing import Any, Protocol
 
 import numpy as np
 import torch
@@ -80,8 +81,11 @@ def state_dict_sha256(module: torch.nn.Module) -> str:
     for name, t in sorted(module.state_dict().items()):
         h.update(name.encode())
         h.update(str(tuple(t.shape)).encode())
-        h.update(t.detach().to("cpu").contiguous().numpy().tobytes() if t.dtype != torch.bfloat16
-                 else t.detach().float().cpu().numpy().tobytes())
+        h.update(
+            t.detach().to("cpu").contiguous().numpy().tobytes()
+            if t.dtype != torch.bfloat16
+            else t.detach().float().cpu().numpy().tobytes()
+        )
     return h.hexdigest()
 
 
@@ -168,13 +172,16 @@ class OpenClipImageEncoder:
         self.model, self.weights_source = self._build(open_clip, config)
         self.model.eval().to(self.device)
         self.preprocess = open_clip.image_transform(
-            self.model.visual.image_size, is_train=False,
+            self.model.visual.image_size,
+            is_train=False,
             mean=getattr(self.model.visual, "image_mean", None),
             std=getattr(self.model.visual, "image_std", None),
         )
-        self.dim = int(self.model.text_projection.shape[1]
-                       if getattr(self.model, "text_projection", None) is not None
-                       else self._probe_dim())
+        self.dim = int(
+            self.model.text_projection.shape[1]
+            if getattr(self.model, "text_projection", None) is not None
+            else self._probe_dim()
+        )
         self.weights_sha256 = state_dict_sha256(self.model.visual)
 
     @staticmethod
@@ -182,17 +189,26 @@ class OpenClipImageEncoder:
         if config.pretrained:
             try:
                 with _quiet_build():
-                    model = open_clip.create_model(config.model, pretrained=config.pretrained,
-                                                   require_pretrained=True, weights_only=True)
+                    model = open_clip.create_model(
+                        config.model,
+                        pretrained=config.pretrained,
+                        require_pretrained=True,
+                        weights_only=True,
+                    )
                 return model, config.pretrained
             except Exception as e:  # noqa: BLE001 - offline tag, missing file: fall back
                 logger.warning(
                     "%s: pretrained weights %r unavailable (%s); using random initialisation",
-                    config.model, config.pretrained, str(e).splitlines()[0][:160],
+                    config.model,
+                    config.pretrained,
+                    str(e).splitlines()[0][:160],
                 )
         else:
-            logger.warning("%s: no pretrained weights given; using random initialisation "
-                           "(seed %d)", config.model, config.seed)
+            logger.warning(
+                "%s: no pretrained weights given; using random initialisation (seed %d)",
+                config.model,
+                config.seed,
+            )
         with _seeded(config.seed), _quiet_build():
             model = open_clip.create_model(config.model, pretrained=None)
         return model, "random-init"
@@ -201,7 +217,9 @@ class OpenClipImageEncoder:
         size = self.model.visual.image_size
         size = size if isinstance(size, tuple) else (size, size)
         with torch.inference_mode():
-            return int(self.model.encode_image(torch.zeros(1, 3, *size, device=self.device)).shape[1])
+            return int(
+                self.model.encode_image(torch.zeros(1, 3, *size, device=self.device)).shape[1]
+            )
 
     def prepare(self, decoded: Decoded) -> torch.Tensor:
         return self.preprocess(decoded.data)
@@ -244,7 +262,9 @@ class FrameVideoEncoder:
 # ----------------------------------------------------------------------------- laion-clap
 
 
-def audio_windows(samples: np.ndarray, *, window: int = CLAP_WINDOW, max_windows: int = 6) -> np.ndarray:
+def audio_windows(
+    samples: np.ndarray, *, window: int = CLAP_WINDOW, max_windows: int = 6
+) -> np.ndarray:
     """Split a clip into (w, window) float32 windows.
 
     Policy: a clip up to one window is repeat-padded to the window (CLAP's own "repeatpad");
@@ -284,9 +304,12 @@ class ClapAudioEncoder:
 
         def build():
             with _seeded(config.seed), _quiet_build():
-                return laion_clap.CLAP_Module(enable_fusion=config.enable_fusion,
-                                              amodel=config.model, tmodel="transformer",
-                                              device="cpu")
+                return laion_clap.CLAP_Module(
+                    enable_fusion=config.enable_fusion,
+                    amodel=config.model,
+                    tmodel="transformer",
+                    device="cpu",
+                )
 
         module = build()
         if config.checkpoint:
@@ -294,12 +317,19 @@ class ClapAudioEncoder:
                 load_clap_checkpoint(module.model, config.checkpoint)
                 return module, config.checkpoint
             except (OSError, RuntimeError, ValueError) as e:
-                logger.warning("%s: checkpoint %r unusable (%s); using random initialisation",
-                               config.model, config.checkpoint, str(e).splitlines()[0][:160])
+                logger.warning(
+                    "%s: checkpoint %r unusable (%s); using random initialisation",
+                    config.model,
+                    config.checkpoint,
+                    str(e).splitlines()[0][:160],
+                )
                 module = build()
         else:
-            logger.warning("%s: no checkpoint given; using random initialisation (seed %d)",
-                           config.model, config.seed)
+            logger.warning(
+                "%s: no checkpoint given; using random initialisation (seed %d)",
+                config.model,
+                config.seed,
+            )
         return module, "random-init"
 
     def prepare(self, decoded: Decoded) -> np.ndarray:
@@ -328,7 +358,8 @@ def load_clap_checkpoint(model: torch.nn.Module, path: str) -> None:
     missing, unexpected = model.load_state_dict(state, strict=False)
     audio_missing = [k for k in missing if k.startswith("audio_")]
     if audio_missing:
-        raise ValueError(f"checkpoint lacks {len(audio_missing)} audio weights, "
-                         f"e.g. {audio_missing[0]}")
+        raise ValueError(
+            f"checkpoint lacks {len(audio_missing)} audio weights, e.g. {audio_missing[0]}"
+        )
     if unexpected:
         logger.info("ignored %d unexpected keys in %s", len(unexpected), path)

@@ -11,8 +11,8 @@ No test caption text is ever a training text: a training caption identical to an
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Mapping, Sequence
 
 import numpy as np
 
@@ -30,15 +30,18 @@ class QuerySplit:
         train_texts = {t for t, _ in self.train}
         leaked = [t for t, _ in self.test if t in train_texts]
         if leaked:
-            raise AssertionError(f"{len(leaked)} test captions appear in training, e.g. {leaked[0]!r}")
+            raise AssertionError(
+                f"{len(leaked)} test captions appear in training, e.g. {leaked[0]!r}"
+            )
 
 
 def _rank_key(seed: int, item_id: str, text: str) -> str:
     return hashlib.sha256(f"{seed}\x00{item_id}\x00{text}".encode()).hexdigest()
 
 
-def split_queries(item_ids: Sequence[str], captions: Mapping[str, object], *,
-                  seed: int = 0) -> QuerySplit:
+def split_queries(
+    item_ids: Sequence[str], captions: Mapping[str, object], *, seed: int = 0
+) -> QuerySplit:
     """Split captions per the protocol. ``captions``: item_id -> CaptionEntry-like
     (``.captions`` list, ``.split`` None or train/val/test)."""
     index = {i: n for n, i in enumerate(item_ids)}
@@ -82,8 +85,12 @@ def retrieval_metrics(ranked: Sequence[Sequence[int]], gold: Sequence[int]) -> d
             for k in hits:
                 hits[k] += r <= k
     n = len(gold)
-    return {"R@1": round(hits[1] / n, 4), "R@5": round(hits[5] / n, 4),
-            "R@10": round(hits[10] / n, 4), "MRR@10": round(rr / n, 4)}
+    return {
+        "R@1": round(hits[1] / n, 4),
+        "R@5": round(hits[5] / n, 4),
+        "R@10": round(hits[10] / n, 4),
+        "MRR@10": round(rr / n, 4),
+    }
 
 
 def mean_metric(values: Sequence[float]) -> float:

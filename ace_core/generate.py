@@ -51,8 +51,9 @@ class BeamConfig:
 
 
 @torch.no_grad()
-def constrained_beam_search(decoder, memory: torch.Tensor, mem_pad: torch.Tensor | None,
-                            trie: Trie, beam_size: int) -> list[list[tuple[int, float]]]:
+def constrained_beam_search(
+    decoder, memory: torch.Tensor, mem_pad: torch.Tensor | None, trie: Trie, beam_size: int
+) -> list[list[tuple[int, float]]]:
     """For each query: up to ``beam_size`` (item index, log-prob) pairs, best first.
 
     memory: (S, B, T, d) decoder memory; every emitted sequence is a path of ``trie``.
@@ -111,5 +112,7 @@ def _allowed(nodes: list[dict], device) -> tuple[torch.Tensor, torch.Tensor]:
             if t != Trie.LEAF:
                 rows.append(r)
                 cols.append(t)
-    return (torch.tensor(rows, dtype=torch.long, device=device),
-            torch.tensor(cols, dtype=torch.long, device=device))
+    return (
+        torch.tensor(rows, dtype=torch.long, device=device),
+        torch.tensor(cols, dtype=torch.long, device=device),
+    )

@@ -7,8 +7,8 @@ evaluates them on the held-out test queries. ``RetrievalModel.search`` answers t
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Callable, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -56,19 +56,31 @@ class RetrievalModel:
         return self._trie
 
     def features(self, texts: Sequence[str]) -> TextFeatures:
-        return TextFeatures(self.encoder, self.tokenizer, list(texts), device=self.device,
-                            max_tokens=self.config.max_query_tokens)
+        return TextFeatures(
+            self.encoder,
+            self.tokenizer,
+            list(texts),
+            device=self.device,
+            max_tokens=self.config.max_query_tokens,
+        )
 
     def search(self, texts: Sequence[str], k: int = 10, beam: int = 10):
         """Generative retrieval: top-k (item index, score) per query."""
         validate_queries(texts, k, len(self.item_ids))
-        return generative_search(self.decoder, self.features(texts), self.trie, beam,
-                                 min(k, len(self.item_ids)), device=self.device)
+        return generative_search(
+            self.decoder,
+            self.features(texts),
+            self.trie,
+            beam,
+            min(k, len(self.item_ids)),
+            device=self.device,
+        )
 
     def dense_search(self, texts: Sequence[str], k: int = 10):
         validate_queries(texts, k, len(self.item_ids))
-        return dense_search(self.dense, self.features(texts), self.item_emb,
-                            min(k, len(self.item_ids)))
+        return dense_search(
+            self.dense, self.features(texts), self.item_emb, min(k, len(self.item_ids))
+        )
 
 
 def validate_queries(texts: Sequence[str], k: int, n_items: int) -> None:
@@ -84,17 +96,25 @@ def validate_queries(texts: Sequence[str], k: int, n_items: int) -> None:
 
 
 def build_vocab(sids: SemanticIDs, indexer: SemanticIndexer) -> Vocab:
-    return Vocab(n_coarse=int(indexer.centroids.shape[0]), levels=int(sids.fine.shape[1]),
-                 codebook_size=int(indexer.codebook_size),
-                 n_suffix=int(sids.suffix.max(initial=0)) + 1 + SUFFIX_HEADROOM)
+    return Vocab(
+        n_coarse=int(indexer.centroids.shape[0]),
+        levels=int(sids.fine.shape[1]),
+        codebook_size=int(indexer.codebook_size),
+        n_suffix=int(sids.suffix.max(initial=0)) + 1 + SUFFIX_HEADROOM,
+    )
 
 
 def codebook_vectors(indexer: SemanticIndexer) -> np.ndarray | None:
     return None if indexer.rqvae is None else indexer.rqvae.codebooks.detach().cpu().numpy()
 
 
-def new_decoder(cfg: RetrieverConfig, vocab: Vocab, encoder: TextEncoder, item_dim: int,
-                indexer: SemanticIndexer) -> IDDecoder:
+def new_decoder(
+    cfg: RetrieverConfig,
+    vocab: Vocab,
+    encoder: TextEncoder,
+    item_dim: int,
+    indexer: SemanticIndexer,
+) -> IDDecoder:
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(cfg.seed)
         decoder = IDDecoder(cfg, vocab, encoder.hidden, encoder.n_layers, item_dim)
@@ -123,8 +143,11 @@ class InitState:
 
 def _grown_vocab(vocab: Vocab, old: Vocab) -> Vocab:
     """The old vocabulary, grown only where the new IDs need more tokens."""
-    if (vocab.n_coarse, vocab.levels, vocab.codebook_size) != (old.n_coarse, old.levels,
-                                                               old.codebook_size):
+    if (vocab.n_coarse, vocab.levels, vocab.codebook_size) != (
+        old.n_coarse,
+        old.levels,
+        old.codebook_size,
+    ):
         raise AceInputError("cannot fine-tune: the ID layout differs from the parent's")
     return replace(old, n_suffix=max(old.n_suffix, vocab.n_suffix - SUFFIX_HEADROOM))
 
@@ -146,11 +169,16 @@ def _replay_sample(old: list, n_new: int, ratio: float, seed: int) -> list:
     """A seeded sample of ``ratio`` old entries per new one (at least REPLAY_MIN)."""
     n_old = min(len(old), max(REPLAY_MIN, int(ratio * n_new)))
     rng = np.random.default_rng(seed)
-    return [old[i] for i in sorted(rng.choice(len(old), n_old, replace=False).tolist())] if n_old else []
+    return (
+        [old[i] for i in sorted(rng.choice(len(old), n_old, replace=False).tolist())]
+        if n_old
+        else []
+    )
 
 
-def _replay(split: QuerySplit, new_rows: set[int], n_items: int, ratio: float,
-            seed: int) -> tuple[QuerySplit, np.ndarray]:
+def _replay(
+    split: QuerySplit, new_rows: set[int], n_items: int, ratio: float, seed: int
+) -> tuple[QuerySplit, np.ndarray]:
     """Fine-tuning data: new items' caption pairs plus replayed old pairs, and the indexing
     task's rows (new items plus replayed old items)."""
     new = [p for p in split.train if p[1] in new_rows]
@@ -162,11 +190,20 @@ def _replay(split: QuerySplit, new_rows: set[int], n_items: int, ratio: float,
 
 
 def fit_retrieval(
-    item_ids: Sequence[str], item_emb: np.ndarray, sids: SemanticIDs, indexer: SemanticIndexer,
-    captions: Mapping[str, object], *, config: RetrieverConfig = RetrieverConfig(),
-    train: TrainConfig = TrainConfig(), device: str | torch.device | None = None,
-    encoder=None, progress: Callable[[int, float], None] | None = None, dense: bool = True,
-    init: InitState | None = None, replay_ratio: float = 2.0,
+    item_ids: Sequence[str],
+    item_emb: np.ndarray,
+    sids: SemanticIDs,
+    indexer: SemanticIndexer,
+    captions: Mapping[str, object],
+    *,
+    config: RetrieverConfig = RetrieverConfig(),
+    train: TrainConfig = TrainConfig(),
+    device: str | torch.device | None = None,
+    encoder=None,
+    progress: Callable[[int, float], None] | None = None,
+    dense: bool = True,
+    init: InitState | None = None,
+    replay_ratio: float = 2.0,
 ) -> FitResult:
     """Train the generative retriever (and the dense baseline) for a set of items with IDs.
 
@@ -190,47 +227,79 @@ def fit_retrieval(
     if not split.train and not train.index_task:
         raise AceInputError("no training captions and the indexing task is off: nothing to learn")
     decoder = new_decoder(config, vocab, enc, item_emb.shape[1], indexer)
-    model = RetrievalModel(config, vocab, list(item_ids), np.asarray(item_emb, np.float32),
-                           vocab.encode(sids.tokens()), enc, tok, decoder,
-                           DenseProjection(enc.hidden, item_emb.shape[1]), device)
+    model = RetrievalModel(
+        config,
+        vocab,
+        list(item_ids),
+        np.asarray(item_emb, np.float32),
+        vocab.encode(sids.tokens()),
+        enc,
+        tok,
+        decoder,
+        DenseProjection(enc.hidden, item_emb.shape[1]),
+        device,
+    )
     if init is not None:
         _load_init(decoder, model.dense, init)
-    feats = {name: model.features([t for t, _ in pairs]) for name, pairs in
-             (("train", split.train), ("val", split.val), ("test", split.test))}
-    gold = {name: np.asarray([n for _, n in pairs], np.int64) for name, pairs in
-            (("train", split.train), ("val", split.val), ("test", split.test))}
+    feats = {
+        name: model.features([t for t, _ in pairs])
+        for name, pairs in (("train", split.train), ("val", split.val), ("test", split.test))
+    }
+    gold = {
+        name: np.asarray([n for _, n in pairs], np.int64)
+        for name, pairs in (("train", split.train), ("val", split.val), ("test", split.test))
+    }
     val = (feats["val"], gold["val"]) if len(gold["val"]) else None
-    report = train_generative(decoder, feats["train"], gold["train"], model.item_emb,
-                              model.id_tokens, model.trie, train, val=val, device=device,
-                              progress=progress, index_rows=index_rows)
+    report = train_generative(
+        decoder,
+        feats["train"],
+        gold["train"],
+        model.item_emb,
+        model.id_tokens,
+        model.trie,
+        train,
+        val=val,
+        device=device,
+        progress=progress,
+        index_rows=index_rows,
+    )
     if dense and len(gold["train"]):
         train_dense(model.dense, feats["train"], gold["train"], model.item_emb, train, val=val)
-    ev = {"protocol": split.protocol,
-          "queries": {"train": len(split.train), "val": len(split.val), "test": len(split.test)},
-          "generative": evaluate(model, feats["test"], gold["test"], "generative")}
+    ev = {
+        "protocol": split.protocol,
+        "queries": {"train": len(split.train), "val": len(split.val), "test": len(split.test)},
+        "generative": evaluate(model, feats["test"], gold["test"], "generative"),
+    }
     if dense:
         ev["dense"] = evaluate(model, feats["test"], gold["test"], "dense")
     subsets = None
     if init is not None:
         is_new = np.isin(gold["test"], sorted(new_rows))
-        subsets = {"old_items": _subset_eval(model, feats["test"], gold["test"], ~is_new),
-                   "new_items": _subset_eval(model, feats["test"], gold["test"], is_new)}
+        subsets = {
+            "old_items": _subset_eval(model, feats["test"], gold["test"], ~is_new),
+            "new_items": _subset_eval(model, feats["test"], gold["test"], is_new),
+        }
     return FitResult(model, full_split, report, ev, subsets)
 
 
-def _subset_eval(model: RetrievalModel, feats: TextFeatures, gold: np.ndarray,
-                 mask: np.ndarray) -> dict:
+def _subset_eval(
+    model: RetrievalModel, feats: TextFeatures, gold: np.ndarray, mask: np.ndarray
+) -> dict:
     rows = np.flatnonzero(mask)
     if not len(rows):
         return retrieval_metrics([], [])
-    ranked = generative_search(model.decoder, feats, model.trie, 10, 10, device=model.device,
-                               rows=rows)
-    return {**retrieval_metrics([[i for i, _ in r] for r in ranked], list(gold[rows])),
-            "queries": int(len(rows))}
+    ranked = generative_search(
+        model.decoder, feats, model.trie, 10, 10, device=model.device, rows=rows
+    )
+    return {
+        **retrieval_metrics([[i for i, _ in r] for r in ranked], list(gold[rows])),
+        "queries": int(len(rows)),
+    }
 
 
-def evaluate(model: RetrievalModel, feats: TextFeatures, gold: np.ndarray, which: str,
-             beam: int = 10) -> dict:
+def evaluate(
+    model: RetrievalModel, feats: TextFeatures, gold: np.ndarray, which: str, beam: int = 10
+) -> dict:
     if not len(gold):
         return retrieval_metrics([], [])
     if which == "generative":

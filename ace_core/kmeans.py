@@ -50,14 +50,24 @@ def fit_kmeans(x: np.ndarray, config: KMeansConfig = KMeansConfig()) -> KMeansRe
     x = np.ascontiguousarray(x, dtype=np.float32)
     n, d = x.shape
     k = effective_k(n, config)
-    km = faiss.Kmeans(d, k, niter=config.niter, seed=config.seed, verbose=False,
-                      max_points_per_centroid=config.max_points_per_centroid,
-                      min_points_per_centroid=1)  # small clusters are expected: no warning
+    km = faiss.Kmeans(
+        d,
+        k,
+        niter=config.niter,
+        seed=config.seed,
+        verbose=False,
+        max_points_per_centroid=config.max_points_per_centroid,
+        min_points_per_centroid=1,
+    )  # small clusters are expected: no warning
     km.train(x)
     assignment = assign_nearest(km.centroids, x)
     obj = float(km.obj[-1]) if len(km.obj) else 0.0
-    return KMeansResult(np.ascontiguousarray(km.centroids, dtype=np.float32), assignment, obj,
-                        imbalance_factor(assignment, k))
+    return KMeansResult(
+        np.ascontiguousarray(km.centroids, dtype=np.float32),
+        assignment,
+        obj,
+        imbalance_factor(assignment, k),
+    )
 
 
 def assign_nearest(centroids: np.ndarray, x: np.ndarray) -> np.ndarray:

@@ -11,12 +11,13 @@ from __future__ import annotations
 import concurrent.futures as cf
 import logging
 from collections import deque
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
-from ace_core.decode import DecodeError, Decoded, decode_audio, decode_image, decode_video
+from ace_core.decode import Decoded, DecodeError, decode_audio, decode_image, decode_video
 from ace_core.encoders import (
     CLAP_EMBED_DIM,
     CLAP_SAMPLE_RATE,
@@ -102,8 +103,9 @@ def embed_files(
                     fut: cf.Future = cf.Future()
                     fut.set_result((None, {}, f"no encoder for modality {f.modality}"))
                 else:
-                    fut = pool.submit(_decode_and_prepare, f, decoders[f.modality],
-                                      encoders[f.modality])
+                    fut = pool.submit(
+                        _decode_and_prepare, f, decoders[f.modality], encoders[f.modality]
+                    )
                 pending.append((f, fut))
 
         fill()
@@ -138,8 +140,15 @@ def _flush(buf: list, encoder: Encoder, on_result) -> Iterator[EmbedResult]:
     except Exception as e:  # noqa: BLE001
         if len(batch) == 1:
             f, _, meta = batch[0]
-            yield _emit(EmbedResult(f, None, meta, f"encoder failed: {type(e).__name__}: "
-                                                  f"{str(e).splitlines()[0][:200]}"), on_result)
+            yield _emit(
+                EmbedResult(
+                    f,
+                    None,
+                    meta,
+                    f"encoder failed: {type(e).__name__}: {str(e).splitlines()[0][:200]}",
+                ),
+                on_result,
+            )
             return
         logger.debug("batch of %d failed (%s); retrying one by one", len(batch), e)
         for item in batch:
@@ -147,8 +156,9 @@ def _flush(buf: list, encoder: Encoder, on_result) -> Iterator[EmbedResult]:
         return
     for (f, _, meta), row in zip(batch, emb):
         if not np.isfinite(row).all():
-            yield _emit(EmbedResult(f, None, meta, "encoder produced a non-finite embedding"),
-                        on_result)
+            yield _emit(
+                EmbedResult(f, None, meta, "encoder produced a non-finite embedding"), on_result
+            )
         else:
             yield _emit(EmbedResult(f, row, meta), on_result)
 
@@ -162,8 +172,7 @@ def _checked(emb: np.ndarray, n: int, dim: int) -> np.ndarray:
 
 def embed_prepared(encoder: Encoder, prepared: Sequence[Any], batch_size: int) -> np.ndarray:
     """Bare model throughput helper: embed already-prepared inputs in batches."""
-    out = [encoder.embed(prepared[i : i + batch_size])
-           for i in range(0, len(prepared), batch_size)]
+    out = [encoder.embed(prepared[i : i + batch_size]) for i in range(0, len(prepared), batch_size)]
     return np.concatenate(out) if out else np.zeros((0, encoder.dim), np.float32)
 
 
@@ -200,8 +209,9 @@ def build_encoder(modality: str, config: EmbedConfig, *, device=None, image=None
     if modality == "image":
         return OpenClipImageEncoder(config.image, device=device)
     if modality == "video":
-        return FrameVideoEncoder(image or OpenClipImageEncoder(config.image, device=device),
-                                 config.pipeline.video)
+        return FrameVideoEncoder(
+            image or OpenClipImageEncoder(config.image, device=device), config.pipeline.video
+        )
     if modality == "audio":
         return ClapAudioEncoder(config.audio, device=device)
     raise ValueError(f"unknown modality {modality!r}")

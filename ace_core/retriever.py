@@ -76,11 +76,18 @@ class Vocab:
         """(n, L + 2) ID tokens (coarse, fine..., suffix) -> (n, L + 2) vocabulary ids."""
         t = np.asarray(tokens, np.int64)
         if t.shape[1] != self.id_length:
-            raise ValueError(f"IDs have {t.shape[1]} tokens, the vocabulary expects {self.id_length}")
+            raise ValueError(
+                f"IDs have {t.shape[1]} tokens, the vocabulary expects {self.id_length}"
+            )
         if (t[:, -1] >= self.n_suffix).any():
-            raise ValueError(f"suffix {int(t[:, -1].max())} exceeds the vocabulary ({self.n_suffix})")
-        offs = [self.coarse_offset] + [self.fine_offset(lv) for lv in range(self.levels)] + [
-            self.suffix_offset]
+            raise ValueError(
+                f"suffix {int(t[:, -1].max())} exceeds the vocabulary ({self.n_suffix})"
+            )
+        offs = (
+            [self.coarse_offset]
+            + [self.fine_offset(lv) for lv in range(self.levels)]
+            + [self.suffix_offset]
+        )
         return t + np.asarray(offs, np.int64)[None, :]
 
 
@@ -97,8 +104,9 @@ class TextEncoder(nn.Module):
 
     def forward(self, input_ids, attention_mask) -> torch.Tensor:
         """(S, B, T, H): the outputs of the S transformer layers (embeddings layer excluded)."""
-        out = self.model(input_ids=input_ids, attention_mask=attention_mask,
-                         output_hidden_states=True)
+        out = self.model(
+            input_ids=input_ids, attention_mask=attention_mask, output_hidden_states=True
+        )
         return torch.stack(out.hidden_states[1:])
 
 
@@ -122,10 +130,15 @@ class FusionLayer(nn.Module):
             self.gate = nn.Linear(d, d)
             self.fine_attn = nn.ModuleList(
                 nn.MultiheadAttention(d, h, dropout=cfg.dropout, batch_first=True)
-                for _ in range(n_enc_layers))
+                for _ in range(n_enc_layers)
+            )
             self.alpha = nn.Parameter(torch.zeros(n_enc_layers))
-        self.ff = nn.Sequential(nn.Linear(d, cfg.ff_mult * d), nn.GELU(), nn.Dropout(cfg.dropout),
-                                nn.Linear(cfg.ff_mult * d, d))
+        self.ff = nn.Sequential(
+            nn.Linear(d, cfg.ff_mult * d),
+            nn.GELU(),
+            nn.Dropout(cfg.dropout),
+            nn.Linear(cfg.ff_mult * d, d),
+        )
         self.drop = nn.Dropout(cfg.dropout)
 
     def forward(self, y, layers, mem_pad, causal):
@@ -134,16 +147,19 @@ class FusionLayer(nn.Module):
         y = y + self.drop(self.self_attn(q, q, q, attn_mask=causal, need_weights=False)[0])
         q = self.norm2(y)
         if not self.fusion:
-            ctx = self.coarse_attn(q, layers[-1], layers[-1], key_padding_mask=mem_pad,
-                                   need_weights=False)[0]
+            ctx = self.coarse_attn(
+                q, layers[-1], layers[-1], key_padding_mask=mem_pad, need_weights=False
+            )[0]
         else:
             S, B, T, d = layers.shape
             z = self.coarse_proj(layers.permute(1, 2, 0, 3).reshape(B, T, S * d))  # (B, T, d)
             c = self.coarse_attn(q, z, z, key_padding_mask=mem_pad, need_weights=False)[0]
             coarse = c * torch.sigmoid(self.gate(c))  # sigmoid self-gate
             w = torch.softmax(self.alpha, 0)
-            fine = sum(w[i] * att(q, layers[i], layers[i], key_padding_mask=mem_pad,
-                                  need_weights=False)[0] for i, att in enumerate(self.fine_attn))
+            fine = sum(
+                w[i] * att(q, layers[i], layers[i], key_padding_mask=mem_pad, need_weights=False)[0]
+                for i, att in enumerate(self.fine_attn)
+            )
             ctx = coarse + fine
         y = y + self.drop(ctx)
         return y + self.drop(self.ff(self.norm3(y)))
@@ -152,8 +168,9 @@ class FusionLayer(nn.Module):
 class IDDecoder(nn.Module):
     """Generates ID tokens from encoder layer outputs (or from an item embedding)."""
 
-    def __init__(self, cfg: RetrieverConfig, vocab: Vocab, enc_hidden: int, n_enc_layers: int,
-                 item_dim: int):
+    def __init__(
+        self, cfg: RetrieverConfig, vocab: Vocab, enc_hidden: int, n_enc_layers: int, item_dim: int
+    ):
         super().__init__()
         self.cfg, self.vocab = cfg, vocab
         d = cfg.d_model
@@ -169,8 +186,9 @@ class IDDecoder(nn.Module):
         self.layers = nn.ModuleList(FusionLayer(cfg, n_enc_layers) for _ in range(cfg.n_layers))
         self.norm = nn.LayerNorm(d)
 
-    def init_id_embeddings(self, centroids: np.ndarray, codebooks: np.ndarray | None,
-                           seed: int) -> None:
+    def init_id_embeddings(
+        self, centroids: np.ndarray, codebooks: np.ndarray | None, seed: int
+    ) -> None:
         """ID token embeddings from the K-Means centroids and RQ-VAE codebooks, projected to
         the model width by a fixed random projection (scaled to the embedding init's norm)."""
         g = torch.Generator().manual_seed(seed)
@@ -203,8 +221,10 @@ class IDDecoder(nn.Module):
         pooled = mean_pool(layers[-1], (~pad).to(layers.dtype))
         q = F.normalize(self.bridge(pooled), dim=-1)
         extra = self.memory_from_items(q)
-        pad = torch.cat([pad, torch.zeros(pad.shape[0], extra.shape[2], dtype=torch.bool,
-                                          device=pad.device)], dim=1)
+        pad = torch.cat(
+            [pad, torch.zeros(pad.shape[0], extra.shape[2], dtype=torch.bool, device=pad.device)],
+            dim=1,
+        )
         return torch.cat([mem, extra], dim=2), pad, q
 
     def memory_from_items(self, emb: torch.Tensor) -> torch.Tensor:
@@ -212,8 +232,9 @@ class IDDecoder(nn.Module):
         m = self.index_proj(emb).view(emb.shape[0], self.cfg.index_memory_tokens, -1)
         return m.unsqueeze(0).expand(self.n_enc_layers, -1, -1, -1)
 
-    def forward(self, memory: torch.Tensor, mem_pad: torch.Tensor | None,
-                tokens: torch.Tensor) -> torch.Tensor:
+    def forward(
+        self, memory: torch.Tensor, mem_pad: torch.Tensor | None, tokens: torch.Tensor
+    ) -> torch.Tensor:
         """memory (S, B, T, d), tokens (B, N) starting with BOS -> logits (B, N, V)."""
         n = tokens.shape[1]
         y = self.tok(tokens) + self.pos(torch.arange(n, device=tokens.device))[None]
@@ -234,8 +255,9 @@ def build_text_encoder(cfg: RetrieverConfig) -> tuple[TextEncoder, object, str]:
         tok = AutoTokenizer.from_pretrained(path)
         enc = TextEncoder(path)
     except OSError as e:
-        raise FileNotFoundError(f"text encoder not found or unreadable at {path}: "
-                                f"{str(e).splitlines()[0][:160]}") from e
+        raise FileNotFoundError(
+            f"text encoder not found or unreadable at {path}: {str(e).splitlines()[0][:160]}"
+        ) from e
     return enc, tok, path
 
 

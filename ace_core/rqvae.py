@@ -108,24 +108,27 @@ class RQVAEFit:
 
 
 def _kmeans_init(model: RQVAE, z: torch.Tensor, seed: int) -> None:
-    from ace_core.kmeans import fit_kmeans, KMeansConfig
+    from ace_core.kmeans import KMeansConfig, fit_kmeans
 
     residual = z.clone()
     with torch.no_grad():
         for level in range(model.config.levels):
-            km = fit_kmeans(residual.numpy(), KMeansConfig(k=model.codebook_size, niter=20,
-                                                           seed=seed + level))
+            km = fit_kmeans(
+                residual.numpy(), KMeansConfig(k=model.codebook_size, niter=20, seed=seed + level)
+            )
             cb = torch.from_numpy(km.centroids)
             if cb.shape[0] < model.codebook_size:  # fewer distinct points than codes
-                extra = residual[torch.randint(0, residual.shape[0],
-                                               (model.codebook_size - cb.shape[0],))]
+                extra = residual[
+                    torch.randint(0, residual.shape[0], (model.codebook_size - cb.shape[0],))
+                ]
                 cb = torch.cat([cb, extra])
             model.codebooks[level].copy_(cb)
             residual = residual - cb[torch.from_numpy(km.assignment)]
 
 
-def _replace_dead_codes(model: RQVAE, usage: torch.Tensor, z: torch.Tensor,
-                        gen: torch.Generator) -> int:
+def _replace_dead_codes(
+    model: RQVAE, usage: torch.Tensor, z: torch.Tensor, gen: torch.Generator
+) -> int:
     """Codes used < min_uses times take the residual of random training points at that level."""
     replaced = 0
     with torch.no_grad():
@@ -142,8 +145,9 @@ def _replace_dead_codes(model: RQVAE, usage: torch.Tensor, z: torch.Tensor,
     return replaced
 
 
-def train_rqvae(x: np.ndarray, config: RQVAEConfig = RQVAEConfig(), *,
-                device: str | torch.device = "cpu") -> RQVAEFit:
+def train_rqvae(
+    x: np.ndarray, config: RQVAEConfig = RQVAEConfig(), *, device: str | torch.device = "cpu"
+) -> RQVAEFit:
     """Fit an RQ-VAE on float32 (n, d) vectors; deterministic given ``config.seed``."""
     x_t = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))
     n, d = x_t.shape
@@ -170,8 +174,13 @@ def train_rqvae(x: np.ndarray, config: RQVAEConfig = RQVAEConfig(), *,
             break
     model.load_state_dict(best[1])
     model.eval().cpu()
-    logger.info("rq-vae: %d epochs, best held-out loss %.5f at epoch %d, %d dead codes replaced",
-                epoch, best[0], best_epoch, replaced)
+    logger.info(
+        "rq-vae: %d epochs, best held-out loss %.5f at epoch %d, %d dead codes replaced",
+        epoch,
+        best[0],
+        best_epoch,
+        replaced,
+    )
     return RQVAEFit(model, epoch, best[0], replaced)
 
 
@@ -214,8 +223,11 @@ def rq_encode(model: RQVAE, x: np.ndarray, batch: int = 8192) -> np.ndarray:
     """Codes int64 (n, L) of float32 (n, d) vectors."""
     x_t = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))
     out = [model.quantize(model.encoder(x_t[i : i + batch]))[0] for i in range(0, len(x_t), batch)]
-    return torch.cat(out).numpy().astype(np.int64) if out else np.zeros((0, model.config.levels),
-                                                                        np.int64)
+    return (
+        torch.cat(out).numpy().astype(np.int64)
+        if out
+        else np.zeros((0, model.config.levels), np.int64)
+    )
 
 
 @torch.no_grad()

@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Sequence
 
 import numpy as np
 
@@ -52,13 +52,15 @@ class SemanticIDs:
         """(n, L + 2) int64: coarse, fine..., suffix."""
         return np.concatenate([self.coarse[:, None], self.fine, self.suffix[:, None]], axis=1)
 
-    def concat(self, other: "SemanticIDs") -> "SemanticIDs":
+    def concat(self, other: SemanticIDs) -> SemanticIDs:
         ids = self.item_ids + other.item_ids
         order = np.argsort(ids, kind="stable")
-        return SemanticIDs([ids[i] for i in order],
-                           np.concatenate([self.coarse, other.coarse])[order],
-                           np.concatenate([self.fine, other.fine])[order],
-                           np.concatenate([self.suffix, other.suffix])[order])
+        return SemanticIDs(
+            [ids[i] for i in order],
+            np.concatenate([self.coarse, other.coarse])[order],
+            np.concatenate([self.fine, other.fine])[order],
+            np.concatenate([self.suffix, other.suffix])[order],
+        )
 
 
 def format_sid(coarse: int, fine: Sequence[int], suffix: int) -> str:
@@ -82,8 +84,7 @@ class SemanticIndexer:
         coarse = assign_nearest(self.centroids, x)
         return coarse, rq_encode(self.rqvae, x - self.centroids[coarse])
 
-    def assign(self, item_ids: Sequence[str], x: np.ndarray,
-               existing: SemanticIDs) -> SemanticIDs:
+    def assign(self, item_ids: Sequence[str], x: np.ndarray, existing: SemanticIDs) -> SemanticIDs:
         """IDs for new items; existing IDs never change, collisions take the next free suffix."""
         validate_embeddings(item_ids, x, self.centroids.shape[1])
         clash = set(item_ids) & set(existing.item_ids)
@@ -122,12 +123,16 @@ def validate_embeddings(item_ids: Sequence[str], x: np.ndarray, dim: int | None 
         raise AceInputError(f"{len(dups)} duplicate item_ids, e.g. {_names(dups)}")
     bad = ~np.isfinite(x).all(axis=1)
     if bad.any():
-        raise AceInputError(f"{int(bad.sum())} embeddings hold NaN/inf: "
-                            f"{_names([item_ids[i] for i in np.flatnonzero(bad)])}")
+        raise AceInputError(
+            f"{int(bad.sum())} embeddings hold NaN/inf: "
+            f"{_names([item_ids[i] for i in np.flatnonzero(bad)])}"
+        )
     zero = np.linalg.norm(x, axis=1) < 1e-8
     if zero.any():
-        raise AceInputError(f"{int(zero.sum())} embeddings have zero norm: "
-                            f"{_names([item_ids[i] for i in np.flatnonzero(zero)])}")
+        raise AceInputError(
+            f"{int(zero.sum())} embeddings have zero norm: "
+            f"{_names([item_ids[i] for i in np.flatnonzero(zero)])}"
+        )
 
 
 def _names(ids: Sequence[str], n: int = 3) -> str:
@@ -146,9 +151,9 @@ def assign_suffixes(item_ids: Sequence[str], coarse: np.ndarray, fine: np.ndarra
     return suffix
 
 
-def fit_semantic_ids(item_ids: Sequence[str], x: np.ndarray,
-                     config: SemanticIDConfig = SemanticIDConfig()) -> tuple[SemanticIndexer,
-                                                                             SemanticIDs]:
+def fit_semantic_ids(
+    item_ids: Sequence[str], x: np.ndarray, config: SemanticIDConfig = SemanticIDConfig()
+) -> tuple[SemanticIndexer, SemanticIDs]:
     """Fit coarse + fine quantizers on all items and return the indexer and their IDs."""
     if config.mode not in MODES:
         raise AceInputError(f"unknown semantic ID mode {config.mode!r} (one of {MODES})")
@@ -160,15 +165,26 @@ def fit_semantic_ids(item_ids: Sequence[str], x: np.ndarray,
     if config.mode == "random":
         return _random_ids(ids, d, config)
     if config.mode == "no_coarse":
-        km_centroids, coarse, km_obj, km_imb = np.zeros((1, d), np.float32), np.zeros(n, np.int64), 0.0, 1.0
+        km_centroids, coarse, km_obj, km_imb = (
+            np.zeros((1, d), np.float32),
+            np.zeros(n, np.int64),
+            0.0,
+            1.0,
+        )
     else:
         km = fit_kmeans(x, config.kmeans)
-        km_centroids, coarse, km_obj, km_imb = km.centroids, km.assignment, km.objective, km.imbalance
+        km_centroids, coarse, km_obj, km_imb = (
+            km.centroids,
+            km.assignment,
+            km.objective,
+            km.imbalance,
+        )
     residual = x - km_centroids[coarse]
     if config.mode == "hkmeans":
         K = _pow2_at_most(config.rqvae.codebook_size, n)
-        fine = hierarchical_kmeans_codes(residual, coarse, config.rqvae.levels, K,
-                                         config.kmeans.seed)
+        fine = hierarchical_kmeans_codes(
+            residual, coarse, config.rqvae.levels, K, config.kmeans.seed
+        )
         model, recon = None, None
     else:
         fit = train_rqvae(residual, config.rqvae)
@@ -205,8 +221,9 @@ def _random_ids(ids: list[str], d: int, config: SemanticIDConfig):
     return indexer, sids
 
 
-def hierarchical_kmeans_codes(residual: np.ndarray, coarse: np.ndarray, levels: int, k: int,
-                              seed: int) -> np.ndarray:
+def hierarchical_kmeans_codes(
+    residual: np.ndarray, coarse: np.ndarray, levels: int, k: int, seed: int
+) -> np.ndarray:
     """DSI-style codes: level l is a k-means cluster within the items sharing the prefix."""
     n = residual.shape[0]
     codes = np.zeros((n, levels), np.int64)
@@ -220,13 +237,22 @@ def hierarchical_kmeans_codes(residual: np.ndarray, coarse: np.ndarray, levels: 
                 continue
             km = fit_kmeans(residual[g], KMeansConfig(k=k, niter=10, seed=seed + level))
             codes[g, level] = km.assignment
-            next_groups.extend(g[km.assignment == j] for j in range(k) if (km.assignment == j).any())
+            next_groups.extend(
+                g[km.assignment == j] for j in range(k) if (km.assignment == j).any()
+            )
         groups = next_groups
     return codes
 
 
-def quality_report(sids: SemanticIDs, residual: np.ndarray | None, recon: np.ndarray | None,
-                   K: int, config: SemanticIDConfig, km_obj: float, km_imb: float) -> dict:
+def quality_report(
+    sids: SemanticIDs,
+    residual: np.ndarray | None,
+    recon: np.ndarray | None,
+    K: int,
+    config: SemanticIDConfig,
+    km_obj: float,
+    km_imb: float,
+) -> dict:
     """Quality figures (keys as in DESIGN "JSON output")."""
     n, L = sids.fine.shape
     utilization, perplexity = [], []
@@ -242,8 +268,9 @@ def quality_report(sids: SemanticIDs, residual: np.ndarray | None, recon: np.nda
             try:
                 faiss_rel = faiss_rq_relative_error(residual, L, K)
             except RuntimeError as e:  # faiss refuses degenerate inputs (e.g. one point)
-                logger.info("faiss ResidualQuantizer reference skipped: %s",
-                            str(e).splitlines()[0][:160])
+                logger.info(
+                    "faiss ResidualQuantizer reference skipped: %s", str(e).splitlines()[0][:160]
+                )
     return {
         "n_items": n,
         "mode": config.mode,
@@ -274,5 +301,6 @@ def faiss_rq_relative_error(x: np.ndarray, levels: int, K: int) -> float:
     rq = faiss.ResidualQuantizer(x.shape[1], levels, int(math.log2(K)))
     if x.shape[0] < x.shape[1]:  # progressive-dim training needs a PCA: n >= d
         rq.train_type = faiss.ResidualQuantizer.Train_default
+    rq.cp.min_points_per_centroid = 1  # small corpora are expected: no stderr warning
     rq.train(x)
     return relative_error(x, rq.decode(rq.compute_codes(x)))

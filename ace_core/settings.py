@@ -16,6 +16,8 @@ class IndexConfig:
     ids: SemanticIDConfig = SemanticIDConfig()
     retriever: RetrieverConfig = RetrieverConfig()
     train: TrainConfig = TrainConfig()
-    ablations: bool = False  # also train the ablation models (no coarse, hkmeans, no fusion, random)
+    ablations: bool = (
+        False  # also train the ablation models (no coarse, hkmeans, no fusion, random)
+    )
     ingest_epochs: int = 12  # fine-tuning epochs of an incremental ingest
     replay_ratio: float = 2.0  # old caption pairs replayed per new pair during an ingest

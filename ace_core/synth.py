@@ -19,13 +19,23 @@ import numpy as np
 logger = logging.getLogger(__name__)
 
 COLORS = {
-    "red": (220, 40, 40), "green": (40, 170, 60), "blue": (40, 70, 220), "yellow": (235, 210, 40),
-    "purple": (140, 50, 180), "orange": (245, 140, 30), "white": (245, 245, 245),
+    "red": (220, 40, 40),
+    "green": (40, 170, 60),
+    "blue": (40, 70, 220),
+    "yellow": (235, 210, 40),
+    "purple": (140, 50, 180),
+    "orange": (245, 140, 30),
+    "white": (245, 245, 245),
     "black": (20, 20, 20),
 }
 SHAPES = ("circle", "square", "triangle", "star")
-POSITIONS = {"top left": (0.27, 0.27), "top right": (0.73, 0.27), "center": (0.5, 0.5),
-             "bottom left": (0.27, 0.73), "bottom right": (0.73, 0.73)}
+POSITIONS = {
+    "top left": (0.27, 0.27),
+    "top right": (0.73, 0.27),
+    "center": (0.5, 0.5),
+    "bottom left": (0.27, 0.73),
+    "bottom right": (0.73, 0.73),
+}
 TEXTURES = ("plain", "striped", "checkered", "noisy")
 COUNT_WORDS = {1: "one", 2: "two", 3: "three"}
 SOUNDS = ("tone", "chord", "rising sweep", "falling sweep", "rhythm", "noise")
@@ -47,8 +57,9 @@ class CorpusCounts:
     videos: int = 16
 
 
-def write_sample_corpus(out: str | Path, *, seed: int = 0,
-                        counts: CorpusCounts = CorpusCounts()) -> dict:
+def write_sample_corpus(
+    out: str | Path, *, seed: int = 0, counts: CorpusCounts = CorpusCounts()
+) -> dict:
     """Write the corpus under ``out`` (created); returns counts. Deterministic in ``seed``."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -63,8 +74,13 @@ def write_sample_corpus(out: str | Path, *, seed: int = 0,
     with open(out / "captions.jsonl", "w") as f:
         for path, caps in records:
             f.write(json.dumps({"path": path.relative_to(out).as_posix(), "captions": caps}) + "\n")
-    return {"images": counts.images, "audio": counts.audio, "videos": counts.videos,
-            "captions": sum(len(c) for _, c in records), "path": str(out)}
+    return {
+        "images": counts.images,
+        "audio": counts.audio,
+        "videos": counts.videos,
+        "captions": sum(len(c) for _, c in records),
+        "path": str(out),
+    }
 
 
 def _pick(rng: np.random.Generator, options):
@@ -104,8 +120,12 @@ def _background(texture: str, rng: np.random.Generator, size: int) -> np.ndarray
 def _write_image(path: Path, rng: np.random.Generator):
     from PIL import Image
 
-    color, shape, pos, texture = (_pick(rng, COLORS), _pick(rng, SHAPES), _pick(rng, POSITIONS),
-                                  _pick(rng, TEXTURES))
+    color, shape, pos, texture = (
+        _pick(rng, COLORS),
+        _pick(rng, SHAPES),
+        _pick(rng, POSITIONS),
+        _pick(rng, TEXTURES),
+    )
     count = int(rng.integers(1, 4))
     img = _background(texture, rng, IMAGE_SIZE)
     px, py = np.array(POSITIONS[pos]) + rng.uniform(-0.03, 0.03, 2)  # jitter: no two alike
@@ -208,8 +228,9 @@ def _write_video(path: Path, rng: np.random.Generator):
     caps = [
         f"a {color} {shape} moving {direction} {speed}",
         f"video of a {shape} in {color} that travels {direction}",
-        f"a {color} {shape} {speed} slides to the {direction}" if dx else
-        f"a {color} {shape} {speed} drifts {direction}",
+        f"a {color} {shape} {speed} slides to the {direction}"
+        if dx
+        else f"a {color} {shape} {speed} drifts {direction}",
         f"{speed} moving {color} {shape}, heading {direction}",
         f"clip: {color} {shape} goes {direction} {speed}",
     ]

@@ -11,9 +11,9 @@ from __future__ import annotations
 import copy
 import logging
 import time
+from collections.abc import Callable, Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass, field
-from typing import Callable, Sequence
 
 import numpy as np
 import torch
@@ -65,11 +65,21 @@ class TrainReport:
 class TextFeatures:
     """Frozen-encoder features of a list of texts: all layers (S, N, T, H) and pooled (N, H)."""
 
-    def __init__(self, encoder: TextEncoder, tokenizer, texts: Sequence[str], *, device,
-                 max_tokens: int = 48, cache_mb: int = 1024, batch: int = 128):
+    def __init__(
+        self,
+        encoder: TextEncoder,
+        tokenizer,
+        texts: Sequence[str],
+        *,
+        device,
+        max_tokens: int = 48,
+        cache_mb: int = 1024,
+        batch: int = 128,
+    ):
         self.encoder, self.device = encoder, torch.device(device)
-        enc = tokenizer(list(texts), padding=True, truncation=True, max_length=max_tokens,
-                        return_tensors="pt")
+        enc = tokenizer(
+            list(texts), padding=True, truncation=True, max_length=max_tokens, return_tensors="pt"
+        )
         self.ids, self.mask = enc["input_ids"], enc["attention_mask"]
         n, t = self.ids.shape
         size_mb = encoder.n_layers * n * t * encoder.hidden * 2 / 2**20
@@ -129,8 +139,14 @@ def id_loss(decoder: IDDecoder, memory, pad, targets, rdrop_weight: float) -> to
     logits2 = decoder(memory, pad, inp)
     ce2 = F.cross_entropy(logits2.flatten(0, 1).float(), targets.flatten())
     lp, lq = F.log_softmax(logits.float(), -1), F.log_softmax(logits2.float(), -1)
-    kl = 0.5 * (F.kl_div(lp, lq, log_target=True, reduction="batchmean")
-                + F.kl_div(lq, lp, log_target=True, reduction="batchmean")) / targets.shape[1]
+    kl = (
+        0.5
+        * (
+            F.kl_div(lp, lq, log_target=True, reduction="batchmean")
+            + F.kl_div(lq, lp, log_target=True, reduction="batchmean")
+        )
+        / targets.shape[1]
+    )
     return 0.5 * (ce + ce2) + rdrop_weight * kl
 
 
@@ -147,10 +163,18 @@ def _batches(n_caps: int, index_rows: torch.Tensor, cfg: TrainConfig, gen: torch
 
 
 def train_generative(
-    decoder: IDDecoder, train_feats: TextFeatures, train_items: np.ndarray,
-    item_emb: np.ndarray, id_tokens: np.ndarray, trie: Trie, cfg: TrainConfig, *,
-    val: tuple[TextFeatures, np.ndarray] | None = None, device="cpu",
-    progress: Callable[[int, float], None] | None = None, index_rows: np.ndarray | None = None,
+    decoder: IDDecoder,
+    train_feats: TextFeatures,
+    train_items: np.ndarray,
+    item_emb: np.ndarray,
+    id_tokens: np.ndarray,
+    trie: Trie,
+    cfg: TrainConfig,
+    *,
+    val: tuple[TextFeatures, np.ndarray] | None = None,
+    device="cpu",
+    progress: Callable[[int, float], None] | None = None,
+    index_rows: np.ndarray | None = None,
 ) -> TrainReport:
     """Train ``decoder`` in place; keeps the state with the best validation MRR@10.
 
@@ -161,8 +185,11 @@ def train_generative(
     emb = torch.from_numpy(np.asarray(item_emb, np.float32)).to(device)
     targets = torch.from_numpy(np.asarray(id_tokens, np.int64)).to(device)
     cap_items = torch.from_numpy(np.asarray(train_items, np.int64))
-    rows = torch.arange(len(emb)) if index_rows is None else torch.from_numpy(
-        np.asarray(index_rows, np.int64))
+    rows = (
+        torch.arange(len(emb))
+        if index_rows is None
+        else torch.from_numpy(np.asarray(index_rows, np.int64))
+    )
     opt = torch.optim.AdamW(decoder.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     started, history = time.perf_counter(), []
     best_key, best_state, best_epoch, best_val = None, None, 0, None
@@ -182,7 +209,8 @@ def train_generative(
                 loss = id_loss(decoder, memory, pad, targets[items], cfg.rdrop_weight)
                 if q is not None and cfg.bridge_weight > 0:
                     loss = loss + cfg.bridge_weight * F.cross_entropy(
-                        (q @ emb.T).float() / 0.05, items)
+                        (q @ emb.T).float() / 0.05, items
+                    )
             opt.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(decoder.parameters(), 1.0)
@@ -191,8 +219,9 @@ def train_generative(
         row = {"epoch": epoch, "loss": total / max(count, 1)}
         last = epoch == cfg.epochs
         if val is not None and len(val[0]) and (epoch % cfg.eval_every == 0 or last):
-            row["val"] = evaluate_generative(decoder, val[0], val[1], trie, cfg.val_beam_size,
-                                             cfg.max_val_queries, device)
+            row["val"] = evaluate_generative(
+                decoder, val[0], val[1], trie, cfg.val_beam_size, cfg.max_val_queries, device
+            )
             key = (row["val"]["MRR@10"], row["val"]["R@1"], -row["loss"])
         elif val is None or not len(val[0]):
             key = (-row["loss"],)
@@ -209,20 +238,37 @@ def train_generative(
     decoder.load_state_dict(best_state)
     decoder.eval()
     seconds = time.perf_counter() - started
-    return TrainReport(epoch, best_epoch, best_val, seconds, seconds / max(epoch, 1),
-                       _peak_memory_mb(device), history)
+    return TrainReport(
+        epoch,
+        best_epoch,
+        best_val,
+        seconds,
+        seconds / max(epoch, 1),
+        _peak_memory_mb(device),
+        history,
+    )
 
 
-def evaluate_generative(decoder, feats: TextFeatures, gold: np.ndarray, trie: Trie, beam: int,
-                        limit: int, device) -> dict:
+def evaluate_generative(
+    decoder, feats: TextFeatures, gold: np.ndarray, trie: Trie, beam: int, limit: int, device
+) -> dict:
     idx = np.arange(min(len(feats), limit))
     ranked = generative_search(decoder, feats, trie, beam, 10, device=device, rows=idx)
     return retrieval_metrics([[i for i, _ in r] for r in ranked], list(gold[idx]))
 
 
 @torch.no_grad()
-def generative_search(decoder: IDDecoder, feats: TextFeatures, trie: Trie, beam: int, k: int, *,
-                      device="cpu", batch: int = 32, rows: np.ndarray | None = None):
+def generative_search(
+    decoder: IDDecoder,
+    feats: TextFeatures,
+    trie: Trie,
+    beam: int,
+    k: int,
+    *,
+    device="cpu",
+    batch: int = 32,
+    rows: np.ndarray | None = None,
+):
     """Top-k (item index, log-prob) per query, via trie-constrained beam search."""
     decoder.eval()
     rows = np.arange(len(feats)) if rows is None else rows
@@ -238,15 +284,24 @@ def generative_search(decoder: IDDecoder, feats: TextFeatures, trie: Trie, beam:
 
 
 @torch.no_grad()
-def search_by_embedding(decoder: IDDecoder, emb: np.ndarray, trie: Trie, beam: int, k: int,
-                        device="cpu", batch: int = 32):
+def search_by_embedding(
+    decoder: IDDecoder,
+    emb: np.ndarray,
+    trie: Trie,
+    beam: int,
+    k: int,
+    device="cpu",
+    batch: int = 32,
+):
     """Generate IDs from item embeddings (the indexing task's input): query by example."""
     decoder.eval()
     x = torch.from_numpy(np.asarray(emb, np.float32))
     out = []
     for i in range(0, len(x), batch):
         memory = decoder.memory_from_items(x[i : i + batch].to(device))
-        out.extend(r[:k] for r in constrained_beam_search(decoder, memory, None, trie, max(beam, k)))
+        out.extend(
+            r[:k] for r in constrained_beam_search(decoder, memory, None, trie, max(beam, k))
+        )
     return out
 
 
@@ -265,9 +320,15 @@ class DenseProjection(nn.Module):
         return F.normalize(self.proj(pooled), dim=-1)
 
 
-def train_dense(proj: DenseProjection, feats: TextFeatures, items: np.ndarray,
-                item_emb: np.ndarray, cfg: TrainConfig, *,
-                val: tuple[TextFeatures, np.ndarray] | None = None) -> dict | None:
+def train_dense(
+    proj: DenseProjection,
+    feats: TextFeatures,
+    items: np.ndarray,
+    item_emb: np.ndarray,
+    cfg: TrainConfig,
+    *,
+    val: tuple[TextFeatures, np.ndarray] | None = None,
+) -> dict | None:
     """InfoNCE against all items; keeps the state with the best validation MRR@10."""
     gen = torch.Generator().manual_seed(cfg.seed)
     cands = F.normalize(torch.from_numpy(np.asarray(item_emb, np.float32)), dim=-1)
@@ -299,8 +360,9 @@ def train_dense(proj: DenseProjection, feats: TextFeatures, items: np.ndarray,
 
 
 @torch.no_grad()
-def dense_search(proj: DenseProjection, feats: TextFeatures, item_emb: np.ndarray, k: int,
-                 index=None) -> list[list[tuple[int, float]]]:
+def dense_search(
+    proj: DenseProjection, feats: TextFeatures, item_emb: np.ndarray, k: int, index=None
+) -> list[list[tuple[int, float]]]:
     """faiss flat inner-product search of projected queries over the item embeddings."""
     import faiss
 

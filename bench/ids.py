@@ -69,18 +69,27 @@ def main():
         t_assign = time.perf_counter() - t
         rows.append((n, k, t_bare, t_ours, t_fit, hold / t_assign))
         quality.append((n, indexer.report))
-    print("\n| n | k | faiss.Kmeans s | ours s | ratio | full ID fit s (k-means + RQ-VAE + report) | incremental assign items/s |")
+    print(
+        "\n| n | k | faiss.Kmeans s | ours s | ratio "
+        "| full ID fit s (k-means + RQ-VAE + report) | incremental assign items/s |"
+    )
     print("|---|---|---|---|---|---|---|")
     for n, k, tb, to, tf, ips in rows:
         print(f"| {n} | {k} | {tb:.2f} | {to:.2f} | {to / tb:.2f} | {tf:.1f} | {ips:,.0f} |")
     if len(rows) > 1:
         (n0, *_, f0, _), (n1, *_, f1, _) = rows[0], rows[-1]
         print(f"\nfit cost growth {n0} -> {n1}: x{f1 / f0:.1f} for x{n1 / n0:.0f} items")
-    print("\n| n | rel_recon_error | faiss_rq_rel_recon_error | collision_rate | max_suffix | utilization | perplexity | imbalance |")
+    print(
+        "\n| n | rel_recon_error | faiss_rq_rel_recon_error | collision_rate | max_suffix "
+        "| utilization | perplexity | imbalance |"
+    )
     print("|---|---|---|---|---|---|---|---|")
     for n, r in quality:
-        print(f"| {n} | {r['rel_recon_error']} | {r['faiss_rq_rel_recon_error']} | {r['collision_rate']} | "
-              f"{r['max_suffix']} | {r['utilization']} | {r['perplexity']} | {r['kmeans_imbalance']} |")
+        print(
+            f"| {n} | {r['rel_recon_error']} | {r['faiss_rq_rel_recon_error']} "
+            f"| {r['collision_rate']} | {r['max_suffix']} | {r['utilization']} "
+            f"| {r['perplexity']} | {r['kmeans_imbalance']} |"
+        )
 
 
 if __name__ == "__main__":

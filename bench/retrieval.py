@@ -36,16 +36,21 @@ from ace_core.training import DenseProjection, TextFeatures, TrainConfig, dense_
 
 
 def embed_corpus(corpus: Path, model: str):
-    from ace_core.pipeline import EmbedConfig, build_encoder, embed_files
     from ace_core.encoders import to_common_dim
+    from ace_core.pipeline import EmbedConfig, build_encoder, embed_files
 
     cfg = EmbedConfig(image=ImageEncoderConfig(model))
     found = discover(corpus)
     image = build_encoder("image", cfg)
-    enc = {"image": image, "video": build_encoder("video", cfg, image=image),
-           "audio": build_encoder("audio", cfg)}
-    res = sorted((r for r in embed_files(found.files, enc, cfg.pipeline) if r.error is None),
-                 key=lambda r: r.file.item_id)
+    enc = {
+        "image": image,
+        "video": build_encoder("video", cfg, image=image),
+        "audio": build_encoder("audio", cfg),
+    }
+    res = sorted(
+        (r for r in embed_files(found.files, enc, cfg.pipeline) if r.error is None),
+        key=lambda r: r.file.item_id,
+    )
     x = np.stack([to_common_dim(r.embedding[None], 512)[0] for r in res])
     return [r.file.item_id for r in res], x, found.captions
 
@@ -58,30 +63,45 @@ def quality(args) -> None:
     ids, x, caps = embed_corpus(tmp / "c", args.image_model)
     base_ids = SemanticIDConfig()
     encoder = build_text_encoder(RetrieverConfig())
-    runs = {"ACE (full)": (base_ids, RetrieverConfig()),
-            "no_coarse": (replace(base_ids, mode="no_coarse"), RetrieverConfig()),
-            "hkmeans": (replace(base_ids, mode="hkmeans"), RetrieverConfig()),
-            "no_fusion": (base_ids, RetrieverConfig(fusion=False)),
-            "random_ids": (replace(base_ids, mode="random"), RetrieverConfig())}
+    runs = {
+        "ACE (full)": (base_ids, RetrieverConfig()),
+        "no_coarse": (replace(base_ids, mode="no_coarse"), RetrieverConfig()),
+        "hkmeans": (replace(base_ids, mode="hkmeans"), RetrieverConfig()),
+        "no_fusion": (base_ids, RetrieverConfig(fusion=False)),
+        "random_ids": (replace(base_ids, mode="random"), RetrieverConfig()),
+    }
     rows, dense, training = [], None, None
     for name, (idc, rc) in runs.items():
         indexer, sids = fit_semantic_ids(ids, x, idc)
-        fit = fit_retrieval(ids, x, sids, indexer, caps, config=rc, train=TrainConfig(),
-                            encoder=encoder, dense=name == "ACE (full)")
+        fit = fit_retrieval(
+            ids,
+            x,
+            sids,
+            indexer,
+            caps,
+            config=rc,
+            train=TrainConfig(),
+            encoder=encoder,
+            dense=name == "ACE (full)",
+        )
         rows.append((name, fit.eval["generative"]))
         if name == "ACE (full)":
             dense, training = fit.eval["dense"], fit.generative_report
             queries = fit.eval["queries"]
     rows.insert(1, ("dense baseline (MiniLM + linear, faiss flat IP)", dense))
-    print(f"sample corpus seed {args.seed}: {len(ids)} items, image model {args.image_model} "
-          f"(random init), queries {queries}")
+    print(
+        f"sample corpus seed {args.seed}: {len(ids)} items, image model {args.image_model} "
+        f"(random init), queries {queries}"
+    )
     print("\n| model | R@1 | R@5 | R@10 | MRR@10 |\n|---|---|---|---|---|")
     for name, m in rows:
         print(f"| {name} | {m['R@1']:.3f} | {m['R@5']:.3f} | {m['R@10']:.3f} | {m['MRR@10']:.3f} |")
-    print(f"\ntraining (ACE full): {training.epochs} epochs (best {training.best_epoch}), "
-          f"{training.seconds_per_epoch:.2f} s/epoch, {training.seconds:.1f} s total, "
-          f"peak RSS {training.peak_memory_mb:.0f} MB, device "
-          f"{'cuda' if torch.cuda.is_available() else 'cpu'}")
+    print(
+        f"\ntraining (ACE full): {training.epochs} epochs (best {training.best_epoch}), "
+        f"{training.seconds_per_epoch:.2f} s/epoch, {training.seconds:.1f} s total, "
+        f"peak RSS {training.peak_memory_mb:.0f} MB, device "
+        f"{'cuda' if torch.cuda.is_available() else 'cpu'}"
+    )
 
 
 def synthetic_ids(n: int, levels=3, K=256, seed=0) -> np.ndarray:
@@ -105,8 +125,12 @@ def throughput(args) -> None:
     torch.manual_seed(0)
     enc, tok, _ = build_text_encoder(RetrieverConfig())
     enc.eval()
-    texts = [f"a {c} {s} in the {p}" for c in ("red", "green", "blue", "white")
-             for s in ("circle", "square", "star", "triangle") for p in ("top", "bottom")]
+    texts = [
+        f"a {c} {s} in the {p}"
+        for c in ("red", "green", "blue", "white")
+        for s in ("circle", "square", "star", "triangle")
+        for p in ("top", "bottom")
+    ]
     texts = (texts * 10)[: 32 * args.batches]
 
     def med(fn):
@@ -118,8 +142,10 @@ def throughput(args) -> None:
         return statistics.median(ts)
 
     t_enc = med(lambda: TextFeatures(enc, tok, texts, device="cpu", batch=32))
-    print(f"{len(texts)} queries, batch 32, beam 10, {torch.get_num_threads()} threads; text "
-          f"encoder alone: {len(texts) / t_enc:.1f} q/s")
+    print(
+        f"{len(texts)} queries, batch 32, beam 10, {torch.get_num_threads()} threads; text "
+        f"encoder alone: {len(texts) / t_enc:.1f} q/s"
+    )
     print("\n| corpus IDs | generative q/s | dense (faiss flat IP) q/s | generative / dense |")
     print("|---|---|---|---|")
     for n in args.sizes:

@@ -11,7 +11,8 @@ import json
 import logging
 import os
 import sys
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from flows import _env  # noqa: F401  (environment before prefect/transformers imports)
 
@@ -62,13 +63,20 @@ def embed_config_from_args(args):
 
 def _add_embed_options(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("embedding")
-    g.add_argument("--image-model", default="ViT-B-32",
-                   help="open_clip model name, or the shipped tiny 'ace-tiny-vit' (default %(default)s)")
-    g.add_argument("--image-weights", default=None,
-                   help="open_clip pretrained tag or local checkpoint; none: random init")
+    g.add_argument(
+        "--image-model",
+        default="ViT-B-32",
+        help="open_clip model name, or the shipped tiny 'ace-tiny-vit' (default %(default)s)",
+    )
+    g.add_argument(
+        "--image-weights",
+        default=None,
+        help="open_clip pretrained tag or local checkpoint; none: random init",
+    )
     g.add_argument("--audio-model", default="HTSAT-tiny", help="laion-clap audio model")
-    g.add_argument("--audio-checkpoint", default=None,
-                   help="local laion-clap checkpoint; none: random init")
+    g.add_argument(
+        "--audio-checkpoint", default=None, help="local laion-clap checkpoint; none: random init"
+    )
     g.add_argument("--batch-size", type=int, default=32)
     g.add_argument("--workers", type=int, default=2, help="decoding threads")
     g.add_argument("--shard-size", type=int, default=2000, help="files per shard")
@@ -83,10 +91,17 @@ def cmd_sample_corpus(args) -> int:
     for name in ("images", "audio", "videos"):
         if getattr(args, name) < 0:
             raise UsageError(f"--{name} must be >= 0")
-    info = write_sample_corpus(args.out, seed=args.seed,
-                               counts=CorpusCounts(args.images, args.audio, args.videos))
-    emit(args, info, lambda d: f"wrote {d['images']} images, {d['audio']} audio clips, "
-                               f"{d['videos']} videos ({d['captions']} captions) to {d['path']}")
+    info = write_sample_corpus(
+        args.out, seed=args.seed, counts=CorpusCounts(args.images, args.audio, args.videos)
+    )
+    emit(
+        args,
+        info,
+        lambda d: (
+            f"wrote {d['images']} images, {d['audio']} audio clips, "
+            f"{d['videos']} videos ({d['captions']} captions) to {d['path']}"
+        ),
+    )
     return 0
 
 
@@ -186,8 +201,10 @@ def _eval_table(e: dict) -> str:
     for name, m in (e.get("subsets") or {}).items():
         rows.append([f"generative, {name.replace('_', ' ')}"] + [_fmt(m.get(k)) for k in METRICS])
     q = e.get("queries", {})
-    head = (f"evaluation ({e.get('protocol', 'seen')} items; {q.get('test', 0)} test / "
-            f"{q.get('val', 0)} val queries)")
+    head = (
+        f"evaluation ({e.get('protocol', 'seen')} items; {q.get('test', 0)} test / "
+        f"{q.get('val', 0)} val queries)"
+    )
     return head + "\n" + _table(rows, ["model"] + list(METRICS))
 
 
@@ -204,21 +221,44 @@ def cmd_query(args) -> int:
     text = _check_query(args.text)
     version, model, items, sids = load_version_model(args.store, args.version)
     if args.k <= 0 or args.k > len(model.item_ids):
-        raise UsageError(f"-k must be between 1 and the number of indexed items "
-                         f"({len(model.item_ids)}), got {args.k}")
+        raise UsageError(
+            f"-k must be between 1 and the number of indexed items "
+            f"({len(model.item_ids)}), got {args.k}"
+        )
     if args.dense:
         hits = model.dense_search([text], args.k)[0]
     else:
         hits = model.search([text], args.k, beam=max(args.beam, args.k))[0]
-    results = [{"item_id": model.item_ids[i], "path": items[model.item_ids[i]]["path"],
-                "modality": items[model.item_ids[i]]["modality"],
-                "sid": sids[model.item_ids[i]], "score": round(score, 4)} for i, score in hits]
-    payload = {"query": text, "version": version,
-               "mode": "dense" if args.dense else "generative", "results": results}
-    emit(args, payload, lambda p: f"{p['mode']} results for {p['query']!r} ({p['version']})\n"
-         + _table([[n + 1, f"{r['score']:.3f}", r["modality"], r["sid"], r["path"]]
-                   for n, r in enumerate(p["results"])],
-                  ["#", "score", "modality", "semantic id", "path"]))
+    results = [
+        {
+            "item_id": model.item_ids[i],
+            "path": items[model.item_ids[i]]["path"],
+            "modality": items[model.item_ids[i]]["modality"],
+            "sid": sids[model.item_ids[i]],
+            "score": round(score, 4),
+        }
+        for i, score in hits
+    ]
+    payload = {
+        "query": text,
+        "version": version,
+        "mode": "dense" if args.dense else "generative",
+        "results": results,
+    }
+    emit(
+        args,
+        payload,
+        lambda p: (
+            f"{p['mode']} results for {p['query']!r} ({p['version']})\n"
+            + _table(
+                [
+                    [n + 1, f"{r['score']:.3f}", r["modality"], r["sid"], r["path"]]
+                    for n, r in enumerate(p["results"])
+                ],
+                ["#", "score", "modality", "semantic id", "path"],
+            )
+        ),
+    )
     return 0
 
 
@@ -245,18 +285,51 @@ def cmd_versions(args) -> int:
     for v in s.versions():
         m = s.manifest(v)
         ev = m.get("eval", {})
-        rows.append({"version": v, "parent_version": m.get("parent_version"),
-                     "operation": m.get("operation"), "created_at": m.get("created_at"),
-                     "items": m.get("counts", {}).get("ok"),
-                     "failed": m.get("counts", {}).get("failed"),
-                     "latest": v == latest,
-                     "eval": {k: (ev.get(k) or {}).get("R@1") for k in ("generative", "dense")}})
-    emit(args, rows, lambda rs: _table(
-        [[("* " if r["latest"] else "  ") + r["version"], r["parent_version"] or "-",
-          r["operation"], r["created_at"], r["items"], r["failed"],
-          _fmt(r["eval"]["generative"]), _fmt(r["eval"]["dense"])] for r in rs],
-        ["version", "parent", "operation", "created", "items", "failed", "gen R@1", "dense R@1"])
-        if rs else f"no versions in {args.store}")
+        rows.append(
+            {
+                "version": v,
+                "parent_version": m.get("parent_version"),
+                "operation": m.get("operation"),
+                "created_at": m.get("created_at"),
+                "items": m.get("counts", {}).get("ok"),
+                "failed": m.get("counts", {}).get("failed"),
+                "latest": v == latest,
+                "eval": {k: (ev.get(k) or {}).get("R@1") for k in ("generative", "dense")},
+            }
+        )
+    emit(
+        args,
+        rows,
+        lambda rs: (
+            _table(
+                [
+                    [
+                        ("* " if r["latest"] else "  ") + r["version"],
+                        r["parent_version"] or "-",
+                        r["operation"],
+                        r["created_at"],
+                        r["items"],
+                        r["failed"],
+                        _fmt(r["eval"]["generative"]),
+                        _fmt(r["eval"]["dense"]),
+                    ]
+                    for r in rs
+                ],
+                [
+                    "version",
+                    "parent",
+                    "operation",
+                    "created",
+                    "items",
+                    "failed",
+                    "gen R@1",
+                    "dense R@1",
+                ],
+            )
+            if rs
+            else f"no versions in {args.store}"
+        ),
+    )
     return 0
 
 
@@ -264,10 +337,18 @@ def cmd_audit(args) -> int:
     from flows.index import audit
 
     d = audit(args.store, args.from_version, args.to_version)
-    emit(args, d, lambda d: f"{d['from']} -> {d['to']}: {d['added']} added, {d['removed']} "
-         f"removed, {d['changed']} changed, {d['unchanged']} unchanged"
-         + "".join(f"\n  changed {c['item_id'][:12]}: {c['from']} -> {c['to']}"
-                   for c in d["changed_items"][:20]))
+    emit(
+        args,
+        d,
+        lambda d: (
+            f"{d['from']} -> {d['to']}: {d['added']} added, {d['removed']} "
+            f"removed, {d['changed']} changed, {d['unchanged']} unchanged"
+            + "".join(
+                f"\n  changed {c['item_id'][:12]}: {c['from']} -> {c['to']}"
+                for c in d["changed_items"][:20]
+            )
+        ),
+    )
     return 0
 
 
@@ -282,8 +363,10 @@ def cmd_eval(args) -> int:
 
         cfg = index_config(s.manifest(version)["config"])
         ev["ablations"] = run_ablations(s.version_dir(version), cfg)
-    out = {"version": version, **{k: ev.get(k) for k in ("protocol", "queries", "generative",
-                                                         "dense", "subsets")}}
+    out = {
+        "version": version,
+        **{k: ev.get(k) for k in ("protocol", "queries", "generative", "dense", "subsets")},
+    }
     if args.ablations:
         out["ablations"] = ev["ablations"]
     emit(args, out, lambda o: f"{o['version']}: " + _eval_table(o))
@@ -306,10 +389,22 @@ def cmd_import_captions(args) -> int:
     splits: dict[str, int] = {}
     for r in records:
         splits[r["split"]] = splits.get(r["split"], 0) + 1
-    info = {"format": args.format, "out": args.out, "items": len(records),
-            "captions": sum(len(r["captions"]) for r in records), "splits": splits}
-    emit(args, info, lambda d: f"wrote {d['items']} items ({d['captions']} captions; splits "
-         + ", ".join(f"{k} {v}" for k, v in sorted(d["splits"].items())) + f") to {d['out']}")
+    info = {
+        "format": args.format,
+        "out": args.out,
+        "items": len(records),
+        "captions": sum(len(r["captions"]) for r in records),
+        "splits": splits,
+    }
+    emit(
+        args,
+        info,
+        lambda d: (
+            f"wrote {d['items']} items ({d['captions']} captions; splits "
+            + ", ".join(f"{k} {v}" for k, v in sorted(d["splits"].items()))
+            + f") to {d['out']}"
+        ),
+    )
     return 0
 
 
@@ -343,8 +438,10 @@ def build_parser() -> argparse.ArgumentParser:
     _add_embed_options(p)
     p.set_defaults(func=cmd_embed)
 
-    for name, func, text in (("index", cmd_index, "full re-index and publish a new version"),
-                             ("ingest", cmd_ingest, "add new files of CORPUS to the index")):
+    for name, func, text in (
+        ("index", cmd_index, "full re-index and publish a new version"),
+        ("ingest", cmd_ingest, "add new files of CORPUS to the index"),
+    ):
         p = sub.add_parser(name, parents=[common], help=text)
         p.add_argument("corpus")
         if name == "index":
@@ -360,14 +457,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dense", action="store_true", help="use the dense baseline instead")
     p.set_defaults(func=cmd_query)
 
-    p = sub.add_parser("import-captions", parents=[common],
-                       help="convert benchmark caption files to captions.jsonl")
+    p = sub.add_parser(
+        "import-captions",
+        parents=[common],
+        help="convert benchmark caption files to captions.jsonl",
+    )
     p.add_argument("format", choices=["karpathy", "clotho", "audiocaps", "msrvtt"])
-    p.add_argument("sources", nargs="+", metavar="SRC[=SPLIT]",
-                   help="caption files; CSV formats need =train|val|test")
+    p.add_argument(
+        "sources",
+        nargs="+",
+        metavar="SRC[=SPLIT]",
+        help="caption files; CSV formats need =train|val|test",
+    )
     p.add_argument("--out", required=True, help="captions.jsonl to write (at the corpus root)")
-    p.add_argument("--path-template", default=None,
-                   help="media path from CSV/JSON fields, e.g. '{youtube_id}.wav'")
+    p.add_argument(
+        "--path-template",
+        default=None,
+        help="media path from CSV/JSON fields, e.g. '{youtube_id}.wav'",
+    )
     p.set_defaults(func=cmd_import_captions)
 
     p = sub.add_parser("versions", parents=[common], help="list published versions")
@@ -402,8 +509,11 @@ def main(argv: list[str] | None = None) -> int:
         args = parser.parse_args(argv)
     except SystemExit as e:  # argparse already printed usage and the reason
         return 2 if e.code not in (0, None) else 0
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING,
-                        format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.WARNING,
+        format="%(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
     try:
         return args.func(args)
     except KeyboardInterrupt:
@@ -414,8 +524,10 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except Exception as e:  # noqa: BLE001 - last resort: one line, details with -v
         logging.getLogger("ace").debug("internal failure", exc_info=True)
-        print(f"ace: internal error: {type(e).__name__}: {e} (run with -v for details)",
-              file=sys.stderr)
+        print(
+            f"ace: internal error: {type(e).__name__}: {e} (run with -v for details)",
+            file=sys.stderr,
+        )
         return 1
 
 

@@ -15,8 +15,9 @@ from storage.shards import read_items, summarize_items
 from tasks.embed import discover_corpus, embed_shard, plan_embed_shards, shard_outputs_present
 
 
-def run_embedding(corpus: str, store: str, config: EmbedConfig,
-                  only_new_of: list[str] | None = None) -> tuple[str, list[dict]]:
+def run_embedding(
+    corpus: str, store: str, config: EmbedConfig, exclude_version: str | None = None
+) -> tuple[str, list[dict]]:
     """Task calls shared by the embed, index and ingest flows: (discovery path, shard outputs).
 
     Shards are submitted to the flow's task runner (threads by default; a Dask or Ray runner
@@ -24,14 +25,17 @@ def run_embedding(corpus: str, store: str, config: EmbedConfig,
     """
     config_json = json.dumps(to_dict(config), sort_keys=True)
     discovery = discover_corpus(corpus, store)
-    specs = plan_embed_shards(discovery, store, config_json, only_new_of)
+    specs = plan_embed_shards(discovery, store, config_json, exclude_version)
     futures = [embed_shard.submit(spec, store, config_json) for spec in specs]
     # a cache hit replays the stored result: mark it as not computed in this run
-    outputs = [{**f.result(), "computed": f.result()["computed"] and f.state.name != "Cached"}
-               for f in futures]
+    outputs = [
+        {**f.result(), "computed": f.result()["computed"] and f.state.name != "Cached"}
+        for f in futures
+    ]
     if not shard_outputs_present(outputs):  # cache says done but files were removed
-        outputs = [embed_shard.with_options(refresh_cache=True)(s, store, config_json)
-                   for s in specs]
+        outputs = [
+            embed_shard.with_options(refresh_cache=True)(s, store, config_json) for s in specs
+        ]
     return discovery, outputs
 
 

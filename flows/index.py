@@ -45,10 +45,9 @@ def ingest_batch(corpus: str, store: str) -> dict:
     s = Store(store)
     parent = s.resolve(None)
     cfg = s.manifest(parent)["config"]
-    known = read_semantic_ids(s.version_dir(parent) / "semantic_ids.parquet").item_ids
-    failed = _failed_ids(s, parent)
-    discovery, shards = run_embedding(corpus, store, from_dict(IndexConfig, cfg).embed,
-                                      only_new_of=known + failed)
+    discovery, shards = run_embedding(
+        corpus, store, from_dict(IndexConfig, cfg).embed, exclude_version=parent
+    )
     staged = t.stage_version(store, discovery, shards, parent)
     ids_report = t.assign_ids(staged, store, parent)
     t.train_retriever(staged, cfg, str(s.version_dir(parent) / "retriever"))
@@ -66,8 +65,9 @@ def train_retriever(store: str, version: str | None = None, ablations: bool = Fa
     cfg = {**s.manifest(base)["config"], "ablations": ablations}
     staged = t.stage_copy(store, base)
     t.train_retriever(staged, cfg)
-    published = t.publish_version(store, staged, "retrain", s.latest(), cfg,
-                                  s.manifest(base)["ids"])
+    published = t.publish_version(
+        store, staged, "retrain", s.latest(), cfg, s.manifest(base)["ids"]
+    )
     return _report(published, [], started)
 
 
@@ -77,8 +77,9 @@ def audit_diff(store: str, from_version: str | None, to_version: str | None) -> 
 
 
 @flow(name="audit-versions")
-def audit_versions(store: str, from_version: str | None = None,
-                   to_version: str | None = None) -> dict:
+def audit_versions(
+    store: str, from_version: str | None = None, to_version: str | None = None
+) -> dict:
     return audit_diff(store, from_version, to_version)
 
 
@@ -93,14 +94,6 @@ def audit(store: str, from_version: str | None = None, to_version: str | None = 
     old = read_semantic_ids(s.version_dir(from_v) / "semantic_ids.parquet")
     new = read_semantic_ids(s.version_dir(to_v) / "semantic_ids.parquet")
     return {"from": from_v, "to": to_v, **id_diff(old, new, detail=True)}
-
-
-def _failed_ids(s: Store, version: str) -> list[str]:
-    import pyarrow.parquet as pq
-
-    rows = pq.read_table(s.version_dir(version) / "items.parquet",
-                         columns=["item_id", "status"]).to_pylist()
-    return [r["item_id"] for r in rows if r["status"] == "failed"]
 
 
 def _report(published: dict, shards: list[dict], started: float) -> dict:

@@ -28,13 +28,21 @@ from storage.tables import SEMANTIC_IDS_SCHEMA, write_table_atomic
 def save_indexer(indexer: SemanticIndexer, folder: str | os.PathLike) -> None:
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    save_file({"centroids": torch.from_numpy(np.ascontiguousarray(indexer.centroids))},
-              str(folder / "centroids.safetensors"))
+    save_file(
+        {"centroids": torch.from_numpy(np.ascontiguousarray(indexer.centroids))},
+        str(folder / "centroids.safetensors"),
+    )
     if indexer.rqvae is not None:
-        save_file({k: v.contiguous() for k, v in indexer.rqvae.state_dict().items()},
-                  str(folder / "rqvae.safetensors"))
-    meta = {"config": to_dict(indexer.config), "dim": int(indexer.centroids.shape[1]),
-            "codebook_size": indexer.codebook_size, "report": indexer.report}
+        save_file(
+            {k: v.contiguous() for k, v in indexer.rqvae.state_dict().items()},
+            str(folder / "rqvae.safetensors"),
+        )
+    meta = {
+        "config": to_dict(indexer.config),
+        "dim": int(indexer.centroids.shape[1]),
+        "codebook_size": indexer.codebook_size,
+        "report": indexer.report,
+    }
     (folder / "config.json").write_text(json.dumps(meta, indent=2))
 
 

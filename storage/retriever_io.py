@@ -39,10 +39,12 @@ def encoder_weights_file(path: str) -> Path | None:
 def save_retriever(model: RetrievalModel, folder: str | os.PathLike, encoder_path: str) -> None:
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    tensors = {f"decoder.{k}": v.detach().cpu().contiguous()
-               for k, v in model.decoder.state_dict().items()}
-    tensors.update({f"dense.{k}": v.detach().cpu().contiguous()
-                    for k, v in model.dense.state_dict().items()})
+    tensors = {
+        f"decoder.{k}": v.detach().cpu().contiguous() for k, v in model.decoder.state_dict().items()
+    }
+    tensors.update(
+        {f"dense.{k}": v.detach().cpu().contiguous() for k, v in model.dense.state_dict().items()}
+    )
     save_file(tensors, str(folder / "weights.safetensors"))
     weights = encoder_weights_file(encoder_path)
     meta = {
@@ -50,16 +52,25 @@ def save_retriever(model: RetrievalModel, folder: str | os.PathLike, encoder_pat
         "vocab": asdict(model.vocab),
         "item_dim": int(model.item_emb.shape[1]),
         "item_ids": model.item_ids,  # the items it was trained on (ingest: which are new)
-        "encoder": {"hidden": model.encoder.hidden, "n_layers": model.encoder.n_layers,
-                    "path": model.config.encoder_path,
-                    "weights_sha256": sha256_file(weights) if weights else None},
+        "encoder": {
+            "hidden": model.encoder.hidden,
+            "n_layers": model.encoder.n_layers,
+            "path": model.config.encoder_path,
+            "weights_sha256": sha256_file(weights) if weights else None,
+        },
     }
     (folder / "config.json").write_text(json.dumps(meta, indent=2))
     model.tokenizer.save_pretrained(str(folder / "tokenizer"))
 
 
-def load_retriever(folder: str | os.PathLike, item_ids: list[str], item_emb: np.ndarray,
-                   id_tokens_raw: np.ndarray, *, device=None) -> RetrievalModel:
+def load_retriever(
+    folder: str | os.PathLike,
+    item_ids: list[str],
+    item_emb: np.ndarray,
+    id_tokens_raw: np.ndarray,
+    *,
+    device=None,
+) -> RetrievalModel:
     """Rebuild the model from its folder plus the version's items/embeddings/IDs."""
     from transformers import AutoTokenizer
 
@@ -74,14 +85,24 @@ def load_retriever(folder: str | os.PathLike, item_ids: list[str], item_emb: np.
     _check_encoder(path, meta["encoder"]["weights_sha256"])
     tokenizer = AutoTokenizer.from_pretrained(str(folder / "tokenizer"))
     state = load_file(str(folder / "weights.safetensors"))
-    decoder = IDDecoder(cfg, vocab, meta["encoder"]["hidden"], meta["encoder"]["n_layers"],
-                        meta["item_dim"])
+    decoder = IDDecoder(
+        cfg, vocab, meta["encoder"]["hidden"], meta["encoder"]["n_layers"], meta["item_dim"]
+    )
     decoder.load_state_dict({k[8:]: v for k, v in state.items() if k.startswith("decoder.")})
     dense = DenseProjection(meta["encoder"]["hidden"], meta["item_dim"])
     dense.load_state_dict({k[6:]: v for k, v in state.items() if k.startswith("dense.")})
-    return RetrievalModel(cfg, vocab, item_ids, np.asarray(item_emb, np.float32),
-                          vocab.encode(id_tokens_raw), encoder.eval().to(device), tokenizer,
-                          decoder.eval().to(device), dense.eval(), device)
+    return RetrievalModel(
+        cfg,
+        vocab,
+        item_ids,
+        np.asarray(item_emb, np.float32),
+        vocab.encode(id_tokens_raw),
+        encoder.eval().to(device),
+        tokenizer,
+        decoder.eval().to(device),
+        dense.eval(),
+        device,
+    )
 
 
 def load_retriever_state(folder: str | os.PathLike):
@@ -101,5 +122,8 @@ def load_retriever_state(folder: str | os.PathLike):
 def _check_encoder(path: str, expected: str | None) -> None:
     weights = encoder_weights_file(path)
     if expected and weights and sha256_file(weights) != expected:
-        logger.warning("text encoder at %s differs from the one this retriever was trained "
-                       "with (weights sha256 mismatch); results may be poor", path)
+        logger.warning(
+            "text encoder at %s differs from the one this retriever was trained "
+            "with (weights sha256 mismatch); results may be poor",
+            path,
+        )

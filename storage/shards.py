@@ -10,9 +10,9 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Iterable, Sequence
 
 import numpy as np
 
@@ -97,10 +97,16 @@ def write_embed_shard(
         f = r.file
         rows.append(
             {
-                "item_id": f.item_id, "path": f.path, "modality": f.modality,
-                "status": "ok" if r.error is None else "failed", "error": r.error,
-                "bytes": f.bytes, **{k: r.meta.get(k) for k in
-                                      ("width", "height", "duration_s", "sample_rate", "n_frames")},
+                "item_id": f.item_id,
+                "path": f.path,
+                "modality": f.modality,
+                "status": "ok" if r.error is None else "failed",
+                "error": r.error,
+                "bytes": f.bytes,
+                **{
+                    k: r.meta.get(k)
+                    for k in ("width", "height", "duration_s", "sample_rate", "n_frames")
+                },
             }
         )
         if r.error is None:
@@ -111,9 +117,12 @@ def write_embed_shard(
     order = np.argsort(ids, kind="stable") if ids else np.zeros(0, np.int64)
     mat = np.stack([embs[i] for i in order]) if embs else np.zeros((0, dim), np.float32)
     write_table_atomic(items_table(rows), items_path)
-    write_table_atomic(embeddings_table([ids[i] for i in order], [mods[i] for i in order], mat),
-                       emb_path)
-    return ShardOutput(spec.key, str(items_path), str(emb_path), len(ids), len(rows) - len(ids), True)
+    write_table_atomic(
+        embeddings_table([ids[i] for i in order], [mods[i] for i in order], mat), emb_path
+    )
+    return ShardOutput(
+        spec.key, str(items_path), str(emb_path), len(ids), len(rows) - len(ids), True
+    )
 
 
 def read_items(outputs: Sequence[dict]):
@@ -138,8 +147,12 @@ def summarize_items(items) -> dict:
         if s == "ok":
             by_modality[m] = by_modality.get(m, 0) + 1
     ok = sum(s == "ok" for s in status)
-    return {"items": len(status), "ok": ok, "failed": len(status) - ok,
-            "by_modality": dict(sorted(by_modality.items()))}
+    return {
+        "items": len(status),
+        "ok": ok,
+        "failed": len(status) - ok,
+        "by_modality": dict(sorted(by_modality.items())),
+    }
 
 
 def record_encoders(cache_dir: Path, encoders: dict) -> None:
@@ -147,8 +160,12 @@ def record_encoders(cache_dir: Path, encoders: dict) -> None:
     path = cache_dir / "encoders.json"
     known = json.loads(path.read_text()) if path.exists() else {}
     for modality, enc in encoders.items():
-        known[modality] = {"name": enc.name, "weights_source": enc.weights_source,
-                           "weights_sha256": enc.weights_sha256, "dim": enc.dim}
+        known[modality] = {
+            "name": enc.name,
+            "weights_source": enc.weights_source,
+            "weights_sha256": enc.weights_sha256,
+            "dim": enc.dim,
+        }
     cache_dir.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".json.tmp")
     tmp.write_text(json.dumps(known, indent=2, sort_keys=True))

@@ -21,9 +21,9 @@ import re
 import shutil
 import time
 import uuid
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
 
 logger = logging.getLogger(__name__)
 
@@ -61,8 +61,11 @@ class Store:
     def versions(self) -> list[str]:
         if not self.versions_dir.is_dir():
             return []
-        return sorted(p.name for p in self.versions_dir.iterdir()
-                      if VERSION_RE.match(p.name) and (p / "manifest.json").exists())
+        return sorted(
+            p.name
+            for p in self.versions_dir.iterdir()
+            if VERSION_RE.match(p.name) and (p / "manifest.json").exists()
+        )
 
     def latest(self) -> str | None:
         try:
@@ -95,7 +98,11 @@ class Store:
         return f"v{(max(nums) + 1 if nums else 1):06d}"
 
     def new_staging_version(self) -> Path:
-        path = self.staging_dir / "versions" / f"{time.strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:8]}"
+        path = (
+            self.staging_dir
+            / "versions"
+            / f"{time.strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:8]}"
+        )
         path.mkdir(parents=True)
         return path
 
@@ -114,7 +121,8 @@ class Store:
                     if time.monotonic() >= deadline:
                         raise StoreError(
                             f"another process is publishing to {self.root}; gave up after "
-                            f"{timeout_s:.0f} s") from None
+                            f"{timeout_s:.0f} s"
+                        ) from None
                     time.sleep(0.2)
             yield
         finally:

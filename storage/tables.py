@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Iterable, Sequence
 
 import numpy as np
 import pyarrow as pa
@@ -69,11 +69,17 @@ def items_table(rows: Sequence[dict]) -> pa.Table:
     return pa.Table.from_pydict(cols, schema=ITEMS_SCHEMA)
 
 
-def embeddings_table(item_ids: Sequence[str], modalities: Sequence[str], emb: np.ndarray) -> pa.Table:
+def embeddings_table(
+    item_ids: Sequence[str], modalities: Sequence[str], emb: np.ndarray
+) -> pa.Table:
     emb = np.ascontiguousarray(emb, dtype=np.float32)
     n, dim = emb.shape if emb.ndim == 2 else (0, 0)
     values = pa.array(emb.reshape(-1), type=pa.float32())
-    col = pa.FixedSizeListArray.from_arrays(values, dim) if n else pa.array([], pa.list_(pa.float32(), dim))
+    col = (
+        pa.FixedSizeListArray.from_arrays(values, dim)
+        if n
+        else pa.array([], pa.list_(pa.float32(), dim))
+    )
     return pa.Table.from_arrays(
         [pa.array(list(item_ids), pa.string()), pa.array(list(modalities), pa.string()), col],
         schema=embeddings_schema(dim),

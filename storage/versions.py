@@ -12,8 +12,8 @@ import os
 import shutil
 import subprocess
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 import pyarrow as pa
@@ -25,8 +25,9 @@ from ace_core.semantic_ids import SemanticIDs
 from storage.codebooks import read_semantic_ids
 from storage.tables import read_embeddings, write_table_atomic
 
-CAPTIONS_SCHEMA = pa.schema([("item_id", pa.string()), ("caption", pa.string()),
-                             ("split", pa.string())])
+CAPTIONS_SCHEMA = pa.schema(
+    [("item_id", pa.string()), ("caption", pa.string()), ("split", pa.string())]
+)
 
 
 class ValidationError(Exception):
@@ -36,8 +37,9 @@ class ValidationError(Exception):
 # ----------------------------------------------------------------------------- staging
 
 
-def stage_tables(staged: Path, items: pa.Table, embedding_parts: Sequence[str],
-                 captions: dict[str, CaptionEntry]) -> None:
+def stage_tables(
+    staged: Path, items: pa.Table, embedding_parts: Sequence[str], captions: dict[str, CaptionEntry]
+) -> None:
     """items.parquet, embeddings/part-*.parquet (hard links when possible), captions.parquet.
 
     Only ok items keep captions; failed items are recorded in items.parquet alone.
@@ -56,9 +58,20 @@ def stage_tables(staged: Path, items: pa.Table, embedding_parts: Sequence[str],
         n += 1
     ok = set(items.filter(pa.compute.equal(items["status"], "ok"))["item_id"].to_pylist())
     rows = [(i, c, e.split) for i, e in sorted(captions.items()) if i in ok for c in e.captions]
-    table = pa.Table.from_pydict({"item_id": [r[0] for r in rows], "caption": [r[1] for r in rows],
-                                  "split": [r[2] for r in rows]}, schema=CAPTIONS_SCHEMA)
+    table = pa.Table.from_pydict(
+        {
+            "item_id": [r[0] for r in rows],
+            "caption": [r[1] for r in rows],
+            "split": [r[2] for r in rows],
+        },
+        schema=CAPTIONS_SCHEMA,
+    )
     write_table_atomic(table, staged / "captions.parquet")
+
+
+def known_item_ids(folder: Path) -> set[str]:
+    """Every item_id a version recorded, ok or failed."""
+    return set(pq.read_table(folder / "items.parquet", columns=["item_id"])["item_id"].to_pylist())
 
 
 def read_captions(folder: Path) -> dict[str, CaptionEntry]:
@@ -114,8 +127,12 @@ def id_diff(old: SemanticIDs | None, new: SemanticIDs, *, detail: bool = False) 
     removed = sorted(set(before) - set(after))
     common = set(after) & set(before)
     changed = sorted(i for i in common if before[i] != after[i])
-    out = {"added": len(added), "removed": len(removed), "changed": len(changed),
-           "unchanged": len(common) - len(changed)}
+    out = {
+        "added": len(added),
+        "removed": len(removed),
+        "changed": len(changed),
+        "unchanged": len(common) - len(changed),
+    }
     if detail:
         out["changed_items"] = [{"item_id": i, "from": before[i], "to": after[i]} for i in changed]
         out["added_items"] = [{"item_id": i, "sid": after[i]} for i in added]
@@ -129,8 +146,13 @@ def id_diff(old: SemanticIDs | None, new: SemanticIDs, *, detail: bool = False) 
 def code_version() -> str:
     root = Path(__file__).resolve().parents[1]
     try:
-        out = subprocess.run(["git", "describe", "--always", "--dirty", "--tags"], cwd=root,
-                             capture_output=True, text=True, timeout=5)
+        out = subprocess.run(
+            ["git", "describe", "--always", "--dirty", "--tags"],
+            cwd=root,
+            capture_output=True,
+            text=True,
+            timeout=5,
+        )
         if out.returncode == 0 and out.stdout.strip():
             return out.stdout.strip()
     except (OSError, subprocess.SubprocessError):
@@ -152,8 +174,11 @@ def file_list(folder: Path) -> list[dict]:
     for p in sorted(folder.rglob("*")):
         if not p.is_file() or p.name == "manifest.json":
             continue
-        entry = {"path": p.relative_to(folder).as_posix(), "sha256": sha256_file(p),
-                 "bytes": p.stat().st_size}
+        entry = {
+            "path": p.relative_to(folder).as_posix(),
+            "sha256": sha256_file(p),
+            "bytes": p.stat().st_size,
+        }
         if p.suffix == ".parquet":
             entry["rows"] = pq.ParquetFile(p).metadata.num_rows
         out.append(entry)
@@ -166,15 +191,25 @@ def counts(folder: Path, ids_report: dict) -> dict:
     for r in items:
         by.setdefault(r["modality"], {}).setdefault(r["status"], 0)
         by[r["modality"]][r["status"]] += 1
-    return {"items": len(items), "ok": sum(r["status"] == "ok" for r in items),
-            "failed": sum(r["status"] == "failed" for r in items), "by_modality": by,
-            "collisions": int(round(ids_report.get("collision_rate", 0) * ids_report.get("n_items", 0))),
-            "utilization": ids_report.get("utilization")}
+    return {
+        "items": len(items),
+        "ok": sum(r["status"] == "ok" for r in items),
+        "failed": sum(r["status"] == "failed" for r in items),
+        "by_modality": by,
+        "collisions": int(
+            round(ids_report.get("collision_rate", 0) * ids_report.get("n_items", 0))
+        ),
+        "utilization": ids_report.get("utilization"),
+    }
 
 
 def write_manifest(folder: Path, fields: dict) -> dict:
-    manifest = {"created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-                "code_version": code_version(), **fields, "files": file_list(folder)}
+    manifest = {
+        "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "code_version": code_version(),
+        **fields,
+        "files": file_list(folder),
+    }
     tmp = folder / "manifest.json.tmp"
     tmp.write_text(json.dumps(manifest, indent=2, default=str))
     tmp.replace(folder / "manifest.json")

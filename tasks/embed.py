@@ -25,6 +25,7 @@ from storage.shards import (
     write_embed_shard,
 )
 from storage.store import Store
+from storage.versions import known_item_ids
 
 
 @functools.lru_cache(maxsize=4)
@@ -55,21 +56,27 @@ def discover_corpus(corpus: str, store: str) -> str:
 
 
 @task(name="plan-shards")
-def plan_embed_shards(discovery_path: str, store: str, config_json: str,
-                      only_new_of: list[str] | None = None) -> list[dict]:
-    """Shard specs (paths + keys); ``only_new_of`` excludes item_ids already indexed."""
+def plan_embed_shards(
+    discovery_path: str, store: str, config_json: str, exclude_version: str | None = None
+) -> list[dict]:
+    """Shard specs (paths + keys); files already in ``exclude_version`` (indexed or failed
+    there) are left out."""
     config = from_dict(EmbedConfig, json.loads(config_json))
     files = load_discovery(discovery_path).files
-    if only_new_of:
-        known = set(only_new_of)
+    if exclude_version:
+        known = known_item_ids(Store(store).version_dir(exclude_version))
         files = [f for f in files if f.item_id not in known]
     cache = Store(store).embed_cache_dir(config_hash(config))
     specs = plan_shards(files, config.shard_size, config_hash(config), cache / "specs")
     return [asdict(s) for s in specs]
 
 
-@task(name="embed-shard", cache_policy=INPUTS + TASK_SOURCE, persist_result=True,
-      result_serializer="json")
+@task(
+    name="embed-shard",
+    cache_policy=INPUTS + TASK_SOURCE,
+    persist_result=True,
+    result_serializer="json",
+)
 def embed_shard(spec: dict, store: str, config_json: str) -> dict:
     """Embed one shard (keyed by content hashes) into the store's embedding cache."""
     shard = ShardSpec(**spec)
@@ -81,8 +88,14 @@ def embed_shard(spec: dict, store: str, config_json: str) -> dict:
     files = load_shard_files(shard)
     encoders = encoders_for(config_json, {f.modality for f in files})
     record_encoders(cache, encoders)
-    bar = tqdm(total=len(files), desc=f"embed {shard.name}", unit="item", file=sys.stderr,
-               disable=None, leave=False)
+    bar = tqdm(
+        total=len(files),
+        desc=f"embed {shard.name}",
+        unit="item",
+        file=sys.stderr,
+        disable=None,
+        leave=False,
+    )
     results = embed_files(files, encoders, config.pipeline, on_result=lambda _: bar.update())
     try:
         out = write_embed_shard(results, cache, shard, common_dim(config))
@@ -92,5 +105,6 @@ def embed_shard(spec: dict, store: str, config_json: str) -> dict:
 
 
 def shard_outputs_present(outputs: list[dict]) -> bool:
-    return all(Path(o["items_path"]).exists() and Path(o["embeddings_path"]).exists()
-               for o in outputs)
+    return all(
+        Path(o["items_path"]).exists() and Path(o["embeddings_path"]).exists() for o in outputs
+    )

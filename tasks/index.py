@@ -30,15 +30,16 @@ def retry_on_transient_io(task, task_run, state) -> bool:
     return False
 
 
-@task(name="stage-version", retries=2, retry_delay_seconds=2,
-      retry_condition_fn=retry_on_transient_io)
-def stage_version(store: str, discovery_path: str, shard_outputs: list[dict],
-                  parent: str | None = None) -> str:
+@task(
+    name="stage-version", retries=2, retry_delay_seconds=2, retry_condition_fn=retry_on_transient_io
+)
+def stage_version(
+    store: str, discovery_path: str, shard_outputs: list[dict], parent: str | None = None
+) -> str:
     return steps.stage_version(store, discovery_path, shard_outputs, parent)
 
 
-@task(name="stage-copy", retries=2, retry_delay_seconds=2,
-      retry_condition_fn=retry_on_transient_io)
+@task(name="stage-copy", retries=2, retry_delay_seconds=2, retry_condition_fn=retry_on_transient_io)
 def stage_copy(store: str, version: str) -> str:
     return steps.stage_copy(store, version)
 
@@ -63,30 +64,68 @@ def train_retriever(staged: str, config: dict, init_from: str | None = None) -> 
     return steps.train_retriever(staged, config, init_from)
 
 
-@task(name="publish-version", retries=2, retry_delay_seconds=2,
-      retry_condition_fn=retry_on_transient_io)
-def publish_version(store: str, staged: str, operation: str, expected_parent: str | None,
-                    config: dict, ids_report: dict) -> dict:
+@task(
+    name="publish-version",
+    retries=2,
+    retry_delay_seconds=2,
+    retry_condition_fn=retry_on_transient_io,
+)
+def publish_version(
+    store: str,
+    staged: str,
+    operation: str,
+    expected_parent: str | None,
+    config: dict,
+    ids_report: dict,
+) -> dict:
     run_id = flow_run.get_id()
     manifest = steps.publish_version(
-        store, staged, operation=operation, expected_parent=expected_parent, config=config,
-        ids_report=ids_report, flow_run_id=str(run_id) if run_id else None,
-        encoders=steps.encoders_info(store, config["embed"]))
+        store,
+        staged,
+        operation=operation,
+        expected_parent=expected_parent,
+        config=config,
+        ids_report=ids_report,
+        flow_run_id=str(run_id) if run_id else None,
+        encoders=steps.encoders_info(store, config["embed"]),
+    )
     _artifacts(manifest)
-    emit_event(event="ace.version.published",
-               resource={"prefect.resource.id": f"ace.version.{manifest['version']}",
-                         "ace.store": str(store), "ace.operation": operation},
-               payload={"version": manifest["version"], "operation": operation,
-                        "parent_version": manifest["parent_version"], "store": str(store)})
-    return {k: manifest[k] for k in ("version", "parent_version", "operation", "counts",
-                                     "id_diff", "eval", "ids", "reused_from")}
+    emit_event(
+        event="ace.version.published",
+        resource={
+            "prefect.resource.id": f"ace.version.{manifest['version']}",
+            "ace.store": str(store),
+            "ace.operation": operation,
+        },
+        payload={
+            "version": manifest["version"],
+            "operation": operation,
+            "parent_version": manifest["parent_version"],
+            "store": str(store),
+        },
+    )
+    return {
+        k: manifest[k]
+        for k in (
+            "version",
+            "parent_version",
+            "operation",
+            "counts",
+            "id_diff",
+            "eval",
+            "ids",
+            "reused_from",
+        )
+    }
 
 
 def _artifacts(m: dict) -> None:
     key = f"ace-{m['version']}"
-    rows = [{"metric": "items", "value": m["counts"]["items"]},
-            {"metric": "ok", "value": m["counts"]["ok"]},
-            {"metric": "failed", "value": m["counts"]["failed"]}]
+    rows = [
+        {"metric": "items", "value": m["counts"]["items"]},
+        {"metric": "ok", "value": m["counts"]["ok"]},
+        {"metric": "failed", "value": m["counts"]["failed"]},
+    ]
     for which in ("generative", "dense"):
         for k, v in (m["eval"].get(which) or {}).items():
             rows.append({"metric": f"{which} {k}", "value": v})
@@ -96,8 +135,18 @@ def _artifacts(m: dict) -> None:
         f"# ID diff {m['parent_version'] or '(none)'} -> {m['version']}\n\n"
         f"| added | removed | changed | unchanged |\n|---|---|---|---|\n"
         f"| {d['added']} | {d['removed']} | {d['changed']} | {d['unchanged']} |\n",
-        key=f"{key}-diff", description="identifier diff against the parent version")
+        key=f"{key}-diff",
+        description="identifier diff against the parent version",
+    )
 
 
-__all__ = ["ValidationError", "stage_version", "stage_copy", "reuse_published", "fit_ids", "assign_ids", "train_retriever",
-           "publish_version"]
+__all__ = [
+    "ValidationError",
+    "stage_version",
+    "stage_copy",
+    "reuse_published",
+    "fit_ids",
+    "assign_ids",
+    "train_retriever",
+    "publish_version",
+]

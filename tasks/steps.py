@@ -43,8 +43,9 @@ logger = logging.getLogger(__name__)
 ABLATIONS = ("no_coarse", "hkmeans", "no_fusion", "random_ids")
 
 
-def stage_version(store: str, discovery_path: str, shard_outputs: list[dict],
-                  parent: str | None = None) -> str:
+def stage_version(
+    store: str, discovery_path: str, shard_outputs: list[dict], parent: str | None = None
+) -> str:
     """A staged folder with items, embeddings and captions (parent's + new ones when given)."""
     s = Store(store)
     staged = s.new_staging_version()
@@ -83,9 +84,14 @@ def build_key(staged: str, config: dict) -> str:
 
     folder = Path(staged)
     parts = sorted(sha256_file(p) for p in (folder / "embeddings").glob("part-*.parquet"))
-    return config_hash({"embeddings": parts, "captions": sha256_file(folder / "captions.parquet"),
-                        "config": {k: config[k] for k in ("ids", "retriever", "train", "ablations")},
-                        "code": code_version()})
+    return config_hash(
+        {
+            "embeddings": parts,
+            "captions": sha256_file(folder / "captions.parquet"),
+            "config": {k: config[k] for k in ("ids", "retriever", "train", "ablations")},
+            "code": code_version(),
+        }
+    )
 
 
 def reuse_published(store: str, staged: str, config: dict) -> dict | None:
@@ -141,9 +147,12 @@ def assign_ids(staged: str, store: str, parent: str) -> dict:
     merged = old.concat(added) if added is not None else old
     write_semantic_ids(merged, folder / "semantic_ids.parquet")
     report = dict(indexer.report)
-    report.update(n_items=len(merged.item_ids), new_items=len(new_rows),
-                  collision_rate=round(float((merged.suffix > 0).mean()), 4),
-                  max_suffix=int(merged.suffix.max(initial=0)))
+    report.update(
+        n_items=len(merged.item_ids),
+        new_items=len(new_rows),
+        collision_rate=round(float((merged.suffix > 0).mean()), 4),
+        max_suffix=int(merged.suffix.max(initial=0)),
+    )
     return report
 
 
@@ -159,8 +168,15 @@ def _progress(desc: str, total: int):
     return bar, update
 
 
-def _fit(folder: Path, cfg: IndexConfig, *, init_from: str | None = None, sids=None,
-         indexer=None, desc="train retriever") -> FitResult:
+def _fit(
+    folder: Path,
+    cfg: IndexConfig,
+    *,
+    init_from: str | None = None,
+    sids=None,
+    indexer=None,
+    desc="train retriever",
+) -> FitResult:
     ids, _, x = version_embeddings(folder)
     sids = sids if sids is not None else read_semantic_ids(folder / "semantic_ids.parquet")
     indexer = indexer if indexer is not None else load_indexer(folder / "codebooks")
@@ -171,9 +187,18 @@ def _fit(folder: Path, cfg: IndexConfig, *, init_from: str | None = None, sids=N
         init = load_retriever_state(init_from)
     bar, update = _progress(desc, train_cfg.epochs)
     try:
-        return fit_retrieval(ids, x, sids, indexer, captions, config=cfg.retriever,
-                             train=train_cfg, progress=update, init=init,
-                             replay_ratio=cfg.replay_ratio)
+        return fit_retrieval(
+            ids,
+            x,
+            sids,
+            indexer,
+            captions,
+            config=cfg.retriever,
+            train=train_cfg,
+            progress=update,
+            init=init,
+            replay_ratio=cfg.replay_ratio,
+        )
     finally:
         bar.close()
 
@@ -184,13 +209,19 @@ def train_retriever(staged: str, config: dict, init_from: str | None = None) -> 
     folder = Path(staged)
     cfg = index_config(config)
     fit = _fit(folder, cfg, init_from=init_from)
-    save_retriever(fit.model, folder / "retriever",
-                   cfg.retriever.encoder_path or _default_encoder())
-    ev = {**fit.eval, "training": {"epochs": fit.generative_report.epochs,
-                                   "best_epoch": fit.generative_report.best_epoch,
-                                   "seconds": round(fit.generative_report.seconds, 2),
-                                   "seconds_per_epoch": round(fit.generative_report.seconds_per_epoch, 3),
-                                   "peak_memory_mb": round(fit.generative_report.peak_memory_mb, 1)}}
+    save_retriever(
+        fit.model, folder / "retriever", cfg.retriever.encoder_path or _default_encoder()
+    )
+    ev = {
+        **fit.eval,
+        "training": {
+            "epochs": fit.generative_report.epochs,
+            "best_epoch": fit.generative_report.best_epoch,
+            "seconds": round(fit.generative_report.seconds, 2),
+            "seconds_per_epoch": round(fit.generative_report.seconds_per_epoch, 3),
+            "peak_memory_mb": round(fit.generative_report.peak_memory_mb, 1),
+        },
+    }
     if fit.subsets:
         ev["subsets"] = fit.subsets
     if cfg.ablations:
@@ -205,8 +236,11 @@ def run_ablations(folder: Path, cfg: IndexConfig) -> dict:
     out = {}
     for name in ABLATIONS:
         if name == "no_fusion":
-            fit = _fit(folder, replace(cfg, retriever=replace(cfg.retriever, fusion=False)),
-                       desc=f"ablation {name}")
+            fit = _fit(
+                folder,
+                replace(cfg, retriever=replace(cfg.retriever, fusion=False)),
+                desc=f"ablation {name}",
+            )
         else:
             mode = {"no_coarse": "no_coarse", "hkmeans": "hkmeans", "random_ids": "random"}[name]
             indexer, sids = fit_semantic_ids(ids, x, replace(cfg.ids, mode=mode))
@@ -227,9 +261,18 @@ def index_config(config: dict | None) -> IndexConfig:
     return from_dict(IndexConfig, config or {})
 
 
-def publish_version(store: str, staged: str, *, operation: str, expected_parent: str | None,
-                    config: dict, ids_report: dict, flow_run_id: str | None,
-                    encoders: dict, lock_timeout_s: float = 30.0) -> dict:
+def publish_version(
+    store: str,
+    staged: str,
+    *,
+    operation: str,
+    expected_parent: str | None,
+    config: dict,
+    ids_report: dict,
+    flow_run_id: str | None,
+    encoders: dict,
+    lock_timeout_s: float = 30.0,
+) -> dict:
     """Validate, write the manifest, move into versions/ and replace LATEST (under the lock)."""
     s = Store(store)
     folder = Path(staged)
@@ -237,28 +280,43 @@ def publish_version(store: str, staged: str, *, operation: str, expected_parent:
     with s.lock(lock_timeout_s):
         parent = s.latest()
         if operation == "incremental_append" and parent != expected_parent:
-            raise StoreError(f"LATEST moved from {expected_parent} to {parent} while this ingest "
-                             f"ran; re-run the ingest on top of {parent}")
+            raise StoreError(
+                f"LATEST moved from {expected_parent} to {parent} while this ingest "
+                f"ran; re-run the ingest on top of {parent}"
+            )
         version = s.next_version()
         new = read_semantic_ids(folder / "semantic_ids.parquet")
         old = read_semantic_ids(s.version_dir(parent) / "semantic_ids.parquet") if parent else None
         ev = json.loads((folder / "eval.json").read_text())
         reused = folder / "reused_from"
-        manifest = write_manifest(folder, {
-            "version": version, "parent_version": parent, "operation": operation,
-            "reused_from": reused.read_text() if reused.exists() else None,
-            "flow_run_id": flow_run_id, "input_set_hash": input_set_hash(new.item_ids),
-            "encoders": encoders, "config": config, "config_hash": config_hash(config),
-            "counts": counts(folder, ids_report), "ids": ids_report,
-            "id_diff": id_diff(old, new), "eval": _eval_summary(ev),
-        })
+        manifest = write_manifest(
+            folder,
+            {
+                "version": version,
+                "parent_version": parent,
+                "operation": operation,
+                "reused_from": reused.read_text() if reused.exists() else None,
+                "flow_run_id": flow_run_id,
+                "input_set_hash": input_set_hash(new.item_ids),
+                "encoders": encoders,
+                "config": config,
+                "config_hash": config_hash(config),
+                "counts": counts(folder, ids_report),
+                "ids": ids_report,
+                "id_diff": id_diff(old, new),
+                "eval": _eval_summary(ev),
+            },
+        )
         s.publish(folder, version)
     return manifest
 
 
 def _eval_summary(ev: dict) -> dict:
-    return {k: ev[k] for k in ("protocol", "queries", "generative", "dense", "ablations", "subsets",
-                               "training") if k in ev}
+    return {
+        k: ev[k]
+        for k in ("protocol", "queries", "generative", "dense", "ablations", "subsets", "training")
+        if k in ev
+    }
 
 
 def encoders_info(store: str, embed_config: dict) -> dict:
@@ -266,7 +324,10 @@ def encoders_info(store: str, embed_config: dict) -> dict:
     from ace_core.config import from_dict
     from ace_core.pipeline import EmbedConfig
 
-    path = Store(store).embed_cache_dir(config_hash(from_dict(EmbedConfig, embed_config))) / "encoders.json"
+    path = (
+        Store(store).embed_cache_dir(config_hash(from_dict(EmbedConfig, embed_config)))
+        / "encoders.json"
+    )
     return json.loads(path.read_text()) if path.exists() else {}
 
 

@@ -26,8 +26,11 @@ def tiny_embed_config():
     from ace_core.encoders import ImageEncoderConfig
     from ace_core.pipeline import EmbedConfig, PipelineConfig
 
-    return EmbedConfig(image=ImageEncoderConfig(model="ace-tiny-vit"),
-                       pipeline=PipelineConfig(batch_size=16), shard_size=64)
+    return EmbedConfig(
+        image=ImageEncoderConfig(model="ace-tiny-vit"),
+        pipeline=PipelineConfig(batch_size=16),
+        shard_size=64,
+    )
 
 
 @pytest.fixture(scope="session")

@@ -8,13 +8,27 @@ from ace_core.errors import AceInputError
 
 def test_karpathy_json_keeps_official_splits(tmp_path):
     src = tmp_path / "dataset_coco.json"
-    src.write_text(json.dumps({"images": [
-        {"filepath": "val2014", "filename": "a.jpg", "split": "test",
-         "sentences": [{"raw": "A dog. "}, {"raw": "A puppy."}]},
-        {"filepath": "train2014", "filename": "b.jpg", "split": "restval",
-         "sentences": [{"raw": "A cat."}]},
-        {"filename": "c.jpg", "split": "val", "sentences": [{"raw": "A bird."}]},
-    ]}))
+    src.write_text(
+        json.dumps(
+            {
+                "images": [
+                    {
+                        "filepath": "val2014",
+                        "filename": "a.jpg",
+                        "split": "test",
+                        "sentences": [{"raw": "A dog. "}, {"raw": "A puppy."}],
+                    },
+                    {
+                        "filepath": "train2014",
+                        "filename": "b.jpg",
+                        "split": "restval",
+                        "sentences": [{"raw": "A cat."}],
+                    },
+                    {"filename": "c.jpg", "split": "val", "sentences": [{"raw": "A bird."}]},
+                ]
+            }
+        )
+    )
     recs = convert("karpathy", [(str(src), None)])
     assert recs == [
         {"path": "c.jpg", "captions": ["A bird."], "split": "val"},
@@ -30,30 +44,48 @@ def test_clotho_csv_one_file_per_split(tmp_path):
     ev.write_text(header + '"y, z.wav",a dog barks,barking,"a dog, barking",dog,woof\n')
     recs = convert("clotho", [(str(dev), "train"), (str(ev), "evaluation")])
     assert [(r["path"], r["split"], len(r["captions"])) for r in recs] == [
-        ("x.wav", "train", 5), ("y, z.wav", "test", 5)]
+        ("x.wav", "train", 5),
+        ("y, z.wav", "test", 5),
+    ]
     with pytest.raises(AceInputError, match="a split is needed"):
         convert("clotho", [(str(dev), None)])
 
 
 def test_audiocaps_csv_groups_captions_per_clip(tmp_path):
     src = tmp_path / "test.csv"
-    src.write_text("audiocap_id,youtube_id,start_time,caption\n1,abc,30,a car passes\n"
-                   "2,abc,30,engine noise\n3,def,0,birds sing\n")
+    src.write_text(
+        "audiocap_id,youtube_id,start_time,caption\n1,abc,30,a car passes\n"
+        "2,abc,30,engine noise\n3,def,0,birds sing\n"
+    )
     recs = convert("audiocaps", [(str(src), "test")], path_template="{youtube_id}.wav")
-    assert recs == [{"path": "abc.wav", "captions": ["a car passes", "engine noise"], "split": "test"},
-                    {"path": "def.wav", "captions": ["birds sing"], "split": "test"}]
+    assert recs == [
+        {"path": "abc.wav", "captions": ["a car passes", "engine noise"], "split": "test"},
+        {"path": "def.wav", "captions": ["birds sing"], "split": "test"},
+    ]
 
 
 def test_msrvtt_json(tmp_path):
     src = tmp_path / "train_val_videodatainfo.json"
-    src.write_text(json.dumps({
-        "videos": [{"video_id": "video0", "split": "train"}, {"video_id": "video1", "split": "validate"}],
-        "sentences": [{"video_id": "video0", "caption": "a man cooks"},
-                      {"video_id": "video1", "caption": "a race"},
-                      {"video_id": "video0", "caption": "cooking show"}]}))
+    src.write_text(
+        json.dumps(
+            {
+                "videos": [
+                    {"video_id": "video0", "split": "train"},
+                    {"video_id": "video1", "split": "validate"},
+                ],
+                "sentences": [
+                    {"video_id": "video0", "caption": "a man cooks"},
+                    {"video_id": "video1", "caption": "a race"},
+                    {"video_id": "video0", "caption": "cooking show"},
+                ],
+            }
+        )
+    )
     recs = convert("msrvtt", [(str(src), None)])
-    assert recs == [{"path": "video0.mp4", "captions": ["a man cooks", "cooking show"], "split": "train"},
-                    {"path": "video1.mp4", "captions": ["a race"], "split": "val"}]
+    assert recs == [
+        {"path": "video0.mp4", "captions": ["a man cooks", "cooking show"], "split": "train"},
+        {"path": "video1.mp4", "captions": ["a race"], "split": "val"},
+    ]
 
 
 def test_malformed_input_is_a_clear_error(tmp_path):

@@ -68,8 +68,17 @@ def test_empty_audio_fails(shared_media):
         decode_audio(str(shared_media / "odd/pydub/test1_empty.wav"))
 
 
-@pytest.mark.parametrize("name", ["test1.mp3", "format_test.m4a", "test5.webm", "bach.ogg",
-                                  "test-192khz-32bit.flac", "test1-24bit.wav"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "test1.mp3",
+        "format_test.m4a",
+        "test5.webm",
+        "bach.ogg",
+        "test-192khz-32bit.flac",
+        "test1-24bit.wav",
+    ],
+)
 def test_shared_audio_formats_decode(shared_media, name):
     out = decode_audio(str(shared_media / "odd/pydub" / name))
     assert out.data.size > 48000 * 0.5 and np.isfinite(out.data).all()

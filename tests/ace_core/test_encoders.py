@@ -52,8 +52,9 @@ def test_open_clip_checkpoint_from_local_path_round_trips(tmp_path, tiny_encoder
     src = OpenClipImageEncoder(ImageEncoderConfig("ace-tiny-vit", seed=7), device="cpu")
     path = tmp_path / "tiny.safetensors"
     save_file({k: v.contiguous() for k, v in src.model.state_dict().items()}, str(path))
-    loaded = OpenClipImageEncoder(ImageEncoderConfig("ace-tiny-vit", pretrained=str(path)),
-                                  device="cpu")
+    loaded = OpenClipImageEncoder(
+        ImageEncoderConfig("ace-tiny-vit", pretrained=str(path)), device="cpu"
+    )
     assert loaded.weights_source == str(path)
     assert loaded.weights_sha256 == src.weights_sha256
     ims = _images(3, seed=1)
@@ -65,7 +66,8 @@ def test_open_clip_checkpoint_from_local_path_round_trips(tmp_path, tiny_encoder
 def test_missing_checkpoint_falls_back_to_random_init(tmp_path, caplog):
     with caplog.at_level(logging.WARNING, logger="ace_core.encoders"):
         enc = OpenClipImageEncoder(
-            ImageEncoderConfig("ace-tiny-vit", pretrained=str(tmp_path / "nope.pt")), device="cpu")
+            ImageEncoderConfig("ace-tiny-vit", pretrained=str(tmp_path / "nope.pt")), device="cpu"
+        )
     assert enc.weights_source == "random-init"
     assert any("unavailable" in r.getMessage() for r in caplog.records)
 

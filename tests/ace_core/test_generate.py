@@ -18,8 +18,9 @@ def test_trie_allowed_tokens_and_items():
 
 def _decoder(vocab, seed=0, fusion=True):
     torch.manual_seed(seed)
-    cfg = RetrieverConfig(d_model=32, n_heads=2, n_layers=2, dropout=0.0, fusion=fusion,
-                          bridge=False)
+    cfg = RetrieverConfig(
+        d_model=32, n_heads=2, n_layers=2, dropout=0.0, fusion=fusion, bridge=False
+    )
     dec = IDDecoder(cfg, vocab, enc_hidden=16, n_enc_layers=3, item_dim=8)
     with torch.no_grad():
         dec.tok.weight.normal_(0, 1.0)  # peaked distributions make the test meaningful
@@ -30,9 +31,13 @@ def _ids(vocab, n, seed=0):
     rng = np.random.default_rng(seed)
     rows = set()
     while len(rows) < n:
-        rows.add((int(rng.integers(vocab.n_coarse)),
-                  *[int(rng.integers(vocab.codebook_size)) for _ in range(vocab.levels)],
-                  int(rng.integers(vocab.n_suffix))))
+        rows.add(
+            (
+                int(rng.integers(vocab.n_coarse)),
+                *[int(rng.integers(vocab.codebook_size)) for _ in range(vocab.levels)],
+                int(rng.integers(vocab.n_suffix)),
+            )
+        )
     return vocab.encode(np.array(sorted(rows)))
 
 
@@ -67,6 +72,7 @@ def test_exhaustive_beam_matches_brute_force_scoring_under_the_trie():
     dec = _decoder(vocab, seed=5)
     mem, pad = _memory(dec, 1, seed=7)
     (res,) = constrained_beam_search(dec, mem, pad, trie, beam_size=len(seqs))
+
     # brute force: score every ID in the trie by the sum of its token log-probs
     @torch.no_grad()
     def constrained_score(seq):
@@ -78,8 +84,10 @@ def test_exhaustive_beam_matches_brute_force_scoring_under_the_trie():
             total += float(logp[seq[t]])
             assert seq[t] in allowed
         return total
-    brute = sorted(((i, constrained_score(list(s))) for i, s in enumerate(seqs.tolist())),
-                   key=lambda p: -p[1])
+
+    brute = sorted(
+        ((i, constrained_score(list(s))) for i, s in enumerate(seqs.tolist())), key=lambda p: -p[1]
+    )
     assert [i for i, _ in res] == [i for i, _ in brute]
     np.testing.assert_allclose([s for _, s in res], [s for _, s in brute], atol=1e-4)
 

@@ -32,8 +32,10 @@ def test_identical_bytes_are_one_item_and_captions_merge(tmp_path):
     (tmp_path / "sub").mkdir()
     shutil.copy(tmp_path / "a.png", tmp_path / "sub" / "b.png")
     (tmp_path / "captions.jsonl").write_text(
-        json.dumps({"path": "a.png", "captions": ["a red square"]}) + "\n"
-        + json.dumps({"path": "sub/b.png", "captions": ["red block", "a red square"]}) + "\n"
+        json.dumps({"path": "a.png", "captions": ["a red square"]})
+        + "\n"
+        + json.dumps({"path": "sub/b.png", "captions": ["red block", "a red square"]})
+        + "\n"
     )
     found = discover(tmp_path)
     assert len(found.files) == 1

@@ -1,6 +1,6 @@
 import numpy as np
 
-from ace_core.decode import DecodeError, Decoded
+from ace_core.decode import Decoded, DecodeError
 from ace_core.media import discover
 from ace_core.pipeline import PipelineConfig, embed_files
 
@@ -16,11 +16,17 @@ def test_every_shared_media_file_is_embedded_or_failed_with_reason(shared_media,
             assert abs(np.linalg.norm(r.embedding) - 1) < 1e-4
         else:
             assert r.embedding is None and r.error.strip() and "\n" not in r.error
-    for must_fail in ["odd/pillow/decompression_bomb.gif", "odd/pillow/decompression_bomb_extents.gif",
-                      "odd/decord/tests/test_data/corrupted.mp4", "odd/pydub/test1_empty.wav"]:
+    for must_fail in [
+        "odd/pillow/decompression_bomb.gif",
+        "odd/pillow/decompression_bomb_extents.gif",
+        "odd/decord/tests/test_data/corrupted.mp4",
+        "odd/pydub/test1_empty.wav",
+    ]:
         assert by_path[must_fail].error, must_fail
-    ok = {m: sum(1 for r in results if r.error is None and r.file.modality == m)
-          for m in ("image", "audio", "video")}
+    ok = {
+        m: sum(1 for r in results if r.error is None and r.file.modality == m)
+        for m in ("image", "audio", "video")
+    }
     assert ok["image"] >= 80 and ok["audio"] >= 160 and ok["video"] >= 10
     # non-media files never reach the decoders
     assert {"imageio/stent.npz", "imageio/IMG_0001__frame.json"} <= {p for p, _ in found.skipped}
@@ -51,8 +57,14 @@ def test_one_bad_item_never_fails_its_batch(tmp_path):
             raise DecodeError("broken file")
         return Decoded("poison" if f.path == "5.png" else "fine")
 
-    results = list(embed_files(files, {"image": _FlakyEncoder()}, PipelineConfig(batch_size=4),
-                               decoders={"image": decoder}))
+    results = list(
+        embed_files(
+            files,
+            {"image": _FlakyEncoder()},
+            PipelineConfig(batch_size=4),
+            decoders={"image": decoder},
+        )
+    )
     errors = {r.file.path: r.error for r in results if r.error}
     assert errors == {"3.png": "broken file", "5.png": "encoder failed: RuntimeError: bad input"}
     assert len(results) == 7

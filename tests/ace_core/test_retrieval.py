@@ -16,8 +16,13 @@ from ace_core.training import TrainConfig, search_by_embedding
 
 COLORS = ["red", "green", "blue", "yellow", "purple", "orange"]
 SHAPES = ["circle", "square", "star", "triangle"]
-TEMPLATES = ["a {c} {s}", "one {s} that is {c}", "picture of a {c} {s}", "{c} coloured {s}",
-             "the {s} is {c}"]
+TEMPLATES = [
+    "a {c} {s}",
+    "one {s} that is {c}",
+    "picture of a {c} {s}",
+    "{c} coloured {s}",
+    "the {s} is {c}",
+]
 
 
 @pytest.fixture(scope="module")
@@ -30,15 +35,29 @@ def toy():
     for n, (c, s) in enumerate(combos):
         item = f"{n:064x}"
         ids.append(item)
-        emb.append(base_c[COLORS.index(c)] + base_s[SHAPES.index(s)] + 0.1 * rng.standard_normal(32))
+        emb.append(
+            base_c[COLORS.index(c)] + base_s[SHAPES.index(s)] + 0.1 * rng.standard_normal(32)
+        )
         if n % 6 != 5:  # every sixth item has no captions
             caps[item] = CaptionEntry([t.format(c=c, s=s) for t in TEMPLATES])
     x = l2n(np.asarray(emb, np.float32))
-    indexer, sids = fit_semantic_ids(ids, x, SemanticIDConfig(
-        kmeans=KMeansConfig(k=4), rqvae=RQVAEConfig(levels=2, codebook_size=8, max_epochs=5)))
-    fit = fit_retrieval(ids, x, sids, indexer, caps, device="cpu",
-                        config=RetrieverConfig(d_model=64, n_layers=1),
-                        train=TrainConfig(epochs=60, eval_every=10, patience=60, dense_epochs=60))
+    indexer, sids = fit_semantic_ids(
+        ids,
+        x,
+        SemanticIDConfig(
+            kmeans=KMeansConfig(k=4), rqvae=RQVAEConfig(levels=2, codebook_size=8, max_epochs=5)
+        ),
+    )
+    fit = fit_retrieval(
+        ids,
+        x,
+        sids,
+        indexer,
+        caps,
+        device="cpu",
+        config=RetrieverConfig(d_model=64, n_layers=1),
+        train=TrainConfig(epochs=60, eval_every=10, patience=60, dense_epochs=60),
+    )
     return ids, x, sids, caps, fit
 
 
@@ -72,16 +91,27 @@ def test_save_load_round_trip_gives_the_same_results(toy, tmp_path):
     from storage.retriever_io import load_retriever, save_retriever
 
     ids, x, sids, _, fit = toy
-    save_retriever(fit.model, tmp_path / "retriever", fit.model.config.encoder_path or
-                   __import__("ace_core.retriever", fromlist=["x"]).default_encoder_path())
+    save_retriever(
+        fit.model,
+        tmp_path / "retriever",
+        fit.model.config.encoder_path
+        or __import__("ace_core.retriever", fromlist=["x"]).default_encoder_path(),
+    )
     loaded = load_retriever(tmp_path / "retriever", ids, x, sids.tokens(), device="cpu")
     q = ["a purple triangle", "orange circle", "the star is yellow"]
     assert loaded.search(q, k=5) == fit.model.search(q, k=5)
     assert loaded.dense_search(q, k=5) == fit.model.dense_search(q, k=5)
 
 
-@pytest.mark.parametrize("query, k, match", [("", 5, "empty query"), ("   ", 5, "empty query"),
-                                             ("x" * 5000, 5, "too long"), ("red", 0, "positive")])
+@pytest.mark.parametrize(
+    "query, k, match",
+    [
+        ("", 5, "empty query"),
+        ("   ", 5, "empty query"),
+        ("x" * 5000, 5, "too long"),
+        ("red", 0, "positive"),
+    ],
+)
 def test_bad_queries_are_refused(toy, query, k, match):
     with pytest.raises(AceInputError, match=match):
         toy[4].model.search([query], k=k)

@@ -98,8 +98,18 @@ def test_fit_gives_unique_deterministic_ids_and_a_report(fitted):
     _, again = fit_semantic_ids(ids, x, cfg)
     assert again.sids == sids.sids
     r = indexer.report
-    for key in ("n_items", "k", "levels", "codebook_size", "collision_rate", "max_suffix",
-                "utilization", "perplexity", "rel_recon_error", "faiss_rq_rel_recon_error"):
+    for key in (
+        "n_items",
+        "k",
+        "levels",
+        "codebook_size",
+        "collision_rate",
+        "max_suffix",
+        "utilization",
+        "perplexity",
+        "rel_recon_error",
+        "faiss_rq_rel_recon_error",
+    ):
         assert key in r
     assert r["rel_recon_error"] <= 1.2 * r["faiss_rq_rel_recon_error"]
     assert len(r["utilization"]) == 3 and all(0 < u <= 1 for u in r["utilization"])
@@ -145,8 +155,9 @@ def test_incremental_assignment_keeps_existing_ids(fitted):
 def test_ablation_modes_give_unique_ids_of_the_same_shape(mode):
     x = clustered(n=300, seed=6)
     ids = ids_for(300, seed=6)
-    _, sids = fit_semantic_ids(ids, x, SemanticIDConfig(mode=mode, kmeans=KMeansConfig(k=6),
-                                                        rqvae=FAST_RQ))
+    _, sids = fit_semantic_ids(
+        ids, x, SemanticIDConfig(mode=mode, kmeans=KMeansConfig(k=6), rqvae=FAST_RQ)
+    )
     assert sids.fine.shape == (300, 3) and len(set(sids.sids)) == 300
     if mode == "no_coarse":
         assert (sids.coarse == 0).all()
@@ -161,9 +172,15 @@ def test_degenerate_data_identical_vectors_and_tiny_corpus():
     assert one.sids == ["0.0.0.0.0"]
 
 
-@pytest.mark.parametrize("bad, match", [
-    ("nan", "NaN/inf"), ("zero", "zero norm"), ("dup", "duplicate item_ids"), ("empty", "no embeddings"),
-])
+@pytest.mark.parametrize(
+    "bad, match",
+    [
+        ("nan", "NaN/inf"),
+        ("zero", "zero norm"),
+        ("dup", "duplicate item_ids"),
+        ("empty", "no embeddings"),
+    ],
+)
 def test_bad_embeddings_fail_before_training_naming_items(bad, match):
     x = clustered(n=10, seed=8)
     ids = ids_for(10, seed=8)

@@ -27,8 +27,9 @@ def corpus_with_bad_file(tmp_path, sample_corpus):
 TINY = ["--image-model", "ace-tiny-vit", "--shard-size", "8"]
 
 
-def test_embed_cli_writes_shards_and_rerun_embeds_nothing(prefect_harness, capsys, tmp_path,
-                                                          corpus_with_bad_file):
+def test_embed_cli_writes_shards_and_rerun_embeds_nothing(
+    prefect_harness, capsys, tmp_path, corpus_with_bad_file
+):
     store = tmp_path / "store"
     first = _run(capsys, "embed", str(corpus_with_bad_file), "--store", str(store), *TINY)
     assert first["items"] == 23 and first["ok"] == 22 and first["failed"] == 1
@@ -43,8 +44,12 @@ def test_embed_cli_writes_shards_and_rerun_embeds_nothing(prefect_harness, capsy
     emb_type = emb_tables[0].schema.field("embedding").type
     assert isinstance(emb_type, pa.FixedSizeListType) and emb_type.list_size == 512
     assert emb_type.value_type == pa.float32()
-    failed = [r for s in (store / "staging/embed").rglob("*.items.parquet")
-              for r in pq.read_table(s).to_pylist() if r["status"] == "failed"]
+    failed = [
+        r
+        for s in (store / "staging/embed").rglob("*.items.parquet")
+        for r in pq.read_table(s).to_pylist()
+        if r["status"] == "failed"
+    ]
     assert [r["path"] for r in failed] == ["images/broken.png"] and failed[0]["error"]
 
     again = _run(capsys, "embed", str(corpus_with_bad_file), "--store", str(store), *TINY)

@@ -11,8 +11,11 @@ import pytest
 from flows.cli import main
 from storage.store import Store, StoreError
 
-FAST = {"train": {"epochs": 6, "eval_every": 3, "dense_epochs": 20}, "ingest_epochs": 3,
-        "ids": {"rqvae": {"max_epochs": 5}}}
+FAST = {
+    "train": {"epochs": 6, "eval_every": 3, "dense_epochs": 20},
+    "ingest_epochs": 3,
+    "ids": {"rqvae": {"max_epochs": 5}},
+}
 TINY = ["--image-model", "ace-tiny-vit", "--shard-size", "16"]
 
 
@@ -46,7 +49,9 @@ def indexed(prefect_harness, tmp_path_factory, sample_corpus, batch, config_file
     """v1 = index(sample corpus), v2 = ingest(batch); returns (store, reports)."""
     capsys = _Capture()
     store = tmp_path_factory.mktemp("store") / "s"
-    v1 = capsys.run("index", str(sample_corpus), "--store", str(store), "--config", config_file, *TINY)
+    v1 = capsys.run(
+        "index", str(sample_corpus), "--store", str(store), "--config", config_file, *TINY
+    )
     v2 = capsys.run("ingest", str(batch), "--store", str(store))
     return store, v1, v2
 
@@ -70,8 +75,18 @@ def test_index_publishes_a_full_rebuild(indexed):
     assert v1["version"] == "v000001" and v1["operation"] == "full_rebuild"
     assert v1["parent_version"] is None and v1["items"]["ok"] == 22
     assert set(v1["eval"]["generative"]) == {"R@1", "R@5", "R@10", "MRR@10"}
-    for key in ("n_items", "k", "levels", "codebook_size", "collision_rate", "max_suffix",
-                "utilization", "perplexity", "rel_recon_error", "faiss_rq_rel_recon_error"):
+    for key in (
+        "n_items",
+        "k",
+        "levels",
+        "codebook_size",
+        "collision_rate",
+        "max_suffix",
+        "utilization",
+        "perplexity",
+        "rel_recon_error",
+        "faiss_rq_rel_recon_error",
+    ):
         assert key in v1["ids"]
 
 
@@ -97,9 +112,22 @@ def test_audit_versions_and_manifest(indexed, capsys):
     assert [v["version"] for v in versions] == ["v000001", "v000002"]
     assert [v["parent_version"] for v in versions] == [None, "v000001"]
     m = Store(store).manifest()
-    for key in ("version", "parent_version", "operation", "created_at", "code_version",
-                "flow_run_id", "input_set_hash", "encoders", "config", "config_hash", "files",
-                "counts", "id_diff", "eval"):
+    for key in (
+        "version",
+        "parent_version",
+        "operation",
+        "created_at",
+        "code_version",
+        "flow_run_id",
+        "input_set_hash",
+        "encoders",
+        "config",
+        "config_hash",
+        "files",
+        "counts",
+        "id_diff",
+        "eval",
+    ):
         assert key in m, key
     assert m["encoders"]["image"]["weights_source"] == "random-init"
     folder = Store(store).version_dir("v000002")
@@ -120,11 +148,13 @@ def test_query_returns_items_of_the_version(indexed, capsys):
     assert main(["query", "x", "-k", "0", "--store", str(store)]) == 2
 
 
-def test_reindex_of_unchanged_corpus_embeds_nothing_and_keeps_ids(indexed, sample_corpus,
-                                                                   config_file, capsys):
+def test_reindex_of_unchanged_corpus_embeds_nothing_and_keeps_ids(
+    indexed, sample_corpus, config_file, capsys
+):
     store, _, _ = indexed
-    v3 = run(capsys, "index", str(sample_corpus), "--store", str(store), "--config", config_file,
-             *TINY)
+    v3 = run(
+        capsys, "index", str(sample_corpus), "--store", str(store), "--config", config_file, *TINY
+    )
     assert v3["shards_computed"] == 0
     assert v3["reused_from"] == "v000001"  # same embeddings, captions, config and code
     audit = run(capsys, "audit", "--store", str(store), "--from", "v000001", "--to", v3["version"])
@@ -170,16 +200,31 @@ def test_concurrent_publish_is_refused_while_the_lock_is_held(indexed):
     held.wait(5)
     try:
         with pytest.raises(StoreError, match="another process is publishing"):
-            steps.publish_version(str(store), staged, operation="retrain", expected_parent=None,
-                                  config=s.manifest("v000001")["config"], ids_report={},
-                                  flow_run_id=None, encoders={}, lock_timeout_s=0.5)
+            steps.publish_version(
+                str(store),
+                staged,
+                operation="retrain",
+                expected_parent=None,
+                config=s.manifest("v000001")["config"],
+                ids_report={},
+                flow_run_id=None,
+                encoders={},
+                lock_timeout_s=0.5,
+            )
         assert s.latest() == before
     finally:
         release.set()
         t.join()
-    m = steps.publish_version(str(store), staged, operation="retrain", expected_parent=None,
-                              config=s.manifest("v000001")["config"], ids_report={},
-                              flow_run_id=None, encoders={})
+    m = steps.publish_version(
+        str(store),
+        staged,
+        operation="retrain",
+        expected_parent=None,
+        config=s.manifest("v000001")["config"],
+        ids_report={},
+        flow_run_id=None,
+        encoders={},
+    )
     assert s.latest() == m["version"] != before
 
 
@@ -198,16 +243,24 @@ def test_publish_killed_before_latest_leaves_previous_version_served(indexed, mo
 
     monkeypatch.setattr(Store, "_write_latest", killed)
     with pytest.raises(SystemExit):
-        steps.publish_version(str(store), staged, operation="retrain", expected_parent=None,
-                              config=s.manifest("v000001")["config"], ids_report={},
-                              flow_run_id=None, encoders={})
+        steps.publish_version(
+            str(store),
+            staged,
+            operation="retrain",
+            expected_parent=None,
+            config=s.manifest("v000001")["config"],
+            ids_report={},
+            flow_run_id=None,
+            encoders={},
+        )
     assert s.latest() == before
     for v in versions:
         assert s.manifest(v)["version"] == v
 
 
 def test_kill_9_during_index_leaves_store_intact_and_rerun_reuses_shards(
-        indexed, tmp_path, sample_corpus, config_file, capsys):
+    indexed, tmp_path, sample_corpus, config_file, capsys
+):
     import os
     import signal
     import subprocess
@@ -231,9 +284,23 @@ def test_kill_9_during_index_leaves_store_intact_and_rerun_reuses_shards(
     shutil.copy(extra / "images" / "img_0000.png", corpus / "images" / "new.png")
     env = {**os.environ, "PREFECT_API_URL": ""}
     env.pop("PREFECT_API_URL")
-    proc = subprocess.Popen([sys.executable, "-m", "flows.cli", "index", str(corpus), "--store",
-                             str(store), "--config", config_file, *TINY],
-                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "flows.cli",
+            "index",
+            str(corpus),
+            "--store",
+            str(store),
+            "--config",
+            config_file,
+            *TINY,
+        ],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     deadline = time.monotonic() + 240
     try:  # kill once the run is past the IDs, in the middle of training
         while not list((store / "staging" / "versions").glob("*/semantic_ids.parquet")):
