@@ -14,8 +14,6 @@ import hashlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
-import numpy as np
-
 
 @dataclass
 class QuerySplit:
@@ -91,7 +89,3 @@ def retrieval_metrics(ranked: Sequence[Sequence[int]], gold: Sequence[int]) -> d
         "R@10": round(hits[10] / n, 4),
         "MRR@10": round(rr / n, 4),
     }
-
-
-def mean_metric(values: Sequence[float]) -> float:
-    return float(np.mean(values)) if len(values) else 0.0

@@ -307,7 +307,3 @@ def evaluate(
     else:
         ranked = dense_search(model.dense, feats, model.item_emb, 10)
     return retrieval_metrics([[i for i, _ in r] for r in ranked], list(gold))
-
-
-def with_fusion(config: RetrieverConfig, fusion: bool) -> RetrieverConfig:
-    return replace(config, fusion=fusion)

@@ -64,44 +64,54 @@ def quality(args) -> None:
     base_ids = SemanticIDConfig()
     encoder = build_text_encoder(RetrieverConfig())
     runs = {
-        "ACE (full)": (base_ids, RetrieverConfig()),
-        "no_coarse": (replace(base_ids, mode="no_coarse"), RetrieverConfig()),
-        "hkmeans": (replace(base_ids, mode="hkmeans"), RetrieverConfig()),
-        "no_fusion": (base_ids, RetrieverConfig(fusion=False)),
-        "random_ids": (replace(base_ids, mode="random"), RetrieverConfig()),
+        "ACE (full)": (base_ids, {}),
+        "no_coarse": (replace(base_ids, mode="no_coarse"), {}),
+        "hkmeans": (replace(base_ids, mode="hkmeans"), {}),
+        "no_fusion": (base_ids, {"fusion": False}),
+        "random_ids": (replace(base_ids, mode="random"), {}),
     }
-    rows, dense, training = [], None, None
-    for name, (idc, rc) in runs.items():
-        indexer, sids = fit_semantic_ids(ids, x, idc)
-        fit = fit_retrieval(
-            ids,
-            x,
-            sids,
-            indexer,
-            caps,
-            config=rc,
-            train=TrainConfig(),
-            encoder=encoder,
-            dense=name == "ACE (full)",
-        )
-        rows.append((name, fit.eval["generative"]))
-        if name == "ACE (full)":
-            dense, training = fit.eval["dense"], fit.generative_report
+    runs = {k: v for k, v in runs.items() if k in args.models}
+    results: dict[str, list[dict]] = {}
+    training = []
+    for seed in args.train_seeds:
+        for name, (idc, rc) in runs.items():
+            indexer, sids = fit_semantic_ids(ids, x, idc)
+            fit = fit_retrieval(
+                ids,
+                x,
+                sids,
+                indexer,
+                caps,
+                config=RetrieverConfig(seed=seed, **rc),
+                train=TrainConfig(seed=seed),
+                encoder=encoder,
+                dense=name == "ACE (full)",
+            )
+            results.setdefault(name, []).append(fit.eval["generative"])
+            if name == "ACE (full)":
+                results.setdefault("dense baseline (MiniLM + linear, faiss flat IP)", []).append(
+                    fit.eval["dense"]
+                )
+                training.append(fit.generative_report)
             queries = fit.eval["queries"]
-    rows.insert(1, ("dense baseline (MiniLM + linear, faiss flat IP)", dense))
     print(
         f"sample corpus seed {args.seed}: {len(ids)} items, image model {args.image_model} "
-        f"(random init), queries {queries}"
+        f"(random init), queries {queries}; median over training seeds {args.train_seeds}"
     )
-    print("\n| model | R@1 | R@5 | R@10 | MRR@10 |\n|---|---|---|---|---|")
-    for name, m in rows:
-        print(f"| {name} | {m['R@1']:.3f} | {m['R@5']:.3f} | {m['R@10']:.3f} | {m['MRR@10']:.3f} |")
-    print(
-        f"\ntraining (ACE full): {training.epochs} epochs (best {training.best_epoch}), "
-        f"{training.seconds_per_epoch:.2f} s/epoch, {training.seconds:.1f} s total, "
-        f"peak RSS {training.peak_memory_mb:.0f} MB, device "
-        f"{'cuda' if torch.cuda.is_available() else 'cpu'}"
-    )
+    print("\n| model | R@1 | R@5 | R@10 | MRR@10 | R@1 per seed |\n|---|---|---|---|---|---|")
+    for name, ms in results.items():
+        med = {k: statistics.median(m[k] for m in ms) for k in ("R@1", "R@5", "R@10", "MRR@10")}
+        per = ", ".join(f"{m['R@1']:.3f}" for m in ms)
+        print(
+            f"| {name} | {med['R@1']:.3f} | {med['R@5']:.3f} | {med['R@10']:.3f} | "
+            f"{med['MRR@10']:.3f} | {per} |"
+        )
+    for t in training:
+        print(
+            f"\ntraining (ACE full): {t.epochs} epochs (best {t.best_epoch}), "
+            f"{t.seconds_per_epoch:.2f} s/epoch, {t.seconds:.1f} s total, peak RSS "
+            f"{t.peak_memory_mb:.0f} MB, device {'cuda' if torch.cuda.is_available() else 'cpu'}"
+        )
 
 
 def synthetic_ids(n: int, levels=3, K=256, seed=0) -> np.ndarray:
@@ -182,6 +192,12 @@ def main() -> None:
     q = sub.add_parser("quality")
     q.add_argument("--seed", type=int, default=2026)
     q.add_argument("--image-model", default="ViT-B-32")
+    q.add_argument("--train-seeds", type=int, nargs="+", default=[0])
+    q.add_argument(
+        "--models",
+        nargs="+",
+        default=["ACE (full)", "no_coarse", "hkmeans", "no_fusion", "random_ids"],
+    )
     t = sub.add_parser("throughput")
     t.add_argument("--sizes", type=int, nargs="+", default=[1000, 10_000, 100_000])
     t.add_argument("--repeats", type=int, default=3)

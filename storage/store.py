@@ -18,7 +18,6 @@ import json
 import logging
 import os
 import re
-import shutil
 import time
 import uuid
 from collections.abc import Iterator
@@ -151,19 +150,6 @@ class Store:
             os.fsync(f.fileno())
         os.replace(tmp, self.latest_file)
         _fsync_dir(self.root)
-
-    def clean_staging_versions(self, older_than_s: float = 0.0) -> int:
-        """Remove abandoned staged versions (left by killed runs)."""
-        base = self.staging_dir / "versions"
-        if not base.is_dir():
-            return 0
-        n = 0
-        now = time.time()
-        for p in base.iterdir():
-            if now - p.stat().st_mtime >= older_than_s:
-                shutil.rmtree(p, ignore_errors=True)
-                n += 1
-        return n
 
 
 def _fsync_dir(path: Path) -> None:

@@ -106,7 +106,3 @@ def read_embeddings(paths: Iterable[str | os.PathLike]) -> tuple[list[str], list
         mats.append(col.flatten().to_numpy(zero_copy_only=False).reshape(-1, d))
     mat = np.concatenate(mats).astype(np.float32) if mats else np.zeros((0, dim or 0), np.float32)
     return ids, mods, mat
-
-
-def row_count(path: str | os.PathLike) -> int:
-    return pq.ParquetFile(path).metadata.num_rows

@@ -17,7 +17,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from ace_core.config import config_hash, to_dict
+from ace_core.config import config_hash
 from ace_core.index_model import FitResult, fit_retrieval
 from ace_core.media import sha256_file
 from ace_core.semantic_ids import SemanticIDConfig, fit_semantic_ids
@@ -343,7 +343,3 @@ def load_version_model(store: str, version: str | None = None):
     model = load_retriever(folder / "retriever", ids, x, sids.tokens())
     items = pq.read_table(folder / "items.parquet").to_pylist()
     return v, model, {r["item_id"]: r for r in items}, dict(zip(sids.item_ids, sids.sids))
-
-
-def config_dict(cfg: IndexConfig) -> dict:
-    return to_dict(cfg)
