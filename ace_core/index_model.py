@@ -262,6 +262,7 @@ def fit_retrieval(
         device=device,
         progress=progress,
         index_rows=index_rows,
+        validate_initial=init is not None,  # never publish a fine-tune worse than its start
     )
     if dense and len(gold["train"]):
         train_dense(model.dense, feats["train"], gold["train"], model.item_emb, train, val=val)

@@ -20,4 +20,5 @@ class IndexConfig:
         False  # also train the ablation models (no coarse, hkmeans, no fusion, random)
     )
     ingest_epochs: int = 12  # fine-tuning epochs of an incremental ingest
+    ingest_lr_scale: float = 0.3  # fine-tuning learning rate = train.lr * this (less forgetting)
     replay_ratio: float = 2.0  # old caption pairs replayed per new pair during an ingest

@@ -12,7 +12,7 @@ import copy
 import logging
 import time
 from collections.abc import Callable, Sequence
-from contextlib import nullcontext
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -113,6 +113,15 @@ class TextFeatures:
         return lay, (mask[:, :t] == 0).to(self.device)
 
 
+@contextmanager
+def seeded(seed: int, device: torch.device):
+    """Seed torch (dropout masks) for a block without changing the caller's RNG state."""
+    devices = [device.index or 0] if device.type == "cuda" else []
+    with torch.random.fork_rng(devices=devices):
+        torch.manual_seed(seed)
+        yield
+
+
 def _autocast(device: torch.device):
     return torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else nullcontext()
 
@@ -162,6 +171,30 @@ def _batches(n_caps: int, index_rows: torch.Tensor, cfg: TrainConfig, gen: torch
     return [out[i] for i in order]
 
 
+def _train_epoch(decoder, opt, batches, train_feats, cap_items, emb, targets, cfg, device):
+    """One pass over the mixed caption / indexing batches; returns the mean loss."""
+    decoder.train()
+    total, count = 0.0, 0
+    for kind, b in batches:
+        with _autocast(device):
+            q = None
+            if kind == "cap":
+                memory, pad, q = decoder.memory_from_text(*train_feats.layers(b))
+                items = cap_items[b].to(device)
+            else:
+                items = b.to(device)
+                memory, pad = decoder.memory_from_items(emb[items]), None
+            loss = id_loss(decoder, memory, pad, targets[items], cfg.rdrop_weight)
+            if q is not None and cfg.bridge_weight > 0:  # bridge InfoNCE against all items
+                loss = loss + cfg.bridge_weight * F.cross_entropy((q @ emb.T).float() / 0.05, items)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(decoder.parameters(), 1.0)
+        opt.step()
+        total, count = total + loss.item() * len(b), count + len(b)
+    return total / max(count, 1)
+
+
 def train_generative(
     decoder: IDDecoder,
     train_feats: TextFeatures,
@@ -175,73 +208,62 @@ def train_generative(
     device="cpu",
     progress: Callable[[int, float], None] | None = None,
     index_rows: np.ndarray | None = None,
+    validate_initial: bool = False,
 ) -> TrainReport:
     """Train ``decoder`` in place; keeps the state with the best validation MRR@10.
 
-    ``index_rows``: items of the indexing task (default: all items)."""
+    ``index_rows``: items of the indexing task (default: all items). ``validate_initial``:
+    the starting weights (fine-tuning) are a candidate too, as epoch 0."""
     device = torch.device(device)
     decoder.to(device)
     gen = torch.Generator().manual_seed(cfg.seed)
     emb = torch.from_numpy(np.asarray(item_emb, np.float32)).to(device)
     targets = torch.from_numpy(np.asarray(id_tokens, np.int64)).to(device)
     cap_items = torch.from_numpy(np.asarray(train_items, np.int64))
-    rows = (
-        torch.arange(len(emb))
-        if index_rows is None
-        else torch.from_numpy(np.asarray(index_rows, np.int64))
-    )
+    rows = torch.arange(len(emb)) if index_rows is None else torch.from_numpy(index_rows)
     opt = torch.optim.AdamW(decoder.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    has_val = val is not None and len(val[0]) > 0
     started, history = time.perf_counter(), []
-    best_key, best_state, best_epoch, best_val = None, None, 0, None
-    epoch = 0
-    for epoch in range(1, cfg.epochs + 1):
-        decoder.train()
-        total, count = 0.0, 0
-        for kind, b in _batches(len(cap_items), rows, cfg, gen):
-            with _autocast(device):
-                q = None
-                if kind == "cap":
-                    memory, pad, q = decoder.memory_from_text(*train_feats.layers(b))
-                    items = cap_items[b].to(device)
-                else:
-                    items = b.to(device)
-                    memory, pad = decoder.memory_from_items(emb[items]), None
-                loss = id_loss(decoder, memory, pad, targets[items], cfg.rdrop_weight)
-                if q is not None and cfg.bridge_weight > 0:
-                    loss = loss + cfg.bridge_weight * F.cross_entropy(
-                        (q @ emb.T).float() / 0.05, items
-                    )
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(decoder.parameters(), 1.0)
-            opt.step()
-            total, count = total + loss.item() * len(b), count + len(b)
-        row = {"epoch": epoch, "loss": total / max(count, 1)}
-        last = epoch == cfg.epochs
-        if val is not None and len(val[0]) and (epoch % cfg.eval_every == 0 or last):
+    best = {"key": None, "state": None, "epoch": 0, "val": None}
+
+    def consider(epoch: int, row: dict) -> None:
+        if has_val and (epoch == 0 or epoch % cfg.eval_every == 0 or epoch == cfg.epochs):
             row["val"] = evaluate_generative(
                 decoder, val[0], val[1], trie, cfg.val_beam_size, cfg.max_val_queries, device
             )
-            key = (row["val"]["MRR@10"], row["val"]["R@1"], -row["loss"])
-        elif val is None or not len(val[0]):
-            key = (-row["loss"],)
+            key = (row["val"]["MRR@10"], row["val"]["R@1"], -row.get("loss", 0.0))
         else:
-            key = None  # not validated this epoch
-        history.append(row)
-        if progress:
-            progress(epoch, row["loss"])
-        if key is not None and (best_key is None or key > best_key):
-            best_key, best_epoch, best_val = key, epoch, row.get("val")
-            best_state = copy.deepcopy(decoder.state_dict())
-        elif best_key is not None and epoch - best_epoch >= cfg.patience:
-            break
-    decoder.load_state_dict(best_state)
+            key = None if has_val else (-row["loss"],)
+        if key is not None and (best["key"] is None or key > best["key"]):
+            best.update(
+                key=key, epoch=epoch, val=row.get("val"), state=copy.deepcopy(decoder.state_dict())
+            )
+
+    with seeded(cfg.seed, device):
+        if validate_initial and has_val:
+            consider(0, {"epoch": 0})
+        epoch = 0
+        for epoch in range(1, cfg.epochs + 1):
+            batches = _batches(len(cap_items), rows, cfg, gen)
+            row = {
+                "epoch": epoch,
+                "loss": _train_epoch(
+                    decoder, opt, batches, train_feats, cap_items, emb, targets, cfg, device
+                ),
+            }
+            consider(epoch, row)
+            history.append(row)
+            if progress:
+                progress(epoch, row["loss"])
+            if best["key"] is not None and epoch - best["epoch"] >= cfg.patience:
+                break
+    decoder.load_state_dict(best["state"])
     decoder.eval()
     seconds = time.perf_counter() - started
     return TrainReport(
         epoch,
-        best_epoch,
-        best_val,
+        best["epoch"],
+        best["val"],
         seconds,
         seconds / max(epoch, 1),
         _peak_memory_mb(device),
@@ -330,6 +352,11 @@ def train_dense(
     val: tuple[TextFeatures, np.ndarray] | None = None,
 ) -> dict | None:
     """InfoNCE against all items; keeps the state with the best validation MRR@10."""
+    with seeded(cfg.seed, torch.device("cpu")):
+        return _train_dense(proj, feats, items, item_emb, cfg, val)
+
+
+def _train_dense(proj, feats, items, item_emb, cfg, val) -> dict | None:
     gen = torch.Generator().manual_seed(cfg.seed)
     cands = F.normalize(torch.from_numpy(np.asarray(item_emb, np.float32)), dim=-1)
     x, y = feats.pooled, torch.from_numpy(np.asarray(items, np.int64))

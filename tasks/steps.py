@@ -183,7 +183,9 @@ def _fit(
     captions = read_captions(folder)
     train_cfg, init = cfg.train, None
     if init_from:
-        train_cfg = replace(cfg.train, epochs=cfg.ingest_epochs, eval_every=4)
+        train_cfg = replace(
+            cfg.train, epochs=cfg.ingest_epochs, eval_every=4, lr=cfg.train.lr * cfg.ingest_lr_scale
+        )
         init = load_retriever_state(init_from)
     bar, update = _progress(desc, train_cfg.epochs)
     try:

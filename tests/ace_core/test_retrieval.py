@@ -115,3 +115,26 @@ def test_save_load_round_trip_gives_the_same_results(toy, tmp_path):
 def test_bad_queries_are_refused(toy, query, k, match):
     with pytest.raises(AceInputError, match=match):
         toy[4].model.search([query], k=k)
+
+
+def test_training_is_deterministic_for_a_seed(toy):
+    ids, x, sids, caps, fit = toy
+    from ace_core.semantic_ids import SemanticIndexer
+
+    def once():
+        indexer = SemanticIndexer(SemanticIDConfig(), np.zeros((4, 32), np.float32), None, 8)
+        return fit_retrieval(
+            ids,
+            x,
+            sids,
+            indexer,
+            caps,
+            device="cpu",
+            config=RetrieverConfig(d_model=32, n_layers=1),
+            train=TrainConfig(epochs=3, eval_every=3, dense_epochs=3),
+        )
+
+    a, b = once(), once()
+    q = ["a red star", "green circle"]
+    assert a.model.search(q, k=5) == b.model.search(q, k=5)
+    assert a.generative_report.history == b.generative_report.history
