@@ -12,6 +12,8 @@ import json
 import typing
 from typing import Any, TypeVar
 
+from ace_core.errors import AceInputError
+
 T = TypeVar("T")
 
 
@@ -26,7 +28,7 @@ def from_dict(cls: type[T], data: dict | None) -> T:
     names = {f.name for f in dataclasses.fields(cls)}
     unknown = set(data) - names
     if unknown:
-        raise ValueError(f"unknown {cls.__name__} settings: {', '.join(sorted(unknown))}")
+        raise AceInputError(f"unknown {cls.__name__} settings: {', '.join(sorted(unknown))}")
     kwargs = {}
     for name, value in data.items():
         hint = hints[name]

@@ -29,6 +29,7 @@ from ace_core.encoders import (
     OpenClipImageEncoder,
     VideoConfig,
 )
+from ace_core.errors import AceInputError
 from ace_core.media import MediaFile
 
 logger = logging.getLogger(__name__)
@@ -195,7 +196,7 @@ def image_embed_dim(config: ImageEncoderConfig) -> int:
     _register_shipped_configs()
     cfg = open_clip.get_model_config(config.model)
     if cfg is None:
-        raise ValueError(f"unknown open_clip model {config.model!r}")
+        raise AceInputError(f"unknown open_clip model {config.model!r}")
     return int(cfg["embed_dim"])
 
 

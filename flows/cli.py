@@ -51,10 +51,15 @@ def _table(rows: list[list[Any]], header: list[str]) -> str:
 
 def embed_config_from_args(args):
     from ace_core.encoders import AudioEncoderConfig, ImageEncoderConfig
-    from ace_core.pipeline import EmbedConfig, PipelineConfig
+    from ace_core.pipeline import EmbedConfig, PipelineConfig, image_embed_dim
 
+    for name in ("batch_size", "workers", "shard_size"):
+        if getattr(args, name) <= 0:
+            raise UsageError(f"--{name.replace('_', '-')} must be positive")
+    image = ImageEncoderConfig(model=args.image_model, pretrained=args.image_weights)
+    image_embed_dim(image)  # an unknown model name fails here, before any flow starts
     return EmbedConfig(
-        image=ImageEncoderConfig(model=args.image_model, pretrained=args.image_weights),
+        image=image,
         audio=AudioEncoderConfig(model=args.audio_model, checkpoint=args.audio_checkpoint),
         pipeline=PipelineConfig(batch_size=args.batch_size, workers=args.workers),
         shard_size=args.shard_size,

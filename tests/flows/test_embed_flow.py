@@ -71,3 +71,15 @@ def test_bad_usage_exits_2_with_one_line(capsys, tmp_path):
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "corpus directory not found" in err[0]
     assert main(["embed"]) == 2
+    capsys.readouterr()
+    for argv, reason in (
+        (["--image-model", "no-such-model"], "unknown open_clip model"),
+        (["--shard-size", "0"], "--shard-size must be positive"),
+    ):
+        assert main(["embed", str(tmp_path), *argv]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and reason in err[0]
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"retriever": {"no_such_setting": 1}}')
+    assert main(["index", str(tmp_path), "--config", str(bad)]) == 2
+    assert "unknown RetrieverConfig settings" in capsys.readouterr().err
