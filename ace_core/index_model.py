@@ -241,14 +241,7 @@ def fit_retrieval(
     )
     if init is not None:
         _load_init(decoder, model.dense, init)
-    feats = {
-        name: model.features([t for t, _ in pairs])
-        for name, pairs in (("train", split.train), ("val", split.val), ("test", split.test))
-    }
-    gold = {
-        name: np.asarray([n for _, n in pairs], np.int64)
-        for name, pairs in (("train", split.train), ("val", split.val), ("test", split.test))
-    }
+    feats, gold = _features(model, split)
     val = (feats["val"], gold["val"]) if len(gold["val"]) else None
     report = train_generative(
         decoder,
@@ -269,42 +262,48 @@ def fit_retrieval(
     ev = {
         "protocol": split.protocol,
         "queries": {"train": len(split.train), "val": len(split.val), "test": len(split.test)},
-        "generative": evaluate(model, feats["test"], gold["test"], "generative"),
     }
+    ev["generative"], subsets = _generative_test_metrics(
+        model, feats["test"], gold["test"], new_rows if init is not None else None
+    )
     if dense:
-        ev["dense"] = evaluate(model, feats["test"], gold["test"], "dense")
-    subsets = None
-    if init is not None:
-        is_new = np.isin(gold["test"], sorted(new_rows))
-        subsets = {
-            "old_items": _subset_eval(model, feats["test"], gold["test"], ~is_new),
-            "new_items": _subset_eval(model, feats["test"], gold["test"], is_new),
-        }
+        ev["dense"] = _dense_test_metrics(model, feats["test"], gold["test"])
     return FitResult(model, full_split, report, ev, subsets)
 
 
-def _subset_eval(
-    model: RetrievalModel, feats: TextFeatures, gold: np.ndarray, mask: np.ndarray
-) -> dict:
-    rows = np.flatnonzero(mask)
-    if not len(rows):
-        return retrieval_metrics([], [])
-    ranked = generative_search(
-        model.decoder, feats, model.trie, 10, 10, device=model.device, rows=rows
-    )
-    return {
-        **retrieval_metrics([[i for i, _ in r] for r in ranked], list(gold[rows])),
-        "queries": int(len(rows)),
-    }
+def _features(model: RetrievalModel, split: QuerySplit):
+    """Encoder features and gold item rows of the train / val / test queries."""
+    parts = {"train": split.train, "val": split.val, "test": split.test}
+    feats = {name: model.features([t for t, _ in pairs]) for name, pairs in parts.items()}
+    gold = {name: np.asarray([n for _, n in pairs], np.int64) for name, pairs in parts.items()}
+    return feats, gold
 
 
-def evaluate(
-    model: RetrievalModel, feats: TextFeatures, gold: np.ndarray, which: str, beam: int = 10
-) -> dict:
+def _generative_test_metrics(
+    model: RetrievalModel, feats: TextFeatures, gold: np.ndarray, new_rows: set[int] | None
+) -> tuple[dict, dict | None]:
+    """Test metrics, and (fine-tuning) the same split into old-item and new-item queries."""
+    if not len(gold):
+        return retrieval_metrics([], []), None
+    ranked = [
+        [i for i, _ in r]
+        for r in generative_search(model.decoder, feats, model.trie, 10, 10, device=model.device)
+    ]
+    if new_rows is None:
+        return retrieval_metrics(ranked, list(gold)), None
+    is_new = np.isin(gold, sorted(new_rows))
+    subsets = {}
+    for name, mask in (("old_items", ~is_new), ("new_items", is_new)):
+        rows = np.flatnonzero(mask)
+        subsets[name] = {
+            **retrieval_metrics([ranked[r] for r in rows], list(gold[rows])),
+            "queries": int(len(rows)),
+        }
+    return retrieval_metrics(ranked, list(gold)), subsets
+
+
+def _dense_test_metrics(model: RetrievalModel, feats: TextFeatures, gold: np.ndarray) -> dict:
     if not len(gold):
         return retrieval_metrics([], [])
-    if which == "generative":
-        ranked = generative_search(model.decoder, feats, model.trie, beam, 10, device=model.device)
-    else:
-        ranked = dense_search(model.dense, feats, model.item_emb, 10)
+    ranked = dense_search(model.dense, feats, model.item_emb, 10)
     return retrieval_metrics([[i for i, _ in r] for r in ranked], list(gold))

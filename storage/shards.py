@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -58,10 +59,10 @@ def plan_shards(
             h.update(f.item_id.encode())
         key = h.hexdigest()
         spec_path = spec_dir / f"shard-{key[:16]}.json"
-        if not spec_path.exists():
-            tmp = spec_path.with_suffix(".json.tmp")
-            tmp.write_text(json.dumps([asdict(f) for f in chunk]))
-            tmp.replace(spec_path)
+        # rewritten every time: the same bytes may have moved since (the key is content only)
+        tmp = spec_path.with_suffix(f".json.tmp-{os.getpid()}")
+        tmp.write_text(json.dumps([asdict(f) for f in chunk]))
+        tmp.replace(spec_path)
         specs.append(ShardSpec(key, str(spec_path)))
     return specs
 
@@ -136,6 +137,18 @@ def read_items(outputs: Sequence[dict]):
     if not tables:
         return ITEMS_SCHEMA.empty_table()
     return pa.concat_tables(tables).sort_by("item_id")
+
+
+def with_current_paths(items, paths: dict[str, str]):
+    """Items rows with ``path`` taken from the current discovery (cached shards keep the path
+    the bytes had when they were embedded)."""
+    import pyarrow as pa
+
+    current = [
+        paths.get(i, p) for i, p in zip(items["item_id"].to_pylist(), items["path"].to_pylist())
+    ]
+    idx = items.schema.get_field_index("path")
+    return items.set_column(idx, "path", pa.array(current, pa.string()))
 
 
 def summarize_items(items) -> dict:

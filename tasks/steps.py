@@ -25,7 +25,7 @@ from ace_core.settings import IndexConfig
 from storage.codebooks import load_indexer, read_semantic_ids, save_indexer, write_semantic_ids
 from storage.discovery import load_discovery
 from storage.retriever_io import load_retriever, load_retriever_state, save_retriever
-from storage.shards import read_items
+from storage.shards import read_items, with_current_paths
 from storage.store import Store, StoreError
 from storage.versions import (
     counts,
@@ -50,7 +50,7 @@ def stage_version(
     s = Store(store)
     staged = s.new_staging_version()
     found = load_discovery(discovery_path)
-    items = read_items(shard_outputs)
+    items = with_current_paths(read_items(shard_outputs), {f.item_id: f.path for f in found.files})
     parts = [o["embeddings_path"] for o in shard_outputs]
     captions = dict(found.captions)
     if parent:

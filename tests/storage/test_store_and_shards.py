@@ -1,0 +1,62 @@
+import numpy as np
+import pytest
+
+from ace_core.media import MediaFile
+from ace_core.semantic_ids import SemanticIDs
+from storage.shards import load_shard_files, plan_shards, with_current_paths
+from storage.store import Store, StoreError
+from storage.tables import items_table
+from storage.versions import id_diff
+
+
+def _files(paths):
+    return [MediaFile(p, f"/c/{p}", f"{i:064x}", "image", 1) for i, p in enumerate(paths)]
+
+
+def test_shard_keys_depend_on_content_and_specs_follow_moved_files(tmp_path):
+    a = plan_shards(_files(["a.png", "b.png", "c.png"]), 2, "cfg", tmp_path)
+    moved = plan_shards(_files(["x/a.png", "b.png", "c.png"]), 2, "cfg", tmp_path)
+    assert [s.key for s in a] == [s.key for s in moved]  # same bytes, same shards
+    assert load_shard_files(moved[0])[0].path == "x/a.png"  # the spec has the new path
+    other = plan_shards(_files(["a.png", "b.png", "c.png"]), 2, "other-cfg", tmp_path)
+    assert {s.key for s in other}.isdisjoint({s.key for s in a})
+
+
+def test_items_rows_take_the_current_paths():
+    rows = [{"item_id": "1", "path": "old.png", "modality": "image", "status": "ok"}]
+    out = with_current_paths(items_table(rows), {"1": "new.png"})
+    assert out["path"].to_pylist() == ["new.png"]
+
+
+def test_id_diff_counts():
+    def ids(pairs):
+        return SemanticIDs(
+            [p[0] for p in pairs],
+            np.array([p[1] for p in pairs]),
+            np.zeros((len(pairs), 1), np.int64),
+            np.zeros(len(pairs), np.int64),
+        )
+
+    d = id_diff(
+        ids([("a", 1), ("b", 2), ("c", 3)]), ids([("a", 1), ("b", 5), ("d", 4)]), detail=True
+    )
+    assert (d["added"], d["removed"], d["changed"], d["unchanged"]) == (1, 1, 1, 1)
+    assert d["changed_items"] == [{"item_id": "b", "from": "2.0.0", "to": "5.0.0"}]
+
+
+def test_store_resolve_and_latest(tmp_path):
+    s = Store(tmp_path)
+    with pytest.raises(StoreError, match="no published version"):
+        s.resolve(None)
+    staged = s.new_staging_version()
+    (staged / "manifest.json").write_text("{}")
+    with s.lock():
+        s.publish(staged, s.next_version())
+    assert s.latest() == "v000001" and s.resolve("1") == "v000001"
+    with pytest.raises(StoreError, match="unknown version"):
+        s.resolve("v000009")
+    staged2 = s.new_staging_version()
+    (staged2 / "manifest.json").write_text("{}")
+    with pytest.raises(StoreError, match="already exists"):
+        s.publish(staged2, "v000001")
+    assert s.latest() == "v000001"
