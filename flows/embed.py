@@ -15,15 +15,18 @@ from storage.shards import read_items, summarize_items
 from tasks.embed import discover_corpus, embed_shard, plan_embed_shards, shard_outputs_present
 
 
-def run_embedding(
-    corpus: str, store: str, config: EmbedConfig, exclude_version: str | None = None
+@flow(name="embed-stage", task_runner=ThreadPoolTaskRunner(max_workers=1))
+def embed_stage(
+    corpus: str, store: str, config: dict, exclude_version: str | None = None
 ) -> tuple[str, list[dict]]:
-    """Task calls shared by the embed, index and ingest flows: (discovery path, shard outputs).
+    """Subflow shared by the embed, index and ingest flows: (discovery path, shard outputs).
 
-    Shards are submitted to the flow's task runner (threads by default; a Dask or Ray runner
-    spreads them over machines). Cached shards return at once.
+    Shards are submitted to this subflow's task runner (one thread by default; see
+    ``use_task_runner`` for Dask or Ray). Cached shards return at once. Being a subflow, its
+    worker threads end with it, so the torch thread pools they started do not compete with the
+    training that follows (measured: 2x slower epochs otherwise, see docs/BENCHMARKS.md).
     """
-    config_json = json.dumps(to_dict(config), sort_keys=True)
+    config_json = json.dumps(config, sort_keys=True)
     discovery = discover_corpus(corpus, store)
     specs = plan_embed_shards(discovery, store, config_json, exclude_version)
     futures = [embed_shard.submit(spec, store, config_json) for spec in specs]
@@ -39,7 +42,21 @@ def run_embedding(
     return discovery, outputs
 
 
-@flow(name="embed-corpus", task_runner=ThreadPoolTaskRunner(max_workers=1))
+def run_embedding(
+    corpus: str, store: str, config: EmbedConfig, exclude_version: str | None = None
+) -> tuple[str, list[dict]]:
+    """Run the embedding subflow (looked up at call time, so ``use_task_runner`` applies)."""
+    return embed_stage(corpus, store, to_dict(config), exclude_version)
+
+
+def use_task_runner(runner) -> None:
+    """Run embedding shards on ``runner`` (e.g. prefect_dask.DaskTaskRunner(address=...) or
+    prefect_ray.RayTaskRunner(...)) in this process's embed, index and ingest flows."""
+    global embed_stage
+    embed_stage = embed_stage.with_options(task_runner=runner)
+
+
+@flow(name="embed-corpus")
 def embed_corpus(corpus: str, store: str, config: dict | None = None) -> dict:
     started = time.perf_counter()
     cfg = EmbedConfig() if config is None else _embed_config(config)
