@@ -179,14 +179,38 @@ def test_build_outputs_are_reused_only_for_identical_inputs(indexed):
     assert (Path(staged) / "retriever" / "weights.safetensors").exists()
 
 
-def test_concurrent_publish_is_refused_while_the_lock_is_held(indexed):
+def _staged_retrain(store) -> str:
+    """A staged copy of v000001 ready to publish (as a retrain would leave it)."""
     from tasks import steps
 
-    store, _, _ = indexed
     s = Store(store)
     staged = steps.stage_copy(str(store), "v000001")
     shutil.copytree(s.version_dir("v000001") / "retriever", f"{staged}/retriever")
     shutil.copy(s.version_dir("v000001") / "eval.json", f"{staged}/eval.json")
+    return staged
+
+
+def _publish_retrain(store, staged, **kw) -> dict:
+    from tasks import steps
+
+    config = Store(store).manifest("v000001")["config"]
+    return steps.publish_version(
+        str(store),
+        staged,
+        operation="retrain",
+        expected_parent=None,
+        config=config,
+        ids_report={},
+        flow_run_id=None,
+        encoders={},
+        **kw,
+    )
+
+
+def test_concurrent_publish_is_refused_while_the_lock_is_held(indexed):
+    store, _, _ = indexed
+    s = Store(store)
+    staged = _staged_retrain(store)
     before = s.latest()
     held, release = threading.Event(), threading.Event()
 
@@ -200,59 +224,27 @@ def test_concurrent_publish_is_refused_while_the_lock_is_held(indexed):
     held.wait(5)
     try:
         with pytest.raises(StoreError, match="another process is publishing"):
-            steps.publish_version(
-                str(store),
-                staged,
-                operation="retrain",
-                expected_parent=None,
-                config=s.manifest("v000001")["config"],
-                ids_report={},
-                flow_run_id=None,
-                encoders={},
-                lock_timeout_s=0.5,
-            )
+            _publish_retrain(store, staged, lock_timeout_s=0.5)
         assert s.latest() == before
     finally:
         release.set()
         t.join()
-    m = steps.publish_version(
-        str(store),
-        staged,
-        operation="retrain",
-        expected_parent=None,
-        config=s.manifest("v000001")["config"],
-        ids_report={},
-        flow_run_id=None,
-        encoders={},
-    )
+    m = _publish_retrain(store, staged)
     assert s.latest() == m["version"] != before
 
 
 def test_publish_killed_before_latest_leaves_previous_version_served(indexed, monkeypatch):
-    from tasks import steps
-
     store, _, _ = indexed
     s = Store(store)
     before, versions = s.latest(), s.versions()
-    staged = steps.stage_copy(str(store), "v000001")
-    shutil.copytree(s.version_dir("v000001") / "retriever", f"{staged}/retriever")
-    shutil.copy(s.version_dir("v000001") / "eval.json", f"{staged}/eval.json")
+    staged = _staged_retrain(store)
 
     def killed(*a, **k):
         raise SystemExit("killed")
 
     monkeypatch.setattr(Store, "_write_latest", killed)
     with pytest.raises(SystemExit):
-        steps.publish_version(
-            str(store),
-            staged,
-            operation="retrain",
-            expected_parent=None,
-            config=s.manifest("v000001")["config"],
-            ids_report={},
-            flow_run_id=None,
-            encoders={},
-        )
+        _publish_retrain(store, staged)
     assert s.latest() == before
     for v in versions:
         assert s.manifest(v)["version"] == v
