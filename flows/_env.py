@@ -7,12 +7,18 @@
 """
 
 import os
+import tempfile
 from pathlib import Path
 
 
 def apply() -> None:
-    home = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "ace-index" / "prefect"
-    os.environ.setdefault("PREFECT_HOME", str(home))
+    if "PREFECT_HOME" not in os.environ:
+        home = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "ace-index"
+        try:
+            (home / "prefect").mkdir(parents=True, exist_ok=True)  # prefect makes one level only
+        except OSError:
+            home = Path(tempfile.gettempdir()) / f"ace-index-{os.getuid()}"
+        os.environ["PREFECT_HOME"] = str(home / "prefect")
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
     os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")

@@ -8,7 +8,6 @@ from __future__ import annotations
 import time
 
 from prefect import flow, task
-from prefect.task_runners import ThreadPoolTaskRunner
 
 from ace_core.config import from_dict, to_dict
 from ace_core.settings import IndexConfig
@@ -23,7 +22,7 @@ def _config(config: dict | None) -> dict:
     return to_dict(from_dict(IndexConfig, config or {}))
 
 
-@flow(name="index-corpus", task_runner=ThreadPoolTaskRunner(max_workers=1))
+@flow(name="index-corpus")
 def index_corpus(corpus: str, store: str, config: dict | None = None) -> dict:
     """Full re-index: embed (shard cache), fit IDs, train, evaluate, validate, publish."""
     started = time.perf_counter()
@@ -38,7 +37,7 @@ def index_corpus(corpus: str, store: str, config: dict | None = None) -> dict:
     return _report(published, shards, started)
 
 
-@flow(name="ingest-batch", task_runner=ThreadPoolTaskRunner(max_workers=1))
+@flow(name="ingest-batch")
 def ingest_batch(corpus: str, store: str) -> dict:
     """Incremental append on top of LATEST with its frozen codebooks and config."""
     started = time.perf_counter()
@@ -55,7 +54,7 @@ def ingest_batch(corpus: str, store: str) -> dict:
     return _report(published, shards, started)
 
 
-@flow(name="train-retriever", task_runner=ThreadPoolTaskRunner(max_workers=1))
+@flow(name="train-retriever")
 def train_retriever(store: str, version: str | None = None, ablations: bool = False) -> dict:
     """Retrain the retriever of a version (same items and IDs) and publish it as a new
     version (operation ``retrain``)."""

@@ -308,3 +308,16 @@ def test_kill_9_during_index_leaves_store_intact_and_rerun_reuses_shards(
     again = run(capsys, "index", str(corpus), "--store", str(store), "--config", config_file, *TINY)
     assert again["shards_computed"] == 0 and s.latest() == again["version"]
     assert again["items"]["ok"] == 23  # copy.png has the bytes of an indexed item
+
+
+def test_train_flow_retrains_a_version_with_the_same_ids(indexed):
+    from flows.index import train_retriever
+
+    store, _, _ = indexed
+    out = train_retriever(str(store), "v000001")
+    assert out["operation"] == "retrain" and out["items"]["ok"] == 22
+    s = Store(store)
+    new = pq.read_table(s.version_dir(out["version"]) / "semantic_ids.parquet")
+    old = pq.read_table(s.version_dir("v000001") / "semantic_ids.parquet")
+    assert new.column("sid").to_pylist() == old.column("sid").to_pylist()
+    assert s.latest() == out["version"]
