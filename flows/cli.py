@@ -508,17 +508,30 @@ def _add_index_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--ablations", action="store_true", help="also train the ablation models")
 
 
+PROJECT_LOGGERS = ("ace_core", "storage", "tasks", "flows", "ace")
+
+
+def _configure_logging(verbose: bool) -> None:
+    """Our loggers print one line each to stderr; they do not propagate to the root logger,
+    where Prefect installs its own console handler (which would print every line twice)."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+    for name in PROJECT_LOGGERS:
+        log = logging.getLogger(name)
+        log.handlers[:] = [handler]
+        log.setLevel(logging.DEBUG if verbose else logging.WARNING)
+        log.propagate = False
+    if verbose:
+        logging.getLogger().setLevel(logging.DEBUG)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
     except SystemExit as e:  # argparse already printed usage and the reason
         return 2 if e.code not in (0, None) else 0
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.WARNING,
-        format="%(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+    _configure_logging(args.verbose)
     try:
         return args.func(args)
     except KeyboardInterrupt:

@@ -60,3 +60,17 @@ def sample_corpus(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("corpus")
     write_sample_corpus(out, seed=11, counts=CorpusCounts(images=12, audio=6, videos=4))
     return out
+
+
+@pytest.fixture(autouse=True)
+def _project_logs_reach_caplog():
+    """The CLI detaches our loggers from the root logger (Prefect prints on it too); undo
+    that after each test so caplog sees every record."""
+    yield
+    import logging
+
+    for name in ("ace_core", "storage", "tasks", "flows", "ace"):
+        log = logging.getLogger(name)
+        log.propagate = True
+        log.handlers[:] = []
+        log.setLevel(logging.NOTSET)
