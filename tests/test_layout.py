@@ -36,5 +36,5 @@ def test_no_pickle_loading_in_project_code():
     for pkg in ("ace_core", "storage", "tasks", "flows"):
         for p in (ROOT / pkg).rglob("*.py"):
             for line in p.read_text().splitlines():
-                if "torch.load(" in line:
+                if "torch.load" + "(" in line:  # spelled apart so this line is not a hit
                     assert "weights_only=True" in line, f"{p}: {line.strip()}"
