@@ -14,15 +14,16 @@ import argparse
 import json
 import os
 import resource
-import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+from _timing import median_time  # noqa: E402
 
 from ace_core.encoders import ImageEncoderConfig  # noqa: E402
 from ace_core.media import discover  # noqa: E402
@@ -37,15 +38,6 @@ from ace_core.pipeline import (  # noqa: E402
 from ace_core.synth import CorpusCounts, write_sample_corpus  # noqa: E402
 
 
-def timed(fn, repeats):
-    times = []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return statistics.median(times)
-
-
 def modality_rates(files, encoders, batch, repeats):
     """{modality: (pipeline items/s, bare items/s, ratio)}."""
     cfg = PipelineConfig(batch_size=batch, workers=2)
@@ -58,8 +50,8 @@ def modality_rates(files, encoders, batch, repeats):
         enc = encoders[m]
         prepared = [enc.prepare(decoders[m](f)) for f in fs]
         embed_prepared(enc, prepared[:batch], batch)  # warm-up
-        bare = timed(lambda: embed_prepared(enc, prepared, batch), repeats)
-        pipe = timed(lambda: list(embed_files(fs, {m: enc}, cfg)), repeats)
+        bare = median_time(lambda: embed_prepared(enc, prepared, batch), repeats)
+        pipe = median_time(lambda: list(embed_files(fs, {m: enc}, cfg)), repeats)
         out[m] = (len(fs) / pipe, len(fs) / bare, bare / pipe)
     return out
 

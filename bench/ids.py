@@ -19,6 +19,9 @@ import faiss
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _timing import median_time  # noqa: E402
 
 from ace_core.kmeans import KMeansConfig, auto_k, fit_kmeans  # noqa: E402
 from ace_core.semantic_ids import (  # noqa: E402
@@ -34,15 +37,6 @@ def data(n, d=512, clusters=500, seed=0):
     centers = rng.standard_normal((clusters, d)).astype(np.float32)
     x = centers[rng.integers(0, clusters, n)] + 0.6 * rng.standard_normal((n, d)).astype(np.float32)
     return l2n(x)
-
-
-def median_time(fn, repeats):
-    ts = []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        fn()
-        ts.append(time.perf_counter() - t)
-    return statistics.median(ts)
 
 
 def main():

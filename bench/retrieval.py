@@ -18,7 +18,6 @@ import argparse
 import statistics
 import sys
 import tempfile
-import time
 from dataclasses import replace
 from pathlib import Path
 
@@ -26,6 +25,9 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _timing import median_time  # noqa: E402
 
 from ace_core.encoders import ImageEncoderConfig  # noqa: E402
 from ace_core.index_model import fit_retrieval  # noqa: E402
@@ -144,12 +146,7 @@ def throughput(args) -> None:
     texts = (texts * 10)[: 32 * args.batches]
 
     def med(fn):
-        ts = []
-        for _ in range(args.repeats):
-            t = time.perf_counter()
-            fn()
-            ts.append(time.perf_counter() - t)
-        return statistics.median(ts)
+        return median_time(fn, args.repeats)
 
     t_enc = med(lambda: TextFeatures(enc, tok, texts, device="cpu", batch=32))
     print(
