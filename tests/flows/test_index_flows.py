@@ -274,8 +274,16 @@ def test_kill_9_during_index_leaves_store_intact_and_rerun_reuses_shards(
     extra = tmp_path / "extra"  # a new item: the killed run must embed a new shard first
     write_sample_corpus(extra, seed=77, counts=CorpusCounts(images=1, audio=0, videos=0))
     shutil.copy(extra / "images" / "img_0000.png", corpus / "images" / "new.png")
-    env = {**os.environ, "PREFECT_API_URL": ""}
-    env.pop("PREFECT_API_URL")
+    from prefect.settings import get_current_settings
+
+    # the child reports to this session's harness API instead of starting a second ephemeral
+    # server next to it; a crash prints its Python stacks (faulthandler) into the log below
+    env = {
+        **os.environ,
+        "PREFECT_API_URL": str(get_current_settings().api.url),
+        "PYTHONFAULTHANDLER": "1",
+    }
+    log = tmp_path / "killed-run.log"
     proc = subprocess.Popen(
         [
             sys.executable,
@@ -291,12 +299,14 @@ def test_kill_9_during_index_leaves_store_intact_and_rerun_reuses_shards(
         ],
         env=env,
         stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        stderr=log.open("wb"),
     )
     deadline = time.monotonic() + 240
     try:  # kill once the run is past the IDs, in the middle of training
         while not list((store / "staging" / "versions").glob("*/semantic_ids.parquet")):
-            assert proc.poll() is None, "the run ended before it could be killed"
+            assert proc.poll() is None, "the run ended before it could be killed:\n" + log.read_text(
+                errors="replace"
+            )[-3000:]
             assert time.monotonic() < deadline, "the run never reached training"
             time.sleep(0.2)
     finally:
