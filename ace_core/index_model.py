@@ -20,6 +20,7 @@ from ace_core.retriever import IDDecoder, RetrieverConfig, TextEncoder, Vocab, b
 from ace_core.semantic_ids import SemanticIDs, SemanticIndexer
 from ace_core.training import (
     DenseProjection,
+    Replay,
     TextFeatures,
     TrainConfig,
     TrainReport,
@@ -162,31 +163,33 @@ def _load_init(decoder: IDDecoder, dense: DenseProjection, init: InitState) -> N
     dense.load_state_dict(init.dense)
 
 
-REPLAY_MIN = 64  # at least this many old pairs / items are replayed
-
-
-def _replay_sample(old: list, n_new: int, ratio: float, seed: int) -> list:
-    """A seeded sample of ``ratio`` old entries per new one (at least REPLAY_MIN)."""
-    n_old = min(len(old), max(REPLAY_MIN, int(ratio * n_new)))
-    rng = np.random.default_rng(seed)
-    return (
-        [old[i] for i in sorted(rng.choice(len(old), n_old, replace=False).tolist())]
-        if n_old
-        else []
-    )
+REPLAY_MIN = 64  # at least this many old pairs / items are replayed per epoch
 
 
 def _replay(
-    split: QuerySplit, new_rows: set[int], n_items: int, ratio: float, seed: int
-) -> tuple[QuerySplit, np.ndarray]:
-    """Fine-tuning data: new items' caption pairs plus replayed old pairs, and the indexing
-    task's rows (new items plus replayed old items)."""
+    split: QuerySplit, new_rows: set[int], n_items: int, ratio: float, epochs: int, seed: int
+) -> tuple[QuerySplit, Replay]:
+    """Fine-tuning data: the new items' caption pairs, and a pool of old pairs from which
+    every epoch draws ``ratio`` per new pair (at least REPLAY_MIN); the same for the indexing
+    task's item rows. The pool is at most what the epochs can draw (a seeded sample), so
+    memory and caption-encoding cost stay bounded on large corpora while old items are
+    revisited across epochs rather than the same few every epoch."""
+    rng = np.random.default_rng(seed)
     new = [p for p in split.train if p[1] in new_rows]
     old = [p for p in split.train if p[1] not in new_rows]
-    pairs = new + _replay_sample(old, len(new), ratio, seed)
-    old_rows = [i for i in range(n_items) if i not in new_rows]
-    rows = sorted(new_rows) + _replay_sample(old_rows, len(new_rows), ratio, seed + 1)
-    return replace(split, train=pairs), np.asarray(rows, np.int64)
+    per_caps = max(REPLAY_MIN, int(ratio * len(new)))
+    keep = np.sort(rng.choice(len(old), min(len(old), per_caps * epochs), replace=False))
+    pool = [old[i] for i in keep.tolist()]
+    old_rows = np.asarray([i for i in range(n_items) if i not in new_rows], np.int64)
+    replay = Replay(
+        new_caps=np.arange(len(new)),
+        old_caps=np.arange(len(new), len(new) + len(pool)),
+        per_epoch_caps=per_caps,
+        new_rows=np.asarray(sorted(new_rows), np.int64),
+        old_rows=old_rows,
+        per_epoch_rows=max(REPLAY_MIN, int(ratio * len(new_rows))),
+    )
+    return replace(split, train=new + pool), replay
 
 
 def fit_retrieval(
@@ -221,9 +224,11 @@ def fit_retrieval(
     split = split_queries(item_ids, captions, seed=train.seed)
     full_split = split
     new_rows = {n for n, i in enumerate(item_ids) if init is not None and i not in init.item_ids}
-    index_rows = None
+    replay = None
     if init is not None:
-        split, index_rows = _replay(split, new_rows, len(item_ids), replay_ratio, train.seed)
+        split, replay = _replay(
+            split, new_rows, len(item_ids), replay_ratio, train.epochs, train.seed
+        )
     if not split.train and not train.index_task:
         raise AceInputError("no training captions and the indexing task is off: nothing to learn")
     decoder = new_decoder(config, vocab, enc, item_emb.shape[1], indexer)
@@ -254,7 +259,7 @@ def fit_retrieval(
         val=val,
         device=device,
         progress=progress,
-        index_rows=index_rows,
+        replay=replay,
         validate_initial=init is not None,  # never publish a fine-tune worse than its start
     )
     if dense and len(gold["train"]):

@@ -159,9 +159,37 @@ def id_loss(decoder: IDDecoder, memory, pad, targets, rdrop_weight: float) -> to
     return 0.5 * (ce + ce2) + rdrop_weight * kl
 
 
-def _batches(n_caps: int, index_rows: torch.Tensor, cfg: TrainConfig, gen: torch.Generator):
-    """Shuffled mix of caption batches and indexing-task batches (item rows)."""
-    out = [("cap", b) for b in torch.randperm(n_caps, generator=gen).split(cfg.batch_size)]
+@dataclass(frozen=True)
+class Replay:
+    """Incremental fine-tuning: every epoch trains on all ``new_*`` entries plus a fresh
+    seeded draw of ``per_epoch_*`` entries from the ``old_*`` pools (rehearsal), so that old
+    items are revisited across epochs at the cost of one small draw per epoch.
+    Captions are indices into the training features; rows are item rows."""
+
+    new_caps: np.ndarray
+    old_caps: np.ndarray
+    per_epoch_caps: int
+    new_rows: np.ndarray
+    old_rows: np.ndarray
+    per_epoch_rows: int
+
+    def draw(self, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        def pick(new, old, k):
+            old = torch.from_numpy(np.asarray(old, np.int64))
+            old = old[torch.randperm(len(old), generator=gen)[: min(k, len(old))]]
+            return torch.cat([torch.from_numpy(np.asarray(new, np.int64)), old])
+
+        return (
+            pick(self.new_caps, self.old_caps, self.per_epoch_caps),
+            pick(self.new_rows, self.old_rows, self.per_epoch_rows),
+        )
+
+
+def _batches(caps: torch.Tensor, index_rows: torch.Tensor, cfg: TrainConfig, gen: torch.Generator):
+    """Shuffled mix of caption batches (indices into the training captions) and indexing-task
+    batches (item rows)."""
+    n_caps = len(caps)
+    out = [("cap", caps[b]) for b in torch.randperm(n_caps, generator=gen).split(cfg.batch_size)]
     if cfg.index_task and len(index_rows):
         reps = int(min(cfg.max_index_repeats, max(1, -(-n_caps // len(index_rows)))))
         rows = index_rows.repeat(reps)
@@ -207,20 +235,21 @@ def train_generative(
     val: tuple[TextFeatures, np.ndarray] | None = None,
     device="cpu",
     progress: Callable[[int, float], None] | None = None,
-    index_rows: np.ndarray | None = None,
+    replay: Replay | None = None,
     validate_initial: bool = False,
 ) -> TrainReport:
     """Train ``decoder`` in place; keeps the state with the best validation MRR@10.
 
-    ``index_rows``: items of the indexing task (default: all items). ``validate_initial``:
-    the starting weights (fine-tuning) are a candidate too, as epoch 0."""
+    ``replay`` (fine-tuning): which captions and indexing-task items each epoch trains on
+    (default: all of them, every epoch). ``validate_initial``: the starting weights are a
+    candidate too, as epoch 0."""
     device = torch.device(device)
     decoder.to(device)
     gen = torch.Generator().manual_seed(cfg.seed)
     emb = torch.from_numpy(np.asarray(item_emb, np.float32)).to(device)
     targets = torch.from_numpy(np.asarray(id_tokens, np.int64)).to(device)
     cap_items = torch.from_numpy(np.asarray(train_items, np.int64))
-    rows = torch.arange(len(emb)) if index_rows is None else torch.from_numpy(index_rows)
+    all_caps, all_rows = torch.arange(len(cap_items)), torch.arange(len(emb))
     opt = torch.optim.AdamW(decoder.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     has_val = val is not None and len(val[0]) > 0
     started, history = time.perf_counter(), []
@@ -244,7 +273,8 @@ def train_generative(
             consider(0, {"epoch": 0})
         epoch = 0
         for epoch in range(1, cfg.epochs + 1):
-            batches = _batches(len(cap_items), rows, cfg, gen)
+            caps, rows = replay.draw(gen) if replay is not None else (all_caps, all_rows)
+            batches = _batches(caps, rows, cfg, gen)
             row = {
                 "epoch": epoch,
                 "loss": _train_epoch(

@@ -138,3 +138,31 @@ def test_training_is_deterministic_for_a_seed(toy):
     q = ["a red star", "green circle"]
     assert a.model.search(q, k=5) == b.model.search(q, k=5)
     assert a.generative_report.history == b.generative_report.history
+
+
+def test_ingest_replay_trains_every_new_entry_each_epoch_and_revisits_old_ones():
+    import torch
+
+    from ace_core.evaluation import QuerySplit
+    from ace_core.index_model import REPLAY_MIN, _replay
+
+    n_items, new_rows = 400, set(range(390, 400))
+    split = QuerySplit(train=[(f"caption {i} {j}", i) for i in range(n_items) for j in range(2)])
+    sub, replay = _replay(split, new_rows, n_items, ratio=2.0, epochs=3, seed=0)
+    new_pairs = [p for p in sub.train if p[1] in new_rows]
+    assert len(new_pairs) == 20 and sub.train[:20] == new_pairs
+    assert len(sub.train) == 20 + 3 * REPLAY_MIN  # the old pool: what 3 epochs can draw
+    assert set(sub.train) <= set(split.train)
+    gen = torch.Generator().manual_seed(0)
+    seen_caps, seen_rows = set(), set()
+    for _ in range(3):
+        caps, rows = replay.draw(gen)
+        assert set(range(20)) <= set(caps.tolist()) and len(caps) == 20 + REPLAY_MIN
+        assert new_rows <= set(rows.tolist()) and len(rows) == 10 + REPLAY_MIN
+        assert len(set(rows.tolist())) == len(rows)  # no row twice within an epoch
+        seen_caps |= set(caps.tolist()) - set(range(20))
+        seen_rows |= set(rows.tolist()) - new_rows
+    assert len(seen_caps) > REPLAY_MIN and len(seen_rows) > REPLAY_MIN  # not the same draw
+    again = replay.draw(torch.Generator().manual_seed(0))
+    first = replay.draw(torch.Generator().manual_seed(0))
+    assert all(torch.equal(a, b) for a, b in zip(again, first))  # seeded
