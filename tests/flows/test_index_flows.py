@@ -304,9 +304,9 @@ def test_kill_9_during_index_leaves_store_intact_and_rerun_reuses_shards(
     deadline = time.monotonic() + 240
     try:  # kill once the run is past the IDs, in the middle of training
         while not list((store / "staging" / "versions").glob("*/semantic_ids.parquet")):
-            assert proc.poll() is None, "the run ended before it could be killed:\n" + log.read_text(
-                errors="replace"
-            )[-3000:]
+            if proc.poll() is not None:
+                tail = log.read_text(errors="replace")[-3000:]
+                pytest.fail(f"the run ended ({proc.returncode}) before it could be killed:\n{tail}")
             assert time.monotonic() < deadline, "the run never reached training"
             time.sleep(0.2)
     finally:
