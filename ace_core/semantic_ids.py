@@ -334,7 +334,6 @@ def faiss_rq_reference(
         "rel_recon_error": relative_error(x, rq.decode(packed)),
         "perplexity": [round(_perplexity(codes[:, lv], K), 3) for lv in range(levels)],
         "rows": rows,
-        "codes": codes,
     }
     if coarse is not None:
         out["collision_rate"] = collision_rate(np.asarray(coarse)[rows], codes)
