@@ -187,7 +187,8 @@ def _human_publish(r: dict) -> str:
         f"in {r['seconds']:.1f} s",
         f"items: {c['items']} ({c['ok']} ok, {c['failed']} failed); IDs: k={r['ids']['k']}, "
         f"{r['ids']['levels']}x{r['ids']['codebook_size']} codes, collision rate "
-        f"{r['ids']['collision_rate']}, rel. error {r['ids'].get('rel_recon_error')} "
+        f"{r['ids']['collision_rate']} (faiss RQ {r['ids'].get('faiss_rq_collision_rate')}), "
+        f"rel. error {r['ids'].get('rel_recon_error')} "
         f"(faiss RQ {r['ids'].get('faiss_rq_rel_recon_error')})",
         f"ID diff vs parent: {d['added']} added, {d['removed']} removed, {d['changed']} changed, "
         f"{d['unchanged']} unchanged",

@@ -86,8 +86,19 @@ def test_index_publishes_a_full_rebuild(indexed):
         "perplexity",
         "rel_recon_error",
         "faiss_rq_rel_recon_error",
+        "faiss_rq_collision_rate",
+        "faiss_rq_perplexity",
     ):
         assert key in v1["ids"]
+    from flows.cli import _human_publish
+
+    summary = _human_publish(v1)
+    ids = v1["ids"]
+    assert summary.startswith("published v000001 (full_rebuild, parent -)")
+    assert (
+        f"collision rate {ids['collision_rate']} (faiss RQ {ids['faiss_rq_collision_rate']})"
+        in (summary)
+    )
 
 
 def test_ingest_adds_new_items_with_existing_ids_frozen(indexed):
