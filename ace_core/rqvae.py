@@ -37,6 +37,7 @@ class RQVAEConfig:
     patience: int = 5  # epochs without held-out improvement before stopping
     val_fraction: float = 0.1  # held-out share for early stopping (at least 1 item)
     dead_code_min_uses: int = 1  # a code used fewer times per epoch is replaced
+    init_points_per_code: int = 8  # k-means initialisation sample (at least batch_size points)
     seed: int = 0
 
 
@@ -159,7 +160,9 @@ def train_rqvae(
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(config.seed)
         model = RQVAE(d, config, k)
-        _kmeans_init(model, train[: max(config.batch_size, 8 * k)], config.seed)
+        _kmeans_init(
+            model, train[: max(config.batch_size, config.init_points_per_code * k)], config.seed
+        )
     model.to(device)
     opt = torch.optim.Adam(model.parameters(), lr=config.lr)
     best = (_eval_loss(model, val if n_val else train, device), copy.deepcopy(model.state_dict()))

@@ -1,6 +1,7 @@
 """Semantic-ID figures (issue: semantic IDs). Prints markdown; not a test.
 
   .venv/bin/python bench/ids.py [--sizes 10000 100000] [--repeats 3]
+      [--rq-max-epochs 50] [--init-points-per-code 8]   (RQ-VAE variants)
 
 Per size n (synthetic clustered 512-d, L2-normalised): our coarse K-Means vs bare faiss.Kmeans
 on the same data in the same run (median of repeats), RQ-VAE training time and epochs, the
@@ -24,6 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _timing import median_time  # noqa: E402
 
 from ace_core.kmeans import KMeansConfig, auto_k, fit_kmeans  # noqa: E402
+from ace_core.rqvae import RQVAEConfig  # noqa: E402
 from ace_core.semantic_ids import (  # noqa: E402
     SemanticIDConfig,
     collision_rate,
@@ -44,8 +46,16 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000])
     ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--rq-max-epochs", type=int, default=RQVAEConfig.max_epochs)
+    ap.add_argument("--init-points-per-code", type=int, default=RQVAEConfig.init_points_per_code)
     args = ap.parse_args()
+    rq_cfg = RQVAEConfig(
+        max_epochs=args.rq_max_epochs, init_points_per_code=args.init_points_per_code
+    )
     print(f"faiss {faiss.__version__}, threads {faiss.omp_get_max_threads()}")
+    print(
+        f"RQ-VAE max_epochs {rq_cfg.max_epochs}, init points per code {rq_cfg.init_points_per_code}"
+    )
     rows, quality = [], []
     for n in args.sizes:
         x = data(n)
@@ -66,7 +76,7 @@ def main():
         hold = n // 10
         t = time.perf_counter()
         indexer, sids = fit_semantic_ids(
-            ids[hold:], x[hold:], SemanticIDConfig(kmeans=cfg, faiss_reference=False)
+            ids[hold:], x[hold:], SemanticIDConfig(kmeans=cfg, rqvae=rq_cfg, faiss_reference=False)
         )
         t_fit = time.perf_counter() - t
         t = time.perf_counter()

@@ -223,3 +223,17 @@ def test_faiss_reference_codes_unpack_to_what_faiss_decodes():
         cb = faiss.vector_to_array(rq.codebooks).reshape(3 * 2**nbits, 16)
         ours = sum(cb[lv * 2**nbits + codes[:, lv]] for lv in range(3))
         np.testing.assert_allclose(ours, rq.decode(packed), atol=1e-5)
+
+
+@pytest.mark.parametrize("per_code", [8, 100])
+def test_codebooks_start_from_kmeans_on_init_points_per_code_training_points(per_code):
+    import torch
+
+    x = np.random.default_rng(5).standard_normal((3000, 16)).astype(np.float32)
+    cfg = RQVAEConfig(codebook_size=16, batch_size=64, max_epochs=0, init_points_per_code=per_code)
+    fit = train_rqvae(x, cfg)
+    perm = torch.randperm(3000, generator=torch.Generator().manual_seed(cfg.seed)).numpy()
+    train = x[perm[300:]]  # the 10% held out for early stopping come first
+    sample = train[: max(cfg.batch_size, per_code * 16)]
+    km = fit_kmeans(sample, KMeansConfig(k=16, niter=20, seed=cfg.seed))
+    np.testing.assert_allclose(fit.model.codebooks[0].detach().numpy(), km.centroids, atol=1e-5)
