@@ -22,6 +22,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from ace_core.errors import AceInputError
+
 logger = logging.getLogger(__name__)
 
 
@@ -37,7 +39,8 @@ class RQVAEConfig:
     patience: int = 5  # epochs without held-out improvement before stopping
     val_fraction: float = 0.1  # held-out share for early stopping (at least 1 item)
     dead_code_min_uses: int = 1  # a code used fewer times per epoch is replaced
-    init_points_per_code: int = 8  # k-means initialisation sample (at least batch_size points)
+    init_points_per_code: int = 8  # initialisation sample (at least batch_size points)
+    init: str = "kmeans"  # codebook initialisation: "kmeans" (per level) or "faiss_rq"
     seed: int = 0
 
 
@@ -127,6 +130,36 @@ def _kmeans_init(model: RQVAE, z: torch.Tensor, seed: int) -> None:
             residual = residual - cb[torch.from_numpy(km.assignment)]
 
 
+INITS = ("kmeans", "faiss_rq")
+
+
+def train_faiss_rq(x: np.ndarray, levels: int, K: int, seed: int | None = None):
+    """A trained ``faiss.ResidualQuantizer`` with ``levels`` codebooks of ``K`` codes (its
+    default training: progressive-dimension k-means with codebook refinement); ``seed``
+    None keeps faiss' default clustering seed."""
+    import faiss
+
+    x = np.ascontiguousarray(x, dtype=np.float32)
+    rq = faiss.ResidualQuantizer(x.shape[1], levels, int(math.log2(K)))
+    if x.shape[0] < x.shape[1]:  # progressive-dim training needs a PCA: n >= d
+        rq.train_type = faiss.ResidualQuantizer.Train_default
+    rq.cp.min_points_per_centroid = 1  # small corpora are expected: no stderr warning
+    if seed is not None:
+        rq.cp.seed = seed
+    rq.train(x)
+    return rq
+
+
+def _faiss_rq_init(model: RQVAE, z: torch.Tensor, seed: int) -> None:
+    import faiss
+
+    L, K = model.config.levels, model.codebook_size
+    rq = train_faiss_rq(z.numpy(), L, K, seed)
+    cb = faiss.vector_to_array(rq.codebooks).reshape(L, K, model.dim)
+    with torch.no_grad():
+        model.codebooks.copy_(torch.from_numpy(cb))
+
+
 def _replace_dead_codes(
     model: RQVAE, usage: torch.Tensor, z: torch.Tensor, gen: torch.Generator
 ) -> int:
@@ -150,6 +183,8 @@ def train_rqvae(
     x: np.ndarray, config: RQVAEConfig = RQVAEConfig(), *, device: str | torch.device = "cpu"
 ) -> RQVAEFit:
     """Fit an RQ-VAE on float32 (n, d) vectors; deterministic given ``config.seed``."""
+    if config.init not in INITS:
+        raise AceInputError(f"unknown RQ-VAE init {config.init!r} (one of {', '.join(INITS)})")
     x_t = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))
     n, d = x_t.shape
     gen = torch.Generator().manual_seed(config.seed)
@@ -160,9 +195,8 @@ def train_rqvae(
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(config.seed)
         model = RQVAE(d, config, k)
-        _kmeans_init(
-            model, train[: max(config.batch_size, config.init_points_per_code * k)], config.seed
-        )
+        init = _faiss_rq_init if config.init == "faiss_rq" else _kmeans_init
+        init(model, train[: max(config.batch_size, config.init_points_per_code * k)], config.seed)
     model.to(device)
     opt = torch.optim.Adam(model.parameters(), lr=config.lr)
     best = (_eval_loss(model, val if n_val else train, device), copy.deepcopy(model.state_dict()))

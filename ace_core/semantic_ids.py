@@ -20,7 +20,7 @@ import numpy as np
 
 from ace_core.errors import AceInputError
 from ace_core.kmeans import KMeansConfig, assign_nearest, fit_kmeans
-from ace_core.rqvae import RQVAE, RQVAEConfig, rq_decode, rq_encode, train_rqvae
+from ace_core.rqvae import RQVAE, RQVAEConfig, rq_decode, rq_encode, train_faiss_rq, train_rqvae
 
 logger = logging.getLogger(__name__)
 
@@ -315,19 +315,13 @@ def faiss_rq_reference(
 
     Trained and measured on a seeded subsample of at most ``max_points`` rows (faiss' RQ
     training costs more than our whole ID fit on large corpora); ``rows`` says which."""
-    import faiss
-
     x = np.ascontiguousarray(x, dtype=np.float32)
     rows = np.arange(x.shape[0])
     if x.shape[0] > max_points:
         rows = np.sort(np.random.default_rng(0).choice(x.shape[0], max_points, replace=False))
         x = np.ascontiguousarray(x[rows])
     nbits = int(math.log2(K))
-    rq = faiss.ResidualQuantizer(x.shape[1], levels, nbits)
-    if x.shape[0] < x.shape[1]:  # progressive-dim training needs a PCA: n >= d
-        rq.train_type = faiss.ResidualQuantizer.Train_default
-    rq.cp.min_points_per_centroid = 1  # small corpora are expected: no stderr warning
-    rq.train(x)
+    rq = train_faiss_rq(x, levels, K)
     packed = rq.compute_codes(x)
     codes = unpack_codes(packed, levels, nbits)
     out = {

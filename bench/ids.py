@@ -1,7 +1,7 @@
 """Semantic-ID figures (issue: semantic IDs). Prints markdown; not a test.
 
   .venv/bin/python bench/ids.py [--sizes 10000 100000] [--repeats 3]
-      [--rq-max-epochs 50] [--init-points-per-code 8]   (RQ-VAE variants)
+      [--rq-max-epochs 50] [--init-points-per-code 8] [--rq-init kmeans]   (RQ-VAE variants)
 
 Per size n (synthetic clustered 512-d, L2-normalised): our coarse K-Means vs bare faiss.Kmeans
 on the same data in the same run (median of repeats), RQ-VAE training time and epochs, the
@@ -48,9 +48,12 @@ def main():
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--rq-max-epochs", type=int, default=RQVAEConfig.max_epochs)
     ap.add_argument("--init-points-per-code", type=int, default=RQVAEConfig.init_points_per_code)
+    ap.add_argument("--rq-init", default=RQVAEConfig.init, choices=["kmeans", "faiss_rq"])
     args = ap.parse_args()
     rq_cfg = RQVAEConfig(
-        max_epochs=args.rq_max_epochs, init_points_per_code=args.init_points_per_code
+        max_epochs=args.rq_max_epochs,
+        init_points_per_code=args.init_points_per_code,
+        init=args.rq_init,
     )
     print(f"faiss {faiss.__version__}, threads {faiss.omp_get_max_threads()}")
     print(

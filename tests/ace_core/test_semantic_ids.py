@@ -237,3 +237,23 @@ def test_codebooks_start_from_kmeans_on_init_points_per_code_training_points(per
     sample = train[: max(cfg.batch_size, per_code * 16)]
     km = fit_kmeans(sample, KMeansConfig(k=16, niter=20, seed=cfg.seed))
     np.testing.assert_allclose(fit.model.codebooks[0].detach().numpy(), km.centroids, atol=1e-5)
+
+
+def test_faiss_rq_init_starts_from_faiss_codebooks_and_is_deterministic():
+    import torch
+
+    from ace_core.rqvae import train_faiss_rq
+
+    x = clustered(n=900, seed=6)
+    cfg = RQVAEConfig(codebook_size=16, batch_size=64, max_epochs=0, init="faiss_rq")
+    fit = train_rqvae(x, cfg)
+    perm = torch.randperm(900, generator=torch.Generator().manual_seed(cfg.seed)).numpy()
+    sample = x[perm[90:]][: max(cfg.batch_size, cfg.init_points_per_code * 16)]
+    rq = train_faiss_rq(sample, 3, 16, cfg.seed)  # kept alive: codebooks is a view
+    ref = faiss.vector_to_array(rq.codebooks)
+    np.testing.assert_allclose(fit.model.codebooks.detach().numpy().ravel(), ref, atol=1e-5)
+    trained = RQVAEConfig(**{**FAST_RQ.__dict__, "init": "faiss_rq"})
+    a, b = train_rqvae(x, trained), train_rqvae(x, trained)
+    np.testing.assert_array_equal(rq_encode(a.model, x), rq_encode(b.model, x))
+    with pytest.raises(AceInputError, match="unknown RQ-VAE init"):
+        train_rqvae(x, RQVAEConfig(init="pq"))
