@@ -57,7 +57,8 @@ def main():
     )
     print(f"faiss {faiss.__version__}, threads {faiss.omp_get_max_threads()}")
     print(
-        f"RQ-VAE max_epochs {rq_cfg.max_epochs}, init points per code {rq_cfg.init_points_per_code}"
+        f"RQ-VAE max_epochs {rq_cfg.max_epochs}, init {rq_cfg.init}, init points per code "
+        f"{rq_cfg.init_points_per_code}"
     )
     rows, quality = [], []
     for n in args.sizes:
