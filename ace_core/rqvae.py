@@ -5,8 +5,9 @@ initialisation the model is exactly a residual quantizer whose codebooks are ini
 k-means, level by level, on a sample of the training points (``init_points_per_code``), or
 taken from a faiss.ResidualQuantizer trained on it (``init="faiss_rq"``). Training
 (reconstruction + commitment loss, straight-through gradients) can then only move it away from
-that starting point where the held-out reconstruction improves; the best held-out state is kept (early stopping). Dead codes
-are replaced after every epoch by the residuals of random training points at their level.
+that starting point where the held-out reconstruction improves; the best held-out state is
+kept (early stopping). Dead codes are replaced after every epoch by the residuals of random
+training points at their level.
 
 Shapes: x float32 (n, d); codes int64 (n, L); decode(codes) float32 (n, d).
 """
