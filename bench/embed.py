@@ -25,9 +25,9 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from _timing import median_time  # noqa: E402
 
-from ace_core.encoders import ImageEncoderConfig  # noqa: E402
-from ace_core.media import discover  # noqa: E402
-from ace_core.pipeline import (  # noqa: E402
+from ace_core.media.discovery import discover  # noqa: E402
+from ace_core.media.encoders import ImageEncoderConfig  # noqa: E402
+from ace_core.media.pipeline import (  # noqa: E402
     EmbedConfig,
     PipelineConfig,
     build_encoder,

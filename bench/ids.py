@@ -24,12 +24,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _timing import median_time  # noqa: E402
 
-from ace_core.kmeans import KMeansConfig, auto_k, fit_kmeans  # noqa: E402
-from ace_core.rqvae import RQVAEConfig  # noqa: E402
-from ace_core.semantic_ids import (  # noqa: E402
+from ace_core.ids.kmeans import KMeansConfig, auto_k, fit_kmeans  # noqa: E402
+from ace_core.ids.quality import collision_rate, faiss_rq_reference  # noqa: E402
+from ace_core.ids.rqvae import RQVAEConfig  # noqa: E402
+from ace_core.ids.semantic_ids import (  # noqa: E402
     SemanticIDConfig,
-    collision_rate,
-    faiss_rq_reference,
     fit_semantic_ids,
     l2n,
 )

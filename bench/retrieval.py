@@ -29,17 +29,19 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _timing import median_time  # noqa: E402
 
-from ace_core.encoders import ImageEncoderConfig  # noqa: E402
-from ace_core.index_model import fit_retrieval  # noqa: E402
-from ace_core.media import discover  # noqa: E402
-from ace_core.retriever import IDDecoder, RetrieverConfig, Vocab, build_text_encoder  # noqa: E402
-from ace_core.semantic_ids import SemanticIDConfig, fit_semantic_ids  # noqa: E402
-from ace_core.training import DenseProjection, TextFeatures, TrainConfig, dense_search  # noqa: E402
+from ace_core.ids.semantic_ids import SemanticIDConfig, fit_semantic_ids  # noqa: E402
+from ace_core.media.discovery import discover  # noqa: E402
+from ace_core.media.encoders import ImageEncoderConfig  # noqa: E402
+from ace_core.retrieval.dense import DenseProjection, dense_search  # noqa: E402
+from ace_core.retrieval.fit import fit_retrieval  # noqa: E402
+from ace_core.retrieval.model import IDDecoder, RetrieverConfig, Vocab, build_text_encoder  # noqa: E402
+from ace_core.retrieval.text_features import TextFeatures  # noqa: E402
+from ace_core.retrieval.training import TrainConfig  # noqa: E402
 
 
 def embed_corpus(corpus: Path, model: str):
-    from ace_core.encoders import to_common_dim
-    from ace_core.pipeline import EmbedConfig, build_encoder, embed_files
+    from ace_core.media.encoders import to_common_dim
+    from ace_core.media.pipeline import EmbedConfig, build_encoder, embed_files
 
     cfg = EmbedConfig(image=ImageEncoderConfig(model))
     found = discover(corpus)
@@ -117,13 +119,13 @@ def quality(args) -> None:
 
 
 def synthetic_ids(n: int, levels=3, K=256, seed=0) -> np.ndarray:
-    from ace_core.kmeans import auto_k
+    from ace_core.ids.kmeans import auto_k
 
     rng = np.random.default_rng(seed)
     k = auto_k(n)
     coarse = rng.integers(0, k, n)
     fine = rng.integers(0, K, (n, levels))
-    from ace_core.semantic_ids import assign_suffixes
+    from ace_core.ids.semantic_ids import assign_suffixes
 
     ids = [f"{i:064x}" for i in range(n)]
     suffix = assign_suffixes(ids, coarse, fine)
@@ -131,8 +133,8 @@ def synthetic_ids(n: int, levels=3, K=256, seed=0) -> np.ndarray:
 
 
 def throughput(args) -> None:
-    from ace_core.generate import Trie
-    from ace_core.training import generative_search
+    from ace_core.retrieval.constrained_generation import Trie
+    from ace_core.retrieval.training import generative_search
 
     torch.manual_seed(0)
     enc, tok, _ = build_text_encoder(RetrieverConfig())

@@ -2,7 +2,7 @@ import json
 
 import pytest
 
-from ace_core.benchmarks import convert
+from ace_core.caption_formats import convert
 from ace_core.errors import AceInputError
 
 

@@ -5,8 +5,8 @@ import pytest
 import soundfile as sf
 from PIL import Image
 
-from ace_core import decode
-from ace_core.decode import DecodeError, decode_audio, decode_image, decode_video
+from ace_core.media import decoding as decode
+from ace_core.media.decoding import DecodeError, decode_audio, decode_image, decode_video
 
 
 def test_exif_orientation_is_applied(tmp_path):

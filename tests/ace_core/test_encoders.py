@@ -5,11 +5,11 @@ import pytest
 import torch
 from PIL import Image
 
-from ace_core.decode import Decoded
-from ace_core.encoders import (
+from ace_core.media.audio_encoder import audio_windows
+from ace_core.media.decoding import Decoded
+from ace_core.media.encoders import (
     ImageEncoderConfig,
     OpenClipImageEncoder,
-    audio_windows,
     l2_normalize,
     to_common_dim,
 )
@@ -64,7 +64,7 @@ def test_open_clip_checkpoint_from_local_path_round_trips(tmp_path, tiny_encoder
 
 
 def test_missing_checkpoint_falls_back_to_random_init(tmp_path, caplog):
-    with caplog.at_level(logging.WARNING, logger="ace_core.encoders"):
+    with caplog.at_level(logging.WARNING, logger="ace_core.media.encoders"):
         enc = OpenClipImageEncoder(
             ImageEncoderConfig("ace-tiny-vit", pretrained=str(tmp_path / "nope.pt")), device="cpu"
         )

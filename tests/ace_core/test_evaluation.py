@@ -1,7 +1,7 @@
 import pytest
 
-from ace_core.evaluation import retrieval_metrics, split_queries
-from ace_core.media import CaptionEntry
+from ace_core.media.discovery import CaptionEntry
+from ace_core.retrieval.evaluation import retrieval_metrics, split_queries
 
 
 def test_seen_protocol_holds_out_test_and_val_captions():
@@ -45,7 +45,7 @@ def test_unseen_protocol_uses_official_splits():
 
 
 def test_leakage_check_fails_loudly():
-    from ace_core.evaluation import QuerySplit
+    from ace_core.retrieval.evaluation import QuerySplit
 
     with pytest.raises(AssertionError, match="test captions appear in training"):
         QuerySplit(train=[("t", 0)], test=[("t", 1)]).check_no_leakage()

@@ -2,8 +2,8 @@ import numpy as np
 import pytest
 import torch
 
-from ace_core.generate import Trie, constrained_beam_search
-from ace_core.retriever import BOS, IDDecoder, RetrieverConfig, Vocab
+from ace_core.retrieval.constrained_generation import Trie, constrained_beam_search
+from ace_core.retrieval.model import BOS, IDDecoder, RetrieverConfig, Vocab
 
 
 def test_trie_allowed_tokens_and_items():

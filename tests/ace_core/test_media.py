@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from ace_core.media import discover, sniff_modality
+from ace_core.media.discovery import discover, sniff_modality
 
 
 def _png(path, color=(255, 0, 0)):

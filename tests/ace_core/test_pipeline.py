@@ -1,8 +1,8 @@
 import numpy as np
 
-from ace_core.decode import Decoded, DecodeError
-from ace_core.media import discover
-from ace_core.pipeline import PipelineConfig, embed_files
+from ace_core.media.decoding import Decoded, DecodeError
+from ace_core.media.discovery import discover
+from ace_core.media.pipeline import PipelineConfig, embed_files
 
 
 def test_every_shared_media_file_is_embedded_or_failed_with_reason(shared_media, tiny_encoders):
@@ -48,7 +48,7 @@ class _FlakyEncoder:
 
 
 def test_one_bad_item_never_fails_its_batch(tmp_path):
-    from ace_core.media import MediaFile
+    from ace_core.media.discovery import MediaFile
 
     files = [MediaFile(f"{i}.png", f"/x/{i}", f"id{i}", "image", 1) for i in range(7)]
 

@@ -6,13 +6,14 @@ import numpy as np
 import pytest
 
 from ace_core.errors import AceInputError
-from ace_core.index_model import fit_retrieval
-from ace_core.kmeans import KMeansConfig
-from ace_core.media import CaptionEntry
-from ace_core.retriever import RetrieverConfig
-from ace_core.rqvae import RQVAEConfig
-from ace_core.semantic_ids import SemanticIDConfig, fit_semantic_ids, l2n
-from ace_core.training import TrainConfig, search_by_embedding
+from ace_core.ids.kmeans import KMeansConfig
+from ace_core.ids.rqvae import RQVAEConfig
+from ace_core.ids.semantic_ids import SemanticIDConfig, fit_semantic_ids, l2n
+from ace_core.media.discovery import CaptionEntry
+from ace_core.retrieval.dense import DenseTrainConfig
+from ace_core.retrieval.fit import fit_retrieval
+from ace_core.retrieval.model import RetrieverConfig
+from ace_core.retrieval.training import TrainConfig, search_by_embedding
 
 COLORS = ["red", "green", "blue", "yellow", "purple", "orange"]
 SHAPES = ["circle", "square", "star", "triangle"]
@@ -56,7 +57,7 @@ def toy():
         caps,
         device="cpu",
         config=RetrieverConfig(d_model=64, n_layers=1),
-        train=TrainConfig(epochs=60, eval_every=10, patience=60, dense_epochs=60),
+        train=TrainConfig(epochs=60, eval_every=10, patience=60, dense=DenseTrainConfig(epochs=60)),
     )
     return ids, x, sids, caps, fit
 
@@ -95,7 +96,7 @@ def test_save_load_round_trip_gives_the_same_results(toy, tmp_path):
         fit.model,
         tmp_path / "retriever",
         fit.model.config.encoder_path
-        or __import__("ace_core.retriever", fromlist=["x"]).default_encoder_path(),
+        or __import__("ace_core.retrieval.model", fromlist=["x"]).default_encoder_path(),
     )
     loaded = load_retriever(tmp_path / "retriever", ids, x, sids.tokens(), device="cpu")
     q = ["a purple triangle", "orange circle", "the star is yellow"]
@@ -119,7 +120,7 @@ def test_bad_queries_are_refused(toy, query, k, match):
 
 def test_training_is_deterministic_for_a_seed(toy):
     ids, x, sids, caps, fit = toy
-    from ace_core.semantic_ids import SemanticIndexer
+    from ace_core.ids.semantic_ids import SemanticIndexer
 
     def once():
         indexer = SemanticIndexer(SemanticIDConfig(), np.zeros((4, 32), np.float32), None, 8)
@@ -131,7 +132,7 @@ def test_training_is_deterministic_for_a_seed(toy):
             caps,
             device="cpu",
             config=RetrieverConfig(d_model=32, n_layers=1),
-            train=TrainConfig(epochs=3, eval_every=3, dense_epochs=3),
+            train=TrainConfig(epochs=3, eval_every=3, dense=DenseTrainConfig(epochs=3)),
         )
 
     a, b = once(), once()
@@ -143,8 +144,8 @@ def test_training_is_deterministic_for_a_seed(toy):
 def test_ingest_replay_trains_every_new_entry_each_epoch_and_revisits_old_ones():
     import torch
 
-    from ace_core.evaluation import QuerySplit
-    from ace_core.index_model import REPLAY_MIN, _replay
+    from ace_core.retrieval.evaluation import QuerySplit
+    from ace_core.retrieval.fit import REPLAY_MIN, _replay
 
     n_items, new_rows = 400, set(range(390, 400))
     split = QuerySplit(train=[(f"caption {i} {j}", i) for i in range(n_items) for j in range(2)])

@@ -3,15 +3,14 @@ import numpy as np
 import pytest
 
 from ace_core.errors import AceInputError
-from ace_core.kmeans import KMeansConfig, auto_k, fit_kmeans
-from ace_core.rqvae import RQVAEConfig, rq_decode, rq_encode, train_rqvae
-from ace_core.semantic_ids import (
+from ace_core.ids.kmeans import KMeansConfig, auto_k, fit_kmeans
+from ace_core.ids.quality import faiss_rq_relative_error, relative_error
+from ace_core.ids.rqvae import RQVAEConfig, rq_decode, rq_encode, train_rqvae
+from ace_core.ids.semantic_ids import (
     SemanticIDConfig,
     assign_suffixes,
-    faiss_rq_relative_error,
     fit_semantic_ids,
     l2n,
-    relative_error,
 )
 
 FAST_RQ = RQVAEConfig(levels=3, codebook_size=16, max_epochs=15, patience=3, batch_size=512)
@@ -210,7 +209,7 @@ def test_wrong_dimension_is_refused(fitted):
 def test_faiss_reference_codes_unpack_to_what_faiss_decodes():
     import faiss
 
-    from ace_core.semantic_ids import unpack_codes
+    from ace_core.ids.quality import unpack_codes
 
     x = np.random.default_rng(3).standard_normal((600, 16)).astype(np.float32)
     for nbits in (3, 4, 8):
@@ -242,7 +241,7 @@ def test_codebooks_start_from_kmeans_on_init_points_per_code_training_points(per
 def test_faiss_rq_init_starts_from_faiss_codebooks_and_is_deterministic():
     import torch
 
-    from ace_core.rqvae import train_faiss_rq
+    from ace_core.ids.rqvae import train_faiss_rq
 
     x = clustered(n=900, seed=6)
     cfg = RQVAEConfig(codebook_size=16, batch_size=64, max_epochs=0, init="faiss_rq")

@@ -1,126 +1,35 @@
-"""A trained retrieval model for one index version: generative retriever + dense baseline.
-
-``fit_retrieval`` splits the captions (protocol in evaluation.py), trains both models, and
-evaluates them on the held-out test queries. ``RetrievalModel.search`` answers text queries.
+"""Fitting the retrieval model of a version: split the captions (protocol in evaluation.py),
+train the generative retriever and the dense baseline, evaluate both on held-out test queries.
+An incremental ingest fine-tunes the parent's model on the new items with a replay of old ones.
 """
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
 
 from ace_core.errors import AceInputError
-from ace_core.evaluation import QuerySplit, retrieval_metrics, split_queries
-from ace_core.generate import Trie
-from ace_core.retriever import IDDecoder, RetrieverConfig, TextEncoder, Vocab, build_text_encoder
-from ace_core.semantic_ids import SemanticIDs, SemanticIndexer
-from ace_core.training import (
-    DenseProjection,
+from ace_core.ids.semantic_ids import SemanticIDs, SemanticIndexer
+from ace_core.retrieval.dense import DenseProjection, dense_search, train_dense
+from ace_core.retrieval.evaluation import QuerySplit, retrieval_metrics, split_queries
+from ace_core.retrieval.model import IDDecoder, RetrieverConfig, Vocab, build_text_encoder
+from ace_core.retrieval.retrieval_model import (
+    SUFFIX_HEADROOM,
+    RetrievalModel,
+    build_vocab,
+    new_decoder,
+)
+from ace_core.retrieval.text_features import TextFeatures
+from ace_core.retrieval.training import (
     Replay,
-    TextFeatures,
     TrainConfig,
     TrainReport,
-    dense_search,
     generative_search,
-    train_dense,
     train_generative,
 )
-
-logger = logging.getLogger(__name__)
-
-SUFFIX_HEADROOM = 16  # spare suffix tokens so incremental ingests rarely grow the vocabulary
-MAX_QUERY_CHARS = 2000
-
-
-@dataclass
-class RetrievalModel:
-    config: RetrieverConfig
-    vocab: Vocab
-    item_ids: list[str]  # sorted; row i of item_emb / id_tokens
-    item_emb: np.ndarray  # float32 (n, D)
-    id_tokens: np.ndarray  # int64 (n, L + 2) vocabulary ids
-    encoder: TextEncoder
-    tokenizer: object
-    decoder: IDDecoder
-    dense: DenseProjection
-    device: torch.device = field(default_factory=lambda: torch.device("cpu"))
-    _trie: Trie | None = None
-
-    @property
-    def trie(self) -> Trie:
-        if self._trie is None:
-            self._trie = Trie(self.id_tokens)
-        return self._trie
-
-    def features(self, texts: Sequence[str]) -> TextFeatures:
-        return TextFeatures(
-            self.encoder,
-            self.tokenizer,
-            list(texts),
-            device=self.device,
-            max_tokens=self.config.max_query_tokens,
-        )
-
-    def search(self, texts: Sequence[str], k: int = 10, beam: int = 10):
-        """Generative retrieval: top-k (item index, score) per query."""
-        validate_queries(texts, k, len(self.item_ids))
-        return generative_search(
-            self.decoder,
-            self.features(texts),
-            self.trie,
-            beam,
-            min(k, len(self.item_ids)),
-            device=self.device,
-        )
-
-    def dense_search(self, texts: Sequence[str], k: int = 10):
-        validate_queries(texts, k, len(self.item_ids))
-        return dense_search(
-            self.dense, self.features(texts), self.item_emb, min(k, len(self.item_ids))
-        )
-
-
-def validate_queries(texts: Sequence[str], k: int, n_items: int) -> None:
-    if k <= 0:
-        raise AceInputError(f"k must be positive, got {k}")
-    if n_items == 0:
-        raise AceInputError("the index holds no items")
-    for t in texts:
-        if not isinstance(t, str) or not t.strip():
-            raise AceInputError("empty query: give some text to search for")
-        if len(t) > MAX_QUERY_CHARS:
-            raise AceInputError(f"query too long ({len(t)} characters, at most {MAX_QUERY_CHARS})")
-
-
-def build_vocab(sids: SemanticIDs, indexer: SemanticIndexer) -> Vocab:
-    return Vocab(
-        n_coarse=int(indexer.centroids.shape[0]),
-        levels=int(sids.fine.shape[1]),
-        codebook_size=int(indexer.codebook_size),
-        n_suffix=int(sids.suffix.max(initial=0)) + 1 + SUFFIX_HEADROOM,
-    )
-
-
-def codebook_vectors(indexer: SemanticIndexer) -> np.ndarray | None:
-    return None if indexer.rqvae is None else indexer.rqvae.codebooks.detach().cpu().numpy()
-
-
-def new_decoder(
-    cfg: RetrieverConfig,
-    vocab: Vocab,
-    encoder: TextEncoder,
-    item_dim: int,
-    indexer: SemanticIndexer,
-) -> IDDecoder:
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(cfg.seed)
-        decoder = IDDecoder(cfg, vocab, encoder.hidden, encoder.n_layers, item_dim)
-    decoder.init_id_embeddings(indexer.centroids, codebook_vectors(indexer), cfg.seed)
-    return decoder
 
 
 @dataclass
@@ -130,6 +39,23 @@ class FitResult:
     generative_report: TrainReport
     eval: dict  # {"queries": {...}, "generative": M, "dense": M}
     subsets: dict | None = None  # fine-tuning: generative metrics on old vs new items
+
+    def eval_record(self) -> dict:
+        """What a version's eval.json holds: test metrics and how training went."""
+        r = self.generative_report
+        record = {
+            **self.eval,
+            "training": {
+                "epochs": r.epochs,
+                "best_epoch": r.best_epoch,
+                "seconds": round(r.seconds, 2),
+                "seconds_per_epoch": round(r.seconds_per_epoch, 3),
+                "peak_memory_mb": round(r.peak_memory_mb, 1),
+            },
+        }
+        if self.subsets:
+            record["subsets"] = self.subsets
+        return record
 
 
 @dataclass
@@ -192,6 +118,21 @@ def _replay(
     return replace(split, train=new + pool), replay
 
 
+@dataclass(frozen=True)
+class IngestConfig:
+    """Fine-tuning of the parent's retriever when an incremental ingest adds items."""
+
+    epochs: int = 12  # fine-tuning epochs
+    lr_scale: float = 0.3  # learning rate = train.lr * this (less forgetting)
+    replay_ratio: float = 2.0  # old caption pairs replayed per new pair, every epoch
+    eval_every: int = 4  # validate every N epochs
+
+    def fine_tune(self, train: TrainConfig) -> TrainConfig:
+        return replace(
+            train, epochs=self.epochs, eval_every=self.eval_every, lr=train.lr * self.lr_scale
+        )
+
+
 def fit_retrieval(
     item_ids: Sequence[str],
     item_emb: np.ndarray,
@@ -206,31 +147,66 @@ def fit_retrieval(
     progress: Callable[[int, float], None] | None = None,
     dense: bool = True,
     init: InitState | None = None,
-    replay_ratio: float = 2.0,
+    ingest: IngestConfig = IngestConfig(),
 ) -> FitResult:
     """Train the generative retriever (and the dense baseline) for a set of items with IDs.
 
-    With ``init`` (incremental ingest) the parent's weights are fine-tuned on the new items'
-    captions mixed with a replay of old pairs; metrics are also reported on old vs new items.
+    With ``init`` (incremental ingest) the parent's weights are fine-tuned (``ingest``) on the
+    new items' captions mixed with a replay of old pairs; metrics are also reported on old vs
+    new items.
     """
     if list(item_ids) != sids.item_ids:
         raise AceInputError("items and semantic IDs are not aligned (both must be sorted)")
     device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    train = ingest.fine_tune(train) if init is not None else train
+    split = split_queries(item_ids, captions, seed=train.seed)
+    new_rows = {n for n, i in enumerate(item_ids) if init is not None and i not in init.item_ids}
+    train_split, replay = split, None
+    if init is not None:
+        train_split, replay = _replay(
+            split, new_rows, len(item_ids), ingest.replay_ratio, train.epochs, train.seed
+        )
+    if not train_split.train and not train.index_task:
+        raise AceInputError("no training captions and the indexing task is off: nothing to learn")
+    model = _new_model(item_ids, item_emb, sids, indexer, config, encoder, device, init)
+    feats, gold = _features(model, train_split, train.feature_cache_mb)
+    val = (feats["val"], gold["val"]) if len(gold["val"]) else None
+    report = train_generative(
+        model.decoder,
+        feats["train"],
+        gold["train"],
+        model.item_emb,
+        model.id_tokens,
+        model.trie,
+        train,
+        val=val,
+        device=device,
+        progress=progress,
+        replay=replay,
+        validate_initial=init is not None,  # never publish a fine-tune worse than its start
+    )
+    if dense and len(gold["train"]):
+        train_dense(
+            model.dense,
+            feats["train"],
+            gold["train"],
+            model.item_emb,
+            train.dense,
+            seed=train.seed,
+            val=val,
+        )
+    ev = _test_metrics(model, train_split, feats["test"], gold["test"], dense, new_rows, init)
+    return FitResult(model, split, report, ev["eval"], ev["subsets"])
+
+
+def _new_model(item_ids, item_emb, sids, indexer, config, encoder, device, init):
+    """A RetrievalModel with a fresh decoder (ID embeddings from the codebooks), or the
+    parent's weights when fine-tuning."""
     enc, tok, _ = encoder or build_text_encoder(config)
     enc.eval().to(device)
     vocab = build_vocab(sids, indexer)
     if init is not None:
         vocab = _grown_vocab(vocab, init.vocab)
-    split = split_queries(item_ids, captions, seed=train.seed)
-    full_split = split
-    new_rows = {n for n, i in enumerate(item_ids) if init is not None and i not in init.item_ids}
-    replay = None
-    if init is not None:
-        split, replay = _replay(
-            split, new_rows, len(item_ids), replay_ratio, train.epochs, train.seed
-        )
-    if not split.train and not train.index_task:
-        raise AceInputError("no training captions and the indexing task is off: nothing to learn")
     decoder = new_decoder(config, vocab, enc, item_emb.shape[1], indexer)
     model = RetrievalModel(
         config,
@@ -246,40 +222,29 @@ def fit_retrieval(
     )
     if init is not None:
         _load_init(decoder, model.dense, init)
-    feats, gold = _features(model, split)
-    val = (feats["val"], gold["val"]) if len(gold["val"]) else None
-    report = train_generative(
-        decoder,
-        feats["train"],
-        gold["train"],
-        model.item_emb,
-        model.id_tokens,
-        model.trie,
-        train,
-        val=val,
-        device=device,
-        progress=progress,
-        replay=replay,
-        validate_initial=init is not None,  # never publish a fine-tune worse than its start
-    )
-    if dense and len(gold["train"]):
-        train_dense(model.dense, feats["train"], gold["train"], model.item_emb, train, val=val)
+    return model
+
+
+def _test_metrics(model, split, feats, gold, dense, new_rows, init) -> dict:
     ev = {
         "protocol": split.protocol,
         "queries": {"train": len(split.train), "val": len(split.val), "test": len(split.test)},
     }
     ev["generative"], subsets = _generative_test_metrics(
-        model, feats["test"], gold["test"], new_rows if init is not None else None
+        model, feats, gold, new_rows if init is not None else None
     )
     if dense:
-        ev["dense"] = _dense_test_metrics(model, feats["test"], gold["test"])
-    return FitResult(model, full_split, report, ev, subsets)
+        ev["dense"] = _dense_test_metrics(model, feats, gold)
+    return {"eval": ev, "subsets": subsets}
 
 
-def _features(model: RetrievalModel, split: QuerySplit):
+def _features(model: RetrievalModel, split: QuerySplit, cache_mb: int):
     """Encoder features and gold item rows of the train / val / test queries."""
     parts = {"train": split.train, "val": split.val, "test": split.test}
-    feats = {name: model.features([t for t, _ in pairs]) for name, pairs in parts.items()}
+    feats = {
+        name: model.features([t for t, _ in pairs], cache_mb=cache_mb)
+        for name, pairs in parts.items()
+    }
     gold = {name: np.asarray([n for _, n in pairs], np.int64) for name, pairs in parts.items()}
     return feats, gold
 

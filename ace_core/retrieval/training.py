@@ -1,4 +1,4 @@
-"""Training and search for the generative retriever and the dense baseline.
+"""Training and search for the generative retriever (the dense baseline is in dense.py).
 
 The text encoder is frozen (its layer outputs are computed once per text and cached within a
 memory budget); the ID decoder and the dense projection are trained. Loss: cross-entropy on
@@ -11,18 +11,19 @@ from __future__ import annotations
 import copy
 import logging
 import time
-from collections.abc import Callable, Sequence
-from contextlib import contextmanager, nullcontext
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
 import torch
-from torch import nn
 from torch.nn import functional as F
 
-from ace_core.evaluation import retrieval_metrics
-from ace_core.generate import Trie, constrained_beam_search
-from ace_core.retriever import BOS, IDDecoder, TextEncoder, mean_pool
+from ace_core.retrieval._torch import autocast, peak_memory_mb, seeded
+from ace_core.retrieval.constrained_generation import Trie, constrained_beam_search
+from ace_core.retrieval.dense import DenseTrainConfig
+from ace_core.retrieval.evaluation import retrieval_metrics
+from ace_core.retrieval.model import BOS, IDDecoder
+from ace_core.retrieval.text_features import TextFeatures
 
 logger = logging.getLogger(__name__)
 
@@ -42,8 +43,7 @@ class TrainConfig:
     patience: int = 12  # epochs without validation improvement before stopping
     val_beam_size: int = 5
     max_val_queries: int = 512
-    dense_epochs: int = 150
-    dense_lr: float = 3e-3
+    dense: DenseTrainConfig = DenseTrainConfig()  # the dense baseline's own training
     feature_cache_mb: int = 1024  # cache encoder layer outputs up to this size
     seed: int = 0
 
@@ -57,81 +57,6 @@ class TrainReport:
     seconds_per_epoch: float
     peak_memory_mb: float
     history: list[dict] = field(default_factory=list)
-
-
-# ----------------------------------------------------------------------------- features
-
-
-class TextFeatures:
-    """Frozen-encoder features of a list of texts: all layers (S, N, T, H) and pooled (N, H)."""
-
-    def __init__(
-        self,
-        encoder: TextEncoder,
-        tokenizer,
-        texts: Sequence[str],
-        *,
-        device,
-        max_tokens: int = 48,
-        cache_mb: int = 1024,
-        batch: int = 128,
-    ):
-        self.encoder, self.device = encoder, torch.device(device)
-        enc = tokenizer(
-            list(texts), padding=True, truncation=True, max_length=max_tokens, return_tensors="pt"
-        )
-        self.ids, self.mask = enc["input_ids"], enc["attention_mask"]
-        n, t = self.ids.shape
-        size_mb = encoder.n_layers * n * t * encoder.hidden * 2 / 2**20
-        self.cached: torch.Tensor | None = None
-        pooled, layers = [], []
-        for i in range(0, n, batch):
-            lay = self._run(slice(i, i + batch))
-            pooled.append(mean_pool(lay[-1], self.mask[i : i + batch].to(lay.device)).float().cpu())
-            if size_mb <= cache_mb:
-                layers.append(lay.half().cpu())
-        self.pooled = torch.cat(pooled) if pooled else torch.zeros(0, encoder.hidden)
-        if size_mb <= cache_mb and layers:
-            self.cached = torch.cat(layers, dim=1)
-
-    def __len__(self) -> int:
-        return self.ids.shape[0]
-
-    @torch.inference_mode()
-    def _run(self, sl) -> torch.Tensor:
-        ids, mask = self.ids[sl].to(self.device), self.mask[sl].to(self.device)
-        return self.encoder(ids, mask)
-
-    def layers(self, idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(S, b, T', H) float on device and pad mask (b, T') True = padding, T' trimmed."""
-        mask = self.mask[idx]
-        t = int(mask.sum(1).max())
-        if self.cached is not None:
-            lay = self.cached[:, idx, :t].to(self.device).float()
-        else:
-            lay = self._run(idx)[:, :, :t].float()
-        return lay, (mask[:, :t] == 0).to(self.device)
-
-
-@contextmanager
-def seeded(seed: int, device: torch.device):
-    """Seed torch (dropout masks) for a block without changing the caller's RNG state."""
-    devices = [device.index or 0] if device.type == "cuda" else []
-    with torch.random.fork_rng(devices=devices):
-        torch.manual_seed(seed)
-        yield
-
-
-def _autocast(device: torch.device):
-    return torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else nullcontext()
-
-
-def _peak_memory_mb(device: torch.device) -> float:
-    if device.type == "cuda":
-        return torch.cuda.max_memory_allocated(device) / 2**20
-    import resource
-
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 # ----------------------------------------------------------------------------- generative
@@ -204,7 +129,7 @@ def _train_epoch(decoder, opt, batches, train_feats, cap_items, emb, targets, cf
     decoder.train()
     total, count = 0.0, 0
     for kind, b in batches:
-        with _autocast(device):
+        with autocast(device):
             q = None
             if kind == "cap":
                 memory, pad, q = decoder.memory_from_text(*train_feats.layers(b))
@@ -296,7 +221,7 @@ def train_generative(
         best["val"],
         seconds,
         seconds / max(epoch, 1),
-        _peak_memory_mb(device),
+        peak_memory_mb(device),
         history,
     )
 
@@ -328,7 +253,7 @@ def generative_search(
     for i in range(0, len(rows), batch):
         b = torch.from_numpy(rows[i : i + batch])
         layers, pad = feats.layers(b)
-        with _autocast(torch.device(device)):
+        with autocast(torch.device(device)):
             memory, pad, _ = decoder.memory_from_text(layers, pad)
             res = constrained_beam_search(decoder, memory, pad, trie, max(beam, k))
         out.extend(r[:k] for r in res)
@@ -355,77 +280,3 @@ def search_by_embedding(
             r[:k] for r in constrained_beam_search(decoder, memory, None, trie, max(beam, k))
         )
     return out
-
-
-# ----------------------------------------------------------------------------- dense baseline
-
-
-class DenseProjection(nn.Module):
-    """Text (pooled encoder output) -> candidate embedding space, trained with InfoNCE."""
-
-    def __init__(self, text_dim: int, item_dim: int):
-        super().__init__()
-        self.proj = nn.Linear(text_dim, item_dim)
-        self.log_temp = nn.Parameter(torch.tensor(float(np.log(0.05))))
-
-    def forward(self, pooled: torch.Tensor) -> torch.Tensor:
-        return F.normalize(self.proj(pooled), dim=-1)
-
-
-def train_dense(
-    proj: DenseProjection,
-    feats: TextFeatures,
-    items: np.ndarray,
-    item_emb: np.ndarray,
-    cfg: TrainConfig,
-    *,
-    val: tuple[TextFeatures, np.ndarray] | None = None,
-) -> dict | None:
-    """InfoNCE against all items; keeps the state with the best validation MRR@10."""
-    with seeded(cfg.seed, torch.device("cpu")):
-        return _train_dense(proj, feats, items, item_emb, cfg, val)
-
-
-def _train_dense(proj, feats, items, item_emb, cfg, val) -> dict | None:
-    gen = torch.Generator().manual_seed(cfg.seed)
-    cands = F.normalize(torch.from_numpy(np.asarray(item_emb, np.float32)), dim=-1)
-    x, y = feats.pooled, torch.from_numpy(np.asarray(items, np.int64))
-    opt = torch.optim.AdamW(proj.parameters(), lr=cfg.dense_lr, weight_decay=cfg.weight_decay)
-    best, best_state, since = None, copy.deepcopy(proj.state_dict()), 0
-    for _ in range(cfg.dense_epochs):
-        proj.train()
-        for b in torch.randperm(len(y), generator=gen).split(max(cfg.batch_size, 128)):
-            logits = proj(x[b]) @ cands.T / proj.log_temp.exp().clamp(min=1e-3)
-            loss = F.cross_entropy(logits, y[b])
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-        if val is None or not len(val[0]):
-            continue
-        ranked = dense_search(proj, val[0], cands.numpy(), 10)
-        m = retrieval_metrics([[i for i, _ in r] for r in ranked], list(val[1]))
-        if best is None or (m["MRR@10"], m["R@1"]) > (best["MRR@10"], best["R@1"]):
-            best, best_state, since = m, copy.deepcopy(proj.state_dict()), 0
-        else:
-            since += 1
-            if since >= cfg.patience * 3:
-                break
-    if val is not None and len(val[0]):
-        proj.load_state_dict(best_state)
-    proj.eval()
-    return best
-
-
-@torch.no_grad()
-def dense_search(
-    proj: DenseProjection, feats: TextFeatures, item_emb: np.ndarray, k: int, index=None
-) -> list[list[tuple[int, float]]]:
-    """faiss flat inner-product search of projected queries over the item embeddings."""
-    import faiss
-
-    if index is None:
-        index = faiss.IndexFlatIP(item_emb.shape[1])
-        index.add(np.ascontiguousarray(item_emb, np.float32))
-    q = proj(feats.pooled).numpy().astype(np.float32)
-    scores, idx = index.search(np.ascontiguousarray(q), min(k, index.ntotal))
-    return [[(int(i), float(s)) for i, s in zip(ri, rs) if i >= 0] for ri, rs in zip(idx, scores)]

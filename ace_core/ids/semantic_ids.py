@@ -19,8 +19,9 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ace_core.errors import AceInputError
-from ace_core.kmeans import KMeansConfig, assign_nearest, fit_kmeans
-from ace_core.rqvae import RQVAE, RQVAEConfig, rq_decode, rq_encode, train_faiss_rq, train_rqvae
+from ace_core.ids.kmeans import KMeansConfig, assign_nearest, fit_kmeans
+from ace_core.ids.quality import quality_report
+from ace_core.ids.rqvae import RQVAE, RQVAEConfig, rq_decode, rq_encode, train_rqvae
 
 logger = logging.getLogger(__name__)
 
@@ -103,6 +104,26 @@ class SemanticIndexer:
             suffix[i] = next_free.get(key, 0)
             next_free[key] = suffix[i] + 1
         return SemanticIDs(ids, coarse, fine, suffix)
+
+    def extend(
+        self, existing: SemanticIDs, item_ids: Sequence[str], x: np.ndarray
+    ) -> tuple[SemanticIDs, dict]:
+        """``existing`` plus IDs for the items of ``item_ids`` (rows of ``x``) that it lacks,
+        and the quality report of the result."""
+        known = set(existing.item_ids)
+        new_rows = [i for i, item in enumerate(item_ids) if item not in known]
+        merged = existing
+        if new_rows:
+            added = self.assign([item_ids[i] for i in new_rows], x[new_rows], existing)
+            merged = existing.concat(added)
+        report = {
+            **self.report,
+            "n_items": len(merged.item_ids),
+            "new_items": len(new_rows),
+            "collision_rate": round(float((merged.suffix > 0).mean()), 4),
+            "max_suffix": int(merged.suffix.max(initial=0)),
+        }
+        return merged, report
 
 
 def validate_embeddings(item_ids: Sequence[str], x: np.ndarray, dim: int | None = None) -> None:
@@ -207,7 +228,7 @@ def _pow2_at_most(k: int, n: int) -> int:
 
 
 def _random_ids(ids: list[str], d: int, config: SemanticIDConfig):
-    from ace_core.kmeans import effective_k
+    from ace_core.ids.kmeans import effective_k
 
     rng = np.random.default_rng(config.rqvae.seed)
     n, L = len(ids), config.rqvae.levels
@@ -242,115 +263,3 @@ def hierarchical_kmeans_codes(
             )
         groups = next_groups
     return codes
-
-
-def quality_report(
-    sids: SemanticIDs,
-    residual: np.ndarray | None,
-    recon: np.ndarray | None,
-    K: int,
-    config: SemanticIDConfig,
-    km_obj: float,
-    km_imb: float,
-) -> dict:
-    """Quality figures (keys as in DESIGN "JSON output")."""
-    n, L = sids.fine.shape
-    utilization, perplexity = [], []
-    for level in range(L):
-        used = np.unique(sids.fine[:, level]).size
-        utilization.append(round(float(used / K), 4))
-        perplexity.append(round(_perplexity(sids.fine[:, level], K), 3))
-    rel, ref = None, {}
-    if residual is not None and recon is not None:
-        rel = relative_error(residual, recon)
-        if config.faiss_reference:
-            try:
-                ref = faiss_rq_reference(residual, L, K, coarse=sids.coarse)
-            except RuntimeError as e:  # faiss refuses degenerate inputs (e.g. one point)
-                logger.info(
-                    "faiss ResidualQuantizer reference skipped: %s", str(e).splitlines()[0][:160]
-                )
-    return {
-        "n_items": n,
-        "mode": config.mode,
-        "k": int(sids.coarse.max()) + 1 if n else 0,
-        "levels": L,
-        "codebook_size": K,
-        "collision_rate": round(float((sids.suffix > 0).sum() / n), 4) if n else 0.0,
-        "max_suffix": int(sids.suffix.max()) if n else 0,
-        "utilization": utilization,
-        "perplexity": perplexity,
-        "rel_recon_error": None if rel is None else round(rel, 5),
-        "faiss_rq_rel_recon_error": (
-            round(ref["rel_recon_error"], 5) if "rel_recon_error" in ref else None
-        ),
-        "faiss_rq_collision_rate": ref.get("collision_rate"),
-        "faiss_rq_perplexity": ref.get("perplexity"),
-        "kmeans_objective": round(km_obj, 4),
-        "kmeans_imbalance": round(km_imb, 4),
-    }
-
-
-def relative_error(x: np.ndarray, x_hat: np.ndarray) -> float:
-    denom = float((x.astype(np.float64) ** 2).sum())
-    return float(((x - x_hat).astype(np.float64) ** 2).sum() / denom) if denom > 0 else 0.0
-
-
-def faiss_rq_relative_error(x: np.ndarray, levels: int, K: int, max_points: int = 20_000) -> float:
-    """Same budget reference: faiss.ResidualQuantizer with ``levels`` x log2(K) bits."""
-    return faiss_rq_reference(x, levels, K, max_points=max_points)["rel_recon_error"]
-
-
-def faiss_rq_reference(
-    x: np.ndarray,
-    levels: int,
-    K: int,
-    *,
-    coarse: np.ndarray | None = None,
-    max_points: int = 20_000,
-) -> dict:
-    """faiss.ResidualQuantizer with the same budget on the same residuals: its relative
-    reconstruction error, code perplexity per level and, with the items' ``coarse`` tokens,
-    the collision rate its codes would give (share of items needing a suffix > 0).
-
-    Trained and measured on a seeded subsample of at most ``max_points`` rows (faiss' RQ
-    training costs more than our whole ID fit on large corpora); ``rows`` says which."""
-    x = np.ascontiguousarray(x, dtype=np.float32)
-    rows = np.arange(x.shape[0])
-    if x.shape[0] > max_points:
-        rows = np.sort(np.random.default_rng(0).choice(x.shape[0], max_points, replace=False))
-        x = np.ascontiguousarray(x[rows])
-    nbits = int(math.log2(K))
-    rq = train_faiss_rq(x, levels, K)
-    packed = rq.compute_codes(x)
-    codes = unpack_codes(packed, levels, nbits)
-    out = {
-        "rel_recon_error": relative_error(x, rq.decode(packed)),
-        "perplexity": [round(_perplexity(codes[:, lv], K), 3) for lv in range(levels)],
-        "rows": rows,
-    }
-    if coarse is not None:
-        out["collision_rate"] = collision_rate(np.asarray(coarse)[rows], codes)
-    return out
-
-
-def unpack_codes(packed: np.ndarray, levels: int, nbits: int) -> np.ndarray:
-    """faiss' packed codes (least significant bit first) -> int64 (n, levels)."""
-    bits = np.unpackbits(packed, axis=1, bitorder="little")[:, : levels * nbits]
-    weights = 1 << np.arange(nbits, dtype=np.int64)
-    return bits.reshape(len(packed), levels, nbits).astype(np.int64) @ weights
-
-
-def collision_rate(coarse: np.ndarray, fine: np.ndarray) -> float:
-    """Share of items whose (coarse, fine) key another item already has (suffix > 0)."""
-    n = len(fine)
-    if not n:
-        return 0.0
-    keys = np.concatenate([np.asarray(coarse, np.int64)[:, None], fine], axis=1)
-    return round(float((n - len(np.unique(keys, axis=0))) / n), 4)
-
-
-def _perplexity(codes: np.ndarray, K: int) -> float:
-    counts = np.bincount(codes, minlength=K).astype(np.float64)
-    p = counts[counts > 0] / max(len(codes), 1)
-    return float(np.exp(-(p * np.log(p)).sum()))

@@ -13,7 +13,7 @@ import json
 import logging
 import os
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Literal
 
@@ -34,6 +34,7 @@ class MediaFile:
     item_id: str  # sha256 of the file's bytes (hex)
     modality: Modality  # decided from the content
     bytes: int  # file size
+    source_id: str | None = None  # the store source it was found under (path is relative to it)
 
 
 @dataclass
@@ -251,3 +252,42 @@ def _caption_problem(obj: object) -> str | None:
     if split is not None and split not in SPLITS:
         return f"'split' must be one of {', '.join(SPLITS)}, got {split!r}"
     return None
+
+
+def with_source(found: Discovery, source_id: str, prefix: str = "") -> Discovery:
+    """The same discovery with every file tagged ``source_id`` and its path prefixed (a
+    sub-folder of that source: ``prefix`` is its path relative to the source root)."""
+
+    def rebase(path: str) -> str:
+        return f"{prefix.strip('/')}/{path}" if prefix.strip("/") else path
+
+    return Discovery(
+        files=[replace(f, path=rebase(f.path), source_id=source_id) for f in found.files],
+        duplicates={k: [rebase(p) for p in v] for k, v in found.duplicates.items()},
+        skipped=[(rebase(p), why) for p, why in found.skipped],
+        captions=found.captions,
+        caption_errors=[f"{source_id}: {e}" for e in found.caption_errors],
+    )
+
+
+def merge_discoveries(parts: Iterable[Discovery]) -> Discovery:
+    """One discovery over several sources: the first file with given bytes wins (sources in
+    the order given), later ones are duplicates ("source_id:path"); captions are merged."""
+    files: dict[str, MediaFile] = {}
+    merged = Discovery([], {}, [], {}, [])
+    for part in parts:
+        part_source = part.files[0].source_id if part.files else None
+        for f in part.files:
+            if f.item_id in files:
+                merged.duplicates.setdefault(f.item_id, []).append(f"{f.source_id}:{f.path}")
+            else:
+                files[f.item_id] = f
+        for item_id, paths in part.duplicates.items():
+            merged.duplicates.setdefault(item_id, []).extend(f"{part_source}:{p}" for p in paths)
+        merged.skipped.extend(part.skipped)
+        merged.caption_errors.extend(part.caption_errors)
+        for item_id, entry in part.captions.items():
+            have = merged.captions.setdefault(item_id, CaptionEntry([], entry.split))
+            have.captions.extend(c for c in entry.captions if c not in have.captions)
+    merged.files = sorted(files.values(), key=lambda f: (f.source_id or "", f.path))
+    return merged

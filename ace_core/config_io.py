@@ -41,6 +41,6 @@ def from_dict(cls: type[T], data: dict | None) -> T:
 
 
 def config_hash(cfg: Any) -> str:
-    """sha256 of the canonical JSON of a config (dataclass or dict)."""
+    """sha256 of the canonical JSON of a config (a dataclass, or a dict that may hold some)."""
     d = to_dict(cfg) if dataclasses.is_dataclass(cfg) else cfg
-    return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()
+    return hashlib.sha256(json.dumps(d, sort_keys=True, default=to_dict).encode()).hexdigest()

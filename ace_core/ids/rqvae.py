@@ -114,7 +114,7 @@ class RQVAEFit:
 
 
 def _kmeans_init(model: RQVAE, z: torch.Tensor, seed: int) -> None:
-    from ace_core.kmeans import KMeansConfig, fit_kmeans
+    from ace_core.ids.kmeans import KMeansConfig, fit_kmeans
 
     residual = z.clone()
     with torch.no_grad():

@@ -17,20 +17,20 @@ from typing import Any
 
 import numpy as np
 
-from ace_core.decode import Decoded, DecodeError, decode_audio, decode_image, decode_video
-from ace_core.encoders import (
+from ace_core.errors import AceInputError
+from ace_core.media.audio_encoder import ClapAudioEncoder
+from ace_core.media.decoding import Decoded, DecodeError, decode_audio, decode_image, decode_video
+from ace_core.media.discovery import MediaFile
+from ace_core.media.encoders import (
     CLAP_EMBED_DIM,
     CLAP_SAMPLE_RATE,
     AudioEncoderConfig,
-    ClapAudioEncoder,
     Encoder,
     FrameVideoEncoder,
     ImageEncoderConfig,
     OpenClipImageEncoder,
     VideoConfig,
 )
-from ace_core.errors import AceInputError
-from ace_core.media import MediaFile
 
 logger = logging.getLogger(__name__)
 
@@ -191,7 +191,7 @@ def image_embed_dim(config: ImageEncoderConfig) -> int:
     """The open_clip model's embedding width, read from its config (no model is built)."""
     import open_clip
 
-    from ace_core.encoders import _register_shipped_configs
+    from ace_core.media.encoders import _register_shipped_configs
 
     _register_shipped_configs()
     cfg = open_clip.get_model_config(config.model)

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from ace_core.retriever import BOS
+from ace_core.retrieval.model import BOS
 
 
 class Trie:

@@ -1,0 +1,1 @@
+"""Semantic IDs: K-Means coarse token, RQ-VAE fine tokens, unique suffix, and their quality."""

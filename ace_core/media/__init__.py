@@ -1,0 +1,2 @@
+"""Media: discovery (what a corpus holds), decoding, encoders, and the overlapped
+decode -> prepare -> embed pipeline."""

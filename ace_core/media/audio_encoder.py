@@ -1,0 +1,128 @@
+"""laion-clap audio encoder: HTSAT over 10 s windows at 48 kHz, mean-pooled over windows."""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+
+from ace_core.media.decoding import Decoded
+from ace_core.media.encoders import (
+    CLAP_EMBED_DIM,
+    CLAP_WINDOW,
+    AudioEncoderConfig,
+    _autocast,
+    _quiet_build,
+    _seeded,
+    default_device,
+    l2_normalize,
+    state_dict_sha256,
+)
+
+logger = logging.getLogger(__name__)
+
+
+def audio_windows(
+    samples: np.ndarray, *, window: int = CLAP_WINDOW, max_windows: int = 6
+) -> np.ndarray:
+    """Split a clip into (w, window) float32 windows.
+
+    Policy: a clip up to one window is repeat-padded to the window (CLAP's own "repeatpad");
+    a longer clip is covered by ceil(len / window) windows, capped at ``max_windows`` whose
+    starts are spread evenly over the clip; the last window is repeat-padded. Embeddings of
+    the windows are mean-pooled and re-normalised by the encoder.
+    """
+    n = samples.shape[0]
+    if n == 0:
+        raise ValueError("empty audio")
+    if n <= window:
+        reps = int(np.ceil(window / n))
+        return np.tile(samples, reps)[:window][None, :].astype(np.float32)
+    count = min(int(np.ceil(n / window)), max_windows)
+    starts = np.linspace(0, max(n - window, 0), count).astype(np.int64)
+    return np.stack([samples[s : s + window] for s in starts]).astype(np.float32)
+
+
+class ClapAudioEncoder:
+    """laion-clap audio tower (HTSAT). ``embed`` takes (w, 480000) window stacks."""
+
+    modality = "audio"
+
+    def __init__(self, config: AudioEncoderConfig = AudioEncoderConfig(), *, device=None):
+        self.config = config
+        self.device = torch.device(device) if device else default_device()
+        self.name = f"laion_clap:{config.model}"
+        self.module, self.weights_source = self._build(config)
+        self.module.model.eval().to(self.device)
+        self.dim = CLAP_EMBED_DIM
+        self.weights_sha256 = state_dict_sha256(self.module.model.audio_branch)
+
+    def _build(self, config: AudioEncoderConfig):
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")  # see ace_core/__init__.py
+        with _quiet_build():
+            import laion_clap
+
+        def build():
+            with _seeded(config.seed), _quiet_build():
+                return laion_clap.CLAP_Module(
+                    enable_fusion=config.enable_fusion,
+                    amodel=config.model,
+                    tmodel="transformer",
+                    device="cpu",
+                )
+
+        module = build()
+        if config.checkpoint:
+            try:
+                load_clap_checkpoint(module.model, config.checkpoint)
+                return module, config.checkpoint
+            except (OSError, RuntimeError, ValueError) as e:
+                logger.warning(
+                    "%s: checkpoint %r unusable (%s); using random initialisation",
+                    config.model,
+                    config.checkpoint,
+                    str(e).splitlines()[0][:160],
+                )
+                module = build()
+        else:
+            logger.warning(
+                "%s: no checkpoint given; using random initialisation (seed %d)",
+                config.model,
+                config.seed,
+            )
+        return module, "random-init"
+
+    def prepare(self, decoded: Decoded) -> np.ndarray:
+        return audio_windows(decoded.data, max_windows=self.config.max_windows)
+
+    def embed(self, inputs: Sequence[np.ndarray]) -> np.ndarray:
+        counts = [w.shape[0] for w in inputs]
+        x = torch.from_numpy(np.concatenate(list(inputs))).to(self.device)
+        with torch.inference_mode(), _autocast(self.device):
+            emb = self.module.get_audio_embedding_from_data(x=x, use_tensor=True)
+        emb = l2_normalize(emb.float().cpu().numpy())
+        pooled = [chunk.mean(axis=0) for chunk in np.split(emb, np.cumsum(counts)[:-1])]
+        return l2_normalize(np.stack(pooled))
+
+
+def load_clap_checkpoint(model: torch.nn.Module, path: str) -> None:
+    """Load a laion-clap checkpoint without pickle (safetensors, or torch weights_only)."""
+    if path.endswith(".safetensors"):
+        from safetensors.torch import load_file
+
+        state = load_file(path)
+    else:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+        state = ckpt.get("state_dict", ckpt) if isinstance(ckpt, dict) else ckpt
+    state = {k.removeprefix("module."): v for k, v in state.items()}
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    audio_missing = [k for k in missing if k.startswith("audio_")]
+    if audio_missing:
+        raise ValueError(
+            f"checkpoint lacks {len(audio_missing)} audio weights, e.g. {audio_missing[0]}"
+        )
+    if unexpected:
+        logger.info("ignored %d unexpected keys in %s", len(unexpected), path)

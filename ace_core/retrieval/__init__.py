@@ -1,0 +1,2 @@
+"""Retrieval: the ID decoder model, its training, trie-constrained generation, the dense
+baseline and the evaluation protocol."""
