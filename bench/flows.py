@@ -14,7 +14,6 @@ On a default-size `ace sample-corpus`:
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import subprocess
 import sys
@@ -24,7 +23,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from flows import _env  # noqa: E402,F401
+from tasks import _env  # noqa: E402,F401
 
 TRIVIAL = "from prefect import flow\n@flow\ndef f():\n    return 1\nf()\n"
 
@@ -35,7 +34,7 @@ def cold_start() -> tuple[float, float]:
         env.pop("PREFECT_API_URL", None)
         t = time.perf_counter()
         subprocess.run(
-            [sys.executable, "-c", "from flows import _env\n" + TRIVIAL],
+            [sys.executable, "-c", "from tasks import _env\n" + TRIVIAL],
             env=env,
             check=True,
             capture_output=True,
@@ -47,57 +46,48 @@ def cold_start() -> tuple[float, float]:
     return once(home), once(home)
 
 
-def direct_steps(corpus: str, store: str, cfg: dict) -> dict[str, float]:
-    """The index steps without Prefect: {stage: seconds}."""
+def direct_steps(corpus: str, store: str, ic) -> dict[str, float]:
+    """The index steps without Prefect (the tasks' own functions): {stage: seconds}."""
     import dataclasses
 
-    from ace_core.config import config_hash, from_dict
-    from ace_core.media import discover
-    from ace_core.pipeline import common_dim, embed_files
-    from ace_core.settings import IndexConfig
+    from ace_core.config_io import config_hash
+    from ace_core.media.discovery import discover
+    from ace_core.media.pipeline import common_dim, embed_files
     from storage.discovery import save_discovery
+    from storage.publish import publish_version
     from storage.shards import load_shard_files, plan_shards, write_embed_shard
+    from storage.staging import stage_rebuild
     from storage.store import Store
-    from tasks import steps
+    from tasks import build
     from tasks.embed import encoders_for
 
     times = {}
     t = time.perf_counter()
-    ic = from_dict(IndexConfig, cfg)
     found = discover(corpus)
     disc = save_discovery(found, Store(store).staging_dir / "discovery")
     cache = Store(store).embed_cache_dir(config_hash(ic.embed))
     specs = plan_shards(found.files, ic.embed.shard_size, config_hash(ic.embed), cache / "specs")
     outputs = []
-    cj = json.dumps(dataclasses.asdict(ic.embed), sort_keys=True)
     for spec in specs:
         files = load_shard_files(spec)
-        enc = encoders_for(cj, {f.modality for f in files})
+        enc = encoders_for(ic.embed, {f.modality for f in files})
         res = embed_files(files, enc, ic.embed.pipeline)
         outputs.append(
             dataclasses.asdict(write_embed_shard(res, cache, spec, common_dim(ic.embed)))
         )
     times["embed"] = time.perf_counter() - t
-    for name, fn in (("stage", lambda: steps.stage_version(store, str(disc), outputs)),):
-        t = time.perf_counter()
-        staged = fn()
-        times[name] = time.perf_counter() - t
     t = time.perf_counter()
-    ids = steps.fit_ids(staged, ic.ids)
+    staged = stage_rebuild(store, str(disc), outputs)
+    times["stage"] = time.perf_counter() - t
+    t = time.perf_counter()
+    ids = build.fit_ids.fn(str(staged), ic)
     times["ids"] = time.perf_counter() - t
     t = time.perf_counter()
-    steps.train_retriever(staged, cfg)
+    build.train_retriever.fn(str(staged), ic)
     times["train+eval"] = time.perf_counter() - t
     t = time.perf_counter()
-    steps.publish_version(
-        store,
-        staged,
-        operation="full_rebuild",
-        expected_parent=None,
-        config=cfg,
-        ids_report=ids,
-        flow_run_id=None,
-        encoders={},
+    publish_version(
+        store, staged, operation="full_rebuild", expected_parent=None, config=ic, ids_report=ids
     )
     times["publish"] = time.perf_counter() - t
     return times
@@ -110,10 +100,9 @@ def main() -> None:
     args = ap.parse_args()
     from prefect import flow
 
-    from ace_core.config import to_dict
-    from ace_core.encoders import ImageEncoderConfig
-    from ace_core.pipeline import EmbedConfig
-    from ace_core.settings import IndexConfig
+    from ace_core.index_config import IndexConfig
+    from ace_core.media.encoders import ImageEncoderConfig
+    from ace_core.media.pipeline import EmbedConfig
     from ace_core.synth import CorpusCounts, write_sample_corpus
     from flows.index import index_corpus, ingest_batch
     from tasks import embed as embed_tasks
@@ -123,7 +112,7 @@ def main() -> None:
     write_sample_corpus(
         tmp / "batch", seed=args.seed + 1, counts=CorpusCounts(images=5, audio=2, videos=2)
     )  # 9 = 10% of 88
-    cfg = to_dict(IndexConfig(embed=EmbedConfig(image=ImageEncoderConfig(args.image_model))))
+    cfg = IndexConfig(embed=EmbedConfig(image=ImageEncoderConfig(args.image_model)))
 
     cold, warm = cold_start()
     flow(lambda: 1)()  # warm this process's ephemeral API
@@ -139,7 +128,7 @@ def main() -> None:
     t_ingest = time.perf_counter() - t
     embed_tasks._encoders.cache_clear()
     t = time.perf_counter()
-    again = index_corpus(str(tmp / "corpus"), str(tmp / "store"), cfg)
+    again = index_corpus(None, str(tmp / "store"), cfg)  # the nightly re-index of all sources
     t_again = time.perf_counter() - t
 
     total = sum(stages.values())

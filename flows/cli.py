@@ -14,7 +14,7 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-from flows import _env  # noqa: F401  (environment before prefect/transformers imports)
+from tasks import _env  # noqa: F401  (environment before prefect/transformers imports)
 
 
 class UsageError(Exception):
@@ -49,42 +49,92 @@ def _table(rows: list[list[Any]], header: list[str]) -> str:
 # ----------------------------------------------------------------------------- config
 
 
-def embed_config_from_args(args):
-    from ace_core.encoders import AudioEncoderConfig, ImageEncoderConfig
-    from ace_core.pipeline import EmbedConfig, PipelineConfig, image_embed_dim
+def _given(args, name: str):
+    return getattr(args, name, None)
 
+
+def embed_config_from_args(args, base=None):
+    """EmbedConfig: ``base`` (default settings or --config) with the flags that were given."""
+    from dataclasses import replace
+
+    from ace_core.media.pipeline import EmbedConfig, image_embed_dim
+
+    cfg = base or EmbedConfig()
     for name in ("batch_size", "workers", "shard_size"):
-        if getattr(args, name) <= 0:
+        if _given(args, name) is not None and getattr(args, name) <= 0:
             raise UsageError(f"--{name.replace('_', '-')} must be positive")
-    image = ImageEncoderConfig(model=args.image_model, pretrained=args.image_weights)
+    image, audio, pipeline = cfg.image, cfg.audio, cfg.pipeline
+    if _given(args, "image_model") is not None:
+        image = replace(image, model=args.image_model)
+    if _given(args, "image_weights") is not None:
+        image = replace(image, pretrained=args.image_weights)
+    if _given(args, "audio_model") is not None:
+        audio = replace(audio, model=args.audio_model)
+    if _given(args, "audio_checkpoint") is not None:
+        audio = replace(audio, checkpoint=args.audio_checkpoint)
+    if _given(args, "batch_size") is not None:
+        pipeline = replace(pipeline, batch_size=args.batch_size)
+    if _given(args, "workers") is not None:
+        pipeline = replace(pipeline, workers=args.workers)
+    shard_size = args.shard_size if _given(args, "shard_size") is not None else cfg.shard_size
     image_embed_dim(image)  # an unknown model name fails here, before any flow starts
-    return EmbedConfig(
-        image=image,
-        audio=AudioEncoderConfig(model=args.audio_model, checkpoint=args.audio_checkpoint),
-        pipeline=PipelineConfig(batch_size=args.batch_size, workers=args.workers),
-        shard_size=args.shard_size,
-    )
+    return replace(cfg, image=image, audio=audio, pipeline=pipeline, shard_size=shard_size)
 
 
 def _add_embed_options(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("embedding")
     g.add_argument(
         "--image-model",
-        default="ViT-B-32",
-        help="open_clip model name, or the shipped tiny 'ace-tiny-vit' (default %(default)s)",
+        default=None,
+        help="open_clip model name, or the shipped tiny 'ace-tiny-vit' (default ViT-B-32)",
     )
     g.add_argument(
         "--image-weights",
         default=None,
         help="open_clip pretrained tag or local checkpoint; none: random init",
     )
-    g.add_argument("--audio-model", default="HTSAT-tiny", help="laion-clap audio model")
+    g.add_argument("--audio-model", default=None, help="laion-clap audio model (HTSAT-tiny)")
     g.add_argument(
         "--audio-checkpoint", default=None, help="local laion-clap checkpoint; none: random init"
     )
-    g.add_argument("--batch-size", type=int, default=32)
-    g.add_argument("--workers", type=int, default=2, help="decoding threads")
-    g.add_argument("--shard-size", type=int, default=2000, help="files per shard")
+    g.add_argument("--batch-size", type=int, default=None, help="items per model call (32)")
+    g.add_argument("--workers", type=int, default=None, help="decoding threads (2)")
+    g.add_argument("--shard-size", type=int, default=None, help="files per shard (2000)")
+
+
+def index_config_from_args(args):
+    """The typed IndexConfig, built once: --config JSON file first, then the explicit flags."""
+    from dataclasses import replace
+
+    from ace_core.config_io import from_dict
+    from ace_core.index_config import IndexConfig
+
+    base = IndexConfig()
+    if args.config:
+        try:
+            with open(args.config) as f:
+                base = from_dict(IndexConfig, json.load(f))
+        except (OSError, json.JSONDecodeError) as e:
+            raise UsageError(f"cannot read --config {args.config}: {e}") from e
+    ids, train, retriever = base.ids, base.train, base.retriever
+    if args.k is not None:
+        ids = replace(ids, kmeans=replace(ids.kmeans, k=args.k))
+    if args.levels is not None:
+        ids = replace(ids, rqvae=replace(ids.rqvae, levels=args.levels))
+    if args.codebook_size is not None:
+        ids = replace(ids, rqvae=replace(ids.rqvae, codebook_size=args.codebook_size))
+    if args.epochs is not None:
+        train = replace(train, epochs=args.epochs)
+    if args.encoder is not None:
+        retriever = replace(retriever, encoder_path=args.encoder)
+    return replace(
+        base,
+        embed=embed_config_from_args(args, base.embed),
+        ids=ids,
+        train=train,
+        retriever=retriever,
+        ablations=base.ablations or args.ablations,
+    )
 
 
 # ----------------------------------------------------------------------------- commands
@@ -111,11 +161,10 @@ def cmd_sample_corpus(args) -> int:
 
 
 def cmd_embed(args) -> int:
-    from ace_core.config import to_dict
     from flows.embed import embed_corpus
 
     _require_dir(args.corpus)
-    report = embed_corpus(args.corpus, args.store, to_dict(embed_config_from_args(args)))
+    report = embed_corpus(args.corpus, args.store, embed_config_from_args(args))
     emit(args, report, _human_embed)
     return 0
 
@@ -133,40 +182,15 @@ def _human_embed(r: dict) -> str:
     return "\n".join(lines)
 
 
-def index_config_from_args(args) -> dict:
-    """IndexConfig dict: --config JSON file first, then the explicit flags."""
-    from ace_core.config import from_dict, to_dict
-    from ace_core.settings import IndexConfig
-
-    base = {}
-    if args.config:
-        try:
-            with open(args.config) as f:
-                base = json.load(f)
-        except (OSError, json.JSONDecodeError) as e:
-            raise UsageError(f"cannot read --config {args.config}: {e}") from e
-    cfg = to_dict(from_dict(IndexConfig, base))
-    cfg["embed"] = to_dict(embed_config_from_args(args))
-    ids, train = cfg["ids"], cfg["train"]
-    if args.k is not None:
-        ids["kmeans"]["k"] = args.k
-    if args.levels is not None:
-        ids["rqvae"]["levels"] = args.levels
-    if args.codebook_size is not None:
-        ids["rqvae"]["codebook_size"] = args.codebook_size
-    if args.epochs is not None:
-        train["epochs"] = args.epochs
-    if args.encoder is not None:
-        cfg["retriever"]["encoder_path"] = args.encoder
-    cfg["ablations"] = bool(args.ablations)
-    return to_dict(from_dict(IndexConfig, cfg))
-
-
 def cmd_index(args) -> int:
     from flows.index import index_corpus
 
-    _require_dir(args.corpus)
-    report = index_corpus(args.corpus, args.store, index_config_from_args(args))
+    if args.corpus is not None:
+        _require_dir(args.corpus)
+    if args.max_remove is not None and args.max_remove < 0:
+        raise UsageError("--max-remove must be >= 0")
+    max_remove = None if args.allow_remove else (args.max_remove or 0)
+    report = index_corpus(args.corpus, args.store, index_config_from_args(args), max_remove)
     emit(args, report, _human_publish)
     return 0
 
@@ -192,9 +216,12 @@ def _human_publish(r: dict) -> str:
         f"(faiss RQ {r['ids'].get('faiss_rq_rel_recon_error')})",
         f"ID diff vs parent: {d['added']} added, {d['removed']} removed, {d['changed']} changed, "
         f"{d['unchanged']} unchanged",
-        _eval_table(e),
     ]
-    return "\n".join(lines)
+    removed = r.get("removed_items") or []
+    lines += [f"  removed (file vanished): {x['source_id']}:{x['path']}" for x in removed[:20]]
+    if len(removed) > 20:
+        lines.append(f"  ... and {len(removed) - 20} more")
+    return "\n".join([*lines, _eval_table(e)])
 
 
 def _eval_table(e: dict) -> str:
@@ -222,50 +249,26 @@ def _fmt(v) -> str:
 
 
 def cmd_query(args) -> int:
-    from tasks.steps import load_version_model
+    from storage.catalog import load_version_model
 
     text = _check_query(args.text)
-    version, model, items, sids = load_version_model(args.store, args.version)
-    if args.k <= 0 or args.k > len(model.item_ids):
+    vm = load_version_model(args.store, args.version)
+    n = len(vm.model.item_ids)
+    if args.k <= 0 or args.k > n:
         raise UsageError(
-            f"-k must be between 1 and the number of indexed items "
-            f"({len(model.item_ids)}), got {args.k}"
+            f"-k must be between 1 and the number of indexed items ({n}), got {args.k}"
         )
-    if args.dense:
-        hits = model.dense_search([text], args.k)[0]
-    else:
-        hits = model.search([text], args.k, beam=max(args.beam, args.k))[0]
-    results = [
-        {
-            "item_id": model.item_ids[i],
-            "path": items[model.item_ids[i]]["path"],
-            "modality": items[model.item_ids[i]]["modality"],
-            "sid": sids[model.item_ids[i]],
-            "score": round(score, 4),
-        }
-        for i, score in hits
-    ]
-    payload = {
-        "query": text,
-        "version": version,
-        "mode": "dense" if args.dense else "generative",
-        "results": results,
-    }
-    emit(
-        args,
-        payload,
-        lambda p: (
-            f"{p['mode']} results for {p['query']!r} ({p['version']})\n"
-            + _table(
-                [
-                    [n + 1, f"{r['score']:.3f}", r["modality"], r["sid"], r["path"]]
-                    for n, r in enumerate(p["results"])
-                ],
-                ["#", "score", "modality", "semantic id", "path"],
-            )
-        ),
-    )
+    emit(args, vm.query(text, args.k, beam=args.beam, dense=args.dense), _human_query)
     return 0
+
+
+def _human_query(p: dict) -> str:
+    rows = [
+        [n + 1, f"{r['score']:.3f}", r["modality"], r["sid"], r["location"] or r["path"]]
+        for n, r in enumerate(p["results"])
+    ]
+    head = f"{p['mode']} results for {p['query']!r} ({p['version']})"
+    return head + "\n" + _table(rows, ["#", "score", "modality", "semantic id", "location"])
 
 
 def _check_query(text: str) -> str:
@@ -275,7 +278,7 @@ def _check_query(text: str) -> str:
         raise UsageError("query is not valid UTF-8 text") from None
     if not text.strip():
         raise UsageError("empty query: give some text to search for")
-    from ace_core.index_model import MAX_QUERY_CHARS
+    from ace_core.retrieval.retrieval_model import MAX_QUERY_CHARS
 
     if len(text) > MAX_QUERY_CHARS:
         raise UsageError(f"query too long ({len(text)} characters, at most {MAX_QUERY_CHARS})")
@@ -283,64 +286,36 @@ def _check_query(text: str) -> str:
 
 
 def cmd_versions(args) -> int:
-    from storage.store import Store
+    from storage.catalog import list_versions
 
-    s = Store(args.store)
-    latest = s.latest()
-    rows = []
-    for v in s.versions():
-        m = s.manifest(v)
-        ev = m.get("eval", {})
-        rows.append(
-            {
-                "version": v,
-                "parent_version": m.get("parent_version"),
-                "operation": m.get("operation"),
-                "created_at": m.get("created_at"),
-                "items": m.get("counts", {}).get("ok"),
-                "failed": m.get("counts", {}).get("failed"),
-                "latest": v == latest,
-                "eval": {k: (ev.get(k) or {}).get("R@1") for k in ("generative", "dense")},
-            }
-        )
-    emit(
-        args,
-        rows,
-        lambda rs: (
-            _table(
-                [
-                    [
-                        ("* " if r["latest"] else "  ") + r["version"],
-                        r["parent_version"] or "-",
-                        r["operation"],
-                        r["created_at"],
-                        r["items"],
-                        r["failed"],
-                        _fmt(r["eval"]["generative"]),
-                        _fmt(r["eval"]["dense"]),
-                    ]
-                    for r in rs
-                ],
-                [
-                    "version",
-                    "parent",
-                    "operation",
-                    "created",
-                    "items",
-                    "failed",
-                    "gen R@1",
-                    "dense R@1",
-                ],
-            )
-            if rs
-            else f"no versions in {args.store}"
-        ),
-    )
+    emit(args, list_versions(args.store), lambda rs: _human_versions(rs, args.store))
     return 0
 
 
+def _human_versions(rows: list[dict], store: str) -> str:
+    if not rows:
+        return f"no versions in {store}"
+    header = ["version", "parent", "operation", "created", "items", "failed", "gen R@1",
+              "dense R@1", "sources"]  # fmt: skip
+    table = [
+        [
+            ("* " if r["latest"] else "  ") + r["version"],
+            r["parent_version"] or "-",
+            r["operation"],
+            r["created_at"],
+            r["items"],
+            r["failed"],
+            _fmt(r["eval"]["generative"]),
+            _fmt(r["eval"]["dense"]),
+            ", ".join(r["sources"]) or "-",
+        ]
+        for r in rows
+    ]
+    return _table(table, header)
+
+
 def cmd_audit(args) -> int:
-    from flows.index import audit
+    from storage.audit import audit
 
     d = audit(args.store, args.from_version, args.to_version)
     emit(
@@ -359,28 +334,50 @@ def cmd_audit(args) -> int:
 
 
 def cmd_eval(args) -> int:
-    from storage.store import Store
+    from storage.catalog import ablation_metrics, version_eval
 
-    s = Store(args.store)
-    version = s.resolve(args.version)
-    ev = json.loads((s.version_dir(version) / "eval.json").read_text())
-    if args.ablations and not ev.get("ablations"):
-        from tasks.steps import index_config, run_ablations
-
-        cfg = index_config(s.manifest(version)["config"])
-        ev["ablations"] = run_ablations(s.version_dir(version), cfg)
-    out = {
-        "version": version,
-        **{k: ev.get(k) for k in ("protocol", "queries", "generative", "dense", "subsets")},
-    }
-    if args.ablations:
-        out["ablations"] = ev["ablations"]
+    out = version_eval(args.store, args.version)
+    if args.ablations and not out.get("ablations"):
+        out["ablations"] = ablation_metrics(args.store, out["version"])
+    if not args.ablations:
+        out.pop("ablations", None)
     emit(args, out, lambda o: f"{o['version']}: " + _eval_table(o))
     return 0
 
 
+def cmd_sources(args) -> int:
+    from storage import sources as src
+    from storage.store import Store
+
+    store = Store(args.store)
+    if args.action == "add":
+        m = src.add_source(store, args.folder)
+        what = (
+            "added"
+            if m.added
+            else f"already held by {m.source.source_id}"
+            + (f" (as {m.prefix}/)" if m.prefix else "")
+        )
+        out = {"action": "add", "source_id": m.source.source_id, "location": m.source.location,
+               "prefix": m.prefix, "added": m.added}  # fmt: skip
+        emit(args, out, lambda o: f"{o['location']}: {what} ({o['source_id']})")
+    elif args.action == "remove":
+        s = src.remove_source(store, args.folder)
+        out = {"action": "remove", "source_id": s.source_id, "location": s.location}
+        emit(args, out, lambda o: (
+            f"removed source {o['source_id']} ({o['location']}); its items leave the index at "
+            "the next `ace index --allow-remove`"
+        ))  # fmt: skip
+    else:
+        rows = [{"source_id": s.source_id, "location": s.location} for s in src.read_sources(store)]
+        emit(args, rows, lambda rs: _table(
+            [[r["source_id"], r["location"]] for r in rs], ["source", "location"]
+        ) if rs else f"no sources in {args.store}")  # fmt: skip
+    return 0
+
+
 def cmd_import_captions(args) -> int:
-    from ace_core.benchmarks import convert
+    from ace_core.caption_formats import convert
 
     sources = []
     for src in args.sources:
@@ -422,15 +419,37 @@ def _require_dir(path: str) -> None:
 # ----------------------------------------------------------------------------- parser
 
 
+class _Parser(argparse.ArgumentParser):
+    """No abbreviations: a misspelled or shortened option is an error, never a guess."""
+
+    def __init__(self, *a, **kw):
+        kw.setdefault("allow_abbrev", False)
+        super().__init__(*a, **kw)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    common = argparse.ArgumentParser(add_help=False)
+    common = _Parser(add_help=False)
     common.add_argument("--store", default="./ace-store", help="index store (default %(default)s)")
     common.add_argument("--json", action="store_true", help="machine-readable output on stdout")
     common.add_argument("-v", "--verbose", action="store_true", help="debug logging")
 
-    parser = argparse.ArgumentParser(prog="ace", description="ACE generative cross-modal index")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    parser = _Parser(prog="ace", description="ACE generative cross-modal index")
+    parser.add_argument("--version", action="version", version=f"ace {_package_version()}")
+    sub = parser.add_subparsers(
+        dest="command", required=True, metavar="COMMAND", parser_class=_Parser
+    )
+    _add_corpus_commands(sub, common)
+    _add_read_commands(sub, common)
+    return parser
 
+
+def _package_version() -> str:
+    from ace_core import __version__
+
+    return __version__
+
+
+def _add_corpus_commands(sub, common) -> None:
     p = sub.add_parser("sample-corpus", parents=[common], help="write a synthetic corpus")
     p.add_argument("out")
     p.add_argument("--seed", type=int, default=0)
@@ -444,24 +463,22 @@ def build_parser() -> argparse.ArgumentParser:
     _add_embed_options(p)
     p.set_defaults(func=cmd_embed)
 
-    for name, func, text in (
-        ("index", cmd_index, "full re-index and publish a new version"),
-        ("ingest", cmd_ingest, "add new files of CORPUS to the index"),
-    ):
-        p = sub.add_parser(name, parents=[common], help=text)
-        p.add_argument("corpus")
-        if name == "index":
-            _add_embed_options(p)
-            _add_index_options(p)
-        p.set_defaults(func=func)
+    p = sub.add_parser(
+        "index", parents=[common], help="full re-index of the store's sources, publish a version"
+    )
+    p.add_argument("corpus", nargs="?", help="a folder to index (added as a source when new)")
+    _add_embed_options(p)
+    _add_index_options(p)
+    p.set_defaults(func=cmd_index)
 
-    p = sub.add_parser("query", parents=[common], help="top-k items for a text query")
-    p.add_argument("text")
-    p.add_argument("-k", type=int, default=10)
-    p.add_argument("--version", default=None)
-    p.add_argument("--beam", type=int, default=10, help="beam size (at least k)")
-    p.add_argument("--dense", action="store_true", help="use the dense baseline instead")
-    p.set_defaults(func=cmd_query)
+    p = sub.add_parser("ingest", parents=[common], help="add new files of a folder to the index")
+    p.add_argument("corpus")
+    p.set_defaults(func=cmd_ingest)
+
+    p = sub.add_parser("sources", parents=[common], help="list, add or remove the store's sources")
+    p.add_argument("action", choices=["list", "add", "remove"])
+    p.add_argument("folder", nargs="?", help="add: a folder; remove: a source id or location")
+    p.set_defaults(func=cmd_sources)
 
     p = sub.add_parser(
         "import-captions",
@@ -483,6 +500,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.set_defaults(func=cmd_import_captions)
 
+
+def _add_read_commands(sub, common) -> None:
+    p = sub.add_parser("query", parents=[common], help="top-k items for a text query")
+    p.add_argument("text")
+    p.add_argument("-k", type=int, default=10)
+    p.add_argument("--version", default=None)
+    p.add_argument("--beam", type=int, default=10, help="beam size (at least k)")
+    p.add_argument("--dense", action="store_true", help="use the dense baseline instead")
+    p.set_defaults(func=cmd_query)
+
     p = sub.add_parser("versions", parents=[common], help="list published versions")
     p.set_defaults(func=cmd_versions)
 
@@ -495,7 +522,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--version", default=None)
     p.add_argument("--ablations", action="store_true", help="include (train if needed) ablations")
     p.set_defaults(func=cmd_eval)
-    return parser
 
 
 def _add_index_options(p: argparse.ArgumentParser) -> None:
@@ -507,6 +533,13 @@ def _add_index_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--epochs", type=int, default=None, help="retriever training epochs (max)")
     g.add_argument("--encoder", default=None, help="local Hugging Face text encoder folder")
     g.add_argument("--ablations", action="store_true", help="also train the ablation models")
+    g = p.add_argument_group("removals (items of LATEST whose files vanished)")
+    g.add_argument(
+        "--allow-remove", action="store_true", help="publish even if indexed items would go"
+    )
+    g.add_argument(
+        "--max-remove", type=int, default=None, metavar="N", help="allow up to N removals (0)"
+    )
 
 
 PROJECT_LOGGERS = ("ace_core", "storage", "tasks", "flows", "ace")

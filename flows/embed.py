@@ -1,15 +1,14 @@
-"""`embed_corpus`: discovery, decoding and embeddings only (written to the store's staging)."""
+"""The embedding stage (a subflow shared by index and ingest) and `embed_corpus`:
+discovery, decoding and embeddings only (written to the store's staging area)."""
 
 from __future__ import annotations
 
-import json
 import time
 
 from prefect import flow
 from prefect.task_runners import ThreadPoolTaskRunner
 
-from ace_core.config import to_dict
-from ace_core.pipeline import EmbedConfig
+from ace_core.media.pipeline import EmbedConfig
 from storage.discovery import load_discovery
 from storage.shards import read_items, summarize_items
 from tasks.embed import discover_corpus, embed_shard, plan_embed_shards, shard_outputs_present
@@ -17,36 +16,41 @@ from tasks.embed import discover_corpus, embed_shard, plan_embed_shards, shard_o
 
 @flow(name="embed-stage", task_runner=ThreadPoolTaskRunner(max_workers=1))
 def embed_stage(
-    corpus: str, store: str, config: dict, exclude_version: str | None = None
-) -> tuple[str, list[dict]]:
-    """Subflow shared by the embed, index and ingest flows: (discovery path, shard outputs).
+    discovery: str,
+    store: str,
+    config: EmbedConfig,
+    exclude_version: str | None = None,
+    exclude_failed: bool = True,
+) -> list[dict]:
+    """Embed the files of a discovery record (less those ``exclude_version`` has, see
+    ``plan_embed_shards``): the shard outputs.
 
     Shards are submitted to this subflow's task runner (one thread by default; see
     ``use_task_runner`` for Dask or Ray). Cached shards return at once. Being a subflow, its
     worker threads end with it, so the torch thread pools they started do not compete with the
     training that follows (measured: 2x slower epochs otherwise, see docs/BENCHMARKS.md).
     """
-    config_json = json.dumps(config, sort_keys=True)
-    discovery = discover_corpus(corpus, store)
-    specs = plan_embed_shards(discovery, store, config_json, exclude_version)
-    futures = [embed_shard.submit(spec, store, config_json) for spec in specs]
+    specs = plan_embed_shards(discovery, store, config, exclude_version, exclude_failed)
+    futures = [embed_shard.submit(spec, store, config) for spec in specs]
     # a cache hit replays the stored result: mark it as not computed in this run
     outputs = [
         {**f.result(), "computed": f.result()["computed"] and f.state.name != "Cached"}
         for f in futures
     ]
     if not shard_outputs_present(outputs):  # cache says done but files were removed
-        outputs = [
-            embed_shard.with_options(refresh_cache=True)(s, store, config_json) for s in specs
-        ]
-    return discovery, outputs
+        outputs = [embed_shard.with_options(refresh_cache=True)(s, store, config) for s in specs]
+    return outputs
 
 
 def run_embedding(
-    corpus: str, store: str, config: EmbedConfig, exclude_version: str | None = None
-) -> tuple[str, list[dict]]:
+    discovery: str,
+    store: str,
+    config: EmbedConfig,
+    exclude_version: str | None = None,
+    exclude_failed: bool = True,
+) -> list[dict]:
     """Run the embedding subflow (looked up at call time, so ``use_task_runner`` applies)."""
-    return embed_stage(corpus, store, to_dict(config), exclude_version)
+    return embed_stage(discovery, store, config, exclude_version, exclude_failed)
 
 
 def use_task_runner(runner) -> None:
@@ -57,11 +61,11 @@ def use_task_runner(runner) -> None:
 
 
 @flow(name="embed-corpus")
-def embed_corpus(corpus: str, store: str, config: dict | None = None) -> dict:
+def embed_corpus(corpus: str, store: str, config: EmbedConfig | None = None) -> dict:
     started = time.perf_counter()
-    cfg = EmbedConfig() if config is None else _embed_config(config)
-    discovery_path, outputs = run_embedding(corpus, store, cfg)
-    found = load_discovery(discovery_path)
+    discovery = discover_corpus(corpus, store)
+    outputs = run_embedding(discovery, store, config or EmbedConfig())
+    found = load_discovery(discovery)
     report = summarize_items(read_items(outputs))
     seconds = time.perf_counter() - started
     report.update(
@@ -76,9 +80,3 @@ def embed_corpus(corpus: str, store: str, config: dict | None = None) -> dict:
         staging=[o["embeddings_path"] for o in outputs],
     )
     return report
-
-
-def _embed_config(config: dict) -> EmbedConfig:
-    from ace_core.config import from_dict
-
-    return from_dict(EmbedConfig, config)

@@ -19,9 +19,9 @@ import pyarrow.parquet as pq
 import torch
 from safetensors.torch import load_file, save_file
 
-from ace_core.config import from_dict, to_dict
-from ace_core.rqvae import RQVAE
-from ace_core.semantic_ids import SemanticIDConfig, SemanticIDs, SemanticIndexer
+from ace_core.config_io import from_dict, to_dict
+from ace_core.ids.rqvae import RQVAE
+from ace_core.ids.semantic_ids import SemanticIDConfig, SemanticIDs, SemanticIndexer
 from storage.tables import SEMANTIC_IDS_SCHEMA, write_table_atomic
 
 

@@ -11,7 +11,7 @@ import json
 from dataclasses import asdict
 from pathlib import Path
 
-from ace_core.media import CaptionEntry, Discovery, MediaFile
+from ace_core.media.discovery import CaptionEntry, Discovery, MediaFile
 
 
 def save_discovery(found: Discovery, folder: Path) -> Path:

@@ -20,11 +20,12 @@ import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
 
-from ace_core.config import from_dict, to_dict
-from ace_core.index_model import InitState, RetrievalModel
-from ace_core.media import sha256_file
-from ace_core.retriever import IDDecoder, RetrieverConfig, Vocab, build_text_encoder
-from ace_core.training import DenseProjection
+from ace_core.config_io import from_dict, to_dict
+from ace_core.media.discovery import sha256_file
+from ace_core.retrieval.dense import DenseProjection
+from ace_core.retrieval.fit import InitState
+from ace_core.retrieval.model import IDDecoder, RetrieverConfig, Vocab, build_text_encoder
+from ace_core.retrieval.retrieval_model import RetrievalModel
 
 logger = logging.getLogger(__name__)
 

@@ -17,9 +17,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ace_core.encoders import to_common_dim
-from ace_core.media import MediaFile
-from ace_core.pipeline import EmbedResult
+from ace_core.media.discovery import MediaFile
+from ace_core.media.encoders import to_common_dim
+from ace_core.media.pipeline import EmbedResult
 from storage.tables import embeddings_table, items_table, write_table_atomic
 
 logger = logging.getLogger(__name__)
@@ -99,6 +99,7 @@ def write_embed_shard(
         rows.append(
             {
                 "item_id": f.item_id,
+                "source_id": f.source_id,
                 "path": f.path,
                 "modality": f.modality,
                 "status": "ok" if r.error is None else "failed",
@@ -129,26 +130,28 @@ def write_embed_shard(
 def read_items(outputs: Sequence[dict]):
     """All items rows of the given shard outputs as one pyarrow Table (sorted by item_id)."""
     import pyarrow as pa
-    import pyarrow.parquet as pq
 
-    from storage.tables import ITEMS_SCHEMA
+    from storage.tables import ITEMS_SCHEMA, read_items_table
 
-    tables = [pq.read_table(o["items_path"]) for o in outputs]
+    tables = [read_items_table(o["items_path"]) for o in outputs]
     if not tables:
         return ITEMS_SCHEMA.empty_table()
     return pa.concat_tables(tables).sort_by("item_id")
 
 
-def with_current_paths(items, paths: dict[str, str]):
-    """Items rows with ``path`` taken from the current discovery (cached shards keep the path
-    the bytes had when they were embedded)."""
+def with_current_paths(items, files: Sequence[MediaFile]):
+    """Items rows with ``source_id`` and ``path`` taken from the current discovery (a cached
+    shard keeps where the bytes were when they were embedded)."""
     import pyarrow as pa
 
-    current = [
-        paths.get(i, p) for i, p in zip(items["item_id"].to_pylist(), items["path"].to_pylist())
-    ]
-    idx = items.schema.get_field_index("path")
-    return items.set_column(idx, "path", pa.array(current, pa.string()))
+    where = {f.item_id: (f.source_id, f.path) for f in files}
+    ids = items["item_id"].to_pylist()
+    old = list(zip(items["source_id"].to_pylist(), items["path"].to_pylist()))
+    current = [where.get(i, o) for i, o in zip(ids, old)]
+    for name, col in (("source_id", 0), ("path", 1)):
+        idx = items.schema.get_field_index(name)
+        items = items.set_column(idx, name, pa.array([c[col] for c in current], pa.string()))
+    return items
 
 
 def summarize_items(items) -> dict:
@@ -183,3 +186,9 @@ def record_encoders(cache_dir: Path, encoders: dict) -> None:
     tmp = path.with_suffix(".json.tmp")
     tmp.write_text(json.dumps(known, indent=2, sort_keys=True))
     tmp.replace(path)
+
+
+def read_encoders(cache_dir: Path) -> dict:
+    """The encoders that made a shard cache's embeddings (written by record_encoders)."""
+    path = cache_dir / "encoders.json"
+    return json.loads(path.read_text()) if path.exists() else {}

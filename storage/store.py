@@ -4,7 +4,10 @@ STORE/
   versions/<version>/   immutable once published (v000001, v000002, ...)
   LATEST                name of the newest published version; replaced atomically, last
   staging/              work in progress (embedding shard cache, versions being built)
+  sources.json          the store's sources (see storage/sources.py)
   .lock                 held by a publisher (flock); a second publisher waits, then fails
+
+A version folder's own file names are in storage/layout.py.
 
 Publishing: the version is written under staging/, validated by the caller, renamed into
 versions/ (same file system, atomic), and only then is LATEST replaced (write temp + rename).
@@ -23,6 +26,8 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+
+from storage.layout import VersionLayout
 
 logger = logging.getLogger(__name__)
 
@@ -53,8 +58,16 @@ class Store:
     def embed_cache_dir(self, config_hash: str) -> Path:
         return self.staging_dir / "embed" / config_hash[:16]
 
+    @property
+    def sources_file(self) -> Path:
+        return self.root / "sources.json"
+
     def version_dir(self, version: str) -> Path:
         return self.versions_dir / version
+
+    def version(self, version: str | None = None) -> VersionLayout:
+        """The layout of a published version (LATEST when None)."""
+        return VersionLayout(self.version_dir(self.resolve(version)))
 
     # ------------------------------------------------------------------ reading
     def versions(self) -> list[str]:
@@ -96,14 +109,14 @@ class Store:
         nums = [int(VERSION_RE.match(v).group(1)) for v in self.versions()]
         return f"v{(max(nums) + 1 if nums else 1):06d}"
 
-    def new_staging_version(self) -> Path:
+    def new_staging_version(self) -> VersionLayout:
         path = (
             self.staging_dir
             / "versions"
             / f"{time.strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:8]}"
         )
         path.mkdir(parents=True)
-        return path
+        return VersionLayout(path)
 
     @contextmanager
     def lock(self, timeout_s: float = 30.0) -> Iterator[None]:
@@ -127,7 +140,7 @@ class Store:
         finally:
             os.close(fd)  # closing releases the flock
 
-    def publish(self, staged: Path, version: str) -> Path:
+    def publish(self, staged: VersionLayout, version: str) -> Path:
         """Move a validated staged version into versions/ and point LATEST at it.
 
         Call under ``lock()``. The rename is atomic; LATEST is replaced last.
@@ -136,8 +149,8 @@ class Store:
         if target.exists():
             raise StoreError(f"version {version} already exists")
         self.versions_dir.mkdir(parents=True, exist_ok=True)
-        _fsync_tree(staged)
-        os.rename(staged, target)
+        _fsync_tree(staged.root)
+        os.rename(staged.root, target)
         _fsync_dir(self.versions_dir)
         self._write_latest(version)
         return target

@@ -20,7 +20,8 @@ logger = logging.getLogger(__name__)
 ITEMS_SCHEMA = pa.schema(
     [
         ("item_id", pa.string()),  # sha256 of the file's bytes
-        ("path", pa.string()),  # relative to the corpus root
+        ("source_id", pa.string()),  # the store source holding the file (null: older stores)
+        ("path", pa.string()),  # relative to that source's location
         ("modality", pa.string()),  # image | audio | video
         ("status", pa.string()),  # ok | failed
         ("error", pa.string()),  # one-line reason when failed
@@ -67,6 +68,22 @@ def write_table_atomic(table: pa.Table, path: str | os.PathLike) -> None:
 def items_table(rows: Sequence[dict]) -> pa.Table:
     cols = {name: [r.get(name) for r in rows] for name in ITEMS_SCHEMA.names}
     return pa.Table.from_pydict(cols, schema=ITEMS_SCHEMA)
+
+
+def conform_items(table: pa.Table) -> pa.Table:
+    """An items table in the current schema: tables written before a column existed (items
+    without ``source_id``) get it as nulls; columns come in schema order."""
+    cols = []
+    for field in ITEMS_SCHEMA:
+        if field.name in table.column_names:
+            cols.append(table.column(field.name).cast(field.type))
+        else:
+            cols.append(pa.nulls(table.num_rows, field.type))
+    return pa.Table.from_arrays(cols, schema=ITEMS_SCHEMA)
+
+
+def read_items_table(path: str | os.PathLike) -> pa.Table:
+    return conform_items(pq.read_table(path))
 
 
 def embeddings_table(

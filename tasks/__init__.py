@@ -1,3 +1,3 @@
 """Prefect tasks: thin wrappers around ace_core and storage."""
 
-from flows import _env  # noqa: F401  (must run before prefect is imported)
+from tasks import _env  # noqa: F401  (must run before prefect is imported)

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 os.environ.setdefault("PREFECT_HOME", tempfile.mkdtemp(prefix="ace-prefect-home-"))
-from flows import _env  # noqa: E402,F401  (before prefect is imported anywhere)
+from tasks import _env  # noqa: E402,F401  (before prefect is imported anywhere)
 
 SHARED_MEDIA = Path(__file__).resolve().parents[1].parent / "shared" / "media"
 
@@ -23,8 +23,8 @@ def shared_media() -> Path:
 
 @pytest.fixture(scope="session")
 def tiny_embed_config():
-    from ace_core.encoders import ImageEncoderConfig
-    from ace_core.pipeline import EmbedConfig, PipelineConfig
+    from ace_core.media.encoders import ImageEncoderConfig
+    from ace_core.media.pipeline import EmbedConfig, PipelineConfig
 
     return EmbedConfig(
         image=ImageEncoderConfig(model="ace-tiny-vit"),
@@ -35,7 +35,7 @@ def tiny_embed_config():
 
 @pytest.fixture(scope="session")
 def tiny_encoders(tiny_embed_config):
-    from ace_core.pipeline import build_encoder
+    from ace_core.media.pipeline import build_encoder
 
     image = build_encoder("image", tiny_embed_config, device="cpu")
     return {

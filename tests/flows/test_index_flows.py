@@ -12,8 +12,8 @@ from flows.cli import main
 from storage.store import Store, StoreError
 
 FAST = {
-    "train": {"epochs": 6, "eval_every": 3, "dense_epochs": 20},
-    "ingest_epochs": 3,
+    "train": {"epochs": 6, "eval_every": 3, "dense": {"epochs": 20}},
+    "ingest": {"epochs": 3},
     "ids": {"rqvae": {"max_epochs": 5}},
 }
 TINY = ["--image-model", "ace-tiny-vit", "--shard-size", "16"]
@@ -105,15 +105,20 @@ def test_ingest_adds_new_items_with_existing_ids_frozen(indexed):
     store, v1, v2 = indexed
     assert v2["operation"] == "incremental_append" and v2["parent_version"] == "v000001"
     assert v2["id_diff"] == {"added": 5, "removed": 0, "changed": 0, "unchanged": 22}
-    items = pq.read_table(Store(store).version_dir("v000002") / "items.parquet").to_pylist()
+    items = pq.read_table(Store(store).version("v000002").items).to_pylist()
     failed = [r for r in items if r["status"] == "failed"]
     assert [r["path"] for r in failed] == ["images/corrupt.png"] and failed[0]["error"]
+    # the batch is its own source: the same relative path in two folders stays two files
+    assert failed[0]["source_id"].startswith("batch")
+    assert len({(r["source_id"], r["path"]) for r in items}) == len(items)
+    sources = {s["source_id"] for s in Store(store).manifest("v000002")["sources"]}
+    assert {r["source_id"] for r in items} == sources and len(sources) == 2
     assert v2["items"]["ok"] == 27 and v2["items"]["failed"] == 1
     assert "old_items" in v2["eval"]["subsets"] and "new_items" in v2["eval"]["subsets"]
 
 
 def test_audit_versions_and_manifest(indexed, capsys):
-    from ace_core.media import sha256_file
+    from ace_core.media.discovery import sha256_file
 
     store, _, _ = indexed
     audit = run(capsys, "audit", "--store", str(store))
@@ -148,10 +153,14 @@ def test_audit_versions_and_manifest(indexed, capsys):
 
 
 def test_query_returns_items_of_the_version(indexed, capsys):
+    from ace_core.media.discovery import sha256_file
+
     store, _, _ = indexed
     out = run(capsys, "query", "a red circle", "--store", str(store), "-k", "3")
     assert out["version"] == "v000002" and len(out["results"]) == 3
     assert set(out["results"][0]) >= {"item_id", "path", "modality", "sid", "score"}
+    for r in out["results"]:  # every result is traceable to its file
+        assert sha256_file(r["location"]) == r["item_id"] and r["location"].endswith(r["path"])
     sids = {r["sid"] for r in out["results"]}
     table = pq.read_table(Store(store).version_dir("v000002") / "semantic_ids.parquet")
     assert sids <= set(table.column("sid").to_pylist())
@@ -159,61 +168,64 @@ def test_query_returns_items_of_the_version(indexed, capsys):
     assert main(["query", "x", "-k", "0", "--store", str(store)]) == 2
 
 
-def test_reindex_of_unchanged_corpus_embeds_nothing_and_keeps_ids(
+def test_reindex_keeps_ingested_items_and_an_unchanged_one_reuses_everything(
     indexed, sample_corpus, config_file, capsys
 ):
-    store, _, _ = indexed
+    store, _, v2 = indexed
     v3 = run(
         capsys, "index", str(sample_corpus), "--store", str(store), "--config", config_file, *TINY
     )
-    assert v3["shards_computed"] == 0
-    assert v3["reused_from"] == "v000001"  # same embeddings, captions, config and code
-    audit = run(capsys, "audit", "--store", str(store), "--from", "v000001", "--to", v3["version"])
-    assert (audit["added"], audit["removed"], audit["changed"], audit["unchanged"]) == (0, 0, 0, 22)
+    # the ingested batch is a source too: nothing is removed; only the failed file is retried
+    assert v3["removed_items"] == [] and v3["id_diff"]["removed"] == 0
+    assert v3["items"]["ok"] == v2["items"]["ok"] == 27 and v3["shards_computed"] <= 1
+    v4 = run(capsys, "index", "--store", str(store), "--config", config_file, *TINY)
+    assert v4["shards_computed"] == 0
+    assert v4["reused_from"] == v3["version"]  # same embeddings, captions, config and code
+    audit = run(capsys, "audit", "--store", str(store), "--from", v3["version"])
+    assert (audit["added"], audit["removed"], audit["changed"], audit["unchanged"]) == (0, 0, 0, 27)
 
 
 def test_build_outputs_are_reused_only_for_identical_inputs(indexed):
-    from tasks import steps
+    from dataclasses import replace
+
+    from storage.catalog import version_config
+    from storage.staging import reuse_published, stage_copy
 
     store, _, _ = indexed
-    s = Store(store)
-    cfg = s.manifest("v000001")["config"]
-    staged = steps.stage_copy(str(store), "v000001")
-    for name in ("semantic_ids.parquet", "codebooks"):  # what a fresh stage lacks
-        p = Path(staged) / name
+    cfg = version_config(str(store), "v000001")
+    staged = stage_copy(str(store), "v000001")
+    for p in (staged.semantic_ids, staged.codebooks):  # what a fresh stage lacks
         shutil.rmtree(p) if p.is_dir() else p.unlink()
-    changed = {**cfg, "train": {**cfg["train"], "epochs": cfg["train"]["epochs"] + 1}}
-    assert steps.reuse_published(str(store), staged, changed) is None
-    assert not (Path(staged) / "retriever").exists()
-    assert steps.reuse_published(str(store), staged, cfg) is not None
-    assert (Path(staged) / "reused_from").read_text() in {"v000001", "v000003"}
-    assert (Path(staged) / "retriever" / "weights.safetensors").exists()
+    changed = replace(cfg, train=replace(cfg.train, epochs=cfg.train.epochs + 1))
+    assert reuse_published(str(store), staged, changed) is None
+    assert not staged.retriever.exists()
+    assert reuse_published(str(store), staged, cfg) is not None
+    assert staged.reused_from.read_text() == "v000001"
+    assert staged.retriever_weights.exists()
 
 
-def _staged_retrain(store) -> str:
+def _staged_retrain(store):
     """A staged copy of v000001 ready to publish (as a retrain would leave it)."""
-    from tasks import steps
+    from storage.staging import stage_copy
 
-    s = Store(store)
-    staged = steps.stage_copy(str(store), "v000001")
-    shutil.copytree(s.version_dir("v000001") / "retriever", f"{staged}/retriever")
-    shutil.copy(s.version_dir("v000001") / "eval.json", f"{staged}/eval.json")
+    v1 = Store(store).version("v000001")
+    staged = stage_copy(str(store), "v000001")
+    shutil.copytree(v1.retriever, staged.retriever)
+    shutil.copy(v1.eval, staged.eval)
     return staged
 
 
 def _publish_retrain(store, staged, **kw) -> dict:
-    from tasks import steps
+    from storage.catalog import version_config
+    from storage.publish import publish_version
 
-    config = Store(store).manifest("v000001")["config"]
-    return steps.publish_version(
+    return publish_version(
         str(store),
         staged,
         operation="retrain",
         expected_parent=None,
-        config=config,
+        config=version_config(str(store), "v000001"),
         ids_report={},
-        flow_run_id=None,
-        encoders={},
         **kw,
     )
 
@@ -270,7 +282,7 @@ def test_kill_9_during_index_leaves_store_intact_and_rerun_reuses_shards(
     import sys
     import time
 
-    from storage.versions import validate_version
+    from storage.publish import validate_version
 
     store = tmp_path / "store"
     shutil.copytree(indexed[0], store)
@@ -325,10 +337,11 @@ def test_kill_9_during_index_leaves_store_intact_and_rerun_reuses_shards(
         proc.wait()
     assert s.latest() == before and s.versions() == versions
     for v in versions:
-        validate_version(s.version_dir(v))
+        validate_version(s.version(v))
     again = run(capsys, "index", str(corpus), "--store", str(store), "--config", config_file, *TINY)
     assert again["shards_computed"] == 0 and s.latest() == again["version"]
-    assert again["items"]["ok"] == 23  # copy.png has the bytes of an indexed item
+    # the store's sources (27 ok items) + new.png; copy.png has the bytes of an indexed item
+    assert again["items"]["ok"] == 28 and again["removed_items"] == []
 
 
 def test_train_flow_retrains_a_version_with_the_same_ids(indexed):

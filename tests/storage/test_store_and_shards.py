@@ -1,12 +1,12 @@
 import numpy as np
 import pytest
 
-from ace_core.media import MediaFile
-from ace_core.semantic_ids import SemanticIDs
+from ace_core.ids.semantic_ids import SemanticIDs
+from ace_core.media.discovery import MediaFile
 from storage.shards import load_shard_files, plan_shards, with_current_paths
 from storage.store import Store, StoreError
 from storage.tables import items_table
-from storage.versions import id_diff
+from storage.audit import id_diff
 
 
 def _files(paths):
@@ -22,10 +22,27 @@ def test_shard_keys_depend_on_content_and_specs_follow_moved_files(tmp_path):
     assert {s.key for s in other}.isdisjoint({s.key for s in a})
 
 
-def test_items_rows_take_the_current_paths():
-    rows = [{"item_id": "1", "path": "old.png", "modality": "image", "status": "ok"}]
-    out = with_current_paths(items_table(rows), {"1": "new.png"})
-    assert out["path"].to_pylist() == ["new.png"]
+def test_items_rows_take_the_current_source_and_path():
+    rows = [
+        {"item_id": "1", "path": "old.png", "modality": "image", "status": "ok"},
+        {"item_id": "2", "source_id": "a", "path": "gone.png", "modality": "image"},
+    ]
+    now = [MediaFile("new.png", "/c/new.png", "1", "image", 1, source_id="b")]
+    out = with_current_paths(items_table(rows), now)
+    assert out["path"].to_pylist() == ["new.png", "gone.png"]
+    assert out["source_id"].to_pylist() == ["b", "a"]
+
+
+def test_items_tables_without_source_ids_are_read_in_the_current_schema(tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from storage.tables import ITEMS_SCHEMA, read_items_table
+
+    old = pa.table({"item_id": ["1"], "path": ["a.png"], "modality": ["image"], "status": ["ok"]})
+    pq.write_table(old, tmp_path / "items.parquet")
+    t = read_items_table(tmp_path / "items.parquet")
+    assert t.schema == ITEMS_SCHEMA and t["source_id"].to_pylist() == [None]
 
 
 def test_id_diff_counts():
@@ -49,14 +66,14 @@ def test_store_resolve_and_latest(tmp_path):
     with pytest.raises(StoreError, match="no published version"):
         s.resolve(None)
     staged = s.new_staging_version()
-    (staged / "manifest.json").write_text("{}")
+    staged.manifest.write_text("{}")
     with s.lock():
         s.publish(staged, s.next_version())
     assert s.latest() == "v000001" and s.resolve("1") == "v000001"
     with pytest.raises(StoreError, match="unknown version"):
         s.resolve("v000009")
     staged2 = s.new_staging_version()
-    (staged2 / "manifest.json").write_text("{}")
+    staged2.manifest.write_text("{}")
     with pytest.raises(StoreError, match="already exists"):
         s.publish(staged2, "v000001")
     assert s.latest() == "v000001"

@@ -1,0 +1,41 @@
+"""Identifier diffs between versions (what `ace audit` and every manifest report)."""
+
+from __future__ import annotations
+
+from ace_core.ids.semantic_ids import SemanticIDs
+from storage.codebooks import read_semantic_ids
+from storage.store import Store, StoreError
+
+
+def id_diff(old: SemanticIDs | None, new: SemanticIDs, *, detail: bool = False) -> dict:
+    """added / removed / changed / unchanged item counts between two ID sets."""
+    before = dict(zip(old.item_ids, old.sids)) if old is not None else {}
+    after = dict(zip(new.item_ids, new.sids))
+    added = sorted(set(after) - set(before))
+    removed = sorted(set(before) - set(after))
+    common = set(after) & set(before)
+    changed = sorted(i for i in common if before[i] != after[i])
+    out = {
+        "added": len(added),
+        "removed": len(removed),
+        "changed": len(changed),
+        "unchanged": len(common) - len(changed),
+    }
+    if detail:
+        out["changed_items"] = [{"item_id": i, "from": before[i], "to": after[i]} for i in changed]
+        out["added_items"] = [{"item_id": i, "sid": after[i]} for i in added]
+        out["removed_items"] = [{"item_id": i, "sid": before[i]} for i in removed]
+    return out
+
+
+def audit(store: str, from_version: str | None = None, to_version: str | None = None) -> dict:
+    """Identifier diff between two versions (default: LATEST against its parent)."""
+    s = Store(store)
+    to_v = s.resolve(to_version)
+    from_v = from_version or s.manifest(to_v).get("parent_version")
+    if from_v is None:
+        raise StoreError(f"{to_v} has no parent version; give --from")
+    from_v = s.resolve(from_v)
+    old = read_semantic_ids(s.version(from_v).semantic_ids)
+    new = read_semantic_ids(s.version(to_v).semantic_ids)
+    return {"from": from_v, "to": to_v, **id_diff(old, new, detail=True)}

@@ -1,0 +1,144 @@
+"""The read side of a store: versions, their configuration and eval, and queries against a
+version's model. The command line prints what these return."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+from ace_core.config_io import from_dict
+from ace_core.index_config import IndexConfig
+from ace_core.retrieval.retrieval_model import RetrievalModel
+from storage.codebooks import read_semantic_ids
+from storage.retriever_io import load_retriever
+from storage.sources import Source
+from storage.store import Store, StoreError
+from storage.version_data import read_items, version_embeddings
+
+# settings renamed when configs were nested: old manifests are read with their new names
+_LEGACY_CONFIG_KEYS = {
+    ("ingest_epochs",): ("ingest", "epochs"),
+    ("ingest_lr_scale",): ("ingest", "lr_scale"),
+    ("replay_ratio",): ("ingest", "replay_ratio"),
+    ("train", "dense_epochs"): ("train", "dense", "epochs"),
+    ("train", "dense_lr"): ("train", "dense", "lr"),
+}
+
+
+def config_from_manifest(config: dict) -> IndexConfig:
+    """The typed configuration a manifest recorded (older manifests' flat names migrated)."""
+    config = json.loads(json.dumps(config))  # a deep copy
+    for old, new in _LEGACY_CONFIG_KEYS.items():
+        parent = config
+        for key in old[:-1]:
+            parent = parent.get(key, {})
+        if old[-1] in parent:
+            value = parent.pop(old[-1])
+            target = config
+            for key in new[:-1]:
+                target = target.setdefault(key, {})
+            target[new[-1]] = value
+    return from_dict(IndexConfig, config)
+
+
+def version_config(store: str, version: str | None = None) -> IndexConfig:
+    return config_from_manifest(Store(store).manifest(version)["config"])
+
+
+def version_sources(store: str, version: str | None = None) -> dict[str, Source]:
+    return {s["source_id"]: Source(**s) for s in Store(store).manifest(version).get("sources", [])}
+
+
+def list_versions(store: str) -> list[dict]:
+    """One row per published version, oldest first."""
+    s = Store(store)
+    latest = s.latest()
+    rows = []
+    for v in s.versions():
+        m = s.manifest(v)
+        ev, c = m.get("eval", {}), m.get("counts", {})
+        rows.append(
+            {
+                "version": v,
+                "parent_version": m.get("parent_version"),
+                "operation": m.get("operation"),
+                "created_at": m.get("created_at"),
+                "items": c.get("ok"),
+                "failed": c.get("failed"),
+                "sources": [src["source_id"] for src in m.get("sources", [])],
+                "latest": v == latest,
+                "eval": {k: (ev.get(k) or {}).get("R@1") for k in ("generative", "dense")},
+            }
+        )
+    return rows
+
+
+def version_eval(store: str, version: str | None = None) -> dict:
+    """The eval.json of a version, with the version's name."""
+    s = Store(store)
+    v = s.resolve(version)
+    ev = json.loads(s.version(v).eval.read_text())
+    keys = ("protocol", "queries", "generative", "dense", "subsets", "ablations")
+    return {"version": v, **{k: ev.get(k) for k in keys}}
+
+
+@dataclass
+class VersionModel:
+    """A version loaded for queries: its model, items, semantic IDs and sources."""
+
+    version: str
+    model: RetrievalModel
+    items: dict[str, dict]  # item_id -> items.parquet row
+    sids: dict[str, str]  # item_id -> "c.f1.f2.f3.u"
+    sources: dict[str, Source]
+
+    def result(self, row: int, score: float) -> dict:
+        item_id = self.model.item_ids[row]
+        item = self.items[item_id]
+        source = self.sources.get(item["source_id"])
+        return {
+            "item_id": item_id,
+            "path": item["path"],
+            "source_id": item["source_id"],
+            "location": source.locate(item["path"]) if source else None,
+            "modality": item["modality"],
+            "sid": self.sids[item_id],
+            "score": round(score, 4),
+        }
+
+    def query(self, text: str, k: int = 10, *, beam: int = 10, dense: bool = False) -> dict:
+        if dense:
+            hits = self.model.dense_search([text], k)[0]
+        else:
+            hits = self.model.search([text], k, beam=max(beam, k))[0]
+        return {
+            "query": text,
+            "version": self.version,
+            "mode": "dense" if dense else "generative",
+            "results": [self.result(i, score) for i, score in hits],
+        }
+
+
+def load_version_model(store: str, version: str | None = None) -> VersionModel:
+    s = Store(store)
+    v = s.resolve(version)
+    layout = s.version(v)
+    if not layout.retriever_weights.exists():
+        raise StoreError(f"version {v} has no retriever")
+    ids, _, x = version_embeddings(layout)
+    sids = read_semantic_ids(layout.semantic_ids)
+    model = load_retriever(layout.retriever, ids, x, sids.tokens())
+    items = {r["item_id"]: r for r in read_items(layout).to_pylist()}
+    return VersionModel(
+        v, model, items, dict(zip(sids.item_ids, sids.sids)), version_sources(store, v)
+    )
+
+
+def ablation_metrics(store: str, version: str | None = None) -> dict:
+    """Test metrics of the ablations of a version (each trains its own model)."""
+    from ace_core.retrieval.ablations import run_ablations
+    from storage.version_data import training_data
+
+    s = Store(store)
+    v = s.resolve(version)
+    return run_ablations(training_data(s.version(v)), version_config(store, v))

@@ -1,0 +1,94 @@
+"""The one place that knows the file names of a version folder.
+
+versions/<version>/
+  manifest.json              version, parent, operation, sources, config, files + sha256, ...
+  items.parquet              one row per discovered file, good or bad (with its source_id)
+  embeddings/part-*.parquet  item_id, modality, embedding
+  captions.parquet           item_id, caption, split
+  semantic_ids.parquet       item_id, coarse, fine, suffix, sid
+  codebooks/                 K-Means centroids, RQ-VAE weights + config
+  retriever/                 retriever weights + config + tokenizer
+  eval.json                  metrics of this version
+  build_key                  hash of what decided IDs and retriever (reuse of a published build)
+  reused_from                the version whose build this one reuses, when it does
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class VersionLayout:
+    """Paths inside one version folder (published or staged)."""
+
+    root: Path
+
+    def __init__(self, root: str | os.PathLike):
+        object.__setattr__(self, "root", Path(root))
+
+    @property
+    def manifest(self) -> Path:
+        return self.root / "manifest.json"
+
+    @property
+    def items(self) -> Path:
+        return self.root / "items.parquet"
+
+    @property
+    def embeddings_dir(self) -> Path:
+        return self.root / "embeddings"
+
+    def embedding_part(self, n: int) -> Path:
+        return self.embeddings_dir / f"part-{n:05d}.parquet"
+
+    def embedding_parts(self) -> list[Path]:
+        return sorted(self.embeddings_dir.glob("part-*.parquet"))
+
+    @property
+    def captions(self) -> Path:
+        return self.root / "captions.parquet"
+
+    @property
+    def semantic_ids(self) -> Path:
+        return self.root / "semantic_ids.parquet"
+
+    @property
+    def codebooks(self) -> Path:
+        return self.root / "codebooks"
+
+    @property
+    def retriever(self) -> Path:
+        return self.root / "retriever"
+
+    @property
+    def retriever_weights(self) -> Path:
+        return self.retriever / "weights.safetensors"
+
+    @property
+    def eval(self) -> Path:
+        return self.root / "eval.json"
+
+    @property
+    def build_key(self) -> Path:
+        return self.root / "build_key"
+
+    @property
+    def reused_from(self) -> Path:
+        return self.root / "reused_from"
+
+    # what a published build lends to a version with the same inputs
+    def build_outputs(self) -> tuple[Path, ...]:
+        return (self.semantic_ids, self.codebooks, self.retriever, self.eval)
+
+    # what a retrain starts from: the same items, embeddings, captions, IDs and codebooks
+    def data_files(self) -> tuple[Path, ...]:
+        return (self.items, self.captions, self.semantic_ids, self.embeddings_dir, self.codebooks)
+
+    def __str__(self) -> str:
+        return str(self.root)
+
+    def __fspath__(self) -> str:
+        return str(self.root)

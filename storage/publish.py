@@ -1,0 +1,191 @@
+"""Validating a staged version, writing its manifest, and the atomic publish.
+
+Modelled on Iceberg snapshots: a version is validated (row counts, unique IDs, every ID
+resolvable in the trie, eval present), gets a manifest listing every file with its sha256,
+is renamed into versions/ and only then does LATEST move (storage/store.py).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import subprocess
+import time
+from collections.abc import Sequence
+from dataclasses import asdict
+from pathlib import Path
+
+import pyarrow.parquet as pq
+
+from ace_core.config_io import config_hash, to_dict
+from ace_core.index_config import IndexConfig
+from ace_core.media.discovery import sha256_file
+from ace_core.retrieval.constrained_generation import Trie
+from storage.audit import id_diff
+from storage.codebooks import read_semantic_ids
+from storage.layout import VersionLayout
+from storage.sources import Source, sources_holding
+from storage.store import Store, StoreError
+from storage.version_data import ok_item_ids, read_items, version_embeddings
+
+
+class ValidationError(Exception):
+    """A staged version that must not be published."""
+
+
+def validate_version(v: VersionLayout) -> dict:
+    """Row counts, unique IDs, every ID resolvable in the trie, eval present."""
+    items = read_items(v)
+    ok_ids = ok_item_ids(items)
+    emb_ids, _, _ = version_embeddings(v)
+    if emb_ids != ok_ids:
+        raise ValidationError(f"embeddings hold {len(emb_ids)} rows for {len(ok_ids)} ok items")
+    if len(set(items["item_id"].to_pylist())) != items.num_rows:
+        raise ValidationError("items.parquet has duplicate item_ids")
+    sids = read_semantic_ids(v.semantic_ids)
+    if sids.item_ids != ok_ids:
+        raise ValidationError(f"semantic_ids has {len(sids.item_ids)} rows for {len(ok_ids)} items")
+    if len(set(sids.sids)) != len(sids.sids):
+        raise ValidationError("semantic IDs are not unique")
+    trie = Trie(sids.tokens())
+    unresolved = [i for i, row in enumerate(sids.tokens()) if trie.item(row) != i]
+    if unresolved:
+        raise ValidationError(f"{len(unresolved)} IDs do not resolve in the trie")
+    if not v.eval.exists():
+        raise ValidationError("eval.json missing")
+    if not v.retriever_weights.exists():
+        raise ValidationError("retriever weights missing")
+    return {"items": items.num_rows, "ok": len(ok_ids), "ids": len(sids.sids)}
+
+
+def publish_version(
+    store: str,
+    staged: VersionLayout,
+    *,
+    operation: str,
+    expected_parent: str | None,
+    config: IndexConfig,
+    ids_report: dict,
+    flow_run_id: str | None = None,
+    encoders: dict | None = None,
+    lock_timeout_s: float = 30.0,
+) -> dict:
+    """Validate, write the manifest, move into versions/ and replace LATEST (under the lock)."""
+    s = Store(store)
+    validate_version(staged)
+    with s.lock(lock_timeout_s):
+        parent = s.latest()
+        if operation == "incremental_append" and parent != expected_parent:
+            raise StoreError(
+                f"LATEST moved from {expected_parent} to {parent} while this ingest "
+                f"ran; re-run the ingest on top of {parent}"
+            )
+        version = s.next_version()
+        new = read_semantic_ids(staged.semantic_ids)
+        old = read_semantic_ids(s.version(parent).semantic_ids) if parent else None
+        manifest = write_manifest(
+            staged,
+            {
+                "version": version,
+                "parent_version": parent,
+                "operation": operation,
+                "reused_from": (
+                    staged.reused_from.read_text() if staged.reused_from.exists() else None
+                ),
+                "flow_run_id": flow_run_id,
+                "input_set_hash": input_set_hash(new.item_ids),
+                "sources": [asdict(src) for src in _item_sources(s, staged)],
+                "encoders": encoders or {},
+                "config": to_dict(config),
+                "config_hash": config_hash(config),
+                "counts": counts(staged, ids_report),
+                "ids": ids_report,
+                "id_diff": id_diff(old, new),
+                "eval": eval_summary(json.loads(staged.eval.read_text())),
+            },
+        )
+        s.publish(staged, version)
+    return manifest
+
+
+def _item_sources(s: Store, staged: VersionLayout) -> list[Source]:
+    ids = {i for i in read_items(staged)["source_id"].to_pylist() if i is not None}
+    return sources_holding(s, ids)
+
+
+def eval_summary(ev: dict) -> dict:
+    keys = ("protocol", "queries", "generative", "dense", "ablations", "subsets", "training")
+    return {k: ev[k] for k in keys if k in ev}
+
+
+def code_version() -> str:
+    root = Path(__file__).resolve().parents[1]
+    try:
+        out = subprocess.run(
+            ["git", "describe", "--always", "--dirty", "--tags"],
+            cwd=root,
+            capture_output=True,
+            text=True,
+            timeout=5,
+        )
+        if out.returncode == 0 and out.stdout.strip():
+            return out.stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        pass
+    from ace_core import __version__
+
+    return __version__
+
+
+def input_set_hash(item_ids: Sequence[str]) -> str:
+    h = hashlib.sha256()
+    for i in sorted(item_ids):
+        h.update(i.encode())
+    return h.hexdigest()
+
+
+def file_list(v: VersionLayout) -> list[dict]:
+    out = []
+    for p in sorted(v.root.rglob("*")):
+        if not p.is_file() or p == v.manifest:
+            continue
+        entry = {
+            "path": p.relative_to(v.root).as_posix(),
+            "sha256": sha256_file(p),
+            "bytes": p.stat().st_size,
+        }
+        if p.suffix == ".parquet":
+            entry["rows"] = pq.ParquetFile(p).metadata.num_rows
+        out.append(entry)
+    return out
+
+
+def counts(v: VersionLayout, ids_report: dict) -> dict:
+    items = pq.read_table(v.items, columns=["modality", "status"]).to_pylist()
+    by: dict[str, dict[str, int]] = {}
+    for r in items:
+        by.setdefault(r["modality"], {}).setdefault(r["status"], 0)
+        by[r["modality"]][r["status"]] += 1
+    return {
+        "items": len(items),
+        "ok": sum(r["status"] == "ok" for r in items),
+        "failed": sum(r["status"] == "failed" for r in items),
+        "by_modality": by,
+        "collisions": int(
+            round(ids_report.get("collision_rate", 0) * ids_report.get("n_items", 0))
+        ),
+        "utilization": ids_report.get("utilization"),
+    }
+
+
+def write_manifest(v: VersionLayout, fields: dict) -> dict:
+    manifest = {
+        "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "code_version": code_version(),
+        **fields,
+        "files": file_list(v),
+    }
+    tmp = v.manifest.with_name("manifest.json.tmp")
+    tmp.write_text(json.dumps(manifest, indent=2, default=str))
+    tmp.replace(v.manifest)
+    return manifest
