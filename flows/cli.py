@@ -559,6 +559,33 @@ def _configure_logging(verbose: bool) -> None:
         logging.getLogger().setLevel(logging.DEBUG)
 
 
+class _NoPrefectErrors(logging.Filter):
+    """Prefect logs a failed task or flow with its traceback on the console; the CLI reports
+    the failure itself in one line (details with -v), and the run's logs keep the traceback
+    in Prefect's API (the UI)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (record.name.startswith("prefect") and record.levelno >= logging.ERROR)
+
+
+def _quiet_prefect_console() -> None:
+    import prefect.main  # noqa: F401  (sets up Prefect's logging: its console handler)
+    from prefect.logging.handlers import PrefectConsoleHandler
+
+    loggers = [logging.getLogger()] + [
+        logging.getLogger(n) for n in logging.root.manager.loggerDict if n.startswith("prefect")
+    ]
+    for log in loggers:
+        for h in log.handlers:
+            if isinstance(h, PrefectConsoleHandler) and not any(
+                isinstance(f, _NoPrefectErrors) for f in h.filters
+            ):
+                h.addFilter(_NoPrefectErrors())
+
+
+FLOW_COMMANDS = {"embed", "index", "ingest"}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     try:
@@ -566,6 +593,8 @@ def main(argv: list[str] | None = None) -> int:
     except SystemExit as e:  # argparse already printed usage and the reason
         return 2 if e.code not in (0, None) else 0
     _configure_logging(args.verbose)
+    if args.command in FLOW_COMMANDS and not args.verbose:
+        _quiet_prefect_console()
     try:
         return args.func(args)
     except KeyboardInterrupt:

@@ -27,6 +27,9 @@ $ACE ingest demo-batch --store "$STORE"
 step "ace audit: identifier diff of the new version against its parent"
 $ACE audit --store "$STORE"
 
+step "ace sources: the folders the items come from (every result names its file)"
+$ACE sources list --store "$STORE"
+
 step "ace versions"
 $ACE versions --store "$STORE"
 

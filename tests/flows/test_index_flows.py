@@ -3,7 +3,6 @@
 import json
 import shutil
 import threading
-from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest

@@ -34,5 +34,7 @@ def test_schedule_and_trigger():
     trig = d["train-after-ingest"]["triggers"][0]
     assert trig["expect"] == ["ace.version.published"]
     assert trig["match"]["ace.operation"] == "incremental_append"
-    flow = _load_flow(d["ingest"]["entrypoint"])
-    assert set(d["ingest"]["parameters"]) <= set(flow.parameters.properties)
+    for name in ("ingest", "nightly-reindex"):
+        flow = _load_flow(d[name]["entrypoint"])
+        assert set(d[name]["parameters"]) <= set(flow.parameters.properties)
+    assert "corpus" not in d["nightly-reindex"]["parameters"]  # every source of the store

@@ -3,10 +3,10 @@ import pytest
 
 from ace_core.ids.semantic_ids import SemanticIDs
 from ace_core.media.discovery import MediaFile
+from storage.audit import id_diff
 from storage.shards import load_shard_files, plan_shards, with_current_paths
 from storage.store import Store, StoreError
 from storage.tables import items_table
-from storage.audit import id_diff
 
 
 def _files(paths):
