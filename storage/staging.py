@@ -22,7 +22,7 @@ from ace_core.media.pipeline import EmbedConfig
 from storage.discovery import load_discovery
 from storage.layout import VersionLayout
 from storage.shards import read_items, with_current_paths
-from storage.sources import Source
+from storage.sources import Source, sources_holding
 from storage.store import Store, StoreError
 from storage.tables import embeddings_table, write_table_atomic
 from storage.version_data import (
@@ -111,7 +111,7 @@ def _stage_tables(
     """items.parquet, embeddings/part-*.parquet, captions.parquet. Parts of published
     (immutable) versions are hard-linked; parts from the mutable embedding cache are copied,
     so a published file never shares its bytes with the cache."""
-    write_table_atomic(items.sort_by("item_id"), staged.items)
+    write_table_atomic(_with_locations(items, store).sort_by("item_id"), staged.items)
     staged.embeddings_dir.mkdir(parents=True, exist_ok=True)
     n = 0
     for src in embedding_parts:
@@ -126,6 +126,18 @@ def _stage_tables(
             shutil.copyfile(src, dst)
         n += 1
     write_table_atomic(captions_table(captions, set(ok_item_ids(items))), staged.captions)
+
+
+def _with_locations(items: pa.Table, store: Store) -> pa.Table:
+    """Items rows with ``location``: their source's location joined with their path."""
+    source_ids = items["source_id"].to_pylist()
+    where = {s.source_id: s for s in sources_holding(store, {i for i in source_ids if i})}
+    locations = [
+        where[sid].locate(path) if sid in where else None
+        for sid, path in zip(source_ids, items["path"].to_pylist())
+    ]
+    idx = items.schema.get_field_index("location")
+    return items.set_column(idx, "location", pa.array(locations, pa.string()))
 
 
 def stage_copy(store: str, version: str) -> VersionLayout:

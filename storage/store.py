@@ -76,7 +76,7 @@ class Store:
         return sorted(
             p.name
             for p in self.versions_dir.iterdir()
-            if VERSION_RE.match(p.name) and (p / "manifest.json").exists()
+            if VERSION_RE.match(p.name) and VersionLayout(p).manifest.exists()
         )
 
     def latest(self) -> str | None:
@@ -95,14 +95,14 @@ class Store:
             return name
         if version.isdigit():
             version = f"v{int(version):06d}"
-        if not (self.version_dir(version) / "manifest.json").exists():
+        if not VersionLayout(self.version_dir(version)).manifest.exists():
             known = ", ".join(self.versions()[-5:]) or "none"
             raise StoreError(f"unknown version {version!r} (known: {known})")
         return version
 
     def manifest(self, version: str | None = None) -> dict:
         v = self.resolve(version)
-        return json.loads((self.version_dir(v) / "manifest.json").read_text())
+        return json.loads(VersionLayout(self.version_dir(v)).manifest.read_text())
 
     # ------------------------------------------------------------------ writing
     def next_version(self) -> str:

@@ -22,6 +22,7 @@ ITEMS_SCHEMA = pa.schema(
         ("item_id", pa.string()),  # sha256 of the file's bytes
         ("source_id", pa.string()),  # the store source holding the file (null: older stores)
         ("path", pa.string()),  # relative to that source's location
+        ("location", pa.string()),  # absolute location of the file when it was indexed
         ("modality", pa.string()),  # image | audio | video
         ("status", pa.string()),  # ok | failed
         ("error", pa.string()),  # one-line reason when failed

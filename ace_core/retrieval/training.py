@@ -148,6 +148,33 @@ def _train_epoch(decoder, opt, batches, train_feats, cap_items, emb, targets, cf
     return total / max(count, 1)
 
 
+class _BestCheckpoint:
+    """Keeps the decoder state with the best validation (MRR@10, R@1, -loss); without
+    validation queries, the lowest training loss."""
+
+    def __init__(self, decoder, val, trie, cfg: TrainConfig, device):
+        self.decoder, self.val, self.trie, self.cfg, self.device = decoder, val, trie, cfg, device
+        self.has_val = val is not None and len(val[0]) > 0
+        self.key, self.state, self.epoch, self.metrics = None, None, 0, None
+
+    def consider(self, epoch: int, row: dict) -> None:
+        cfg = self.cfg
+        if self.has_val and (epoch == 0 or epoch % cfg.eval_every == 0 or epoch == cfg.epochs):
+            row["val"] = evaluate_generative(
+                self.decoder, *self.val, self.trie, cfg.val_beam_size, cfg.max_val_queries,
+                self.device,
+            )  # fmt: skip
+            key = (row["val"]["MRR@10"], row["val"]["R@1"], -row.get("loss", 0.0))
+        else:
+            key = None if self.has_val else (-row["loss"],)
+        if key is not None and (self.key is None or key > self.key):
+            self.key, self.epoch, self.metrics = key, epoch, row.get("val")
+            self.state = copy.deepcopy(self.decoder.state_dict())
+
+    def stale(self, epoch: int) -> bool:
+        return self.key is not None and epoch - self.epoch >= self.cfg.patience
+
+
 def train_generative(
     decoder: IDDecoder,
     train_feats: TextFeatures,
@@ -176,54 +203,30 @@ def train_generative(
     cap_items = torch.from_numpy(np.asarray(train_items, np.int64))
     all_caps, all_rows = torch.arange(len(cap_items)), torch.arange(len(emb))
     opt = torch.optim.AdamW(decoder.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    has_val = val is not None and len(val[0]) > 0
-    started, history = time.perf_counter(), []
-    best = {"key": None, "state": None, "epoch": 0, "val": None}
-
-    def consider(epoch: int, row: dict) -> None:
-        if has_val and (epoch == 0 or epoch % cfg.eval_every == 0 or epoch == cfg.epochs):
-            row["val"] = evaluate_generative(
-                decoder, val[0], val[1], trie, cfg.val_beam_size, cfg.max_val_queries, device
-            )
-            key = (row["val"]["MRR@10"], row["val"]["R@1"], -row.get("loss", 0.0))
-        else:
-            key = None if has_val else (-row["loss"],)
-        if key is not None and (best["key"] is None or key > best["key"]):
-            best.update(
-                key=key, epoch=epoch, val=row.get("val"), state=copy.deepcopy(decoder.state_dict())
-            )
-
+    best = _BestCheckpoint(decoder, val, trie, cfg, device)
+    started, history, epoch = time.perf_counter(), [], 0
     with seeded(cfg.seed, device):
-        if validate_initial and has_val:
-            consider(0, {"epoch": 0})
-        epoch = 0
+        if validate_initial and best.has_val:
+            best.consider(0, {"epoch": 0})
         for epoch in range(1, cfg.epochs + 1):
             caps, rows = replay.draw(gen) if replay is not None else (all_caps, all_rows)
             batches = _batches(caps, rows, cfg, gen)
-            row = {
-                "epoch": epoch,
-                "loss": _train_epoch(
-                    decoder, opt, batches, train_feats, cap_items, emb, targets, cfg, device
-                ),
-            }
-            consider(epoch, row)
-            history.append(row)
+            loss = _train_epoch(
+                decoder, opt, batches, train_feats, cap_items, emb, targets, cfg, device
+            )
+            history.append({"epoch": epoch, "loss": loss})
+            best.consider(epoch, history[-1])
             if progress:
-                progress(epoch, row["loss"])
-            if best["key"] is not None and epoch - best["epoch"] >= cfg.patience:
+                progress(epoch, loss)
+            if best.stale(epoch):
                 break
-    decoder.load_state_dict(best["state"])
+    decoder.load_state_dict(best.state)
     decoder.eval()
     seconds = time.perf_counter() - started
     return TrainReport(
-        epoch,
-        best["epoch"],
-        best["val"],
-        seconds,
-        seconds / max(epoch, 1),
-        peak_memory_mb(device),
-        history,
-    )
+        epoch, best.epoch, best.metrics, seconds, seconds / max(epoch, 1),
+        peak_memory_mb(device), history,
+    )  # fmt: skip
 
 
 def evaluate_generative(

@@ -58,7 +58,8 @@ def test_index_ingest_and_nightly_reindex_lose_nothing_and_trace_every_item(
     assert nightly["shards_computed"] == 0  # embeddings come from LATEST
     located = {s["source_id"]: s["location"] for s in Store(store).manifest()["sources"]}
     for r in read_items_table(Store(store).version().items).to_pylist():
-        assert sha256_file(f"{located[r['source_id']]}/{r['path']}") == r["item_id"]
+        assert r["location"] == f"{located[r['source_id']]}/{r['path']}"
+        assert sha256_file(r["location"]) == r["item_id"]
     hits = ace(capsys, "query", "a red circle", "--store", store, "-k", "25")["results"]
     assert {r["source_id"] for r in hits} == {"photos", "uploads"}
     for r in hits:
