@@ -10,6 +10,7 @@ import argparse
 import json
 import logging
 import os
+import shutil
 import sys
 from collections.abc import Callable
 from typing import Any
@@ -19,6 +20,20 @@ from tasks import _env  # noqa: F401  (environment before prefect/transformers i
 
 class UsageError(Exception):
     """Bad usage or input: reported in one line, exit code 2."""
+
+
+EXIT_DAMAGED = 3  # the store's files are not what it wrote (`ace verify` names the file)
+
+
+def _one_line(e: BaseException) -> str:
+    """A one-line reason: the first failure of a copy, the OS error with its path."""
+    if isinstance(e, shutil.Error) and e.args and isinstance(e.args[0], list) and e.args[0]:
+        src, _, why = e.args[0][0]
+        return f"cannot copy {src}: {why}"
+    if isinstance(e, OSError) and e.strerror:
+        where = f": {e.filename}" if e.filename else ""
+        return f"{e.strerror}{where}"
+    return str(e).splitlines()[0] if str(e) else type(e).__name__
 
 
 def _user_errors() -> tuple[type[BaseException], ...]:
@@ -78,7 +93,20 @@ def embed_config_from_args(args, base=None):
         pipeline = replace(pipeline, workers=args.workers)
     shard_size = args.shard_size if _given(args, "shard_size") is not None else cfg.shard_size
     image_embed_dim(image)  # an unknown model name fails here, before any flow starts
+    _check_weight_files(image.pretrained, audio.checkpoint)
     return replace(cfg, image=image, audio=audio, pipeline=pipeline, shard_size=shard_size)
+
+
+def _check_weight_files(image_weights: str | None, audio_checkpoint: str | None) -> None:
+    """A weights path that does not exist is an error before any work (an image tag such as
+    'laion2b_s34b_b79k' has no path separator and no extension)."""
+    looks_like_path = image_weights and (
+        os.sep in image_weights or os.path.splitext(image_weights)[1]
+    )
+    if looks_like_path and not os.path.isfile(image_weights):
+        raise UsageError(f"--image-weights file not found: {image_weights}")
+    if audio_checkpoint and not os.path.isfile(audio_checkpoint):
+        raise UsageError(f"--audio-checkpoint file not found: {audio_checkpoint}")
 
 
 def _add_embed_options(p: argparse.ArgumentParser) -> None:
@@ -205,6 +233,8 @@ def cmd_ingest(args) -> int:
 
 
 def _human_publish(r: dict) -> str:
+    if not r.get("published", True):
+        return f"nothing new to ingest: LATEST stays {r['version']} ({r['seconds']:.1f} s)"
     c, d, e = r["items"], r["id_diff"], r["eval"]
     lines = [
         f"published {r['version']} ({r['operation']}, parent {r['parent_version'] or '-'}) "
@@ -342,6 +372,23 @@ def cmd_eval(args) -> int:
     if not args.ablations:
         out.pop("ablations", None)
     emit(args, out, lambda o: f"{o['version']}: " + _eval_table(o))
+    return 0
+
+
+def cmd_verify(args) -> int:
+    from storage.store import Store
+    from storage.verify import verify_version
+
+    versions = Store(args.store).versions() if args.all else [args.version]
+    reports = [verify_version(args.store, v) for v in versions]
+    emit(
+        args,
+        reports if args.all else reports[0],
+        lambda _: "\n".join(
+            f"{r['version']}: {r['files']} files ({r['bytes']} bytes) match the manifest"
+            for r in reports
+        ),
+    )
     return 0
 
 
@@ -518,6 +565,11 @@ def _add_read_commands(sub, common) -> None:
     p.add_argument("--to", dest="to_version", default=None)
     p.set_defaults(func=cmd_audit)
 
+    p = sub.add_parser("verify", parents=[common], help="check a version's files (sha256)")
+    p.add_argument("--version", default=None, help="default: LATEST")
+    p.add_argument("--all", action="store_true", help="every published version")
+    p.set_defaults(func=cmd_verify)
+
     p = sub.add_parser("eval", parents=[common], help="evaluation of a version")
     p.add_argument("--version", default=None)
     p.add_argument("--ablations", action="store_true", help="include (train if needed) ablations")
@@ -601,7 +653,15 @@ def main(argv: list[str] | None = None) -> int:
         print("ace: interrupted", file=sys.stderr)
         return 130
     except _user_errors() as e:
-        print(f"ace: error: {e}", file=sys.stderr)
+        from storage.store import DamagedStoreError
+
+        if isinstance(e, DamagedStoreError):
+            print(f"ace: {e}", file=sys.stderr)
+            return EXIT_DAMAGED
+        print(f"ace: error: {_one_line(e)}", file=sys.stderr)
+        return 2
+    except (OSError, shutil.Error) as e:  # the machine's: disk full, read-only, permissions
+        print(f"ace: error: {_one_line(e)}", file=sys.stderr)
         return 2
     except Exception as e:  # noqa: BLE001 - last resort: one line, details with -v
         logging.getLogger("ace").debug("internal failure", exc_info=True)

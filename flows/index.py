@@ -6,6 +6,8 @@ Each flow reads top to bottom as task calls; tasks pass paths, typed configs and
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from prefect import flow, task
 
@@ -17,6 +19,25 @@ from storage.store import Store
 from tasks import build as t
 from tasks.embed import discover_ingest_folder, discover_sources
 from tasks.sources import register_folder, sources_to_index
+
+
+@contextmanager
+def building(store: str, what: str) -> Iterator[None]:
+    """One build per store at a time (checked before any work), and staged versions of
+    killed runs cleaned first."""
+    s = Store(store)
+    with s.build_lock(what):
+        s.clean_staging()
+        yield
+
+
+@contextmanager
+def discarded_unless_published(store: str, staged: str) -> Iterator[None]:
+    """A staged version that fails before it is published is removed (disk, not data)."""
+    try:
+        yield
+    finally:
+        Store(store).discard_staged(staged)
 
 
 @flow(name="index-corpus")
@@ -31,34 +52,45 @@ def index_corpus(
     more than ``max_remove`` indexed items (None: any number) stops before embedding."""
     started = time.perf_counter()
     cfg = config or IndexConfig()
-    sources = sources_to_index(store, corpus)
-    discovery, removals = discover_sources(store, sources)
-    t.check_removals(removals, max_remove)
-    base = t.embedding_base(store, cfg)  # LATEST, when its embeddings can be reused
-    shards = run_embedding(discovery, store, cfg.embed, exclude_version=base, exclude_failed=False)
-    staged = t.stage_rebuild(store, discovery, shards, base)
-    ids_report = t.reuse_published(store, staged, cfg)  # same inputs as a published version
-    if ids_report is None:
-        ids_report = t.fit_ids(staged, cfg)
-        t.train_retriever(staged, cfg)
-    published = t.publish_version(store, staged, "full_rebuild", None, cfg, ids_report)
+    with building(store, "ace index"):
+        sources = sources_to_index(store, corpus)
+        discovery, removals = discover_sources(store, sources)
+        t.check_removals(removals, max_remove)
+        base = t.embedding_base(store, cfg)  # LATEST (verified), when its embeddings fit
+        shards = run_embedding(
+            discovery, store, cfg.embed, exclude_version=base, exclude_failed=False
+        )
+        staged = t.stage_rebuild(store, discovery, shards, base)
+        with discarded_unless_published(store, staged):
+            ids_report = t.reuse_published(store, staged, cfg)  # same inputs as a publish
+            if ids_report is None:
+                ids_report = t.fit_ids(staged, cfg)
+                t.train_retriever(staged, cfg)
+            published = t.publish_version(store, staged, "full_rebuild", None, cfg, ids_report)
     return _report(published, shards, started, removed=removals.items)
 
 
 @flow(name="ingest-batch")
 def ingest_batch(corpus: str, store: str = "./ace-store") -> dict:
     """Incremental append on top of LATEST with its frozen codebooks and config; the folder
-    becomes a source (or its files join the source that holds it)."""
+    becomes a source (or its files join the source that holds it). A folder with nothing new
+    publishes nothing."""
     started = time.perf_counter()
-    parent = Store(store).resolve(None)
-    cfg = version_config(store, parent)
-    match = register_folder(store, corpus)
-    discovery = discover_ingest_folder(store, match, corpus)
-    shards = run_embedding(discovery, store, cfg.embed, exclude_version=parent)
-    staged = t.stage_ingest(store, discovery, shards, parent)
-    ids_report = t.assign_ids(staged, store, parent)
-    t.train_retriever(staged, cfg, str(Store(store).version(parent).retriever))
-    published = t.publish_version(store, staged, "incremental_append", parent, cfg, ids_report)
+    with building(store, "ace ingest"):
+        parent = t.verified_latest(store)
+        cfg = version_config(store, parent)
+        match = register_folder(store, corpus)
+        discovery = discover_ingest_folder(store, match, corpus)
+        shards = run_embedding(discovery, store, cfg.embed, exclude_version=parent)
+        if not any(o["ok"] + o["failed"] for o in shards):
+            return _unchanged(store, parent, started)
+        staged = t.stage_ingest(store, discovery, shards, parent)
+        with discarded_unless_published(store, staged):
+            ids_report = t.assign_ids(staged, store, parent)
+            t.train_retriever(staged, cfg, str(Store(store).version(parent).retriever))
+            published = t.publish_version(
+                store, staged, "incremental_append", parent, cfg, ids_report
+            )
     return _report(published, shards, started)
 
 
@@ -67,14 +99,14 @@ def train_retriever(store: str, version: str | None = None, ablations: bool = Fa
     """Retrain the retriever of a version (same items and IDs) and publish it as a new
     version (operation ``retrain``)."""
     started = time.perf_counter()
-    s = Store(store)
-    base = s.resolve(version)
-    cfg = t.with_ablations(version_config(store, base), ablations)
-    staged = t.stage_copy(store, base)
-    t.train_retriever(staged, cfg)
-    published = t.publish_version(
-        store, staged, "retrain", s.latest(), cfg, s.manifest(base)["ids"]
-    )
+    with building(store, "ace retrain"):
+        base = t.verified_latest(store, version)
+        cfg = t.with_ablations(version_config(store, base), ablations)
+        staged = t.stage_copy(store, base)
+        with discarded_unless_published(store, staged):
+            t.train_retriever(staged, cfg)
+            ids = Store(store).manifest(base)["ids"]
+            published = t.publish_version(store, staged, "retrain", Store(store).latest(), cfg, ids)
     return _report(published, [], started)
 
 
@@ -90,8 +122,17 @@ def audit_versions(
     return audit_diff(store, from_version, to_version)
 
 
+def _unchanged(store: str, parent: str, started: float) -> dict:
+    """The report of an ingest that found nothing new: LATEST stays as it is."""
+    m = Store(store).manifest(parent)
+    zero = {"added": 0, "removed": 0, "changed": 0, "unchanged": m["counts"]["ok"]}
+    published = {**m, "id_diff": zero, "reused_from": None}
+    return {**_report(published, [], started), "published": False, "operation": "none"}
+
+
 def _report(published: dict, shards: list[dict], started: float, removed=()) -> dict:
     return {
+        "published": True,
         "version": published["version"],
         "parent_version": published["parent_version"],
         "operation": published["operation"],

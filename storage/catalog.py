@@ -13,6 +13,7 @@ from storage.codebooks import read_semantic_ids
 from storage.retriever_io import load_retriever
 from storage.sources import Source
 from storage.store import Store, StoreError
+from storage.verify import verify_version
 from storage.version_data import read_items, version_embeddings
 
 # settings renamed when configs were nested: old manifests are read with their new names
@@ -125,6 +126,7 @@ def load_version_model(store: str, version: str | None = None) -> VersionModel:
     layout = s.version(v)
     if not layout.retriever_weights.exists():
         raise StoreError(f"version {v} has no retriever")
+    verify_version(store, v)  # never answer from damaged files
     ids, _, x = version_embeddings(layout)
     sids = read_semantic_ids(layout.semantic_ids)
     model = load_retriever(layout.retriever, ids, x, sids.tokens())

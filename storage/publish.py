@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from dataclasses import asdict
 from pathlib import Path
 
+import numpy as np
 import pyarrow.parquet as pq
 
 from ace_core.config_io import config_hash, to_dict
@@ -37,9 +38,14 @@ def validate_version(v: VersionLayout) -> dict:
     """Row counts, unique IDs, every ID resolvable in the trie, eval present."""
     items = read_items(v)
     ok_ids = ok_item_ids(items)
-    emb_ids, _, _ = version_embeddings(v)
+    emb_ids, _, emb = version_embeddings(v)
     if emb_ids != ok_ids:
         raise ValidationError(f"embeddings hold {len(emb_ids)} rows for {len(ok_ids)} ok items")
+    bad = np.flatnonzero(~np.isfinite(emb).all(axis=1))
+    if len(bad):
+        raise ValidationError(
+            f"{len(bad)} embeddings are not finite (NaN/inf), e.g. item {emb_ids[bad[0]]}"
+        )
     if len(set(items["item_id"].to_pylist())) != items.num_rows:
         raise ValidationError("items.parquet has duplicate item_ids")
     sids = read_semantic_ids(v.semantic_ids)
@@ -74,6 +80,7 @@ def publish_version(
     s = Store(store)
     validate_version(staged)
     with s.lock(lock_timeout_s):
+        s.drop_orphans()
         parent = s.latest()
         if operation == "incremental_append" and parent != expected_parent:
             raise StoreError(
@@ -147,7 +154,7 @@ def input_set_hash(item_ids: Sequence[str]) -> str:
 def file_list(v: VersionLayout) -> list[dict]:
     out = []
     for p in sorted(v.root.rglob("*")):
-        if not p.is_file() or p == v.manifest:
+        if not p.is_file() or p == v.manifest or p.name.startswith("."):
             continue
         entry = {
             "path": p.relative_to(v.root).as_posix(),

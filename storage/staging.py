@@ -75,11 +75,13 @@ def embedding_base(store: str, embed: EmbedConfig) -> str | None:
     """LATEST when its embeddings were made with ``embed``: a full rebuild takes them from it
     instead of embedding those files again."""
     from storage.catalog import version_config
+    from storage.verify import verify_version
 
     s = Store(store)
-    if s.latest() is None:
+    if s.latest() is None or version_config(store).embed != embed:
         return None
-    return s.latest() if version_config(store).embed == embed else None
+    verify_version(store, s.latest())  # its files are carried into the new version
+    return s.latest()
 
 
 def _kept_from_base(

@@ -21,6 +21,8 @@ import json
 import logging
 import os
 import re
+import shutil
+import socket
 import time
 import uuid
 from collections.abc import Iterator
@@ -36,6 +38,14 @@ VERSION_RE = re.compile(r"^v(\d{6,})$")
 
 class StoreError(Exception):
     """A store problem the user can act on (no version yet, unknown version, lock held)."""
+
+
+class DamagedStoreError(StoreError):
+    """The store's own files are not what it wrote (bad LATEST, a file that fails its
+    manifest sha256): reported as a damaged store, never served."""
+
+    def __init__(self, message: str):
+        super().__init__(f"damaged store: {message}")
 
 
 class Store:
@@ -70,7 +80,7 @@ class Store:
         return VersionLayout(self.version_dir(self.resolve(version)))
 
     # ------------------------------------------------------------------ reading
-    def versions(self) -> list[str]:
+    def _published_dirs(self) -> list[str]:
         if not self.versions_dir.is_dir():
             return []
         return sorted(
@@ -79,12 +89,33 @@ class Store:
             if VERSION_RE.match(p.name) and VersionLayout(p).manifest.exists()
         )
 
+    def versions(self) -> list[str]:
+        """Published versions, oldest first. A version folder newer than LATEST is the
+        leftover of a publish killed before LATEST moved: never listed, never served."""
+        latest = self.latest()
+        if latest is None:
+            return []
+        return [v for v in self._published_dirs() if _number(v) <= _number(latest)]
+
     def latest(self) -> str | None:
+        """The served version, validated: a version name whose folder is published."""
         try:
-            name = self.latest_file.read_text().strip()
+            raw = self.latest_file.read_bytes()
         except FileNotFoundError:
             return None
-        return name or None
+        except OSError as e:  # a directory, unreadable, ...
+            raise DamagedStoreError(f"cannot read {self.latest_file}: {e.strerror}") from e
+        name = raw.decode("ascii", errors="replace").strip()
+        if not name:
+            return None
+        if not VERSION_RE.match(name) or len(raw) > 64:
+            raise DamagedStoreError(
+                f"{self.latest_file} does not hold a version name ({name[:40]!r}); "
+                f"it should name one of {self.versions_dir}/v*"
+            )
+        if not VersionLayout(self.version_dir(name)).manifest.exists():
+            raise DamagedStoreError(f"LATEST names {name}, which has no published manifest")
+        return name
 
     def resolve(self, version: str | None = None) -> str:
         """A published version name: ``version`` itself, or LATEST when None."""
@@ -95,19 +126,35 @@ class Store:
             return name
         if version.isdigit():
             version = f"v{int(version):06d}"
-        if not VersionLayout(self.version_dir(version)).manifest.exists():
+        if not VERSION_RE.match(version) or version not in self.versions():
             known = ", ".join(self.versions()[-5:]) or "none"
-            raise StoreError(f"unknown version {version!r} (known: {known})")
+            raise StoreError(f"unknown version {version[:40]!r} (known: {known})")
         return version
 
     def manifest(self, version: str | None = None) -> dict:
         v = self.resolve(version)
-        return json.loads(VersionLayout(self.version_dir(v)).manifest.read_text())
+        path = VersionLayout(self.version_dir(v)).manifest
+        try:
+            return json.loads(path.read_text())
+        except (OSError, ValueError) as e:
+            raise DamagedStoreError(f"cannot read {path}: {e}") from e
 
     # ------------------------------------------------------------------ writing
     def next_version(self) -> str:
-        nums = [int(VERSION_RE.match(v).group(1)) for v in self.versions()]
+        """The name the next publish takes (call under ``lock()``, after ``drop_orphans``)."""
+        nums = [_number(v) for v in self._published_dirs()]
         return f"v{(max(nums) + 1 if nums else 1):06d}"
+
+    def drop_orphans(self) -> list[str]:
+        """Remove version folders newer than LATEST (a publish killed between its rename and
+        LATEST's move). Call under ``lock()``."""
+        latest = self.latest()
+        limit = _number(latest) if latest else 0
+        orphans = [v for v in self._published_dirs() if _number(v) > limit]
+        for v in orphans:
+            logger.warning("removing %s: its publish never completed (LATEST is %s)", v, latest)
+            shutil.rmtree(self.version_dir(v))
+        return orphans
 
     def new_staging_version(self) -> VersionLayout:
         path = (
@@ -116,7 +163,44 @@ class Store:
             / f"{time.strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:8]}"
         )
         path.mkdir(parents=True)
+        (path / OWNER_FILE).write_text(f"{socket.gethostname()} {os.getpid()}\n")
         return VersionLayout(path)
+
+    def discard_staged(self, staged: VersionLayout | str) -> None:
+        """Remove a staged version that will not be published (no-op once published)."""
+        path = Path(staged.root if isinstance(staged, VersionLayout) else staged)
+        if path.is_dir() and self.staging_dir in path.parents:
+            shutil.rmtree(path, ignore_errors=True)
+
+    def clean_staging(self) -> list[str]:
+        """Remove staged versions whose builder process is gone (killed runs)."""
+        folder = self.staging_dir / "versions"
+        removed = []
+        for path in sorted(folder.iterdir()) if folder.is_dir() else []:
+            if not _owner_alive(path / OWNER_FILE):
+                shutil.rmtree(path, ignore_errors=True)
+                removed.append(path.name)
+        return removed
+
+    @contextmanager
+    def build_lock(self, what: str) -> Iterator[None]:
+        """One build (index, ingest, retrain) at a time per store, taken before any work: a
+        second one fails at once instead of after hours of training."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.root / ".build.lock", os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                holder = os.pread(fd, 200, 0).decode(errors="replace").strip() or "another run"
+                raise StoreError(
+                    f"{self.root} is busy: {holder} is building a version; run again when it ends"
+                ) from None
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, f"{what} (pid {os.getpid()})".encode(), 0)
+            yield
+        finally:
+            os.close(fd)
 
     @contextmanager
     def lock(self, timeout_s: float = 30.0) -> Iterator[None]:
@@ -149,6 +233,7 @@ class Store:
         if target.exists():
             raise StoreError(f"version {version} already exists")
         self.versions_dir.mkdir(parents=True, exist_ok=True)
+        (staged.root / OWNER_FILE).unlink(missing_ok=True)
         _fsync_tree(staged.root)
         os.rename(staged.root, target)
         _fsync_dir(self.versions_dir)
@@ -163,6 +248,30 @@ class Store:
             os.fsync(f.fileno())
         os.replace(tmp, self.latest_file)
         _fsync_dir(self.root)
+
+
+OWNER_FILE = ".owner"
+
+
+def _number(version: str) -> int:
+    return int(VERSION_RE.match(version).group(1))
+
+
+def _owner_alive(owner: Path) -> bool:
+    """Whether the process that staged a folder still runs (on this host)."""
+    try:
+        host, pid = owner.read_text().split()
+    except (OSError, ValueError):
+        return False
+    if host != socket.gethostname():
+        return True  # another machine's run: not ours to judge
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, ValueError):
+        return True
+    return int(pid) != 0
 
 
 def _fsync_dir(path: Path) -> None:

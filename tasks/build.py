@@ -29,6 +29,7 @@ from storage.publish import publish_version as publish
 from storage.retriever_io import load_retriever_state, save_retriever
 from storage.shards import read_encoders
 from storage.store import Store
+from storage.verify import verify_version
 from storage.version_data import training_data, version_embeddings
 from tasks._progress import epoch_bar
 
@@ -47,6 +48,12 @@ def retry_on_transient_io(task, task_run, state) -> bool:
 
 
 IO_RETRIES = dict(retries=2, retry_delay_seconds=2, retry_condition_fn=retry_on_transient_io)
+
+
+@task(name="verified-version")
+def verified_latest(store: str, version: str | None = None) -> str:
+    """The version (LATEST by default) after checking its files against its manifest."""
+    return verify_version(store, version)["version"]
 
 
 @task(name="check-removals")

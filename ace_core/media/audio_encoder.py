@@ -9,12 +9,14 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
+from ace_core.errors import AceInputError
 from ace_core.media.decoding import Decoded
 from ace_core.media.encoders import (
     CLAP_EMBED_DIM,
     CLAP_WINDOW,
     AudioEncoderConfig,
     _autocast,
+    _first_line,
     _quiet_build,
     _seeded,
     default_device,
@@ -78,21 +80,19 @@ class ClapAudioEncoder:
         if config.checkpoint:
             try:
                 load_clap_checkpoint(module.model, config.checkpoint)
-                return module, config.checkpoint
-            except (OSError, RuntimeError, ValueError) as e:
-                logger.warning(
-                    "%s: checkpoint %r unusable (%s); using random initialisation",
-                    config.model,
-                    config.checkpoint,
-                    str(e).splitlines()[0][:160],
-                )
-                module = build()
-        else:
-            logger.warning(
-                "%s: no checkpoint given; using random initialisation (seed %d)",
-                config.model,
-                config.seed,
-            )
+            except Exception as e:  # noqa: BLE001 - missing, pickled, garbage, wrong model
+                raise AceInputError(
+                    f"--audio-checkpoint {config.checkpoint!r} cannot be loaded for "
+                    f"{config.model} ({_first_line(e)}); give a laion-clap checkpoint of that "
+                    f"model (.pt or .safetensors), or leave the option out for a random "
+                    f"initialisation"
+                ) from e
+            return module, config.checkpoint
+        logger.warning(
+            "%s: no checkpoint given; using random initialisation (seed %d)",
+            config.model,
+            config.seed,
+        )
         return module, "random-init"
 
     def prepare(self, decoded: Decoded) -> np.ndarray:

@@ -1,5 +1,5 @@
 """Corpus discovery: walk a directory, decide each file's modality from its content, hash it,
-and parse the optional ``captions.jsonl``.
+and read the optional ``captions.jsonl`` (captions.py).
 
 Modality is decided by magic bytes first; container formats that can hold either audio or video
 (MP4/MOV/Matroska/WebM/Ogg/AVI) are probed with PyAV for a video stream. The file extension is
@@ -9,7 +9,6 @@ only a last resort for formats with no magic number (TGA).
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import os
 from collections.abc import Iterable
@@ -17,12 +16,12 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Literal
 
+from ace_core.media.captions import CAPTIONS_FILE, CaptionEntry, parse_captions, printable
+
 logger = logging.getLogger(__name__)
 
 Modality = Literal["image", "audio", "video"]
 MODALITIES: tuple[Modality, ...] = ("image", "audio", "video")
-CAPTIONS_FILE = "captions.jsonl"
-SPLITS = ("train", "val", "test")
 
 
 @dataclass(frozen=True)
@@ -35,14 +34,6 @@ class MediaFile:
     modality: Modality  # decided from the content
     bytes: int  # file size
     source_id: str | None = None  # the store source it was found under (path is relative to it)
-
-
-@dataclass
-class CaptionEntry:
-    """Captions of one item, from captions.jsonl."""
-
-    captions: list[str]
-    split: str | None = None  # "train" | "val" | "test" when the corpus keeps official splits
 
 
 @dataclass
@@ -171,6 +162,7 @@ def discover(root: str | os.PathLike) -> Discovery:
     root = Path(root)
     if not root.is_dir():
         raise FileNotFoundError(f"corpus directory not found: {root}")
+    real_root = root.resolve()
     files: dict[str, MediaFile] = {}
     duplicates: dict[str, list[str]] = {}
     skipped: list[tuple[str, str]] = []
@@ -179,13 +171,14 @@ def discover(root: str | os.PathLike) -> Discovery:
         rel = p.relative_to(root).as_posix()
         if rel == CAPTIONS_FILE:
             continue
-        if not p.is_file():
-            skipped.append((rel, "not a regular file"))
+        problem = _unusable(p, rel, real_root)
+        if problem:
+            skipped.append((printable(rel), problem))
             continue
         try:
             modality = sniff_modality(p)
         except OSError as e:
-            skipped.append((rel, f"unreadable: {e}"))
+            skipped.append((rel, f"unreadable: {e.strerror or e}"))
             continue
         if modality is None:
             skipped.append((rel, "not a supported media file"))
@@ -195,7 +188,7 @@ def discover(root: str | os.PathLike) -> Discovery:
         if item_id in files:
             duplicates.setdefault(item_id, []).append(rel)
             continue
-        files[item_id] = MediaFile(rel, str(p.resolve()), item_id, modality, p.stat().st_size)
+        files[item_id] = MediaFile(rel, str(real_root / rel), item_id, modality, p.stat().st_size)
     captions, errors = parse_captions(root / CAPTIONS_FILE, path_to_id)
     for err in errors:
         logger.warning("%s", err)
@@ -203,54 +196,18 @@ def discover(root: str | os.PathLike) -> Discovery:
     return Discovery(ordered, duplicates, skipped, captions, errors)
 
 
-def parse_captions(
-    path: Path, path_to_id: dict[str, str]
-) -> tuple[dict[str, CaptionEntry], list[str]]:
-    """Parse captions.jsonl; malformed lines and unknown paths are reported, never fatal."""
-    out: dict[str, CaptionEntry] = {}
-    errors: list[str] = []
-    if not path.exists():
-        return out, errors
-    with open(path, "rb") as f:
-        for lineno, raw in enumerate(f, 1):
-            where = f"{CAPTIONS_FILE}:{lineno}"
-            try:
-                line = raw.decode("utf-8").strip()
-            except UnicodeDecodeError:
-                errors.append(f"{where}: not valid UTF-8")
-                continue
-            if not line:
-                continue
-            try:
-                obj = json.loads(line)
-            except json.JSONDecodeError as e:
-                errors.append(f"{where}: malformed JSON ({e.msg})")
-                continue
-            reason = _caption_problem(obj)
-            if reason:
-                errors.append(f"{where}: {reason}")
-                continue
-            item_id = path_to_id.get(obj["path"].removeprefix("./"))
-            if item_id is None:
-                errors.append(f"{where}: unknown path {obj['path']!r} (no such media file)")
-                continue
-            caps = [c.strip() for c in obj["captions"] if c.strip()]
-            entry = out.setdefault(item_id, CaptionEntry([], obj.get("split")))
-            entry.captions.extend(c for c in caps if c not in entry.captions)
-    return out, errors
-
-
-def _caption_problem(obj: object) -> str | None:
-    if not isinstance(obj, dict):
-        return "expected a JSON object"
-    if not isinstance(obj.get("path"), str) or not obj["path"]:
-        return "missing or non-string 'path'"
-    caps = obj.get("captions")
-    if not isinstance(caps, list) or not all(isinstance(c, str) for c in caps):
-        return "'captions' must be a list of strings"
-    split = obj.get("split")
-    if split is not None and split not in SPLITS:
-        return f"'split' must be one of {', '.join(SPLITS)}, got {split!r}"
+def _unusable(p: Path, rel: str, real_root: Path) -> str | None:
+    """Why a walked path cannot be an item (None when it can)."""
+    try:
+        rel.encode("utf-8")
+    except UnicodeEncodeError:
+        return "file name is not valid UTF-8 (rename it)"
+    if p.is_symlink():
+        target = p.resolve()
+        if real_root not in target.parents:
+            return "symbolic link to a file outside the corpus (not followed)"
+    if not p.is_file():
+        return "not a regular file"
     return None
 
 

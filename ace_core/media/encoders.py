@@ -26,6 +26,7 @@ from typing import Any, Protocol
 import numpy as np
 import torch
 
+from ace_core.errors import AceInputError
 from ace_core.media.decoding import Decoded
 
 logger = logging.getLogger(__name__)
@@ -68,6 +69,11 @@ class AudioEncoderConfig:
 class VideoConfig:
     n_frames: int = 8  # uniformly sampled frames per video
     timeout_s: float = 60.0  # per-file decord timeout before the PyAV fallback
+
+
+def _first_line(e: BaseException) -> str:
+    text = str(e).strip().splitlines()
+    return (text[0] if text else type(e).__name__)[:200]
 
 
 def default_device() -> torch.device:
@@ -195,19 +201,17 @@ class OpenClipImageEncoder:
                         weights_only=True,
                     )
                 return model, config.pretrained
-            except Exception as e:  # noqa: BLE001 - offline tag, missing file: fall back
-                logger.warning(
-                    "%s: pretrained weights %r unavailable (%s); using random initialisation",
-                    config.model,
-                    config.pretrained,
-                    str(e).splitlines()[0][:160],
-                )
-        else:
-            logger.warning(
-                "%s: no pretrained weights given; using random initialisation (seed %d)",
-                config.model,
-                config.seed,
-            )
+            except Exception as e:  # noqa: BLE001 - offline tag, missing or unusable file
+                raise AceInputError(
+                    f"--image-weights {config.pretrained!r} cannot be loaded for {config.model} "
+                    f"({_first_line(e)}); give a local checkpoint of that model, or leave the "
+                    f"option out for a random initialisation"
+                ) from e
+        logger.warning(
+            "%s: no pretrained weights given; using random initialisation (seed %d)",
+            config.model,
+            config.seed,
+        )
         with _seeded(config.seed), _quiet_build():
             model = open_clip.create_model(config.model, pretrained=None)
         return model, "random-init"

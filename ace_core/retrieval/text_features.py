@@ -24,10 +24,14 @@ class TextFeatures:
         batch: int = 128,
     ):
         self.encoder, self.device = encoder, torch.device(device)
-        enc = tokenizer(
-            list(texts), padding=True, truncation=True, max_length=max_tokens, return_tensors="pt"
-        )
-        self.ids, self.mask = enc["input_ids"], enc["attention_mask"]
+        if texts:
+            enc = tokenizer(
+                list(texts), padding=True, truncation=True, max_length=max_tokens,
+                return_tensors="pt",
+            )  # fmt: skip
+            self.ids, self.mask = enc["input_ids"], enc["attention_mask"]
+        else:  # no captions at all (a caption-less corpus): nothing to encode
+            self.ids = self.mask = torch.zeros((0, 1), dtype=torch.long)
         n, t = self.ids.shape
         size_mb = encoder.n_layers * n * t * encoder.hidden * 2 / 2**20
         self.cached: torch.Tensor | None = None

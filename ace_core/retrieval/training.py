@@ -114,7 +114,8 @@ def _batches(caps: torch.Tensor, index_rows: torch.Tensor, cfg: TrainConfig, gen
     """Shuffled mix of caption batches (indices into the training captions) and indexing-task
     batches (item rows)."""
     n_caps = len(caps)
-    out = [("cap", caps[b]) for b in torch.randperm(n_caps, generator=gen).split(cfg.batch_size)]
+    perm = torch.randperm(n_caps, generator=gen)
+    out = [("cap", caps[b]) for b in perm.split(cfg.batch_size) if len(b)]
     if cfg.index_task and len(index_rows):
         reps = int(min(cfg.max_index_repeats, max(1, -(-n_caps // len(index_rows)))))
         rows = index_rows.repeat(reps)

@@ -63,13 +63,44 @@ def test_open_clip_checkpoint_from_local_path_round_trips(tmp_path, tiny_encoder
     assert not np.allclose(_embed(tiny_encoders["image"], ims), _embed(src, ims))
 
 
-def test_missing_checkpoint_falls_back_to_random_init(tmp_path, caplog):
-    with caplog.at_level(logging.WARNING, logger="ace_core.media.encoders"):
-        enc = OpenClipImageEncoder(
-            ImageEncoderConfig("ace-tiny-vit", pretrained=str(tmp_path / "nope.pt")), device="cpu"
-        )
-    assert enc.weights_source == "random-init"
-    assert any("unavailable" in r.getMessage() for r in caplog.records)
+class _Payload:
+    """Unpickling this runs code (writes a marker file): a weights loader must refuse it."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (open, (str(self.marker), "w"))
+
+
+def _unusable_weights(tmp_path):
+    import pickle
+
+    pickled = tmp_path / "evil.pt"
+    pickled.write_bytes(pickle.dumps({"state_dict": _Payload(tmp_path / "ran")}))
+    garbage = tmp_path / "garbage.safetensors"
+    garbage.write_bytes(b"\x00not a checkpoint" * 10)
+    return {"missing": tmp_path / "nope.pt", "pickle": pickled, "garbage": garbage}
+
+
+def test_unusable_image_weights_are_an_error_never_a_silent_random_init(tmp_path):
+    from ace_core.errors import AceInputError
+
+    for kind, path in _unusable_weights(tmp_path).items():
+        with pytest.raises(AceInputError, match="--image-weights .* cannot be loaded"):
+            OpenClipImageEncoder(ImageEncoderConfig("ace-tiny-vit", pretrained=str(path)))
+        assert not (tmp_path / "ran").exists(), kind  # no code ran
+
+
+def test_unusable_audio_checkpoints_are_an_error(tmp_path):
+    from ace_core.errors import AceInputError
+    from ace_core.media.audio_encoder import ClapAudioEncoder
+    from ace_core.media.encoders import AudioEncoderConfig
+
+    for kind, path in _unusable_weights(tmp_path).items():
+        with pytest.raises(AceInputError, match="--audio-checkpoint .* cannot be loaded"):
+            ClapAudioEncoder(AudioEncoderConfig(checkpoint=str(path)), device="cpu")
+        assert not (tmp_path / "ran").exists(), kind
 
 
 def test_video_is_mean_of_frame_embeddings(tiny_encoders):

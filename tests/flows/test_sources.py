@@ -137,8 +137,11 @@ def test_store_written_before_sources_is_read_and_says_how_to_upgrade(
     m = json.loads(v.manifest.read_text())
     m.pop("sources")
     m["config"]["ingest_epochs"] = m["config"].pop("ingest")["epochs"]  # pre-nesting names
+    pq.write_table(pq.read_table(v.items).drop(["source_id", "location"]), v.items)
+    from storage.publish import file_list
+
+    m["files"] = file_list(v)  # a consistent older version: its manifest lists its files
     v.manifest.write_text(json.dumps(m))
-    pq.write_table(pq.read_table(v.items).drop(["source_id"]), v.items)
 
     hits = ace(capsys, "query", "a red circle", "--store", str(store), "-k", "2")["results"]
     assert hits[0]["source_id"] is None and hits[0]["location"] is None and hits[0]["path"]
