@@ -128,7 +128,11 @@ def main() -> None:
     t_ingest = time.perf_counter() - t
     embed_tasks._encoders.cache_clear()
     t = time.perf_counter()
-    again = index_corpus(None, str(tmp / "store"), cfg)  # the nightly re-index of all sources
+    nightly = index_corpus(None, str(tmp / "store"), cfg)  # every source: corpus + batch
+    t_nightly = time.perf_counter() - t
+    embed_tasks._encoders.cache_clear()
+    t = time.perf_counter()
+    again = index_corpus(None, str(tmp / "store"), cfg)  # nothing changed since
     t_again = time.perf_counter() - t
 
     total = sum(stages.values())
@@ -154,7 +158,12 @@ def main() -> None:
         f"{t_ingest / t_index:.2f} | <= 0.25 |"
     )
     print(
-        f"| re-index of the unchanged corpus / first index | {t_again:.1f} / {t_index:.1f} = "
+        f"| nightly re-index of both sources after the ingest / first index | {t_nightly:.1f} / "
+        f"{t_index:.1f} = {t_nightly / t_index:.2f} (shards computed: "
+        f"{nightly['shards_computed']}, removed: {nightly['id_diff']['removed']}) | - |"
+    )
+    print(
+        f"| re-index with nothing changed / first index | {t_again:.1f} / {t_index:.1f} = "
         f"{t_again / t_index:.2f} (shards computed: {again['shards_computed']}, reused "
         f"{again['reused_from']}) | <= 0.3 |"
     )

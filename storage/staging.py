@@ -8,7 +8,8 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -46,8 +47,8 @@ def stage_ingest(
     old = read_captions(p)
     captions = {**{k: v for k, v in found.captions.items() if k not in old}, **old}
     parts = p.embedding_parts() + [Path(o["embeddings_path"]) for o in shard_outputs]
-    staged = s.new_staging_version()
-    _stage_tables(staged, with_current_paths(items, found.files), parts, captions, s)
+    with _new_staged(s) as staged:
+        _stage_tables(staged, with_current_paths(items, found.files), parts, captions, s)
     return staged
 
 
@@ -62,13 +63,25 @@ def stage_rebuild(
     found = load_discovery(discovery_path)
     items = read_items(shard_outputs)
     parts = [Path(o["embeddings_path"]) for o in shard_outputs]
-    staged = s.new_staging_version()
-    if base is not None:
-        kept_items, kept_part = _kept_from_base(s.version(base), found, staged)
-        items = pa.concat_tables([kept_items, items])
-        parts = kept_part + parts
-    _stage_tables(staged, with_current_paths(items, found.files), parts, dict(found.captions), s)
+    with _new_staged(s) as staged:
+        if base is not None:
+            kept_items, kept_part = _kept_from_base(s.version(base), found, staged)
+            items = pa.concat_tables([kept_items, items])
+            parts = kept_part + parts
+        items = with_current_paths(items, found.files)
+        _stage_tables(staged, items, parts, dict(found.captions), s)
     return staged
+
+
+@contextmanager
+def _new_staged(s: Store) -> Iterator[VersionLayout]:
+    """A new staged version folder, removed again if filling it fails (a full disk)."""
+    staged = s.new_staging_version()
+    try:
+        yield staged
+    except BaseException:
+        s.discard_staged(staged)
+        raise
 
 
 def embedding_base(store: str, embed: EmbedConfig) -> str | None:
@@ -145,9 +158,10 @@ def _with_locations(items: pa.Table, store: Store) -> pa.Table:
 def stage_copy(store: str, version: str) -> VersionLayout:
     """A staged copy of a version's tables, IDs and codebooks (retrain on the same items)."""
     s = Store(store)
-    src, staged = s.version(version), s.new_staging_version()
-    for a, b in zip(src.data_files(), staged.data_files()):
-        shutil.copytree(a, b) if a.is_dir() else shutil.copy2(a, b)
+    src = s.version(version)
+    with _new_staged(s) as staged:
+        for a, b in zip(src.data_files(), staged.data_files()):
+            shutil.copytree(a, b) if a.is_dir() else shutil.copy2(a, b)
     return staged
 
 

@@ -25,8 +25,12 @@ class CaptionEntry:
 
 
 def printable(text: str) -> str:
-    """Text safe to print and store (undecodable file-name bytes shown as escapes)."""
-    return text.encode("utf-8", "backslashreplace").decode("utf-8")
+    """Text safe to print and store (undecodable file-name bytes shown as \\xNN escapes)."""
+    try:
+        raw = text.encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError:  # a lone surrogate that is no escaped byte
+        return text.encode("utf-8", "backslashreplace").decode("utf-8")
+    return raw.decode("utf-8", "backslashreplace")
 
 
 def parse_captions(
