@@ -83,7 +83,7 @@ def direct_steps(corpus: str, store: str, ic) -> dict[str, float]:
     ids = build.fit_ids.fn(str(staged), ic)
     times["ids"] = time.perf_counter() - t
     t = time.perf_counter()
-    build.train_retriever.fn(str(staged), ic)
+    build.train_retriever.fn(store, str(staged), ic)
     times["train+eval"] = time.perf_counter() - t
     t = time.perf_counter()
     publish_version(

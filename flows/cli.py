@@ -12,6 +12,7 @@ import logging
 import os
 import shutil
 import sys
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -193,6 +194,8 @@ def cmd_embed(args) -> int:
 
     _require_dir(args.corpus)
     report = embed_corpus(args.corpus, args.store, embed_config_from_args(args))
+    report["seconds"] = _command_seconds(args)
+    report["items_per_s"] = round(report["items"] / max(report["seconds"], 1e-9), 2)
     emit(args, report, _human_embed)
     return 0
 
@@ -207,7 +210,14 @@ def _human_embed(r: dict) -> str:
     ]
     for err in r["caption_errors"][:10]:
         lines.append(f"warning: {err}")
-    return "\n".join(lines)
+    return "\n".join(lines + _failed_lines(r.get("failed_items") or []))
+
+
+def _failed_lines(failed: list[dict], limit: int = 10) -> list[str]:
+    lines = [f"  failed: {f.get('location') or f['path']}: {f['error']}" for f in failed[:limit]]
+    if len(failed) > limit:
+        lines.append(f"  ... and {len(failed) - limit} more failed files (--json lists all)")
+    return lines
 
 
 def cmd_index(args) -> int:
@@ -219,6 +229,7 @@ def cmd_index(args) -> int:
         raise UsageError("--max-remove must be >= 0")
     max_remove = None if args.allow_remove else (args.max_remove or 0)
     report = index_corpus(args.corpus, args.store, index_config_from_args(args), max_remove)
+    report["seconds"] = _command_seconds(args)
     emit(args, report, _human_publish)
     return 0
 
@@ -228,17 +239,29 @@ def cmd_ingest(args) -> int:
 
     _require_dir(args.corpus)
     report = ingest_batch(args.corpus, args.store)
+    report["seconds"] = _command_seconds(args)
     emit(args, report, _human_publish)
     return 0
+
+
+def _command_seconds(args) -> float:
+    """The command's own wall time, from its start (Prefect's start-up included)."""
+    return round(time.perf_counter() - args.started, 2)
 
 
 def _human_publish(r: dict) -> str:
     if not r.get("published", True):
         return f"nothing new to ingest: LATEST stays {r['version']} ({r['seconds']:.1f} s)"
     c, d, e = r["items"], r["id_diff"], r["eval"]
+    reused = (
+        f"; reused {r['reused_from']} (same embeddings, captions, config and code: IDs and "
+        f"retriever taken from it, nothing trained)"
+        if r.get("reused_from")
+        else ""
+    )
     lines = [
         f"published {r['version']} ({r['operation']}, parent {r['parent_version'] or '-'}) "
-        f"in {r['seconds']:.1f} s",
+        f"in {r['seconds']:.1f} s{reused}",
         f"items: {c['items']} ({c['ok']} ok, {c['failed']} failed); IDs: k={r['ids']['k']}, "
         f"{r['ids']['levels']}x{r['ids']['codebook_size']} codes, collision rate "
         f"{r['ids']['collision_rate']} (faiss RQ {r['ids'].get('faiss_rq_collision_rate')}), "
@@ -247,6 +270,7 @@ def _human_publish(r: dict) -> str:
         f"ID diff vs parent: {d['added']} added, {d['removed']} removed, {d['changed']} changed, "
         f"{d['unchanged']} unchanged",
     ]
+    lines += _failed_lines(r.get("failed_items") or [])
     removed = r.get("removed_items") or []
     lines += [f"  removed (file vanished): {x['source_id']}:{x['path']}" for x in removed[:20]]
     if len(removed) > 20:
@@ -367,9 +391,9 @@ def cmd_eval(args) -> int:
     from storage.catalog import ablation_metrics, version_eval
 
     out = version_eval(args.store, args.version)
-    if args.ablations and not out.get("ablations"):
-        out["ablations"] = ablation_metrics(args.store, out["version"])
-    if not args.ablations:
+    if args.ablations:
+        out["ablations"] = ablation_metrics(args.store, out["version"])  # saved and reused
+    else:
         out.pop("ablations", None)
     emit(args, out, lambda o: f"{o['version']}: " + _eval_table(o))
     return 0
@@ -611,16 +635,27 @@ def _configure_logging(verbose: bool) -> None:
         logging.getLogger().setLevel(logging.DEBUG)
 
 
-class _NoPrefectErrors(logging.Filter):
-    """Prefect logs a failed task or flow with its traceback on the console; the CLI reports
-    the failure itself in one line (details with -v), and the run's logs keep the traceback
-    in Prefect's API (the UI)."""
+class _CliConsole(logging.Filter):
+    """What the CLI shows of Prefect's console output: our stage lines (progress lines only
+    off a terminal, where no bars are drawn) and Prefect's warnings. Prefect's INFO chatter and
+    its tracebacks of a failed run are left out: the CLI reports a failure in one line (details
+    with -v) and the run's full log stays in Prefect's API (the UI)."""
+
+    def __init__(self, verbose: bool):
+        super().__init__()
+        self.verbose = verbose
 
     def filter(self, record: logging.LogRecord) -> bool:
-        return not (record.name.startswith("prefect") and record.levelno >= logging.ERROR)
+        if not record.name.startswith("prefect"):
+            return True
+        if getattr(record, "ace_stage", False):
+            return not (getattr(record, "ace_progress", False) and sys.stderr.isatty())
+        if record.levelno >= logging.ERROR:
+            return self.verbose
+        return record.levelno >= logging.WARNING or self.verbose
 
 
-def _quiet_prefect_console() -> None:
+def _cli_console(verbose: bool) -> None:
     import prefect.main  # noqa: F401  (sets up Prefect's logging: its console handler)
     from prefect.logging.handlers import PrefectConsoleHandler
 
@@ -629,24 +664,25 @@ def _quiet_prefect_console() -> None:
     ]
     for log in loggers:
         for h in log.handlers:
-            if isinstance(h, PrefectConsoleHandler) and not any(
-                isinstance(f, _NoPrefectErrors) for f in h.filters
-            ):
-                h.addFilter(_NoPrefectErrors())
+            if isinstance(h, PrefectConsoleHandler):
+                h.filters[:] = [f for f in h.filters if not isinstance(f, _CliConsole)]
+                h.addFilter(_CliConsole(verbose))
 
 
 FLOW_COMMANDS = {"embed", "index", "ingest"}
 
 
 def main(argv: list[str] | None = None) -> int:
+    started = time.perf_counter()
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
     except SystemExit as e:  # argparse already printed usage and the reason
         return 2 if e.code not in (0, None) else 0
+    args.started = started
     _configure_logging(args.verbose)
-    if args.command in FLOW_COMMANDS and not args.verbose:
-        _quiet_prefect_console()
+    if args.command in FLOW_COMMANDS:
+        _cli_console(args.verbose)
     try:
         return args.func(args)
     except KeyboardInterrupt:

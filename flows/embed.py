@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 
+import pyarrow.compute as pc
 from prefect import flow
 from prefect.task_runners import ThreadPoolTaskRunner
 
@@ -66,7 +67,10 @@ def embed_corpus(corpus: str, store: str, config: EmbedConfig | None = None) -> 
     discovery = discover_corpus(corpus, store)
     outputs = run_embedding(discovery, store, config or EmbedConfig())
     found = load_discovery(discovery)
-    report = summarize_items(read_items(outputs))
+    items = read_items(outputs)
+    report = summarize_items(items)
+    failed = items.filter(pc.equal(items["status"], "failed"))
+    report["failed_items"] = failed.select(["item_id", "path", "modality", "error"]).to_pylist()
     seconds = time.perf_counter() - started
     report.update(
         skipped=len(found.skipped),

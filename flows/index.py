@@ -65,7 +65,7 @@ def index_corpus(
             ids_report = t.reuse_published(store, staged, cfg)  # same inputs as a publish
             if ids_report is None:
                 ids_report = t.fit_ids(staged, cfg)
-                t.train_retriever(staged, cfg)
+                t.train_retriever(store, staged, cfg)
             published = t.publish_version(store, staged, "full_rebuild", None, cfg, ids_report)
     return _report(published, shards, started, removed=removals.items)
 
@@ -87,7 +87,7 @@ def ingest_batch(corpus: str, store: str = "./ace-store") -> dict:
         staged = t.stage_ingest(store, discovery, shards, parent)
         with discarded_unless_published(store, staged):
             ids_report = t.assign_ids(staged, store, parent)
-            t.train_retriever(staged, cfg, str(Store(store).version(parent).retriever))
+            t.train_retriever(store, staged, cfg, str(Store(store).version(parent).retriever))
             published = t.publish_version(
                 store, staged, "incremental_append", parent, cfg, ids_report
             )
@@ -104,7 +104,7 @@ def train_retriever(store: str, version: str | None = None, ablations: bool = Fa
         cfg = t.with_ablations(version_config(store, base), ablations)
         staged = t.stage_copy(store, base)
         with discarded_unless_published(store, staged):
-            t.train_retriever(staged, cfg)
+            t.train_retriever(store, staged, cfg)
             ids = Store(store).manifest(base)["ids"]
             published = t.publish_version(store, staged, "retrain", Store(store).latest(), cfg, ids)
     return _report(published, [], started)
@@ -142,6 +142,7 @@ def _report(published: dict, shards: list[dict], started: float, removed=()) -> 
         "reused_from": published["reused_from"],
         "id_diff": published["id_diff"],
         "removed_items": list(removed),
+        "failed_items": published.get("failed_items", []),
         "shards_computed": sum(o["computed"] for o in shards),
         "seconds": round(time.perf_counter() - started, 2),
     }

@@ -17,6 +17,7 @@ A run killed at any point leaves LATEST and every published version untouched.
 from __future__ import annotations
 
 import fcntl
+import hashlib
 import json
 import logging
 import os
@@ -52,6 +53,14 @@ class Store:
     def __init__(self, root: str | os.PathLike):
         self.root = Path(root)
 
+    @property
+    def key(self) -> str:
+        """A short name unique to this store's location (folder name + path hash), for
+        artifact keys and event resources, so two stores never share a history."""
+        path = str(self.root.resolve())
+        slug = re.sub(r"[^a-z0-9]+", "-", self.root.resolve().name.lower()).strip("-") or "store"
+        return f"{slug[:24]}-{hashlib.sha256(path.encode()).hexdigest()[:8]}"
+
     # ------------------------------------------------------------------ paths
     @property
     def versions_dir(self) -> Path:
@@ -71,6 +80,11 @@ class Store:
     @property
     def sources_file(self) -> Path:
         return self.root / "sources.json"
+
+    def ablations_file(self, version: str) -> Path:
+        """Ablation results computed after a version was published (versions are
+        immutable; these are derived, reusable results about one)."""
+        return self.root / "ablations" / f"{version}.json"
 
     def version_dir(self, version: str) -> Path:
         return self.versions_dir / version

@@ -6,6 +6,7 @@ never sees a half-written table.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 from collections.abc import Iterable, Sequence
@@ -63,6 +64,14 @@ def write_table_atomic(table: pa.Table, path: str | os.PathLike) -> None:
     pq.write_table(table, tmp, compression="zstd")
     with open(tmp, "rb") as f:
         os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def write_json_atomic(data, path: str | os.PathLike) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp.write_text(json.dumps(data, indent=2))
     os.replace(tmp, path)
 
 

@@ -31,6 +31,14 @@ def known_item_ids(v: VersionLayout, *, ok_only: bool = False) -> set[str]:
     return set(t["item_id"].to_pylist())
 
 
+def failed_items(v: VersionLayout) -> list[dict]:
+    """The files a version recorded as failed, with their reasons."""
+    items = read_items(v)
+    failed = items.filter(pa.compute.equal(items["status"], "failed"))
+    cols = ("item_id", "source_id", "path", "location", "modality", "error")
+    return failed.select(list(cols)).to_pylist()
+
+
 def ok_item_ids(items: pa.Table) -> list[str]:
     return sorted(items.filter(pa.compute.equal(items["status"], "ok"))["item_id"].to_pylist())
 

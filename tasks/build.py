@@ -30,8 +30,8 @@ from storage.retriever_io import load_retriever_state, save_retriever
 from storage.shards import read_encoders
 from storage.store import Store
 from storage.verify import verify_version
-from storage.version_data import training_data, version_embeddings
-from tasks._progress import epoch_bar
+from storage.version_data import failed_items, training_data, version_embeddings
+from tasks._progress import epoch_progress, stage
 
 TRANSIENT = {errno.EAGAIN, errno.EBUSY, errno.EIO, errno.ENOSPC, errno.ETIMEDOUT, errno.ESTALE}
 
@@ -95,7 +95,16 @@ def fit_ids(staged: str, config: IndexConfig) -> dict:
     indexer, sids = fit_semantic_ids(ids, x, config.ids)
     save_indexer(indexer, v.codebooks)
     write_semantic_ids(sids, v.semantic_ids)
+    _ids_fitted(indexer.report)
     return indexer.report
+
+
+def _ids_fitted(r: dict) -> None:
+    stage(
+        "IDs fitted: %d items, k=%d, %dx%d codes, collision rate %s, rel. error %s",
+        r["n_items"], r["k"], r["levels"], r["codebook_size"], r["collision_rate"],
+        r.get("rel_recon_error"),
+    )  # fmt: skip
 
 
 @task(name="assign-semantic-ids")
@@ -107,17 +116,21 @@ def assign_ids(staged: str, store: str, parent: str) -> dict:
     ids, _, x = version_embeddings(v)
     merged, report = indexer.extend(read_semantic_ids(p.semantic_ids), ids, x)
     write_semantic_ids(merged, v.semantic_ids)
+    _ids_fitted(report)
     return report
 
 
 @task(name="train-retriever")
-def train_retriever(staged: str, config: IndexConfig, init_from: str | None = None) -> dict:
+def train_retriever(
+    store: str, staged: str, config: IndexConfig, init_from: str | None = None
+) -> dict:
     """Train (or fine-tune from ``init_from``, a retriever folder) and evaluate; writes
     retriever/ and eval.json; returns the eval record."""
     v, data = VersionLayout(staged), training_data(VersionLayout(staged))
     init = load_retriever_state(init_from) if init_from else None
     epochs = config.ingest.epochs if init else config.train.epochs
-    with epoch_bar("train retriever", epochs) as progress:
+    key = f"ace-{Store(store).key}-training"
+    with epoch_progress("training epoch", epochs, key) as progress:
         fit = fit_retrieval(
             data.item_ids, data.embeddings, data.sids, data.indexer, data.captions,
             config=config.retriever, train=config.train, ingest=config.ingest,
@@ -128,6 +141,9 @@ def train_retriever(staged: str, config: IndexConfig, init_from: str | None = No
     if config.ablations:
         record["ablations"] = run_ablations(data, config)
     v.eval.write_text(json.dumps(record, indent=2))
+    g = record.get("generative") or {}
+    stage("retriever trained: test R@1 %s, R@10 %s (%d test queries)",
+          g.get("R@1"), g.get("R@10"), record["queries"]["test"])  # fmt: skip
     return record
 
 
@@ -151,10 +167,16 @@ def publish_version(
         flow_run_id=str(run_id) if run_id else None,
         encoders=read_encoders(Store(store).embed_cache_dir(config_hash(config.embed))),
     )
-    _artifacts(manifest)
+    _artifacts(Store(store).key, manifest)
     _emit_published(store, manifest)
+    stage("published %s (%s, parent %s)", manifest["version"], operation,
+          manifest["parent_version"] or "-")  # fmt: skip
     keys = ("version", "parent_version", "operation", "counts", "id_diff", "eval", "ids")
-    return {**{k: manifest[k] for k in keys}, "reused_from": manifest["reused_from"]}
+    return {
+        **{k: manifest[k] for k in keys},
+        "reused_from": manifest["reused_from"],
+        "failed_items": failed_items(Store(store).version(manifest["version"])),
+    }
 
 
 def with_ablations(config: IndexConfig, ablations: bool) -> IndexConfig:
@@ -162,24 +184,25 @@ def with_ablations(config: IndexConfig, ablations: bool) -> IndexConfig:
 
 
 def _emit_published(store: str, manifest: dict) -> None:
+    s = Store(store)
     emit_event(
         event="ace.version.published",
         resource={
-            "prefect.resource.id": f"ace.version.{manifest['version']}",
-            "ace.store": str(store),
+            "prefect.resource.id": f"ace.version.{s.key}.{manifest['version']}",
+            "ace.store": str(s.root.resolve()),
             "ace.operation": manifest["operation"],
         },
         payload={
             "version": manifest["version"],
             "operation": manifest["operation"],
             "parent_version": manifest["parent_version"],
-            "store": str(store),
+            "store": str(s.root.resolve()),
         },
     )
 
 
-def _artifacts(m: dict) -> None:
-    key = f"ace-{m['version']}"
+def _artifacts(store_key: str, m: dict) -> None:
+    key = f"ace-{store_key}-{m['version']}"
     rows = [
         {"metric": "items", "value": m["counts"]["items"]},
         {"metric": "ok", "value": m["counts"]["ok"]},

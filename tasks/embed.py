@@ -4,13 +4,11 @@ task per shard (cached on content hashes)."""
 from __future__ import annotations
 
 import functools
-import sys
 from dataclasses import asdict
 from pathlib import Path
 
 from prefect import task
 from prefect.cache_policies import INPUTS, TASK_SOURCE
-from tqdm.auto import tqdm
 
 from ace_core.config_io import config_hash
 from ace_core.media.discovery import discover
@@ -28,6 +26,7 @@ from storage.shards import (
 from storage.staging import Removals, plan_removals
 from storage.store import Store
 from storage.version_data import known_item_ids
+from tasks._progress import Progress, stage
 
 
 @functools.lru_cache(maxsize=4)
@@ -50,6 +49,11 @@ def encoders_for(config: EmbedConfig, modalities: set[str]) -> dict:
 
 
 def _save(store: str, found) -> str:
+    stage(
+        "discovered %d media files (%d skipped, %d duplicate paths, %d caption problems)",
+        len(found.files), len(found.skipped), sum(map(len, found.duplicates.values())),
+        len(found.caption_errors),
+    )  # fmt: skip
     return str(save_discovery(found, Store(store).staging_dir / "discovery"))
 
 
@@ -107,19 +111,13 @@ def embed_shard(spec: dict, store: str, config: EmbedConfig) -> dict:
     files = load_shard_files(shard)
     encoders = encoders_for(config, {f.modality for f in files})
     record_encoders(cache, encoders)
-    bar = tqdm(
-        total=len(files),
-        desc=f"embed {shard.name}",
-        unit="item",
-        file=sys.stderr,
-        disable=None,
-        leave=False,
-    )
-    results = embed_files(files, encoders, config.pipeline, on_result=lambda _: bar.update())
+    progress = Progress(f"embedding {shard.name}", len(files), "items",
+                        f"ace-{Store(store).key}-embedding")  # fmt: skip
+    results = embed_files(files, encoders, config.pipeline, on_result=lambda _: progress.update())
     try:
         out = write_embed_shard(results, cache, shard, common_dim(config))
     finally:
-        bar.close()
+        progress.close()
     return asdict(out)
 
 

@@ -22,6 +22,8 @@ import numpy as np
 logger = logging.getLogger(__name__)
 
 DEFAULT_MAX_PIXELS = 89_478_485  # Pillow's default MAX_IMAGE_PIXELS (about 0.25 GB of RGBA)
+MIN_IMAGE_SIDE = 4  # px: a smaller image carries nothing an encoder can use
+MIN_AUDIO_SECONDS = 0.1  # a shorter clip is a click, not a sound to search for
 
 
 class DecodeError(Exception):
@@ -78,6 +80,10 @@ def decode_image(path: str, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> Decoded:
     except Exception as e:  # noqa: BLE001 - Pillow raises many types for bad files
         raise DecodeError(_one_line(e)) from e
     w, h = rgb.size
+    if min(w, h) < MIN_IMAGE_SIDE:
+        raise DecodeError(
+            f"image too small to embed: {w}x{h} px (at least {MIN_IMAGE_SIDE} px a side)"
+        )
     return Decoded(rgb, {"width": w, "height": h, "n_frames": n_frames})
 
 
@@ -147,6 +153,10 @@ def decode_audio(path: str, *, sample_rate: int = 48_000) -> Decoded:
     if not np.isfinite(samples).all():
         raise DecodeError("audio holds NaN or infinite samples")
     duration = samples.shape[0] / sr
+    if duration < MIN_AUDIO_SECONDS:
+        raise DecodeError(
+            f"audio too short to embed: {duration:.4f} s (at least {MIN_AUDIO_SECONDS} s)"
+        )
     if sr != sample_rate:
         import soxr
 

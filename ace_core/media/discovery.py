@@ -124,7 +124,50 @@ def sniff_modality(path: str | os.PathLike, head: bytes | None = None) -> Modali
             return _probe_container(path)
     if Path(path).suffix.lower() in _IMAGE_EXT:
         return "image"
+    return _identify(path)
+
+
+_NOT_MEDIA_FORMATS = {"tty", "lavfi", "ffmetadata", "srt", "ass", "webvtt", "data", "bin"}
+
+
+def _identify(path: str | os.PathLike) -> Modality | None:
+    """A file with no magic number we know: an image if Pillow opens and decodes it (PCX,
+    XPM, every format Pillow reads), else audio or video if PyAV opens a real container and
+    decodes a frame of it (MPEG-1/2 program streams, anything FFmpeg reads); else None."""
+    from PIL import Image
+
+    try:
+        with Image.open(path) as im:
+            im.load()  # confirm with the decoder: formats Pillow only identifies fail here
+            return "image"
+    except Exception:  # noqa: BLE001 - not an image Pillow can read
+        pass
+    return _decodable_stream(path)
+
+
+def _decodable_stream(path: str | os.PathLike) -> Modality | None:
+    import av
+
+    try:
+        with av.open(str(path)) as c:
+            if c.format.name in _NOT_MEDIA_FORMATS:
+                return None
+            streams = [s for s in c.streams if s.type in ("video", "audio")]
+            video = [s for s in streams if s.type == "video" and not _cover_art(s)]
+            stream = video[0] if video else next((s for s in streams if s.type == "audio"), None)
+            if stream is None:
+                return None
+            for _ in c.decode(stream):  # one decoded frame confirms it
+                return "video" if stream.type == "video" else "audio"
+    except Exception:  # noqa: BLE001 - anything PyAV cannot open or decode is not media
+        return None
     return None
+
+
+def _cover_art(stream) -> bool:
+    import av
+
+    return bool(stream.disposition & av.stream.Disposition.attached_pic)
 
 
 def _probe_container(path: str | os.PathLike) -> Modality | None:

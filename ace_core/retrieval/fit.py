@@ -144,7 +144,7 @@ def fit_retrieval(
     train: TrainConfig = TrainConfig(),
     device: str | torch.device | None = None,
     encoder=None,
-    progress: Callable[[int, float], None] | None = None,
+    progress: Callable[[int, dict], None] | None = None,  # (epoch, {loss, val?})
     dense: bool = True,
     init: InitState | None = None,
     ingest: IngestConfig = IngestConfig(),

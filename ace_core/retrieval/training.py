@@ -187,7 +187,7 @@ def train_generative(
     *,
     val: tuple[TextFeatures, np.ndarray] | None = None,
     device="cpu",
-    progress: Callable[[int, float], None] | None = None,
+    progress: Callable[[int, dict], None] | None = None,  # (epoch, {loss, val?})
     replay: Replay | None = None,
     validate_initial: bool = False,
 ) -> TrainReport:
@@ -218,7 +218,7 @@ def train_generative(
             history.append({"epoch": epoch, "loss": loss})
             best.consider(epoch, history[-1])
             if progress:
-                progress(epoch, loss)
+                progress(epoch, history[-1])
             if best.stale(epoch):
                 break
     decoder.load_state_dict(best.state)

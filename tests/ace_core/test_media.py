@@ -77,3 +77,51 @@ def test_non_media_files_are_skipped_and_counted(tmp_path):
 def test_missing_corpus_is_a_clear_error(tmp_path):
     with pytest.raises(FileNotFoundError, match="corpus directory not found"):
         discover(tmp_path / "nope")
+
+
+def _write_formats(folder):
+    """Media that has no magic number we check ourselves, and files too small to embed."""
+    import av
+    import soundfile as sf
+
+    rng = np.random.default_rng(0)
+    rgb = Image.fromarray((rng.random((32, 32, 3)) * 255).astype(np.uint8))
+    rgb.save(folder / "photo.pcx")
+    rgb.save(folder / "pages.tif", save_all=True, append_images=[rgb.rotate(90), rgb.convert("L")])
+    (folder / "icon.xpm").write_text(
+        '/* XPM */\nstatic char *x[] = {\n"4 4 2 1",\n"  c #FF0000",\n". c #0000FF",\n'
+        '" .. ",\n".  .",\n".  .",\n" .. "};\n'
+    )
+    c = av.open(str(folder / "clip.mpg"), "w", format="mpeg")  # MPEG-1 program stream
+    s = c.add_stream("mpeg1video", rate=25)
+    s.width, s.height, s.pix_fmt = 64, 64, "yuv420p"
+    for i in range(25):
+        frame = (np.random.default_rng(i).random((64, 64, 3)) * 255).astype(np.uint8)
+        for packet in s.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
+            c.mux(packet)
+    for packet in s.encode():
+        c.mux(packet)
+    c.close()
+    sf.write(folder / "click.wav", np.zeros(20, np.float32), 48000)  # about 100 bytes
+    Image.new("RGB", (2, 2)).save(folder / "dot.png")
+    (folder / "notes.txt").write_text("hello\n" * 20)
+    (folder / "meta.json").write_text('{"a": 1}')
+
+
+def test_every_format_pillow_or_pyav_decodes_is_media_and_tiny_files_fail(tmp_path, tiny_encoders):
+    from ace_core.media.pipeline import PipelineConfig, embed_files
+
+    _write_formats(tmp_path)
+    found = discover(tmp_path)
+    modality = {f.path: f.modality for f in found.files}
+    assert modality == {
+        "photo.pcx": "image", "pages.tif": "image", "icon.xpm": "image", "clip.mpg": "video",
+        "click.wav": "audio", "dot.png": "image",
+    }  # fmt: skip
+    assert {p for p, _ in found.skipped} == {"notes.txt", "meta.json"}
+    results = {r.file.path: r for r in embed_files(found.files, tiny_encoders, PipelineConfig())}
+    for ok in ("photo.pcx", "pages.tif", "icon.xpm", "clip.mpg"):
+        assert results[ok].error is None, (ok, results[ok].error)
+    assert results["pages.tif"].meta["n_frames"] == 3  # the first page, the count recorded
+    assert "audio too short to embed" in results["click.wav"].error
+    assert "image too small to embed: 2x2 px" in results["dot.png"].error

@@ -1,18 +1,15 @@
-import importlib.util
 from pathlib import Path
 
 import yaml
 from prefect import Flow
+from prefect.flows import load_flow_from_entrypoint
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
 def _load_flow(entrypoint: str):
-    path, func = entrypoint.split(":")
-    spec = importlib.util.spec_from_file_location(f"_ep_{func}", ROOT / path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return getattr(module, func)
+    assert ".py" not in entrypoint and "/" not in entrypoint  # a module path: no checkout path
+    return load_flow_from_entrypoint(entrypoint)
 
 
 def test_every_deployment_entrypoint_resolves_to_a_flow():
@@ -34,6 +31,10 @@ def test_schedule_and_trigger():
     trig = d["train-after-ingest"]["triggers"][0]
     assert trig["expect"] == ["ace.version.published"]
     assert trig["match"]["ace.operation"] == "incremental_append"
+    # templates are rendered only under the trigger's own parameters (a deployment's are literal)
+    assert trig["parameters"]["store"] == "{{ event.resource['ace.store'] }}"
+    assert "{{" not in str(d["train-after-ingest"].get("parameters", {}))
+    assert doc["pull"] == []  # nothing frozen at deploy time
     for name in ("ingest", "nightly-reindex"):
         flow = _load_flow(d[name]["entrypoint"])
         assert set(d[name]["parameters"]) <= set(flow.parameters.properties)
