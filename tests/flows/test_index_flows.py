@@ -113,6 +113,12 @@ def test_ingest_adds_new_items_with_existing_ids_frozen(indexed):
     sources = {s["source_id"] for s in Store(store).manifest("v000002")["sources"]}
     assert {r["source_id"] for r in items} == sources and len(sources) == 2
     assert v2["items"]["ok"] == 27 and v2["items"]["failed"] == 1
+    assert [(f["path"], bool(f["error"])) for f in v2["failed_items"]] == [
+        ("images/corrupt.png", True)
+    ]
+    from flows.cli import _human_publish
+
+    assert f"failed: {v2['failed_items'][0]['location']}: " in _human_publish(v2)
     assert "old_items" in v2["eval"]["subsets"] and "new_items" in v2["eval"]["subsets"]
 
 
@@ -180,6 +186,9 @@ def test_reindex_keeps_ingested_items_and_an_unchanged_one_reuses_everything(
     v4 = run(capsys, "index", "--store", str(store), "--config", config_file, *TINY)
     assert v4["shards_computed"] == 0
     assert v4["reused_from"] == v3["version"]  # same embeddings, captions, config and code
+    from flows.cli import _human_publish
+
+    assert f"reused {v3['version']}" in _human_publish(v4).splitlines()[0]
     audit = run(capsys, "audit", "--store", str(store), "--from", v3["version"])
     assert (audit["added"], audit["removed"], audit["changed"], audit["unchanged"]) == (0, 0, 0, 27)
 
