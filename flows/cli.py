@@ -399,6 +399,26 @@ def cmd_eval(args) -> int:
     return 0
 
 
+def cmd_serve(args) -> int:
+    from flows.serve import is_loopback, serve
+
+    token = args.token or os.environ.get("ACE_SERVE_TOKEN")
+    if not is_loopback(args.host) and not token:
+        raise UsageError(
+            f"--host {args.host} is reachable from other machines: give --token (or set "
+            f"ACE_SERVE_TOKEN); without one, serve on 127.0.0.1"
+        )
+    if not 0 < args.port < 65536:
+        raise UsageError(f"--port must be 1..65535, got {args.port}")
+    from storage.store import Store
+
+    Store(args.store).resolve(None)  # a store with nothing to serve is an error now
+    print(f"serving {args.store} on http://{args.host}:{args.port}/ (API docs: /docs)",
+          file=sys.stderr)  # fmt: skip
+    serve(args.store, args.host, args.port, token)
+    return 0
+
+
 def cmd_verify(args) -> int:
     from storage.store import Store
     from storage.verify import verify_version
@@ -588,6 +608,12 @@ def _add_read_commands(sub, common) -> None:
     p.add_argument("--from", dest="from_version", default=None)
     p.add_argument("--to", dest="to_version", default=None)
     p.set_defaults(func=cmd_audit)
+
+    p = sub.add_parser("serve", parents=[common], help="the search service and web page")
+    p.add_argument("--host", default="127.0.0.1", help="bind address (default loopback)")
+    p.add_argument("--port", type=int, default=8765)
+    p.add_argument("--token", default=None, help="required for a non-loopback bind")
+    p.set_defaults(func=cmd_serve)
 
     p = sub.add_parser("verify", parents=[common], help="check a version's files (sha256)")
     p.add_argument("--version", default=None, help="default: LATEST")

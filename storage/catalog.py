@@ -4,7 +4,7 @@ version's model. The command line prints what these return."""
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from ace_core.config_io import from_dict
 from ace_core.index_config import IndexConfig
@@ -14,7 +14,7 @@ from storage.retriever_io import load_retriever
 from storage.sources import Source
 from storage.store import Store, StoreError
 from storage.verify import verify_version
-from storage.version_data import read_items, version_embeddings
+from storage.version_data import read_captions, read_items, version_embeddings
 
 # settings renamed when configs were nested: old manifests are read with their new names
 _LEGACY_CONFIG_KEYS = {
@@ -92,6 +92,8 @@ class VersionModel:
     items: dict[str, dict]  # item_id -> items.parquet row
     sids: dict[str, str]  # item_id -> "c.f1.f2.f3.u"
     sources: dict[str, Source]
+    captions: dict[str, list[str]] = field(default_factory=dict)  # item_id -> captions
+    _rows: dict[str, int] | None = None
 
     def result(self, row: int, score: float) -> dict:
         item_id = self.model.item_ids[row]
@@ -106,6 +108,51 @@ class VersionModel:
             "sid": self.sids[item_id],
             "score": round(score, 4),
         }
+
+    def item(self, item_id: str) -> dict | None:
+        """Metadata, captions and semantic ID of an indexed item (None if not indexed)."""
+        row = self.items.get(item_id)
+        if row is None or item_id not in self.row_of:
+            return None
+        n = self.row_of[item_id]
+        source = self.sources.get(row["source_id"])
+        tokens = self.model.id_tokens[n]
+        return {
+            **{k: v for k, v in row.items() if v is not None},
+            "location": source.locate(row["path"]) if source else row.get("location"),
+            "sid": self.sids[item_id],
+            "captions": self.captions.get(item_id, []),
+            "tokens": tokens.tolist(),
+        }
+
+    @property
+    def row_of(self) -> dict[str, int]:
+        if self._rows is None:
+            self._rows = {i: n for n, i in enumerate(self.model.item_ids)}
+        return self._rows
+
+    def search_many(
+        self, texts: list[str], k: int, *, beam: int = 10, dense: bool = False
+    ) -> list[list[dict]]:
+        """Top-k results of several queries in one batched search."""
+        k = min(k, len(self.model.item_ids))
+        if dense:
+            hits = self.model.dense_search(texts, k)
+        else:
+            hits = self.model.search(texts, k, beam=max(beam, k))
+        return [[self.result(i, score) for i, score in row] for row in hits]
+
+    def similar(self, item_id: str, k: int = 10, *, beam: int = 10) -> list[dict]:
+        """Query by example: the item's embedding through the decoder's item-memory path."""
+        from ace_core.retrieval.training import search_by_embedding
+
+        n = self.row_of[item_id]
+        k = min(k, len(self.model.item_ids))
+        hits = search_by_embedding(
+            self.model.decoder, self.model.item_emb[n : n + 1], self.model.trie,
+            max(beam, k), k, device=self.model.device,
+        )[0]  # fmt: skip
+        return [self.result(i, score) for i, score in hits]
 
     def query(self, text: str, k: int = 10, *, beam: int = 10, dense: bool = False) -> dict:
         if dense:
@@ -131,8 +178,9 @@ def load_version_model(store: str, version: str | None = None) -> VersionModel:
     sids = read_semantic_ids(layout.semantic_ids)
     model = load_retriever(layout.retriever, ids, x, sids.tokens())
     items = {r["item_id"]: r for r in read_items(layout).to_pylist()}
+    captions = {k: e.captions for k, e in read_captions(layout).items()}
     return VersionModel(
-        v, model, items, dict(zip(sids.item_ids, sids.sids)), version_sources(store, v)
+        v, model, items, dict(zip(sids.item_ids, sids.sids)), version_sources(store, v), captions
     )
 
 

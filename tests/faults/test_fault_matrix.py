@@ -334,3 +334,26 @@ def test_the_feature_cache_setting_reaches_training():
     model = SimpleNamespace(features=lambda texts, cache_mb=1024: seen.append(cache_mb))
     _features(model, QuerySplit([("a red circle", 0)]), 7)
     assert seen == [7, 7, 7]  # train, val and test features honour TrainConfig's setting
+
+
+def test_one_caption_per_item_trains_without_held_out_queries():
+    from ace_core.ids.kmeans import KMeansConfig
+    from ace_core.ids.rqvae import RQVAEConfig
+    from ace_core.ids.semantic_ids import SemanticIDConfig, fit_semantic_ids, l2n
+    from ace_core.media.captions import CaptionEntry
+    from ace_core.retrieval.dense import DenseTrainConfig
+    from ace_core.retrieval.fit import fit_retrieval
+    from ace_core.retrieval.model import RetrieverConfig
+    from ace_core.retrieval.training import TrainConfig
+
+    ids = [f"{i:064x}" for i in range(12)]
+    x = l2n(np.random.default_rng(0).standard_normal((12, 16)).astype(np.float32))
+    caps = {i: CaptionEntry([f"item number {n}"]) for n, i in enumerate(ids)}
+    cfg = SemanticIDConfig(kmeans=KMeansConfig(k=2), rqvae=RQVAEConfig(levels=2, max_epochs=2))
+    indexer, sids = fit_semantic_ids(ids, x, cfg)
+    fit = fit_retrieval(
+        ids, x, sids, indexer, caps, config=RetrieverConfig(d_model=32, n_layers=1),
+        train=TrainConfig(epochs=2, dense=DenseTrainConfig(epochs=2)),
+    )  # fmt: skip
+    assert fit.eval["queries"] == {"train": 12, "val": 0, "test": 0}
+    assert len(fit.model.search(["item number 3"], k=3)[0]) == 3

@@ -1,0 +1,162 @@
+"""Search service figures (issue: search service and web page). Prints markdown; not a test.
+
+  .venv/bin/python bench/serve.py [--sizes 1000 100000] [--clients 1 8 32] [--seconds 20]
+
+For each corpus size a synthetic version (n random semantic IDs, 512-d embeddings, the default
+retriever with untrained weights: throughput does not depend on training) is served by the
+real app (`flows/serve.py`) with uvicorn on loopback; 1, 8 and 32 client threads send queries
+for a bounded time; p50/p99 latency and queries/s are reported for the generative retriever
+and for the dense baseline served the same way, with the served process's RSS. The per-call
+cost of the CLI (`ace query` on a small real store, one process per query) is measured once.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import resource
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from tasks import _env  # noqa: E402,F401
+
+
+def synthetic_version(n: int):
+    """A VersionModel over n synthetic IDs (the decoder and dense head untrained)."""
+    import torch
+    from retrieval import synthetic_ids
+
+    from ace_core.retrieval.dense import DenseProjection
+    from ace_core.retrieval.model import IDDecoder, RetrieverConfig, Vocab, build_text_encoder
+    from ace_core.retrieval.retrieval_model import RetrievalModel
+    from storage.catalog import VersionModel
+
+    torch.manual_seed(0)
+    enc, tok, _ = build_text_encoder(RetrieverConfig())
+    tokens, k, K = synthetic_ids(n)
+    vocab = Vocab(k, 3, K, int(tokens[:, -1].max()) + 1)
+    emb = np.random.default_rng(1).standard_normal((n, 512)).astype(np.float32)
+    emb /= np.linalg.norm(emb, axis=1, keepdims=True)
+    ids = [f"{i:064x}" for i in range(n)]
+    decoder = IDDecoder(RetrieverConfig(), vocab, enc.hidden, enc.n_layers, 512).eval()
+    model = RetrievalModel(RetrieverConfig(), vocab, ids, emb, vocab.encode(tokens), enc.eval(),
+                           tok, decoder, DenseProjection(enc.hidden, 512).eval())  # fmt: skip
+    _ = model.trie  # built before serving
+    mods = ("image", "audio", "video")
+    items = {i: {"item_id": i, "source_id": "synthetic", "path": f"{n}/{i[:8]}.png",
+                 "modality": mods[j % 3]} for j, i in enumerate(ids)}  # fmt: skip
+    sids = {i: ".".join(map(str, t)) for i, t in zip(ids, tokens)}
+    return VersionModel("v000001", model, items, sids, {})
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start(vm):
+    import uvicorn
+
+    from flows.serve import VersionHolder, create_app
+
+    holder = VersionHolder("unused")
+    holder.current, holder.start = vm, lambda: None  # a fixed version: no store, no watcher
+    port = _free_port()
+    server = uvicorn.Server(uvicorn.Config(create_app("unused", holder=holder), port=port,
+                                           log_level="warning"))  # fmt: skip
+    threading.Thread(target=server.run, daemon=True).start()
+    while not server.started:
+        time.sleep(0.1)
+    return server, f"http://127.0.0.1:{port}"
+
+
+def load(url: str, clients: int, seconds: float, dense: bool) -> dict:
+    import httpx
+
+    latencies, stop = [], threading.Event()
+    words = ["red", "blue", "circle", "square", "loud", "tone", "moving", "bird", "rain"]
+
+    def loop(c_id: int):
+        rng = np.random.default_rng(c_id)
+        with httpx.Client(base_url=url, timeout=60) as c:
+            while not stop.is_set():
+                q = " ".join(rng.choice(words, 4))
+                t = time.perf_counter()
+                r = c.get("/api/search", params={"q": q, "k": 10, "dense": dense})
+                r.raise_for_status()
+                latencies.append(time.perf_counter() - t)
+
+    threads = [threading.Thread(target=loop, args=(i,)) for i in range(clients)]
+    started = time.perf_counter()
+    for t in threads:
+        t.start()
+    time.sleep(seconds)
+    stop.set()
+    for t in threads:
+        t.join()
+    took = time.perf_counter() - started
+    lat = sorted(latencies)
+    return {
+        "qps": len(lat) / took,
+        "p50": statistics.median(lat) * 1000,
+        "p99": lat[min(len(lat) - 1, int(0.99 * len(lat)))] * 1000,
+    }
+
+
+def cli_cost() -> float:
+    """Seconds of one `ace query` (a new process: imports, model load, one search)."""
+    tmp = Path(tempfile.mkdtemp(prefix="ace-bench-serve-"))
+    ace = [sys.executable, "-m", "flows.cli"]
+    subprocess.run([*ace, "sample-corpus", str(tmp / "c"), "--images", "6", "--audio", "0",
+                    "--videos", "0"], check=True, capture_output=True)  # fmt: skip
+    cfg = tmp / "fast.json"
+    cfg.write_text('{"train": {"epochs": 2}, "embed": {"image": {"model": "ace-tiny-vit"}}}')
+    subprocess.run([*ace, "index", str(tmp / "c"), "--store", str(tmp / "s"), "--config",
+                    str(cfg)], check=True, capture_output=True)  # fmt: skip
+    times = []
+    for _ in range(3):
+        t = time.perf_counter()
+        subprocess.run([*ace, "query", "a red circle", "--store", str(tmp / "s"), "-k", "3"],
+                       check=True, capture_output=True)  # fmt: skip
+        times.append(time.perf_counter() - t)
+    return statistics.median(times)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--sizes", type=int, nargs="+", default=[1000, 100_000])
+    ap.add_argument("--clients", type=int, nargs="+", default=[1, 8, 32])
+    ap.add_argument("--seconds", type=float, default=20)
+    args = ap.parse_args()
+    print(f"CPU threads {os.cpu_count()}; each row runs for {args.seconds:.0f} s\n")
+    print("| IDs | mode | clients | q/s | p50 ms | p99 ms |\n|---|---|---|---|---|---|")
+    for n in args.sizes:
+        server, url = start(synthetic_version(n))
+        for dense in (False, True):
+            for c in args.clients:
+                r = load(url, c, args.seconds, dense)
+                mode = "dense" if dense else "generative"
+                print(
+                    f"| {n:,} | {mode} | {c} | {r['qps']:.1f} | {r['p50']:.0f} | {r['p99']:.0f} |"
+                )
+        server.should_exit = True
+        rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        print(f"| {n:,} | peak RSS of the serving process so far: {rss:.0f} MB | | | | |")
+    print(f"\n`ace query` per call (new process, small store): {cli_cost():.1f} s")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,313 @@
+"""`ace serve`: the HTTP API over a real store, safe defaults, micro-batching, and a version
+swap under load that loses no request."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import socket
+import threading
+import time
+
+import pytest
+
+from flows.cli import main
+from storage.store import Store
+
+FAST = {
+    "train": {"epochs": 2, "eval_every": 2, "dense": {"epochs": 3}},
+    "ids": {"rqvae": {"max_epochs": 2}},
+    "embed": {"image": {"model": "ace-tiny-vit"}, "shard_size": 16},
+}
+
+
+@pytest.fixture(scope="module")
+def store(prefect_harness, tmp_path_factory):
+    """v1 (index) and v2 (a retrain copy) of a small image + audio + video corpus."""
+    from ace_core.synth import CorpusCounts, write_sample_corpus
+
+    root = tmp_path_factory.mktemp("serve")
+    write_sample_corpus(root / "c", seed=8, counts=CorpusCounts(images=4, audio=2, videos=2))
+    (root / "fast.json").write_text(json.dumps(FAST))
+    argv = [
+        "index",
+        str(root / "c"),
+        "--store",
+        str(root / "s"),
+        "--config",
+        str(root / "fast.json"),
+    ]
+    assert main(argv) == 0
+    publish_copy(root / "s")
+    return root / "s"
+
+
+def publish_copy(store) -> str:
+    """Publish LATEST again as a retrain (same items and IDs): a new version, cheaply."""
+    from storage.catalog import version_config
+    from storage.publish import publish_version
+    from storage.staging import stage_copy
+
+    s = Store(store)
+    latest = s.version()
+    staged = stage_copy(str(store), s.latest())
+    shutil.copytree(latest.retriever, staged.retriever)
+    shutil.copy(latest.eval, staged.eval)
+    return publish_version(
+        str(store), staged, operation="retrain", expected_parent=None,
+        config=version_config(str(store)), ids_report=s.manifest()["ids"],
+    )["version"]  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def client(store):
+    from fastapi.testclient import TestClient
+
+    from flows.serve import create_app
+
+    with TestClient(create_app(str(store), watch_s=0.2)) as c:
+        yield c
+
+
+def test_search_returns_results_with_ids_and_urls(client):
+    r = client.get("/api/search", params={"q": "a red circle", "k": 5})
+    assert r.status_code == 200
+    body = r.json()
+    assert body["version"] == "v000002" and len(body["results"]) == 5
+    for hit in body["results"]:
+        assert set(hit) >= {"item_id", "path", "source_id", "modality", "sid", "coarse", "fine",
+                            "suffix", "score", "media_url", "thumb_url"}  # fmt: skip
+        assert hit["sid"] == ".".join(map(str, [hit["coarse"], *hit["fine"], hit["suffix"]]))
+        assert "location" not in hit  # server paths stay private
+    only_audio = client.get("/api/search", params={"q": "a tone", "k": 3, "modality": "audio"})
+    assert {h["modality"] for h in only_audio.json()["results"]} == {"audio"}
+    pinned = client.get("/api/search", params={"q": "a red circle", "version": "v000001"})
+    assert pinned.json()["version"] == "v000001"
+
+
+@pytest.mark.parametrize(
+    "params, status",
+    [
+        ({"q": "x" * 5000}, 413),
+        ({"q": "   "}, 400),
+        ({"q": "x", "k": 0}, 400),
+        ({"q": "x", "k": 1000}, 400),
+        ({"q": "x", "modality": "text"}, 422),
+        ({"q": "x", "version": "../../etc"}, 404),
+    ],
+)
+def test_bad_requests_get_a_4xx_with_a_reason_and_no_trace(client, params, status):
+    r = client.get("/api/search", params=params)
+    assert r.status_code == status and "detail" in r.json()
+    assert "Traceback" not in r.text
+
+
+def test_items_similar_versions_audit_eval(client, store):
+    hit = client.get("/api/search", params={"q": "a blue square", "k": 1}).json()["results"][0]
+    item = client.get(f"/api/items/{hit['item_id']}").json()
+    assert item["sid"] == hit["sid"] and item["modality"] == hit["modality"]
+    assert isinstance(item["captions"], list) and "location" not in item
+    similar = client.get(f"/api/similar/{hit['item_id']}", params={"k": 3}).json()["results"]
+    assert len(similar) == 3 and similar[0]["item_id"] == hit["item_id"]  # itself first
+    assert [v["version"] for v in client.get("/api/versions").json()] == ["v000001", "v000002"]
+    audit = client.get("/api/audit", params={"from": "v000001", "to": "v000002"}).json()
+    assert (audit["added"], audit["removed"], audit["changed"]) == (0, 0, 0)
+    ev = client.get("/api/eval", params={"version": "v000001"}).json()
+    assert ev["version"] == "v000001" and "R@1" in ev["generative"] and ev["ids"]["utilization"]
+    assert client.get("/api/items/" + "0" * 64).status_code == 404
+    assert client.get("/healthz").json() == {
+        "status": "ok", "version": "v000002", "loading": False, "last_error": None
+    }  # fmt: skip
+    assert client.get("/docs").status_code == 200 and "ACE Index" in client.get("/").text
+
+
+def test_media_streams_with_ranges_and_thumbnails_are_jpegs(client):
+    by_kind = {}
+    for kind in ("image", "audio", "video"):
+        r = client.get("/api/search", params={"q": "x", "k": 1, "modality": kind}).json()
+        by_kind[kind] = r["results"][0]
+    for kind, hit in by_kind.items():
+        full = client.get(hit["media_url"])
+        assert full.status_code == 200 and full.headers["content-type"].startswith(kind)
+        part = client.get(hit["media_url"], headers={"Range": "bytes=10-19"})
+        assert part.status_code == 206 and part.content == full.content[10:20]
+        thumb = client.get(hit["thumb_url"])
+        assert thumb.status_code == 200 and thumb.content[:3] == b"\xff\xd8\xff", kind
+    assert client.get("/media/..%2F..%2Fetc%2Fpasswd").status_code == 404
+    assert client.get("/media/" + "f" * 64).status_code == 404
+
+
+def test_a_token_guards_everything_but_the_page_and_health(store):
+    from fastapi.testclient import TestClient
+
+    from flows.serve import create_app
+
+    with TestClient(create_app(str(store), token="s3cret")) as c:
+        assert c.get("/api/versions").status_code == 401
+        assert c.get("/api/versions", params={"token": "s3cret"}).status_code == 200
+        auth = {"Authorization": "Bearer s3cret"}
+        assert c.get("/api/versions", headers=auth).status_code == 200
+        assert c.get("/healthz").status_code == 200
+
+
+def test_a_public_bind_needs_a_token(store, capsys):
+    assert main(["serve", "--store", str(store), "--host", "0.0.0.0"]) == 2
+    assert "--token" in capsys.readouterr().err
+
+
+def test_concurrent_searches_share_one_beam_search(client):
+    from flows.serve import SearchBatcher
+
+    calls = []
+    vm = client.app.state.holder.current
+    real = vm.search_many
+
+    def counted(texts, *a, **k):
+        calls.append(len(texts))
+        return real(texts, *a, **k)
+
+    vm.search_many = counted
+    try:
+        threads = [
+            threading.Thread(target=client.get, args=("/api/search",),
+                             kwargs={"params": {"q": f"query {i}", "k": 3}})
+            for i in range(16)
+        ]  # fmt: skip
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    finally:
+        del vm.search_many
+    assert sum(calls) == 16 and max(calls) > 1  # batched
+    assert isinstance(client.app.state.batcher, SearchBatcher)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_a_version_swap_under_load_loses_no_request(store, tmp_path):
+    import httpx
+    import uvicorn
+
+    from flows.serve import create_app
+
+    copy = tmp_path / "s"
+    shutil.copytree(store, copy)
+    port = _free_port()
+    server = uvicorn.Server(uvicorn.Config(create_app(str(copy), watch_s=0.2), port=port,
+                                           log_level="warning"))  # fmt: skip
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while not server.started and time.monotonic() < deadline:
+        time.sleep(0.1)
+    answers, stop = [], threading.Event()
+
+    def client_loop(i):
+        with httpx.Client(base_url=url, timeout=60) as c:
+            while not stop.is_set():
+                r = c.get("/api/search", params={"q": f"red circle {i}", "k": 2})
+                answers.append((r.status_code, r.json().get("version")))
+
+    clients = [threading.Thread(target=client_loop, args=(i,)) for i in range(4)]
+    for t in clients:
+        t.start()
+    try:
+        time.sleep(1.0)
+        new = publish_copy(copy)
+        deadline = time.monotonic() + 60
+        while not any(v == new for _, v in answers) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        time.sleep(0.5)
+    finally:
+        stop.set()
+        for t in clients:
+            t.join()
+        server.should_exit = True
+        thread.join(10)
+    assert answers and all(code == 200 for code, _ in answers)
+    seen = [v for _, v in answers]
+    assert "v000002" in seen and new in seen  # served before and after the swap
+
+
+def _browser():
+    """Headless Chromium from Debian's packages through Selenium (skips with the reason when
+    either is missing; .ci/run installs both)."""
+    import shutil as sh
+
+    chromium = sh.which("chromium") or sh.which("chromium-browser")
+    driver = sh.which("chromedriver") or sh.which("chromium-driver")
+    if not (chromium and driver):
+        pytest.skip("no headless Chromium here (apt-get install chromium chromium-driver)")
+    try:
+        from selenium import webdriver
+        from selenium.webdriver.chrome.service import Service
+    except ImportError:
+        pytest.skip("selenium is not installed (pip install -e .[dev])")
+    opts = webdriver.ChromeOptions()
+    opts.binary_location = chromium
+    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                "--autoplay-policy=no-user-gesture-required"):  # fmt: skip
+        opts.add_argument(arg)
+    return webdriver.Chrome(service=Service(driver), options=opts)
+
+
+@pytest.fixture
+def served(store):
+    import uvicorn
+
+    from flows.serve import create_app
+
+    port = _free_port()
+    server = uvicorn.Server(uvicorn.Config(create_app(str(store)), port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 60
+    while not server.started and time.monotonic() < deadline:
+        time.sleep(0.1)
+    yield f"http://127.0.0.1:{port}"
+    server.should_exit = True
+    thread.join(10)
+
+
+def test_the_page_searches_plays_switches_versions_and_audits(served):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import Select, WebDriverWait
+
+    browser = _browser()
+    wait = WebDriverWait(browser, 60)
+    try:
+        browser.get(served + "/")
+        wait.until(lambda b: len(b.find_elements(By.CSS_SELECTOR, "#version option")) == 3)
+        browser.find_element(By.ID, "q").send_keys("a red circle")
+        browser.find_element(By.CSS_SELECTOR, "#search-form button").click()
+        wait.until(lambda b: b.find_elements(By.CSS_SELECTOR, "#results .card img"))
+        loaded = "return [...document.querySelectorAll('#results .card img')]" \
+                 ".every(i => i.complete && i.naturalWidth > 0)"  # fmt: skip
+        wait.until(lambda b: b.execute_script(loaded))  # thumbnails shown
+        assert browser.find_elements(By.CSS_SELECTOR, "#results .card .sid")
+
+        Select(browser.find_element(By.ID, "modality")).select_by_value("audio")
+        browser.find_element(By.CSS_SELECTOR, "#search-form button").click()
+        wait.until(lambda b: b.find_elements(By.CSS_SELECTOR, "#results .card audio"))
+        ready = "const a = document.querySelector('#results audio'); a.preload = 'auto';" \
+                "if (a.readyState === 0) a.load(); return a.readyState"  # fmt: skip
+        wait.until(lambda b: b.execute_script(ready) >= 1)  # the audio result opens
+
+        Select(browser.find_element(By.ID, "version")).select_by_value("v000001")
+        status = browser.find_element(By.ID, "search-status")
+        wait.until(lambda b: status.get_attribute("data-version") == "v000001")
+
+        browser.find_element(By.CSS_SELECTOR, "nav button[data-view=audit]").click()
+        wait.until(lambda b: len(b.find_elements(By.CSS_SELECTOR, "#audit-from option")) == 2)
+        browser.find_element(By.CSS_SELECTOR, "#audit-form button").click()
+        wait.until(lambda b: b.find_elements(By.ID, "audit-counts"))
+        cells = browser.find_element(By.ID, "audit-counts").text
+        assert "v000001" in cells and "v000002" in cells
+    finally:
+        browser.quit()
