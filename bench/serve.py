@@ -6,7 +6,8 @@ For each corpus size a synthetic version (n random semantic IDs, 512-d embedding
 retriever with untrained weights: throughput does not depend on training) is served by the
 real app (`flows/serve.py`) with uvicorn on loopback; 1, 8 and 32 client threads send queries
 for a bounded time; p50/p99 latency and queries/s are reported for the generative retriever
-and for the dense baseline served the same way, with the served process's RSS. The per-call
+and for the dense baseline served the same way, with the served process's RSS. The clients
+run in a separate process (threads of their own would share the server's GIL). The per-call
 cost of the CLI (`ace query` on a small real store, one process per query) is measured once.
 """
 
@@ -28,24 +29,28 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from flows import serve as _serve  # noqa: E402,F401  (before bench/ joins sys.path: bench/flows.py)
 from tasks import _env  # noqa: E402,F401
 
 
 def synthetic_version(n: int):
     """A VersionModel over n synthetic IDs (the decoder and dense head untrained)."""
+    import importlib.util
+
     import torch
-    from retrieval import synthetic_ids
 
     from ace_core.retrieval.dense import DenseProjection
     from ace_core.retrieval.model import IDDecoder, RetrieverConfig, Vocab, build_text_encoder
     from ace_core.retrieval.retrieval_model import RetrievalModel
     from storage.catalog import VersionModel
 
+    spec = importlib.util.spec_from_file_location("bench_retrieval", ROOT / "bench/retrieval.py")
+    bench_retrieval = importlib.util.module_from_spec(spec)  # its synthetic IDs, same as there
+    spec.loader.exec_module(bench_retrieval)
     torch.manual_seed(0)
     enc, tok, _ = build_text_encoder(RetrieverConfig())
-    tokens, k, K = synthetic_ids(n)
+    tokens, k, K = bench_retrieval.synthetic_ids(n)
     vocab = Vocab(k, 3, K, int(tokens[:, -1].max()) + 1)
     emb = np.random.default_rng(1).standard_normal((n, 512)).astype(np.float32)
     emb /= np.linalg.norm(emb, axis=1, keepdims=True)
@@ -84,6 +89,23 @@ def start(vm):
 
 
 def load(url: str, clients: int, seconds: float, dense: bool) -> dict:
+    """The load, from another process (client threads would share the server's GIL)."""
+    import multiprocessing as mp
+
+    ctx = mp.get_context("spawn")
+    queue = ctx.Queue()
+    proc = ctx.Process(target=_load_process, args=(url, clients, seconds, dense, queue))
+    proc.start()
+    result = queue.get(timeout=seconds + 300)
+    proc.join()
+    return result
+
+
+def _load_process(url, clients, seconds, dense, queue) -> None:
+    queue.put(_client_loops(url, clients, seconds, dense))
+
+
+def _client_loops(url: str, clients: int, seconds: float, dense: bool) -> dict:
     import httpx
 
     latencies, stop = [], threading.Event()

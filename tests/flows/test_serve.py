@@ -311,3 +311,19 @@ def test_the_page_searches_plays_switches_versions_and_audits(served):
         assert "v000001" in cells and "v000002" in cells
     finally:
         browser.quit()
+
+
+def test_a_version_that_fails_to_load_leaves_the_old_one_serving(store, tmp_path):
+    from flows.serve import VersionHolder
+
+    copy = tmp_path / "s"
+    shutil.copytree(store, copy)
+    holder = VersionHolder(str(copy))
+    holder.refresh()
+    before = holder.current.version
+    new = publish_copy(copy)
+    part = Store(copy).version(new).embedding_parts()[0]
+    part.write_bytes(part.read_bytes()[:-100] + b"\0" * 100)  # damaged after publishing
+    holder.refresh()
+    assert holder.current.version == before and holder.get().version == before
+    assert "damaged store" in holder.last_error and part.name in holder.last_error
