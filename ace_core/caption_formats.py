@@ -3,7 +3,10 @@
 Formats:
 - ``karpathy``: Flickr30K / MS-COCO Karpathy-split JSON (dataset_flickr30k.json,
   dataset_coco.json); "restval" counts as train;
-- ``clotho``: Clotho CSV (file_name, caption_1..caption_5); one file per split;
+- ``coco``: the official COCO captions JSON (captions_val2017.json: ``images[].id/file_name``,
+  ``annotations[].image_id/caption``); the split from SRC=SPLIT or the file name;
+- ``clotho``: Clotho CSV (file_name, caption_1..caption_5); one file per split; UTF-8, or a
+  legacy encoding (detected: cp949, as upstream Clotho ships; or given with ``encoding``);
 - ``audiocaps``: AudioCaps CSV (audiocap_id, youtube_id, start_time, caption); one per split;
 - ``msrvtt``: MSR-VTT JSON (videos with split, sentences with video_id); "validate" is val.
 Each record: {"path", "captions", "split"}.
@@ -12,13 +15,15 @@ Each record: {"path", "captions", "split"}.
 from __future__ import annotations
 
 import csv
+import io
 import json
 from collections.abc import Iterable
 from pathlib import Path
 
 from ace_core.errors import AceInputError
 
-FORMATS = ("karpathy", "clotho", "audiocaps", "msrvtt")
+FORMATS = ("karpathy", "coco", "clotho", "audiocaps", "msrvtt")
+LEGACY_ENCODINGS = ("cp949",)  # tried when a CSV is not UTF-8 (cp1252 would accept any bytes)
 _SPLIT_ALIASES = {
     "train": "train",
     "restval": "train",
@@ -41,15 +46,20 @@ def _split(name: str | None, where: str) -> str:
 
 
 def convert(
-    fmt: str, sources: Iterable[tuple[str, str | None]], *, path_template: str | None = None
+    fmt: str,
+    sources: Iterable[tuple[str, str | None]],
+    *,
+    path_template: str | None = None,
+    encoding: str | None = None,
 ) -> list[dict]:
-    """Records for ``sources`` = [(file, split or None)], merged by path, sorted by path."""
+    """Records for ``sources`` = [(file, split or None)], merged by path, sorted by path.
+    ``encoding``: of CSV files (default: UTF-8, else a detected legacy encoding)."""
     if fmt not in FORMATS:
         raise AceInputError(f"unknown format {fmt!r} (one of {', '.join(FORMATS)})")
     merged: dict[str, dict] = {}
     for src, split in sources:
         try:
-            records = _READERS[fmt](Path(src), split, path_template)
+            records = _READERS[fmt](Path(src), split, path_template, encoding)
         except (KeyError, TypeError, json.JSONDecodeError, csv.Error) as e:
             raise AceInputError(f"{src}: not a valid {fmt} file ({type(e).__name__}: {e})") from e
         for r in records:
@@ -60,7 +70,53 @@ def convert(
     return [merged[p] for p in sorted(merged)]
 
 
-def _karpathy(src: Path, split: str | None, _tpl) -> list[dict]:
+def read_text(src: Path, encoding: str | None) -> str:
+    """A caption file's text: in ``encoding`` when given, else UTF-8 (BOM allowed), else the
+    first legacy encoding that decodes it; a clear error naming the option otherwise."""
+    raw = src.read_bytes()
+    if encoding:
+        try:
+            return raw.decode(encoding)
+        except LookupError:
+            raise AceInputError(f"unknown encoding {encoding!r}") from None
+        except UnicodeDecodeError as e:
+            raise AceInputError(
+                f"{src}: not {encoding} (byte {e.start}: {raw[e.start : e.start + 4]!r}); "
+                f"try another --encoding"
+            ) from None
+    for enc in ("utf-8-sig", *LEGACY_ENCODINGS):
+        try:
+            return raw.decode(enc)
+        except UnicodeDecodeError:
+            continue
+    raise AceInputError(
+        f"{src}: neither UTF-8 nor {', '.join(LEGACY_ENCODINGS)}; give its encoding with "
+        f"--encoding (e.g. --encoding latin-1)"
+    )
+
+
+def _csv_rows(src: Path, encoding: str | None) -> list[dict]:
+    return list(csv.DictReader(io.StringIO(read_text(src, encoding), newline="")))
+
+
+def _coco(src: Path, split: str | None, tpl: str | None, _enc) -> list[dict]:
+    data = json.loads(src.read_text(encoding="utf-8"))
+    if split is None:
+        name = src.name.lower()
+        split = next((s for s in ("train", "val", "test") if s in name), None)
+    s = _split(split, str(src))
+    tpl = tpl or "{file_name}"
+    caps: dict[int, list[str]] = {}
+    for a in data["annotations"]:
+        caps.setdefault(a["image_id"], []).append(a["caption"].strip())
+    return [
+        {"path": tpl.format(**im), "captions": [c for c in caps[im["id"]] if c], "split": s}
+        for im in data["images"]
+        if caps.get(im["id"])
+    ]
+
+
+def _karpathy(src: Path, split: str | None, _tpl, _enc) -> list[dict]:
     data = json.loads(src.read_text())
     out = []
     for im in data["images"]:
@@ -70,29 +126,28 @@ def _karpathy(src: Path, split: str | None, _tpl) -> list[dict]:
     return out
 
 
-def _clotho(src: Path, split: str | None, _tpl) -> list[dict]:
+def _clotho(src: Path, split: str | None, tpl: str | None, encoding) -> list[dict]:
     s = _split(split, str(src))
-    with open(src, newline="", encoding="utf-8") as f:
-        rows = list(csv.DictReader(f))
+    rows = _csv_rows(src, encoding)
+    tpl = tpl or "{file_name}"
     out = []
     for r in rows:
-        caps = [r[k].strip() for k in sorted(r) if k.startswith("caption") and r[k].strip()]
-        out.append({"path": r["file_name"], "captions": caps, "split": s})
+        caps = [r[k].strip() for k in sorted(r) if k.startswith("caption") and (r[k] or "").strip()]
+        out.append({"path": tpl.format(**r), "captions": caps, "split": s})
     return out
 
 
-def _audiocaps(src: Path, split: str | None, tpl: str | None) -> list[dict]:
+def _audiocaps(src: Path, split: str | None, tpl: str | None, encoding) -> list[dict]:
     s = _split(split, str(src))
     tpl = tpl or "{youtube_id}_{start_time}.wav"
-    with open(src, newline="", encoding="utf-8") as f:
-        rows = list(csv.DictReader(f))
+    rows = _csv_rows(src, encoding)
     out = []
     for r in rows:
         out.append({"path": tpl.format(**r), "captions": [r["caption"].strip()], "split": s})
     return out
 
 
-def _msrvtt(src: Path, split: str | None, tpl: str | None) -> list[dict]:
+def _msrvtt(src: Path, split: str | None, tpl: str | None, _enc) -> list[dict]:
     data = json.loads(src.read_text())
     tpl = tpl or "{video_id}.mp4"
     caps: dict[str, list[str]] = {}
@@ -108,4 +163,10 @@ def _msrvtt(src: Path, split: str | None, tpl: str | None) -> list[dict]:
     ]
 
 
-_READERS = {"karpathy": _karpathy, "clotho": _clotho, "audiocaps": _audiocaps, "msrvtt": _msrvtt}
+_READERS = {
+    "karpathy": _karpathy,
+    "coco": _coco,
+    "clotho": _clotho,
+    "audiocaps": _audiocaps,
+    "msrvtt": _msrvtt,
+}

@@ -476,7 +476,9 @@ def cmd_import_captions(args) -> int:
         if not os.path.isfile(path):
             raise UsageError(f"caption file not found: {path}")
         sources.append((path, split or None))
-    records = convert(args.format, sources, path_template=args.path_template)
+    records = convert(
+        args.format, sources, path_template=args.path_template, encoding=args.encoding
+    )
     with open(args.out, "w", encoding="utf-8") as f:
         for r in records:
             f.write(json.dumps(r, ensure_ascii=False) + "\n")
@@ -576,18 +578,21 @@ def _add_corpus_commands(sub, common) -> None:
         parents=[common],
         help="convert benchmark caption files to captions.jsonl",
     )
-    p.add_argument("format", choices=["karpathy", "clotho", "audiocaps", "msrvtt"])
+    p.add_argument("format", choices=["karpathy", "coco", "clotho", "audiocaps", "msrvtt"])
     p.add_argument(
         "sources",
         nargs="+",
         metavar="SRC[=SPLIT]",
-        help="caption files; CSV formats need =train|val|test",
+        help="caption files; CSV formats need =train|val|test (COCO: from the file name)",
     )
     p.add_argument("--out", required=True, help="captions.jsonl to write (at the corpus root)")
     p.add_argument(
         "--path-template",
         default=None,
-        help="media path from CSV/JSON fields, e.g. '{youtube_id}.wav'",
+        help="media path from CSV/JSON fields, e.g. '{youtube_id}.wav' or 'val2017/{file_name}'",
+    )
+    p.add_argument(
+        "--encoding", default=None, help="of CSV files (default: UTF-8, else detected: cp949)"
     )
     p.set_defaults(func=cmd_import_captions)
 
