@@ -129,6 +129,26 @@ def _add_embed_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--batch-size", type=int, default=None, help="items per model call (32)")
     g.add_argument("--workers", type=int, default=None, help="decoding threads (2)")
     g.add_argument("--shard-size", type=int, default=None, help="files per shard (2000)")
+    _add_dask_options(p)
+
+
+def _add_dask_options(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("distributed embedding (Dask)")
+    x = g.add_mutually_exclusive_group()
+    x.add_argument("--dask-address", default=None, metavar="ADDR",
+                   help="embed shards on the Dask scheduler at ADDR (tcp://host:8786)")  # fmt: skip
+    x.add_argument("--dask-local", type=int, default=None, metavar="N",
+                   help="embed shards on N local Dask worker processes")  # fmt: skip
+
+
+def _use_dask_if_asked(args) -> None:
+    address, local = getattr(args, "dask_address", None), getattr(args, "dask_local", None)
+    if local is not None and local <= 0:
+        raise UsageError("--dask-local must be a positive number of workers")
+    if address or local:
+        from flows.embed import use_dask
+
+        use_dask(address, local)
 
 
 def index_config_from_args(args):
@@ -566,6 +586,7 @@ def _add_corpus_commands(sub, common) -> None:
 
     p = sub.add_parser("ingest", parents=[common], help="add new files of a folder to the index")
     p.add_argument("corpus")
+    _add_dask_options(p)
     p.set_defaults(func=cmd_ingest)
 
     p = sub.add_parser("sources", parents=[common], help="list, add or remove the store's sources")
@@ -715,6 +736,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command in FLOW_COMMANDS:
         _cli_console(args.verbose)
     try:
+        _use_dask_if_asked(args)
         return args.func(args)
     except KeyboardInterrupt:
         print("ace: interrupted", file=sys.stderr)

@@ -61,6 +61,27 @@ def use_task_runner(runner) -> None:
     embed_stage = embed_stage.with_options(task_runner=runner)
 
 
+def use_dask(address: str | None = None, local_workers: int | None = None) -> None:
+    """Embedding shards on a Dask cluster: the scheduler at ``address``, or a LocalCluster
+    of ``local_workers`` worker processes started (and stopped) by each flow run. Every
+    worker needs this package installed and the store and media at the same paths."""
+    from prefect_dask import DaskTaskRunner
+
+    if address:
+        use_task_runner(DaskTaskRunner(address=address))
+    else:
+        use_task_runner(
+            DaskTaskRunner(
+                cluster_kwargs={
+                    "n_workers": local_workers,
+                    "processes": True,
+                    "threads_per_worker": 1,
+                    "dashboard_address": None,
+                }
+            )
+        )
+
+
 @flow(name="embed-corpus")
 def embed_corpus(corpus: str, store: str, config: EmbedConfig | None = None) -> dict:
     started = time.perf_counter()

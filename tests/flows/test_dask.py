@@ -1,0 +1,57 @@
+"""The embedding fan-out on a real Dask cluster (a LocalCluster of worker processes, the same
+code path as a scheduler address): `ace index --dask-local 2` gets the embeddings a local
+run gets."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from flows import embed as embed_flows
+from flows.cli import main
+from storage.store import Store
+from storage.version_data import version_embeddings
+
+FAST = {
+    "train": {"epochs": 2, "eval_every": 2, "dense": {"epochs": 3}},
+    "ids": {"rqvae": {"max_epochs": 2}},
+    "embed": {"image": {"model": "ace-tiny-vit"}, "shard_size": 4},  # several shards
+}
+
+
+@pytest.fixture
+def restore_task_runner():
+    before = embed_flows.embed_stage
+    yield
+    embed_flows.embed_stage = before
+
+
+def test_dask_workers_embed_what_a_local_run_embeds(
+    prefect_harness, tmp_path, capsys, restore_task_runner
+):
+    from ace_core.synth import CorpusCounts, write_sample_corpus
+
+    write_sample_corpus(tmp_path / "c", seed=6, counts=CorpusCounts(images=6, audio=2, videos=2))
+    cfg = tmp_path / "fast.json"
+    cfg.write_text(json.dumps(FAST))
+    runs = {}
+    for name, extra in (("local", []), ("dask", ["--dask-local", "2"])):
+        store = tmp_path / name
+        code = main(["index", str(tmp_path / "c"), "--store", str(store), "--config", str(cfg),
+                     "--json", *extra])  # fmt: skip
+        out = capsys.readouterr()
+        assert code == 0, out.err[-3000:]
+        runs[name] = (json.loads(out.out), version_embeddings(Store(store).version()))
+    assert "DaskTaskRunner" in type(embed_flows.embed_stage.task_runner).__name__
+    (local, (ids_l, mods_l, x_l)), (dask, (ids_d, mods_d, x_d)) = runs["local"], runs["dask"]
+    assert dask["shards_computed"] == local["shards_computed"] >= 3
+    assert ids_d == ids_l and mods_d == mods_l and len(ids_l) == 10
+    np.testing.assert_allclose(x_d, x_l, atol=1e-5)  # worker processes: other thread counts
+
+
+def test_dask_options_are_checked(capsys):
+    assert main(["index", "x", "--dask-local", "0"]) == 2
+    assert main(["index", "x", "--dask-local", "2", "--dask-address", "tcp://h:1"]) == 2
+    assert "not allowed with" in capsys.readouterr().err
