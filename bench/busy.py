@@ -1,0 +1,78 @@
+"""Training next to another CPU-bound process (issue: scale and speed, "a busy machine").
+Prints markdown; not a test.
+
+  .venv/bin/python bench/busy.py
+
+The same small retriever training (300 items, 1,500 captions, 4 epochs; the real MiniLM
+encoder and fusion decoder) runs in a fresh process alone and beside one busy-looping
+process, with the thread settings a user could choose: torch/OpenMP defaults (2 threads,
+libgomp spin-waiting), OMP_WAIT_POLICY=PASSIVE, and one thread.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+TRAIN = r"""
+import sys, time
+sys.path.insert(0, ROOT_PATH)
+from tasks import _env  # noqa
+import numpy as np
+from ace_core.ids.kmeans import KMeansConfig
+from ace_core.ids.rqvae import RQVAEConfig
+from ace_core.ids.semantic_ids import SemanticIDConfig, fit_semantic_ids, l2n
+from ace_core.media.captions import CaptionEntry
+from ace_core.retrieval.dense import DenseTrainConfig
+from ace_core.retrieval.fit import fit_retrieval
+from ace_core.retrieval.training import TrainConfig
+rng = np.random.default_rng(0)
+ids = [f"{i:064x}" for i in range(300)]
+x = l2n(rng.standard_normal((300, 64)).astype(np.float32))
+words = ["red", "blue", "green", "circle", "square", "loud", "soft"]
+caps = {i: CaptionEntry([" ".join(rng.choice(words, 5)) + f" {k}" for k in range(5)]) for i in ids}
+cfg = SemanticIDConfig(kmeans=KMeansConfig(k=8), rqvae=RQVAEConfig(max_epochs=2))
+indexer, sids = fit_semantic_ids(ids, x, cfg)
+t = time.perf_counter()
+train = TrainConfig(epochs=4, eval_every=4, dense=DenseTrainConfig(epochs=2))
+fit_retrieval(ids, x, sids, indexer, caps, train=train)
+print(time.perf_counter() - t)
+""".replace("ROOT_PATH", repr(str(ROOT)))
+
+VARIANTS = {
+    "defaults (2 threads, spin-waiting)": {},
+    "OMP_WAIT_POLICY=PASSIVE": {"OMP_WAIT_POLICY": "PASSIVE"},
+    "1 thread (OMP_NUM_THREADS=1)": {"OMP_NUM_THREADS": "1"},
+}
+
+
+def train_seconds(env: dict) -> float:
+    out = subprocess.run([sys.executable, "-c", TRAIN], env={**os.environ, **env},
+                         capture_output=True, text=True, check=True)  # fmt: skip
+    return float(out.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    print(f"{os.cpu_count()} CPUs\n")
+    print("| threads | alone s | beside 1 busy process s | slowdown | vs default alone |")
+    print("|---|---|---|---|---|")
+    base = None
+    for name, env in VARIANTS.items():
+        alone = train_seconds(env)
+        hog = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+        time.sleep(1)
+        try:
+            busy = train_seconds(env)
+        finally:
+            hog.kill()
+        base = base or alone
+        print(f"| {name} | {alone:.1f} | {busy:.1f} | {busy / alone:.2f}x | "
+              f"{busy / base:.2f}x |")  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
