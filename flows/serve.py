@@ -150,14 +150,18 @@ def _with_urls(result: dict, token: str | None) -> dict:
     return out
 
 
+def _check_k(k: int) -> None:
+    if not 1 <= k <= MAX_K:
+        raise HTTPException(400, f"k must be between 1 and {MAX_K}, got {k}")
+
+
 def _check_query(q: str, k: int) -> str:
     q = q.strip()
     if not q:
         raise HTTPException(400, "empty query: give some text to search for")
     if len(q) > MAX_QUERY_CHARS:
         raise HTTPException(413, f"query too long ({len(q)} characters, at most {MAX_QUERY_CHARS})")
-    if not 1 <= k <= MAX_K:
-        raise HTTPException(400, f"k must be between 1 and {MAX_K}, got {k}")
+    _check_k(k)
     return q
 
 
@@ -231,7 +235,7 @@ def _search_routes(app: FastAPI, holder: VersionHolder, batcher: SearchBatcher, 
 
     @app.get("/api/similar/{item_id}")
     def similar(item_id: str, k: int = 10, version: str | None = None):
-        _check_query("-", k)
+        _check_k(k)
         vm = holder.get(version)
         if item_id not in vm.row_of:
             raise HTTPException(404, f"item {item_id[:64]!r} is not in the served version")

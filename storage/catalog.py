@@ -155,15 +155,11 @@ class VersionModel:
         return [self.result(i, score) for i, score in hits]
 
     def query(self, text: str, k: int = 10, *, beam: int = 10, dense: bool = False) -> dict:
-        if dense:
-            hits = self.model.dense_search([text], k)[0]
-        else:
-            hits = self.model.search([text], k, beam=max(beam, k))[0]
         return {
             "query": text,
             "version": self.version,
             "mode": "dense" if dense else "generative",
-            "results": [self.result(i, score) for i, score in hits],
+            "results": self.search_many([text], k, beam=beam, dense=dense)[0],
         }
 
 

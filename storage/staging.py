@@ -22,6 +22,7 @@ from ace_core.media.discovery import CaptionEntry, Discovery, sha256_file
 from ace_core.media.pipeline import EmbedConfig
 from storage.discovery import load_discovery
 from storage.layout import VersionLayout
+from storage.publish import code_version
 from storage.shards import read_items, with_current_paths
 from storage.sources import Source, sources_holding
 from storage.store import Store, StoreError
@@ -202,8 +203,6 @@ def reuse_published(store: str, staged: VersionLayout, config: IndexConfig) -> d
     """If a published version was built from exactly the same inputs, link its IDs, codebooks,
     retriever and eval into the staged version (an unchanged nightly re-index is then cheap)
     and return its ID report; otherwise None."""
-    from storage.publish import code_version
-
     s = Store(store)
     key = build_key(staged, config, code_version())
     staged.build_key.write_text(key)

@@ -57,9 +57,9 @@ class Store:
     def key(self) -> str:
         """A short name unique to this store's location (folder name + path hash), for
         artifact keys and event resources, so two stores never share a history."""
-        path = str(self.root.resolve())
-        slug = re.sub(r"[^a-z0-9]+", "-", self.root.resolve().name.lower()).strip("-") or "store"
-        return f"{slug[:24]}-{hashlib.sha256(path.encode()).hexdigest()[:8]}"
+        root = self.root.resolve()
+        slug = re.sub(r"[^a-z0-9]+", "-", root.name.lower()).strip("-") or "store"
+        return f"{slug[:24]}-{hashlib.sha256(str(root).encode()).hexdigest()[:8]}"
 
     # ------------------------------------------------------------------ paths
     @property
