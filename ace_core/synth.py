@@ -120,6 +120,14 @@ def _background(texture: str, rng: np.random.Generator, size: int) -> np.ndarray
 def _write_image(path: Path, rng: np.random.Generator):
     from PIL import Image
 
+    pixels, caps = synth_image(rng)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(pixels).save(path, optimize=False)
+    return path, caps
+
+
+def synth_image(rng: np.random.Generator) -> tuple[np.ndarray, list[str]]:
+    """One picture (uint8 (224, 224, 3)) and its captions, drawn from ``rng``."""
     color, shape, pos, texture = (
         _pick(rng, COLORS),
         _pick(rng, SHAPES),
@@ -134,8 +142,6 @@ def _write_image(path: Path, rng: np.random.Generator):
         off = (k - (count - 1) / 2) * r * 2.3
         mask = _shape_mask(shape, px * IMAGE_SIZE + off, py * IMAGE_SIZE, r, IMAGE_SIZE)
         img[mask] = COLORS[color]
-    path.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(np.clip(img, 0, 255).astype(np.uint8)).save(path, optimize=False)
     n = COUNT_WORDS[count]
     s = shape if count == 1 else shape + "s"
     caps = [
@@ -146,7 +152,7 @@ def _write_image(path: Path, rng: np.random.Generator):
         f"{pos}: {n} {color} {s} over a {texture} texture",
         f"there {'is' if count == 1 else 'are'} {n} {color} {s} on the {pos} side",
     ]
-    return path, caps
+    return np.clip(img, 0, 255).astype(np.uint8), caps
 
 
 # ----------------------------------------------------------------------------- audio
@@ -162,6 +168,14 @@ def _coloured_noise(rng: np.random.Generator, n: int, exponent: float) -> np.nda
 def _write_audio(path: Path, rng: np.random.Generator):
     import soundfile as sf
 
+    samples, caps = synth_audio(rng)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sf.write(path, samples, SR, subtype="PCM_16")
+    return path, caps
+
+
+def synth_audio(rng: np.random.Generator) -> tuple[np.ndarray, list[str]]:
+    """One clip (float32 mono at 48 kHz, 1.5-3 s) and its captions, drawn from ``rng``."""
     sound, register = _pick(rng, SOUNDS), _pick(rng, REGISTERS)
     loud = bool(rng.integers(2))
     dur = float(rng.uniform(1.5, 3.0))
@@ -183,8 +197,6 @@ def _write_audio(path: Path, rng: np.random.Generator):
         noise = _pick(rng, NOISES)
         x = _coloured_noise(rng, t.size, NOISES[noise])
     x = (0.8 if loud else 0.2) * x
-    path.parent.mkdir(parents=True, exist_ok=True)
-    sf.write(path, x.astype(np.float32), SR, subtype="PCM_16")
     level = "loud" if loud else "quiet"
     what = f"{noise} noise" if noise else f"{register} {sound}"
     caps = [
@@ -198,7 +210,7 @@ def _write_audio(path: Path, rng: np.random.Generator):
         caps.append(f"{level} {noise} noise hiss")
     else:
         caps.append(f"a {sound} in the {register} register, {level}")
-    return path, caps
+    return x.astype(np.float32), caps
 
 
 # ----------------------------------------------------------------------------- video

@@ -26,7 +26,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 from _timing import median_time  # noqa: E402
 
 from ace_core.media.discovery import discover  # noqa: E402
-from ace_core.media.encoders import ImageEncoderConfig  # noqa: E402
+from ace_core.media.encoders import AudioEncoderConfig, ImageEncoderConfig  # noqa: E402
 from ace_core.media.pipeline import (  # noqa: E402
     EmbedConfig,
     PipelineConfig,
@@ -60,7 +60,7 @@ def memory_child(corpus: str, shard_size: int) -> None:
     """Run in a child: embed the corpus shard by shard (as the flow does), print peak RSS."""
     from storage.shards import load_shard_files, plan_shards, write_embed_shard
 
-    cfg = EmbedConfig(image=ImageEncoderConfig("ace-tiny-vit"), shard_size=shard_size)
+    cfg = EmbedConfig(image=ImageEncoderConfig("ace-tiny-vit", "random"), shard_size=shard_size)
     enc = {"image": build_encoder("image", cfg)}
     found = discover(corpus)
     rss_loaded = _status_kb("VmRSS")
@@ -112,7 +112,9 @@ def main() -> None:
     print("\n| config | modality | pipeline items/s | bare model items/s | overlap ratio |")
     print("|---|---|---|---|---|")
     for label, model in configs:
-        cfg = EmbedConfig(image=ImageEncoderConfig(model))
+        cfg = EmbedConfig(
+            image=ImageEncoderConfig(model, "random"), audio=AudioEncoderConfig(checkpoint="random")
+        )
         image = build_encoder("image", cfg)
         encoders = {
             "image": image,

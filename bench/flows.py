@@ -101,7 +101,7 @@ def main() -> None:
     from prefect import flow
 
     from ace_core.index_config import IndexConfig
-    from ace_core.media.encoders import ImageEncoderConfig
+    from ace_core.media.encoders import AudioEncoderConfig, ImageEncoderConfig
     from ace_core.media.pipeline import EmbedConfig
     from ace_core.synth import CorpusCounts, write_sample_corpus
     from flows.index import index_corpus, ingest_batch
@@ -112,7 +112,12 @@ def main() -> None:
     write_sample_corpus(
         tmp / "batch", seed=args.seed + 1, counts=CorpusCounts(images=5, audio=2, videos=2)
     )  # 9 = 10% of 88
-    cfg = IndexConfig(embed=EmbedConfig(image=ImageEncoderConfig(args.image_model)))
+    cfg = IndexConfig(  # the random-weight encoders these figures were first measured with
+        embed=EmbedConfig(
+            image=ImageEncoderConfig(args.image_model, "random"),
+            audio=AudioEncoderConfig(checkpoint="random"),
+        )
+    )
 
     cold, warm = cold_start()
     flow(lambda: 1)()  # warm this process's ephemeral API

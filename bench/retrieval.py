@@ -31,7 +31,7 @@ from _timing import median_time  # noqa: E402
 
 from ace_core.ids.semantic_ids import SemanticIDConfig, fit_semantic_ids  # noqa: E402
 from ace_core.media.discovery import discover  # noqa: E402
-from ace_core.media.encoders import ImageEncoderConfig  # noqa: E402
+from ace_core.media.encoders import AudioEncoderConfig, ImageEncoderConfig  # noqa: E402
 from ace_core.retrieval.dense import DenseProjection, dense_search  # noqa: E402
 from ace_core.retrieval.fit import fit_retrieval  # noqa: E402
 from ace_core.retrieval.model import IDDecoder, RetrieverConfig, Vocab, build_text_encoder  # noqa: E402
@@ -43,7 +43,9 @@ def embed_corpus(corpus: Path, model: str):
     from ace_core.media.encoders import to_common_dim
     from ace_core.media.pipeline import EmbedConfig, build_encoder, embed_files
 
-    cfg = EmbedConfig(image=ImageEncoderConfig(model))
+    cfg = EmbedConfig(
+        image=ImageEncoderConfig(model, "random"), audio=AudioEncoderConfig(checkpoint="random")
+    )
     found = discover(corpus)
     image = build_encoder("image", cfg)
     enc = {

@@ -145,7 +145,8 @@ def cli_cost() -> float:
     subprocess.run([*ace, "sample-corpus", str(tmp / "c"), "--images", "6", "--audio", "0",
                     "--videos", "0"], check=True, capture_output=True)  # fmt: skip
     cfg = tmp / "fast.json"
-    cfg.write_text('{"train": {"epochs": 2}, "embed": {"image": {"model": "ace-tiny-vit"}}}')
+    cfg.write_text('{"train": {"epochs": 2}, "embed": {"image": {"model": "ace-tiny-vit", '
+                   '"pretrained": "random"}, "audio": {"checkpoint": "random"}}}')  # fmt: skip
     subprocess.run([*ace, "index", str(tmp / "c"), "--store", str(tmp / "s"), "--config",
                     str(cfg)], check=True, capture_output=True)  # fmt: skip
     times = []

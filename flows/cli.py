@@ -83,11 +83,11 @@ def embed_config_from_args(args, base=None):
     if _given(args, "image_model") is not None:
         image = replace(image, model=args.image_model)
     if _given(args, "image_weights") is not None:
-        image = replace(image, pretrained=args.image_weights)
+        image = replace(image, pretrained=_absolute_if_file(args.image_weights))
     if _given(args, "audio_model") is not None:
         audio = replace(audio, model=args.audio_model)
     if _given(args, "audio_checkpoint") is not None:
-        audio = replace(audio, checkpoint=args.audio_checkpoint)
+        audio = replace(audio, checkpoint=_absolute_if_file(args.audio_checkpoint))
     if _given(args, "batch_size") is not None:
         pipeline = replace(pipeline, batch_size=args.batch_size)
     if _given(args, "workers") is not None:
@@ -98,6 +98,12 @@ def embed_config_from_args(args, base=None):
     return replace(cfg, image=image, audio=audio, pipeline=pipeline, shard_size=shard_size)
 
 
+def _absolute_if_file(weights: str) -> str:
+    """A local weights file is recorded by absolute path: queries and ingests run from other
+    folders and must load the same towers."""
+    return os.path.abspath(weights) if os.path.isfile(weights) else weights
+
+
 def _check_weight_files(image_weights: str | None, audio_checkpoint: str | None) -> None:
     """A weights path that does not exist is an error before any work (an image tag such as
     'laion2b_s34b_b79k' has no path separator and no extension)."""
@@ -106,7 +112,9 @@ def _check_weight_files(image_weights: str | None, audio_checkpoint: str | None)
     )
     if looks_like_path and not os.path.isfile(image_weights):
         raise UsageError(f"--image-weights file not found: {image_weights}")
-    if audio_checkpoint and not os.path.isfile(audio_checkpoint):
+    if audio_checkpoint not in (None, "default", "random") and not os.path.isfile(
+        audio_checkpoint
+    ):
         raise UsageError(f"--audio-checkpoint file not found: {audio_checkpoint}")
 
 
@@ -115,16 +123,23 @@ def _add_embed_options(p: argparse.ArgumentParser) -> None:
     g.add_argument(
         "--image-model",
         default=None,
-        help="open_clip model name, or the shipped tiny 'ace-tiny-vit' (default ViT-B-32)",
+        help="open_clip model name, or the shipped 'ace-tiny-clip' / 'ace-tiny-vit' "
+        "(default ViT-B-32)",
     )
     g.add_argument(
         "--image-weights",
         default=None,
-        help="open_clip pretrained tag or local checkpoint; none: random init",
+        help="open_clip pretrained tag, local checkpoint, or 'random' (explicit random init); "
+        "default: the model's standard weights where cached",
     )
-    g.add_argument("--audio-model", default=None, help="laion-clap audio model (HTSAT-tiny)")
     g.add_argument(
-        "--audio-checkpoint", default=None, help="local laion-clap checkpoint; none: random init"
+        "--audio-model", default=None, help="laion-clap audio model (HTSAT-tiny) or ace-tiny-clap"
+    )
+    g.add_argument(
+        "--audio-checkpoint",
+        default=None,
+        help="local checkpoint or 'random' (explicit random init); default: the LAION-CLAP "
+        "general checkpoint where cached",
     )
     g.add_argument("--batch-size", type=int, default=None, help="items per model call (32)")
     g.add_argument("--workers", type=int, default=None, help="decoding threads (2)")
@@ -207,6 +222,33 @@ def cmd_sample_corpus(args) -> int:
         ),
     )
     return 0
+
+
+def cmd_tiny_encoders(args) -> int:
+    from ace_core.tiny_encoders import TinyEncoderConfig, build_tiny_encoders
+
+    config = TinyEncoderConfig(seed=args.seed)
+    result = build_tiny_encoders(args.out, config, progress=_stage_line)
+    emit(args, result, _human_tiny)
+    return 0
+
+
+def _stage_line(text: str) -> None:
+    print(text, file=sys.stderr, flush=True)  # a stage line, on a terminal and off one
+
+
+def _human_tiny(r: dict) -> str:
+    zs = r["zero_shot"]
+    how = "reused" if r["reused"] else "trained"
+    return "\n".join(
+        [
+            f"{how} the tiny encoders (they only understand the synthetic world)",
+            f"zero-shot text->media on {r['config']['eval_items']} held-out items: "
+            f"image R@1 {zs['image']['R@1']:.2f} R@10 {zs['image']['R@10']:.2f}, "
+            f"audio R@1 {zs['audio']['R@1']:.2f} R@10 {zs['audio']['R@10']:.2f}",
+            "index with: ace index CORPUS " + " ".join(r["args"]),
+        ]
+    )
 
 
 def cmd_embed(args) -> int:
@@ -332,7 +374,8 @@ def cmd_query(args) -> int:
         raise UsageError(
             f"-k must be between 1 and the number of indexed items ({n}), got {args.k}"
         )
-    emit(args, vm.query(text, args.k, beam=args.beam, dense=args.dense), _human_query)
+    result = vm.query(text, args.k, beam=args.beam, dense=args.dense, path=args.path)
+    emit(args, result, _human_query)
     return 0
 
 
@@ -341,7 +384,8 @@ def _human_query(p: dict) -> str:
         [n + 1, f"{r['score']:.3f}", r["modality"], r["sid"], r["location"] or r["path"]]
         for n, r in enumerate(p["results"])
     ]
-    head = f"{p['mode']} results for {p['query']!r} ({p['version']})"
+    how = p["mode"] + (f", {p['path']} path" if p.get("path") else "")
+    head = f"{how} results for {p['query']!r} ({p['version']})"
     return head + "\n" + _table(rows, ["#", "score", "modality", "semantic id", "location"])
 
 
@@ -410,6 +454,12 @@ def cmd_audit(args) -> int:
 def cmd_eval(args) -> int:
     from storage.catalog import ablation_metrics, version_eval
 
+    if args.queries:
+        from storage.query_eval import evaluate_query_file
+
+        out = evaluate_query_file(args.store, args.version, args.queries)
+        emit(args, out, _human_query_eval)
+        return 0
     out = version_eval(args.store, args.version)
     if args.ablations:
         out["ablations"] = ablation_metrics(args.store, out["version"])  # saved and reused
@@ -417,6 +467,18 @@ def cmd_eval(args) -> int:
         out.pop("ablations", None)
     emit(args, out, lambda o: f"{o['version']}: " + _eval_table(o))
     return 0
+
+
+def _human_query_eval(o: dict) -> str:
+    rows = [
+        [name, *(o[name].get(m) for m in ("R@1", "R@5", "R@10", "MRR@10"))]
+        for name in ("generative", "dense", "text_tower_dense")
+        if o.get(name)
+    ]
+    head = f"{o['version']}: {o['queries']} queries (generative path: {o['path']})"
+    if o["unknown_items"]:
+        head += f"; {len(o['unknown_items'])} named items not in the index were skipped"
+    return head + "\n" + _table(rows, ["model", "R@1", "R@5", "R@10", "MRR@10"])
 
 
 def cmd_serve(args) -> int:
@@ -571,6 +633,13 @@ def _add_corpus_commands(sub, common) -> None:
     p.add_argument("--videos", type=int, default=16)
     p.set_defaults(func=cmd_sample_corpus)
 
+    p = sub.add_parser(
+        "tiny-encoders", parents=[common], help="train (or reuse) the small aligned encoders"
+    )
+    p.add_argument("out", help="folder for the weights (reused when it holds this build)")
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=cmd_tiny_encoders)
+
     p = sub.add_parser("embed", parents=[common], help="discover, decode and embed a corpus")
     p.add_argument("corpus")
     _add_embed_options(p)
@@ -625,6 +694,13 @@ def _add_read_commands(sub, common) -> None:
     p.add_argument("--version", default=None)
     p.add_argument("--beam", type=int, default=10, help="beam size (at least k)")
     p.add_argument("--dense", action="store_true", help="use the dense baseline instead")
+    p.add_argument(
+        "--path",
+        choices=("auto", "captions", "zero-shot", "both"),
+        default="auto",
+        help="captions: the caption-trained text encoder; zero-shot: the item encoders' text "
+        "towers; both: merged by score; auto: what the version was trained with",
+    )
     p.set_defaults(func=cmd_query)
 
     p = sub.add_parser("versions", parents=[common], help="list published versions")
@@ -649,6 +725,12 @@ def _add_read_commands(sub, common) -> None:
     p = sub.add_parser("eval", parents=[common], help="evaluation of a version")
     p.add_argument("--version", default=None)
     p.add_argument("--ablations", action="store_true", help="include (train if needed) ablations")
+    p.add_argument(
+        "--queries",
+        default=None,
+        metavar="FILE.jsonl",
+        help='score the version on your own {"query": ..., "path": ...} lines',
+    )
     p.set_defaults(func=cmd_eval)
 
 

@@ -11,10 +11,15 @@ rm -rf "$STORE" demo-corpus demo-batch
 step "sample corpus (48 images, 24 audio clips, 16 videos, 5+ captions each)"
 $ACE sample-corpus demo-corpus --seed 7
 
-step "ace index: embed -> semantic IDs -> train the generative retriever -> evaluate -> publish"
-$ACE index demo-corpus --store "$STORE"
+step "tiny aligned encoders (trained by the project on the synthetic world; reused when present)"
+$ACE tiny-encoders models/tiny
+TINY=(--image-model ace-tiny-clip --image-weights models/tiny/ace-tiny-clip.safetensors
+      --audio-model ace-tiny-clap --audio-checkpoint models/tiny/ace-tiny-clap.safetensors)
 
-step "queries (generative: the model writes the semantic ID of the answer)"
+step "ace index: embed -> semantic IDs -> train the generative retriever -> evaluate -> publish"
+$ACE index demo-corpus --store "$STORE" "${TINY[@]}"
+
+step "queries (generative: the model writes the semantic ID; captions and text towers merged)"
 for q in "three red circles in the top left" "a loud rising sweep" \
          "a blue square moving right quickly"; do
   $ACE query "$q" --store "$STORE" -k 3
@@ -22,7 +27,11 @@ done
 
 step "ace ingest: a second batch (existing IDs frozen, retriever fine-tuned)"
 $ACE sample-corpus demo-batch --seed 8 --images 5 --audio 2 --videos 2
+rm demo-batch/captions.jsonl  # tonight's uploads come without captions
 $ACE ingest demo-batch --store "$STORE"
+
+step "a caption-less new item, found through the encoders' text towers (zero-shot path)"
+$ACE query "two green squares in the bottom right" --store "$STORE" -k 3 --path zero-shot
 
 step "ace audit: identifier diff of the new version against its parent"
 $ACE audit --store "$STORE"

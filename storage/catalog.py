@@ -7,9 +7,13 @@ import json
 from dataclasses import dataclass, field
 
 from ace_core.config_io import from_dict
+from ace_core.errors import AceInputError
 from ace_core.index_config import IndexConfig
-from ace_core.retrieval.retrieval_model import RetrievalModel
+from ace_core.media.pipeline import EmbedConfig
+from ace_core.retrieval.retrieval_model import RetrievalModel, validate_queries
+from ace_core.retrieval.zero_shot import PATHS, merge_paths, text_spaces, zero_shot_search
 from storage.codebooks import read_semantic_ids
+from storage.query_towers import load_text_towers, towers_are_trained
 from storage.retriever_io import load_retriever
 from storage.sources import Source
 from storage.store import Store, StoreError
@@ -93,7 +97,45 @@ class VersionModel:
     sids: dict[str, str]  # item_id -> "c.f1.f2.f3.u"
     sources: dict[str, Source]
     captions: dict[str, list[str]] = field(default_factory=dict)  # item_id -> captions
+    embed: EmbedConfig | None = None  # the version's embedding config (its query towers)
+    encoders: dict = field(default_factory=dict)  # the manifest's encoder records
     _rows: dict[str, int] | None = None
+    _spaces: dict | None = None
+
+    @property
+    def default_path(self) -> str:
+        """What ``auto`` means for this version: caption-trained MiniLM path, the encoders'
+        text towers (no captions), or both merged (captions and trained towers)."""
+        if not self.captions:
+            return "zero-shot"
+        return "both" if towers_are_trained(self.encoders) else "captions"
+
+    def text_spaces(self) -> dict:
+        if self._spaces is None:
+            towers = load_text_towers(
+                self.version, self.embed or EmbedConfig(), self.encoders, device=self.model.device
+            )
+            modalities = [self.items[i]["modality"] for i in self.model.item_ids]
+            self._spaces = text_spaces(modalities, self.model.id_tokens, towers)
+        return self._spaces
+
+    def hits(self, texts: list[str], k: int, beam: int, path: str = "auto"):
+        """(row, score) lists through a query path: captions, zero-shot or both."""
+        path = self.default_path if path == "auto" else path
+        if path not in PATHS:
+            raise AceInputError(f"unknown query path {path!r} (one of {', '.join(PATHS)})")
+        caption_hits = zero_hits = None
+        if path in ("captions", "both"):
+            caption_hits = self.model.search(texts, k, beam=beam)
+        if path in ("zero-shot", "both"):
+            validate_queries(texts, k, len(self.model.item_ids))
+            zero_hits = zero_shot_search(
+                self.model.decoder, self.text_spaces(), texts, self.model.item_emb.shape[1],
+                k, beam, device=self.model.device,
+            )  # fmt: skip
+        if caption_hits is None or zero_hits is None:
+            return caption_hits or zero_hits
+        return merge_paths(caption_hits, zero_hits, k)
 
     def result(self, row: int, score: float) -> dict:
         item_id = self.model.item_ids[row]
@@ -132,14 +174,14 @@ class VersionModel:
         return self._rows
 
     def search_many(
-        self, texts: list[str], k: int, *, beam: int = 10, dense: bool = False
+        self, texts: list[str], k: int, *, beam: int = 10, dense: bool = False, path: str = "auto"
     ) -> list[list[dict]]:
         """Top-k results of several queries in one batched search."""
         k = min(k, len(self.model.item_ids))
         if dense:
             hits = self.model.dense_search(texts, k)
         else:
-            hits = self.model.search(texts, k, beam=max(beam, k))
+            hits = self.hits(texts, k, max(beam, k), path)
         return [[self.result(i, score) for i, score in row] for row in hits]
 
     def similar(self, item_id: str, k: int = 10, *, beam: int = 10) -> list[dict]:
@@ -154,12 +196,15 @@ class VersionModel:
         )[0]  # fmt: skip
         return [self.result(i, score) for i, score in hits]
 
-    def query(self, text: str, k: int = 10, *, beam: int = 10, dense: bool = False) -> dict:
+    def query(
+        self, text: str, k: int = 10, *, beam: int = 10, dense: bool = False, path: str = "auto"
+    ) -> dict:
         return {
             "query": text,
             "version": self.version,
             "mode": "dense" if dense else "generative",
-            "results": self.search_many([text], k, beam=beam, dense=dense)[0],
+            "path": None if dense else (self.default_path if path == "auto" else path),
+            "results": self.search_many([text], k, beam=beam, dense=dense, path=path)[0],
         }
 
 
@@ -175,9 +220,12 @@ def load_version_model(store: str, version: str | None = None) -> VersionModel:
     model = load_retriever(layout.retriever, ids, x, sids.tokens())
     items = {r["item_id"]: r for r in read_items(layout).to_pylist()}
     captions = {k: e.captions for k, e in read_captions(layout).items()}
+    manifest = s.manifest(v)
     return VersionModel(
-        v, model, items, dict(zip(sids.item_ids, sids.sids)), version_sources(store, v), captions
-    )
+        v, model, items, dict(zip(sids.item_ids, sids.sids)), version_sources(store, v), captions,
+        embed=config_from_manifest(manifest["config"]).embed,
+        encoders=manifest.get("encoders") or {},
+    )  # fmt: skip
 
 
 def ablation_metrics(store: str, version: str | None = None) -> dict:

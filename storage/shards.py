@@ -172,7 +172,8 @@ def summarize_items(items) -> dict:
 
 
 def record_encoders(cache_dir: Path, encoders: dict) -> None:
-    """Merge {modality: name, weights_source, weights_sha256, dim} into encoders.json."""
+    """Merge {modality: name, weights_source, weights_sha256, text_sha256, dim} into
+    encoders.json."""
     path = cache_dir / "encoders.json"
     known = json.loads(path.read_text()) if path.exists() else {}
     for modality, enc in encoders.items():
@@ -180,6 +181,7 @@ def record_encoders(cache_dir: Path, encoders: dict) -> None:
             "name": enc.name,
             "weights_source": enc.weights_source,
             "weights_sha256": enc.weights_sha256,
+            "text_sha256": getattr(enc, "text_sha256", None),  # the zero-shot query tower
             "dim": enc.dim,
         }
     cache_dir.mkdir(parents=True, exist_ok=True)

@@ -23,11 +23,12 @@ def shared_media() -> Path:
 
 @pytest.fixture(scope="session")
 def tiny_embed_config():
-    from ace_core.media.encoders import ImageEncoderConfig
+    from ace_core.media.encoders import AudioEncoderConfig, ImageEncoderConfig
     from ace_core.media.pipeline import EmbedConfig, PipelineConfig
 
     return EmbedConfig(
-        image=ImageEncoderConfig(model="ace-tiny-vit"),
+        image=ImageEncoderConfig(model="ace-tiny-vit", pretrained="random"),
+        audio=AudioEncoderConfig(checkpoint="random"),
         pipeline=PipelineConfig(batch_size=16),
         shard_size=64,
     )

@@ -14,15 +14,19 @@ from ace_core.media.decoding import Decoded
 from ace_core.media.encoders import (
     CLAP_EMBED_DIM,
     CLAP_WINDOW,
+    DEFAULT_WEIGHTS,
+    TINY_HINT,
     AudioEncoderConfig,
     _autocast,
     _first_line,
     _quiet_build,
     _seeded,
     default_device,
+    is_random,
     l2_normalize,
     state_dict_sha256,
 )
+from ace_core.media.tiny_clap import TINY_CLAP_DIM, TINY_CLAP_NAME, TinyClapModule
 
 logger = logging.getLogger(__name__)
 
@@ -49,7 +53,8 @@ def audio_windows(
 
 
 class ClapAudioEncoder:
-    """laion-clap audio tower (HTSAT). ``embed`` takes (w, 480000) window stacks."""
+    """laion-clap audio tower (HTSAT), or the project's ace-tiny-clap in the same interface.
+    ``embed`` takes (w, 480000) window stacks."""
 
     modality = "audio"
 
@@ -59,41 +64,30 @@ class ClapAudioEncoder:
         self.name = f"laion_clap:{config.model}"
         self.module, self.weights_source = self._build(config)
         self.module.model.eval().to(self.device)
-        self.dim = CLAP_EMBED_DIM
+        self.module.device = self.device
+        self.dim = audio_embed_dim(config)
         self.weights_sha256 = state_dict_sha256(self.module.model.audio_branch)
 
     def _build(self, config: AudioEncoderConfig):
-        os.environ.setdefault("HF_HUB_OFFLINE", "1")  # see ace_core/__init__.py
-        with _quiet_build():
-            import laion_clap
-
-        def build():
-            with _seeded(config.seed), _quiet_build():
-                return laion_clap.CLAP_Module(
-                    enable_fusion=config.enable_fusion,
-                    amodel=config.model,
-                    tmodel="transformer",
-                    device="cpu",
-                )
-
-        module = build()
-        if config.checkpoint:
-            try:
-                load_clap_checkpoint(module.model, config.checkpoint)
-            except Exception as e:  # noqa: BLE001 - missing, pickled, garbage, wrong model
-                raise AceInputError(
-                    f"--audio-checkpoint {config.checkpoint!r} cannot be loaded for "
-                    f"{config.model} ({_first_line(e)}); give a laion-clap checkpoint of that "
-                    f"model (.pt or .safetensors), or leave the option out for a random "
-                    f"initialisation"
-                ) from e
-            return module, config.checkpoint
-        logger.warning(
-            "%s: no checkpoint given; using random initialisation (seed %d)",
-            config.model,
-            config.seed,
-        )
-        return module, "random-init"
+        with _seeded(config.seed), _quiet_build():
+            module = _new_module(config)
+        if is_random(config.checkpoint):
+            logger.warning(
+                "%s: random initialisation asked for (seed %d)", config.model, config.seed
+            )
+            return module, "random-init"
+        path = config.checkpoint
+        if path == DEFAULT_WEIGHTS:
+            path = standard_clap_checkpoint(module, config)
+        try:
+            load_clap_checkpoint(module.model, path)
+        except Exception as e:  # noqa: BLE001 - missing, pickled, garbage, wrong model
+            raise AceInputError(
+                f"--audio-checkpoint {path!r} cannot be loaded for {config.model} "
+                f"({_first_line(e)}); give a checkpoint of that model (.pt or .safetensors), "
+                f"--audio-checkpoint random, or {TINY_HINT}"
+            ) from e
+        return module, path
 
     def prepare(self, decoded: Decoded) -> np.ndarray:
         return audio_windows(decoded.data, max_windows=self.config.max_windows)
@@ -106,6 +100,61 @@ class ClapAudioEncoder:
         emb = l2_normalize(emb.float().cpu().numpy())
         pooled = [chunk.mean(axis=0) for chunk in np.split(emb, np.cumsum(counts)[:-1])]
         return l2_normalize(np.stack(pooled))
+
+    def embed_text(self, texts: Sequence[str]) -> np.ndarray:
+        """Texts -> (n, dim) L2-normalised, through the model's text tower."""
+        try:
+            with torch.inference_mode():
+                emb = self.module.get_text_embedding(list(texts), use_tensor=True)
+        except Exception as e:  # noqa: BLE001 - laion-clap's tokenizer is a hub download
+            raise AceInputError(
+                f"the {self.config.model} text tower cannot run here ({_first_line(e)}); "
+                f"laion-clap's text tokenizer must be in the Hugging Face cache"
+            ) from e
+        return l2_normalize(emb.float().cpu().numpy())
+
+    @property
+    def text_sha256(self) -> str:
+        return state_dict_sha256(self.module.model, keep=lambda n: not n.startswith("audio_"))
+
+
+def audio_embed_dim(config: AudioEncoderConfig) -> int:
+    return TINY_CLAP_DIM if config.model == TINY_CLAP_NAME else CLAP_EMBED_DIM
+
+
+def _new_module(config: AudioEncoderConfig):
+    if config.model == TINY_CLAP_NAME:
+        return TinyClapModule()
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")  # see ace_core/__init__.py
+    import laion_clap
+
+    return laion_clap.CLAP_Module(
+        enable_fusion=config.enable_fusion, amodel=config.model, tmodel="transformer", device="cpu"
+    )
+
+
+def standard_clap_checkpoint(module, config: AudioEncoderConfig) -> str:
+    """The LAION-CLAP general checkpoint: laion-clap's own cached file, fetched by laion-clap
+    when downloads are allowed (HF_HUB_OFFLINE=0); otherwise one line naming the options."""
+    if config.model == TINY_CLAP_NAME:
+        raise AceInputError(
+            f"{TINY_CLAP_NAME} has no standard weights; give --audio-checkpoint FILE "
+            f"(ace tiny-encoders DIR builds one) or --audio-checkpoint random"
+        )
+    import laion_clap
+
+    name = "630k-audioset-fusion-best.pt" if config.enable_fusion else "630k-audioset-best.pt"
+    path = os.path.join(os.path.dirname(laion_clap.__file__), name)
+    if not os.path.isfile(path) and os.environ.get("HF_HUB_OFFLINE") == "0":
+        with _quiet_build():
+            module.load_ckpt()  # downloads the general checkpoint next to the package
+    if not os.path.isfile(path):
+        raise AceInputError(
+            f"the LAION-CLAP general checkpoint is not cached at {path} and downloads are off; "
+            f"give --audio-checkpoint FILE, --audio-checkpoint random, or {TINY_HINT} "
+            f"(HF_HUB_OFFLINE=0 lets laion-clap fetch it)"
+        )
+    return path
 
 
 def load_clap_checkpoint(model: torch.nn.Module, path: str) -> None:

@@ -8,8 +8,14 @@ Every encoder has ``name``, ``modality``, ``dim``, ``weights_source``, ``weights
 - video: the same image encoder on sampled frames, mean-pooled, re-normalised;
 - audio: laion-clap HTSAT, 10 s windows at 48 kHz, mean-pooled over windows.
 
-With no weights available an encoder is built with randomly initialised weights of the same
-architecture (seeded, so reproducible) and says so in one warning line.
+Weights: ``"default"`` (the default) is the model's standard pretrained weights (an open_clip
+tag for ViT-B-32, the LAION-CLAP general checkpoint), used where cached or fetchable; where they
+are not, building stops with one line naming the options. ``"random"`` asks for a seeded random
+initialisation of the same architecture, explicitly (never a silent fallback).
+
+Each encoder also exposes its model's text tower: ``embed_text(texts) -> (n, dim)`` in the same
+space as its items, and ``text_sha256`` identifying those weights (recorded per version, so the
+zero-shot query path uses the towers that made the IDs).
 """
 
 from __future__ import annotations
@@ -35,6 +41,13 @@ MODEL_CONFIG_DIR = Path(__file__).parents[1] / "model_configs"
 CLAP_SAMPLE_RATE = 48_000
 CLAP_WINDOW = 480_000  # 10 s at 48 kHz: the clip length HTSAT was trained on
 CLAP_EMBED_DIM = 512  # laion-clap's joint embedding width
+DEFAULT_WEIGHTS = "default"  # the model's standard pretrained weights
+RANDOM_WEIGHTS = "random"  # explicit random initialisation (None in older configs means it too)
+STANDARD_IMAGE_TAGS = {"ViT-B-32": "laion2b_s34b_b79k"}
+TINY_HINT = (
+    "the project's tiny encoders for the synthetic world "
+    "(`ace tiny-encoders DIR` prints their options)"
+)
 
 
 class Encoder(Protocol):
@@ -51,15 +64,15 @@ class Encoder(Protocol):
 
 @dataclass(frozen=True)
 class ImageEncoderConfig:
-    model: str = "ViT-B-32"  # open_clip model name (built-in or shipped config, e.g. ace-tiny-vit)
-    pretrained: str | None = None  # open_clip pretrained tag, or a local checkpoint path
-    seed: int = 0  # seed of the random initialisation used when no weights are available
+    model: str = "ViT-B-32"  # open_clip model name (built-in or shipped config: ace-tiny-clip)
+    pretrained: str | None = DEFAULT_WEIGHTS  # "default", "random", a tag or a local checkpoint
+    seed: int = 0  # seed of the random initialisation ("random")
 
 
 @dataclass(frozen=True)
 class AudioEncoderConfig:
-    model: str = "HTSAT-tiny"  # laion-clap audio model
-    checkpoint: str | None = None  # local laion-clap checkpoint (.pt or .safetensors)
+    model: str = "HTSAT-tiny"  # laion-clap audio model, or the project's "ace-tiny-clap"
+    checkpoint: str | None = DEFAULT_WEIGHTS  # "default", "random", or a local checkpoint
     enable_fusion: bool = False  # laion-clap feature fusion (needs a fusion checkpoint)
     max_windows: int = 6  # long clips: at most this many 10 s windows, evenly spread, pooled
     seed: int = 0
@@ -80,10 +93,13 @@ def default_device() -> torch.device:
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
-def state_dict_sha256(module: torch.nn.Module) -> str:
-    """sha256 over parameter names, shapes and bytes in sorted order (weights identity)."""
+def state_dict_sha256(module: torch.nn.Module, keep=lambda name: True) -> str:
+    """sha256 over parameter names, shapes and bytes in sorted order (weights identity);
+    ``keep(name)`` selects the entries (e.g. a text tower's)."""
     h = hashlib.sha256()
     for name, t in sorted(module.state_dict().items()):
+        if not keep(name):
+            continue
         h.update(name.encode())
         h.update(str(tuple(t.shape)).encode())
         h.update(
@@ -155,10 +171,25 @@ class _seeded:
 # ----------------------------------------------------------------------------- open_clip
 
 
+def is_random(weights: str | None) -> bool:
+    return weights is None or weights == RANDOM_WEIGHTS
+
+
+def standard_image_tag(open_clip, model: str) -> str:
+    tag = STANDARD_IMAGE_TAGS.get(model)
+    tags = tag and [tag] or open_clip.list_pretrained_tags_by_model(model)
+    if not tags:
+        raise AceInputError(
+            f"{model} has no standard pretrained weights; give --image-weights FILE, "
+            f"--image-weights random, or {TINY_HINT}"
+        )
+    return tags[0]
+
+
 def _register_shipped_configs() -> None:
     import open_clip
 
-    if "ace-tiny-vit" not in open_clip.list_models():
+    if "ace-tiny-clip" not in open_clip.list_models():
         open_clip.add_model_config(MODEL_CONFIG_DIR)
 
 
@@ -188,33 +219,50 @@ class OpenClipImageEncoder:
             else self._probe_dim()
         )
         self.weights_sha256 = state_dict_sha256(self.model.visual)
+        self._tokenizer = None
 
     @staticmethod
     def _build(open_clip, config: ImageEncoderConfig):
-        if config.pretrained:
-            try:
-                with _quiet_build():
-                    model = open_clip.create_model(
-                        config.model,
-                        pretrained=config.pretrained,
-                        require_pretrained=True,
-                        weights_only=True,
-                    )
-                return model, config.pretrained
-            except Exception as e:  # noqa: BLE001 - offline tag, missing or unusable file
-                raise AceInputError(
-                    f"--image-weights {config.pretrained!r} cannot be loaded for {config.model} "
-                    f"({_first_line(e)}); give a local checkpoint of that model, or leave the "
-                    f"option out for a random initialisation"
-                ) from e
-        logger.warning(
-            "%s: no pretrained weights given; using random initialisation (seed %d)",
-            config.model,
-            config.seed,
-        )
-        with _seeded(config.seed), _quiet_build():
-            model = open_clip.create_model(config.model, pretrained=None)
-        return model, "random-init"
+        if is_random(config.pretrained):
+            logger.warning(
+                "%s: random initialisation asked for (seed %d)", config.model, config.seed
+            )
+            with _seeded(config.seed), _quiet_build():
+                return open_clip.create_model(config.model, pretrained=None), "random-init"
+        weights = config.pretrained
+        if weights == DEFAULT_WEIGHTS:
+            weights = standard_image_tag(open_clip, config.model)
+        try:
+            with _quiet_build():
+                model = open_clip.create_model(
+                    config.model, pretrained=weights, require_pretrained=True, weights_only=True
+                )
+            return model, weights
+        except Exception as e:  # noqa: BLE001 - offline tag, missing or unusable file
+            what = (
+                f"the standard {config.model} weights ({weights}) are not cached here and "
+                f"cannot be fetched"
+                if config.pretrained == DEFAULT_WEIGHTS
+                else f"--image-weights {weights!r} cannot be loaded for {config.model}"
+            )
+            raise AceInputError(
+                f"{what} ({_first_line(e)}); give --image-weights FILE (a local open_clip "
+                f"checkpoint of that model), --image-weights random, or {TINY_HINT}"
+            ) from e
+
+    def embed_text(self, texts: Sequence[str]) -> np.ndarray:
+        """Texts -> (n, dim) L2-normalised, in this encoder's item space (its text tower)."""
+        import open_clip
+
+        if self._tokenizer is None:
+            self._tokenizer = open_clip.get_tokenizer(self.config.model)
+        with torch.inference_mode():
+            out = self.model.encode_text(self._tokenizer(list(texts)).to(self.device))
+        return l2_normalize(out.float().cpu().numpy())
+
+    @property
+    def text_sha256(self) -> str:
+        return state_dict_sha256(self.model, keep=lambda name: not name.startswith("visual."))
 
     def _probe_dim(self) -> int:
         size = self.model.visual.image_size
@@ -249,6 +297,11 @@ class FrameVideoEncoder:
         self.dim = image_encoder.dim
         self.weights_source = image_encoder.weights_source
         self.weights_sha256 = image_encoder.weights_sha256
+        self.embed_text = image_encoder.embed_text
+
+    @property
+    def text_sha256(self) -> str:
+        return self.image.text_sha256
 
     def prepare(self, decoded: Decoded) -> torch.Tensor:
         from PIL import Image

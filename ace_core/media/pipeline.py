@@ -18,11 +18,10 @@ from typing import Any
 import numpy as np
 
 from ace_core.errors import AceInputError
-from ace_core.media.audio_encoder import ClapAudioEncoder
+from ace_core.media.audio_encoder import ClapAudioEncoder, audio_embed_dim
 from ace_core.media.decoding import Decoded, DecodeError, decode_audio, decode_image, decode_video
 from ace_core.media.discovery import MediaFile
 from ace_core.media.encoders import (
-    CLAP_EMBED_DIM,
     CLAP_SAMPLE_RATE,
     AudioEncoderConfig,
     Encoder,
@@ -202,7 +201,7 @@ def image_embed_dim(config: ImageEncoderConfig) -> int:
 
 def common_dim(config: EmbedConfig) -> int:
     """The store's embedding width: the largest encoder width (smaller ones are zero-padded)."""
-    return max(image_embed_dim(config.image), CLAP_EMBED_DIM)
+    return max(image_embed_dim(config.image), audio_embed_dim(config.audio))
 
 
 def build_encoder(modality: str, config: EmbedConfig, *, device=None, image=None) -> Encoder:

@@ -79,7 +79,8 @@ def test_the_real_media_index_with_their_captions(prefect_harness, realdata, tmp
     cfg.write_text(json.dumps({
         "train": {"epochs": 2, "eval_every": 2, "dense": {"epochs": 3}},
         "ids": {"rqvae": {"max_epochs": 2}},
-        "embed": {"image": {"model": "ace-tiny-vit"}, "shard_size": 128},
+        "embed": {"image": {"model": "ace-tiny-vit", "pretrained": "random"},
+                  "audio": {"checkpoint": "random"}, "shard_size": 128},
     }))  # fmt: skip
     capsys.readouterr()
     code = main(["index", str(corpus), "--store", str(tmp_path / "s"), "--config", str(cfg),

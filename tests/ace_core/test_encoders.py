@@ -37,19 +37,21 @@ def test_image_embeddings_finite_unit_norm_and_repeatable(tiny_encoders):
 
 def test_random_init_is_seeded_and_says_so(caplog):
     with caplog.at_level(logging.INFO):
-        e1 = OpenClipImageEncoder(ImageEncoderConfig("ace-tiny-vit", seed=3), device="cpu")
+        e1 = OpenClipImageEncoder(
+            ImageEncoderConfig("ace-tiny-vit", "random", seed=3), device="cpu"
+        )
     lines = [r.getMessage() for r in caplog.records]
     assert len(lines) == 1 and "random initialisation" in lines[0]  # one line, nothing else
     assert e1.weights_source == "random-init"
-    e2 = OpenClipImageEncoder(ImageEncoderConfig("ace-tiny-vit", seed=3), device="cpu")
-    e3 = OpenClipImageEncoder(ImageEncoderConfig("ace-tiny-vit", seed=4), device="cpu")
+    e2 = OpenClipImageEncoder(ImageEncoderConfig("ace-tiny-vit", "random", seed=3), device="cpu")
+    e3 = OpenClipImageEncoder(ImageEncoderConfig("ace-tiny-vit", "random", seed=4), device="cpu")
     assert e1.weights_sha256 == e2.weights_sha256 != e3.weights_sha256
 
 
 def test_open_clip_checkpoint_from_local_path_round_trips(tmp_path, tiny_encoders):
     from safetensors.torch import save_file
 
-    src = OpenClipImageEncoder(ImageEncoderConfig("ace-tiny-vit", seed=7), device="cpu")
+    src = OpenClipImageEncoder(ImageEncoderConfig("ace-tiny-vit", "random", seed=7), device="cpu")
     path = tmp_path / "tiny.safetensors"
     save_file({k: v.contiguous() for k, v in src.model.state_dict().items()}, str(path))
     loaded = OpenClipImageEncoder(
@@ -148,5 +150,5 @@ def test_no_global_rng_side_effect():
     torch.manual_seed(123)
     expected = torch.rand(1)
     torch.manual_seed(123)
-    OpenClipImageEncoder(ImageEncoderConfig("ace-tiny-vit"), device="cpu")
+    OpenClipImageEncoder(ImageEncoderConfig("ace-tiny-vit", "random"), device="cpu")
     assert torch.rand(1) == expected

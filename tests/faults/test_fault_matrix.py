@@ -25,7 +25,11 @@ FAST = {
     "train": {"epochs": 3, "eval_every": 3, "dense": {"epochs": 5}},
     "ingest": {"epochs": 2},
     "ids": {"rqvae": {"max_epochs": 3}},
-    "embed": {"image": {"model": "ace-tiny-vit"}, "shard_size": 16},
+    "embed": {
+        "image": {"model": "ace-tiny-vit", "pretrained": "random"},
+        "audio": {"checkpoint": "random"},
+        "shard_size": 16,
+    },
 }
 
 

@@ -17,7 +17,11 @@ from storage.version_data import version_embeddings
 FAST = {
     "train": {"epochs": 2, "eval_every": 2, "dense": {"epochs": 3}},
     "ids": {"rqvae": {"max_epochs": 2}},
-    "embed": {"image": {"model": "ace-tiny-vit"}, "shard_size": 4},  # several shards
+    "embed": {
+        "image": {"model": "ace-tiny-vit", "pretrained": "random"},
+        "audio": {"checkpoint": "random"},
+        "shard_size": 4,
+    },  # several shards
 }
 
 

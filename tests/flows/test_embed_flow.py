@@ -24,7 +24,16 @@ def corpus_with_bad_file(tmp_path, sample_corpus):
     return corpus
 
 
-TINY = ["--image-model", "ace-tiny-vit", "--shard-size", "8"]
+TINY = [
+    "--image-model",
+    "ace-tiny-vit",
+    "--image-weights",
+    "random",
+    "--audio-checkpoint",
+    "random",
+    "--shard-size",
+    "8",
+]
 
 
 def test_embed_cli_writes_shards_and_rerun_embeds_nothing(

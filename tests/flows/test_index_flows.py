@@ -15,7 +15,16 @@ FAST = {
     "ingest": {"epochs": 3},
     "ids": {"rqvae": {"max_epochs": 5}},
 }
-TINY = ["--image-model", "ace-tiny-vit", "--shard-size", "16"]
+TINY = [
+    "--image-model",
+    "ace-tiny-vit",
+    "--image-weights",
+    "random",
+    "--audio-checkpoint",
+    "random",
+    "--shard-size",
+    "16",
+]
 
 
 def run(capsys, *argv) -> dict:

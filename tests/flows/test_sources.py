@@ -15,7 +15,11 @@ FAST = {
     "train": {"epochs": 4, "eval_every": 2, "dense": {"epochs": 10}},
     "ingest": {"epochs": 2},
     "ids": {"rqvae": {"max_epochs": 4}},
-    "embed": {"image": {"model": "ace-tiny-vit"}, "shard_size": 16},
+    "embed": {
+        "image": {"model": "ace-tiny-vit", "pretrained": "random"},
+        "audio": {"checkpoint": "random"},
+        "shard_size": 16,
+    },
 }
 
 

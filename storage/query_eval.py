@@ -1,0 +1,93 @@
+"""``ace eval --queries FILE.jsonl``: score a version on the user's own held-out pairs.
+
+Each line is ``{"query": text, "path": item}``; ``path`` is an item's path inside its source
+(as results show it) or its absolute location. The metrics and keys are those of a version's
+eval.json: ``generative`` (the version's default query path), ``dense`` (the caption-trained
+dense baseline, where the version has captions) and ``text_tower_dense`` (the encoders' text
+towers searched exactly over the item embeddings, where the towers are loadable).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from ace_core.errors import AceInputError
+from ace_core.retrieval.evaluation import retrieval_metrics
+from ace_core.retrieval.zero_shot import tower_dense_search
+from storage.catalog import VersionModel, load_version_model
+
+MAX_LINE = 1 << 20
+
+
+def read_query_pairs(path: str | Path) -> list[tuple[str, str]]:
+    """(query, item path) pairs; a malformed line is an error naming the line."""
+    pairs = []
+    try:
+        with open(path, encoding="utf-8") as f:
+            for n, line in enumerate(f, 1):
+                if not line.strip():
+                    continue
+                if len(line) > MAX_LINE:
+                    raise AceInputError(f"{path}:{n}: line longer than {MAX_LINE} characters")
+                pairs.append(_pair(json.loads(line), path, n))
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise AceInputError(f"{path}: not JSON lines ({str(e).splitlines()[0]})") from e
+    except OSError as e:
+        raise AceInputError(f"cannot read --queries {path}: {e.strerror or e}") from e
+    if not pairs:
+        raise AceInputError(f"{path} holds no queries")
+    return pairs
+
+
+def _pair(rec, path, n) -> tuple[str, str]:
+    if not isinstance(rec, dict) or not isinstance(rec.get("query"), str) or not rec["query"]:
+        raise AceInputError(f'{path}:{n}: expected {{"query": text, "path": item path}}')
+    if not isinstance(rec.get("path"), str) or not rec["path"]:
+        raise AceInputError(f"{path}:{n}: no item path")
+    return rec["query"], rec["path"]
+
+
+def evaluate_query_file(store: str, version: str | None, queries: str, beam: int = 10) -> dict:
+    vm = load_version_model(store, version)
+    pairs = read_query_pairs(queries)
+    rows = _rows_by_path(vm)
+    known = [(q, rows[p]) for q, p in pairs if p in rows]
+    unknown = sorted({p for _, p in pairs if p not in rows})
+    if not known:
+        raise AceInputError(f"none of the {len(pairs)} queries names an indexed item")
+    texts, gold = [q for q, _ in known], [g for _, g in known]
+    k = min(10, len(vm.model.item_ids))
+    out = {
+        "version": vm.version,
+        "queries": len(known),
+        "unknown_items": unknown,
+        "path": vm.default_path,
+        "generative": _metrics(vm.hits(texts, k, max(beam, k)), gold),
+        "dense": _metrics(vm.model.dense_search(texts, k), gold) if vm.captions else None,
+        "text_tower_dense": _tower_metrics(vm, texts, gold, k),
+    }
+    return out
+
+
+def _metrics(hits, gold) -> dict:
+    return retrieval_metrics([[i for i, _ in row] for row in hits], gold)
+
+
+def _tower_metrics(vm: VersionModel, texts, gold, k) -> dict | None:
+    try:
+        spaces = vm.text_spaces()
+    except AceInputError:
+        return None  # towers not loadable here (older version, other weights)
+    return _metrics(tower_dense_search(spaces, texts, vm.model.item_emb, k), gold)
+
+
+def _rows_by_path(vm: VersionModel) -> dict[str, int]:
+    rows = {}
+    for n, item_id in enumerate(vm.model.item_ids):
+        item = vm.items[item_id]
+        rows[item["path"]] = n
+        source = vm.sources.get(item["source_id"])
+        if source:
+            rows[source.locate(item["path"])] = n
+    return rows

@@ -1,0 +1,57 @@
+"""The text towers of a version's item encoders, for zero-shot queries.
+
+They are rebuilt from the version's embedding config (the same weights options the index was
+built with) and must hash to the ``text_sha256`` its manifest recorded, so a query always uses
+the towers that made the version's embeddings and IDs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from ace_core.errors import AceInputError
+from ace_core.media.pipeline import EmbedConfig, build_encoder
+
+SPACE_ENCODER = {"image": ("image", "video"), "audio": ("audio",)}  # space -> manifest keys
+
+
+def recorded_space(encoders: dict, space: str) -> dict | None:
+    """The manifest's record of the encoder behind an item space (None: no such items)."""
+    for key in SPACE_ENCODER[space]:
+        if key in encoders:
+            return encoders[key]
+    return None
+
+
+def towers_are_trained(encoders: dict) -> bool:
+    """True when every recorded encoder has a text tower from real (not random) weights."""
+    records = [r for r in encoders.values() if r]
+    return bool(records) and all(
+        r.get("text_sha256") and r.get("weights_source") != "random-init" for r in records
+    )
+
+
+def load_text_towers(
+    version: str, embed: EmbedConfig, encoders: dict, *, device=None
+) -> dict[str, Callable]:
+    """space -> embed_text for the spaces the version has items in; checked against the
+    manifest's text_sha256 (AceInputError when the weights are not those of the version)."""
+    towers = {}
+    for space in SPACE_ENCODER:
+        record = recorded_space(encoders, space)
+        if record is None:
+            continue
+        if not record.get("text_sha256"):
+            raise AceInputError(
+                f"version {version} predates recorded text towers; re-index it for zero-shot "
+                f"queries, or query with --path captions"
+            )
+        encoder = build_encoder(space, embed, device=device)
+        if encoder.text_sha256 != record["text_sha256"]:
+            raise AceInputError(
+                f"the {space} text tower built from {record['weights_source']} is not the one "
+                f"that made version {version} (text_sha256 differs); give the same weights, "
+                f"or query with --path captions"
+            )
+        towers[space] = encoder.embed_text
+    return towers

@@ -1,0 +1,86 @@
+"""The project's tiny aligned encoders: built seeded and reused, loaded through the options
+users give for real weights, and aligned (zero-shot text -> media recall above a floor)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from ace_core.errors import AceInputError
+from ace_core.media.audio_encoder import ClapAudioEncoder
+from ace_core.media.decoding import Decoded
+from ace_core.media.encoders import AudioEncoderConfig, ImageEncoderConfig, OpenClipImageEncoder
+from ace_core.synth import synth_audio, synth_image
+from ace_core.tiny_encoders import (
+    MANIFEST,
+    TinyEncoderConfig,
+    build_tiny_encoders,
+    recall_at,
+)
+
+SHIPPED = Path(__file__).resolve().parents[2] / "models" / "tiny"
+QUICK = TinyEncoderConfig(
+    image_items=24, audio_items=12, image_steps=2, audio_steps=2, batch_size=8, eval_items=6
+)
+
+
+def test_build_is_seeded_reused_and_rebuilt_when_damaged(tmp_path):
+    first = build_tiny_encoders(tmp_path / "a", QUICK, progress=lambda s: None)
+    assert not first["reused"] and set(first["zero_shot"]) == {"image", "audio"}
+    assert "--image-weights" in first["args"] and "--audio-checkpoint" in first["args"]
+    again = build_tiny_encoders(tmp_path / "a", QUICK, progress=lambda s: None)
+    assert again["reused"] and again["files"] == first["files"]
+    other = build_tiny_encoders(tmp_path / "b", QUICK, progress=lambda s: None)
+    assert other["files"] == first["files"]  # same seed, same bytes
+    weights = tmp_path / "a" / "ace-tiny-clap.safetensors"
+    weights.write_bytes(weights.read_bytes()[:-8] + b"\0" * 8)
+    assert not build_tiny_encoders(tmp_path / "a", QUICK, progress=lambda s: None)["reused"]
+
+
+def test_recall_at_ranks_each_answer_among_all_items():
+    scores = np.array([[0.9, 0.1, 0.2], [0.5, 0.4, 0.6], [0.3, 0.3, 0.3]])  # ranks 1, 3, 1
+    assert recall_at(scores, ks=(1, 2, 3)) == {"R@1": 0.6667, "R@2": 0.6667, "R@3": 1.0}
+
+
+@pytest.fixture(scope="module")
+def shipped() -> Path:
+    if not (SHIPPED / MANIFEST).exists():
+        pytest.skip(f"no tiny encoders at {SHIPPED} (ace tiny-encoders {SHIPPED} builds them)")
+    return SHIPPED
+
+
+def test_tiny_clip_loads_through_image_weights_and_is_aligned(shipped):
+    enc = OpenClipImageEncoder(
+        ImageEncoderConfig("ace-tiny-clip", str(shipped / "ace-tiny-clip.safetensors")),
+        device="cpu",
+    )
+    rng = np.random.default_rng(4242)  # a generator seed the training never saw
+    drawn = [synth_image(rng) for _ in range(100)]
+    items = enc.embed([enc.prepare(Decoded(Image.fromarray(px))) for px, _ in drawn])
+    texts = enc.embed_text([caps[i % len(caps)] for i, (_, caps) in enumerate(drawn)])
+    assert recall_at(texts @ items.T)["R@10"] >= 0.8
+
+
+def test_tiny_clap_loads_through_audio_checkpoint_and_is_aligned(shipped):
+    enc = ClapAudioEncoder(
+        AudioEncoderConfig("ace-tiny-clap", str(shipped / "ace-tiny-clap.safetensors")),
+        device="cpu",
+    )
+    rng = np.random.default_rng(4242)
+    drawn = [synth_audio(rng) for _ in range(100)]
+    items = enc.embed([enc.prepare(Decoded(x)) for x, _ in drawn])
+    texts = enc.embed_text([caps[i % len(caps)] for i, (_, caps) in enumerate(drawn)])
+    assert items.shape == (100, enc.dim) and enc.text_sha256 != enc.weights_sha256
+    assert recall_at(texts @ items.T)["R@10"] >= 0.6
+
+
+def test_default_weights_that_are_not_here_stop_with_one_line_naming_the_options():
+    with pytest.raises(AceInputError) as e:
+        OpenClipImageEncoder(ImageEncoderConfig("ace-tiny-clip"), device="cpu")
+    assert "--image-weights random" in str(e.value) and "\n" not in str(e.value)
+    with pytest.raises(AceInputError) as e:
+        ClapAudioEncoder(AudioEncoderConfig("ace-tiny-clap"), device="cpu")
+    assert "--audio-checkpoint random" in str(e.value)
