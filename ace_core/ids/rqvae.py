@@ -43,18 +43,23 @@ class RQVAEConfig:
     dead_code_min_uses: int = 1  # a code used fewer times per epoch is replaced
     init_points_per_code: int = 8  # initialisation sample (at least batch_size points)
     init: str = "kmeans"  # codebook initialisation: "kmeans" (per level) or "faiss_rq"
+    min_points_per_code: int = 4  # small corpora: fewer codes per level (no dead levels)
     seed: int = 0
 
 
 def effective_codebook_size(n: int, config: RQVAEConfig) -> int:
-    """The configured size, or the largest power of two <= n (tiny corpora), at least 2."""
+    """Codes per level for ``n`` items: the configured size, or on a small corpus the largest
+    power of two with at least ``min_points_per_code`` items per code (at least 2). Every level
+    sees all n residuals, so a codebook sized to n keeps each level's codes in use; a larger
+    one lets the first level give most items a code of their own and leaves nothing for the
+    next levels to encode (a dead level)."""
     k = config.codebook_size
     if k & (k - 1):
         raise ValueError(f"codebook_size must be a power of two, got {k}")
-    if n < k:
-        k2 = max(2, 1 << int(math.floor(math.log2(max(n, 2)))))
-        logger.warning("rq-vae: %d training items < codebook size %d; using %d", n, k, k2)
-        return k2
+    fit = max(2, 1 << int(math.floor(math.log2(max(n / config.min_points_per_code, 2)))))
+    if fit < k:
+        logger.info("rq-vae: %d items; %d codes per level instead of %d", n, fit, k)
+        return fit
     return k
 
 
@@ -193,7 +198,7 @@ def train_rqvae(
     perm = torch.randperm(n, generator=gen)
     n_val = max(1, int(round(n * config.val_fraction))) if n > 1 else 0
     val, train = x_t[perm[:n_val]], x_t[perm[n_val:]] if n > 1 else x_t
-    k = effective_codebook_size(train.shape[0], config)
+    k = effective_codebook_size(n, config)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(config.seed)
         model = RQVAE(d, config, k)

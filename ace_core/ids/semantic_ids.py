@@ -12,7 +12,6 @@ sees the raw embedding), ``hkmeans`` (hierarchical k-means instead of the RQ-VAE
 from __future__ import annotations
 
 import logging
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -21,7 +20,14 @@ import numpy as np
 from ace_core.errors import AceInputError
 from ace_core.ids.kmeans import KMeansConfig, assign_nearest, fit_kmeans
 from ace_core.ids.quality import quality_report
-from ace_core.ids.rqvae import RQVAE, RQVAEConfig, rq_decode, rq_encode, train_rqvae
+from ace_core.ids.rqvae import (
+    RQVAE,
+    RQVAEConfig,
+    effective_codebook_size,
+    rq_decode,
+    rq_encode,
+    train_rqvae,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -202,7 +208,7 @@ def fit_semantic_ids(
         )
     residual = x - km_centroids[coarse]
     if config.mode == "hkmeans":
-        K = _pow2_at_most(config.rqvae.codebook_size, n)
+        K = effective_codebook_size(n, config.rqvae)
         fine = hierarchical_kmeans_codes(
             residual, coarse, config.rqvae.levels, K, config.kmeans.seed
         )
@@ -223,17 +229,13 @@ def l2n(x: np.ndarray) -> np.ndarray:
     return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
 
 
-def _pow2_at_most(k: int, n: int) -> int:
-    return max(2, min(k, 1 << int(math.floor(math.log2(max(n, 2))))))
-
-
 def _random_ids(ids: list[str], d: int, config: SemanticIDConfig):
     from ace_core.ids.kmeans import effective_k
 
     rng = np.random.default_rng(config.rqvae.seed)
     n, L = len(ids), config.rqvae.levels
     k = effective_k(n, config.kmeans)
-    K = _pow2_at_most(config.rqvae.codebook_size, n)
+    K = effective_codebook_size(n, config.rqvae)
     coarse = rng.integers(0, k, n)
     fine = rng.integers(0, K, (n, L))
     sids = SemanticIDs(ids, coarse, fine, assign_suffixes(ids, coarse, fine))

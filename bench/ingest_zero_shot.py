@@ -1,0 +1,72 @@
+"""Caption-less new items right after an ingest (issue 8, part 5). Not a test.
+
+  .venv/bin/python bench/ingest_zero_shot.py [--seed 5050]
+
+`ace index` a captioned synthetic corpus with the tiny aligned encoders, then `ace ingest` a
+batch whose captions are withheld (tonight's uploads), then `ace eval --queries` twice: one
+held-back caption per new item (new-item recall) and one caption per old item (old-item
+recall), through the version's default query path and the text-tower dense baseline.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+ACE = str(ROOT / ".venv" / "bin" / "ace")
+TINY = ROOT / "models" / "tiny"
+
+
+def ace(*argv: str) -> dict:
+    out = subprocess.run([ACE, *argv, "--json"], capture_output=True, text=True)
+    if out.returncode:
+        sys.exit(f"ace {' '.join(argv)} failed: {out.stderr[-1500:]}")
+    return json.loads(out.stdout)
+
+
+def queries_file(corpus: Path, out: Path) -> Path:
+    lines = []
+    for line in (corpus / "captions.jsonl").read_text().splitlines():
+        rec = json.loads(line)
+        lines.append(json.dumps({"query": rec["captions"][-1], "path": rec["path"]}))
+    out.write_text("\n".join(lines) + "\n")
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--seed", type=int, default=5050)
+    args = ap.parse_args()
+    tmp = Path(tempfile.mkdtemp(prefix="ace-bench-ingest-zs-"))
+    corpus, batch, store = tmp / "corpus", tmp / "batch", str(tmp / "store")
+    ace("sample-corpus", str(corpus), "--seed", str(args.seed))
+    ace("sample-corpus", str(batch), "--seed", str(args.seed + 1),
+        "--images", "10", "--audio", "4", "--videos", "2")  # fmt: skip
+    new_q = queries_file(batch, tmp / "new.jsonl")
+    (batch / "captions.jsonl").unlink()
+    old_q = queries_file(corpus, tmp / "old.jsonl")
+    weights = [
+        "--image-model", "ace-tiny-clip", "--image-weights", str(TINY / "ace-tiny-clip.safetensors"),
+        "--audio-model", "ace-tiny-clap", "--audio-checkpoint", str(TINY / "ace-tiny-clap.safetensors"),
+    ]  # fmt: skip
+    v1 = ace("index", str(corpus), "--store", store, *weights)
+    v2 = ace("ingest", str(batch), "--store", store)
+    print(f"index {v1['seconds']:.0f} s, ingest {v2['seconds']:.0f} s ({v2['version']})")
+    print("\n| items | queries | path | generative R@1 | R@10 | text-tower dense R@1 | R@10 |")
+    print("|---|---|---|---|---|---|---|")
+    for label, q in (("new, caption-less", new_q), ("old, captioned", old_q)):
+        r = ace("eval", "--store", store, "--queries", str(q))
+        g, t = r["generative"], r["text_tower_dense"]
+        print(
+            f"| {label} | {r['queries']} | {r['path']} | {g['R@1']:.3f} | {g['R@10']:.3f} | "
+            f"{t['R@1']:.3f} | {t['R@10']:.3f} |"
+        )
+
+
+if __name__ == "__main__":
+    main()
