@@ -51,8 +51,10 @@ def main() -> None:
     (batch / "captions.jsonl").unlink()
     old_q = queries_file(corpus, tmp / "old.jsonl")
     weights = [
-        "--image-model", "ace-tiny-clip", "--image-weights", str(TINY / "ace-tiny-clip.safetensors"),
-        "--audio-model", "ace-tiny-clap", "--audio-checkpoint", str(TINY / "ace-tiny-clap.safetensors"),
+        "--image-model", "ace-tiny-clip",
+        "--image-weights", str(TINY / "ace-tiny-clip.safetensors"),
+        "--audio-model", "ace-tiny-clap",
+        "--audio-checkpoint", str(TINY / "ace-tiny-clap.safetensors"),
     ]  # fmt: skip
     v1 = ace("index", str(corpus), "--store", store, *weights)
     v2 = ace("ingest", str(batch), "--store", store)

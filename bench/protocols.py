@@ -1,6 +1,7 @@
 """Retrieval quality with encoders that mean something (issue 8): three protocols. Not a test.
 
   .venv/bin/python bench/protocols.py [--seed 4040] [--train-seeds 0 1 2] [--ablations]
+                                      [--images 100 --audio 40 --videos 20 --epochs 20]
 
 A synthetic corpus from a generator seed the tiny encoders never saw (they train on seeds 0
 and 1 and are evaluated on 9999), embedded with the tiny aligned encoders (models/tiny, built
@@ -17,7 +18,8 @@ zero-shot = the encoders' text towers into the item-memory path, both = merged b
 the dense caption baseline (MiniLM + linear, faiss flat) and the text-tower dense baseline
 (the towers' query embedding searched exactly over the item embeddings: what clip-retrieval
 does). With --ablations the generative model is also trained with random IDs, without the
-coarse token, with hierarchical k-means IDs and without fusion. Medians over training seeds.
+coarse token, with hierarchical k-means IDs and without fusion (on --ablation-seeds: each is
+a full training run). Medians over training seeds.
 """
 
 from __future__ import annotations
@@ -87,7 +89,9 @@ def protocol_queries(name, ids, captions, rng):
         return {}, [(_one(captions[i], rng), n) for n, i in enumerate(ids) if i in captions]
     unseen = {i for i in ids if _hash_fraction(i) < 0.25}
     train = {i: c for i, c in captions.items() if i not in unseen}
-    queries = [(_one(captions[i], rng), n) for n, i in enumerate(ids) if i in unseen and i in captions]
+    queries = [
+        (_one(captions[i], rng), n) for n, i in enumerate(ids) if i in unseen and i in captions
+    ]
     return train, queries
 
 
@@ -100,11 +104,15 @@ def score(hits, gold) -> dict:
     return retrieval_metrics([[i for i, _ in row] for row in hits], gold)
 
 
-def evaluate(fit, spaces, queries, dim, *, with_dense: bool, k=10, beam=10) -> dict:
+def evaluate(fit, spaces, queries, dim, *, with_dense: bool, captioned, k=10, beam=10) -> dict:
     texts, gold = [q for q, _ in queries], [g for _, g in queries]
     model = fit.model
     captions = model.search(texts, k, beam=beam)
     zero = zero_shot_search(model.decoder, spaces, texts, dim, k, beam)
+    if captioned and set(gold).isdisjoint(captioned):  # unseen: where do wrong answers go?
+        for name, hits in (("captions", captions), ("zero-shot", zero)):
+            share = np.mean([bool(h) and h[0][0] in captioned for h in hits])
+            print(f"  unseen items, {name} path: top-1 is a captioned item for {share:.0%}")
     out = {
         "generative (captions path)": score(captions, gold),
         "generative (zero-shot path)": score(zero, gold),
@@ -143,6 +151,8 @@ def run(args) -> None:
     for protocol in ("seen", "unseen", "caption-less"):
         for seed in args.train_seeds:
             for variant, (idc, rc) in variants.items():
+                if variant != "ACE (full)" and seed not in args.ablation_seeds:
+                    continue
                 row = one_fit(protocol, variant, idc, rc, seed, ids, x, modalities, captions,
                               towers, encoder, args)  # fmt: skip
                 for name, m in row.items():
@@ -166,7 +176,8 @@ def one_fit(protocol, variant, idc, rc, seed, ids, x, modalities, captions, towe
     if protocol == "seen":
         queries = [(t, n) for t, n in fit.split.test]
     spaces = text_spaces(modalities, fit.model.id_tokens, towers)
-    out = evaluate(fit, spaces, queries, x.shape[1],
+    captioned = {n for n, i in enumerate(ids) if i in train_caps}
+    out = evaluate(fit, spaces, queries, x.shape[1], captioned=captioned,
                    with_dense=variant == "ACE (full)" and bool(train_caps))  # fmt: skip
     print(
         f"{protocol:12s} seed {seed} {variant:22s} {len(queries)} queries, fit "
@@ -197,12 +208,13 @@ def report(table, args, n_items) -> None:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seed", type=int, default=4040)
-    ap.add_argument("--images", type=int, default=200)
-    ap.add_argument("--audio", type=int, default=80)
-    ap.add_argument("--videos", type=int, default=40)
-    ap.add_argument("--epochs", type=int, default=40)
+    ap.add_argument("--images", type=int, default=100)
+    ap.add_argument("--audio", type=int, default=40)
+    ap.add_argument("--videos", type=int, default=20)
+    ap.add_argument("--epochs", type=int, default=20)
     ap.add_argument("--train-seeds", type=int, nargs="+", default=[0, 1, 2])
     ap.add_argument("--ablations", action="store_true")
+    ap.add_argument("--ablation-seeds", type=int, nargs="+", default=[0])
     run(ap.parse_args())
 
 

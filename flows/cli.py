@@ -112,9 +112,7 @@ def _check_weight_files(image_weights: str | None, audio_checkpoint: str | None)
     )
     if looks_like_path and not os.path.isfile(image_weights):
         raise UsageError(f"--image-weights file not found: {image_weights}")
-    if audio_checkpoint not in (None, "default", "random") and not os.path.isfile(
-        audio_checkpoint
-    ):
+    if audio_checkpoint not in (None, "default", "random") and not os.path.isfile(audio_checkpoint):
         raise UsageError(f"--audio-checkpoint file not found: {audio_checkpoint}")
 
 

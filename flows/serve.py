@@ -223,6 +223,7 @@ def _search_routes(app: FastAPI, holder: VersionHolder, batcher: SearchBatcher, 
         rows = await batcher.search(vm, q, wanted, dense)
         rows = [r for r in rows if modality in (None, r["modality"])][:k]
         return {"query": q, "version": vm.version, "mode": "dense" if dense else "generative",
+                "path": None if dense else vm.default_path,  # the version's auto query path
                 "results": [_with_urls(r, token) for r in rows]}  # fmt: skip
 
     @app.get("/api/items/{item_id}")

@@ -39,7 +39,7 @@ class TrainConfig:
     eval_every: int = 2  # validate (beam search on val queries) every N epochs
     index_task: bool = True  # also learn item embedding -> ID (caption-less items)
     max_index_repeats: int = 4  # indexing examples per item per epoch: about as many as
-    #                             captions, between 1 and this
+    #                             captions, between 1 and this (this many without captions)
     patience: int = 12  # epochs without validation improvement before stopping
     val_beam_size: int = 5
     max_val_queries: int = 512
@@ -118,6 +118,7 @@ def _batches(caps: torch.Tensor, index_rows: torch.Tensor, cfg: TrainConfig, gen
     out = [("cap", caps[b]) for b in perm.split(cfg.batch_size) if len(b)]
     if cfg.index_task and len(index_rows):
         reps = int(min(cfg.max_index_repeats, max(1, -(-n_caps // len(index_rows)))))
+        reps = reps if n_caps else cfg.max_index_repeats
         rows = index_rows.repeat(reps)
         perm = rows[torch.randperm(len(rows), generator=gen)]
         out += [("item", b) for b in perm.split(cfg.batch_size)]

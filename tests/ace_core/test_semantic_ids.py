@@ -256,3 +256,13 @@ def test_faiss_rq_init_starts_from_faiss_codebooks_and_is_deterministic():
     np.testing.assert_array_equal(rq_encode(a.model, x), rq_encode(b.model, x))
     with pytest.raises(AceInputError, match="unknown RQ-VAE init"):
         train_rqvae(x, RQVAEConfig(init="pq"))
+
+
+@pytest.mark.parametrize("n, codes", [(50, 8), (88, 16), (300, 64), (2000, 256)])
+def test_codebooks_are_sized_to_the_corpus_and_no_level_is_dead(n, codes):
+    x = clustered(n=n, d=64, k=12, noise=0.5, seed=n)
+    indexer, sids = fit_semantic_ids(ids_for(n), x, SemanticIDConfig())
+    report = indexer.report
+    assert report["codebook_size"] == codes  # at least 4 items per code, at most 256
+    assert min(report["perplexity"]) >= 1.5, report["perplexity"]  # every level carries codes
+    assert sids.fine.max() < codes
