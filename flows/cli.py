@@ -455,7 +455,7 @@ def cmd_eval(args) -> int:
     if args.queries:
         from storage.query_eval import evaluate_query_file
 
-        out = evaluate_query_file(args.store, args.version, args.queries)
+        out = evaluate_query_file(args.store, args.version, args.queries, path=args.path)
         emit(args, out, _human_query_eval)
         return 0
     out = version_eval(args.store, args.version)
@@ -692,13 +692,7 @@ def _add_read_commands(sub, common) -> None:
     p.add_argument("--version", default=None)
     p.add_argument("--beam", type=int, default=10, help="beam size (at least k)")
     p.add_argument("--dense", action="store_true", help="use the dense baseline instead")
-    p.add_argument(
-        "--path",
-        choices=("auto", "captions", "zero-shot", "both"),
-        default="auto",
-        help="captions: the caption-trained text encoder; zero-shot: the item encoders' text "
-        "towers; both: merged by score; auto: what the version was trained with",
-    )
+    _add_path_option(p)
     p.set_defaults(func=cmd_query)
 
     p = sub.add_parser("versions", parents=[common], help="list published versions")
@@ -729,7 +723,18 @@ def _add_read_commands(sub, common) -> None:
         metavar="FILE.jsonl",
         help='score the version on your own {"query": ..., "path": ...} lines',
     )
+    _add_path_option(p)
     p.set_defaults(func=cmd_eval)
+
+
+def _add_path_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--path",
+        choices=("auto", "captions", "zero-shot", "both"),
+        default="auto",
+        help="captions: the caption-trained text encoder; zero-shot: the item encoders' text "
+        "towers; both: merged by score; auto: what the version was trained with",
+    )
 
 
 def _add_index_options(p: argparse.ArgumentParser) -> None:

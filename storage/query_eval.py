@@ -2,9 +2,9 @@
 
 Each line is ``{"query": text, "path": item}``; ``path`` is an item's path inside its source
 (as results show it) or its absolute location. The metrics and keys are those of a version's
-eval.json: ``generative`` (the version's default query path), ``dense`` (the caption-trained
-dense baseline, where the version has captions) and ``text_tower_dense`` (the encoders' text
-towers searched exactly over the item embeddings, where the towers are loadable).
+eval.json: ``generative`` (the version's default query path, or ``path``), ``dense`` (the
+caption-trained dense baseline, where the version has captions) and ``text_tower_dense`` (the
+encoders' text towers searched exactly over the item embeddings, where the towers load).
 """
 
 from __future__ import annotations
@@ -48,7 +48,9 @@ def _pair(rec, path, n) -> tuple[str, str]:
     return rec["query"], rec["path"]
 
 
-def evaluate_query_file(store: str, version: str | None, queries: str, beam: int = 10) -> dict:
+def evaluate_query_file(
+    store: str, version: str | None, queries: str, *, path: str = "auto", beam: int = 10
+) -> dict:
     vm = load_version_model(store, version)
     pairs = read_query_pairs(queries)
     rows = _rows_by_path(vm)
@@ -62,8 +64,8 @@ def evaluate_query_file(store: str, version: str | None, queries: str, beam: int
         "version": vm.version,
         "queries": len(known),
         "unknown_items": unknown,
-        "path": vm.default_path,
-        "generative": _metrics(vm.hits(texts, k, max(beam, k)), gold),
+        "path": vm.default_path if path == "auto" else path,
+        "generative": _metrics(vm.hits(texts, k, max(beam, k), path), gold),
         "dense": _metrics(vm.model.dense_search(texts, k), gold) if vm.captions else None,
         "text_tower_dense": _tower_metrics(vm, texts, gold, k),
     }

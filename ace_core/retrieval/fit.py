@@ -183,7 +183,7 @@ def fit_retrieval(
         device=device,
         progress=progress,
         replay=replay,
-        validate_initial=init is not None,  # never publish a fine-tune worse than its start
+        validate_initial=_start_is_a_candidate(init, train_split, new_rows),
     )
     if dense and len(gold["train"]):
         train_dense(
@@ -236,6 +236,14 @@ def _test_metrics(model, split, feats, gold, dense, new_rows, init) -> dict:
     if dense:
         ev["dense"] = _dense_test_metrics(model, feats, gold)
     return {"eval": ev, "subsets": subsets}
+
+
+def _start_is_a_candidate(init, split: QuerySplit, new_rows: set[int]) -> bool:
+    """Fine-tuning: the parent's weights compete with the fine-tuned ones (never publish a
+    fine-tune worse than its start) only when validation can see the new items. When every new
+    item is caption-less, the validation queries are all old items', the parent's weights
+    (which never saw the new items) would win and the new items would be unreachable."""
+    return init is not None and any(n in new_rows for _, n in split.val)
 
 
 def _features(model: RetrievalModel, split: QuerySplit, cache_mb: int):

@@ -167,3 +167,62 @@ def test_ingest_replay_trains_every_new_entry_each_epoch_and_revisits_old_ones()
     again = replay.draw(torch.Generator().manual_seed(0))
     first = replay.draw(torch.Generator().manual_seed(0))
     assert all(torch.equal(a, b) for a, b in zip(again, first))  # seeded
+
+
+def test_an_ingest_of_captionless_items_publishes_weights_that_know_them(toy):
+    """Validation sees only old items' captions here; the parent's weights (which never saw
+    the new items) must not win the checkpoint choice, or the new items are unreachable."""
+    from dataclasses import replace
+
+    from ace_core.retrieval.fit import IngestConfig, InitState
+
+    ids, x, sids, caps, fit = toy
+    new = [n for n, i in enumerate(ids) if i not in caps]
+    small = RetrieverConfig(d_model=64, n_layers=1)
+    parent = fit_retrieval(
+        ids, x, sids, toy_indexer(toy), caps, device="cpu", config=small,
+        train=TrainConfig(epochs=30, eval_every=10, index_task=False,
+                          dense=DenseTrainConfig(epochs=2)),
+    )  # fmt: skip
+    rows = np.asarray(new)
+
+    def known(model) -> float:
+        hits = search_by_embedding(model.decoder, x[rows], model.trie, beam=5, k=1)
+        return float(np.mean([h[0][0] == r for h, r in zip(hits, rows)]))
+
+    init = InitState(
+        decoder=parent.model.decoder.state_dict(),
+        dense=parent.model.dense.state_dict(),
+        vocab=parent.model.vocab,
+        item_ids={i for i in ids if i in caps},
+    )
+    child = fit_retrieval(
+        ids, x, sids, toy_indexer(toy), caps, device="cpu", config=small,
+        train=TrainConfig(epochs=30, dense=DenseTrainConfig(epochs=2)), init=init,
+        ingest=replace(IngestConfig(), epochs=12, eval_every=4),
+    )  # fmt: skip
+    assert child.generative_report.best_epoch > 0
+    assert known(child.model) > known(parent.model)
+
+
+def toy_indexer(toy):
+    ids, x, sids, _, _ = toy
+    indexer, again = fit_semantic_ids(
+        ids,
+        x,
+        SemanticIDConfig(
+            kmeans=KMeansConfig(k=4), rqvae=RQVAEConfig(levels=2, codebook_size=8, max_epochs=5)
+        ),
+    )
+    assert again.sids == sids.sids  # deterministic: the same IDs as the fixture's
+    return indexer
+
+
+def test_the_parent_competes_with_a_fine_tune_only_when_validation_sees_new_items():
+    from ace_core.retrieval.evaluation import QuerySplit
+    from ace_core.retrieval.fit import _start_is_a_candidate
+
+    split = QuerySplit(train=[("a", 0), ("b", 2)], val=[("c", 0)], test=[("d", 0)])
+    assert not _start_is_a_candidate(None, split, {2})  # a full build has no parent
+    assert not _start_is_a_candidate(object(), split, {2})  # new item 2: no val caption
+    assert _start_is_a_candidate(object(), split, {0, 2})
