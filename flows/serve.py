@@ -98,9 +98,9 @@ class SearchBatcher:
         self.queue: asyncio.Queue | None = None
         self.executor = ThreadPoolExecutor(1, thread_name_prefix="ace-search")
 
-    async def search(self, vm, text: str, k: int, dense: bool) -> list[dict]:
+    async def search(self, vm, text: str, k: int, dense: bool, modality=None) -> list[dict]:
         future = asyncio.get_running_loop().create_future()
-        await self.queue.put((vm, text, k, dense, future))
+        await self.queue.put((vm, text, k, dense, future, modality))
         return await future
 
     async def run(self) -> None:
@@ -116,17 +116,18 @@ class SearchBatcher:
                     break
             groups: dict[tuple, list] = {}
             for entry in batch:
-                groups.setdefault((id(entry[0]), entry[3]), []).append(entry)
+                groups.setdefault((id(entry[0]), entry[3], entry[5]), []).append(entry)
             for group in groups.values():
                 await self._answer(loop, group)
 
     async def _answer(self, loop, group: list) -> None:
-        vm, dense = group[0][0], group[0][3]
+        vm, dense, modality = group[0][0], group[0][3], group[0][5]
         k = max(e[2] for e in group)
         texts = [e[1] for e in group]
         try:
             rows = await loop.run_in_executor(
-                self.executor, lambda: vm.search_many(texts, k, beam=max(10, k), dense=dense)
+                self.executor,
+                lambda: vm.search_many(texts, k, beam=max(10, k), dense=dense, modality=modality),
             )
         except Exception as e:  # noqa: BLE001 - each waiting request gets the error
             for entry in group:
@@ -219,9 +220,7 @@ def _search_routes(app: FastAPI, holder: VersionHolder, batcher: SearchBatcher, 
     ):
         q = _check_query(q, k)
         vm = holder.get(version)
-        wanted = min(len(vm.model.item_ids), k * 4 if modality else k)
-        rows = await batcher.search(vm, q, wanted, dense)
-        rows = [r for r in rows if modality in (None, r["modality"])][:k]
+        rows = await batcher.search(vm, q, min(len(vm.model.item_ids), k), dense, modality)
         return {"query": q, "version": vm.version, "mode": "dense" if dense else "generative",
                 "path": None if dense else vm.default_path,  # the version's auto query path
                 "results": [_with_urls(r, token) for r in rows]}  # fmt: skip

@@ -6,12 +6,24 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 
+import numpy as np
+
 from ace_core.config_io import from_dict
 from ace_core.errors import AceInputError
 from ace_core.index_config import IndexConfig
 from ace_core.media.pipeline import EmbedConfig
+from ace_core.retrieval.constrained_generation import Trie
+from ace_core.retrieval.dense import dense_search
 from ace_core.retrieval.retrieval_model import RetrievalModel, validate_queries
-from ace_core.retrieval.zero_shot import PATHS, merge_paths, text_spaces, zero_shot_search
+from ace_core.retrieval.training import generative_search
+from ace_core.retrieval.zero_shot import (
+    PATHS,
+    SPACE_OF_MODALITY,
+    TextSpace,
+    merge_paths,
+    text_spaces,
+    zero_shot_search,
+)
 from storage.codebooks import read_semantic_ids
 from storage.query_towers import load_text_towers, towers_are_trained
 from storage.retriever_io import load_retriever
@@ -101,6 +113,7 @@ class VersionModel:
     encoders: dict = field(default_factory=dict)  # the manifest's encoder records
     _rows: dict[str, int] | None = None
     _spaces: dict | None = None
+    _subsets: dict = field(default_factory=dict)
 
     @property
     def default_path(self) -> str:
@@ -119,23 +132,54 @@ class VersionModel:
             self._spaces = text_spaces(modalities, self.model.id_tokens, towers)
         return self._spaces
 
-    def hits(self, texts: list[str], k: int, beam: int, path: str = "auto"):
-        """(row, score) lists through a query path: captions, zero-shot or both."""
+    def hits(
+        self, texts: list[str], k: int, beam: int, path: str = "auto", modality: str | None = None
+    ):
+        """(row, score) lists through a query path: captions, zero-shot or both; with
+        ``modality``, decoding is constrained to that modality's items."""
         path = self.default_path if path == "auto" else path
         if path not in PATHS:
             raise AceInputError(f"unknown query path {path!r} (one of {', '.join(PATHS)})")
+        validate_queries(texts, k, len(self.model.item_ids))
+        rows, trie = self.subset(modality)
+        if not len(rows):
+            return [[] for _ in texts]
+        k = min(k, len(rows))
         caption_hits = zero_hits = None
         if path in ("captions", "both"):
-            caption_hits = self.model.search(texts, k, beam=beam)
+            found = generative_search(self.model.decoder, self.model.features(texts), trie,
+                                      beam, k, device=self.model.device)  # fmt: skip
+            caption_hits = [[(int(rows[i]), s) for i, s in row] for row in found]
         if path in ("zero-shot", "both"):
-            validate_queries(texts, k, len(self.model.item_ids))
             zero_hits = zero_shot_search(
-                self.model.decoder, self.text_spaces(), texts, self.model.item_emb.shape[1],
-                k, beam, device=self.model.device,
+                self.model.decoder, self.spaces_of(modality), texts,
+                self.model.item_emb.shape[1], k, beam, device=self.model.device,
             )  # fmt: skip
         if caption_hits is None or zero_hits is None:
             return caption_hits or zero_hits
         return merge_paths(caption_hits, zero_hits, k)
+
+    def subset(self, modality: str | None) -> tuple[np.ndarray, Trie]:
+        """The rows of one modality's items (all items for None) and a trie of their IDs."""
+        if modality not in self._subsets:
+            if modality is None:
+                self._subsets[None] = (np.arange(len(self.model.item_ids)), self.model.trie)
+            else:
+                ids = self.model.item_ids
+                rows = np.array(
+                    [n for n, i in enumerate(ids) if self.items[i]["modality"] == modality],
+                    np.int64,
+                )
+                self._subsets[modality] = (rows, Trie(self.model.id_tokens[rows]))
+        return self._subsets[modality]
+
+    def spaces_of(self, modality: str | None) -> dict:
+        spaces = self.text_spaces()
+        if modality is None:
+            return spaces
+        space = spaces.get(SPACE_OF_MODALITY[modality])
+        rows, trie = self.subset(modality)
+        return {} if space is None else {"m": TextSpace(space.embed_text, rows, trie)}
 
     def result(self, row: int, score: float) -> dict:
         item_id = self.model.item_ids[row]
@@ -174,14 +218,20 @@ class VersionModel:
         return self._rows
 
     def search_many(
-        self, texts: list[str], k: int, *, beam: int = 10, dense: bool = False, path: str = "auto"
-    ) -> list[list[dict]]:
-        """Top-k results of several queries in one batched search."""
+        self, texts: list[str], k: int, *, beam: int = 10, dense: bool = False,
+        path: str = "auto", modality: str | None = None,
+    ) -> list[list[dict]]:  # fmt: skip
+        """Top-k results of several queries in one batched search (of one modality's items
+        with ``modality``)."""
         k = min(k, len(self.model.item_ids))
         if dense:
-            hits = self.model.dense_search(texts, k)
+            validate_queries(texts, k, len(self.model.item_ids))
+            rows, _ = self.subset(modality)
+            found = dense_search(self.model.dense, self.model.features(texts),
+                                 self.model.item_emb[rows], min(k, len(rows)))  # fmt: skip
+            hits = [[(int(rows[i]), s) for i, s in row] for row in found]
         else:
-            hits = self.hits(texts, k, max(beam, k), path)
+            hits = self.hits(texts, k, max(beam, k), path, modality)
         return [[self.result(i, score) for i, score in row] for row in hits]
 
     def similar(self, item_id: str, k: int = 10, *, beam: int = 10) -> list[dict]:
