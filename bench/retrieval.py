@@ -1,14 +1,15 @@
 """Retrieval figures (issue: generative retriever). Prints markdown; not a test.
 
   .venv/bin/python bench/retrieval.py quality [--seed 2026] [--image-model ViT-B-32]
-  .venv/bin/python bench/retrieval.py throughput [--sizes 1000 10000 100000] [--repeats 3]
+  .venv/bin/python bench/retrieval.py throughput [--sizes 1000 100000 1000000] [--repeats 3]
 
 quality: a fresh `ace sample-corpus` (default size, a seed no test uses) embedded with the
 default encoders, then the generative retriever, the dense baseline and the four ablations
 trained and evaluated on the held-out test captions (seen-items protocol); training time per
 epoch and peak memory.
 throughput: queries/s at batch 32, beam 10, for generative decoding (trie of n synthetic IDs)
-and the dense baseline (faiss flat inner-product over n synthetic 512-d embeddings); both
+and the dense baseline over n synthetic 512-d embeddings with faiss flat, IVF-Flat (nprobe 16)
+and HNSW (M 32, efSearch 64; up to --hnsw-max items, its build is slow on 2 cores); all
 include the same text encoder forward pass, which is also reported alone.
 """
 
@@ -157,8 +158,12 @@ def throughput(args) -> None:
         f"{len(texts)} queries, batch 32, beam 10, {torch.get_num_threads()} threads; text "
         f"encoder alone: {len(texts) / t_enc:.1f} q/s"
     )
-    print("\n| corpus IDs | generative q/s | dense (faiss flat IP) q/s | generative / dense |")
-    print("|---|---|---|---|")
+    print(
+        "\n| corpus IDs | generative q/s | dense flat q/s | dense IVF q/s | dense HNSW q/s "
+        "| generative / flat | generative slowdown vs first size |"
+    )
+    print("|---|---|---|---|---|---|---|")
+    first = None
     for n in args.sizes:
         tokens, k, K = synthetic_ids(n)
         vocab = Vocab(k, 3, K, int(tokens[:, -1].max()) + 1)
@@ -176,15 +181,46 @@ def throughput(args) -> None:
             feats = TextFeatures(enc, tok, texts, device="cpu", batch=32)
             generative_search(dec, feats, trie, 10, 10, batch=32)
 
-        def den():
-            feats = TextFeatures(enc, tok, texts, device="cpu", batch=32)
-            for i in range(0, len(texts), 32):
-                sub = TextFeatures.__new__(TextFeatures)
-                sub.pooled = feats.pooled[i : i + 32]
-                dense_search(dense, sub, emb, 10, index=index)
+        def den(idx):
+            def run():
+                feats = TextFeatures(enc, tok, texts, device="cpu", batch=32)
+                for i in range(0, len(texts), 32):
+                    sub = TextFeatures.__new__(TextFeatures)
+                    sub.pooled = feats.pooled[i : i + 32]
+                    dense_search(dense, sub, emb, 10, index=idx)
 
-        tg, td = med(gen), med(den)
-        print(f"| {n:,} | {len(texts) / tg:.1f} | {len(texts) / td:.1f} | {td / tg:.2f} |")
+            return run
+
+        tg, td = med(gen), med(den(index))
+        ivf = med(den(ivf_index(faiss, emb)))
+        hnsw = med(den(hnsw_index(faiss, emb))) if n <= args.hnsw_max else None
+        first = first or tg
+        hnsw_qs = f"{len(texts) / hnsw:.1f}" if hnsw else "-"
+        print(
+            f"| {n:,} | {len(texts) / tg:.1f} | {len(texts) / td:.1f} | {len(texts) / ivf:.1f} "
+            f"| {hnsw_qs} | {td / tg:.2f} | {tg / first:.2f} |",
+            flush=True,
+        )
+
+
+def ivf_index(faiss, emb: np.ndarray):
+    """IVF-Flat, nlist about 4 sqrt(n), trained on at most 64 per list, nprobe 16."""
+    nlist = max(16, int(4 * np.sqrt(len(emb))))
+    index = faiss.IndexIVFFlat(faiss.IndexFlatIP(emb.shape[1]), emb.shape[1], nlist,
+                               faiss.METRIC_INNER_PRODUCT)  # fmt: skip
+    sample = np.random.default_rng(2).choice(len(emb), min(len(emb), 64 * nlist), replace=False)
+    index.train(emb[sample])
+    index.add(emb)
+    index.nprobe = 16
+    return index
+
+
+def hnsw_index(faiss, emb: np.ndarray):
+    """HNSW-Flat, M 32, efSearch 64 (inner product on normalised vectors)."""
+    index = faiss.IndexHNSWFlat(emb.shape[1], 32, faiss.METRIC_INNER_PRODUCT)
+    index.hnsw.efSearch = 64
+    index.add(emb)
+    return index
 
 
 def main() -> None:
@@ -200,7 +236,8 @@ def main() -> None:
         default=["ACE (full)", "no_coarse", "hkmeans", "no_fusion", "random_ids"],
     )
     t = sub.add_parser("throughput")
-    t.add_argument("--sizes", type=int, nargs="+", default=[1000, 10_000, 100_000])
+    t.add_argument("--sizes", type=int, nargs="+", default=[1000, 100_000, 1_000_000])
+    t.add_argument("--hnsw-max", type=int, default=100_000, help="largest size given HNSW")
     t.add_argument("--repeats", type=int, default=3)
     t.add_argument("--batches", type=int, default=4, help="batches of 32 queries")
     args = ap.parse_args()
