@@ -5,8 +5,9 @@ Prints markdown; not a test.
 
 The same small retriever training (300 items, 1,500 captions, 4 epochs; the real MiniLM
 encoder and fusion decoder) runs in a fresh process alone and beside one busy-looping
-process, with the thread settings a user could choose: torch/OpenMP defaults (2 threads,
-libgomp spin-waiting), OMP_WAIT_POLICY=PASSIVE, and one thread.
+process, with torch/OpenMP's defaults (2 threads, libgomp spin-waiting), ACE's default
+(ace_core.cpu_share: the pool sized before every epoch to the cores other processes leave
+free), OMP_WAIT_POLICY=PASSIVE, and one thread.
 """
 
 from __future__ import annotations
@@ -44,9 +45,10 @@ print(time.perf_counter() - t)
 """.replace("ROOT_PATH", repr(str(ROOT)))
 
 VARIANTS = {
-    "defaults (2 threads, spin-waiting)": {},
-    "OMP_WAIT_POLICY=PASSIVE": {"OMP_WAIT_POLICY": "PASSIVE"},
-    "1 thread (OMP_NUM_THREADS=1)": {"OMP_NUM_THREADS": "1"},
+    "torch defaults (ACE_THREADS=fixed: 2 threads, spin-waiting)": {"ACE_THREADS": "fixed"},
+    "ACE_THREADS=auto (the default: pool sized to the free cores)": {"ACE_THREADS": "auto"},
+    "OMP_WAIT_POLICY=PASSIVE": {"OMP_WAIT_POLICY": "PASSIVE", "ACE_THREADS": "fixed"},
+    "1 thread (OMP_NUM_THREADS=1)": {"OMP_NUM_THREADS": "1", "ACE_THREADS": "fixed"},
 }
 
 

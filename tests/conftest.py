@@ -9,6 +9,9 @@ from pathlib import Path
 import pytest
 
 os.environ.setdefault("PREFECT_HOME", tempfile.mkdtemp(prefix="ace-prefect-home-"))
+# torch's own thread count, unchanged between runs: seeded training is compared bit for bit
+# (tests/ace_core/test_cpu_share.py checks the default "auto" sizing on its own)
+os.environ.setdefault("ACE_THREADS", "fixed")
 from tasks import _env  # noqa: E402,F401  (before prefect is imported anywhere)
 
 SHARED_MEDIA = Path(__file__).resolve().parents[1].parent / "shared" / "media"

@@ -18,6 +18,7 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
+from ace_core.cpu_share import CoreShare
 from ace_core.retrieval._torch import autocast, peak_memory_mb, seeded
 from ace_core.retrieval.constrained_generation import Trie, constrained_beam_search
 from ace_core.retrieval.dense import DenseTrainConfig
@@ -207,10 +208,15 @@ def train_generative(
     opt = torch.optim.AdamW(decoder.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     best = _BestCheckpoint(decoder, val, trie, cfg, device)
     started, history, epoch = time.perf_counter(), [], 0
+    share, threads = (CoreShare() if device.type == "cpu" else None), torch.get_num_threads()
+    if share:
+        share.settle()
     with seeded(cfg.seed, device):
         if validate_initial and best.has_val:
             best.consider(0, {"epoch": 0})
         for epoch in range(1, cfg.epochs + 1):
+            if share and epoch > 1:
+                share.update()  # the cores other processes left free over the last epoch
             caps, rows = replay.draw(gen) if replay is not None else (all_caps, all_rows)
             batches = _batches(caps, rows, cfg, gen)
             loss = _train_epoch(
@@ -222,6 +228,7 @@ def train_generative(
                 progress(epoch, history[-1])
             if best.stale(epoch):
                 break
+    torch.set_num_threads(threads)  # the pool as it was before training
     decoder.load_state_dict(best.state)
     decoder.eval()
     seconds = time.perf_counter() - started
