@@ -143,7 +143,7 @@ def _quiet_build():
     logger; timm and torch emit deprecation warnings): our own one-line warning says it."""
     root = logging.getLogger()
     level = root.level
-    root.setLevel(logging.ERROR)
+    root.setLevel(logging.CRITICAL)  # our own one-line error says what failed
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
