@@ -63,6 +63,8 @@ class VersionHolder:
                 return
             self.loading = True
             loaded = catalog.load_version_model(self.store, latest)
+            if loaded.default_path != "captions":
+                loaded.text_spaces()  # the text towers load before the swap, not on a query
             self.current, self.last_error = loaded, None  # one reference swap
             logger.info("serving %s", latest)
         except Exception as e:  # noqa: BLE001 - reported in /healthz, old version kept
