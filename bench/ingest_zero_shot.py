@@ -18,8 +18,11 @@ import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
 ACE = str(ROOT / ".venv" / "bin" / "ace")
 TINY = ROOT / "models" / "tiny"
+
+from ace_core.tiny_encoders import index_args  # noqa: E402
 
 
 def ace(*argv: str) -> dict:
@@ -50,12 +53,7 @@ def main() -> None:
     new_q = queries_file(batch, tmp / "new.jsonl")
     (batch / "captions.jsonl").unlink()
     old_q = queries_file(corpus, tmp / "old.jsonl")
-    weights = [
-        "--image-model", "ace-tiny-clip",
-        "--image-weights", str(TINY / "ace-tiny-clip.safetensors"),
-        "--audio-model", "ace-tiny-clap",
-        "--audio-checkpoint", str(TINY / "ace-tiny-clap.safetensors"),
-    ]  # fmt: skip
+    weights = index_args(TINY)  # the options `ace tiny-encoders` prints
     v1 = ace("index", str(corpus), "--store", store, *weights)
     v2 = ace("ingest", str(batch), "--store", store)
     print(f"index {v1['seconds']:.0f} s, ingest {v2['seconds']:.0f} s ({v2['version']})")

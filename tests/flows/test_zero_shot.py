@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from ace_core.tiny_encoders import index_args
 from flows.cli import main
 
 TINY = Path(__file__).resolve().parents[2] / "models" / "tiny"
@@ -44,12 +45,7 @@ def captionless(prefect_harness, tmp_path_factory):
     (corpus / "captions.jsonl").unlink()
     cfg = root / "fast.json"
     cfg.write_text(json.dumps(FAST))
-    weights = [
-        "--image-model", "ace-tiny-clip",
-        "--image-weights", str(TINY / "ace-tiny-clip.safetensors"),
-        "--audio-model", "ace-tiny-clap",
-        "--audio-checkpoint", str(TINY / "ace-tiny-clap.safetensors"),
-    ]  # fmt: skip
+    weights = index_args(TINY)  # the options `ace tiny-encoders` prints
     assert main(["index", str(corpus), "--store", str(store), "--config", str(cfg), *weights]) == 0
     return store, captions
 
