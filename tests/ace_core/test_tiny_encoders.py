@@ -84,3 +84,13 @@ def test_default_weights_that_are_not_here_stop_with_one_line_naming_the_options
     with pytest.raises(AceInputError) as e:
         ClapAudioEncoder(AudioEncoderConfig("ace-tiny-clap"), device="cpu")
     assert "--audio-checkpoint random" in str(e.value)
+
+
+def test_merged_paths_add_the_probabilities_of_an_item_both_paths_found():
+    from ace_core.retrieval.zero_shot import merge_paths
+
+    captions = [[(3, np.log(0.5)), (1, np.log(0.3))]]
+    zero_shot = [[(1, np.log(0.4)), (7, np.log(0.2))]]
+    merged = merge_paths(captions, zero_shot, k=2)[0]
+    assert [i for i, _ in merged] == [1, 3]  # 0.3 + 0.4 beats 0.5
+    assert np.isclose(merged[0][1], np.log(0.7)) and np.isclose(merged[1][1], np.log(0.5))
