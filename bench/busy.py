@@ -1,13 +1,15 @@
 """Training next to another CPU-bound process (issue: scale and speed, "a busy machine").
 Prints markdown; not a test.
 
-  .venv/bin/python bench/busy.py
+  .venv/bin/python bench/busy.py [--index]
 
 The same small retriever training (300 items, 1,500 captions, 4 epochs; the real MiniLM
 encoder and fusion decoder) runs in a fresh process alone and beside one busy-looping
 process, with torch/OpenMP's defaults (2 threads, libgomp spin-waiting), ACE's default
 (ace_core.cpu_share: the pool sized before every epoch to the cores other processes leave
-free), OMP_WAIT_POLICY=PASSIVE, and one thread.
+free), OMP_WAIT_POLICY=PASSIVE, and one thread. With --index: a whole `ace index` of the
+sample corpus (tiny aligned encoders) alone and beside the busy process, torch's defaults vs
+ACE's.
 """
 
 from __future__ import annotations
@@ -58,8 +60,48 @@ def train_seconds(env: dict) -> float:
     return float(out.stdout.strip().splitlines()[-1])
 
 
+def index_seconds(env: dict, corpus: str, store: str) -> float:
+    """A whole `ace index` (the tiny aligned encoders), its own reported wall time."""
+    import json
+    import shutil
+
+    from ace_core.tiny_encoders import index_args
+
+    shutil.rmtree(store, ignore_errors=True)
+    ace = str(ROOT / ".venv" / "bin" / "ace")
+    out = subprocess.run(
+        [ace, "index", corpus, "--store", store, "--json", *index_args(ROOT / "models" / "tiny")],
+        env={**os.environ, **env}, capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    return float(json.loads(out.stdout)["seconds"])
+
+
+def whole_index() -> None:
+    """`ace index` of the 88-item sample corpus alone and beside one busy process."""
+    import tempfile
+
+    tmp = tempfile.mkdtemp(prefix="ace-bench-busy-")
+    subprocess.run([str(ROOT / ".venv" / "bin" / "ace"), "sample-corpus", f"{tmp}/c"],
+                   check=True, capture_output=True)  # fmt: skip
+    print("| ace index, threads | alone s | beside 1 busy process s | slowdown |")
+    print("|---|---|---|---|")
+    for name, env in list(VARIANTS.items())[:2]:
+        alone = index_seconds(env, f"{tmp}/c", f"{tmp}/s")
+        hog = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+        time.sleep(1)
+        try:
+            busy = index_seconds(env, f"{tmp}/c", f"{tmp}/s")
+        finally:
+            hog.kill()
+        print(f"| {name} | {alone:.1f} | {busy:.1f} | {busy / alone:.2f}x |", flush=True)
+
+
 def main() -> None:
     print(f"{os.cpu_count()} CPUs\n")
+    if "--index" in sys.argv:
+        sys.path.insert(0, str(ROOT))
+        whole_index()
+        return
     print("| threads | alone s | beside 1 busy process s | slowdown | vs default alone |")
     print("|---|---|---|---|---|")
     base = None
