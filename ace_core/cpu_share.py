@@ -80,6 +80,8 @@ class CoreShare:
 
     def settle(self, seconds: float = 0.2) -> int | None:
         """Measure over a short idle interval first (the start of a stage)."""
+        if self.mode != "auto":
+            return self.update()
         self._mark = self._sample()
         time.sleep(seconds)
         return self.update()
