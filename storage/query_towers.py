@@ -11,15 +11,14 @@ from collections.abc import Callable
 
 from ace_core.errors import AceInputError
 from ace_core.media.pipeline import EmbedConfig, build_encoder
-
-SPACE_ENCODER = {"image": ("image", "video"), "audio": ("audio",)}  # space -> manifest keys
+from ace_core.retrieval.zero_shot import SPACE_OF_MODALITY
 
 
 def recorded_space(encoders: dict, space: str) -> dict | None:
     """The manifest's record of the encoder behind an item space (None: no such items)."""
-    for key in SPACE_ENCODER[space]:
-        if key in encoders:
-            return encoders[key]
+    for modality, of in SPACE_OF_MODALITY.items():
+        if of == space and modality in encoders:
+            return encoders[modality]
     return None
 
 
@@ -37,7 +36,7 @@ def load_text_towers(
     """space -> embed_text for the spaces the version has items in; checked against the
     manifest's text_sha256 (AceInputError when the weights are not those of the version)."""
     towers = {}
-    for space in SPACE_ENCODER:
+    for space in sorted(set(SPACE_OF_MODALITY.values())):
         record = recorded_space(encoders, space)
         if record is None:
             continue

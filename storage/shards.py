@@ -181,7 +181,7 @@ def record_encoders(cache_dir: Path, encoders: dict) -> None:
             "name": enc.name,
             "weights_source": enc.weights_source,
             "weights_sha256": enc.weights_sha256,
-            "text_sha256": getattr(enc, "text_sha256", None),  # the zero-shot query tower
+            "text_sha256": enc.text_sha256,  # the zero-shot query tower
             "dim": enc.dim,
         }
     cache_dir.mkdir(parents=True, exist_ok=True)

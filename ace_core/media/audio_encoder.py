@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Sequence
+from functools import cached_property
 
 import numpy as np
 import torch
@@ -113,7 +114,7 @@ class ClapAudioEncoder:
             ) from e
         return l2_normalize(emb.float().cpu().numpy())
 
-    @property
+    @cached_property  # hashed once per encoder, not once per shard that records it
     def text_sha256(self) -> str:
         return state_dict_sha256(self.module.model, keep=lambda n: not n.startswith("audio_"))
 

@@ -26,6 +26,7 @@ import warnings
 from collections.abc import Sequence
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -60,6 +61,11 @@ class Encoder(Protocol):
     def prepare(self, decoded: Decoded) -> Any: ...
 
     def embed(self, inputs: Sequence[Any]) -> np.ndarray: ...
+
+    def embed_text(self, texts: Sequence[str]) -> np.ndarray: ...
+
+    @property
+    def text_sha256(self) -> str: ...
 
 
 @dataclass(frozen=True)
@@ -260,7 +266,7 @@ class OpenClipImageEncoder:
             out = self.model.encode_text(self._tokenizer(list(texts)).to(self.device))
         return l2_normalize(out.float().cpu().numpy())
 
-    @property
+    @cached_property  # hashed once per encoder, not once per shard that records it
     def text_sha256(self) -> str:
         return state_dict_sha256(self.model, keep=lambda name: not name.startswith("visual."))
 

@@ -118,8 +118,8 @@ def _batches(caps: torch.Tensor, index_rows: torch.Tensor, cfg: TrainConfig, gen
     perm = torch.randperm(n_caps, generator=gen)
     out = [("cap", caps[b]) for b in perm.split(cfg.batch_size) if len(b)]
     if cfg.index_task and len(index_rows):
-        reps = int(min(cfg.max_index_repeats, max(1, -(-n_caps // len(index_rows)))))
-        reps = reps if n_caps else cfg.max_index_repeats
+        per_item = max(1, -(-n_caps // len(index_rows)))  # about as many as captions
+        reps = min(cfg.max_index_repeats, per_item) if n_caps else cfg.max_index_repeats
         rows = index_rows.repeat(reps)
         perm = rows[torch.randperm(len(rows), generator=gen)]
         out += [("item", b) for b in perm.split(cfg.batch_size)]

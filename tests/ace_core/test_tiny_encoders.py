@@ -94,3 +94,31 @@ def test_merged_paths_add_the_probabilities_of_an_item_both_paths_found():
     merged = merge_paths(captions, zero_shot, k=2)[0]
     assert [i for i, _ in merged] == [1, 3]  # 0.3 + 0.4 beats 0.5
     assert np.isclose(merged[0][1], np.log(0.7)) and np.isclose(merged[1][1], np.log(0.5))
+
+
+def test_auto_path_follows_captions_and_the_encoders_weights():
+    from storage.catalog import VersionModel
+
+    trained = {"image": {"weights_source": "/w/clip.safetensors", "text_sha256": "a" * 64}}
+    random = {"image": {"weights_source": "random-init", "text_sha256": "a" * 64}}
+    caps = {"i": ["a caption"]}
+
+    def path(captions, encoders):
+        return VersionModel("v1", None, {}, {}, {}, captions, encoders=encoders).default_path
+
+    assert path({}, trained) == "zero-shot"
+    assert path(caps, trained) == "both"
+    assert path(caps, random) == "captions"
+
+
+def test_towers_that_hash_differently_from_the_version_are_refused(shipped):
+    from ace_core.media.pipeline import EmbedConfig
+    from storage.query_towers import load_text_towers
+
+    weights = str(shipped / "ace-tiny-clip.safetensors")
+    embed = EmbedConfig(image=ImageEncoderConfig("ace-tiny-clip", weights))
+    record = {"weights_source": weights, "text_sha256": "0" * 64}
+    with pytest.raises(AceInputError, match="text_sha256 differs"):
+        load_text_towers("v000001", embed, {"image": record})
+    with pytest.raises(AceInputError, match="predates recorded text towers"):
+        load_text_towers("v000001", embed, {"image": {"weights_source": weights}})
