@@ -112,7 +112,7 @@ def _check_weight_files(image_weights: str | None, audio_checkpoint: str | None)
     )
     if looks_like_path and not os.path.isfile(image_weights):
         raise UsageError(f"--image-weights file not found: {image_weights}")
-    from ace_core.media.encoders import DEFAULT_WEIGHTS, RANDOM_WEIGHTS
+    from ace_core.media.weights import DEFAULT_WEIGHTS, RANDOM_WEIGHTS
 
     named = (None, DEFAULT_WEIGHTS, RANDOM_WEIGHTS)
     if audio_checkpoint not in named and not os.path.isfile(audio_checkpoint):

@@ -15,19 +15,17 @@ from ace_core.media.decoding import Decoded
 from ace_core.media.encoders import (
     CLAP_EMBED_DIM,
     CLAP_WINDOW,
-    DEFAULT_WEIGHTS,
-    TINY_HINT,
     AudioEncoderConfig,
     _autocast,
     _first_line,
     _quiet_build,
     _seeded,
     default_device,
-    is_random,
     l2_normalize,
     state_dict_sha256,
 )
 from ace_core.media.tiny_clap import TINY_CLAP_DIM, TINY_CLAP_NAME, TinyClapModule
+from ace_core.media.weights import DEFAULT_WEIGHTS, TINY_HINT, is_random
 
 logger = logging.getLogger(__name__)
 

@@ -8,10 +8,7 @@ Every encoder has ``name``, ``modality``, ``dim``, ``weights_source``, ``weights
 - video: the same image encoder on sampled frames, mean-pooled, re-normalised;
 - audio: laion-clap HTSAT, 10 s windows at 48 kHz, mean-pooled over windows.
 
-Weights: ``"default"`` (the default) is the model's standard pretrained weights (an open_clip
-tag for ViT-B-32, the LAION-CLAP general checkpoint), used where cached or fetchable; where they
-are not, building stops with one line naming the options. ``"random"`` asks for a seeded random
-initialisation of the same architecture, explicitly (never a silent fallback).
+Which weights load ("default", "random", a tag or a file): ace_core/media/weights.py.
 
 Each encoder also exposes its model's text tower: ``embed_text(texts) -> (n, dim)`` in the same
 space as its items, and ``text_sha256`` identifying those weights (recorded per version, so the
@@ -35,6 +32,7 @@ import torch
 
 from ace_core.errors import AceInputError
 from ace_core.media.decoding import Decoded
+from ace_core.media.weights import DEFAULT_WEIGHTS, TINY_HINT, is_random, standard_image_tag
 
 logger = logging.getLogger(__name__)
 
@@ -42,13 +40,6 @@ MODEL_CONFIG_DIR = Path(__file__).parents[1] / "model_configs"
 CLAP_SAMPLE_RATE = 48_000
 CLAP_WINDOW = 480_000  # 10 s at 48 kHz: the clip length HTSAT was trained on
 CLAP_EMBED_DIM = 512  # laion-clap's joint embedding width
-DEFAULT_WEIGHTS = "default"  # the model's standard pretrained weights
-RANDOM_WEIGHTS = "random"  # explicit random initialisation (None in older configs means it too)
-STANDARD_IMAGE_TAGS = {"ViT-B-32": "laion2b_s34b_b79k"}
-TINY_HINT = (
-    "the project's tiny encoders for the synthetic world "
-    "(`ace tiny-encoders DIR` prints their options)"
-)
 
 
 class Encoder(Protocol):
@@ -175,21 +166,6 @@ class _seeded:
 
 
 # ----------------------------------------------------------------------------- open_clip
-
-
-def is_random(weights: str | None) -> bool:
-    return weights is None or weights == RANDOM_WEIGHTS
-
-
-def standard_image_tag(open_clip, model: str) -> str:
-    tag = STANDARD_IMAGE_TAGS.get(model)
-    tags = tag and [tag] or open_clip.list_pretrained_tags_by_model(model)
-    if not tags:
-        raise AceInputError(
-            f"{model} has no standard pretrained weights; give --image-weights FILE, "
-            f"--image-weights random, or {TINY_HINT}"
-        )
-    return tags[0]
 
 
 def _register_shipped_configs() -> None:
