@@ -190,6 +190,11 @@ def index_config_from_args(args):
         ids = replace(ids, rqvae=replace(ids.rqvae, codebook_size=args.codebook_size))
     if args.epochs is not None:
         train = replace(train, epochs=args.epochs)
+    if args.max_train_steps is not None:
+        if args.max_train_steps < 0:
+            raise UsageError("--max-train-steps must be >= 0 (0: no cap)")
+        steps = args.max_train_steps or None  # 0: no cap
+        train = replace(train, max_steps=steps, dense=replace(train.dense, max_steps=steps))
     if args.encoder is not None:
         retriever = replace(retriever, encoder_path=args.encoder)
     return replace(
@@ -747,6 +752,10 @@ def _add_index_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--levels", type=int, default=None, help="RQ-VAE levels (default 3)")
     g.add_argument("--codebook-size", type=int, default=None, help="codes per level (default 256)")
     g.add_argument("--epochs", type=int, default=None, help="retriever training epochs (max)")
+    g.add_argument(
+        "--max-train-steps", type=int, default=None, metavar="N",
+        help="optimisation-step budget of each retriever model (20000; 0: no cap)",
+    )  # fmt: skip
     g.add_argument("--encoder", default=None, help="local Hugging Face text encoder folder")
     g.add_argument("--ablations", action="store_true", help="also train the ablation models")
     g = p.add_argument_group("removals (items of LATEST whose files vanished)")

@@ -26,3 +26,9 @@ def peak_memory_mb(device: torch.device) -> float:
     import resource
 
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def steps_left(max_steps: int | None, taken: int) -> int | None:
+    """Batches the rest of a step budget allows (None: no budget). Training stops when it is
+    spent; the epoch that spends it is partial (its batches are shuffled: a random subset)."""
+    return None if max_steps is None else max(0, max_steps - taken)

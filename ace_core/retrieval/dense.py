@@ -11,7 +11,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from ace_core.retrieval._torch import seeded
+from ace_core.retrieval._torch import seeded, steps_left
 from ace_core.retrieval.evaluation import retrieval_metrics
 from ace_core.retrieval.text_features import TextFeatures
 
@@ -23,6 +23,7 @@ class DenseTrainConfig:
     batch_size: int = 128
     weight_decay: float = 0.01
     patience: int = 36  # epochs without validation improvement before stopping
+    max_steps: int | None = 20_000  # optimisation-step budget (None: no cap), as TrainConfig's
 
 
 class DenseProjection(nn.Module):
@@ -58,15 +59,22 @@ def _train_dense(proj, feats, items, item_emb, cfg, val, seed) -> dict | None:
     x, y = feats.pooled, torch.from_numpy(np.asarray(items, np.int64))
     opt = torch.optim.AdamW(proj.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     best, best_state, since = None, copy.deepcopy(proj.state_dict()), 0
+    steps = 0
     for _ in range(cfg.epochs):
+        batches = torch.randperm(len(y), generator=gen).split(cfg.batch_size)
+        batches = batches[: steps_left(cfg.max_steps, steps)]
+        steps += len(batches)
         proj.train()
-        for b in torch.randperm(len(y), generator=gen).split(cfg.batch_size):
+        for b in batches:
             logits = proj(x[b]) @ cands.T / proj.log_temp.exp().clamp(min=1e-3)
             loss = F.cross_entropy(logits, y[b])
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
+        spent = steps_left(cfg.max_steps, steps) == 0
         if val is None or not len(val[0]):
+            if spent:
+                break
             continue
         ranked = dense_search(proj, val[0], cands.numpy(), 10)
         m = retrieval_metrics([[i for i, _ in r] for r in ranked], list(val[1]))
@@ -74,8 +82,8 @@ def _train_dense(proj, feats, items, item_emb, cfg, val, seed) -> dict | None:
             best, best_state, since = m, copy.deepcopy(proj.state_dict()), 0
         else:
             since += 1
-            if since >= cfg.patience:
-                break
+        if spent or since >= cfg.patience:
+            break
     if val is not None and len(val[0]):
         proj.load_state_dict(best_state)
     proj.eval()

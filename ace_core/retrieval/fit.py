@@ -5,8 +5,9 @@ An incremental ingest fine-tunes the parent's model on the new items with a repl
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import torch
@@ -39,6 +40,7 @@ class FitResult:
     generative_report: TrainReport
     eval: dict  # {"queries": {...}, "generative": M, "dense": M}
     subsets: dict | None = None  # fine-tuning: generative metrics on old vs new items
+    seconds: dict = field(default_factory=dict)  # wall seconds per phase of the fit
 
     def eval_record(self) -> dict:
         """What a version's eval.json holds: test metrics and how training went."""
@@ -51,6 +53,9 @@ class FitResult:
                 "seconds": round(r.seconds, 2),
                 "seconds_per_epoch": round(r.seconds_per_epoch, 3),
                 "peak_memory_mb": round(r.peak_memory_mb, 1),
+                "steps": r.steps,
+                "examples_per_second": round(r.examples / max(r.seconds, 1e-9), 1),
+                "phase_seconds": self.seconds,
             },
         }
         if self.subsets:
@@ -168,8 +173,11 @@ def fit_retrieval(
         )
     if not train_split.train and not train.index_task:
         raise AceInputError("no training captions and the indexing task is off: nothing to learn")
+    train_split = _scored_sample(train_split, train, new_rows)
+    clock = _Stopwatch()
     model = _new_model(item_ids, item_emb, sids, indexer, config, encoder, device, init)
     feats, gold = _features(model, train_split, train.feature_cache_mb)
+    clock.lap("text_features")
     val = (feats["val"], gold["val"]) if len(gold["val"]) else None
     report = train_generative(
         model.decoder,
@@ -185,6 +193,7 @@ def fit_retrieval(
         replay=replay,
         validate_initial=_start_is_a_candidate(init, train_split, new_rows),
     )
+    clock.lap("generative_training")
     if dense and len(gold["train"]):
         train_dense(
             model.dense,
@@ -195,8 +204,47 @@ def fit_retrieval(
             seed=train.seed,
             val=val,
         )
+    clock.lap("dense_training")
     ev = _test_metrics(model, train_split, feats["test"], gold["test"], dense, new_rows, init)
-    return FitResult(model, split, report, ev["eval"], ev["subsets"])
+    clock.lap("test_metrics")
+    return FitResult(model, split, report, ev["eval"], ev["subsets"], clock.seconds)
+
+
+class _Stopwatch:
+    """Seconds per phase of a fit, in order."""
+
+    def __init__(self):
+        self.seconds: dict[str, float] = {}
+        self._last = time.perf_counter()
+
+    def lap(self, name: str) -> None:
+        now = time.perf_counter()
+        self.seconds[name] = round(now - self._last, 2)
+        self._last = now
+
+
+def _scored_sample(split: QuerySplit, train: TrainConfig, new_rows: set[int]) -> QuerySplit:
+    """At most max_val_queries validation and max_test_queries test queries (a seeded
+    sample; new items' queries first when fine-tuning), so that scoring a large corpus costs
+    a bounded number of beam searches."""
+    return replace(
+        split,
+        val=_sample(split.val, train.max_val_queries, train.seed, new_rows),
+        test=_sample(split.test, train.max_test_queries, train.seed + 1, new_rows),
+    )
+
+
+def _sample(pairs: list, limit: int, seed: int, first: set[int]) -> list:
+    if len(pairs) <= limit:
+        return pairs
+    preferred = [n for n, (_, row) in enumerate(pairs) if row in first]
+    others = [n for n, (_, row) in enumerate(pairs) if row not in first]
+    rng = np.random.default_rng(seed)
+    if len(preferred) >= limit:
+        keep = rng.choice(preferred, limit, replace=False)
+    else:
+        keep = preferred + list(rng.choice(others, limit - len(preferred), replace=False))
+    return [pairs[n] for n in sorted(int(k) for k in keep)]
 
 
 def _new_model(item_ids, item_emb, sids, indexer, config, encoder, device, init):

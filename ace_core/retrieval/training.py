@@ -19,7 +19,7 @@ import torch
 from torch.nn import functional as F
 
 from ace_core.cpu_share import CoreShare
-from ace_core.retrieval._torch import autocast, peak_memory_mb, seeded
+from ace_core.retrieval._torch import autocast, peak_memory_mb, seeded, steps_left
 from ace_core.retrieval.constrained_generation import Trie, constrained_beam_search
 from ace_core.retrieval.dense import DenseTrainConfig
 from ace_core.retrieval.evaluation import retrieval_metrics
@@ -43,7 +43,10 @@ class TrainConfig:
     #                             captions, between 1 and this (this many without captions)
     patience: int = 12  # epochs without validation improvement before stopping
     val_beam_size: int = 5
-    max_val_queries: int = 512
+    max_val_queries: int = 512  # validation queries (a seeded sample when there are more)
+    max_test_queries: int = 2000  # test queries scored (a seeded sample when there are more)
+    max_steps: int | None = 20_000  # optimisation-step budget (None: no cap): training stops
+    #   when it is spent, the last epoch partial; the dense baseline has its own (dense.max_steps)
     dense: DenseTrainConfig = DenseTrainConfig()  # the dense baseline's own training
     feature_cache_mb: int = 1024  # cache encoder layer outputs up to this size
     seed: int = 0
@@ -57,6 +60,8 @@ class TrainReport:
     seconds: float
     seconds_per_epoch: float
     peak_memory_mb: float
+    steps: int = 0  # optimisation steps taken
+    examples: int = 0  # training examples seen (captions and indexing-task items)
     history: list[dict] = field(default_factory=list)
 
 
@@ -128,7 +133,7 @@ def _batches(caps: torch.Tensor, index_rows: torch.Tensor, cfg: TrainConfig, gen
 
 
 def _train_epoch(decoder, opt, batches, train_feats, cap_items, emb, targets, cfg, device):
-    """One pass over the mixed caption / indexing batches; returns the mean loss."""
+    """One pass over the mixed caption / indexing batches; returns (mean loss, examples)."""
     decoder.train()
     total, count = 0.0, 0
     for kind, b in batches:
@@ -148,7 +153,7 @@ def _train_epoch(decoder, opt, batches, train_feats, cap_items, emb, targets, cf
         torch.nn.utils.clip_grad_norm_(decoder.parameters(), 1.0)
         opt.step()
         total, count = total + loss.item() * len(b), count + len(b)
-    return total / max(count, 1)
+    return total / max(count, 1), count
 
 
 class _BestCheckpoint:
@@ -160,9 +165,10 @@ class _BestCheckpoint:
         self.has_val = val is not None and len(val[0]) > 0
         self.key, self.state, self.epoch, self.metrics = None, None, 0, None
 
-    def consider(self, epoch: int, row: dict) -> None:
+    def consider(self, epoch: int, row: dict, final: bool = False) -> None:
         cfg = self.cfg
-        if self.has_val and (epoch == 0 or epoch % cfg.eval_every == 0 or epoch == cfg.epochs):
+        last = final or epoch == cfg.epochs
+        if self.has_val and (epoch == 0 or epoch % cfg.eval_every == 0 or last):
             row["val"] = evaluate_generative(
                 self.decoder, *self.val, self.trie, cfg.val_beam_size, cfg.max_val_queries,
                 self.device,
@@ -207,7 +213,7 @@ def train_generative(
     all_caps, all_rows = torch.arange(len(cap_items)), torch.arange(len(emb))
     opt = torch.optim.AdamW(decoder.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     best = _BestCheckpoint(decoder, val, trie, cfg, device)
-    started, history, epoch = time.perf_counter(), [], 0
+    started, history, epoch, steps, examples = time.perf_counter(), [], 0, 0, 0
     share, threads = (CoreShare() if device.type == "cpu" else None), torch.get_num_threads()
     if share:
         share.settle()
@@ -218,15 +224,17 @@ def train_generative(
             if share and epoch > 1:
                 share.update()  # the cores other processes left free over the last epoch
             caps, rows = replay.draw(gen) if replay is not None else (all_caps, all_rows)
-            batches = _batches(caps, rows, cfg, gen)
-            loss = _train_epoch(
+            batches = _batches(caps, rows, cfg, gen)[: steps_left(cfg.max_steps, steps)]
+            loss, seen = _train_epoch(
                 decoder, opt, batches, train_feats, cap_items, emb, targets, cfg, device
             )
+            steps, examples = steps + len(batches), examples + seen
             history.append({"epoch": epoch, "loss": loss})
-            best.consider(epoch, history[-1])
+            spent = steps_left(cfg.max_steps, steps) == 0
+            best.consider(epoch, history[-1], final=spent)
             if progress:
                 progress(epoch, history[-1])
-            if best.stale(epoch):
+            if spent or best.stale(epoch):
                 break
     torch.set_num_threads(threads)  # the pool as it was before training
     decoder.load_state_dict(best.state)
@@ -234,7 +242,7 @@ def train_generative(
     seconds = time.perf_counter() - started
     return TrainReport(
         epoch, best.epoch, best.metrics, seconds, seconds / max(epoch, 1),
-        peak_memory_mb(device), history,
+        peak_memory_mb(device), steps, examples, history,
     )  # fmt: skip
 
 

@@ -226,3 +226,45 @@ def test_the_parent_competes_with_a_fine_tune_only_when_validation_sees_new_item
     assert not _start_is_a_candidate(None, split, {2})  # a full build has no parent
     assert not _start_is_a_candidate(object(), split, {2})  # new item 2: no val caption
     assert _start_is_a_candidate(object(), split, {0, 2})
+
+
+def test_a_step_budget_caps_both_models_and_is_reported(toy):
+    ids, x, sids, caps, full = toy
+    from ace_core.ids.semantic_ids import SemanticIndexer
+
+    indexer = SemanticIndexer(SemanticIDConfig(), np.zeros((4, 32), np.float32), None, 8)
+    epochs, budget = 4, 7
+
+    def fit(max_steps):
+        return fit_retrieval(
+            ids, x, sids, indexer, caps, device="cpu",
+            config=RetrieverConfig(d_model=32, n_layers=1),
+            train=TrainConfig(
+                epochs=epochs, eval_every=2, max_steps=max_steps,
+                dense=DenseTrainConfig(epochs=epochs, max_steps=max_steps),
+            ),
+        )  # fmt: skip
+
+    uncapped, capped = fit(None), fit(budget)
+    per_epoch = uncapped.generative_report.steps // epochs
+    assert budget < uncapped.generative_report.steps and budget % per_epoch  # binds mid-epoch
+    assert capped.generative_report.steps == budget
+    assert capped.generative_report.epochs == -(-budget // per_epoch)  # the last one partial
+    record = capped.eval_record()["training"]
+    assert record["steps"] == capped.generative_report.steps
+    assert record["examples_per_second"] > 0
+    assert list(record["phase_seconds"]) == [
+        "text_features", "generative_training", "dense_training", "test_metrics"
+    ]  # fmt: skip
+
+
+def test_scored_queries_are_a_seeded_sample_with_new_items_first():
+    from ace_core.retrieval.fit import _sample
+
+    pairs = [(f"q{n}", n) for n in range(100)]
+    a = _sample(pairs, 10, 0, {97, 98, 99})
+    assert a == _sample(pairs, 10, 0, {97, 98, 99}) and len(a) == 10
+    assert {97, 98, 99} <= {row for _, row in a}
+    assert a == sorted(a, key=lambda p: p[1])  # the split's order is kept
+    assert _sample(pairs, 200, 0, set()) == pairs
+    assert {row for _, row in _sample(pairs, 2, 0, {5, 6, 7})} <= {5, 6, 7}
