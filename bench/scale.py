@@ -1,0 +1,273 @@
+"""Cost growth end to end, and the cost of a 1% ingest (issue: scale). Prints markdown; not a test.
+
+  .venv/bin/python bench/scale.py [--sizes 1000 10000 100000] [--max-train-steps 20000]
+                                  [--ingest-at 10000] [--work /tmp/ace-scale]
+
+Each size runs in its own process (so peak RSS is that size's): the real ``index_corpus`` flow
+(embedded Prefect API warmed first) over a synthetic image corpus, embedded with the shipped
+tiny aligned encoders so that embedding does not dominate; the retriever at its default size
+with the given step budget. Each stage's wall time and peak RSS are measured around the
+flow's own task calls (the peak is reset before each stage). Then query q/s through the
+published version's default path (256 held-out captions, k=10, beam 10).
+
+At ``--ingest-at`` items, a batch of 1% new items is then ingested (``ingest_batch`` flow) and
+its wall time compared with the full index's; old-item R@1 is measured on the same 1000
+held-out test captions of old items before and after the ingest.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+TINY = ROOT / "models" / "tiny"
+SEEDS = {1000: 101, 10000: 102, 100000: 103}  # corpus seeds (other sizes: 100 + size)
+
+
+def corpus(work: Path, n: int, seed: int, name: str) -> Path:
+    """The synthetic image corpus of n items (reused when complete: captions.jsonl is last)."""
+    from ace_core.synth import CorpusCounts, write_sample_corpus
+
+    out = work / name
+    if not (out / "captions.jsonl").exists():
+        write_sample_corpus(out, seed=seed, counts=CorpusCounts(images=n, audio=0, videos=0))
+    return out
+
+
+def index_config(max_steps: int | None):
+    from dataclasses import replace
+
+    from ace_core.index_config import IndexConfig
+    from ace_core.media.encoders import AudioEncoderConfig, ImageEncoderConfig
+    from ace_core.media.pipeline import EmbedConfig
+    from ace_core.retrieval.training import TrainConfig
+
+    train = TrainConfig(max_steps=max_steps)
+    return IndexConfig(
+        embed=EmbedConfig(
+            image=ImageEncoderConfig("ace-tiny-clip", str(TINY / "ace-tiny-clip.safetensors")),
+            audio=AudioEncoderConfig("ace-tiny-clap", str(TINY / "ace-tiny-clap.safetensors")),
+        ),
+        train=replace(train, dense=replace(train.dense, max_steps=max_steps)),
+    )
+
+
+class StageMeter:
+    """Wall seconds and peak RSS of each stage, measured around the flows' task calls."""
+
+    def __init__(self):
+        self.rows: dict[str, dict] = {}
+
+    def wrap(self, module, attr: str, name: str) -> None:
+        original = getattr(module, attr)
+
+        def timed(*args, **kwargs):
+            _reset_peak()
+            started = time.perf_counter()
+            try:
+                return original(*args, **kwargs)
+            finally:
+                row = self.rows.setdefault(name, {"seconds": 0.0, "peak_rss_mb": 0.0})
+                row["seconds"] += time.perf_counter() - started
+                row["peak_rss_mb"] = max(row["peak_rss_mb"], _status_kb("VmHWM") / 1024)
+
+        setattr(module, attr, timed)
+
+    def take(self) -> dict:
+        rows, self.rows = self.rows, {}
+        return rows
+
+
+def _reset_peak() -> None:
+    with open("/proc/self/clear_refs", "w") as f:  # VmHWM := current RSS
+        f.write("5")
+
+
+def _status_kb(field: str) -> int:
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    raise KeyError(field)
+
+
+def instrument() -> StageMeter:
+    import flows.index as fi
+    from tasks import build as tb
+
+    meter = StageMeter()
+    for module, attr, name in (
+        (fi, "discover_sources", "discover"),
+        (fi, "discover_ingest_folder", "discover"),
+        (fi, "run_embedding", "embed"),
+        (tb, "stage_rebuild", "stage"),
+        (tb, "stage_ingest", "stage"),
+        (tb, "fit_ids", "ids"),
+        (tb, "assign_ids", "ids"),
+        (tb, "train_retriever", "train+eval"),
+        (tb, "publish_version", "publish"),
+    ):
+        meter.wrap(module, attr, name)
+    return meter
+
+
+def query_rate(store: str, texts: list[str]) -> tuple[str, float]:
+    from storage.catalog import load_version_model
+
+    vm = load_version_model(store)
+    vm.hits(texts[:8], 10, 10)  # warm-up
+    started = time.perf_counter()
+    vm.hits(texts, 10, 10)
+    return vm.default_path, len(texts) / (time.perf_counter() - started)
+
+
+def held_out(store: str, version: str, limit: int, exclude: set[str] = frozenset()):
+    """(caption, item id) test pairs of a version's split (never trained on), seeded sample."""
+    import numpy as np
+
+    from ace_core.retrieval.evaluation import split_queries
+    from storage.store import Store
+    from storage.version_data import training_data
+
+    data = training_data(Store(store).version(version))
+    pairs = [
+        (text, data.item_ids[row])
+        for text, row in split_queries(data.item_ids, data.captions).test
+        if data.item_ids[row] not in exclude
+    ]
+    keep = np.random.default_rng(7).permutation(len(pairs))[:limit]
+    return [pairs[i] for i in sorted(keep)]
+
+
+def recall_at_1(store: str, version: str, pairs) -> float:
+    from storage.catalog import load_version_model
+
+    vm = load_version_model(store, version)
+    hits = vm.hits([t for t, _ in pairs], 10, 10, "captions")
+    rows = {i: n for n, i in enumerate(vm.model.item_ids)}
+    return sum(bool(h) and h[0][0] == rows[i] for h, (_, i) in zip(hits, pairs)) / len(pairs)
+
+
+def child(n: int, work: Path, max_steps: int | None, ingest: bool) -> dict:
+    from prefect import flow
+
+    from flows.index import index_corpus, ingest_batch
+
+    @flow
+    def warm() -> int:
+        return 1
+
+    src = corpus(work, n, SEEDS.get(n, 100 + n), f"c{n}")
+    store = str(work / f"store{n}-{int(time.time())}")
+    warm()
+    meter = instrument()
+    started = time.perf_counter()
+    report = index_corpus(str(src), store, index_config(max_steps))
+    out = {"items": n, "index_seconds": time.perf_counter() - started, "stages": meter.take()}
+    out["training"] = report["eval"].get("training", {})
+    out["test"] = {k: report["eval"].get(k) for k in ("generative", "dense", "queries")}
+    texts = [t for t, _ in held_out(store, report["version"], 256)]
+    out["query_path"], out["query_qps"] = query_rate(store, texts)
+    if ingest:
+        out["ingest"] = ingest_child(work, n, store, report, meter, ingest_batch)
+    out["store_bytes"] = sum(f.stat().st_size for f in Path(store).rglob("*") if f.is_file())
+    return out
+
+
+def ingest_child(work: Path, n: int, store: str, parent: dict, meter, ingest_batch) -> dict:
+    batch = corpus(work, n // 100, 100_000 + n, f"b{n}")
+    started = time.perf_counter()
+    report = ingest_batch(str(batch), store)
+    seconds = time.perf_counter() - started
+    pairs = held_out(store, parent["version"], 1000)
+    return {
+        "items": n // 100,
+        "seconds": seconds,
+        "stages": meter.take(),
+        "old_r1_before": recall_at_1(store, parent["version"], pairs),
+        "old_r1_after": recall_at_1(store, report["version"], pairs),
+        "subsets": report["eval"].get("subsets"),
+        "training": report["eval"].get("training", {}),
+    }
+
+
+STAGES = ("discover", "embed", "stage", "ids", "train+eval", "publish")
+
+
+def print_tables(results: list[dict]) -> None:
+    print("\n| items | " + " | ".join(f"{s} s" for s in STAGES) + " | index wall s |")
+    print("|---" * (len(STAGES) + 2) + "|")
+    for r in results:
+        cells = [f"{r['stages'].get(s, {}).get('seconds', 0):.1f}" for s in STAGES]
+        print(f"| {r['items']} | " + " | ".join(cells) + f" | {r['index_seconds']:.1f} |")
+    print("\n| items | " + " | ".join(f"{s} peak RSS MB" for s in STAGES) + " |")
+    print("|---" * (len(STAGES) + 1) + "|")
+    for r in results:
+        cells = [f"{r['stages'].get(s, {}).get('peak_rss_mb', 0):.0f}" for s in STAGES]
+        print(f"| {r['items']} | " + " | ".join(cells) + " |")
+    print(
+        "\n| items | train steps | examples/s | fit phases s | test R@1 gen / dense | "
+        "query path | q/s | store MB |"
+    )
+    print("|---|---|---|---|---|---|---|---|")
+    for r in results:
+        t, g, d = r["training"], r["test"]["generative"] or {}, r["test"]["dense"] or {}
+        phases = ", ".join(f"{k} {v:.0f}" for k, v in t.get("phase_seconds", {}).items())
+        print(
+            f"| {r['items']} | {t.get('steps')} | {t.get('examples_per_second')} | {phases} | "
+            f"{g.get('R@1')} / {d.get('R@1')} | {r['query_path']} | {r['query_qps']:.1f} | "
+            f"{r['store_bytes'] / 2**20:.0f} |"
+        )
+    for r in results:
+        if "ingest" in r:
+            i = r["ingest"]
+            print(
+                f"\ningest of {i['items']} items into {r['items']}: {i['seconds']:.1f} s = "
+                f"{i['seconds'] / r['index_seconds']:.3f} of the full index "
+                f"({r['index_seconds']:.1f} s); old-item R@1 on 1000 held-out captions "
+                f"{i['old_r1_before']:.3f} -> {i['old_r1_after']:.3f}; stages "
+                + ", ".join(f"{k} {v['seconds']:.1f}" for k, v in i["stages"].items())
+                + f"; subsets {json.dumps(i['subsets'])}; steps {i['training'].get('steps')}"
+            )
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--sizes", type=int, nargs="+", default=[1000, 10000, 100000])
+    ap.add_argument("--max-train-steps", type=int, default=20_000, help="0: no cap")
+    ap.add_argument("--ingest-at", type=int, default=10000)
+    ap.add_argument("--work", default="/tmp/ace-scale")
+    ap.add_argument("--child", type=int, default=None, help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    work = Path(args.work)
+    work.mkdir(parents=True, exist_ok=True)
+    steps = args.max_train_steps or None
+    if args.child is not None:
+        res = child(args.child, work, steps, args.child == args.ingest_at)
+        print("RESULT " + json.dumps(res))
+        return
+    results = []
+    for n in args.sizes:
+        argv = [
+            sys.executable, __file__, "--child", str(n), "--work", str(work),
+            "--max-train-steps", str(args.max_train_steps), "--ingest-at", str(args.ingest_at),
+        ]  # fmt: skip
+        proc = subprocess.run(argv, capture_output=True, text=True)
+        line = [x for x in proc.stdout.splitlines() if x.startswith("RESULT ")]
+        if proc.returncode or not line:
+            sys.exit(f"size {n} failed:\n{proc.stderr[-3000:]}")
+        results.append(json.loads(line[-1][len("RESULT ") :]))
+        (work / f"result-{n}.json").write_text(json.dumps(results[-1], indent=2))
+        print(f"{n} items: index {results[-1]['index_seconds']:.0f} s", flush=True)
+    print(f"\nmax train steps {args.max_train_steps}")
+    print_tables(results)
+
+
+if __name__ == "__main__":
+    main()
