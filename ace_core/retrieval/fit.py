@@ -127,14 +127,23 @@ def _replay(
 class IngestConfig:
     """Fine-tuning of the parent's retriever when an incremental ingest adds items."""
 
-    epochs: int = 12  # fine-tuning epochs
+    epochs: int = 12  # fine-tuning epochs (both models)
     lr_scale: float = 0.3  # learning rate = train.lr * this (less forgetting)
     replay_ratio: float = 2.0  # old caption pairs replayed per new pair, every epoch
     eval_every: int = 4  # validate every N epochs
+    max_val_queries: int = 256  # new items' first, then a sample of old items'
+    max_test_queries: int = 500  # the same (old-item vs new-item recall in eval.json)
 
     def fine_tune(self, train: TrainConfig) -> TrainConfig:
+        """The training settings of a fine-tune: its cost follows the batch, not the corpus."""
         return replace(
-            train, epochs=self.epochs, eval_every=self.eval_every, lr=train.lr * self.lr_scale
+            train,
+            epochs=self.epochs,
+            eval_every=self.eval_every,
+            lr=train.lr * self.lr_scale,
+            max_val_queries=min(train.max_val_queries, self.max_val_queries),
+            max_test_queries=min(train.max_test_queries, self.max_test_queries),
+            dense=replace(train.dense, epochs=min(train.dense.epochs, self.epochs)),
         )
 
 
