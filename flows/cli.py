@@ -259,9 +259,13 @@ def _human_tiny(r: dict) -> str:
 
 def cmd_embed(args) -> int:
     from flows.embed import embed_corpus
+    from tasks.embed import warm_up_encoders
 
     _require_dir(args.corpus)
-    report = embed_corpus(args.corpus, args.store, embed_config_from_args(args))
+    config = embed_config_from_args(args)
+    if not (args.dask_address or args.dask_local):  # Dask workers load their own models
+        warm_up_encoders(config, args.corpus)  # overlaps Prefect's API start-up
+    report = embed_corpus(args.corpus, args.store, config)
     report["seconds"] = _command_seconds(args)
     report["items_per_s"] = round(report["items"] / max(report["seconds"], 1e-9), 2)
     emit(args, report, _human_embed)

@@ -4,6 +4,9 @@ task per shard (cached on content hashes)."""
 from __future__ import annotations
 
 import functools
+import logging
+import os
+import threading
 from dataclasses import asdict
 from pathlib import Path
 
@@ -11,7 +14,7 @@ from prefect import task
 from prefect.cache_policies import INPUTS, TASK_SOURCE
 
 from ace_core.config_io import config_hash
-from ace_core.media.discovery import discover
+from ace_core.media.discovery import discover, sniff_modality
 from ace_core.media.pipeline import EmbedConfig, build_encoder, common_dim, embed_files
 from storage import sources as src
 from storage.discovery import load_discovery, save_discovery
@@ -28,24 +31,57 @@ from storage.store import Store
 from storage.version_data import known_item_ids
 from tasks._progress import Progress, stage
 
+logger = logging.getLogger(__name__)
+_BUILDING = threading.Lock()  # one build per model, also against the warm-up thread
 
-@functools.lru_cache(maxsize=4)
-def _encoders(config: EmbedConfig, modalities: tuple[str, ...]) -> dict:
+
+@functools.lru_cache(maxsize=8)
+def _encoder(config: EmbedConfig, modality: str):
     """Encoders are built once per process and config (models are large)."""
-    out: dict = {}
-    if "image" in modalities or "video" in modalities:
-        out["image"] = build_encoder("image", config)
-        out["video"] = build_encoder("video", config, image=out["image"])
-    if "audio" in modalities:
-        out["audio"] = build_encoder("audio", config)
-    return out
+    if modality == "video":  # video reuses the image encoder
+        return build_encoder("video", config, image=_encoder(config, "image"))
+    return build_encoder(modality, config)
 
 
 def encoders_for(config: EmbedConfig, modalities: set[str]) -> dict:
     wanted = set(modalities)
     if wanted & {"image", "video"}:
-        wanted |= {"image", "video"}  # video reuses the image encoder
-    return _encoders(config, tuple(sorted(wanted)))
+        wanted |= {"image", "video"}
+    with _BUILDING:
+        return {m: _encoder(config, m) for m in sorted(wanted)}
+
+
+def warm_up_encoders(config: EmbedConfig, corpus: str, sniff: int = 200) -> threading.Thread:
+    """Build the encoders a corpus needs (the modalities of its first ``sniff`` files) in a
+    background thread, so that loading the models overlaps the start of Prefect's API; the
+    flow's shard tasks then find them built. A failure is left for the flow to report."""
+
+    def build() -> None:
+        try:
+            encoders_for(config, _first_modalities(corpus, sniff))
+        except Exception:  # noqa: BLE001 - the shard task builds again and reports it
+            logger.debug("encoder warm-up failed", exc_info=True)
+
+    thread = threading.Thread(target=build, name="encoder-warm-up", daemon=True)
+    thread.start()
+    return thread
+
+
+def _first_modalities(corpus: str, limit: int) -> set[str]:
+    found: set[str] = set()
+    seen = 0
+    for root, dirs, files in os.walk(corpus):
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        for name in sorted(f for f in files if not f.startswith(".")):
+            try:
+                modality = sniff_modality(os.path.join(root, name))
+            except OSError:
+                modality = None
+            found |= {modality} if modality else set()
+            seen += 1
+            if seen >= limit:
+                return found
+    return found
 
 
 def _save(store: str, found) -> str:

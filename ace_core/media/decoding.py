@@ -49,8 +49,14 @@ def _one_line(e: BaseException, limit: int = 240) -> str:
 # ----------------------------------------------------------------------------- images
 
 
-def decode_image(path: str, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> Decoded:
-    """Open an image as RGB (first frame, EXIF-transposed); refuse decompression bombs."""
+def decode_image(
+    path: str, *, max_pixels: int = DEFAULT_MAX_PIXELS, min_side: int | None = None
+) -> Decoded:
+    """Open an image as RGB (first frame, EXIF-transposed); refuse decompression bombs.
+
+    ``min_side``: a JPEG may be decoded at a reduced DCT scale (1/2, 1/4 or 1/8: Pillow's
+    draft mode) that keeps both sides >= ``min_side`` px, several times faster for large
+    photos; the encoder resizes to its input side anyway. ``meta`` gives the stored size."""
     from PIL import Image, ImageOps
 
     try:
@@ -65,7 +71,11 @@ def decode_image(path: str, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> Decoded:
                         _check_gif_frames(im, n_frames, max_pixels)
                     im.seek(0)
                     _check_pixels(im, max_pixels)
+                    stored = im.size
+                    if min_side and im.format == "JPEG":
+                        im.draft(None, (min_side, min_side))
                     im.load()
+                    loaded = im.size
                     try:
                         im = ImageOps.exif_transpose(im)
                     except Exception as e:  # noqa: BLE001 - broken EXIF: keep pixels as stored
@@ -79,7 +89,7 @@ def decode_image(path: str, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> Decoded:
         raise
     except Exception as e:  # noqa: BLE001 - Pillow raises many types for bad files
         raise DecodeError(_one_line(e)) from e
-    w, h = rgb.size
+    w, h = stored if rgb.size == loaded else stored[::-1]  # EXIF may swap the sides
     if min(w, h) < MIN_IMAGE_SIDE:
         raise DecodeError(
             f"image too small to embed: {w}x{h} px (at least {MIN_IMAGE_SIDE} px a side)"

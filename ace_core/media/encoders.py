@@ -246,6 +246,12 @@ class OpenClipImageEncoder:
     def text_sha256(self) -> str:
         return state_dict_sha256(self.model, keep=lambda name: not name.startswith("visual."))
 
+    @property
+    def input_side(self) -> int:
+        """The shorter side of the model's input, in px."""
+        size = self.model.visual.image_size
+        return min(size) if isinstance(size, tuple) else int(size)
+
     def _probe_dim(self) -> int:
         size = self.model.visual.image_size
         size = size if isinstance(size, tuple) else (size, size)

@@ -50,15 +50,19 @@ class PipelineConfig:
     workers: int = 2  # decoding threads
     prefetch_batches: int = 2  # how many batches of decoded items may wait ahead of the model
     max_pixels: int = 89_478_485  # decompression-bomb limit for images
+    jpeg_draft: bool = True  # decode large JPEGs at a reduced DCT scale, no smaller than the
+    #                          image model's input side (much faster; see decode_image)
     video: VideoConfig = VideoConfig()
 
 
 Decoder = Callable[[MediaFile], Decoded]
 
 
-def default_decoders(config: PipelineConfig) -> dict[str, Decoder]:
+def default_decoders(config: PipelineConfig, image_side: int | None = None) -> dict[str, Decoder]:
+    """Decoders per modality; ``image_side``: the image model's input side (JPEG draft)."""
+    side = image_side if config.jpeg_draft else None
     return {
-        "image": lambda f: decode_image(f.abs_path, max_pixels=config.max_pixels),
+        "image": lambda f: decode_image(f.abs_path, max_pixels=config.max_pixels, min_side=side),
         "audio": lambda f: decode_audio(f.abs_path, sample_rate=CLAP_SAMPLE_RATE),
         "video": lambda f: decode_video(
             f.abs_path, n_frames=config.video.n_frames, timeout_s=config.video.timeout_s
@@ -87,7 +91,8 @@ def embed_files(
     on_result: Callable[[EmbedResult], None] | None = None,
 ) -> Iterator[EmbedResult]:
     """Embed ``files``; yields one EmbedResult per file (order: by completion)."""
-    decoders = dict(decoders or default_decoders(config))
+    image_side = getattr(encoders.get("image"), "input_side", None)
+    decoders = dict(decoders or default_decoders(config, image_side))
     window = max(1, config.batch_size * config.prefetch_batches)
     pending: deque[tuple[MediaFile, cf.Future]] = deque()
     buffers: dict[str, list[tuple[MediaFile, Any, dict]]] = {m: [] for m in encoders}

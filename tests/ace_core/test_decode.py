@@ -113,3 +113,32 @@ def test_hanging_decord_falls_back_to_pyav(shared_media, monkeypatch):
     out = decode_video(str(shared_media / "imageio/realshort.mp4"), n_frames=3, timeout_s=0.5)
     assert out.meta["decoder"] == "pyav" and out.data.shape[0] == 3
     assert time.perf_counter() - started < 4
+
+
+def _photo(path, size, exif=None):
+    """A smooth colour field with detail (a JPEG that compresses like a photo)."""
+    w, h = size
+    yy, xx = np.mgrid[0:h, 0:w]
+    rgb = np.stack([xx * 255 // w, yy * 255 // h, (xx + yy) % 256], -1).astype(np.uint8)
+    Image.fromarray(rgb).save(path, quality=90, **({"exif": exif} if exif else {}))
+    return str(path)
+
+
+def test_a_large_jpeg_decodes_at_a_reduced_scale_no_smaller_than_asked(tmp_path):
+    path = _photo(tmp_path / "big.jpg", (1600, 1200))
+    full, draft = decode_image(path), decode_image(path, min_side=224)
+    assert full.data.size == (1600, 1200)
+    assert draft.data.size == (400, 300)  # 1/4: the largest DCT scale keeping both >= 224
+    assert draft.meta["width"] == 1600 and draft.meta["height"] == 1200  # as stored
+    small = np.asarray(full.data.resize((400, 300), Image.BOX), np.float32)
+    assert np.abs(small - np.asarray(draft.data, np.float32)).mean() < 3  # same picture
+
+
+def test_a_draft_decode_keeps_exif_orientation_and_leaves_other_formats_alone(tmp_path):
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotate 90 CW on display
+    out = decode_image(_photo(tmp_path / "r.jpg", (1600, 800), exif), min_side=224)
+    assert out.data.size == (400, 800)  # 1/2 scale (800 x 400 loaded), then rotated
+    assert (out.meta["width"], out.meta["height"]) == (800, 1600)
+    Image.new("RGB", (1600, 1200)).save(tmp_path / "p.png")
+    assert decode_image(str(tmp_path / "p.png"), min_side=224).data.size == (1600, 1200)

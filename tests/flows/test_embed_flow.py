@@ -92,3 +92,28 @@ def test_bad_usage_exits_2_with_one_line(capsys, tmp_path):
     bad.write_text('{"retriever": {"no_such_setting": 1}}')
     assert main(["index", str(tmp_path), "--config", str(bad)]) == 2
     assert "unknown RetrieverConfig settings" in capsys.readouterr().err
+
+
+def test_encoders_warm_up_in_the_background_and_are_built_once(tmp_path, monkeypatch):
+    from ace_core.media.encoders import AudioEncoderConfig, ImageEncoderConfig
+    from ace_core.media.pipeline import EmbedConfig
+    from ace_core.synth import CorpusCounts, write_sample_corpus
+    from tasks import embed as tasks_embed
+
+    write_sample_corpus(tmp_path / "c", seed=3, counts=CorpusCounts(images=2, audio=1, videos=0))
+    write_sample_corpus(tmp_path / "a", seed=3, counts=CorpusCounts(images=0, audio=1, videos=0))
+    config = EmbedConfig(
+        image=ImageEncoderConfig("ace-tiny-vit", "random", seed=11),
+        audio=AudioEncoderConfig(checkpoint="random", seed=11),
+    )
+    built = []
+    real = tasks_embed.build_encoder
+    monkeypatch.setattr(
+        tasks_embed, "build_encoder", lambda m, *a, **k: built.append(m) or real(m, *a, **k)
+    )
+    assert tasks_embed._first_modalities(str(tmp_path / "a"), 200) == {"audio"}
+    tasks_embed.warm_up_encoders(config, str(tmp_path / "c")).join()
+    assert sorted(built) == ["audio", "image", "video"]
+    encoders = tasks_embed.encoders_for(config, {"image", "audio"})  # what a shard asks for
+    assert sorted(built) == ["audio", "image", "video"]  # nothing built twice
+    assert encoders["video"].image is encoders["image"]
