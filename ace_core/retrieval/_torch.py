@@ -1,7 +1,8 @@
-"""Small torch helpers shared by retrieval training and search."""
+"""Small helpers shared by retrieval training and search (torch, step budget, timing)."""
 
 from __future__ import annotations
 
+import time
 from contextlib import contextmanager, nullcontext
 
 import torch
@@ -32,3 +33,16 @@ def steps_left(max_steps: int | None, taken: int) -> int | None:
     """Batches the rest of a step budget allows (None: no budget). Training stops when it is
     spent; the epoch that spends it is partial (its batches are shuffled: a random subset)."""
     return None if max_steps is None else max(0, max_steps - taken)
+
+
+class Stopwatch:
+    """Wall seconds per phase, in order (``lap`` ends the current phase)."""
+
+    def __init__(self):
+        self.seconds: dict[str, float] = {}
+        self._last = time.perf_counter()
+
+    def lap(self, name: str) -> None:
+        now = time.perf_counter()
+        self.seconds[name] = round(now - self._last, 2)
+        self._last = now

@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+
+import numpy as np
 
 
 @dataclass
@@ -89,3 +91,31 @@ def retrieval_metrics(ranked: Sequence[Sequence[int]], gold: Sequence[int]) -> d
         "R@10": round(hits[10] / n, 4),
         "MRR@10": round(rr / n, 4),
     }
+
+
+def scored_sample(
+    split: QuerySplit, max_val: int, max_test: int, seed: int, first: set[int]
+) -> QuerySplit:
+    """At most ``max_val`` validation and ``max_test`` test queries, a seeded sample (the
+    queries of item rows in ``first``, e.g. an ingest's new items, kept first), so that
+    scoring a large corpus costs a bounded number of beam searches."""
+    return replace(
+        split,
+        val=sample_queries(split.val, max_val, seed, first),
+        test=sample_queries(split.test, max_test, seed + 1, first),
+    )
+
+
+def sample_queries(pairs: list, limit: int, seed: int, first: set[int]) -> list:
+    """``limit`` of the (text, row) pairs in their order: rows in ``first``, then a seeded
+    sample of the others."""
+    if len(pairs) <= limit:
+        return pairs
+    preferred = [n for n, (_, row) in enumerate(pairs) if row in first]
+    others = [n for n, (_, row) in enumerate(pairs) if row not in first]
+    rng = np.random.default_rng(seed)
+    if len(preferred) >= limit:
+        keep = rng.choice(preferred, limit, replace=False)
+    else:
+        keep = preferred + list(rng.choice(others, limit - len(preferred), replace=False))
+    return [pairs[n] for n in sorted(int(k) for k in keep)]

@@ -5,7 +5,6 @@ An incremental ingest fine-tunes the parent's model on the new items with a repl
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
@@ -14,8 +13,14 @@ import torch
 
 from ace_core.errors import AceInputError
 from ace_core.ids.semantic_ids import SemanticIDs, SemanticIndexer
+from ace_core.retrieval._torch import Stopwatch
 from ace_core.retrieval.dense import DenseProjection, dense_search, train_dense
-from ace_core.retrieval.evaluation import QuerySplit, retrieval_metrics, split_queries
+from ace_core.retrieval.evaluation import (
+    QuerySplit,
+    retrieval_metrics,
+    scored_sample,
+    split_queries,
+)
 from ace_core.retrieval.model import IDDecoder, RetrieverConfig, Vocab, build_text_encoder
 from ace_core.retrieval.retrieval_model import (
     SUFFIX_HEADROOM,
@@ -182,8 +187,10 @@ def fit_retrieval(
         )
     if not train_split.train and not train.index_task:
         raise AceInputError("no training captions and the indexing task is off: nothing to learn")
-    train_split = _scored_sample(train_split, train, new_rows)
-    clock = _Stopwatch()
+    train_split = scored_sample(
+        train_split, train.max_val_queries, train.max_test_queries, train.seed, new_rows
+    )
+    clock = Stopwatch()
     model = _new_model(item_ids, item_emb, sids, indexer, config, encoder, device, init)
     feats, gold = _features(model, train_split, train.feature_cache_mb)
     clock.lap("text_features")
@@ -217,43 +224,6 @@ def fit_retrieval(
     ev = _test_metrics(model, train_split, feats["test"], gold["test"], dense, new_rows, init)
     clock.lap("test_metrics")
     return FitResult(model, split, report, ev["eval"], ev["subsets"], clock.seconds)
-
-
-class _Stopwatch:
-    """Seconds per phase of a fit, in order."""
-
-    def __init__(self):
-        self.seconds: dict[str, float] = {}
-        self._last = time.perf_counter()
-
-    def lap(self, name: str) -> None:
-        now = time.perf_counter()
-        self.seconds[name] = round(now - self._last, 2)
-        self._last = now
-
-
-def _scored_sample(split: QuerySplit, train: TrainConfig, new_rows: set[int]) -> QuerySplit:
-    """At most max_val_queries validation and max_test_queries test queries (a seeded
-    sample; new items' queries first when fine-tuning), so that scoring a large corpus costs
-    a bounded number of beam searches."""
-    return replace(
-        split,
-        val=_sample(split.val, train.max_val_queries, train.seed, new_rows),
-        test=_sample(split.test, train.max_test_queries, train.seed + 1, new_rows),
-    )
-
-
-def _sample(pairs: list, limit: int, seed: int, first: set[int]) -> list:
-    if len(pairs) <= limit:
-        return pairs
-    preferred = [n for n, (_, row) in enumerate(pairs) if row in first]
-    others = [n for n, (_, row) in enumerate(pairs) if row not in first]
-    rng = np.random.default_rng(seed)
-    if len(preferred) >= limit:
-        keep = rng.choice(preferred, limit, replace=False)
-    else:
-        keep = preferred + list(rng.choice(others, limit - len(preferred), replace=False))
-    return [pairs[n] for n in sorted(int(k) for k in keep)]
 
 
 def _new_model(item_ids, item_emb, sids, indexer, config, encoder, device, init):

@@ -259,7 +259,7 @@ def test_a_step_budget_caps_both_models_and_is_reported(toy):
 
 
 def test_scored_queries_are_a_seeded_sample_with_new_items_first():
-    from ace_core.retrieval.fit import _sample
+    from ace_core.retrieval.evaluation import sample_queries as _sample
 
     pairs = [(f"q{n}", n) for n in range(100)]
     a = _sample(pairs, 10, 0, {97, 98, 99})
