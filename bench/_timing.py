@@ -1,4 +1,4 @@
-"""Shared timing helper of the benchmark scripts."""
+"""Shared timing and memory helpers of the benchmark scripts."""
 
 import statistics
 import time
@@ -12,3 +12,18 @@ def median_time(fn, repeats: int) -> float:
         fn()
         times.append(time.perf_counter() - t)
     return statistics.median(times)
+
+
+def reset_peak_rss() -> None:
+    """Linux: set this process's peak RSS (VmHWM) to its current RSS."""
+    with open("/proc/self/clear_refs", "w") as f:
+        f.write("5")
+
+
+def status_kb(field: str) -> int:
+    """A field of /proc/self/status in kB (VmRSS, VmHWM)."""
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    raise KeyError(field)

@@ -23,7 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from _timing import median_time  # noqa: E402
+from _timing import median_time, reset_peak_rss, status_kb  # noqa: E402
 
 from ace_core.media.discovery import discover  # noqa: E402
 from ace_core.media.encoders import AudioEncoderConfig, ImageEncoderConfig  # noqa: E402
@@ -63,9 +63,8 @@ def memory_child(corpus: str, shard_size: int) -> None:
     cfg = EmbedConfig(image=ImageEncoderConfig("ace-tiny-vit", "random"), shard_size=shard_size)
     enc = {"image": build_encoder("image", cfg)}
     found = discover(corpus)
-    rss_loaded = _status_kb("VmRSS")
-    with open("/proc/self/clear_refs", "w") as f:  # reset the peak (VmHWM) to the current RSS
-        f.write("5")
+    rss_loaded = status_kb("VmRSS")
+    reset_peak_rss()
     with tempfile.TemporaryDirectory() as tmp:
         specs = plan_shards(found.files, shard_size, "bench", Path(tmp) / "specs")
         for spec in specs:
@@ -74,21 +73,13 @@ def memory_child(corpus: str, shard_size: int) -> None:
     print(
         json.dumps(
             {
-                "peak_rss_mb": _status_kb("VmHWM") / 1024,  # peak since the reset above
+                "peak_rss_mb": status_kb("VmHWM") / 1024,  # peak since the reset above
                 "loaded_rss_mb": rss_loaded / 1024,
                 "process_peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
                 "items": len(found.files),
             }
         )
     )
-
-
-def _status_kb(field: str) -> int:
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith(field + ":"):
-                return int(line.split()[1])
-    raise KeyError(field)
 
 
 def main() -> None:

@@ -27,7 +27,10 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
 TINY = ROOT / "models" / "tiny"
+from _timing import reset_peak_rss, status_kb  # noqa: E402
+
 SEEDS = {1000: 101, 10000: 102, 100000: 103}  # corpus seeds (other sizes: 100 + size)
 
 
@@ -90,33 +93,20 @@ class StageMeter:
         original = getattr(module, attr)
 
         def timed(*args, **kwargs):
-            _reset_peak()
+            reset_peak_rss()
             started = time.perf_counter()
             try:
                 return original(*args, **kwargs)
             finally:
                 row = self.rows.setdefault(name, {"seconds": 0.0, "peak_rss_mb": 0.0})
                 row["seconds"] += time.perf_counter() - started
-                row["peak_rss_mb"] = max(row["peak_rss_mb"], _status_kb("VmHWM") / 1024)
+                row["peak_rss_mb"] = max(row["peak_rss_mb"], status_kb("VmHWM") / 1024)
 
         setattr(module, attr, timed)
 
     def take(self) -> dict:
         rows, self.rows = self.rows, {}
         return rows
-
-
-def _reset_peak() -> None:
-    with open("/proc/self/clear_refs", "w") as f:  # VmHWM := current RSS
-        f.write("5")
-
-
-def _status_kb(field: str) -> int:
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith(field + ":"):
-                return int(line.split()[1])
-    raise KeyError(field)
 
 
 def instrument() -> StageMeter:
