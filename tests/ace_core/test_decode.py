@@ -142,3 +142,14 @@ def test_a_draft_decode_keeps_exif_orientation_and_leaves_other_formats_alone(tm
     assert (out.meta["width"], out.meta["height"]) == (800, 1600)
     Image.new("RGB", (1600, 1200)).save(tmp_path / "p.png")
     assert decode_image(str(tmp_path / "p.png"), min_side=224).data.size == (1600, 1200)
+
+
+def test_draft_decoding_follows_the_pipeline_setting(tmp_path):
+    from ace_core.media.discovery import MediaFile
+    from ace_core.media.pipeline import PipelineConfig, default_decoders
+
+    path = _photo(tmp_path / "big.jpg", (1600, 1200))
+    f = MediaFile(path="big.jpg", abs_path=path, item_id="0" * 64, modality="image", bytes=0)
+    on = default_decoders(PipelineConfig(), image_side=224)["image"](f)
+    off = default_decoders(PipelineConfig(jpeg_draft=False), image_side=224)["image"](f)
+    assert on.data.size == (400, 300) and off.data.size == (1600, 1200)

@@ -268,3 +268,13 @@ def test_scored_queries_are_a_seeded_sample_with_new_items_first():
     assert a == sorted(a, key=lambda p: p[1])  # the split's order is kept
     assert _sample(pairs, 200, 0, set()) == pairs
     assert {row for _, row in _sample(pairs, 2, 0, {5, 6, 7})} <= {5, 6, 7}
+
+
+def test_an_ingest_scores_and_fine_tunes_on_its_own_bounded_settings():
+    from ace_core.retrieval.fit import IngestConfig
+
+    full = TrainConfig()
+    tuned = IngestConfig().fine_tune(full)
+    assert (tuned.max_val_queries, tuned.max_test_queries) == (256, 500)
+    assert tuned.epochs == tuned.dense.epochs == 12 < full.dense.epochs
+    assert tuned.max_steps == full.max_steps
