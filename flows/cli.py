@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from flows import embedded_api
 from tasks import _env  # noqa: F401  (environment before prefect/transformers imports)
 
 
@@ -265,6 +266,7 @@ def cmd_embed(args) -> int:
     config = embed_config_from_args(args)
     if not (args.dask_address or args.dask_local):  # Dask workers load their own models
         warm_up_encoders(config, args.corpus)  # overlaps Prefect's API start-up
+    embedded_api.adopt_if_spawned()
     report = embed_corpus(args.corpus, args.store, config)
     report["seconds"] = _command_seconds(args)
     report["items_per_s"] = round(report["items"] / max(report["seconds"], 1e-9), 2)
@@ -300,7 +302,9 @@ def cmd_index(args) -> int:
     if args.max_remove is not None and args.max_remove < 0:
         raise UsageError("--max-remove must be >= 0")
     max_remove = None if args.allow_remove else (args.max_remove or 0)
-    report = index_corpus(args.corpus, args.store, index_config_from_args(args), max_remove)
+    config = index_config_from_args(args)
+    embedded_api.adopt_if_spawned()
+    report = index_corpus(args.corpus, args.store, config, max_remove)
     report["seconds"] = _command_seconds(args)
     emit(args, report, _human_publish)
     return 0
@@ -310,6 +314,7 @@ def cmd_ingest(args) -> int:
     from flows.index import ingest_batch
 
     _require_dir(args.corpus)
+    embedded_api.adopt_if_spawned()
     report = ingest_batch(args.corpus, args.store)
     report["seconds"] = _command_seconds(args)
     emit(args, report, _human_publish)
@@ -835,6 +840,7 @@ def main(argv: list[str] | None = None) -> int:
     args.started = started
     _configure_logging(args.verbose)
     if args.command in FLOW_COMMANDS:
+        embedded_api.spawn_if_unconfigured()  # starts while the command imports its models
         _cli_console(args.verbose)
     try:
         _use_dask_if_asked(args)

@@ -1,0 +1,96 @@
+"""The embedded Prefect API that `ace embed|index|ingest` spawn before their imports: used only
+where Prefect would have started its own, answering before the first flow, stopped after."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+# spawn before prefect is imported, adopt, then report what Prefect uses and the server's pid
+SCRIPT = """
+import sys
+from flows import embedded_api
+embedded_api.spawn_if_unconfigured()
+server = embedded_api._API.process
+import prefect.main
+embedded_api.adopt_if_spawned()
+from prefect.settings import get_current_settings
+print(get_current_settings().api.url, server.pid, embedded_api._API.process is not None,
+      flush=True)
+if sys.argv[1:] == ["flow"]:
+    from prefect import flow
+    print(flow(lambda: 42, name="probe")(), flush=True)
+elif sys.argv[1:] == ["hang"]:
+    import time; time.sleep(60)
+"""
+
+
+def _env(tmp_path: Path, **extra: str) -> dict:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
+    env.update(PREFECT_HOME=str(tmp_path / "prefect"), **extra)
+    return env
+
+
+def _run(env: dict, *args: str) -> list[str]:
+    proc = subprocess.run(
+        [sys.executable, "-c", SCRIPT, *args], env=env, cwd=ROOT, capture_output=True,
+        text=True, timeout=180,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    return proc.stdout.split()
+
+
+def _gone(pid: int, within_s: float = 10.0) -> bool:
+    deadline = time.monotonic() + within_s
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return True
+        time.sleep(0.1)
+    return False
+
+
+def test_unconfigured_prefect_runs_flows_on_the_spawned_server_stopped_at_exit(tmp_path):
+    url, pid, in_use, result = _run(_env(tmp_path), "flow")
+    assert url.startswith("http://127.0.0.1:") and url.endswith("/api")
+    assert in_use == "True" and result == "42"
+    assert _gone(int(pid))  # stopped with the command, not left listening
+
+
+def test_an_api_from_a_profile_is_kept_and_the_spawned_server_stopped(tmp_path):
+    profiles = tmp_path / "profiles.toml"
+    profiles.write_text(
+        'active = "team"\n[profiles.team]\nPREFECT_API_URL = "http://127.0.0.1:9/api"\n'
+    )
+    url, pid, in_use = _run(_env(tmp_path, PREFECT_PROFILES_PATH=str(profiles)))
+    assert url == "http://127.0.0.1:9/api"
+    assert in_use == "False" and _gone(int(pid))
+
+
+def test_the_server_dies_with_a_killed_command(tmp_path):
+    proc = subprocess.Popen(
+        [sys.executable, "-c", SCRIPT, "hang"], env=_env(tmp_path), cwd=ROOT,
+        stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        _, pid, _ = proc.stdout.readline().split()
+        proc.send_signal(signal.SIGKILL)  # no atexit: only the kernel can stop the server
+        proc.wait(timeout=10)
+        assert _gone(int(pid))
+    finally:
+        proc.kill()
+        proc.stdout.close()
+
+
+def test_no_server_is_spawned_where_prefect_already_has_an_api(prefect_harness, monkeypatch):
+    from flows import embedded_api
+
+    monkeypatch.setattr(embedded_api, "_API", None)
+    monkeypatch.delenv("PREFECT_API_URL", raising=False)  # the harness sets it in settings only
+    embedded_api.spawn_if_unconfigured()  # in-process `main()` calls, as the tests make
+    assert embedded_api._API is None
