@@ -24,7 +24,7 @@ def test_default_prefect_home_is_created_per_user(tmp_path):
 def test_the_console_script_exits_with_mains_code_and_flushed_output(tmp_path):
     """`ace` (flows.cli:run) skips the interpreter's module teardown: the exit code and
     everything printed must still come through."""
-    run = [sys.executable, "-c", "import sys; from flows.cli import run; sys.argv[0] = 'ace'; run()"]
+    run = [sys.executable, "-c", "from flows.cli import run; run()"]
     ok = subprocess.run(
         [*run, "sources", "list", "--store", str(tmp_path / "none"), "--json"],
         cwd=ROOT, capture_output=True, text=True,
