@@ -31,6 +31,9 @@ sys.path.insert(0, str(ROOT / "bench"))
 TINY = ROOT / "models" / "tiny"
 from _timing import reset_peak_rss, status_kb  # noqa: E402
 
+# bench/flows.py would shadow the flows package (the editable install's finder comes last)
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != ROOT / "bench"]
+
 SEEDS = {1000: 101, 10000: 102, 100000: 103}  # corpus seeds (other sizes: 100 + size)
 
 
@@ -209,6 +212,35 @@ def ingest_child(work: Path, n: int, store: str, parent: dict, meter, ingest_bat
     }
 
 
+def ingest_only(work: Path, n: int, parent_store: Path) -> None:
+    """The 1% ingest again, into a copy of an index this script made earlier (rolled back to
+    its first version; the full index's figures are read from work/result-N.json)."""
+    import shutil
+
+    from prefect import flow
+
+    from flows.index import ingest_batch
+
+    @flow
+    def warm() -> int:
+        return 1
+
+    store = work / f"ingest-into-{parent_store.name}-{int(time.time())}"
+    shutil.copytree(parent_store, store, symlinks=True)
+    first, *later = sorted(p.name for p in (store / "versions").iterdir())
+    for name in later:
+        shutil.rmtree(store / "versions" / name)
+    (store / "LATEST").write_text(first + "\n")
+    sources = json.loads((store / "sources.json").read_text())
+    sources["sources"] = sources["sources"][:1]  # the batch's source came with the ingest
+    (store / "sources.json").write_text(json.dumps(sources, indent=2))
+    warm()
+    res = json.loads((work / f"result-{n}.json").read_text())
+    meter = instrument()
+    res["ingest"] = ingest_child(work, n, str(store), {"version": first}, meter, ingest_batch)
+    print_tables([res])
+
+
 STAGES = ("discover", "embed", "stage", "ids", "train+eval", "publish")
 
 
@@ -255,11 +287,18 @@ def main() -> None:
     ap.add_argument("--max-train-steps", type=int, default=20_000, help="0: no cap")
     ap.add_argument("--ingest-at", type=int, default=10000)
     ap.add_argument("--work", default="/tmp/ace-scale")
+    ap.add_argument(
+        "--ingest-into", default=None, metavar="STORE",
+        help="only re-measure the 1%% ingest, into a copy of this --ingest-at index",
+    )  # fmt: skip
     ap.add_argument("--child", type=int, default=None, help=argparse.SUPPRESS)
     args = ap.parse_args()
     work = Path(args.work)
     work.mkdir(parents=True, exist_ok=True)
     steps = args.max_train_steps or None
+    if args.ingest_into:
+        ingest_only(work, args.ingest_at, Path(args.ingest_into))
+        return
     if args.child is not None:
         res = child(args.child, work, steps, args.child == args.ingest_at)
         print("RESULT " + json.dumps(res))

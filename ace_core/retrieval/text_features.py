@@ -10,7 +10,10 @@ from ace_core.retrieval.model import TextEncoder, mean_pool
 
 
 class TextFeatures:
-    """Frozen-encoder features of a list of texts: all layers (S, N, T, H) and pooled (N, H)."""
+    """Frozen-encoder features of a list of texts: all layers (S, N, T, H) and pooled (N, H).
+
+    Layers are cached in float16 within ``cache_mb``, each text at its own token length (not
+    the longest text's), as many texts as fit in order; the rest are recomputed per batch."""
 
     def __init__(
         self,
@@ -32,21 +35,35 @@ class TextFeatures:
             self.ids, self.mask = enc["input_ids"], enc["attention_mask"]
         else:  # no captions at all (a caption-less corpus): nothing to encode
             self.ids = self.mask = torch.zeros((0, 1), dtype=torch.long)
-        n, t = self.ids.shape
-        size_mb = encoder.n_layers * n * t * encoder.hidden * 2 / 2**20
-        self.cached: torch.Tensor | None = None
-        pooled, layers = [], []
-        for i in range(0, n, batch):
+        self.lengths = self.mask.sum(1)
+        self.offsets = _cache_offsets(self.lengths, encoder.n_layers * encoder.hidden, cache_mb)
+        self.cached: torch.Tensor | None = None  # (S, cached tokens, H) float16
+        self.pooled = self._encode_all(batch)
+
+    def _encode_all(self, batch: int) -> torch.Tensor:
+        """Run the encoder over every text once: the pooled features (N, H), and the layers
+        of the cached prefix into ``self.cached``."""
+        n_cached, lengths = self.n_cached, self.lengths.tolist()
+        tokens = sum(lengths[:n_cached])
+        if tokens:
+            shape = (self.encoder.n_layers, tokens, self.encoder.hidden)
+            self.cached = torch.empty(shape, dtype=torch.float16)
+        pooled = []
+        for i in range(0, len(self), batch):
             lay = self._run(slice(i, i + batch))
             pooled.append(mean_pool(lay[-1], self.mask[i : i + batch].to(lay.device)).float().cpu())
-            if size_mb <= cache_mb:
-                layers.append(lay.half().cpu())
-        self.pooled = torch.cat(pooled) if pooled else torch.zeros(0, encoder.hidden)
-        if size_mb <= cache_mb and layers:
-            self.cached = torch.cat(layers, dim=1)
+            part = lay[:, : max(0, n_cached - i)].half().cpu()  # one copy off the device
+            for k in range(part.shape[1]):
+                start, n = int(self.offsets[i + k]), lengths[i + k]
+                self.cached[:, start : start + n] = part[:, k, :n]
+        return torch.cat(pooled) if pooled else torch.zeros(0, self.encoder.hidden)
 
     def __len__(self) -> int:
         return self.ids.shape[0]
+
+    @property
+    def n_cached(self) -> int:
+        return int((self.offsets >= 0).sum())
 
     @torch.no_grad()
     def _run(self, sl) -> torch.Tensor:
@@ -57,10 +74,27 @@ class TextFeatures:
 
     def layers(self, idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(S, b, T', H) float on device and pad mask (b, T') True = padding, T' trimmed."""
+        idx = torch.as_tensor(idx, dtype=torch.long)
         mask = self.mask[idx]
         t = int(mask.sum(1).max())
-        if self.cached is not None:
-            lay = self.cached[:, idx, :t].to(self.device).float()
-        else:
+        hit = self.offsets[idx] >= 0
+        if self.cached is None or not bool(hit.any()):
             lay = self._run(idx)[:, :, :t].float()
+        else:
+            lay = torch.zeros(self.encoder.n_layers, len(idx), t, self.encoder.hidden)
+            for k in hit.nonzero().flatten().tolist():
+                start, n = int(self.offsets[idx[k]]), int(self.lengths[idx[k]])
+                lay[:, k, :n] = self.cached[:, start : start + n].float()
+            lay = lay.to(self.device)
+            if not bool(hit.all()):
+                miss = (~hit).nonzero().flatten()
+                lay[:, miss.to(self.device)] = self._run(idx[miss])[:, :, :t].float()
         return lay, (mask[:, :t] == 0).to(self.device)
+
+
+def _cache_offsets(lengths: torch.Tensor, values_per_token: int, cache_mb: int) -> torch.Tensor:
+    """Each text's first token in the cache, or -1: texts in order while the budget lasts
+    (so the cached texts are a prefix)."""
+    ends = torch.cumsum(lengths, 0)
+    fits = ends * values_per_token * 2 <= cache_mb * 2**20  # float16
+    return torch.where(fits, ends - lengths, torch.full_like(lengths, -1))

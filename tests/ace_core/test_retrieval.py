@@ -278,3 +278,28 @@ def test_an_ingest_scores_and_fine_tunes_on_its_own_bounded_settings():
     assert (tuned.max_val_queries, tuned.max_test_queries) == (256, 500)
     assert tuned.epochs == tuned.dense.epochs == 12 < full.dense.epochs
     assert tuned.max_steps == full.max_steps
+
+
+@pytest.mark.parametrize("share", [1.0, 0.5, 0.0])
+def test_caption_features_beyond_a_partial_cache_match_recomputation(share):
+    """The cache keeps as many captions as fit (each at its own length), in order; the rest
+    are recomputed per batch. Mixed batches give the same features either way."""
+    import torch
+
+    from ace_core.retrieval.model import build_text_encoder
+    from ace_core.retrieval.text_features import TextFeatures
+
+    enc, tok, _ = build_text_encoder(RetrieverConfig())
+    texts = [t.format(c=c, s=s) for t in TEMPLATES for c in COLORS for s in SHAPES][:60]
+    reference = TextFeatures(enc, tok, texts, device="cpu", cache_mb=0)
+    mb = share * int(reference.lengths.sum()) * enc.n_layers * enc.hidden * 2 / 2**20
+    feats = TextFeatures(enc, tok, texts, device="cpu", cache_mb=mb)
+    assert feats.n_cached == {1.0: 60, 0.0: 0}.get(share, feats.n_cached)
+    assert 0 < feats.n_cached < 60 if share == 0.5 else True
+    idx = torch.tensor([59, 0, feats.n_cached - 1, min(feats.n_cached, 59), 31, 7])
+    want, want_pad = reference.layers(idx)
+    got, pad = feats.layers(idx)
+    assert torch.equal(pad, want_pad) and got.shape == want.shape
+    valid = ~pad  # padding positions are masked in every attention and pooling
+    assert torch.allclose(got[:, valid], want[:, valid], atol=2e-2, rtol=2e-3)  # float16 cache
+    assert torch.allclose(feats.pooled, reference.pooled)
