@@ -16,6 +16,9 @@ import sys
 from flows import embedded_api
 embedded_api.spawn_if_unconfigured()
 server = embedded_api._API.process
+if sys.argv[1:] == ["hang"]:  # killed while the server starts
+    print(server.pid, flush=True)
+    import time; time.sleep(60)
 import prefect.main
 embedded_api.adopt_if_spawned()
 from prefect.settings import get_current_settings
@@ -24,8 +27,6 @@ print(get_current_settings().api.url, server.pid, embedded_api._API.process is n
 if sys.argv[1:] == ["flow"]:
     from prefect import flow
     print(flow(lambda: 42, name="probe")(), flush=True)
-elif sys.argv[1:] == ["hang"]:
-    import time; time.sleep(60)
 """
 
 
@@ -78,7 +79,7 @@ def test_the_server_dies_with_a_killed_command(tmp_path):
         stdout=subprocess.PIPE, text=True,
     )  # fmt: skip
     try:
-        _, pid, _ = proc.stdout.readline().split()
+        pid = proc.stdout.readline().strip()
         proc.send_signal(signal.SIGKILL)  # no atexit: only the kernel can stop the server
         proc.wait(timeout=10)
         assert _gone(int(pid))
