@@ -169,18 +169,19 @@ def recall_at_1(store: str, version: str, pairs) -> float:
     return sum(bool(h) and h[0][0] == rows[i] for h, (_, i) in zip(hits, pairs)) / len(pairs)
 
 
-def child(n: int, work: Path, max_steps: int | None, ingest: bool) -> dict:
+def warm_api() -> None:
+    """Start the embedded Prefect API with a trivial flow, so no stage pays its start-up."""
     from prefect import flow
 
-    from flows.index import index_corpus, ingest_batch
+    flow(lambda: 1, name="warm")()
 
-    @flow
-    def warm() -> int:
-        return 1
+
+def child(n: int, work: Path, max_steps: int | None, ingest: bool) -> dict:
+    from flows.index import index_corpus, ingest_batch
 
     src = corpus(work, n, SEEDS.get(n, 100 + n), f"c{n}")
     store = str(work / f"store{n}-{int(time.time())}")
-    warm()
+    warm_api()
     meter = instrument()
     started = time.perf_counter()
     report = index_corpus(str(src), store, index_config(max_steps))
@@ -217,13 +218,7 @@ def ingest_only(work: Path, n: int, parent_store: Path) -> None:
     its first version; the full index's figures are read from work/result-N.json)."""
     import shutil
 
-    from prefect import flow
-
     from flows.index import ingest_batch
-
-    @flow
-    def warm() -> int:
-        return 1
 
     store = work / f"ingest-into-{parent_store.name}-{int(time.time())}"
     shutil.copytree(parent_store, store, symlinks=True)
@@ -234,7 +229,7 @@ def ingest_only(work: Path, n: int, parent_store: Path) -> None:
     sources = json.loads((store / "sources.json").read_text())
     sources["sources"] = sources["sources"][:1]  # the batch's source came with the ingest
     (store / "sources.json").write_text(json.dumps(sources, indent=2))
-    warm()
+    warm_api()
     res = json.loads((work / f"result-{n}.json").read_text())
     meter = instrument()
     res["ingest"] = ingest_child(work, n, str(store), {"version": first}, meter, ingest_batch)
