@@ -84,7 +84,7 @@ class TextFeatures:
             lay = torch.zeros(self.encoder.n_layers, len(idx), t, self.encoder.hidden)
             for k in hit.nonzero().flatten().tolist():
                 start, n = int(self.offsets[idx[k]]), int(self.lengths[idx[k]])
-                lay[:, k, :n] = self.cached[:, start : start + n].float()
+                lay[:, k, :n] = self.cached[:, start : start + n]  # float16 -> float32
             lay = lay.to(self.device)
             if not bool(hit.all()):
                 miss = (~hit).nonzero().flatten()
