@@ -26,7 +26,7 @@ print(get_current_settings().api.url, server.pid, embedded_api._API.process is n
       flush=True)
 if sys.argv[1:] == ["flow"]:
     from prefect import flow
-    print(flow(lambda: 42, name="probe")(), flush=True)
+    print(flow(lambda: 42, name="probe")(), bool(get_current_settings().ui_url), flush=True)
 """
 
 
@@ -57,9 +57,10 @@ def _gone(pid: int, within_s: float = 10.0) -> bool:
 
 
 def test_unconfigured_prefect_runs_flows_on_the_spawned_server_stopped_at_exit(tmp_path):
-    url, pid, in_use, result = _run(_env(tmp_path), "flow")
+    url, pid, in_use, result, has_ui = _run(_env(tmp_path), "flow")
     assert url.startswith("http://127.0.0.1:") and url.endswith("/api")
     assert in_use == "True" and result == "42"
+    assert has_ui == "False"  # the server serves no UI: no "View at" links in the logs
     assert _gone(int(pid))  # stopped with the command, not left listening
 
 
