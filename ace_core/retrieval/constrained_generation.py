@@ -65,11 +65,11 @@ def constrained_beam_search(
     nodes = [trie.root] * B
     seqs = torch.full((B, 1), BOS, dtype=torch.long, device=device)
     scores = torch.zeros(B, device=device)
+    prepared = decoder.prepare(memory, mem_pad)  # the memory's keys and values, once
     for _ in range(trie.length):
         idx = torch.tensor(owners, device=device)
-        mem = memory.index_select(1, idx)
-        pad = None if mem_pad is None else mem_pad.index_select(0, idx)
-        logp = torch.log_softmax(decoder(mem, pad, seqs)[:, -1].float(), dim=-1)  # (R, V)
+        logits = decoder.decode(prepared.select(idx), seqs)[:, -1]
+        logp = torch.log_softmax(logits.float(), dim=-1)  # (R, V)
         rows, cols = _allowed(nodes, device)
         masked = torch.full_like(logp, float("-inf"))
         masked[rows, cols] = logp[rows, cols]

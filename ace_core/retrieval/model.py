@@ -25,6 +25,14 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from ace_core.retrieval.attention import (
+    PreparedMemory,
+    cross_attention,
+    fused_cross_attention,
+    keys_values,
+    stacked_keys_values,
+)
+
 PAD, BOS = 0, 1
 N_SPECIAL = 2
 
@@ -141,26 +149,26 @@ class FusionLayer(nn.Module):
         )
         self.drop = nn.Dropout(cfg.dropout)
 
-    def forward(self, y, layers, mem_pad, causal):
-        """y (B, N, d); layers (S, B, T, d) projected encoder layers; mem_pad (B, T) True=pad."""
+    def prepare(self, layers: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """(S, B, T, d) projected encoder layers -> this layer's memory keys and values."""
+        if not self.fusion:
+            return keys_values(self.coarse_attn, layers[-1]), None
+        S, B, T, d = layers.shape
+        z = self.coarse_proj(layers.permute(1, 2, 0, 3).reshape(B, T, S * d))  # (B, T, d)
+        return keys_values(self.coarse_attn, z), stacked_keys_values(self.fine_attn, layers)
+
+    def forward(self, y, kv, memory: PreparedMemory, causal):
+        """y (B, N, d); kv: this layer's part of ``memory`` (``prepare``)."""
         q = self.norm1(y)
         y = y + self.drop(self.self_attn(q, q, q, attn_mask=causal, need_weights=False)[0])
         q = self.norm2(y)
-        if not self.fusion:
-            ctx = self.coarse_attn(
-                q, layers[-1], layers[-1], key_padding_mask=mem_pad, need_weights=False
-            )[0]
-        else:
-            S, B, T, d = layers.shape
-            z = self.coarse_proj(layers.permute(1, 2, 0, 3).reshape(B, T, S * d))  # (B, T, d)
-            c = self.coarse_attn(q, z, z, key_padding_mask=mem_pad, need_weights=False)[0]
-            coarse = c * torch.sigmoid(self.gate(c))  # sigmoid self-gate
+        coarse_kv, fine_kv = kv
+        keep, owners = memory.keep, memory.owners
+        ctx = cross_attention(self.coarse_attn, q, coarse_kv, keep, owners)
+        if self.fusion:
             w = torch.softmax(self.alpha, 0)
-            fine = sum(
-                w[i] * att(q, layers[i], layers[i], key_padding_mask=mem_pad, need_weights=False)[0]
-                for i, att in enumerate(self.fine_attn)
-            )
-            ctx = coarse + fine
+            ctx = ctx * torch.sigmoid(self.gate(ctx))  # coarse, with its sigmoid self-gate
+            ctx = ctx + fused_cross_attention(self.fine_attn, w, q, fine_kv, keep, owners)
         y = y + self.drop(ctx)
         return y + self.drop(self.ff(self.norm3(y)))
 
@@ -232,16 +240,26 @@ class IDDecoder(nn.Module):
         m = self.index_proj(emb).view(emb.shape[0], self.cfg.index_memory_tokens, -1)
         return m.unsqueeze(0).expand(self.n_enc_layers, -1, -1, -1)
 
+    def prepare(self, memory: torch.Tensor, mem_pad: torch.Tensor | None) -> PreparedMemory:
+        """memory (S, B, T, d), mem_pad (B, T) True = pad -> each layer's keys and values,
+        computed once for every decoding step (and both R-Drop passes)."""
+        keep = None if mem_pad is None else ~mem_pad
+        return PreparedMemory([layer.prepare(memory) for layer in self.layers], keep)
+
+    def decode(self, memory: PreparedMemory, tokens: torch.Tensor) -> torch.Tensor:
+        """tokens (B, N) starting with BOS -> logits (B, N, V)."""
+        n = tokens.shape[1]
+        y = self.tok(tokens) + self.pos(torch.arange(n, device=tokens.device))[None]
+        causal = torch.triu(torch.ones(n, n, dtype=torch.bool, device=tokens.device), 1)
+        for layer, kv in zip(self.layers, memory.kv):
+            y = layer(y, kv, memory, causal)
+        return self.norm(y) @ self.tok.weight.T  # tied output embeddings
+
     def forward(
         self, memory: torch.Tensor, mem_pad: torch.Tensor | None, tokens: torch.Tensor
     ) -> torch.Tensor:
         """memory (S, B, T, d), tokens (B, N) starting with BOS -> logits (B, N, V)."""
-        n = tokens.shape[1]
-        y = self.tok(tokens) + self.pos(torch.arange(n, device=tokens.device))[None]
-        causal = torch.triu(torch.ones(n, n, dtype=torch.bool, device=tokens.device), 1)
-        for layer in self.layers:
-            y = layer(y, memory, mem_pad, causal)
-        return self.norm(y) @ self.tok.weight.T  # tied output embeddings
+        return self.decode(self.prepare(memory, mem_pad), tokens)
 
 
 def build_text_encoder(cfg: RetrieverConfig) -> tuple[TextEncoder, object, str]:

@@ -72,11 +72,12 @@ def id_loss(decoder: IDDecoder, memory, pad, targets, rdrop_weight: float) -> to
     """CE on the ID tokens (+ R-Drop KL between two dropout passes)."""
     bos = torch.full((targets.shape[0], 1), BOS, dtype=torch.long, device=targets.device)
     inp = torch.cat([bos, targets[:, :-1]], dim=1)
-    logits = decoder(memory, pad, inp)
+    prepared = decoder.prepare(memory, pad)  # memory keys and values, shared by both passes
+    logits = decoder.decode(prepared, inp)
     ce = F.cross_entropy(logits.flatten(0, 1).float(), targets.flatten())
     if rdrop_weight <= 0:
         return ce
-    logits2 = decoder(memory, pad, inp)
+    logits2 = decoder.decode(prepared, inp)
     ce2 = F.cross_entropy(logits2.flatten(0, 1).float(), targets.flatten())
     lp, lq = F.log_softmax(logits.float(), -1), F.log_softmax(logits2.float(), -1)
     kl = (
