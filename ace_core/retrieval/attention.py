@@ -85,7 +85,7 @@ def _slots(owners: torch.Tensor, n_rows: int) -> tuple[torch.Tensor, int]:
 
 
 def cross_attention(att: nn.MultiheadAttention, q, kv, keep, owners=None) -> torch.Tensor:
-    """``att(q, memory, memory, key_padding_mask=~keep)`` given ``kv = keys_values(att, memory)``."""
+    """``att(q, memory, memory, key_padding_mask=~keep)``, ``kv = keys_values(att, memory)``."""
     d = att.embed_dim
     queries = F.linear(q, att.in_proj_weight[:d], att.in_proj_bias[:d])[None]
     return att.out_proj(_attend(att, queries, kv, keep, owners)[0])

@@ -81,7 +81,9 @@ def test_selecting_prepared_rows_equals_preparing_the_selected_memory():
     assert torch.allclose(picked, direct, atol=1e-6)
     again = torch.tensor([2, 2, 0])  # the next beam step selects among the selected rows
     picked = dec.decode(dec.prepare(memory, pad).select(rows).select(again), tokens[again])
-    direct = dec(memory.index_select(1, rows[again]), pad.index_select(0, rows[again]), tokens[again])
+    direct = dec(
+        memory.index_select(1, rows[again]), pad.index_select(0, rows[again]), tokens[again]
+    )
     assert torch.allclose(picked, direct, atol=1e-6)
 
 
