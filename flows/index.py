@@ -11,6 +11,7 @@ from contextlib import contextmanager
 
 from prefect import flow, task
 
+from ace_core.cpu_share import flush_denormals
 from ace_core.index_config import IndexConfig
 from flows.embed import run_embedding
 from storage import audit as store_audit
@@ -51,6 +52,7 @@ def index_corpus(
     embed (shard cache), fit IDs, train, evaluate, validate, publish. A run that would remove
     more than ``max_remove`` indexed items (None: any number) stops before embedding."""
     started = time.perf_counter()
+    flush_denormals()  # before this run's thread pools exist (training's speed)
     cfg = config or IndexConfig()
     with building(store, "ace index"):
         sources = sources_to_index(store, corpus)
@@ -76,6 +78,7 @@ def ingest_batch(corpus: str, store: str = "./ace-store") -> dict:
     becomes a source (or its files join the source that holds it). A folder with nothing new
     publishes nothing."""
     started = time.perf_counter()
+    flush_denormals()  # before this run's thread pools exist (training's speed)
     with building(store, "ace ingest"):
         parent = t.verified_latest(store)
         cfg = version_config(store, parent)
@@ -99,6 +102,7 @@ def train_retriever(store: str, version: str | None = None, ablations: bool = Fa
     """Retrain the retriever of a version (same items and IDs) and publish it as a new
     version (operation ``retrain``)."""
     started = time.perf_counter()
+    flush_denormals()  # before this run's thread pools exist (training's speed)
     with building(store, "ace retrain"):
         base = t.verified_latest(store, version)
         cfg = t.with_ablations(version_config(store, base), ablations)
