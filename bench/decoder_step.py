@@ -2,11 +2,15 @@
 index (the retriever at its default size, MiniLM's 6 layers of 384, batch 64).
 
     .venv/bin/python bench/decoder_step.py --repeats 5 [--json]
+    .venv/bin/python bench/decoder_step.py --trained STORE [--flush-denormals]
 
 One step is what ``train_generative`` does per caption batch: the memory from cached encoder
 layers, the ID loss with R-Drop, the bridge's InfoNCE against every item, backward, clip and
 AdamW. Also times one trie-constrained beam search of 32 queries (beam 10) over the IDs.
-Run it at two commits (``git worktree``) to compare; nothing else should run beside it.
+By default the decoder has random weights and the encoder layers are random; ``--trained``
+takes the decoder, items, IDs and captions of a store's latest version instead (a trained
+decoder's gradients hold denormal floats; ``--flush-denormals`` sets flush-to-zero first, as
+the flows do). Run it at two commits (``git worktree``) to compare; nothing else beside it.
 """
 
 from __future__ import annotations
@@ -54,14 +58,41 @@ def caption_batch(batch: int, tokens: int, items: int, gen: torch.Generator):
     return layers, pad, torch.randint(0, items, (batch,), generator=gen)
 
 
-def time_steps(decoder, emb, targets, steps: int, batch: int, tokens: int) -> float:
-    """Median ms of ``steps`` training steps on caption batches."""
+class Workload:
+    """A decoder, its items' embeddings and ID tokens, and caption batches to train on."""
+
+    def __init__(self, items: int, seed: int, batch: int, tokens: int, trained: str | None):
+        self.batch, self.tokens, self.gen = batch, tokens, torch.Generator().manual_seed(1)
+        self.feats = None
+        if trained is None:
+            self.decoder, self.emb, self.targets = build(items, seed)
+            return
+        from storage.catalog import load_version_model
+
+        vm = load_version_model(trained)
+        m = vm.model
+        self.decoder, self.emb = m.decoder, torch.from_numpy(m.item_emb)
+        self.targets = torch.from_numpy(m.id_tokens)
+        pairs = [(c, row) for row, i in enumerate(m.item_ids) for c in vm.captions.get(i, [])]
+        pairs = pairs[:: max(1, len(pairs) // 2048)][:2048]
+        self.feats = m.features([c for c, _ in pairs])
+        self.cap_items = torch.tensor([row for _, row in pairs])
+
+    def next_batch(self):
+        if self.feats is None:
+            return caption_batch(self.batch, self.tokens, len(self.emb), self.gen)
+        b = torch.randint(0, len(self.cap_items), (self.batch,), generator=self.gen)
+        return (*self.feats.layers(b), self.cap_items[b])
+
+
+def time_steps(w: Workload, steps: int, warm_up: int = 3) -> float:
+    """Median ms of ``steps`` training steps on caption batches (after ``warm_up`` steps)."""
+    decoder, emb, targets = w.decoder, w.emb, w.targets
     opt = torch.optim.AdamW(decoder.parameters(), lr=2e-3)
-    gen = torch.Generator().manual_seed(1)
     decoder.train()
     times = []
-    for _ in range(steps):
-        layers, pad, items = caption_batch(batch, tokens, len(emb), gen)
+    for _ in range(warm_up + steps):
+        layers, pad, items = w.next_batch()
         t = time.perf_counter()
         memory, mpad, q = decoder.memory_from_text(layers, pad)
         loss = id_loss(decoder, memory, mpad, targets[items], 0.5)
@@ -71,21 +102,20 @@ def time_steps(decoder, emb, targets, steps: int, batch: int, tokens: int) -> fl
         torch.nn.utils.clip_grad_norm_(decoder.parameters(), 1.0)
         opt.step()
         times.append(time.perf_counter() - t)
-    return 1000 * statistics.median(times)
+    return 1000 * statistics.median(times[warm_up:])
 
 
-def time_beam_search(decoder, targets, rounds: int, tokens: int) -> float:
+def time_beam_search(w: Workload, rounds: int) -> float:
     """Median ms of one trie-constrained beam search of 32 queries (beam 10) over the IDs."""
-    trie = Trie(np.unique(targets.numpy(), axis=0))
-    gen = torch.Generator().manual_seed(2)
-    decoder.eval()
-    layers, pad, _ = caption_batch(32, tokens, 1, gen)
+    trie = Trie(np.unique(w.targets.numpy(), axis=0))
+    w.decoder.eval()
+    layers, pad, _ = w.next_batch()
     times = []
     with torch.no_grad():
-        memory, mpad, _ = decoder.memory_from_text(layers, pad)
+        memory, mpad, _ = w.decoder.memory_from_text(layers[:, :32], pad[:32])
         for _ in range(rounds):
             t = time.perf_counter()
-            constrained_beam_search(decoder, memory, mpad, trie, 10)
+            constrained_beam_search(w.decoder, memory, mpad, trie, 10)
             times.append(time.perf_counter() - t)
     return 1000 * statistics.median(times)
 
@@ -97,18 +127,26 @@ def main() -> None:
     ap.add_argument("--items", type=int, default=10_000)
     ap.add_argument("--batch", type=int, default=64)
     ap.add_argument("--tokens", type=int, default=20, help="caption tokens (longest in batch)")
+    ap.add_argument("--trained", metavar="STORE", help="the decoder of this store's LATEST")
+    ap.add_argument("--flush-denormals", action="store_true", help="flush-to-zero first")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
+    if args.flush_denormals:  # before any torch work, as the flows do
+        from ace_core.cpu_share import flush_denormals
+
+        flush_denormals()
     step, beam = [], []
     for r in range(args.repeats):
-        decoder, emb, targets = build(args.items, seed=r)
-        step.append(time_steps(decoder, emb, targets, args.steps, args.batch, args.tokens))
-        beam.append(time_beam_search(decoder, targets, 5, args.tokens))
+        w = Workload(args.items, r, args.batch, args.tokens, args.trained)
+        step.append(time_steps(w, args.steps))
+        beam.append(time_beam_search(w, 5))
     out = {
         "train_step_ms": round(statistics.median(step), 1),
         "train_step_ms_runs": [round(x, 1) for x in step],
         "beam_search_ms": round(statistics.median(beam), 1),
         "threads": torch.get_num_threads(),
+        "trained": args.trained,
+        "flush_denormals": args.flush_denormals,
     }
     print(json.dumps(out) if args.json else "\n".join(f"{k}: {v}" for k, v in out.items()))
 
