@@ -92,7 +92,7 @@ def flush_denormals() -> bool:
     threads it starts from now on (x86 FTZ/DAZ; False where the CPU has no such mode).
 
     A trained decoder's saturated sigmoid gates put denormals in its gradients, and each one
-    costs a CPU core many cycles: the same training steps ran 2.7x slower without this
+    costs a CPU core many cycles: the same training steps ran 2.3x slower without this
     (docs/BENCHMARKS.md). The float mode belongs to a thread and is copied into the threads it
     starts, so it must be set before the thread pools that will do the work exist (an OpenMP
     team made earlier keeps its old mode): the flows call this first thing."""
