@@ -163,12 +163,12 @@ class FusionLayer(nn.Module):
         y = y + self.drop(self.self_attn(q, q, q, attn_mask=causal, need_weights=False)[0])
         q = self.norm2(y)
         coarse_kv, fine_kv = kv
-        keep, owners = memory.keep, memory.owners
-        ctx = cross_attention(self.coarse_attn, q, coarse_kv, keep, owners)
+        keep, groups = memory.keep, memory.groups
+        ctx = cross_attention(self.coarse_attn, q, coarse_kv, keep, groups)
         if self.fusion:
             w = torch.softmax(self.alpha, 0)
             ctx = ctx * torch.sigmoid(self.gate(ctx))  # coarse, with its sigmoid self-gate
-            ctx = ctx + fused_cross_attention(self.fine_attn, w, q, fine_kv, keep, owners)
+            ctx = ctx + fused_cross_attention(self.fine_attn, w, q, fine_kv, keep, groups)
         y = y + self.drop(ctx)
         return y + self.drop(self.ff(self.norm3(y)))
 
