@@ -53,9 +53,9 @@ def validate_version(v: VersionLayout) -> dict:
         raise ValidationError(f"semantic_ids has {len(sids.item_ids)} rows for {len(ok_ids)} items")
     if len(set(sids.sids)) != len(sids.sids):
         raise ValidationError("semantic IDs are not unique")
-    trie = Trie(sids.tokens())
-    unresolved = [i for i, row in enumerate(sids.tokens()) if trie.item(row) != i]
-    if unresolved:
+    tokens = sids.tokens()
+    unresolved = np.flatnonzero(Trie(tokens).items(tokens) != np.arange(len(tokens)))
+    if len(unresolved):
         raise ValidationError(f"{len(unresolved)} IDs do not resolve in the trie")
     if not v.eval.exists():
         raise ValidationError("eval.json missing")

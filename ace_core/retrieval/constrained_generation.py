@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from itertools import chain
 
 import numpy as np
 import torch
@@ -12,37 +11,99 @@ from ace_core.retrieval.model import BOS
 
 
 class Trie:
-    """Prefix tree of token sequences; leaves hold the item index (GENRE's trie, with nodes)."""
+    """Prefix tree of equal-length token sequences (GENRE's trie), stored as sorted arrays.
 
-    LEAF = -1
+    Level ``d`` holds the distinct prefixes of length ``d + 1`` in sorted order: a node is an
+    index into its level, and its children are a contiguous range of the next level. A 1M-ID
+    trie is a few arrays of ints (tens of MB, built by one sort), not millions of dicts, and
+    every live beam's allowed tokens come from a few vectorised numpy calls.
+    """
 
     def __init__(self, sequences: np.ndarray):
-        self.root: dict = {}
-        self.length = int(sequences.shape[1]) if len(sequences) else 0
-        for i, seq in enumerate(np.asarray(sequences, np.int64).tolist()):
-            node = self.root
-            for t in seq:
-                node = node.setdefault(t, {})
-            if self.LEAF in node:
-                raise ValueError(f"duplicate ID in trie: {seq}")
-            node[self.LEAF] = i
+        seqs = _rows(sequences)
+        self.length = int(seqs.shape[1]) if len(seqs) else 0
+        order = np.lexsort(seqs.T[::-1]) if self.length else np.zeros(0, np.int64)
+        rows = seqs[order]
+        self.span = int(rows.max()) + 1 if rows.size else 1  # node * span + token is a key
+        self.tokens: list[np.ndarray] = []  # tokens[d]: the last token of each level-d node
+        self.keys: list[np.ndarray] = []  # keys[d]: parent * span + token, sorted
+        self.child_ptr: list[np.ndarray] = []  # children of level-(d-1) node p: [ptr[p], ptr[p+1])
+        starts_prefix = np.zeros(len(rows), bool)
+        node_of_row = np.zeros(len(rows), np.int64)  # each row's node at the level above
+        n_nodes = 1  # the root
+        for d in range(self.length):
+            starts_prefix[1:] |= rows[1:, d] != rows[:-1, d]
+            starts_prefix[:1] = True
+            first = np.flatnonzero(starts_prefix)
+            parent = node_of_row[first]
+            self.tokens.append(rows[first, d])
+            self.keys.append(parent * self.span + rows[first, d])
+            self.child_ptr.append(np.searchsorted(parent, np.arange(n_nodes + 1)))
+            node_of_row = np.cumsum(starts_prefix) - 1
+            n_nodes = len(first)
+        if self.length and n_nodes < len(rows):
+            dup = rows[np.flatnonzero(~starts_prefix)[0]]
+            raise ValueError(f"duplicate ID in trie: {dup.tolist()}")
+        self.leaf_items = order  # leaf node j (the last level) -> the item's row
+
+    def __len__(self) -> int:
+        return len(self.leaf_items)
 
     def get(self, prefix) -> list[int]:
         """Allowed next tokens after ``prefix`` (empty when the prefix is not in the trie)."""
-        node = self.node(prefix)
-        return [] if node is None else [t for t in node if t != self.LEAF]
-
-    def node(self, prefix) -> dict | None:
-        node = self.root
-        for t in prefix:
-            node = node.get(int(t))
-            if node is None:
-                return None
-        return node
+        node = self._node(prefix)
+        if node is None or len(prefix) >= self.length:
+            return []
+        ptr = self.child_ptr[len(prefix)]
+        return self.tokens[len(prefix)][ptr[node] : ptr[node + 1]].tolist()
 
     def item(self, sequence) -> int | None:
-        node = self.node(sequence)
-        return None if node is None else node.get(self.LEAF)
+        """The item index of a whole ID, or None when it is not in the trie."""
+        node = self._node(sequence) if len(sequence) == self.length else None
+        return None if node is None else int(self.leaf_items[node])
+
+    def items(self, sequences: np.ndarray) -> np.ndarray:
+        """Item index of each whole ID (N, length); -1 where an ID is not in the trie."""
+        seqs = _rows(sequences)
+        node = np.zeros(len(seqs), np.int64)
+        found = np.full(len(seqs), seqs.shape[1] == self.length and len(self) > 0)
+        for d in range(min(self.length, seqs.shape[1])):
+            found &= (seqs[:, d] >= 0) & (seqs[:, d] < self.span)
+            key = node * self.span + seqs[:, d]
+            j = np.minimum(np.searchsorted(self.keys[d], key), len(self.keys[d]) - 1)
+            found &= self.keys[d][j] == key
+            node = np.where(found, j, 0)
+        return np.where(found, self.leaf_items[node] if len(self) else -1, -1)
+
+    def _node(self, prefix) -> int | None:
+        node = 0
+        for d, t in enumerate(prefix):
+            if d >= self.length or not 0 <= int(t) < self.span:
+                return None
+            key = node * self.span + int(t)
+            j = int(np.searchsorted(self.keys[d], key))
+            if j == len(self.keys[d]) or self.keys[d][j] != key:
+                return None
+            node = j
+        return node
+
+    def children(self, depth: int, nodes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(rows, tokens): every child token of each of ``nodes`` (level ``depth - 1``; the
+        root for depth 0), with the index of the node it belongs to."""
+        lo, hi = self.child_ptr[depth][nodes], self.child_ptr[depth][nodes + 1]
+        counts = hi - lo
+        rows = np.repeat(np.arange(len(nodes)), counts)
+        offsets = np.arange(len(rows)) - np.repeat(np.cumsum(counts) - counts, counts)
+        return rows, self.tokens[depth][np.repeat(lo, counts) + offsets]
+
+    def step(self, depth: int, nodes: np.ndarray, tokens: np.ndarray) -> np.ndarray:
+        """The child of each node reached by its token (each token one of its children)."""
+        return np.searchsorted(self.keys[depth], nodes * self.span + tokens)
+
+
+def _rows(sequences) -> np.ndarray:
+    a = np.asarray(sequences, np.int64)
+    return a if a.ndim == 2 else a.reshape(len(a), -1 if a.size else 0)
 
 
 @dataclass(frozen=True)
@@ -59,61 +120,46 @@ def constrained_beam_search(
 
     memory: (S, B, T, d) decoder memory; every emitted sequence is a path of ``trie``.
     """
-    S, B, T, d = memory.shape
-    device = memory.device
-    # live beams: flat lists over (query, beam)
-    owners = list(range(B))
-    nodes = [trie.root] * B
+    B, device = memory.shape[1], memory.device
+    if not len(trie):
+        return [[] for _ in range(B)]
+    # live beams, grouped by query: owner query, trie node, tokens so far, log-prob
+    owners = torch.arange(B, device=device)
+    nodes = np.zeros(B, np.int64)
     seqs = torch.full((B, 1), BOS, dtype=torch.long, device=device)
     scores = torch.zeros(B, device=device)
     prepared = decoder.prepare(memory, mem_pad)  # the memory's keys and values, once
-    for _ in range(trie.length):
-        idx = torch.tensor(owners, device=device)
-        logits = decoder.decode(prepared.select(idx), seqs)[:, -1]
+    for depth in range(trie.length):
+        logits = decoder.decode(prepared.select(owners), seqs)[:, -1]
         logp = torch.log_softmax(logits.float(), dim=-1)  # (R, V)
-        rows, cols = _allowed(nodes, device)
-        masked = torch.full_like(logp, float("-inf"))
-        masked[rows, cols] = logp[rows, cols]
-        cand = scores[:, None] + masked  # (R, V)
-        new_owners, new_nodes, picks = [], [], []
-        for q in range(B):
-            mine = [r for r, o in enumerate(owners) if o == q]
-            if not mine:
-                continue
-            flat = cand[mine].reshape(-1)
-            n_ok = int(torch.isfinite(flat).sum())
-            if n_ok == 0:
-                continue
-            top = torch.topk(flat, min(beam_size, n_ok))
-            V = cand.shape[1]
-            for score, pos in zip(top.values.tolist(), top.indices.tolist()):
-                r, tok = mine[pos // V], pos % V
-                picks.append((r, tok, score))
-                new_owners.append(q)
-                new_nodes.append(nodes[r][tok])
-        if not picks:
+        rows, cols = (torch.from_numpy(a).to(device) for a in trie.children(depth, nodes))
+        cand = torch.full_like(logp, float("-inf"))
+        cand[rows, cols] = scores[rows] + logp[rows, cols]
+        beam_rows, toks, scores = _top_per_query(cand, owners, B, beam_size)
+        if not len(beam_rows):
             return [[] for _ in range(B)]
-        r_idx = torch.tensor([p[0] for p in picks], device=device)
-        toks = torch.tensor([[p[1]] for p in picks], device=device)
-        seqs = torch.cat([seqs.index_select(0, r_idx), toks], dim=1)
-        scores = torch.tensor([p[2] for p in picks], device=device)
-        owners, nodes = new_owners, new_nodes
+        owners = owners[beam_rows]
+        seqs = torch.cat([seqs[beam_rows], toks[:, None]], dim=1)
+        nodes = trie.step(depth, nodes[beam_rows.cpu().numpy()], toks.cpu().numpy())
     out: list[list[tuple[int, float]]] = [[] for _ in range(B)]
-    for q, node, s in zip(owners, nodes, scores.tolist()):
-        out[q].append((node[Trie.LEAF], s))
-    for lst in out:
-        lst.sort(key=lambda p: -p[1])
+    for q, item, s in zip(owners.tolist(), trie.leaf_items[nodes].tolist(), scores.tolist()):
+        out[q].append((item, s))
     return out
 
 
-def _allowed(nodes: list[dict], device) -> tuple[torch.Tensor, torch.Tensor]:
-    """(rows, cols): every child token of every live beam's node (C-level key lists; a per-token
-    Python loop grew with the codebooks and was the larger cost at 1M IDs)."""
-    keys = [list(node) for node in nodes]
-    cols = np.fromiter(chain.from_iterable(keys), np.int64)
-    rows = np.repeat(np.arange(len(keys)), [len(k) for k in keys])
-    child = cols != Trie.LEAF
-    return (
-        torch.from_numpy(rows[child]).to(device),
-        torch.from_numpy(cols[child]).to(device),
-    )
+def _top_per_query(cand: torch.Tensor, owners: torch.Tensor, n_queries: int, k: int):
+    """The ``k`` best finite (row, token) candidates of each query, over all its rows at once.
+
+    cand (R, V) with rows grouped by query in ``owners`` (R,). Returns the chosen rows, their
+    tokens and scores, grouped by query and best first within each.
+    """
+    R, V = cand.shape
+    counts = torch.bincount(owners, minlength=n_queries)
+    first = torch.cumsum(counts, 0) - counts
+    slot = torch.arange(R, device=cand.device) - first[owners]
+    grid = cand.new_full((n_queries, int(counts.max()), V), float("-inf"))
+    grid[owners, slot] = cand
+    top = torch.topk(grid.view(n_queries, -1), min(k, grid[0].numel()), dim=1)
+    q, j = torch.nonzero(torch.isfinite(top.values), as_tuple=True)
+    pos = top.indices[q, j]
+    return first[q] + torch.div(pos, V, rounding_mode="floor"), pos % V, top.values[q, j]

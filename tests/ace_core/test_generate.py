@@ -16,6 +16,42 @@ def test_trie_allowed_tokens_and_items():
         Trie(np.array([[1, 2], [1, 2]]))
 
 
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_trie_agrees_with_a_set_of_prefixes(seed):
+    rng = np.random.default_rng(seed)
+    seqs = np.unique(rng.integers(0, [3, 5, 4, 6], (150, 4)), axis=0)
+    seqs = seqs[rng.permutation(len(seqs))]  # items in no particular order
+    trie = Trie(seqs)
+    children: dict[tuple, set] = {}
+    for row in seqs.tolist():
+        for d in range(4):
+            children.setdefault(tuple(row[:d]), set()).add(row[d])
+    probes = [row[:d] for row in rng.integers(0, 7, (200, 4)).tolist() for d in range(5)]
+    for prefix in probes + [row[:d] for row in seqs.tolist() for d in range(5)]:
+        assert sorted(trie.get(prefix)) == sorted(children.get(tuple(prefix), ()))
+    whole = {tuple(r): i for i, r in enumerate(seqs.tolist())}
+    probes = rng.integers(0, 7, (300, 4))
+    expect = [whole.get(tuple(r), -1) for r in probes.tolist()]
+    assert trie.items(probes).tolist() == expect
+    assert [trie.item(r) for r in probes.tolist()] == [None if e < 0 else e for e in expect]
+    assert trie.items(seqs).tolist() == list(range(len(seqs)))
+    # a walk by children/step reaches exactly the stored IDs
+    nodes = np.zeros(1, np.int64)
+    paths = np.zeros((1, 0), np.int64)
+    for d in range(4):
+        rows, toks = trie.children(d, nodes)
+        nodes = trie.step(d, nodes[rows], toks)
+        paths = np.concatenate([paths[rows], toks[:, None]], 1)
+    assert sorted(map(tuple, paths.tolist())) == sorted(whole)
+    assert [whole[tuple(p)] for p in paths.tolist()] == trie.leaf_items[nodes].tolist()
+
+
+def test_empty_trie_and_search():
+    trie = Trie(np.empty((0, 3), np.int64))
+    assert len(trie) == 0 and trie.get([]) == [] and trie.item([1, 2, 3]) is None
+    assert trie.items(np.array([[1, 2, 3]])).tolist() == [-1]
+
+
 def _decoder(vocab, seed=0, fusion=True):
     torch.manual_seed(seed)
     cfg = RetrieverConfig(
