@@ -2,6 +2,7 @@
 
   .venv/bin/python bench/retrieval.py quality [--seed 2026] [--image-model ViT-B-32]
   .venv/bin/python bench/retrieval.py throughput [--sizes 1000 100000 1000000] [--repeats 3]
+  .venv/bin/python bench/retrieval.py trie [--sizes 1000 1000000] [--repeats 5]
 
 quality: a fresh `ace sample-corpus` (default size, a seed no test uses) embedded with the
 default encoders, then the generative retriever, the dense baseline and the four ablations
@@ -11,6 +12,9 @@ throughput: queries/s at batch 32, beam 10, for generative decoding (trie of n s
 and the dense baseline over n synthetic 512-d embeddings with faiss flat, IVF-Flat (nprobe 16)
 and HNSW (M 32, efSearch 64; up to --hnsw-max items, its build is slow on 2 cores); all
 include the same text encoder forward pass, which is also reported alone.
+trie: per size, the trie's build time and the growth of the process's RSS around it, and
+beam search alone (4 batches of 32 queries, beam 10, the default-size decoder with random
+weights on random encoder layers): the part of a query that could grow with the corpus.
 """
 
 from __future__ import annotations
@@ -203,6 +207,36 @@ def throughput(args) -> None:
         )
 
 
+def trie_cost(args) -> None:
+    import time
+
+    from ace_core.retrieval.constrained_generation import Trie, constrained_beam_search
+
+    print("| corpus IDs | trie build s | RSS growth MB | beam search of 128 queries s |")
+    print("|---|---|---|---|")
+    for n in args.sizes:
+        tokens, k, K = synthetic_ids(n)
+        vocab = Vocab(k, 3, K, int(tokens[:, -1].max()) + 1)
+        encoded = vocab.encode(tokens)
+        rss0, t0 = _rss_mb(), time.perf_counter()
+        trie = Trie(encoded)
+        built, grown = time.perf_counter() - t0, _rss_mb() - rss0
+        torch.manual_seed(0)
+        dec = IDDecoder(RetrieverConfig(), vocab, 384, 6, 512).eval()
+        mem, pad, _ = dec.memory_from_text(torch.randn(6, 32, 12, 384), None)
+
+        def search():
+            for _ in range(4):
+                constrained_beam_search(dec, mem, pad, trie, 10)
+
+        print(f"| {n:,} | {built:.2f} | {grown:.0f} | {median_time(search, args.repeats):.3f} |")
+        del trie
+
+
+def _rss_mb() -> float:
+    return int(Path("/proc/self/statm").read_text().split()[1]) * 4096 / 2**20
+
+
 def ivf_index(faiss, emb: np.ndarray):
     """IVF-Flat, nlist about 4 sqrt(n), trained on at most 64 per list, nprobe 16."""
     nlist = max(16, int(4 * np.sqrt(len(emb))))
@@ -240,8 +274,11 @@ def main() -> None:
     t.add_argument("--hnsw-max", type=int, default=100_000, help="largest size given HNSW")
     t.add_argument("--repeats", type=int, default=3)
     t.add_argument("--batches", type=int, default=4, help="batches of 32 queries")
+    c = sub.add_parser("trie")
+    c.add_argument("--sizes", type=int, nargs="+", default=[1000, 1_000_000])
+    c.add_argument("--repeats", type=int, default=5)
     args = ap.parse_args()
-    quality(args) if args.what == "quality" else throughput(args)
+    {"quality": quality, "throughput": throughput, "trie": trie_cost}[args.what](args)
 
 
 if __name__ == "__main__":
