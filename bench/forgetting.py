@@ -3,11 +3,11 @@
   .venv/bin/python bench/forgetting.py STORE [--parent v000001] [--ingest v000002]
       [--variant ""] [--variant ingest.replay_ratio=3] [--variant ingest.lr_scale=0.5] ...
 
-STORE holds a parent version and an ingest on top of it (e.g. the store bench/flows.py leaves
-under /tmp/ace-bench-flows-*/store). Each variant re-runs only the ingest's fine-tune (the same
-items, IDs and captions) with some IndexConfig fields changed, and prints old-item and new-item
-test recall and the fine-tune time, one markdown row per variant. A field is a dotted path
-into IndexConfig (``ingest.epochs``, ``train.lr``).
+STORE holds a parent version and an ingest on top of it (e.g. the store that
+bench/orchestration.py leaves under /tmp/ace-bench-flows-*/store). Each variant re-runs only
+the ingest's fine-tune (the same items, IDs and captions) with some IndexConfig fields
+changed, and prints old-item and new-item test recall and the fine-tune time, one markdown
+row per variant. A field is a dotted path into IndexConfig (``ingest.epochs``, ``train.lr``).
 """
 
 from __future__ import annotations

@@ -230,7 +230,6 @@ def trie_cost(args) -> None:
                 constrained_beam_search(dec, mem, pad, trie, 10)
 
         print(f"| {n:,} | {built:.2f} | {grown:.0f} | {median_time(search, args.repeats):.3f} |")
-        del trie
 
 
 def _rss_mb() -> float:

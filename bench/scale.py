@@ -31,9 +31,6 @@ sys.path.insert(0, str(ROOT / "bench"))
 TINY = ROOT / "models" / "tiny"
 from _timing import reset_peak_rss, status_kb  # noqa: E402
 
-# bench/flows.py would shadow the flows package (the editable install's finder comes last)
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != ROOT / "bench"]
-
 SEEDS = {1000: 101, 10000: 102, 100000: 103}  # corpus seeds (other sizes: 100 + size)
 
 

@@ -30,7 +30,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from flows import serve as _serve  # noqa: E402,F401  (before bench/ joins sys.path: bench/flows.py)
+from flows import serve as _serve  # noqa: E402,F401
 from tasks import _env  # noqa: E402,F401
 
 

@@ -1,6 +1,6 @@
 """Orchestration figures (issue: Prefect flows). Prints markdown; not a test.
 
-  .venv/bin/python bench/flows.py [--image-model ViT-B-32] [--seed 31]
+  .venv/bin/python bench/orchestration.py [--image-model ViT-B-32] [--seed 31]
 
 On a default-size `ace sample-corpus`:
 - orchestration overhead: `index_corpus` flow wall time (API already warm) / the sum of the
