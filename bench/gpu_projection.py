@@ -1,0 +1,200 @@
+"""Project index cost on a device from a few unit costs measured there (issue: scale, part 1).
+
+    .venv/bin/python bench/gpu_projection.py [--device cuda] [--sizes 100000 1000000 10000000]
+        [--out FILE.json]
+
+One short run per device (a lent GPU machine has minutes, not hours). It measures on
+``--device`` (default: cuda when there is one):
+
+- the default image model (ViT-B-32, random weights: speed does not depend on them) through
+  the product's encoder (fp16 autocast on CUDA), bare model images/s on ready tensors;
+- decoding + preprocessing of JPEGs of 200-1600 px a side, ms of one CPU core per image:
+  with the machine's cores this bounds the images/s the decoding threads can feed;
+- one training step of the retriever at its default size on the shapes of a 10k-item index
+  (``bench/decoder_step.py``'s workload: batch 64, bf16 autocast on CUDA), and one
+  trie-constrained beam search of 32 queries (beam 10).
+
+and projects, for each corpus size: embedding seconds (items / the smaller of the model's
+and the decoders' rates on a device; on the CPU the two share the cores, so their costs
+add), training seconds at the default budget (``train.max_steps`` steps
+x the step; the budget caps training whatever the size) and the beam search's queries/s
+(without the query's text encoder). Not projected: discovery, IDs (faiss K-Means and RQ-VAE
+run on the CPU) and the evaluation passes inside training (see bench/scale.py's figures).
+On the CPU the same script gives the figures to check the projection against what
+bench/scale.py and bench/clip_retrieval.py measured.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+import decoder_step  # noqa: E402
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+from ace_core.retrieval._torch import autocast  # noqa: E402
+from ace_core.retrieval.training import TrainConfig  # noqa: E402
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def _median_s(fn, device: torch.device, rounds: int) -> float:
+    fn()  # warm-up (CUDA kernels, allocator)
+    times = []
+    for _ in range(rounds):
+        _sync(device)
+        t = time.perf_counter()
+        fn()
+        _sync(device)
+        times.append(time.perf_counter() - t)
+    return statistics.median(times)
+
+
+def image_model_rate(device: torch.device, batch: int, rounds: int) -> float:
+    from ace_core.media.encoders import ImageEncoderConfig, OpenClipImageEncoder
+
+    enc = OpenClipImageEncoder(ImageEncoderConfig("ViT-B-32", "random"), device=device)
+    x = torch.randn(batch, 3, enc.input_side, enc.input_side)
+    return batch / _median_s(lambda: enc.embed_tensor(x), device, rounds)
+
+
+def decode_ms(n: int = 64) -> float:
+    """Decode + preprocess ms per JPEG on one core, as the pipeline's threads do it."""
+    from PIL import Image
+
+    from ace_core.media.decoding import decode_image
+    from ace_core.media.encoders import ImageEncoderConfig, OpenClipImageEncoder
+
+    enc = OpenClipImageEncoder(ImageEncoderConfig("ViT-B-32", "random"), device="cpu")
+    rng = np.random.default_rng(0)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    with tempfile.TemporaryDirectory() as tmp:
+        paths = []
+        for i in range(n):
+            w, h = (int(v) for v in rng.integers(200, 1601, 2))
+            small = rng.integers(0, 256, (h // 8 + 1, w // 8 + 1, 3), dtype=np.uint8)
+            img = Image.fromarray(small).resize((w, h), Image.BICUBIC)  # smooth, photo-like
+            paths.append(os.path.join(tmp, f"{i}.jpg"))
+            img.save(paths[-1], quality=90)
+        try:
+            t = time.perf_counter()
+            for p in paths:
+                enc.prepare(decode_image(p, min_side=enc.input_side))
+            return (time.perf_counter() - t) / n * 1e3
+        finally:
+            torch.set_num_threads(threads)
+
+
+def retriever_costs(device: torch.device, steps: int) -> tuple[float, float]:
+    """(training step ms, beam search of 32 queries ms) at the 10k-index shapes."""
+    w = decoder_step.Workload(10_000, 0, 64, 20, None)
+    w.decoder.to(device)
+    w.emb, w.targets = w.emb.to(device), w.targets.to(device)
+    batches = [tuple(t.to(device) for t in w.next_batch()) for _ in range(steps)]
+    opt = torch.optim.AdamW(w.decoder.parameters(), lr=2e-3)
+    w.decoder.train()
+
+    def step(layers, pad, items):
+        with autocast(device):
+            memory, mpad, q = w.decoder.memory_from_text(layers, pad)
+            loss = decoder_step.id_loss(w.decoder, memory, mpad, w.targets[items], 0.5)
+            loss = loss + decoder_step.F.cross_entropy((q @ w.emb.T).float() / 0.05, items)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(w.decoder.parameters(), 1.0)
+        opt.step()
+
+    def run_steps():
+        for b in batches:
+            step(*b)
+
+    step_ms = _median_s(run_steps, device, 3) / steps * 1e3
+    trie = decoder_step.Trie(np.unique(w.targets.cpu().numpy(), axis=0))
+    w.decoder.eval()
+    layers, pad, _ = batches[0]
+    with torch.no_grad():
+        memory, mpad, _ = w.decoder.memory_from_text(layers[:, :32], pad[:32])
+        search = lambda: decoder_step.constrained_beam_search(  # noqa: E731
+            w.decoder, memory, mpad, trie, 10
+        )
+        beam_ms = _median_s(search, device, 5) * 1e3
+    return step_ms, beam_ms
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    ap.add_argument("--sizes", type=int, nargs="+", default=[100_000, 1_000_000, 10_000_000])
+    ap.add_argument("--batch", type=int, help="image batch (default 256 on CUDA, 32 on CPU)")
+    ap.add_argument("--steps", type=int, default=20, help="training steps timed per round")
+    ap.add_argument("--out", help="also write the figures as JSON here")
+    args = ap.parse_args()
+    device = torch.device(args.device)
+    batch = args.batch or (256 if device.type == "cuda" else 32)
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else "CPU"
+    model_rate = image_model_rate(device, batch, 5)
+    prep_ms = decode_ms()
+    cores = len(os.sched_getaffinity(0))
+    feed_rate = cores * 1e3 / prep_ms
+    if device.type == "cpu":  # the model and the decoding threads share the same cores
+        embed_rate, bound = 1 / (1 / model_rate + 1 / feed_rate), "shared cores"
+    else:  # the device runs the model while the cores decode
+        embed_rate, bound = (
+            min(model_rate, feed_rate),
+            ("model" if model_rate < feed_rate else "decoding"),
+        )
+    step_ms, beam_ms = retriever_costs(device, args.steps)
+    max_steps = TrainConfig().max_steps
+    figures = {
+        "device": name,
+        "cores": cores,
+        "vit_b32_images_per_s": round(model_rate, 1),
+        "image_batch": batch,
+        "decode_ms_per_image_one_core": round(prep_ms, 2),
+        "decode_images_per_s_all_cores": round(feed_rate, 1),
+        "train_step_ms": round(step_ms, 2),
+        "beam_search_32_queries_ms": round(beam_ms, 2),
+        "queries_per_s": round(32e3 / beam_ms, 1),
+        "max_steps": max_steps,
+        "projection": [
+            {
+                "items": n,
+                "embed_s": round(n / embed_rate, 1),
+                "embed_bound_by": bound,
+                "train_s_at_budget": round(max_steps * step_ms / 1e3, 1),
+            }
+            for n in args.sizes
+        ],
+    }
+    print(f"{name}, {cores} cores: ViT-B-32 {model_rate:.1f} images/s (batch {batch}); decoding")
+    print(f"{prep_ms:.2f} ms/image/core -> {feed_rate:.1f} images/s on {cores} cores; training")
+    qps = 32e3 / beam_ms
+    print(f"step {step_ms:.2f} ms; beam search of 32 queries {beam_ms:.2f} ms ({qps:.1f} q/s)")
+    print("\n| items | embed s (ViT-B-32) | bound by | train s at the default budget |")
+    print("|---|---|---|---|")
+    for p in figures["projection"]:
+        print(
+            f"| {p['items']:,} | {p['embed_s']:,.1f} | {p['embed_bound_by']} "
+            f"| {p['train_s_at_budget']:,.1f} ({max_steps:,} steps) |"
+        )
+    if args.out:
+        Path(args.out).write_text(json.dumps(figures, indent=1))
+
+
+if __name__ == "__main__":
+    main()
