@@ -15,7 +15,7 @@ class Trie:
 
     Level ``d`` holds the distinct prefixes of length ``d + 1`` in sorted order: a node is an
     index into its level, and its children are a contiguous range of the next level. A 1M-ID
-    trie is a few arrays of ints (tens of MB, built by one sort), not millions of dicts, and
+    trie is a few arrays of ints (about 100 MB, built by one sort), not millions of dicts, and
     every live beam's allowed tokens come from a few vectorised numpy calls.
     """
 

@@ -50,6 +50,9 @@ def test_empty_trie_and_search():
     trie = Trie(np.empty((0, 3), np.int64))
     assert len(trie) == 0 and trie.get([]) == [] and trie.item([1, 2, 3]) is None
     assert trie.items(np.array([[1, 2, 3]])).tolist() == [-1]
+    dec = _decoder(Vocab(n_coarse=4, levels=2, codebook_size=6, n_suffix=3))
+    mem, pad = _memory(dec, 3)
+    assert constrained_beam_search(dec, mem, pad, trie, beam_size=5) == [[], [], []]
 
 
 def _decoder(vocab, seed=0, fusion=True):
