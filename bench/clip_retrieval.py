@@ -177,6 +177,8 @@ def api_start_seconds(repeats: int) -> float:
 
 def prepare_ms(images: Path, weights: Path) -> float:
     """Decode + preprocess CPU per image (ms, one thread), as ace's pipeline does it."""
+    import torch
+
     from ace_core.media.discovery import discover
     from ace_core.media.encoders import ImageEncoderConfig
     from ace_core.media.pipeline import EmbedConfig, build_encoder, default_decoders
@@ -185,8 +187,6 @@ def prepare_ms(images: Path, weights: Path) -> float:
     config = EmbedConfig(image=ImageEncoderConfig("ViT-B-32", str(weights)))
     enc = build_encoder("image", config)
     decode = default_decoders(config.pipeline, enc.input_side)["image"]
-    import torch
-
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # one core's time per image, no pool spinning in the figure
     try:
