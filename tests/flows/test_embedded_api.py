@@ -96,3 +96,34 @@ def test_no_server_is_spawned_where_prefect_already_has_an_api(prefect_harness, 
     monkeypatch.delenv("PREFECT_API_URL", raising=False)  # the harness sets it in settings only
     embedded_api.spawn_if_unconfigured()  # in-process `main()` calls, as the tests make
     assert embedded_api._API is None
+
+
+# the port picked for the server is taken by another process before the server binds it
+RACE = """
+import socket
+from flows import embedded_api
+held = socket.socket()
+held.bind(("127.0.0.1", 0))
+held.listen()
+taken = held.getsockname()[1]
+ports = iter([taken])
+free_port = embedded_api._free_port
+embedded_api._free_port = lambda: next(ports, None) or free_port()
+embedded_api.spawn_if_unconfigured()
+first = embedded_api._API.port
+import prefect.main
+embedded_api.adopt_if_spawned()
+from prefect.settings import get_current_settings
+print(first == taken, get_current_settings().api.url, taken, flush=True)
+"""
+
+
+def test_a_server_that_lost_its_port_is_spawned_again_on_another(tmp_path):
+    proc = subprocess.run(
+        [sys.executable, "-c", RACE], env=_env(tmp_path), cwd=ROOT, capture_output=True,
+        text=True, timeout=180,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    first_was_taken, url, taken = proc.stdout.split()
+    assert first_was_taken == "True"  # the first server really met a taken port
+    assert url.startswith("http://127.0.0.1:") and url != f"http://127.0.0.1:{taken}/api"
