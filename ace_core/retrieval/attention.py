@@ -3,8 +3,11 @@
 The keys and values of the encoder memory do not depend on the tokens decoded so far, so they
 are projected once per batch (``prepare``) instead of once per decoding step and beam, and
 the fine branch's S attentions (one per encoder layer) run as one batched attention. The
-parameters stay those of the ``nn.MultiheadAttention`` modules that own them, and the
-arithmetic is theirs (in-projection, scaled dot product with key padding, out-projection).
+keys and values are laid out per head once, as the products need them (``HeadsKV``), so no
+attention call copies or rescales them (both R-Drop passes and every beam step read the same
+layout). The parameters stay those of the ``nn.MultiheadAttention`` modules that own them,
+and the arithmetic is theirs (in-projection, scaled dot product with key padding, dropout on
+the attention weights when training, out-projection).
 """
 
 from __future__ import annotations
@@ -17,13 +20,33 @@ from torch.nn import functional as F
 
 
 @dataclass(frozen=True)
+class HeadsKV:
+    """Keys and values of G attentions (h heads) over B memory rows of T tokens, per head:
+    ``keys`` (G*B*h, d/h, T), ready to multiply the queries; ``values`` (G*B*h, T, d/h)."""
+
+    keys: torch.Tensor
+    values: torch.Tensor
+    rows: int  # B
+
+
+def _heads_kv(kv: torch.Tensor, h: int) -> HeadsKV:
+    """(G, B, T, 2d) keys and values side by side -> their per-head layout (one copy each)."""
+    G, B, T, two_d = kv.shape
+    dh = two_d // (2 * h)
+    x = kv.view(G, B, T, 2, h, dh)
+    keys = x[:, :, :, 0].permute(0, 1, 3, 4, 2).reshape(G * B * h, dh, T)
+    values = x[:, :, :, 1].permute(0, 1, 3, 2, 4).reshape(G * B * h, T, dh)
+    return HeadsKV(keys, values, B)
+
+
+@dataclass(frozen=True)
 class PreparedMemory:
-    """Per decoder layer: the coarse keys+values (1, B, T, 2d) and the fine ones (S, B, T, 2d)
-    (None without fusion); ``keep`` (B, T) True where a memory token is real (None: all);
+    """Per decoder layer: the coarse keys and values (one attention) and the fine ones (S
+    attentions; None without fusion); ``keep`` (B, T) True where a memory token is real (None: all);
     ``owners`` (R,): the memory row each decoded row reads (None: row i reads row i), and
     ``groups``: its grid for the attention (``_slots``), computed once per ``select``."""
 
-    kv: list[tuple[torch.Tensor, torch.Tensor | None]]
+    kv: list[tuple[HeadsKV, HeadsKV | None]]
     keep: torch.Tensor | None
     owners: torch.Tensor | None = None
     groups: tuple[torch.Tensor, int] | None = None
@@ -32,48 +55,50 @@ class PreparedMemory:
         """The memory of the given rows (beam search: each live beam reads its query's row).
         Nothing is copied: the attention groups the rows by the memory row they read."""
         owners = rows if self.owners is None else self.owners.index_select(0, rows)
-        groups = _slots(owners, self.kv[0][0].shape[1])
+        groups = _slots(owners, self.kv[0][0].rows)
         return PreparedMemory(self.kv, self.keep, owners, groups)
 
 
-def keys_values(att: nn.MultiheadAttention, x: torch.Tensor) -> torch.Tensor:
-    """(B, T, d) memory -> (1, B, T, 2d) keys and values of ``att``."""
+def keys_values(att: nn.MultiheadAttention, x: torch.Tensor) -> HeadsKV:
+    """(B, T, d) memory -> the keys and values of ``att`` (one attention)."""
     d = att.embed_dim
-    return F.linear(x, att.in_proj_weight[d:], att.in_proj_bias[d:])[None]
+    return _heads_kv(F.linear(x, att.in_proj_weight[d:], att.in_proj_bias[d:])[None], att.num_heads)
 
 
-def stacked_keys_values(atts: nn.ModuleList, layers: torch.Tensor) -> torch.Tensor:
-    """(S, B, T, d) encoder layers -> (S, B, T, 2d): layer i through attention i."""
+def stacked_keys_values(atts: nn.ModuleList, layers: torch.Tensor) -> HeadsKV:
+    """(S, B, T, d) encoder layers -> the keys and values of layer i through attention i."""
     S, B, T, d = layers.shape
     w = torch.stack([a.in_proj_weight[d:] for a in atts])  # (S, 2d, d)
     b = torch.stack([a.in_proj_bias[d:] for a in atts])[:, None]  # (S, 1, 2d)
-    return torch.baddbmm(b, layers.reshape(S, B * T, d), w.transpose(1, 2)).view(S, B, T, 2 * d)
+    kv = torch.baddbmm(b, layers.reshape(S, B * T, d), w.transpose(1, 2))
+    return _heads_kv(kv.view(S, B, T, 2 * d), atts[0].num_heads)
 
 
-def _attend(att, queries, kv, keep, groups) -> torch.Tensor:
-    """queries (G, R, N, d), kv (G, B, T, 2d) -> (G, R, N, d), before the out-projection.
+def _attend(att, queries, kv: HeadsKV, keep, groups) -> torch.Tensor:
+    """queries (G, R, N, d) over ``kv`` -> (G, R, N, d), before the out-projection.
     With ``groups``, the rows reading one memory row become one longer query of that row
     (cross-attention treats each query token on its own, so this changes nothing)."""
     if groups is not None:
         slots, per_row = groups
         G, R, n, d = queries.shape
-        grouped = queries.new_zeros(G, kv.shape[1] * per_row, n, d)
+        grouped = queries.new_zeros(G, kv.rows * per_row, n, d)
         grouped[:, slots] = queries
-        o = _attend(att, grouped.view(G, kv.shape[1], per_row * n, d), kv, keep, None)
+        o = _attend(att, grouped.view(G, kv.rows, per_row * n, d), kv, keep, None)
         return o.view(G, -1, n, d)[:, slots]
     G, B, n, d = queries.shape
     h = att.num_heads
-    keys, values = kv.split(d, dim=-1)
-
-    def heads(x):  # (G, B, L, d) -> (G * B, h, L, d / h)
-        return x.reshape(G * B, x.shape[2], h, d // h).transpose(1, 2)
-
-    mask = None if keep is None else keep.repeat(G, 1)[:, None, None, :]
-    p = att.dropout if att.training else 0.0
-    o = F.scaled_dot_product_attention(
-        heads(queries), heads(keys), heads(values), attn_mask=mask, dropout_p=p
-    )
-    return o.transpose(1, 2).reshape(G, B, n, d)
+    dh = d // h
+    q = queries.view(G, B, n, h, dh).transpose(2, 3).reshape(G * B * h, n, dh)
+    scores = torch.bmm(q * dh**-0.5, kv.keys)  # (G*B*h, n, T)
+    if keep is not None:
+        T = keep.shape[1]
+        hidden = ~keep[None, :, None, None, :]  # (1, B, 1, 1, T)
+        scores = scores.view(G, B, h, n, T).masked_fill(hidden, float("-inf")).view(-1, n, T)
+    weights = torch.softmax(scores, dim=-1)
+    if att.training and att.dropout > 0:
+        weights = F.dropout(weights, att.dropout)
+    o = torch.bmm(weights, kv.values)  # (G*B*h, n, dh)
+    return o.view(G, B, h, n, dh).transpose(2, 3).reshape(G, B, n, d)
 
 
 def _slots(owners: torch.Tensor, n_rows: int) -> tuple[torch.Tensor, int]:
