@@ -51,41 +51,37 @@ class Trie:
 
     def get(self, prefix) -> list[int]:
         """Allowed next tokens after ``prefix`` (empty when the prefix is not in the trie)."""
-        node = self._node(prefix)
-        if node is None or len(prefix) >= self.length:
+        (node,), (found,) = self._walk(_rows([prefix]))
+        if not found or len(prefix) >= self.length:
             return []
         ptr = self.child_ptr[len(prefix)]
         return self.tokens[len(prefix)][ptr[node] : ptr[node + 1]].tolist()
 
     def item(self, sequence) -> int | None:
         """The item index of a whole ID, or None when it is not in the trie."""
-        node = self._node(sequence) if len(sequence) == self.length else None
-        return None if node is None else int(self.leaf_items[node])
+        (i,) = self.items(_rows([sequence]))
+        return None if i < 0 else int(i)
 
     def items(self, sequences: np.ndarray) -> np.ndarray:
         """Item index of each whole ID (N, length); -1 where an ID is not in the trie."""
         seqs = _rows(sequences)
-        node = np.zeros(len(seqs), np.int64)
-        found = np.full(len(seqs), seqs.shape[1] == self.length and len(self) > 0)
-        for d in range(min(self.length, seqs.shape[1])):
-            found &= (seqs[:, d] >= 0) & (seqs[:, d] < self.span)
-            key = node * self.span + seqs[:, d]
+        if not len(self) or seqs.shape[1] != self.length:
+            return np.full(len(seqs), -1, np.int64)
+        node, found = self._walk(seqs)
+        return np.where(found, self.leaf_items[node], -1)
+
+    def _walk(self, prefixes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Each prefix's node (rows of one length), and whether the trie holds that prefix."""
+        node = np.zeros(len(prefixes), np.int64)
+        found = np.full(len(prefixes), len(self) > 0 and prefixes.shape[1] <= self.length)
+        for d in range(min(self.length, prefixes.shape[1])):
+            token = prefixes[:, d]
+            found &= (token >= 0) & (token < self.span)
+            key = node * self.span + token
             j = np.minimum(np.searchsorted(self.keys[d], key), len(self.keys[d]) - 1)
             found &= self.keys[d][j] == key
             node = np.where(found, j, 0)
-        return np.where(found, self.leaf_items[node] if len(self) else -1, -1)
-
-    def _node(self, prefix) -> int | None:
-        node = 0
-        for d, t in enumerate(prefix):
-            if d >= self.length or not 0 <= int(t) < self.span:
-                return None
-            key = node * self.span + int(t)
-            j = int(np.searchsorted(self.keys[d], key))
-            if j == len(self.keys[d]) or self.keys[d][j] != key:
-                return None
-            node = j
-        return node
+        return node, found
 
     def children(self, depth: int, nodes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(rows, tokens): every child token of each of ``nodes`` (level ``depth - 1``; the
