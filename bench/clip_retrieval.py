@@ -175,7 +175,7 @@ def api_start_seconds(repeats: int) -> float:
     return statistics.median(runs)
 
 
-def prepare_ms(images: Path, weights: Path) -> float:
+def prepare_ms(images: Path, weights: Path | str) -> float:
     """Decode + preprocess CPU per image (ms, one thread), as ace's pipeline does it."""
     import torch
 

@@ -29,6 +29,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from torch.nn import functional as F  # noqa: E402
 
+from ace_core.retrieval._torch import autocast  # noqa: E402
 from ace_core.retrieval.constrained_generation import Trie, constrained_beam_search  # noqa: E402
 from ace_core.retrieval.model import IDDecoder, RetrieverConfig, Vocab  # noqa: E402
 from ace_core.retrieval.training import id_loss  # noqa: E402
@@ -61,61 +62,78 @@ def caption_batch(batch: int, tokens: int, items: int, gen: torch.Generator):
 class Workload:
     """A decoder, its items' embeddings and ID tokens, and caption batches to train on."""
 
-    def __init__(self, items: int, seed: int, batch: int, tokens: int, trained: str | None):
+    def __init__(
+        self, items: int, seed: int, batch: int, tokens: int, trained: str | None, device="cpu"
+    ):
         self.batch, self.tokens, self.gen = batch, tokens, torch.Generator().manual_seed(1)
+        self.device = torch.device(device)
         self.feats = None
         if trained is None:
-            self.decoder, self.emb, self.targets = build(items, seed)
-            return
-        from storage.catalog import load_version_model
+            decoder, emb, targets = build(items, seed)
+        else:
+            from storage.catalog import load_version_model
 
-        vm = load_version_model(trained)
-        m = vm.model
-        self.decoder, self.emb = m.decoder, torch.from_numpy(m.item_emb)
-        self.targets = torch.from_numpy(m.id_tokens)
-        pairs = [(c, row) for row, i in enumerate(m.item_ids) for c in vm.captions.get(i, [])]
-        pairs = pairs[:: max(1, len(pairs) // 2048)][:2048]
-        self.feats = m.features([c for c, _ in pairs])
-        self.cap_items = torch.tensor([row for _, row in pairs])
+            vm = load_version_model(trained)
+            m = vm.model
+            decoder, emb, targets = m.decoder, torch.from_numpy(m.item_emb), m.id_tokens
+            targets = torch.from_numpy(targets)
+            pairs = [(c, row) for row, i in enumerate(m.item_ids) for c in vm.captions.get(i, [])]
+            pairs = pairs[:: max(1, len(pairs) // 2048)][:2048]
+            self.feats = m.features([c for c, _ in pairs])
+            self.cap_items = torch.tensor([row for _, row in pairs])
+        self.decoder = decoder.to(self.device)
+        self.emb, self.targets = emb.to(self.device), targets.to(self.device)
 
     def next_batch(self):
         if self.feats is None:
-            return caption_batch(self.batch, self.tokens, len(self.emb), self.gen)
-        b = torch.randint(0, len(self.cap_items), (self.batch,), generator=self.gen)
-        return (*self.feats.layers(b), self.cap_items[b])
+            batch = caption_batch(self.batch, self.tokens, len(self.emb), self.gen)
+        else:
+            b = torch.randint(0, len(self.cap_items), (self.batch,), generator=self.gen)
+            batch = (*self.feats.layers(b), self.cap_items[b])
+        return tuple(t.to(self.device) for t in batch)
+
+    def sync(self) -> None:
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
 
 
 def time_steps(w: Workload, steps: int, warm_up: int = 3) -> float:
-    """Median ms of ``steps`` training steps on caption batches (after ``warm_up`` steps)."""
+    """Median ms of ``steps`` training steps on caption batches (after ``warm_up`` steps),
+    as ``train_generative`` runs them (fused AdamW; bf16 autocast on CUDA)."""
     decoder, emb, targets = w.decoder, w.emb, w.targets
-    opt = torch.optim.AdamW(decoder.parameters(), lr=2e-3, fused=True)  # as training does
+    opt = torch.optim.AdamW(decoder.parameters(), lr=2e-3, fused=True)
     decoder.train()
     times = []
     for _ in range(warm_up + steps):
         layers, pad, items = w.next_batch()
+        w.sync()
         t = time.perf_counter()
-        memory, mpad, q = decoder.memory_from_text(layers, pad)
-        loss = id_loss(decoder, memory, mpad, targets[items], 0.5)
-        loss = loss + F.cross_entropy((q @ emb.T) / 0.05, items)
+        with autocast(w.device):
+            memory, mpad, q = decoder.memory_from_text(layers, pad)
+            loss = id_loss(decoder, memory, mpad, targets[items], 0.5)
+            loss = loss + F.cross_entropy((q @ emb.T).float() / 0.05, items)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(decoder.parameters(), 1.0)
         opt.step()
+        w.sync()
         times.append(time.perf_counter() - t)
     return 1000 * statistics.median(times[warm_up:])
 
 
 def time_beam_search(w: Workload, rounds: int) -> float:
     """Median ms of one trie-constrained beam search of 32 queries (beam 10) over the IDs."""
-    trie = Trie(np.unique(w.targets.numpy(), axis=0))
+    trie = Trie(np.unique(w.targets.cpu().numpy(), axis=0))
     w.decoder.eval()
     layers, pad, _ = w.next_batch()
     times = []
     with torch.no_grad():
         memory, mpad, _ = w.decoder.memory_from_text(layers[:, :32], pad[:32])
         for _ in range(rounds):
+            w.sync()
             t = time.perf_counter()
             constrained_beam_search(w.decoder, memory, mpad, trie, 10)
+            w.sync()
             times.append(time.perf_counter() - t)
     return 1000 * statistics.median(times)
 

@@ -39,11 +39,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
+import clip_retrieval  # noqa: E402
 import decoder_step  # noqa: E402
-import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from ace_core.retrieval._torch import autocast  # noqa: E402
 from ace_core.retrieval.training import TrainConfig  # noqa: E402
 
 
@@ -73,67 +72,18 @@ def image_model_rate(device: torch.device, batch: int, rounds: int) -> float:
 
 
 def decode_ms(n: int = 64) -> float:
-    """Decode + preprocess ms per JPEG on one core, as the pipeline's threads do it."""
-    from PIL import Image
-
-    from ace_core.media.decoding import decode_image
-    from ace_core.media.encoders import ImageEncoderConfig, OpenClipImageEncoder
-
-    enc = OpenClipImageEncoder(ImageEncoderConfig("ViT-B-32", "random"), device="cpu")
-    rng = np.random.default_rng(0)
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
+    """Decode + preprocess ms per JPEG on one core (``bench/clip_retrieval.py``'s mixed-size
+    JPEGs and its timing of ace's own decoders)."""
     with tempfile.TemporaryDirectory() as tmp:
-        paths = []
-        for i in range(n):
-            w, h = (int(v) for v in rng.integers(200, 1601, 2))
-            small = rng.integers(0, 256, (h // 8 + 1, w // 8 + 1, 3), dtype=np.uint8)
-            img = Image.fromarray(small).resize((w, h), Image.BICUBIC)  # smooth, photo-like
-            paths.append(os.path.join(tmp, f"{i}.jpg"))
-            img.save(paths[-1], quality=90)
-        try:
-            t = time.perf_counter()
-            for p in paths:
-                enc.prepare(decode_image(p, min_side=enc.input_side))
-            return (time.perf_counter() - t) / n * 1e3
-        finally:
-            torch.set_num_threads(threads)
+        jpegs = clip_retrieval.write_jpegs(Path(tmp) / "jpegs", n)
+        return clip_retrieval.prepare_ms(jpegs, "random")
 
 
 def retriever_costs(device: torch.device, steps: int) -> tuple[float, float]:
-    """(training step ms, beam search of 32 queries ms) at the 10k-index shapes."""
-    w = decoder_step.Workload(10_000, 0, 64, 20, None)
-    w.decoder.to(device)
-    w.emb, w.targets = w.emb.to(device), w.targets.to(device)
-    batches = [tuple(t.to(device) for t in w.next_batch()) for _ in range(steps)]
-    opt = torch.optim.AdamW(w.decoder.parameters(), lr=2e-3, fused=True)  # as training does
-    w.decoder.train()
-
-    def step(layers, pad, items):
-        with autocast(device):
-            memory, mpad, q = w.decoder.memory_from_text(layers, pad)
-            loss = decoder_step.id_loss(w.decoder, memory, mpad, w.targets[items], 0.5)
-            loss = loss + decoder_step.F.cross_entropy((q @ w.emb.T).float() / 0.05, items)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(w.decoder.parameters(), 1.0)
-        opt.step()
-
-    def run_steps():
-        for b in batches:
-            step(*b)
-
-    step_ms = _median_s(run_steps, device, 3) / steps * 1e3
-    trie = decoder_step.Trie(np.unique(w.targets.cpu().numpy(), axis=0))
-    w.decoder.eval()
-    layers, pad, _ = batches[0]
-    with torch.no_grad():
-        memory, mpad, _ = w.decoder.memory_from_text(layers[:, :32], pad[:32])
-        search = lambda: decoder_step.constrained_beam_search(  # noqa: E731
-            w.decoder, memory, mpad, trie, 10
-        )
-        beam_ms = _median_s(search, device, 5) * 1e3
-    return step_ms, beam_ms
+    """(training step ms, beam search of 32 queries ms) at the 10k-index shapes
+    (``bench/decoder_step.py``'s workload and timings on ``device``)."""
+    w = decoder_step.Workload(10_000, 0, 64, 20, None, device)
+    return decoder_step.time_steps(w, steps), decoder_step.time_beam_search(w, 5)
 
 
 def main() -> None:
@@ -141,7 +91,7 @@ def main() -> None:
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     ap.add_argument("--sizes", type=int, nargs="+", default=[100_000, 1_000_000, 10_000_000])
     ap.add_argument("--batch", type=int, help="image batch (default 256 on CUDA, 32 on CPU)")
-    ap.add_argument("--steps", type=int, default=20, help="training steps timed per round")
+    ap.add_argument("--steps", type=int, default=20, help="training steps timed")
     ap.add_argument("--out", help="also write the figures as JSON here")
     args = ap.parse_args()
     device = torch.device(args.device)
