@@ -25,7 +25,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/embed.py
 
 lint: $(STAMP)
-	$(BIN)/ruff check ace_core storage tasks flows tests bench
+	$(BIN)/ruff check ace_core storage query tasks flows tests bench
 
 clean:
 	rm -rf demo-store demo-corpus demo-batch .pytest_cache

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 from ace_core.ids.semantic_ids import SemanticIDConfig
 from ace_core.media.pipeline import EmbedConfig
-from ace_core.retrieval.fit import IngestConfig
+from ace_core.retrieval.fine_tune import IngestConfig
 from ace_core.retrieval.model import RetrieverConfig
 from ace_core.retrieval.training import TrainConfig
 

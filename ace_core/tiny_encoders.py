@@ -30,6 +30,8 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
+from ace_core.offline import hub_offline
+
 logger = logging.getLogger(__name__)
 
 CLIP_NAME, CLAP_NAME = "ace-tiny-clip", "ace-tiny-clap"
@@ -190,6 +192,7 @@ def _train(name, params, steps, config, n_items, loss_of_batch, progress) -> Non
 
 
 def train_tiny_clip(config: TinyEncoderConfig, progress):
+    hub_offline()
     import open_clip
 
     from ace_core.media.encoders import _quiet_build, _register_shipped_configs
@@ -238,6 +241,7 @@ def train_tiny_clap(config: TinyEncoderConfig, progress):
 
 
 def _preprocess(model):
+    hub_offline()
     import open_clip
 
     return open_clip.image_transform(model.visual.image_size, is_train=False)

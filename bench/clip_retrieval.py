@@ -133,7 +133,7 @@ def agreement(images: Path, cr_out: Path, store: Path) -> tuple[float, float, in
     import numpy as np
     import pyarrow.parquet as pq
 
-    from storage.tables import read_embeddings
+    from storage.formats.tables import read_embeddings
 
     ids, _, ace = read_embeddings(sorted(store.rglob("*.emb.parquet")))
     by_id = dict(zip(ids, ace))

@@ -71,9 +71,9 @@ class Workload:
         if trained is None:
             decoder, emb, targets = build(items, seed)
         else:
-            from storage.catalog import load_version_model
+            from query.loaded import load_version
 
-            vm = load_version_model(trained)
+            vm = load_version(trained)
             m = vm.model
             decoder, emb, targets = m.decoder, torch.from_numpy(m.item_emb), m.id_tokens
             targets = torch.from_numpy(targets)

@@ -58,7 +58,7 @@ def modality_rates(files, encoders, batch, repeats):
 
 def memory_child(corpus: str, shard_size: int) -> None:
     """Run in a child: embed the corpus shard by shard (as the flow does), print peak RSS."""
-    from storage.shards import load_shard_files, plan_shards, write_embed_shard
+    from storage.formats.shards import load_shard_files, plan_shards, write_embed_shard
 
     cfg = EmbedConfig(image=ImageEncoderConfig("ace-tiny-vit", "random"), shard_size=shard_size)
     enc = {"image": build_encoder("image", cfg)}
@@ -109,7 +109,7 @@ def main() -> None:
         image = build_encoder("image", cfg)
         encoders = {
             "image": image,
-            "video": build_encoder("video", cfg, image=image),
+            "video": build_encoder("video", cfg, shared=image),
             "audio": build_encoder("audio", cfg),
         }
         for m, (pipe, bare, ratio) in modality_rates(files, encoders, 16, args.repeats).items():

@@ -31,10 +31,10 @@ def main() -> None:
     ap.add_argument("--variant", action="append", default=None, help="field=value[,field=value]")
     args = ap.parse_args()
     from ace_core.retrieval.fit import fit_retrieval
-    from storage.catalog import version_config
-    from storage.retriever_io import load_retriever_state
+    from storage.formats.manifest import version_config
+    from storage.formats.retriever import load_retriever_state
+    from storage.formats.version_data import training_data
     from storage.store import Store
-    from storage.version_data import training_data
 
     s = Store(args.store)
     parent, ingest = s.version(args.parent), s.version(args.ingest)

@@ -38,8 +38,8 @@ def demo_embeddings() -> np.ndarray | None:
     store = ROOT / "demo-store"
     if not (store / "LATEST").exists():
         return None
+    from storage.formats.version_data import version_embeddings
     from storage.store import Store
-    from storage.version_data import version_embeddings
 
     s = Store(str(store))
     return version_embeddings(s.version(s.latest()))[2]

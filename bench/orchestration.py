@@ -53,10 +53,10 @@ def direct_steps(corpus: str, store: str, ic) -> dict[str, float]:
     from ace_core.config_io import config_hash
     from ace_core.media.discovery import discover
     from ace_core.media.pipeline import common_dim, embed_files
-    from storage.discovery import save_discovery
-    from storage.publish import publish_version
-    from storage.shards import load_shard_files, plan_shards, write_embed_shard
-    from storage.staging import stage_rebuild
+    from storage.build.discovery_record import save_discovery
+    from storage.build.publish import publish_version
+    from storage.build.staging import stage_rebuild
+    from storage.formats.shards import load_shard_files, plan_shards, write_embed_shard
     from storage.store import Store
     from tasks import build
     from tasks.embed import encoders_for

@@ -39,8 +39,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from ace_core.ids.semantic_ids import SemanticIDConfig, fit_semantic_ids  # noqa: E402
+from ace_core.retrieval.dense import dense_search  # noqa: E402
 from ace_core.retrieval.evaluation import retrieval_metrics  # noqa: E402
 from ace_core.retrieval.fit import fit_retrieval  # noqa: E402
+from ace_core.retrieval.generation import generative_search  # noqa: E402
 from ace_core.retrieval.model import RetrieverConfig, build_text_encoder  # noqa: E402
 from ace_core.retrieval.training import TrainConfig  # noqa: E402
 from ace_core.retrieval.zero_shot import (  # noqa: E402
@@ -66,7 +68,7 @@ def embed(corpus: Path):
     found = discover(corpus)
     image = build_encoder("image", cfg)
     audio = build_encoder("audio", cfg)
-    enc = {"image": image, "video": build_encoder("video", cfg, image=image), "audio": audio}
+    enc = {"image": image, "video": build_encoder("video", cfg, shared=image), "audio": audio}
     res = sorted(
         (r for r in embed_files(found.files, enc, cfg.pipeline) if r.error is None),
         key=lambda r: r.file.item_id,
@@ -107,7 +109,8 @@ def score(hits, gold) -> dict:
 def evaluate(fit, spaces, queries, dim, *, with_dense: bool, captioned, k=10, beam=10) -> dict:
     texts, gold = [q for q, _ in queries], [g for _, g in queries]
     model = fit.model
-    captions = model.search(texts, k, beam=beam)
+    feats = model.features(texts)
+    captions = generative_search(model.decoder, feats, model.trie, beam, k)
     zero = zero_shot_search(model.decoder, spaces, texts, dim, k, beam)
     if captioned and set(gold).isdisjoint(captioned):  # unseen: where do wrong answers go?
         for name, hits in (("captions", captions), ("zero-shot", zero)):
@@ -122,7 +125,8 @@ def evaluate(fit, spaces, queries, dim, *, with_dense: bool, captioned, k=10, be
         ),
     }
     if with_dense:
-        out["dense caption baseline"] = score(model.dense_search(texts, k), gold)
+        dense = dense_search(model.dense, feats, model.item_emb, k)
+        out["dense caption baseline"] = score(dense, gold)
     return out
 
 

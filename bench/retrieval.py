@@ -55,7 +55,7 @@ def embed_corpus(corpus: Path, model: str):
     image = build_encoder("image", cfg)
     enc = {
         "image": image,
-        "video": build_encoder("video", cfg, image=image),
+        "video": build_encoder("video", cfg, shared=image),
         "audio": build_encoder("audio", cfg),
     }
     res = sorted(
@@ -141,7 +141,7 @@ def synthetic_ids(n: int, levels=3, K=256, seed=0) -> np.ndarray:
 
 def throughput(args) -> None:
     from ace_core.retrieval.constrained_generation import Trie
-    from ace_core.retrieval.training import generative_search
+    from ace_core.retrieval.generation import generative_search
 
     torch.manual_seed(0)
     enc, tok, _ = build_text_encoder(RetrieverConfig())

@@ -90,8 +90,14 @@ class StageMeter:
         self.rows: dict[str, dict] = {}
 
     def wrap(self, module, attr: str, name: str) -> None:
-        original = getattr(module, attr)
+        setattr(module, attr, self.timed(getattr(module, attr), name))
 
+    def wrap_factory(self, module, attr: str, name: str) -> None:
+        """``module.attr`` returns a callable (a flow with options): time what it returns."""
+        factory = getattr(module, attr)
+        setattr(module, attr, lambda *a, **k: self.timed(factory(*a, **k), name))
+
+    def timed(self, original, name: str):
         def timed(*args, **kwargs):
             reset_peak_rss()
             started = time.perf_counter()
@@ -102,7 +108,7 @@ class StageMeter:
                 row["seconds"] += time.perf_counter() - started
                 row["peak_rss_mb"] = max(row["peak_rss_mb"], status_kb("VmHWM") / 1024)
 
-        setattr(module, attr, timed)
+        return timed
 
     def take(self) -> dict:
         rows, self.rows = self.rows, {}
@@ -117,7 +123,6 @@ def instrument() -> StageMeter:
     for module, attr, name in (
         (fi, "discover_sources", "discover"),
         (fi, "discover_ingest_folder", "discover"),
-        (fi, "run_embedding", "embed"),
         (tb, "stage_rebuild", "stage"),
         (tb, "stage_ingest", "stage"),
         (tb, "fit_ids", "ids"),
@@ -126,17 +131,19 @@ def instrument() -> StageMeter:
         (tb, "publish_version", "publish"),
     ):
         meter.wrap(module, attr, name)
+    meter.wrap_factory(fi, "embed_on", "embed")
     return meter
 
 
 def query_rate(store: str, texts: list[str]) -> tuple[str, float]:
-    from storage.catalog import load_version_model
+    from query.loaded import load_version
+    from query.search import search_version
 
-    vm = load_version_model(store)
-    vm.hits(texts[:8], 10, 10)  # warm-up
+    vm = load_version(store)
+    search_version(vm, texts[:8], 10)  # warm-up
     started = time.perf_counter()
-    vm.hits(texts, 10, 10)
-    return vm.default_path, len(texts) / (time.perf_counter() - started)
+    answer = search_version(vm, texts, 10)
+    return answer.path, len(texts) / (time.perf_counter() - started)
 
 
 def held_out(store: str, version: str, limit: int, exclude: set[str] = frozenset()):
@@ -144,8 +151,8 @@ def held_out(store: str, version: str, limit: int, exclude: set[str] = frozenset
     import numpy as np
 
     from ace_core.retrieval.evaluation import split_queries
+    from storage.formats.version_data import training_data
     from storage.store import Store
-    from storage.version_data import training_data
 
     data = training_data(Store(store).version(version))
     pairs = [
@@ -158,12 +165,13 @@ def held_out(store: str, version: str, limit: int, exclude: set[str] = frozenset
 
 
 def recall_at_1(store: str, version: str, pairs) -> float:
-    from storage.catalog import load_version_model
+    from query.loaded import load_version
+    from query.search import search_version
 
-    vm = load_version_model(store, version)
-    hits = vm.hits([t for t, _ in pairs], 10, 10, "captions")
-    rows = {i: n for n, i in enumerate(vm.model.item_ids)}
-    return sum(bool(h) and h[0][0] == rows[i] for h, (_, i) in zip(hits, pairs)) / len(pairs)
+    vm = load_version(store, version)
+    answer = search_version(vm, [t for t, _ in pairs], 10, path="captions")
+    top = [row[0]["item_id"] if row else None for row in answer.results]
+    return sum(t == i for t, (_, i) in zip(top, pairs)) / len(pairs)
 
 
 def warm_api() -> None:

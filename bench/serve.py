@@ -43,7 +43,7 @@ def synthetic_version(n: int):
     from ace_core.retrieval.dense import DenseProjection
     from ace_core.retrieval.model import IDDecoder, RetrieverConfig, Vocab, build_text_encoder
     from ace_core.retrieval.retrieval_model import RetrievalModel
-    from storage.catalog import VersionModel
+    from query.loaded import LoadedVersion
 
     spec = importlib.util.spec_from_file_location("bench_retrieval", ROOT / "bench/retrieval.py")
     bench_retrieval = importlib.util.module_from_spec(spec)  # its synthetic IDs, same as there
@@ -63,7 +63,7 @@ def synthetic_version(n: int):
     items = {i: {"item_id": i, "source_id": "synthetic", "path": f"{n}/{i[:8]}.png",
                  "modality": mods[j % 3]} for j, i in enumerate(ids)}  # fmt: skip
     sids = {i: ".".join(map(str, t)) for i, t in zip(ids, tokens)}
-    return VersionModel("v000001", model, items, sids, {})
+    return LoadedVersion("v000001", model, items, sids, {})
 
 
 def _free_port() -> int:

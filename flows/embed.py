@@ -4,14 +4,15 @@ discovery, decoding and embeddings only (written to the store's staging area).""
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 
 import pyarrow.compute as pc
 from prefect import flow
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from ace_core.media.pipeline import EmbedConfig
-from storage.discovery import load_discovery
-from storage.shards import read_items, summarize_items
+from storage.build.discovery_record import load_discovery
+from storage.formats.shards import read_shard_items, summarize_items
 from tasks.embed import discover_corpus, embed_shard, plan_embed_shards, shard_outputs_present
 
 
@@ -26,10 +27,11 @@ def embed_stage(
     """Embed the files of a discovery record (less those ``exclude_version`` has, see
     ``plan_embed_shards``): the shard outputs.
 
-    Shards are submitted to this subflow's task runner (one thread by default; see
-    ``use_task_runner`` for Dask or Ray). Cached shards return at once. Being a subflow, its
-    worker threads end with it, so the torch thread pools they started do not compete with the
-    training that follows (measured: 2x slower epochs otherwise, see docs/BENCHMARKS.md).
+    Shards are submitted to this subflow's task runner (one thread by default; callers pick
+    another with ``embed_on``: Dask, or any Prefect task runner through ``with_options``).
+    Cached shards return at once. Being a subflow, its worker threads end with it, so the
+    torch thread pools they started do not compete with the training that follows (measured:
+    2x slower epochs otherwise, see docs/BENCHMARKS.md).
     """
     specs = plan_embed_shards(discovery, store, config, exclude_version, exclude_failed)
     futures = [embed_shard.submit(spec, store, config) for spec in specs]
@@ -43,52 +45,43 @@ def embed_stage(
     return outputs
 
 
-def run_embedding(
-    discovery: str,
-    store: str,
-    config: EmbedConfig,
-    exclude_version: str | None = None,
-    exclude_failed: bool = True,
-) -> list[dict]:
-    """Run the embedding subflow (looked up at call time, so ``use_task_runner`` applies)."""
-    return embed_stage(discovery, store, config, exclude_version, exclude_failed)
+@dataclass(frozen=True)
+class ShardRunner:
+    """Where the embedding shards run: one thread of this process (the default), the Dask
+    scheduler at ``dask_address``, or ``dask_workers`` local Dask worker processes started
+    (and stopped) by each flow run. Every Dask worker needs this package installed and the
+    store and media at the same paths."""
+
+    dask_address: str | None = None  # tcp://host:8786
+    dask_workers: int | None = None  # local worker processes
+
+    def task_runner(self):
+        """The Prefect task runner for ``embed_stage.with_options(task_runner=...)``."""
+        if not (self.dask_address or self.dask_workers):
+            return ThreadPoolTaskRunner(max_workers=1)
+        from prefect_dask import DaskTaskRunner
+
+        if self.dask_address:
+            return DaskTaskRunner(address=self.dask_address)
+        cluster = {"n_workers": self.dask_workers, "processes": True, "threads_per_worker": 1,
+                   "dashboard_address": None}  # fmt: skip
+        return DaskTaskRunner(cluster_kwargs=cluster)
 
 
-def use_task_runner(runner) -> None:
-    """Run embedding shards on ``runner`` (e.g. prefect_dask.DaskTaskRunner(address=...) or
-    prefect_ray.RayTaskRunner(...)) in this process's embed, index and ingest flows."""
-    global embed_stage
-    embed_stage = embed_stage.with_options(task_runner=runner)
-
-
-def use_dask(address: str | None = None, local_workers: int | None = None) -> None:
-    """Embedding shards on a Dask cluster: the scheduler at ``address``, or a LocalCluster
-    of ``local_workers`` worker processes started (and stopped) by each flow run. Every
-    worker needs this package installed and the store and media at the same paths."""
-    from prefect_dask import DaskTaskRunner
-
-    if address:
-        use_task_runner(DaskTaskRunner(address=address))
-    else:
-        use_task_runner(
-            DaskTaskRunner(
-                cluster_kwargs={
-                    "n_workers": local_workers,
-                    "processes": True,
-                    "threads_per_worker": 1,
-                    "dashboard_address": None,
-                }
-            )
-        )
+def embed_on(runner: ShardRunner | None):
+    """The embedding subflow with its shards on ``runner`` (None: this process)."""
+    return embed_stage.with_options(task_runner=(runner or ShardRunner()).task_runner())
 
 
 @flow(name="embed-corpus")
-def embed_corpus(corpus: str, store: str, config: EmbedConfig | None = None) -> dict:
+def embed_corpus(
+    corpus: str, store: str, config: EmbedConfig | None = None, runner: ShardRunner | None = None
+) -> dict:
     started = time.perf_counter()
     discovery = discover_corpus(corpus, store)
-    outputs = run_embedding(discovery, store, config or EmbedConfig())
+    outputs = embed_on(runner)(discovery, store, config or EmbedConfig())
     found = load_discovery(discovery)
-    items = read_items(outputs)
+    items = read_shard_items(outputs)
     report = summarize_items(items)
     failed = items.filter(pc.equal(items["status"], "failed"))
     report["failed_items"] = failed.select(["item_id", "path", "modality", "error"]).to_pylist()

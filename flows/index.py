@@ -13,13 +13,13 @@ from prefect import flow, task
 
 from ace_core.cpu_share import flush_denormals
 from ace_core.index_config import IndexConfig
-from flows.embed import run_embedding
-from storage import audit as store_audit
-from storage.catalog import version_config
+from flows.embed import ShardRunner, embed_on
+from storage.build import audit as store_audit
+from storage.formats.manifest import version_config
 from storage.store import Store
 from tasks import build as t
 from tasks.embed import discover_ingest_folder, discover_sources
-from tasks.sources import register_folder, sources_to_index
+from tasks.source_folders import register_folder, sources_to_index
 
 
 @contextmanager
@@ -47,10 +47,12 @@ def index_corpus(
     store: str = "./ace-store",
     config: IndexConfig | None = None,
     max_remove: int | None = 0,
+    runner: ShardRunner | None = None,
 ) -> dict:
     """Full re-index of every source of the store (``corpus`` is added as a source when new):
     embed (shard cache), fit IDs, train, evaluate, validate, publish. A run that would remove
-    more than ``max_remove`` indexed items (None: any number) stops before embedding."""
+    more than ``max_remove`` indexed items (None: any number) stops before embedding. Shards
+    are embedded on ``runner`` (default: this process)."""
     started = time.perf_counter()
     flush_denormals()  # before this run's thread pools exist (training's speed)
     cfg = config or IndexConfig()
@@ -59,7 +61,7 @@ def index_corpus(
         discovery, removals = discover_sources(store, sources)
         t.check_removals(removals, max_remove)
         base = t.embedding_base(store, cfg)  # LATEST (verified), when its embeddings fit
-        shards = run_embedding(
+        shards = embed_on(runner)(
             discovery, store, cfg.embed, exclude_version=base, exclude_failed=False
         )
         staged = t.stage_rebuild(store, discovery, shards, base)
@@ -73,7 +75,9 @@ def index_corpus(
 
 
 @flow(name="ingest-batch")
-def ingest_batch(corpus: str, store: str = "./ace-store") -> dict:
+def ingest_batch(
+    corpus: str, store: str = "./ace-store", runner: ShardRunner | None = None
+) -> dict:
     """Incremental append on top of LATEST with its frozen codebooks and config; the folder
     becomes a source (or its files join the source that holds it). A folder with nothing new
     publishes nothing."""
@@ -84,7 +88,7 @@ def ingest_batch(corpus: str, store: str = "./ace-store") -> dict:
         cfg = version_config(store, parent)
         match = register_folder(store, corpus)
         discovery = discover_ingest_folder(store, match, corpus)
-        shards = run_embedding(discovery, store, cfg.embed, exclude_version=parent)
+        shards = embed_on(runner)(discovery, store, cfg.embed, exclude_version=parent)
         if not any(o["ok"] + o["failed"] for o in shards):
             return _unchanged(store, parent, started)
         staged = t.stage_ingest(store, discovery, shards, parent)

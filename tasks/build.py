@@ -22,15 +22,20 @@ from ace_core.index_config import IndexConfig
 from ace_core.retrieval.ablations import run_ablations
 from ace_core.retrieval.fit import fit_retrieval
 from ace_core.retrieval.model import default_encoder_path
-from storage import staging
-from storage.codebooks import load_indexer, read_semantic_ids, save_indexer, write_semantic_ids
-from storage.layout import VersionLayout
-from storage.publish import publish_version as publish
-from storage.retriever_io import load_retriever_state, save_retriever
-from storage.shards import read_encoders
+from storage.build import staging
+from storage.build.publish import publish_version as publish
+from storage.formats.codebooks import (
+    load_indexer,
+    read_semantic_ids,
+    save_indexer,
+    write_semantic_ids,
+)
+from storage.formats.retriever import load_retriever_state, save_retriever
+from storage.formats.shards import read_encoders
+from storage.formats.version_data import failed_items, training_data, version_embeddings
 from storage.store import Store
-from storage.verify import verify_version
-from storage.version_data import failed_items, training_data, version_embeddings
+from storage.store.layout import VersionLayout
+from storage.store.verify import verify_version
 from tasks._progress import epoch_progress, stage
 
 TRANSIENT = {errno.EAGAIN, errno.EBUSY, errno.EIO, errno.ENOSPC, errno.ETIMEDOUT, errno.ESTALE}

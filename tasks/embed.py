@@ -15,10 +15,11 @@ from prefect.cache_policies import INPUTS, TASK_SOURCE
 
 from ace_core.config_io import config_hash
 from ace_core.media.discovery import discover, sniff_modality
+from ace_core.media.modalities import SPACE_OF_MODALITY, kinds_sharing_spaces
 from ace_core.media.pipeline import EmbedConfig, build_encoder, common_dim, embed_files
-from storage import sources as src
-from storage.discovery import load_discovery, save_discovery
-from storage.shards import (
+from storage.build.discovery_record import load_discovery, save_discovery
+from storage.build.staging import Removals, plan_removals
+from storage.formats.shards import (
     ShardSpec,
     finished_shard,
     load_shard_files,
@@ -26,9 +27,9 @@ from storage.shards import (
     record_encoders,
     write_embed_shard,
 )
-from storage.staging import Removals, plan_removals
+from storage.formats.version_data import known_item_ids
 from storage.store import Store
-from storage.version_data import known_item_ids
+from storage.store import sources as src
 from tasks._progress import Progress, stage
 
 logger = logging.getLogger(__name__)
@@ -38,15 +39,14 @@ _BUILDING = threading.Lock()  # one build per model, also against the warm-up th
 @functools.lru_cache(maxsize=8)
 def _encoder(config: EmbedConfig, modality: str):
     """Encoders are built once per process and config (models are large)."""
-    if modality == "video":  # video reuses the image encoder
-        return build_encoder("video", config, image=_encoder(config, "image"))
+    space = SPACE_OF_MODALITY[modality]
+    if space != modality:  # a kind that shares another's space (video) wraps its encoder
+        return build_encoder(modality, config, shared=_encoder(config, space))
     return build_encoder(modality, config)
 
 
 def encoders_for(config: EmbedConfig, modalities: set[str]) -> dict:
-    wanted = set(modalities)
-    if wanted & {"image", "video"}:
-        wanted |= {"image", "video"}
+    wanted = kinds_sharing_spaces(set(modalities))
     with _BUILDING:
         return {m: _encoder(config, m) for m in sorted(wanted)}
 

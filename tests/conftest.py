@@ -44,7 +44,7 @@ def tiny_encoders(tiny_embed_config):
     image = build_encoder("image", tiny_embed_config, device="cpu")
     return {
         "image": image,
-        "video": build_encoder("video", tiny_embed_config, image=image),
+        "video": build_encoder("video", tiny_embed_config, shared=image),
         "audio": build_encoder("audio", tiny_embed_config, device="cpu"),
     }
 

@@ -1,5 +1,7 @@
-"""Layering (docs/DESIGN.md): ace_core imports none of storage/tasks/flows/prefect; storage
-none of tasks/flows/prefect; tasks none of flows. No pickle loading anywhere."""
+"""Layering (docs/DESIGN.md): ace_core imports none of storage/query/tasks/flows/prefect;
+storage none of query/tasks/flows/prefect, and its build side not its read side; query none
+of tasks/flows/prefect; tasks none of query/flows. Short files and functions in every product
+package. No pickle loading anywhere."""
 
 import ast
 from pathlib import Path
@@ -8,21 +10,30 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 FORBIDDEN = {
-    "ace_core": {"prefect", "flows", "tasks", "storage"},
-    "storage": {"prefect", "flows", "tasks"},
-    "tasks": {"flows"},
+    "ace_core": {"prefect", "flows", "tasks", "storage", "query"},
+    "storage": {"prefect", "flows", "tasks", "query"},
+    "query": {"prefect", "flows", "tasks"},
+    "tasks": {"flows", "query"},
 }
+PRODUCT = ("ace_core", "storage", "query", "tasks", "flows")
+MAX_FILE_LINES = 300
+MAX_FUNCTION_LINES = 60
+
+
+def imported_modules(source: str) -> set[str]:
+    """Dotted names of the modules a module imports (anywhere in it, lazily too)."""
+    names = set()
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Import):
+            names |= {a.name for a in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names.add(node.module)
+    return names
 
 
 def imported_packages(source: str) -> set[str]:
     """Top-level package names a module imports (anywhere in it, lazily too)."""
-    names = set()
-    for node in ast.walk(ast.parse(source)):
-        if isinstance(node, ast.Import):
-            names |= {a.name.split(".")[0] for a in node.names}
-        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-            names.add(node.module.split(".")[0])
-    return names
+    return {name.split(".")[0] for name in imported_modules(source)}
 
 
 def forbidden_imports(package: str) -> dict[str, list[str]]:
@@ -47,25 +58,72 @@ def test_package_imports_only_the_layers_below_it(package):
         ("storage", "    from tasks.build import fit_ids"),
         ("storage", "from prefect import task"),
         ("tasks", "from flows.index import index_corpus"),
+        ("storage", "from query.search import Searcher"),
+        ("tasks", "from query.loaded import load_version"),
+        ("query", "from tasks.build import fit_ids"),
     ],
 )
 def test_the_layering_check_catches_a_forbidden_import(package, line):
     assert imported_packages(f"def f():\n    {line.strip()}\n") & FORBIDDEN[package]
 
 
-def test_ace_core_is_grouped_by_stage_with_short_files():
-    folders = {p.name for p in (ROOT / "ace_core").iterdir() if p.is_dir()}
-    assert {"media", "ids", "retrieval"} <= folders
+def test_storage_build_side_does_not_import_its_read_side():
+    reads = {
+        str(p.relative_to(ROOT)): sorted(m for m in imported_modules(p.read_text())
+                                         if m.startswith("storage.catalog"))
+        for p in (ROOT / "storage" / "build").rglob("*.py")
+    }  # fmt: skip
+    assert {f: m for f, m in reads.items() if m} == {}
+
+
+def test_packages_are_grouped_by_role():
+    def folders(package):
+        return {p.name for p in (ROOT / package).iterdir() if (p / "__init__.py").exists()}
+
+    assert {"media", "ids", "retrieval"} <= folders("ace_core")
+    assert {"store", "formats", "build", "catalog"} <= folders("storage")
+    assert not [p.name for p in (ROOT / "storage").glob("*.py") if p.name != "__init__.py"]
+    assert (ROOT / "flows" / "cli" / "__init__.py").exists()
+
+
+def product_files():
+    return [p for pkg in PRODUCT for p in sorted((ROOT / pkg).rglob("*.py"))]
+
+
+def test_no_product_file_is_long():
     long_files = {
         str(p.relative_to(ROOT)): n
-        for p in (ROOT / "ace_core").rglob("*.py")
-        if (n := len(p.read_text().splitlines())) > 320
+        for p in product_files()
+        if (n := len(p.read_text().splitlines())) > MAX_FILE_LINES
     }
     assert long_files == {}
 
 
+def long_functions(source: str, limit: int = MAX_FUNCTION_LINES) -> dict[str, int]:
+    """Functions (and methods) over ``limit`` lines, docstrings and decorators included."""
+    out = {}
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+            start = min([node.lineno, *(d.lineno for d in node.decorator_list)])
+            if (n := node.end_lineno - start + 1) > limit:
+                out[f"{node.name}:{node.lineno}"] = n
+    return out
+
+
+def test_no_product_function_is_long():
+    found = {str(p.relative_to(ROOT)): f for p in product_files()
+             if (f := long_functions(p.read_text()))}  # fmt: skip
+    assert found == {}
+
+
+def test_the_function_size_check_counts_lines():
+    body = "".join(f"    x{i} = {i}\n" for i in range(60))
+    assert long_functions("def f():\n" + body) == {"f:1": 61}
+    assert long_functions("def f():\n" + body[: -len("    x59 = 59\n")]) == {}
+
+
 def test_no_pickle_loading_in_project_code():
-    for pkg in ("ace_core", "storage", "tasks", "flows"):
+    for pkg in PRODUCT:
         for p in (ROOT / pkg).rglob("*.py"):
             for line in p.read_text().splitlines():
                 if "torch.load" + "(" in line:  # spelled apart so this line is not a hit

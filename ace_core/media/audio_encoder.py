@@ -26,6 +26,7 @@ from ace_core.media.encoders import (
 )
 from ace_core.media.tiny_clap import TINY_CLAP_DIM, TINY_CLAP_NAME, TinyClapModule
 from ace_core.media.weights import DEFAULT_WEIGHTS, TINY_HINT, is_random
+from ace_core.offline import hub_offline
 
 logger = logging.getLogger(__name__)
 
@@ -124,7 +125,7 @@ def audio_embed_dim(config: AudioEncoderConfig) -> int:
 def _new_module(config: AudioEncoderConfig):
     if config.model == TINY_CLAP_NAME:
         return TinyClapModule()
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")  # see ace_core/__init__.py
+    hub_offline()
     import laion_clap
 
     return laion_clap.CLAP_Module(
@@ -140,6 +141,7 @@ def standard_clap_checkpoint(module, config: AudioEncoderConfig) -> str:
             f"{TINY_CLAP_NAME} has no standard weights; give --audio-checkpoint FILE "
             f"(ace tiny-encoders DIR builds one) or --audio-checkpoint random"
         )
+    hub_offline()
     import laion_clap
 
     name = "630k-audioset-fusion-best.pt" if config.enable_fusion else "630k-audioset-best.pt"

@@ -20,8 +20,7 @@ from ace_core.media.captions import CAPTIONS_FILE, CaptionEntry, parse_captions,
 
 logger = logging.getLogger(__name__)
 
-Modality = Literal["image", "audio", "video"]
-MODALITIES: tuple[Modality, ...] = ("image", "audio", "video")
+Modality = Literal["image", "audio", "video"]  # a name of ace_core.media.modalities.KINDS
 
 
 @dataclass(frozen=True)

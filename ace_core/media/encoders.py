@@ -33,6 +33,7 @@ import torch
 from ace_core.errors import AceInputError
 from ace_core.media.decoding import Decoded
 from ace_core.media.weights import DEFAULT_WEIGHTS, TINY_HINT, is_random, standard_image_tag
+from ace_core.offline import hub_offline
 
 logger = logging.getLogger(__name__)
 
@@ -169,6 +170,7 @@ class _seeded:
 
 
 def _register_shipped_configs() -> None:
+    hub_offline()
     import open_clip
 
     if "ace-tiny-clip" not in open_clip.list_models():
@@ -181,6 +183,7 @@ class OpenClipImageEncoder:
     modality = "image"
 
     def __init__(self, config: ImageEncoderConfig = ImageEncoderConfig(), *, device=None):
+        hub_offline()
         import open_clip
 
         _register_shipped_configs()
@@ -234,6 +237,7 @@ class OpenClipImageEncoder:
 
     def embed_text(self, texts: Sequence[str]) -> np.ndarray:
         """Texts -> (n, dim) L2-normalised, in this encoder's item space (its text tower)."""
+        hub_offline()
         import open_clip
 
         if self._tokenizer is None:
@@ -271,33 +275,3 @@ class OpenClipImageEncoder:
 
     def embed(self, inputs: Sequence[torch.Tensor]) -> np.ndarray:
         return l2_normalize(self.embed_tensor(torch.stack(list(inputs))).numpy())
-
-
-class FrameVideoEncoder:
-    """Video = the image encoder on sampled frames, mean-pooled, re-normalised."""
-
-    modality = "video"
-
-    def __init__(self, image_encoder: OpenClipImageEncoder, config: VideoConfig = VideoConfig()):
-        self.image = image_encoder
-        self.config = config
-        self.name = f"{image_encoder.name}+mean{config.n_frames}frames"
-        self.dim = image_encoder.dim
-        self.weights_source = image_encoder.weights_source
-        self.weights_sha256 = image_encoder.weights_sha256
-        self.embed_text = image_encoder.embed_text
-
-    @property
-    def text_sha256(self) -> str:
-        return self.image.text_sha256
-
-    def prepare(self, decoded: Decoded) -> torch.Tensor:
-        from PIL import Image
-
-        return torch.stack([self.image.preprocess(Image.fromarray(f)) for f in decoded.data])
-
-    def embed(self, inputs: Sequence[torch.Tensor]) -> np.ndarray:
-        counts = [t.shape[0] for t in inputs]
-        frames = l2_normalize(self.image.embed_tensor(torch.cat(list(inputs))).numpy())
-        pooled = [chunk.mean(axis=0) for chunk in np.split(frames, np.cumsum(counts)[:-1])]
-        return l2_normalize(np.stack(pooled))

@@ -9,6 +9,7 @@ it never stops the run.
 from __future__ import annotations
 
 import concurrent.futures as cf
+import functools
 import logging
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -18,18 +19,17 @@ from typing import Any
 import numpy as np
 
 from ace_core.errors import AceInputError
-from ace_core.media.audio_encoder import ClapAudioEncoder, audio_embed_dim
-from ace_core.media.decoding import Decoded, DecodeError, decode_audio, decode_image, decode_video
+from ace_core.media.audio_encoder import audio_embed_dim
+from ace_core.media.decoding import Decoded, DecodeError
 from ace_core.media.discovery import MediaFile
 from ace_core.media.encoders import (
-    CLAP_SAMPLE_RATE,
     AudioEncoderConfig,
     Encoder,
-    FrameVideoEncoder,
     ImageEncoderConfig,
-    OpenClipImageEncoder,
     VideoConfig,
 )
+from ace_core.media.modalities import KINDS, media_kind
+from ace_core.offline import hub_offline
 
 logger = logging.getLogger(__name__)
 
@@ -60,13 +60,9 @@ Decoder = Callable[[MediaFile], Decoded]
 
 def default_decoders(config: PipelineConfig, image_side: int | None = None) -> dict[str, Decoder]:
     """Decoders per modality; ``image_side``: the image model's input side (JPEG draft)."""
-    side = image_side if config.jpeg_draft else None
     return {
-        "image": lambda f: decode_image(f.abs_path, max_pixels=config.max_pixels, min_side=side),
-        "audio": lambda f: decode_audio(f.abs_path, sample_rate=CLAP_SAMPLE_RATE),
-        "video": lambda f: decode_video(
-            f.abs_path, n_frames=config.video.n_frames, timeout_s=config.video.timeout_s
-        ),
+        name: functools.partial(kind.decode, config=config, side=image_side)
+        for name, kind in KINDS.items()
     }
 
 
@@ -193,6 +189,7 @@ class EmbedConfig:
 
 def image_embed_dim(config: ImageEncoderConfig) -> int:
     """The open_clip model's embedding width, read from its config (no model is built)."""
+    hub_offline()
     import open_clip
 
     from ace_core.media.encoders import _register_shipped_configs
@@ -209,14 +206,7 @@ def common_dim(config: EmbedConfig) -> int:
     return max(image_embed_dim(config.image), audio_embed_dim(config.audio))
 
 
-def build_encoder(modality: str, config: EmbedConfig, *, device=None, image=None) -> Encoder:
-    """Build the encoder of one modality; video reuses ``image`` when given."""
-    if modality == "image":
-        return OpenClipImageEncoder(config.image, device=device)
-    if modality == "video":
-        return FrameVideoEncoder(
-            image or OpenClipImageEncoder(config.image, device=device), config.pipeline.video
-        )
-    if modality == "audio":
-        return ClapAudioEncoder(config.audio, device=device)
-    raise ValueError(f"unknown modality {modality!r}")
+def build_encoder(modality: str, config: EmbedConfig, *, device=None, shared=None) -> Encoder:
+    """Build the encoder of one modality; a kind that shares another's item space (video)
+    wraps ``shared``, that space's encoder, when given."""
+    return media_kind(modality).build_encoder(config, device, shared)

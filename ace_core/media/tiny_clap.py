@@ -20,6 +20,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from ace_core.offline import hub_offline
+
 TINY_CLAP_NAME = "ace-tiny-clap"
 TINY_CLAP_DIM = 256
 SAMPLE_RATE = 48_000
@@ -94,6 +96,7 @@ class TinyClapModule:
     """The laion_clap.CLAP_Module calls ACE uses, over a TinyClapModel."""
 
     def __init__(self, device: str | torch.device = "cpu"):
+        hub_offline()
         import open_clip
 
         self.model = TinyClapModel()

@@ -6,7 +6,7 @@ An incremental ingest fine-tunes the parent's model on the new items with a repl
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -21,19 +21,24 @@ from ace_core.retrieval.evaluation import (
     scored_sample,
     split_queries,
 )
-from ace_core.retrieval.model import IDDecoder, RetrieverConfig, Vocab, build_text_encoder
+from ace_core.retrieval.fine_tune import (
+    IngestConfig,
+    InitState,
+    grown_vocab,
+    load_init,
+    replay_sample,
+)
+from ace_core.retrieval.generation import generative_search
+from ace_core.retrieval.model import RetrieverConfig, build_text_encoder
 from ace_core.retrieval.retrieval_model import (
-    SUFFIX_HEADROOM,
     RetrievalModel,
     build_vocab,
     new_decoder,
 )
 from ace_core.retrieval.text_features import TextFeatures
 from ace_core.retrieval.training import (
-    Replay,
     TrainConfig,
     TrainReport,
-    generative_search,
     train_generative,
 )
 
@@ -68,90 +73,6 @@ class FitResult:
         return record
 
 
-@dataclass
-class InitState:
-    """A trained retriever to fine-tune from (incremental ingest)."""
-
-    decoder: dict  # IDDecoder state dict
-    dense: dict  # DenseProjection state dict
-    vocab: Vocab
-    item_ids: set[str]  # the items it was trained on
-
-
-def _grown_vocab(vocab: Vocab, old: Vocab) -> Vocab:
-    """The old vocabulary, grown only where the new IDs need more tokens."""
-    if (vocab.n_coarse, vocab.levels, vocab.codebook_size) != (
-        old.n_coarse,
-        old.levels,
-        old.codebook_size,
-    ):
-        raise AceInputError("cannot fine-tune: the ID layout differs from the parent's")
-    return replace(old, n_suffix=max(old.n_suffix, vocab.n_suffix - SUFFIX_HEADROOM))
-
-
-def _load_init(decoder: IDDecoder, dense: DenseProjection, init: InitState) -> None:
-    state = dict(init.decoder)
-    old = state["tok.weight"]
-    new = decoder.tok.weight.detach().clone()
-    new[: old.shape[0]] = old  # suffix tokens are last: old rows keep their ids
-    state["tok.weight"] = new
-    decoder.load_state_dict(state)
-    dense.load_state_dict(init.dense)
-
-
-REPLAY_MIN = 64  # at least this many old pairs / items are replayed per epoch
-
-
-def _replay(
-    split: QuerySplit, new_rows: set[int], n_items: int, ratio: float, epochs: int, seed: int
-) -> tuple[QuerySplit, Replay]:
-    """Fine-tuning data: the new items' caption pairs, and a pool of old pairs from which
-    every epoch draws ``ratio`` per new pair (at least REPLAY_MIN); the same for the indexing
-    task's item rows. The pool is at most what the epochs can draw (a seeded sample), so
-    memory and caption-encoding cost stay bounded on large corpora while old items are
-    revisited across epochs rather than the same few every epoch."""
-    rng = np.random.default_rng(seed)
-    new = [p for p in split.train if p[1] in new_rows]
-    old = [p for p in split.train if p[1] not in new_rows]
-    per_caps = max(REPLAY_MIN, int(ratio * len(new)))
-    keep = np.sort(rng.choice(len(old), min(len(old), per_caps * epochs), replace=False))
-    pool = [old[i] for i in keep.tolist()]
-    old_rows = np.asarray([i for i in range(n_items) if i not in new_rows], np.int64)
-    replay = Replay(
-        new_caps=np.arange(len(new)),
-        old_caps=np.arange(len(new), len(new) + len(pool)),
-        per_epoch_caps=per_caps,
-        new_rows=np.asarray(sorted(new_rows), np.int64),
-        old_rows=old_rows,
-        per_epoch_rows=max(REPLAY_MIN, int(ratio * len(new_rows))),
-    )
-    return replace(split, train=new + pool), replay
-
-
-@dataclass(frozen=True)
-class IngestConfig:
-    """Fine-tuning of the parent's retriever when an incremental ingest adds items."""
-
-    epochs: int = 12  # fine-tuning epochs (both models)
-    lr_scale: float = 0.3  # learning rate = train.lr * this (less forgetting)
-    replay_ratio: float = 2.0  # old caption pairs replayed per new pair, every epoch
-    eval_every: int = 4  # validate every N epochs
-    max_val_queries: int = 256  # new items' first, then a sample of old items'
-    max_test_queries: int = 500  # the same (old-item vs new-item recall in eval.json)
-
-    def fine_tune(self, train: TrainConfig) -> TrainConfig:
-        """The training settings of a fine-tune: its cost follows the batch, not the corpus."""
-        return replace(
-            train,
-            epochs=self.epochs,
-            eval_every=self.eval_every,
-            lr=train.lr * self.lr_scale,
-            max_val_queries=min(train.max_val_queries, self.max_val_queries),
-            max_test_queries=min(train.max_test_queries, self.max_test_queries),
-            dense=replace(train.dense, epochs=min(train.dense.epochs, self.epochs)),
-        )
-
-
 def fit_retrieval(
     item_ids: Sequence[str],
     item_emb: np.ndarray,
@@ -180,16 +101,7 @@ def fit_retrieval(
     train = ingest.fine_tune(train) if init is not None else train
     split = split_queries(item_ids, captions, seed=train.seed)
     new_rows = {n for n, i in enumerate(item_ids) if init is not None and i not in init.item_ids}
-    train_split, replay = split, None
-    if init is not None:
-        train_split, replay = _replay(
-            split, new_rows, len(item_ids), ingest.replay_ratio, train.epochs, train.seed
-        )
-    if not train_split.train and not train.index_task:
-        raise AceInputError("no training captions and the indexing task is off: nothing to learn")
-    train_split = scored_sample(
-        train_split, train.max_val_queries, train.max_test_queries, train.seed, new_rows
-    )
+    train_split, replay = _training_split(split, new_rows, len(item_ids), train, ingest, init)
     clock = Stopwatch()
     model = _new_model(item_ids, item_emb, sids, indexer, config, encoder, device, init)
     feats, gold = _features(model, train_split, train.feature_cache_mb)
@@ -211,19 +123,27 @@ def fit_retrieval(
     )
     clock.lap("generative_training")
     if dense and len(gold["train"]):
-        train_dense(
-            model.dense,
-            feats["train"],
-            gold["train"],
-            model.item_emb,
-            train.dense,
-            seed=train.seed,
-            val=val,
-        )
+        train_dense(model.dense, feats["train"], gold["train"], model.item_emb, train.dense,
+                    seed=train.seed, val=val)  # fmt: skip
     clock.lap("dense_training")
     ev = _test_metrics(model, train_split, feats["test"], gold["test"], dense, new_rows, init)
     clock.lap("test_metrics")
     return FitResult(model, split, report, ev["eval"], ev["subsets"], clock.seconds)
+
+
+def _training_split(split, new_rows, n_items, train, ingest, init):
+    """(the queries to train, validate and test on, the replay of a fine-tune or None)."""
+    replay = None
+    if init is not None:
+        split, replay = replay_sample(
+            split, new_rows, n_items, ingest.replay_ratio, train.epochs, train.seed
+        )
+    if not split.train and not train.index_task:
+        raise AceInputError("no training captions and the indexing task is off: nothing to learn")
+    split = scored_sample(
+        split, train.max_val_queries, train.max_test_queries, train.seed, new_rows
+    )
+    return split, replay
 
 
 def _new_model(item_ids, item_emb, sids, indexer, config, encoder, device, init):
@@ -233,7 +153,7 @@ def _new_model(item_ids, item_emb, sids, indexer, config, encoder, device, init)
     enc.eval().to(device)
     vocab = build_vocab(sids, indexer)
     if init is not None:
-        vocab = _grown_vocab(vocab, init.vocab)
+        vocab = grown_vocab(vocab, init.vocab)
     decoder = new_decoder(config, vocab, enc, item_emb.shape[1], indexer)
     model = RetrievalModel(
         config,
@@ -248,7 +168,7 @@ def _new_model(item_ids, item_emb, sids, indexer, config, encoder, device, init)
         device,
     )
     if init is not None:
-        _load_init(decoder, model.dense, init)
+        load_init(decoder, model.dense, init)
     return model
 
 

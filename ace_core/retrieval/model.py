@@ -25,6 +25,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from ace_core.offline import hub_offline
 from ace_core.retrieval.attention import (
     PreparedMemory,
     cross_attention,
@@ -104,6 +105,7 @@ class TextEncoder(nn.Module):
 
     def __init__(self, path: str):
         super().__init__()
+        hub_offline()
         from transformers import AutoModel
 
         self.model = AutoModel.from_pretrained(path)
@@ -264,6 +266,7 @@ class IDDecoder(nn.Module):
 
 def build_text_encoder(cfg: RetrieverConfig) -> tuple[TextEncoder, object, str]:
     """(encoder, tokenizer, path) for the configured or default encoder."""
+    hub_offline()
     from transformers import AutoTokenizer
     from transformers.utils import logging as hf_logging
 

@@ -1,6 +1,7 @@
 """A trained retrieval model for one index version: generative retriever + dense baseline.
 
-``RetrievalModel.search`` answers text queries; fit.py builds and trains one.
+fit.py builds and trains one; queries go through query.search (the one search entry), which
+calls training.generative_search and dense.dense_search on its parts.
 """
 
 from __future__ import annotations
@@ -12,10 +13,9 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from ace_core.errors import AceInputError
 from ace_core.ids.semantic_ids import SemanticIDs, SemanticIndexer
 from ace_core.retrieval.constrained_generation import Trie
-from ace_core.retrieval.dense import DenseProjection, dense_search
+from ace_core.retrieval.dense import DenseProjection
 from ace_core.retrieval.model import (
     IDDecoder,
     RetrieverConfig,
@@ -23,12 +23,10 @@ from ace_core.retrieval.model import (
     Vocab,
 )
 from ace_core.retrieval.text_features import TextFeatures
-from ace_core.retrieval.training import generative_search
 
 logger = logging.getLogger(__name__)
 
 SUFFIX_HEADROOM = 16  # spare suffix tokens so incremental ingests rarely grow the vocabulary
-MAX_QUERY_CHARS = 2000
 
 
 @dataclass
@@ -60,36 +58,6 @@ class RetrievalModel:
             max_tokens=self.config.max_query_tokens,
             cache_mb=cache_mb,
         )
-
-    def search(self, texts: Sequence[str], k: int = 10, beam: int = 10):
-        """Generative retrieval: top-k (item index, score) per query."""
-        validate_queries(texts, k, len(self.item_ids))
-        return generative_search(
-            self.decoder,
-            self.features(texts),
-            self.trie,
-            beam,
-            min(k, len(self.item_ids)),
-            device=self.device,
-        )
-
-    def dense_search(self, texts: Sequence[str], k: int = 10):
-        validate_queries(texts, k, len(self.item_ids))
-        return dense_search(
-            self.dense, self.features(texts), self.item_emb, min(k, len(self.item_ids))
-        )
-
-
-def validate_queries(texts: Sequence[str], k: int, n_items: int) -> None:
-    if k <= 0:
-        raise AceInputError(f"k must be positive, got {k}")
-    if n_items == 0:
-        raise AceInputError("the index holds no items")
-    for t in texts:
-        if not isinstance(t, str) or not t.strip():
-            raise AceInputError("empty query: give some text to search for")
-        if len(t) > MAX_QUERY_CHARS:
-            raise AceInputError(f"query too long ({len(t)} characters, at most {MAX_QUERY_CHARS})")
 
 
 def build_vocab(sids: SemanticIDs, indexer: SemanticIndexer) -> Vocab:

@@ -18,11 +18,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from ace_core.media.encoders import to_common_dim
+from ace_core.media.modalities import SPACE_OF_MODALITY
 from ace_core.retrieval.constrained_generation import Trie
-from ace_core.retrieval.training import search_by_embedding
-
-PATHS = ("auto", "captions", "zero-shot", "both")
-SPACE_OF_MODALITY = {"image": "image", "video": "image", "audio": "audio"}
+from ace_core.retrieval.generation import search_by_embedding
 
 Hits = list[list[tuple[int, float]]]
 

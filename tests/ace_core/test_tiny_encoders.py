@@ -97,14 +97,14 @@ def test_merged_paths_add_the_probabilities_of_an_item_both_paths_found():
 
 
 def test_auto_path_follows_captions_and_the_encoders_weights():
-    from storage.catalog import VersionModel
+    from query.loaded import LoadedVersion
 
     trained = {"image": {"weights_source": "/w/clip.safetensors", "text_sha256": "a" * 64}}
     random = {"image": {"weights_source": "random-init", "text_sha256": "a" * 64}}
     caps = {"i": ["a caption"]}
 
     def path(captions, encoders):
-        return VersionModel("v1", None, {}, {}, {}, captions, encoders=encoders).default_path
+        return LoadedVersion("v1", None, {}, {}, {}, captions, encoders=encoders).default_path
 
     assert path({}, trained) == "zero-shot"
     assert path(caps, trained) == "both"
@@ -113,7 +113,7 @@ def test_auto_path_follows_captions_and_the_encoders_weights():
 
 def test_towers_that_hash_differently_from_the_version_are_refused(shipped):
     from ace_core.media.pipeline import EmbedConfig
-    from storage.query_towers import load_text_towers
+    from query.towers import load_text_towers
 
     weights = str(shipped / "ace-tiny-clip.safetensors")
     embed = EmbedConfig(image=ImageEncoderConfig("ace-tiny-clip", weights))

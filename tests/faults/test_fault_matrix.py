@@ -189,7 +189,7 @@ def test_an_ingest_with_nothing_new_publishes_nothing(store, built, capsys):
 def test_a_full_or_read_only_disk_is_one_line_and_leaves_no_staging(
     store, built, capsys, monkeypatch, err_no
 ):
-    from storage import staging
+    from storage.build import staging
 
     real = staging._stage_tables
 
@@ -207,10 +207,10 @@ def test_a_full_or_read_only_disk_is_one_line_and_leaves_no_staging(
 
 
 def test_a_failed_copy_is_reported_in_one_line():
-    from flows.cli import _one_line
+    from flows.cli.main import one_line
 
     e = shutil.Error([("/s/a" * 40, "/d/a" * 40, "[Errno 28] No space left on device")] * 20)
-    assert _one_line(e).startswith("cannot copy /s/a") and "\n" not in _one_line(e)
+    assert one_line(e).startswith("cannot copy /s/a") and "\n" not in one_line(e)
 
 
 # ----------------------------------------------------------------------------- corpus input
@@ -360,4 +360,7 @@ def test_one_caption_per_item_trains_without_held_out_queries():
         train=TrainConfig(epochs=2, dense=DenseTrainConfig(epochs=2)),
     )  # fmt: skip
     assert fit.eval["queries"] == {"train": 12, "val": 0, "test": 0}
-    assert len(fit.model.search(["item number 3"], k=3)[0]) == 3
+    from ace_core.retrieval.generation import generative_search
+
+    m = fit.model
+    assert len(generative_search(m.decoder, m.features(["item number 3"]), m.trie, 10, 3)[0]) == 3

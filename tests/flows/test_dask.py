@@ -11,8 +11,8 @@ import pytest
 
 from flows import embed as embed_flows
 from flows.cli import main
+from storage.formats.version_data import version_embeddings
 from storage.store import Store
-from storage.version_data import version_embeddings
 
 FAST = {
     "train": {"epochs": 2, "eval_every": 2, "dense": {"epochs": 3}},

@@ -98,9 +98,9 @@ def test_index_publishes_a_full_rebuild(indexed):
         "faiss_rq_perplexity",
     ):
         assert key in v1["ids"]
-    from flows.cli import _human_publish
+    from flows.cli.present import publish_report
 
-    summary = _human_publish(v1)
+    summary = publish_report(v1)
     ids = v1["ids"]
     assert summary.startswith("published v000001 (full_rebuild, parent -)")
     assert (
@@ -125,9 +125,9 @@ def test_ingest_adds_new_items_with_existing_ids_frozen(indexed):
     assert [(f["path"], bool(f["error"])) for f in v2["failed_items"]] == [
         ("images/corrupt.png", True)
     ]
-    from flows.cli import _human_publish
+    from flows.cli.present import publish_report
 
-    assert f"failed: {v2['failed_items'][0]['location']}: " in _human_publish(v2)
+    assert f"failed: {v2['failed_items'][0]['location']}: " in publish_report(v2)
     assert "old_items" in v2["eval"]["subsets"] and "new_items" in v2["eval"]["subsets"]
 
 
@@ -195,9 +195,9 @@ def test_reindex_keeps_ingested_items_and_an_unchanged_one_reuses_everything(
     v4 = run(capsys, "index", "--store", str(store), "--config", config_file, *TINY)
     assert v4["shards_computed"] == 0
     assert v4["reused_from"] == v3["version"]  # same embeddings, captions, config and code
-    from flows.cli import _human_publish
+    from flows.cli.present import publish_report
 
-    assert f"reused {v3['version']}" in _human_publish(v4).splitlines()[0]
+    assert f"reused {v3['version']}" in publish_report(v4).splitlines()[0]
     audit = run(capsys, "audit", "--store", str(store), "--from", v3["version"])
     assert (audit["added"], audit["removed"], audit["changed"], audit["unchanged"]) == (0, 0, 0, 27)
 
@@ -205,8 +205,8 @@ def test_reindex_keeps_ingested_items_and_an_unchanged_one_reuses_everything(
 def test_build_outputs_are_reused_only_for_identical_inputs(indexed):
     from dataclasses import replace
 
-    from storage.catalog import version_config
-    from storage.staging import reuse_published, stage_copy
+    from storage.build.staging import reuse_published, stage_copy
+    from storage.formats.manifest import version_config
 
     store, _, _ = indexed
     cfg = version_config(str(store), "v000001")
@@ -223,7 +223,7 @@ def test_build_outputs_are_reused_only_for_identical_inputs(indexed):
 
 def _staged_retrain(store):
     """A staged copy of v000001 ready to publish (as a retrain would leave it)."""
-    from storage.staging import stage_copy
+    from storage.build.staging import stage_copy
 
     v1 = Store(store).version("v000001")
     staged = stage_copy(str(store), "v000001")
@@ -233,8 +233,8 @@ def _staged_retrain(store):
 
 
 def _publish_retrain(store, staged, **kw) -> dict:
-    from storage.catalog import version_config
-    from storage.publish import publish_version
+    from storage.build.publish import publish_version
+    from storage.formats.manifest import version_config
 
     return publish_version(
         str(store),
@@ -299,7 +299,7 @@ def test_kill_9_during_index_leaves_store_intact_and_rerun_reuses_shards(
     import sys
     import time
 
-    from storage.publish import validate_version
+    from storage.build.publish import validate_version
 
     store = tmp_path / "store"
     shutil.copytree(indexed[0], store)

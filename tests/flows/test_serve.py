@@ -48,9 +48,9 @@ def store(prefect_harness, tmp_path_factory):
 
 def publish_copy(store) -> str:
     """Publish LATEST again as a retrain (same items and IDs): a new version, cheaply."""
-    from storage.catalog import version_config
-    from storage.publish import publish_version
-    from storage.staging import stage_copy
+    from storage.build.publish import publish_version
+    from storage.build.staging import stage_copy
+    from storage.formats.manifest import version_config
 
     s = Store(store)
     latest = s.version()
@@ -164,13 +164,13 @@ def test_concurrent_searches_share_one_beam_search(client):
 
     calls = []
     vm = client.app.state.holder.current
-    real = vm.search_many
+    real = vm.ranked
 
     def counted(texts, *a, **k):
         calls.append(len(texts))
         return real(texts, *a, **k)
 
-    vm.search_many = counted
+    vm.ranked = counted
     try:
         threads = [
             threading.Thread(target=client.get, args=("/api/search",),
@@ -182,7 +182,7 @@ def test_concurrent_searches_share_one_beam_search(client):
         for t in threads:
             t.join()
     finally:
-        del vm.search_many
+        del vm.ranked
     assert sum(calls) == 16 and max(calls) > 1  # batched
     assert isinstance(client.app.state.batcher, SearchBatcher)
 

@@ -8,8 +8,8 @@ import pytest
 
 from ace_core.media.discovery import sha256_file
 from flows.cli import main
+from storage.formats.tables import read_items_table
 from storage.store import Store
-from storage.tables import read_items_table
 
 FAST = {
     "train": {"epochs": 4, "eval_every": 2, "dense": {"epochs": 10}},
@@ -118,7 +118,7 @@ def test_sources_add_list_remove_and_folders_under_a_source(tmp_path, folders, c
 
 
 def test_ingest_of_a_folder_under_a_source_keeps_that_source(tmp_path, folders):
-    from storage.sources import add_source, discover_folder
+    from storage.store.sources import add_source, discover_folder
 
     s = Store(tmp_path / "store")
     add_source(s, folders / "photos")
@@ -142,7 +142,7 @@ def test_store_written_before_sources_is_read_and_says_how_to_upgrade(
     m.pop("sources")
     m["config"]["ingest_epochs"] = m["config"].pop("ingest")["epochs"]  # pre-nesting names
     pq.write_table(pq.read_table(v.items).drop(["source_id", "location"]), v.items)
-    from storage.publish import file_list
+    from storage.build.publish import file_list
 
     m["files"] = file_list(v)  # a consistent older version: its manifest lists its files
     v.manifest.write_text(json.dumps(m))
@@ -153,7 +153,7 @@ def test_store_written_before_sources_is_read_and_says_how_to_upgrade(
     err = ace(capsys, "index", "--store", str(store), code=2)
     assert "predates sources" in err and "ace sources add" in err
 
-    from storage.catalog import version_config
+    from storage.formats.manifest import version_config
 
     assert version_config(str(store)).ingest.epochs == FAST["ingest"]["epochs"]
 

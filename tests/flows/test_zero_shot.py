@@ -67,9 +67,9 @@ def test_a_captionless_corpus_answers_through_the_text_towers(captionless, capsy
 
 def _tower_dense(store: Path, text: str, path: str, k: int = 10) -> bool:
     """Is ``path`` in the top k of the text tower's own cosine search (its modality only)?"""
-    from storage.catalog import load_version_model
+    from query.loaded import load_version
 
-    vm = _cached_model(store, load_version_model)
+    vm = _cached_model(store, load_version)
     row = next(n for n, i in enumerate(vm.model.item_ids) if vm.items[i]["path"] == path)
     space = next(s for s in vm.text_spaces().values() if row in s.rows)
     q = space.embed_text([text])

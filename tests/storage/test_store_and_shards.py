@@ -3,10 +3,10 @@ import pytest
 
 from ace_core.ids.semantic_ids import SemanticIDs
 from ace_core.media.discovery import MediaFile
-from storage.audit import id_diff
-from storage.shards import load_shard_files, plan_shards, with_current_paths
+from storage.build.audit import id_diff
+from storage.formats.shards import load_shard_files, plan_shards, with_current_paths
+from storage.formats.tables import items_table
 from storage.store import Store, StoreError
-from storage.tables import items_table
 
 
 def _files(paths):
@@ -37,7 +37,7 @@ def test_items_tables_without_source_ids_are_read_in_the_current_schema(tmp_path
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from storage.tables import ITEMS_SCHEMA, read_items_table
+    from storage.formats.tables import ITEMS_SCHEMA, read_items_table
 
     old = pa.table({"item_id": ["1"], "path": ["a.png"], "modality": ["image"], "status": ["ok"]})
     pq.write_table(old, tmp_path / "items.parquet")

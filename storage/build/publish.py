@@ -2,7 +2,7 @@
 
 Modelled on Iceberg snapshots: a version is validated (row counts, unique IDs, every ID
 resolvable in the trie, eval present), gets a manifest listing every file with its sha256,
-is renamed into versions/ and only then does LATEST move (storage/store.py).
+is renamed into versions/ and only then does LATEST move (storage/store/store.py).
 """
 
 from __future__ import annotations
@@ -22,12 +22,12 @@ from ace_core.config_io import config_hash, to_dict
 from ace_core.index_config import IndexConfig
 from ace_core.media.discovery import sha256_file
 from ace_core.retrieval.constrained_generation import Trie
-from storage.audit import id_diff
-from storage.codebooks import read_semantic_ids
-from storage.layout import VersionLayout
-from storage.sources import Source, sources_holding
+from storage.build.audit import id_diff
+from storage.formats.codebooks import read_semantic_ids
+from storage.store.layout import VersionLayout
+from storage.store.sources import Source, sources_holding
 from storage.store import Store, StoreError
-from storage.version_data import ok_item_ids, read_items, version_embeddings
+from storage.formats.version_data import ok_item_ids, read_version_items, version_embeddings
 
 
 class ValidationError(Exception):
@@ -36,7 +36,7 @@ class ValidationError(Exception):
 
 def validate_version(v: VersionLayout) -> dict:
     """Row counts, unique IDs, every ID resolvable in the trie, eval present."""
-    items = read_items(v)
+    items = read_version_items(v)
     ok_ids = ok_item_ids(items)
     emb_ids, _, emb = version_embeddings(v)
     if emb_ids != ok_ids:
@@ -116,7 +116,7 @@ def publish_version(
 
 
 def _item_sources(s: Store, staged: VersionLayout) -> list[Source]:
-    ids = {i for i in read_items(staged)["source_id"].to_pylist() if i is not None}
+    ids = {i for i in read_version_items(staged)["source_id"].to_pylist() if i is not None}
     return sources_holding(s, ids)
 
 

@@ -4,10 +4,12 @@ STORE/
   versions/<version>/   immutable once published (v000001, v000002, ...)
   LATEST                name of the newest published version; replaced atomically, last
   staging/              work in progress (embedding shard cache, versions being built)
-  sources.json          the store's sources (see storage/sources.py)
+  sources.json          the store's sources (see storage/store/sources.py)
+  ablations/<version>.json  ablation results computed after a version was published
+  thumbs/<item_id>.jpg  thumbnails the service drew (derived, safe to delete)
   .lock                 held by a publisher (flock); a second publisher waits, then fails
 
-A version folder's own file names are in storage/layout.py.
+A version folder's own file names are in storage/store/layout.py.
 
 Publishing: the version is written under staging/, validated by the caller, renamed into
 versions/ (same file system, atomic), and only then is LATEST replaced (write temp + rename).
@@ -30,7 +32,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from storage.layout import VersionLayout
+from storage.store.disk import fsync_dir, fsync_tree, owner_alive
+from storage.store.layout import VersionLayout
 
 logger = logging.getLogger(__name__)
 
@@ -85,6 +88,10 @@ class Store:
         """Ablation results computed after a version was published (versions are
         immutable; these are derived, reusable results about one)."""
         return self.root / "ablations" / f"{version}.json"
+
+    def thumbnail_file(self, item_id: str) -> Path:
+        """A thumbnail the service drew (derived from the item's file; safe to delete)."""
+        return self.root / "thumbs" / f"{item_id}.jpg"
 
     def version_dir(self, version: str) -> Path:
         return self.versions_dir / version
@@ -191,7 +198,7 @@ class Store:
         folder = self.staging_dir / "versions"
         removed = []
         for path in sorted(folder.iterdir()) if folder.is_dir() else []:
-            if not _owner_alive(path / OWNER_FILE):
+            if not owner_alive(path / OWNER_FILE):
                 shutil.rmtree(path, ignore_errors=True)
                 removed.append(path.name)
         return removed
@@ -248,9 +255,9 @@ class Store:
             raise StoreError(f"version {version} already exists")
         self.versions_dir.mkdir(parents=True, exist_ok=True)
         (staged.root / OWNER_FILE).unlink(missing_ok=True)
-        _fsync_tree(staged.root)
+        fsync_tree(staged.root)
         os.rename(staged.root, target)
-        _fsync_dir(self.versions_dir)
+        fsync_dir(self.versions_dir)
         self._write_latest(version)
         return target
 
@@ -261,7 +268,7 @@ class Store:
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, self.latest_file)
-        _fsync_dir(self.root)
+        fsync_dir(self.root)
 
 
 OWNER_FILE = ".owner"
@@ -269,39 +276,3 @@ OWNER_FILE = ".owner"
 
 def _number(version: str) -> int:
     return int(VERSION_RE.match(version).group(1))
-
-
-def _owner_alive(owner: Path) -> bool:
-    """Whether the process that staged a folder still runs (on this host)."""
-    try:
-        host, pid = owner.read_text().split()
-    except (OSError, ValueError):
-        return False
-    if host != socket.gethostname():
-        return True  # another machine's run: not ours to judge
-    try:
-        os.kill(int(pid), 0)
-    except ProcessLookupError:
-        return False
-    except (PermissionError, ValueError):
-        return True
-    return int(pid) != 0
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _fsync_tree(root: Path) -> None:
-    for dirpath, _, files in os.walk(root):
-        for name in files:
-            fd = os.open(os.path.join(dirpath, name), os.O_RDONLY)
-            try:
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-        _fsync_dir(Path(dirpath))

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ace_core.ids.semantic_ids import SemanticIDs
-from storage.codebooks import read_semantic_ids
+from storage.formats.codebooks import read_semantic_ids
 from storage.store import Store, StoreError
 
 

@@ -22,7 +22,7 @@ from safetensors.torch import load_file, save_file
 from ace_core.config_io import from_dict, to_dict
 from ace_core.ids.rqvae import RQVAE
 from ace_core.ids.semantic_ids import SemanticIDConfig, SemanticIDs, SemanticIndexer
-from storage.tables import SEMANTIC_IDS_SCHEMA, write_table_atomic
+from storage.formats.tables import SEMANTIC_IDS_SCHEMA, write_table_atomic
 
 
 def save_indexer(indexer: SemanticIndexer, folder: str | os.PathLike) -> None:

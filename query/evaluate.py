@@ -15,7 +15,8 @@ from pathlib import Path
 from ace_core.errors import AceInputError
 from ace_core.retrieval.evaluation import retrieval_metrics
 from ace_core.retrieval.zero_shot import tower_dense_search
-from storage.catalog import VersionModel, load_version_model
+from query.loaded import LoadedVersion, load_version
+from query.search import DEFAULT_BEAM, search_version
 
 MAX_LINE = 1 << 20
 
@@ -49,9 +50,11 @@ def _pair(rec, path, n) -> tuple[str, str]:
 
 
 def evaluate_query_file(
-    store: str, version: str | None, queries: str, *, path: str = "auto", beam: int = 10
+    store: str, version: str | None, queries: str, *, path: str = "auto", beam: int = DEFAULT_BEAM
 ) -> dict:
-    vm = load_version_model(store, version)
+    """Metrics of the version's ``path`` (the served ``auto`` by default), of the dense
+    caption baseline and of the text towers' exact search on the file's pairs."""
+    vm = load_version(store, version)
     pairs = read_query_pairs(queries)
     rows = _rows_by_path(vm)
     known = [(q, rows[p]) for q, p in pairs if p in rows]
@@ -59,32 +62,35 @@ def evaluate_query_file(
     if not known:
         raise AceInputError(f"none of the {len(pairs)} queries names an indexed item")
     texts, gold = [q for q, _ in known], [g for _, g in known]
-    k = min(10, len(vm.model.item_ids))
-    out = {
+    k = min(10, vm.n_items)
+    answer = search_version(vm, texts, k, path=path, beam=beam)
+    dense = search_version(vm, texts, k, path="dense") if vm.captions else None
+    return {
         "version": vm.version,
         "queries": len(known),
         "unknown_items": unknown,
-        "path": vm.default_path if path == "auto" else path,
-        "generative": _metrics(vm.hits(texts, k, max(beam, k), path), gold),
-        "dense": _metrics(vm.model.dense_search(texts, k), gold) if vm.captions else None,
+        "path": answer.path,
+        "generative": _metrics(answer, vm, gold),
+        "dense": _metrics(dense, vm, gold) if dense else None,
         "text_tower_dense": _tower_metrics(vm, texts, gold, k),
     }
-    return out
 
 
-def _metrics(hits, gold) -> dict:
-    return retrieval_metrics([[i for i, _ in row] for row in hits], gold)
+def _metrics(answer, vm: LoadedVersion, gold) -> dict:
+    ranked = [[vm.row_of[r["item_id"]] for r in row] for row in answer.results]
+    return retrieval_metrics(ranked, gold)
 
 
-def _tower_metrics(vm: VersionModel, texts, gold, k) -> dict | None:
+def _tower_metrics(vm: LoadedVersion, texts, gold, k) -> dict | None:
     try:
         spaces = vm.text_spaces()
     except AceInputError:
         return None  # towers not loadable here (older version, other weights)
-    return _metrics(tower_dense_search(spaces, texts, vm.model.item_emb, k), gold)
+    hits = tower_dense_search(spaces, texts, vm.model.item_emb, k)
+    return retrieval_metrics([[i for i, _ in row] for row in hits], gold)
 
 
-def _rows_by_path(vm: VersionModel) -> dict[str, int]:
+def _rows_by_path(vm: LoadedVersion) -> dict[str, int]:
     rows = {}
     for n, item_id in enumerate(vm.model.item_ids):
         item = vm.items[item_id]

@@ -22,8 +22,9 @@ from safetensors.torch import load_file, save_file
 
 from ace_core.config_io import from_dict, to_dict
 from ace_core.media.discovery import sha256_file
+from ace_core.offline import hub_offline
 from ace_core.retrieval.dense import DenseProjection
-from ace_core.retrieval.fit import InitState
+from ace_core.retrieval.fine_tune import InitState
 from ace_core.retrieval.model import IDDecoder, RetrieverConfig, Vocab, build_text_encoder
 from ace_core.retrieval.retrieval_model import RetrievalModel
 
@@ -73,6 +74,7 @@ def load_retriever(
     device=None,
 ) -> RetrievalModel:
     """Rebuild the model from its folder plus the version's items/embeddings/IDs."""
+    hub_offline()
     from transformers import AutoTokenizer
 
     folder = Path(folder)

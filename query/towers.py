@@ -10,8 +10,8 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from ace_core.errors import AceInputError
+from ace_core.media.modalities import SPACE_OF_MODALITY
 from ace_core.media.pipeline import EmbedConfig, build_encoder
-from ace_core.retrieval.zero_shot import SPACE_OF_MODALITY
 
 
 def recorded_space(encoders: dict, space: str) -> dict | None:

@@ -3,8 +3,8 @@ are what its manifest says, byte for byte, or the version is not served)."""
 
 from __future__ import annotations
 
-from storage.layout import VersionLayout
 from storage.store import DamagedStoreError, Store
+from storage.store.layout import VersionLayout
 
 
 def verify_version(store: str, version: str | None = None) -> dict:

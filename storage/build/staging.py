@@ -1,6 +1,6 @@
 """Assembling a version under staging/: its tables from the embedding shards (and the parent's
 tables for an ingest), a staged copy for a retrain, and reuse of a published build that had
-exactly the same inputs. Nothing here is visible to readers until storage/publish.py moves it.
+exactly the same inputs. Nothing here is visible to readers until storage/build/publish.py moves it.
 """
 
 from __future__ import annotations
@@ -20,14 +20,14 @@ from ace_core.config_io import config_hash
 from ace_core.index_config import IndexConfig
 from ace_core.media.discovery import CaptionEntry, Discovery, sha256_file
 from ace_core.media.pipeline import EmbedConfig
-from storage.discovery import load_discovery
-from storage.layout import VersionLayout
-from storage.publish import code_version
-from storage.shards import read_items, with_current_paths
-from storage.sources import Source, sources_holding
+from storage.build.discovery_record import load_discovery
+from storage.store.layout import VersionLayout
+from storage.build.publish import code_version
+from storage.formats.shards import read_shard_items, with_current_paths
+from storage.store.sources import Source, sources_holding
 from storage.store import Store, StoreError
-from storage.tables import embeddings_table, write_table_atomic
-from storage.version_data import (
+from storage.formats.tables import embeddings_table, write_table_atomic
+from storage.formats.version_data import (
     captions_table,
     ok_item_ids,
     read_captions,
@@ -44,7 +44,7 @@ def stage_ingest(
     s = Store(store)
     p = s.version(parent)
     found = load_discovery(discovery_path)
-    items = pa.concat_tables([read_items_table(p.items), read_items(shard_outputs)])
+    items = pa.concat_tables([read_items_table(p.items), read_shard_items(shard_outputs)])
     old = read_captions(p)
     captions = {**{k: v for k, v in found.captions.items() if k not in old}, **old}
     parts = p.embedding_parts() + [Path(o["embeddings_path"]) for o in shard_outputs]
@@ -62,7 +62,7 @@ def stage_rebuild(
     current ones."""
     s = Store(store)
     found = load_discovery(discovery_path)
-    items = read_items(shard_outputs)
+    items = read_shard_items(shard_outputs)
     parts = [Path(o["embeddings_path"]) for o in shard_outputs]
     with _new_staged(s) as staged:
         if base is not None:
@@ -88,8 +88,8 @@ def _new_staged(s: Store) -> Iterator[VersionLayout]:
 def embedding_base(store: str, embed: EmbedConfig) -> str | None:
     """LATEST when its embeddings were made with ``embed``: a full rebuild takes them from it
     instead of embedding those files again."""
-    from storage.catalog import version_config
-    from storage.verify import verify_version
+    from storage.formats.manifest import version_config
+    from storage.store.verify import verify_version
 
     s = Store(store)
     if s.latest() is None or version_config(store).embed != embed:

@@ -10,16 +10,16 @@ import pyarrow.parquet as pq
 
 from ace_core.ids.semantic_ids import SemanticIDs, SemanticIndexer
 from ace_core.media.discovery import CaptionEntry
-from storage.codebooks import load_indexer, read_semantic_ids
-from storage.layout import VersionLayout
-from storage.tables import read_embeddings, read_items_table
+from storage.formats.codebooks import load_indexer, read_semantic_ids
+from storage.formats.tables import read_embeddings, read_items_table
+from storage.store.layout import VersionLayout
 
 CAPTIONS_SCHEMA = pa.schema(
     [("item_id", pa.string()), ("caption", pa.string()), ("split", pa.string())]
 )
 
 
-def read_items(v: VersionLayout) -> pa.Table:
+def read_version_items(v: VersionLayout) -> pa.Table:
     return read_items_table(v.items)
 
 
@@ -33,7 +33,7 @@ def known_item_ids(v: VersionLayout, *, ok_only: bool = False) -> set[str]:
 
 def failed_items(v: VersionLayout) -> list[dict]:
     """The files a version recorded as failed, with their reasons."""
-    items = read_items(v)
+    items = read_version_items(v)
     failed = items.filter(pa.compute.equal(items["status"], "failed"))
     cols = ("item_id", "source_id", "path", "location", "modality", "error")
     return failed.select(list(cols)).to_pylist()

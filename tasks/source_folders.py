@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from prefect import task
 
-from storage import sources as src
 from storage.store import Store, StoreError
+from storage.store import sources as src
 
 
 @task(name="resolve-sources")

@@ -1,0 +1,100 @@
+"""Fine-tuning for an incremental ingest: the parent's retriever as the starting point
+(``InitState``), the fine-tune's settings (``IngestConfig``) and the replay of old caption
+pairs and items mixed with the new ones (``replay_sample``)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+import numpy as np
+
+from ace_core.errors import AceInputError
+from ace_core.retrieval.dense import DenseProjection
+from ace_core.retrieval.evaluation import QuerySplit
+from ace_core.retrieval.model import IDDecoder, Vocab
+from ace_core.retrieval.retrieval_model import SUFFIX_HEADROOM
+from ace_core.retrieval.training import Replay, TrainConfig
+
+
+@dataclass
+class InitState:
+    """A trained retriever to fine-tune from (incremental ingest)."""
+
+    decoder: dict  # IDDecoder state dict
+    dense: dict  # DenseProjection state dict
+    vocab: Vocab
+    item_ids: set[str]  # the items it was trained on
+
+
+def grown_vocab(vocab: Vocab, old: Vocab) -> Vocab:
+    """The old vocabulary, grown only where the new IDs need more tokens."""
+    if (vocab.n_coarse, vocab.levels, vocab.codebook_size) != (
+        old.n_coarse,
+        old.levels,
+        old.codebook_size,
+    ):
+        raise AceInputError("cannot fine-tune: the ID layout differs from the parent's")
+    return replace(old, n_suffix=max(old.n_suffix, vocab.n_suffix - SUFFIX_HEADROOM))
+
+
+def load_init(decoder: IDDecoder, dense: DenseProjection, init: InitState) -> None:
+    state = dict(init.decoder)
+    old = state["tok.weight"]
+    new = decoder.tok.weight.detach().clone()
+    new[: old.shape[0]] = old  # suffix tokens are last: old rows keep their ids
+    state["tok.weight"] = new
+    decoder.load_state_dict(state)
+    dense.load_state_dict(init.dense)
+
+
+REPLAY_MIN = 64  # at least this many old pairs / items are replayed per epoch
+
+
+def replay_sample(
+    split: QuerySplit, new_rows: set[int], n_items: int, ratio: float, epochs: int, seed: int
+) -> tuple[QuerySplit, Replay]:
+    """Fine-tuning data: the new items' caption pairs, and a pool of old pairs from which
+    every epoch draws ``ratio`` per new pair (at least REPLAY_MIN); the same for the indexing
+    task's item rows. The pool is at most what the epochs can draw (a seeded sample), so
+    memory and caption-encoding cost stay bounded on large corpora while old items are
+    revisited across epochs rather than the same few every epoch."""
+    rng = np.random.default_rng(seed)
+    new = [p for p in split.train if p[1] in new_rows]
+    old = [p for p in split.train if p[1] not in new_rows]
+    per_caps = max(REPLAY_MIN, int(ratio * len(new)))
+    keep = np.sort(rng.choice(len(old), min(len(old), per_caps * epochs), replace=False))
+    pool = [old[i] for i in keep.tolist()]
+    old_rows = np.asarray([i for i in range(n_items) if i not in new_rows], np.int64)
+    replay = Replay(
+        new_caps=np.arange(len(new)),
+        old_caps=np.arange(len(new), len(new) + len(pool)),
+        per_epoch_caps=per_caps,
+        new_rows=np.asarray(sorted(new_rows), np.int64),
+        old_rows=old_rows,
+        per_epoch_rows=max(REPLAY_MIN, int(ratio * len(new_rows))),
+    )
+    return replace(split, train=new + pool), replay
+
+
+@dataclass(frozen=True)
+class IngestConfig:
+    """Fine-tuning of the parent's retriever when an incremental ingest adds items."""
+
+    epochs: int = 12  # fine-tuning epochs (both models)
+    lr_scale: float = 0.3  # learning rate = train.lr * this (less forgetting)
+    replay_ratio: float = 2.0  # old caption pairs replayed per new pair, every epoch
+    eval_every: int = 4  # validate every N epochs
+    max_val_queries: int = 256  # new items' first, then a sample of old items'
+    max_test_queries: int = 500  # the same (old-item vs new-item recall in eval.json)
+
+    def fine_tune(self, train: TrainConfig) -> TrainConfig:
+        """The training settings of a fine-tune: its cost follows the batch, not the corpus."""
+        return replace(
+            train,
+            epochs=self.epochs,
+            eval_every=self.eval_every,
+            lr=train.lr * self.lr_scale,
+            max_val_queries=min(train.max_val_queries, self.max_val_queries),
+            max_test_queries=min(train.max_test_queries, self.max_test_queries),
+            dense=replace(train.dense, epochs=min(train.dense.epochs, self.epochs)),
+        )

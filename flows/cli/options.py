@@ -1,0 +1,194 @@
+"""Options shared by several commands, and the typed configs built from them once."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+
+from query.request import PATH_HELP, PATHS
+
+
+class UsageError(Exception):
+    """Bad usage or input: reported in one line, exit code 2."""
+
+
+class Parser(argparse.ArgumentParser):
+    """No abbreviations: a misspelled or shortened option is an error, never a guess."""
+
+    def __init__(self, *a, **kw):
+        kw.setdefault("allow_abbrev", False)
+        super().__init__(*a, **kw)
+
+
+def _given(args, name: str):
+    return getattr(args, name, None)
+
+
+def embed_config_from_args(args, base=None):
+    """EmbedConfig: ``base`` (default settings or --config) with the flags that were given."""
+    from dataclasses import replace
+
+    from ace_core.media.pipeline import EmbedConfig, image_embed_dim
+
+    cfg = base or EmbedConfig()
+    for name in ("batch_size", "workers", "shard_size"):
+        if _given(args, name) is not None and getattr(args, name) <= 0:
+            raise UsageError(f"--{name.replace('_', '-')} must be positive")
+    image, audio, pipeline = cfg.image, cfg.audio, cfg.pipeline
+    if _given(args, "image_model") is not None:
+        image = replace(image, model=args.image_model)
+    if _given(args, "image_weights") is not None:
+        image = replace(image, pretrained=_absolute_if_file(args.image_weights))
+    if _given(args, "audio_model") is not None:
+        audio = replace(audio, model=args.audio_model)
+    if _given(args, "audio_checkpoint") is not None:
+        audio = replace(audio, checkpoint=_absolute_if_file(args.audio_checkpoint))
+    if _given(args, "batch_size") is not None:
+        pipeline = replace(pipeline, batch_size=args.batch_size)
+    if _given(args, "workers") is not None:
+        pipeline = replace(pipeline, workers=args.workers)
+    shard_size = args.shard_size if _given(args, "shard_size") is not None else cfg.shard_size
+    image_embed_dim(image)  # an unknown model name fails here, before any flow starts
+    _check_weight_files(image.pretrained, audio.checkpoint)
+    return replace(cfg, image=image, audio=audio, pipeline=pipeline, shard_size=shard_size)
+
+
+def _absolute_if_file(weights: str) -> str:
+    """A local weights file is recorded by absolute path: queries and ingests run from other
+    folders and must load the same towers."""
+    return os.path.abspath(weights) if os.path.isfile(weights) else weights
+
+
+def _check_weight_files(image_weights: str | None, audio_checkpoint: str | None) -> None:
+    """A weights path that does not exist is an error before any work (an image tag such as
+    'laion2b_s34b_b79k' has no path separator and no extension)."""
+    looks_like_path = image_weights and (
+        os.sep in image_weights or os.path.splitext(image_weights)[1]
+    )
+    if looks_like_path and not os.path.isfile(image_weights):
+        raise UsageError(f"--image-weights file not found: {image_weights}")
+    from ace_core.media.weights import DEFAULT_WEIGHTS, RANDOM_WEIGHTS
+
+    named = (None, DEFAULT_WEIGHTS, RANDOM_WEIGHTS)
+    if audio_checkpoint not in named and not os.path.isfile(audio_checkpoint):
+        raise UsageError(f"--audio-checkpoint file not found: {audio_checkpoint}")
+
+
+def add_embed_options(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("embedding")
+    g.add_argument(
+        "--image-model",
+        default=None,
+        help="open_clip model name, or the shipped 'ace-tiny-clip' / 'ace-tiny-vit' "
+        "(default ViT-B-32)",
+    )
+    g.add_argument(
+        "--image-weights",
+        default=None,
+        help="open_clip pretrained tag, local checkpoint, or 'random' (explicit random init); "
+        "default: the model's standard weights where cached",
+    )
+    g.add_argument(
+        "--audio-model", default=None, help="laion-clap audio model (HTSAT-tiny) or ace-tiny-clap"
+    )
+    g.add_argument(
+        "--audio-checkpoint",
+        default=None,
+        help="local checkpoint or 'random' (explicit random init); default: the LAION-CLAP "
+        "general checkpoint where cached",
+    )
+    g.add_argument("--batch-size", type=int, default=None, help="items per model call (32)")
+    g.add_argument("--workers", type=int, default=None, help="decoding threads (2)")
+    g.add_argument("--shard-size", type=int, default=None, help="files per shard (2000)")
+    add_dask_options(p)
+
+
+def add_dask_options(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("distributed embedding (Dask)")
+    x = g.add_mutually_exclusive_group()
+    x.add_argument("--dask-address", default=None, metavar="ADDR",
+                   help="embed shards on the Dask scheduler at ADDR (tcp://host:8786)")  # fmt: skip
+    x.add_argument("--dask-local", type=int, default=None, metavar="N",
+                   help="embed shards on N local Dask worker processes")  # fmt: skip
+
+
+def shard_runner_from_args(args):
+    """Where embedding shards run (flows.embed.ShardRunner), from the Dask options."""
+    from flows.embed import ShardRunner
+
+    address, local = getattr(args, "dask_address", None), getattr(args, "dask_local", None)
+    if local is not None and local <= 0:
+        raise UsageError("--dask-local must be a positive number of workers")
+    return ShardRunner(dask_address=address, dask_workers=local)
+
+
+def index_config_from_args(args):
+    """The typed IndexConfig, built once: --config JSON file first, then the explicit flags."""
+    from dataclasses import replace
+
+    from ace_core.config_io import from_dict
+    from ace_core.index_config import IndexConfig
+
+    base = IndexConfig()
+    if args.config:
+        try:
+            with open(args.config) as f:
+                base = from_dict(IndexConfig, json.load(f))
+        except (OSError, json.JSONDecodeError) as e:
+            raise UsageError(f"cannot read --config {args.config}: {e}") from e
+    ids, train, retriever = base.ids, base.train, base.retriever
+    if args.k is not None:
+        ids = replace(ids, kmeans=replace(ids.kmeans, k=args.k))
+    if args.levels is not None:
+        ids = replace(ids, rqvae=replace(ids.rqvae, levels=args.levels))
+    if args.codebook_size is not None:
+        ids = replace(ids, rqvae=replace(ids.rqvae, codebook_size=args.codebook_size))
+    if args.epochs is not None:
+        train = replace(train, epochs=args.epochs)
+    if args.max_train_steps is not None:
+        if args.max_train_steps < 0:
+            raise UsageError("--max-train-steps must be >= 0 (0: no cap)")
+        steps = args.max_train_steps or None  # 0: no cap
+        train = replace(train, max_steps=steps, dense=replace(train.dense, max_steps=steps))
+    if args.encoder is not None:
+        retriever = replace(retriever, encoder_path=args.encoder)
+    return replace(
+        base,
+        embed=embed_config_from_args(args, base.embed),
+        ids=ids,
+        train=train,
+        retriever=retriever,
+        ablations=base.ablations or args.ablations,
+    )
+
+
+def add_path_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--path", choices=PATHS, default="auto", help=PATH_HELP)
+
+
+def add_index_options(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("semantic IDs and retriever")
+    g.add_argument("--config", default=None, help="JSON file with IndexConfig settings")
+    g.add_argument("--k", type=int, default=None, help="coarse clusters (default: automatic)")
+    g.add_argument("--levels", type=int, default=None, help="RQ-VAE levels (default 3)")
+    g.add_argument("--codebook-size", type=int, default=None, help="codes per level (default 256)")
+    g.add_argument("--epochs", type=int, default=None, help="retriever training epochs (max)")
+    g.add_argument(
+        "--max-train-steps", type=int, default=None, metavar="N",
+        help="optimisation-step budget of each retriever model (20000; 0: no cap)",
+    )  # fmt: skip
+    g.add_argument("--encoder", default=None, help="local Hugging Face text encoder folder")
+    g.add_argument("--ablations", action="store_true", help="also train the ablation models")
+    g = p.add_argument_group("removals (items of LATEST whose files vanished)")
+    g.add_argument(
+        "--allow-remove", action="store_true", help="publish even if indexed items would go"
+    )
+    g.add_argument(
+        "--max-remove", type=int, default=None, metavar="N", help="allow up to N removals (0)"
+    )
+
+
+def require_dir(path: str) -> None:
+    if not os.path.isdir(path):
+        raise UsageError(f"corpus directory not found: {path}")

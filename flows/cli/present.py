@@ -1,0 +1,193 @@
+"""What the command line prints for people; ``--json`` prints the payloads as they are."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable
+from typing import Any
+
+METRICS = ("R@1", "R@5", "R@10", "MRR@10")
+
+
+def emit(args, payload: Any, human: Callable[[Any], str]) -> None:
+    if args.json:
+        sys.stdout.write(json.dumps(payload, indent=2, default=str) + "\n")
+    else:
+        sys.stdout.write(human(payload).rstrip("\n") + "\n")
+
+
+def table(rows: list[list[Any]], header: list[str]) -> str:
+    cells = [header] + [[str(c) for c in r] for r in rows]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(header))]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in cells]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def fmt(v) -> str:
+    return "-" if v is None else f"{v:.3f}"
+
+
+def stage_line(text: str) -> None:
+    print(text, file=sys.stderr, flush=True)  # a stage line, on a terminal and off one
+
+
+def tiny_encoders(r: dict) -> str:
+    zs = r["zero_shot"]
+    how = "reused" if r["reused"] else "trained"
+    return "\n".join(
+        [
+            f"{how} the tiny encoders (they only understand the synthetic world)",
+            f"zero-shot text->media on {r['config']['eval_items']} held-out items: "
+            f"image R@1 {zs['image']['R@1']:.2f} R@10 {zs['image']['R@10']:.2f}, "
+            f"audio R@1 {zs['audio']['R@1']:.2f} R@10 {zs['audio']['R@10']:.2f}",
+            "index with: ace index CORPUS " + " ".join(r["args"]),
+        ]
+    )
+
+
+def sample_corpus(d: dict) -> str:
+    return (
+        f"wrote {d['images']} images, {d['audio']} audio clips, "
+        f"{d['videos']} videos ({d['captions']} captions) to {d['path']}"
+    )
+
+
+def embed_report(r: dict) -> str:
+    mods = ", ".join(f"{m} {n}" for m, n in r["by_modality"].items()) or "none"
+    lines = [
+        f"{r['items']} media files: {r['ok']} embedded ({mods}), {r['failed']} failed, "
+        f"{r['skipped']} non-media skipped, {r['duplicates']} duplicate paths",
+        f"{r['shards']} shard(s), {r['shards_computed']} computed in this run "
+        f"({r['embedded']} files); {r['seconds']:.1f} s, {r['items_per_s']} items/s",
+    ]
+    for err in r["caption_errors"][:10]:
+        lines.append(f"warning: {err}")
+    return "\n".join(lines + failed_lines(r.get("failed_items") or []))
+
+
+def failed_lines(failed: list[dict], limit: int = 10) -> list[str]:
+    lines = [f"  failed: {f.get('location') or f['path']}: {f['error']}" for f in failed[:limit]]
+    if len(failed) > limit:
+        lines.append(f"  ... and {len(failed) - limit} more failed files (--json lists all)")
+    return lines
+
+
+def publish_report(r: dict) -> str:
+    if not r.get("published", True):
+        return f"nothing new to ingest: LATEST stays {r['version']} ({r['seconds']:.1f} s)"
+    c, d = r["items"], r["id_diff"]
+    reused = (
+        f"; reused {r['reused_from']} (same embeddings, captions, config and code: IDs and "
+        f"retriever taken from it, nothing trained)"
+        if r.get("reused_from")
+        else ""
+    )
+    lines = [
+        f"published {r['version']} ({r['operation']}, parent {r['parent_version'] or '-'}) "
+        f"in {r['seconds']:.1f} s{reused}",
+        f"items: {c['items']} ({c['ok']} ok, {c['failed']} failed); " + _ids_line(r["ids"]),
+        f"ID diff vs parent: {d['added']} added, {d['removed']} removed, {d['changed']} changed, "
+        f"{d['unchanged']} unchanged",
+    ]
+    lines += failed_lines(r.get("failed_items") or [])
+    removed = r.get("removed_items") or []
+    lines += [f"  removed (file vanished): {x['source_id']}:{x['path']}" for x in removed[:20]]
+    if len(removed) > 20:
+        lines.append(f"  ... and {len(removed) - 20} more")
+    return "\n".join([*lines, eval_table(r["eval"])])
+
+
+def _ids_line(ids: dict) -> str:
+    return (
+        f"IDs: k={ids['k']}, {ids['levels']}x{ids['codebook_size']} codes, collision rate "
+        f"{ids['collision_rate']} (faiss RQ {ids.get('faiss_rq_collision_rate')}), "
+        f"rel. error {ids.get('rel_recon_error')} (faiss RQ {ids.get('faiss_rq_rel_recon_error')})"
+    )
+
+
+def eval_table(e: dict) -> str:
+    rows = []
+    for name in ("generative", "dense"):
+        if e.get(name):
+            rows.append([name] + [fmt(e[name].get(k)) for k in METRICS])
+    for name, m in (e.get("ablations") or {}).items():
+        rows.append([f"ablation: {name}"] + [fmt(m.get(k)) for k in METRICS])
+    for name, m in (e.get("subsets") or {}).items():
+        rows.append([f"generative, {name.replace('_', ' ')}"] + [fmt(m.get(k)) for k in METRICS])
+    q = e.get("queries", {})
+    head = (
+        f"evaluation ({e.get('protocol', 'seen')} items; {q.get('test', 0)} test / "
+        f"{q.get('val', 0)} val queries)"
+    )
+    return head + "\n" + table(rows, ["model"] + list(METRICS))
+
+
+def query_results(p: dict) -> str:
+    rows = [
+        [n + 1, f"{r['score']:.3f}", r["modality"], r["sid"], r["location"] or r["path"]]
+        for n, r in enumerate(p["results"])
+    ]
+    how = p["mode"] + (f", {p['path']} path" if p.get("path") else "")
+    head = f"{how} results for {p['query']!r} ({p['version']})"
+    return head + "\n" + table(rows, ["#", "score", "modality", "semantic id", "location"])
+
+
+def versions(rows: list[dict], store: str) -> str:
+    if not rows:
+        return f"no versions in {store}"
+    header = ["version", "parent", "operation", "created", "items", "failed", "gen R@1",
+              "dense R@1", "sources"]  # fmt: skip
+    cells = [
+        [
+            ("* " if r["latest"] else "  ") + r["version"],
+            r["parent_version"] or "-",
+            r["operation"],
+            r["created_at"],
+            r["items"],
+            r["failed"],
+            fmt(r["eval"]["generative"]),
+            fmt(r["eval"]["dense"]),
+            ", ".join(r["sources"]) or "-",
+        ]
+        for r in rows
+    ]
+    return table(cells, header)
+
+
+def audit_report(d: dict) -> str:
+    return (
+        f"{d['from']} -> {d['to']}: {d['added']} added, {d['removed']} "
+        f"removed, {d['changed']} changed, {d['unchanged']} unchanged"
+    ) + "".join(
+        f"\n  changed {c['item_id'][:12]}: {c['from']} -> {c['to']}"
+        for c in d["changed_items"][:20]
+    )
+
+
+def query_file_eval(o: dict) -> str:
+    rows = [
+        [name, *(o[name].get(m) for m in METRICS)]
+        for name in ("generative", "dense", "text_tower_dense")
+        if o.get(name)
+    ]
+    head = f"{o['version']}: {o['queries']} queries (generative path: {o['path']})"
+    if o["unknown_items"]:
+        head += f"; {len(o['unknown_items'])} named items not in the index were skipped"
+    return head + "\n" + table(rows, ["model", *METRICS])
+
+
+def verify_reports(reports: list[dict]) -> str:
+    return "\n".join(
+        f"{r['version']}: {r['files']} files ({r['bytes']} bytes) match the manifest"
+        for r in reports
+    )
+
+
+def imported_captions(d: dict) -> str:
+    return (
+        f"wrote {d['items']} items ({d['captions']} captions; splits "
+        + ", ".join(f"{k} {v}" for k, v in sorted(d["splits"].items()))
+        + f") to {d['out']}"
+    )

@@ -1,0 +1,135 @@
+"""Commands that read published versions: `ace query`, `ace versions`, `ace audit`,
+`ace eval`, `ace verify`, `ace serve`."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+from ace_core.media.modalities import MODALITY_NAMES
+from flows.cli import present
+from flows.cli.options import UsageError, add_path_option
+from query.request import DEFAULT_BEAM, MAX_K
+
+
+def add_commands(sub, common) -> None:
+    p = sub.add_parser("query", parents=[common], help="top-k items for a text query")
+    p.add_argument("text", help="what to search for")
+    p.add_argument("-k", type=int, default=10, help=f"results, 1 to {MAX_K} (default 10)")
+    p.add_argument("--version", default=None, help="default: LATEST")
+    p.add_argument("--beam", type=int, default=DEFAULT_BEAM, help="beam size (at least k)")
+    p.add_argument("--dense", action="store_true", help="the dense baseline (= --path dense)")
+    p.add_argument("--modality", choices=MODALITY_NAMES, default=None, help="only these items")
+    add_path_option(p)
+    p.set_defaults(func=cmd_query)
+
+    p = sub.add_parser("versions", parents=[common], help="list published versions")
+    p.set_defaults(func=cmd_versions)
+
+    p = sub.add_parser("audit", parents=[common], help="identifier diff between versions")
+    p.add_argument("--from", dest="from_version", default=None, help="default: --to's parent")
+    p.add_argument("--to", dest="to_version", default=None, help="default: LATEST")
+    p.set_defaults(func=cmd_audit)
+
+    p = sub.add_parser("serve", parents=[common], help="the search service and web page")
+    p.add_argument("--host", default="127.0.0.1", help="bind address (default loopback)")
+    p.add_argument("--port", type=int, default=8765, help="port (default 8765)")
+    p.add_argument("--token", default=None, help="required for a non-loopback bind")
+    p.set_defaults(func=cmd_serve)
+
+    p = sub.add_parser("verify", parents=[common], help="check a version's files (sha256)")
+    p.add_argument("--version", default=None, help="default: LATEST")
+    p.add_argument("--all", action="store_true", help="every published version")
+    p.set_defaults(func=cmd_verify)
+    _add_eval(sub, common)
+
+
+def _add_eval(sub, common) -> None:
+    p = sub.add_parser("eval", parents=[common], help="evaluation of a version")
+    p.add_argument("--version", default=None, help="default: LATEST")
+    p.add_argument("--ablations", action="store_true", help="include (train if needed) ablations")
+    p.add_argument(
+        "--queries",
+        default=None,
+        metavar="FILE.jsonl",
+        help='score the version on your own {"query": ..., "path": ...} lines',
+    )
+    add_path_option(p)
+    p.set_defaults(func=cmd_eval)
+
+
+def cmd_query(args) -> int:
+    from query.search import Searcher
+
+    path = "dense" if args.dense else args.path
+    answer = Searcher(args.store).search(
+        [args.text], args.k, path=path, modality=args.modality, version=args.version,
+        beam=args.beam,
+    )  # fmt: skip
+    present.emit(args, answer.payload(0), present.query_results)
+    return 0
+
+
+def cmd_versions(args) -> int:
+    from storage.catalog.versions import list_versions
+
+    rows = list_versions(args.store)
+    present.emit(args, rows, lambda rs: present.versions(rs, args.store))
+    return 0
+
+
+def cmd_audit(args) -> int:
+    from storage.build.audit import audit
+
+    report = audit(args.store, args.from_version, args.to_version)
+    present.emit(args, report, present.audit_report)
+    return 0
+
+
+def cmd_eval(args) -> int:
+    from storage.catalog.ablations import ablation_metrics
+    from storage.catalog.versions import version_eval
+
+    if args.queries:
+        from query.evaluate import evaluate_query_file
+
+        out = evaluate_query_file(args.store, args.version, args.queries, path=args.path)
+        present.emit(args, out, present.query_file_eval)
+        return 0
+    out = version_eval(args.store, args.version)
+    if args.ablations:
+        out["ablations"] = ablation_metrics(args.store, out["version"])  # saved and reused
+    else:
+        out.pop("ablations", None)
+    present.emit(args, out, lambda o: f"{o['version']}: " + present.eval_table(o))
+    return 0
+
+
+def cmd_verify(args) -> int:
+    from storage.store import Store
+    from storage.store.verify import verify_version
+
+    versions = Store(args.store).versions() if args.all else [args.version]
+    reports = [verify_version(args.store, v) for v in versions]
+    payload = reports if args.all else reports[0]
+    present.emit(args, payload, lambda _: present.verify_reports(reports))
+    return 0
+
+
+def cmd_serve(args) -> int:
+    from flows.serve import is_loopback, serve
+    from storage.store import Store
+
+    token = args.token or os.environ.get("ACE_SERVE_TOKEN")
+    if not is_loopback(args.host) and not token:
+        raise UsageError(
+            f"--host {args.host} is reachable from other machines: give --token (or set "
+            f"ACE_SERVE_TOKEN); without one, serve on 127.0.0.1"
+        )
+    if not 0 < args.port < 65536:
+        raise UsageError(f"--port must be 1..65535, got {args.port}")
+    Store(args.store).resolve(None)  # a store with nothing to serve is an error now
+    print(f"serving {args.store} on http://{args.host}:{args.port}/ (API docs: /docs)",
+          file=sys.stderr)  # fmt: skip
+    serve(args.store, args.host, args.port, token)
+    return 0

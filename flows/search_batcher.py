@@ -1,0 +1,61 @@
+"""Concurrent searches of the service answered in batches: one ``search_version`` call per
+version, path and modality in a batch (one batched beam search), off the event loop."""
+
+from __future__ import annotations
+
+import asyncio
+from concurrent.futures import ThreadPoolExecutor
+
+from query.loaded import LoadedVersion
+from query.search import search_version
+
+
+class SearchBatcher:
+    """Concurrent searches in one batched search: a batch closes after ``max_batch``
+    queries or ``max_wait_s`` after its first one; queries of the same version, path and
+    modality share one ``search_version`` call."""
+
+    def __init__(self, max_batch: int = 32, max_wait_s: float = 0.005):
+        self.max_batch, self.max_wait_s = max_batch, max_wait_s
+        self.queue: asyncio.Queue | None = None
+        self.executor = ThreadPoolExecutor(1, thread_name_prefix="ace-search")
+
+    async def search(self, vm: LoadedVersion, text: str, k: int, path: str, modality=None):
+        """The payload of one query (as Answer.payload gives it)."""
+        future = asyncio.get_running_loop().create_future()
+        await self.queue.put((vm, text, k, path, modality, future))
+        return await future
+
+    async def run(self) -> None:
+        self.queue = asyncio.Queue()
+        loop = asyncio.get_running_loop()
+        while True:
+            batch = [await self.queue.get()]
+            deadline = loop.time() + self.max_wait_s
+            while len(batch) < self.max_batch and (left := deadline - loop.time()) > 0:
+                try:
+                    batch.append(await asyncio.wait_for(self.queue.get(), left))
+                except TimeoutError:
+                    break
+            groups: dict[tuple, list] = {}
+            for entry in batch:
+                groups.setdefault((id(entry[0]), entry[3], entry[4]), []).append(entry)
+            for group in groups.values():
+                await self._answer(loop, group)
+
+    async def _answer(self, loop, group: list) -> None:
+        vm, path, modality = group[0][0], group[0][3], group[0][4]
+        k = max(e[2] for e in group)
+        texts = [e[1] for e in group]
+        try:
+            answer = await loop.run_in_executor(
+                self.executor,
+                lambda: search_version(vm, texts, k, path=path, modality=modality),
+            )
+        except Exception as e:  # noqa: BLE001 - each waiting request gets the error
+            for entry in group:
+                entry[5].set_exception(e)
+            return
+        for n, entry in enumerate(group):
+            payload = answer.payload(n)
+            entry[5].set_result({**payload, "results": payload["results"][: entry[2]]})

@@ -1,0 +1,188 @@
+"""A published version loaded for queries: its retrieval model, items, semantic IDs, sources
+and captions, and the ranking of each query path over them.
+
+``LoadedVersion.ranked`` takes queries that ``query.search`` already checked; callers search
+through ``query.search``, which validates, clamps and resolves ``auto`` once.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ace_core.media.modalities import SPACE_OF_MODALITY
+from ace_core.media.pipeline import EmbedConfig
+from ace_core.retrieval.constrained_generation import Trie
+from ace_core.retrieval.dense import dense_search
+from ace_core.retrieval.generation import generative_search, search_by_embedding
+from ace_core.retrieval.retrieval_model import RetrievalModel
+from ace_core.retrieval.zero_shot import (
+    TextSpace,
+    merge_paths,
+    text_spaces,
+    zero_shot_search,
+)
+from query.towers import load_text_towers, towers_are_trained
+from storage.formats.codebooks import read_semantic_ids
+from storage.formats.manifest import config_from_manifest, version_sources
+from storage.formats.retriever import load_retriever
+from storage.formats.version_data import read_captions, read_version_items, version_embeddings
+from storage.store import Store, StoreError
+from storage.store.sources import Source
+from storage.store.verify import verify_version
+
+Hits = list[list[tuple[int, float]]]  # per query: (row of the model's items, score), best first
+
+
+@dataclass
+class LoadedVersion:
+    """A version loaded for queries: its model, items, semantic IDs and sources."""
+
+    version: str
+    model: RetrievalModel
+    items: dict[str, dict]  # item_id -> items.parquet row
+    sids: dict[str, str]  # item_id -> "c.f1.f2.f3.u"
+    sources: dict[str, Source]
+    captions: dict[str, list[str]] = field(default_factory=dict)  # item_id -> captions
+    embed: EmbedConfig | None = None  # the version's embedding config (its query towers)
+    encoders: dict = field(default_factory=dict)  # the manifest's encoder records
+    _rows: dict[str, int] | None = None
+    _spaces: dict | None = None
+    _subsets: dict = field(default_factory=dict)
+
+    @property
+    def default_path(self) -> str:
+        """What ``auto`` means for this version: caption-trained MiniLM path, the encoders'
+        text towers (no captions), or both merged (captions and trained towers)."""
+        if not self.captions:
+            return "zero-shot"
+        return "both" if towers_are_trained(self.encoders) else "captions"
+
+    @property
+    def n_items(self) -> int:
+        return len(self.model.item_ids)
+
+    def text_spaces(self) -> dict:
+        """The encoders' text towers by item space (loaded once; AceInputError when the
+        weights at hand are not the version's)."""
+        if self._spaces is None:
+            towers = load_text_towers(
+                self.version, self.embed or EmbedConfig(), self.encoders, device=self.model.device
+            )
+            modalities = [self.items[i]["modality"] for i in self.model.item_ids]
+            self._spaces = text_spaces(modalities, self.model.id_tokens, towers)
+        return self._spaces
+
+    def ranked(self, texts: list[str], k: int, path: str, modality: str | None, beam: int) -> Hits:
+        """Top-k (row, score) per query through a resolved path (captions, zero-shot, both or
+        dense); with ``modality``, only that modality's items. ``k`` is clamped here, to the
+        items there are."""
+        rows, trie = self.subset(modality)
+        if not len(rows):
+            return [[] for _ in texts]
+        k = min(k, len(rows))
+        if path == "dense":
+            found = dense_search(self.model.dense, self.model.features(texts),
+                                 self.model.item_emb[rows], k)  # fmt: skip
+            return [[(int(rows[i]), s) for i, s in row] for row in found]
+        caption_hits = zero_hits = None
+        if path in ("captions", "both"):
+            found = generative_search(self.model.decoder, self.model.features(texts), trie,
+                                      beam, k, device=self.model.device)  # fmt: skip
+            caption_hits = [[(int(rows[i]), s) for i, s in row] for row in found]
+        if path in ("zero-shot", "both"):
+            zero_hits = zero_shot_search(
+                self.model.decoder, self.spaces_of(modality), texts,
+                self.model.item_emb.shape[1], k, beam, device=self.model.device,
+            )  # fmt: skip
+        if caption_hits is None or zero_hits is None:
+            return caption_hits or zero_hits
+        return merge_paths(caption_hits, zero_hits, k)
+
+    def similar(self, item_id: str, k: int, beam: int) -> Hits:
+        """Query by example: the item's embedding through the decoder's item-memory path."""
+        n = self.row_of[item_id]
+        return search_by_embedding(
+            self.model.decoder, self.model.item_emb[n : n + 1], self.model.trie,
+            beam, min(k, self.n_items), device=self.model.device,
+        )  # fmt: skip
+
+    def subset(self, modality: str | None) -> tuple[np.ndarray, Trie]:
+        """The rows of one modality's items (all items for None) and a trie of their IDs."""
+        if modality not in self._subsets:
+            if modality is None:
+                self._subsets[None] = (np.arange(self.n_items), self.model.trie)
+            else:
+                ids = self.model.item_ids
+                rows = np.array(
+                    [n for n, i in enumerate(ids) if self.items[i]["modality"] == modality],
+                    np.int64,
+                )
+                self._subsets[modality] = (rows, Trie(self.model.id_tokens[rows]))
+        return self._subsets[modality]
+
+    def spaces_of(self, modality: str | None) -> dict:
+        spaces = self.text_spaces()
+        if modality is None:
+            return spaces
+        space = spaces.get(SPACE_OF_MODALITY[modality])
+        rows, trie = self.subset(modality)
+        return {} if space is None else {"m": TextSpace(space.embed_text, rows, trie)}
+
+    def result(self, row: int, score: float) -> dict:
+        item_id = self.model.item_ids[row]
+        item = self.items[item_id]
+        source = self.sources.get(item["source_id"])
+        return {
+            "item_id": item_id,
+            "path": item["path"],
+            "source_id": item["source_id"],
+            "location": source.locate(item["path"]) if source else None,
+            "modality": item["modality"],
+            "sid": self.sids[item_id],
+            "score": round(score, 4),
+        }
+
+    def item(self, item_id: str) -> dict | None:
+        """Metadata, captions and semantic ID of an indexed item (None if not indexed)."""
+        row = self.items.get(item_id)
+        if row is None or item_id not in self.row_of:
+            return None
+        n = self.row_of[item_id]
+        source = self.sources.get(row["source_id"])
+        tokens = self.model.id_tokens[n]
+        return {
+            **{k: v for k, v in row.items() if v is not None},
+            "location": source.locate(row["path"]) if source else row.get("location"),
+            "sid": self.sids[item_id],
+            "captions": self.captions.get(item_id, []),
+            "tokens": tokens.tolist(),
+        }
+
+    @property
+    def row_of(self) -> dict[str, int]:
+        if self._rows is None:
+            self._rows = {i: n for n, i in enumerate(self.model.item_ids)}
+        return self._rows
+
+
+def load_version(store: str, version: str | None = None) -> LoadedVersion:
+    """A published version (LATEST by default), verified against its manifest first."""
+    s = Store(store)
+    v = s.resolve(version)
+    layout = s.version(v)
+    if not layout.retriever_weights.exists():
+        raise StoreError(f"version {v} has no retriever")
+    verify_version(store, v)  # never answer from damaged files
+    ids, _, x = version_embeddings(layout)
+    sids = read_semantic_ids(layout.semantic_ids)
+    model = load_retriever(layout.retriever, ids, x, sids.tokens())
+    items = {r["item_id"]: r for r in read_version_items(layout).to_pylist()}
+    captions = {k: e.captions for k, e in read_captions(layout).items()}
+    manifest = s.manifest(v)
+    return LoadedVersion(
+        v, model, items, dict(zip(sids.item_ids, sids.sids)), version_sources(store, v), captions,
+        embed=config_from_manifest(manifest["config"]).embed,
+        encoders=manifest.get("encoders") or {},
+    )  # fmt: skip

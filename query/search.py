@@ -1,0 +1,126 @@
+"""The one search entry: ``Searcher.search(texts, k, *, path, modality, version)`` over a
+store, ``search_version`` over a loaded version.
+
+A request is checked once (query.request.checked_request) and ``auto`` resolved once, here;
+``k`` is clamped to the items there are in ``LoadedVersion.ranked``, and the beam search
+itself raises a beam below ``k`` (ace_core.retrieval.generation). The command line, the
+service, ``ace eval --queries`` and the benchmarks all come through this module.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from query.loaded import LoadedVersion, load_version
+from query.request import DEFAULT_BEAM, QueryError, checked_k, checked_request
+from storage.store import Store
+
+
+@dataclass
+class Answer:
+    """The results of a batch of queries on one version and one path."""
+
+    version: str
+    path: str  # the path that ran (``auto`` resolved)
+    queries: list[str]
+    results: list[list[dict]]  # per query: LoadedVersion.result rows, best first
+
+    @property
+    def mode(self) -> str:
+        return "dense" if self.path == "dense" else "generative"
+
+    def payload(self, n: int = 0) -> dict:
+        """Query ``n`` as the command line and the service print it (JSON keys fixed)."""
+        return {
+            "query": self.queries[n],
+            "version": self.version,
+            "mode": self.mode,
+            "path": None if self.path == "dense" else self.path,
+            "results": self.results[n],
+        }
+
+
+def search_version(
+    loaded: LoadedVersion,
+    texts: Sequence[str],
+    k: int,
+    *,
+    path: str = "auto",
+    modality: str | None = None,
+    beam: int = DEFAULT_BEAM,
+) -> Answer:
+    """Top-k results of each query in one batched search of ``loaded``."""
+    return _search(loaded, *checked_request(texts, k, path, modality), beam)
+
+
+def _search(loaded: LoadedVersion, texts, k, path, modality, beam) -> Answer:
+    path = loaded.default_path if path == "auto" else path
+    if loaded.n_items == 0:
+        raise QueryError("the index holds no items")
+    hits = loaded.ranked(texts, k, path, modality, beam=beam)
+    results = [[loaded.result(i, score) for i, score in row] for row in hits]
+    return Answer(loaded.version, path, texts, results)
+
+
+def similar_items(loaded: LoadedVersion, item_id: str, k: int) -> list[dict]:
+    """Query by example: the items nearest an indexed item, itself first."""
+    k = checked_k(k)
+    if item_id not in loaded.row_of:
+        raise QueryError(f"item {item_id[:64]!r} is not in version {loaded.version}", 404)
+    hits = loaded.similar(item_id, k, beam=DEFAULT_BEAM)[0]
+    return [loaded.result(i, score) for i, score in hits]
+
+
+class Searcher:
+    """Searches a store: LATEST (reloaded by ``refresh`` when it moves) and up to
+    ``max_pinned`` older versions asked for by name, each loaded once."""
+
+    def __init__(self, store: str, *, max_pinned: int = 2):
+        self.store, self.max_pinned = store, max_pinned
+        self.current: LoadedVersion | None = None
+        self.pinned: dict[str, LoadedVersion] = {}
+        self._lock = threading.Lock()
+
+    def refresh(self) -> bool:
+        """Load LATEST if it moved (errors propagate; what was loaded stays): True if it did."""
+        latest = Store(self.store).latest()
+        if latest is None or (self.current and self.current.version == latest):
+            return False
+        loaded = load_version(self.store, latest)
+        if loaded.default_path != "captions":
+            loaded.text_spaces()  # the text towers load before the swap, not on a query
+        self.current = loaded  # one reference swap
+        return True
+
+    def version(self, name: str | None = None) -> LoadedVersion:
+        """The loaded version ``name`` (LATEST for None)."""
+        current = self.current
+        if current is None and name in (None, ""):
+            self.refresh()
+            current = self.current
+        if current is not None and name in (None, "", current.version):
+            return current
+        resolved = Store(self.store).resolve(name or None)
+        with self._lock:
+            if resolved not in self.pinned:
+                if len(self.pinned) >= self.max_pinned:
+                    self.pinned.pop(next(iter(self.pinned)))
+                self.pinned[resolved] = load_version(self.store, resolved)
+            return self.pinned[resolved]
+
+    def search(
+        self,
+        texts: Sequence[str],
+        k: int,
+        *,
+        path: str = "auto",
+        modality: str | None = None,
+        version: str | None = None,
+        beam: int = DEFAULT_BEAM,
+    ) -> Answer:
+        """``search_version`` on ``version`` (LATEST by default); a bad request fails
+        before any version is loaded."""
+        request = checked_request(texts, k, path, modality)
+        return _search(self.version(version), *request, beam)

@@ -1,0 +1,44 @@
+"""A version's manifest read back as typed values: its configuration (older manifests' flat
+setting names migrated) and its sources."""
+
+from __future__ import annotations
+
+import json
+
+from ace_core.config_io import from_dict
+from ace_core.index_config import IndexConfig
+from storage.store import Store
+from storage.store.sources import Source
+
+# settings renamed when configs were nested: old manifests are read with their new names
+_LEGACY_CONFIG_KEYS = {
+    ("ingest_epochs",): ("ingest", "epochs"),
+    ("ingest_lr_scale",): ("ingest", "lr_scale"),
+    ("replay_ratio",): ("ingest", "replay_ratio"),
+    ("train", "dense_epochs"): ("train", "dense", "epochs"),
+    ("train", "dense_lr"): ("train", "dense", "lr"),
+}
+
+
+def config_from_manifest(config: dict) -> IndexConfig:
+    """The typed configuration a manifest recorded (older manifests' flat names migrated)."""
+    config = json.loads(json.dumps(config))  # a deep copy
+    for old, new in _LEGACY_CONFIG_KEYS.items():
+        parent = config
+        for key in old[:-1]:
+            parent = parent.get(key, {})
+        if old[-1] in parent:
+            value = parent.pop(old[-1])
+            target = config
+            for key in new[:-1]:
+                target = target.setdefault(key, {})
+            target[new[-1]] = value
+    return from_dict(IndexConfig, config)
+
+
+def version_config(store: str, version: str | None = None) -> IndexConfig:
+    return config_from_manifest(Store(store).manifest(version)["config"])
+
+
+def version_sources(store: str, version: str | None = None) -> dict[str, Source]:
+    return {s["source_id"]: Source(**s) for s in Store(store).manifest(version).get("sources", [])}

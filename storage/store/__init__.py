@@ -1,0 +1,7 @@
+"""The store itself: its folders and locks (``store``), a version folder's file names
+(``layout``), its sources (``sources``) and the check of a version against its manifest
+(``verify``). ``Store`` and its errors are re-exported here: every layer opens a store."""
+
+from storage.store.store import DamagedStoreError, Store, StoreError
+
+__all__ = ["DamagedStoreError", "Store", "StoreError"]

@@ -1,0 +1,44 @@
+"""What a publish needs of the disk: durable writes (fsync of files and folders) and whether
+the process that staged a folder still runs."""
+
+from __future__ import annotations
+
+import os
+import socket
+from pathlib import Path
+
+
+def owner_alive(owner: Path) -> bool:
+    """Whether the process that staged a folder still runs (on this host)."""
+    try:
+        host, pid = owner.read_text().split()
+    except (OSError, ValueError):
+        return False
+    if host != socket.gethostname():
+        return True  # another machine's run: not ours to judge
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, ValueError):
+        return True
+    return int(pid) != 0
+
+
+def fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def fsync_tree(root: Path) -> None:
+    for dirpath, _, files in os.walk(root):
+        for name in files:
+            fd = os.open(os.path.join(dirpath, name), os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        fsync_dir(Path(dirpath))
