@@ -57,17 +57,20 @@ class VersionHolder(Searcher):
     def refresh(self) -> bool:
         """Load LATEST if it moved; on failure keep serving what is loaded."""
         try:
+            latest = self.moved_latest()
+            if latest is None:
+                return False
             self.loading = True
-            if super().refresh():
-                self.last_error = None
-                logger.info("serving %s", self.current.version)
-                return True
+            self.swap_in(latest)
+            self.last_error = None
+            logger.info("serving %s", latest)
+            return True
         except Exception as e:  # noqa: BLE001 - reported in /healthz, old version kept
             self.last_error = f"{type(e).__name__}: {e}"
             logger.warning("could not load the new version: %s", self.last_error)
+            return False
         finally:
             self.loading = False
-        return False
 
     def get(self, version: str | None = None) -> LoadedVersion:
         if self.current is None:

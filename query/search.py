@@ -85,14 +85,24 @@ class Searcher:
 
     def refresh(self) -> bool:
         """Load LATEST if it moved (errors propagate; what was loaded stays): True if it did."""
+        latest = self.moved_latest()
+        if latest is not None:
+            self.swap_in(latest)
+        return latest is not None
+
+    def moved_latest(self) -> str | None:
+        """LATEST's name when it is not the loaded version (None: nothing to load)."""
         latest = Store(self.store).latest()
         if latest is None or (self.current and self.current.version == latest):
-            return False
-        loaded = load_version(self.store, latest)
+            return None
+        return latest
+
+    def swap_in(self, name: str) -> None:
+        """Load version ``name`` and make it the current one (one reference swap)."""
+        loaded = load_version(self.store, name)
         if loaded.default_path != "captions":
             loaded.text_spaces()  # the text towers load before the swap, not on a query
-        self.current = loaded  # one reference swap
-        return True
+        self.current = loaded
 
     def version(self, name: str | None = None) -> LoadedVersion:
         """The loaded version ``name`` (LATEST for None)."""

@@ -17,6 +17,38 @@ from tasks import _env  # noqa: E402,F401  (before prefect is imported anywhere)
 SHARED_MEDIA = Path(__file__).resolve().parents[1].parent / "shared" / "media"
 
 
+def fast_config(
+    epochs: int,
+    eval_every: int,
+    dense_epochs: int,
+    rqvae_epochs: int,
+    *,
+    ingest_epochs: int | None = None,
+    shard_size: int | None = 16,
+) -> dict:
+    """An IndexConfig as JSON (``--config``) that trains in seconds: few epochs, and the tiny
+    random-weight encoders unless ``shard_size`` is None (the flags give the encoders)."""
+    config = {
+        "train": {"epochs": epochs, "eval_every": eval_every, "dense": {"epochs": dense_epochs}},
+        "ids": {"rqvae": {"max_epochs": rqvae_epochs}},
+    }  # fmt: skip
+    if ingest_epochs is not None:
+        config["ingest"] = {"epochs": ingest_epochs}
+    if shard_size is not None:
+        config["embed"] = {
+            "image": {"model": "ace-tiny-vit", "pretrained": "random"},
+            "audio": {"checkpoint": "random"},
+            "shard_size": shard_size,
+        }
+    return config
+
+
+def tiny_encoder_args(shard_size: int) -> list[str]:
+    """The command-line flags of the tiny random-weight encoders."""
+    return ["--image-model", "ace-tiny-vit", "--image-weights", "random",
+            "--audio-checkpoint", "random", "--shard-size", str(shard_size)]  # fmt: skip
+
+
 @pytest.fixture(scope="session")
 def shared_media() -> Path:
     if not (SHARED_MEDIA / "captions.jsonl").exists():

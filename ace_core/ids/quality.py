@@ -5,28 +5,36 @@ from __future__ import annotations
 
 import logging
 import math
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import numpy as np
 
 from ace_core.ids.rqvae import train_faiss_rq
 
-if TYPE_CHECKING:
-    from ace_core.ids.semantic_ids import SemanticIDConfig, SemanticIDs
-
 logger = logging.getLogger(__name__)
 
 
+class IDCodes(Protocol):
+    """The token arrays of a set of semantic IDs (what the quality figures read; SemanticIDs
+    has them)."""
+
+    coarse: np.ndarray  # int (n,)
+    fine: np.ndarray  # int (n, L)
+    suffix: np.ndarray  # int (n,)
+
+
 def quality_report(
-    sids: SemanticIDs,
+    sids: IDCodes,
     residual: np.ndarray | None,
     recon: np.ndarray | None,
     K: int,
-    config: SemanticIDConfig,
+    *,
+    mode: str,
+    faiss_reference: bool,
     km_obj: float,
     km_imb: float,
 ) -> dict:
-    """Quality figures (keys as in DESIGN "JSON output")."""
+    """Quality figures (keys as in DESIGN "JSON output") of ``sids``."""
     n, L = sids.fine.shape
     utilization, perplexity = [], []
     for level in range(L):
@@ -36,7 +44,7 @@ def quality_report(
     rel, ref = None, {}
     if residual is not None and recon is not None:
         rel = relative_error(residual, recon)
-        if config.faiss_reference:
+        if faiss_reference:
             try:
                 ref = faiss_rq_reference(residual, L, K, coarse=sids.coarse)
             except RuntimeError as e:  # faiss refuses degenerate inputs (e.g. one point)
@@ -45,7 +53,7 @@ def quality_report(
                 )
     return {
         "n_items": n,
-        "mode": config.mode,
+        "mode": mode,
         "k": int(sids.coarse.max()) + 1 if n else 0,
         "levels": L,
         "codebook_size": K,

@@ -221,7 +221,10 @@ def fit_semantic_ids(
     suffix = assign_suffixes(ids, coarse, fine)
     sids = SemanticIDs(ids, coarse, fine, suffix)
     indexer = SemanticIndexer(config, km_centroids, model, K)
-    indexer.report = quality_report(sids, residual, recon, K, config, km_obj, km_imb)
+    indexer.report = quality_report(
+        sids, residual, recon, K, mode=config.mode, faiss_reference=config.faiss_reference,
+        km_obj=km_obj, km_imb=km_imb,
+    )  # fmt: skip
     return indexer, sids
 
 
@@ -240,7 +243,10 @@ def _random_ids(ids: list[str], d: int, config: SemanticIDConfig):
     fine = rng.integers(0, K, (n, L))
     sids = SemanticIDs(ids, coarse, fine, assign_suffixes(ids, coarse, fine))
     indexer = SemanticIndexer(config, np.zeros((k, d), np.float32), None, K)
-    indexer.report = quality_report(sids, None, None, K, config, 0.0, 1.0)
+    indexer.report = quality_report(
+        sids, None, None, K, mode=config.mode, faiss_reference=config.faiss_reference,
+        km_obj=0.0, km_imb=1.0,
+    )  # fmt: skip
     return indexer, sids
 
 

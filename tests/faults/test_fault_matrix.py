@@ -16,21 +16,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import fast_config
 
 from ace_core.media.discovery import discover, sha256_file
 from flows.cli import EXIT_DAMAGED, main
 from storage.store import Store
 
-FAST = {
-    "train": {"epochs": 3, "eval_every": 3, "dense": {"epochs": 5}},
-    "ingest": {"epochs": 2},
-    "ids": {"rqvae": {"max_epochs": 3}},
-    "embed": {
-        "image": {"model": "ace-tiny-vit", "pretrained": "random"},
-        "audio": {"checkpoint": "random"},
-        "shard_size": 16,
-    },
-}
+FAST = fast_config(3, 3, 5, 3, ingest_epochs=2)
 
 
 def ace(capsys, *argv) -> tuple[int, str, str]:

@@ -8,32 +8,34 @@ import json
 
 import numpy as np
 import pytest
+from conftest import fast_config
 
 from flows import embed as embed_flows
 from flows.cli import main
 from storage.formats.version_data import version_embeddings
 from storage.store import Store
 
-FAST = {
-    "train": {"epochs": 2, "eval_every": 2, "dense": {"epochs": 3}},
-    "ids": {"rqvae": {"max_epochs": 2}},
-    "embed": {
-        "image": {"model": "ace-tiny-vit", "pretrained": "random"},
-        "audio": {"checkpoint": "random"},
-        "shard_size": 4,
-    },  # several shards
-}
+FAST = fast_config(2, 2, 3, 2, shard_size=4)  # several shards
 
 
 @pytest.fixture
-def restore_task_runner():
-    before = embed_flows.embed_stage
-    yield
-    embed_flows.embed_stage = before
+def runners_used(monkeypatch):
+    """The task runner each index run's embedding subflow was given (where it is called)."""
+    import flows.index
+
+    used = []
+
+    def spy(runner):
+        stage = embed_flows.embed_on(runner)
+        used.append(type(stage.task_runner).__name__)
+        return stage
+
+    monkeypatch.setattr(flows.index, "embed_on", spy)
+    return used
 
 
 def test_dask_workers_embed_what_a_local_run_embeds(
-    prefect_harness, tmp_path, capsys, restore_task_runner
+    prefect_harness, tmp_path, capsys, runners_used
 ):
     from ace_core.synth import CorpusCounts, write_sample_corpus
 
@@ -48,7 +50,8 @@ def test_dask_workers_embed_what_a_local_run_embeds(
         out = capsys.readouterr()
         assert code == 0, out.err[-3000:]
         runs[name] = (json.loads(out.out), version_embeddings(Store(store).version()))
-    assert "DaskTaskRunner" in type(embed_flows.embed_stage.task_runner).__name__
+    assert runners_used == ["ThreadPoolTaskRunner", "DaskTaskRunner"]
+    assert type(embed_flows.embed_stage.task_runner).__name__ == "ThreadPoolTaskRunner"
     (local, (ids_l, mods_l, x_l)), (dask, (ids_d, mods_d, x_d)) = runs["local"], runs["dask"]
     assert dask["shards_computed"] == local["shards_computed"] >= 3
     assert ids_d == ids_l and mods_d == mods_l and len(ids_l) == 10

@@ -4,6 +4,7 @@ import shutil
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from conftest import tiny_encoder_args
 
 from flows.cli import main
 
@@ -24,16 +25,7 @@ def corpus_with_bad_file(tmp_path, sample_corpus):
     return corpus
 
 
-TINY = [
-    "--image-model",
-    "ace-tiny-vit",
-    "--image-weights",
-    "random",
-    "--audio-checkpoint",
-    "random",
-    "--shard-size",
-    "8",
-]
+TINY = tiny_encoder_args(8)
 
 
 def test_embed_cli_writes_shards_and_rerun_embeds_nothing(

@@ -6,25 +6,13 @@ import threading
 
 import pyarrow.parquet as pq
 import pytest
+from conftest import fast_config, tiny_encoder_args
 
 from flows.cli import main
 from storage.store import Store, StoreError
 
-FAST = {
-    "train": {"epochs": 6, "eval_every": 3, "dense": {"epochs": 20}},
-    "ingest": {"epochs": 3},
-    "ids": {"rqvae": {"max_epochs": 5}},
-}
-TINY = [
-    "--image-model",
-    "ace-tiny-vit",
-    "--image-weights",
-    "random",
-    "--audio-checkpoint",
-    "random",
-    "--shard-size",
-    "16",
-]
+FAST = fast_config(6, 3, 20, 5, ingest_epochs=3, shard_size=None)
+TINY = tiny_encoder_args(16)
 
 
 def run(capsys, *argv) -> dict:

@@ -11,19 +11,12 @@ import sys
 import time
 
 import pytest
+from conftest import fast_config
 
 from flows.cli import main
 from storage.store import Store
 
-FAST = {
-    "train": {"epochs": 3, "eval_every": 3, "dense": {"epochs": 3}},
-    "ids": {"rqvae": {"max_epochs": 2}},
-    "embed": {
-        "image": {"model": "ace-tiny-vit", "pretrained": "random"},
-        "audio": {"checkpoint": "random"},
-        "shard_size": 16,
-    },
-}
+FAST = fast_config(3, 3, 3, 2)
 STAGES = (
     "discovered 6 media files",
     "embedding shard-",

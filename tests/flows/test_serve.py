@@ -10,19 +10,12 @@ import threading
 import time
 
 import pytest
+from conftest import fast_config
 
 from flows.cli import main
 from storage.store import Store
 
-FAST = {
-    "train": {"epochs": 2, "eval_every": 2, "dense": {"epochs": 3}},
-    "ids": {"rqvae": {"max_epochs": 2}},
-    "embed": {
-        "image": {"model": "ace-tiny-vit", "pretrained": "random"},
-        "audio": {"checkpoint": "random"},
-        "shard_size": 16,
-    },
-}
+FAST = fast_config(2, 2, 3, 2)
 
 
 @pytest.fixture(scope="module")
@@ -104,6 +97,28 @@ def test_bad_requests_get_a_4xx_with_a_reason_and_no_trace(client, params, statu
     r = client.get("/api/search", params=params)
     assert r.status_code == status and "detail" in r.json()
     assert "Traceback" not in r.text
+
+
+@pytest.mark.parametrize(
+    "path, modality", [("captions", None), ("dense", "audio"), ("zero-shot", "image")]
+)
+def test_the_cli_and_the_service_give_the_same_answer(client, store, capsys, path, modality):
+    """One search entry (query.search): the same options on both interfaces, the same
+    results in the same order."""
+    params = {"q": "a red circle", "k": 3, "path": path}
+    argv = ["query", "a red circle", "--store", str(store), "-k", "3", "--path", path, "--json"]
+    if modality:
+        params["modality"] = modality
+        argv += ["--modality", modality]
+    served = client.get("/api/search", params=params).json()
+    assert main(argv) == 0
+    printed = json.loads(capsys.readouterr().out)
+    assert [r["item_id"] for r in printed["results"]] == [r["item_id"] for r in served["results"]]
+    assert printed["path"] == served["path"] == (None if path == "dense" else path)
+    assert printed["mode"] == served["mode"] == ("dense" if path == "dense" else "generative")
+    if modality:
+        assert {r["modality"] for r in served["results"]} == {modality}
+    assert [r["score"] for r in printed["results"]] == [r["score"] for r in served["results"]]
 
 
 def test_items_similar_versions_audit_eval(client, store):

@@ -5,22 +5,14 @@ import json
 import shutil
 
 import pytest
+from conftest import fast_config
 
 from ace_core.media.discovery import sha256_file
 from flows.cli import main
 from storage.formats.tables import read_items_table
 from storage.store import Store
 
-FAST = {
-    "train": {"epochs": 4, "eval_every": 2, "dense": {"epochs": 10}},
-    "ingest": {"epochs": 2},
-    "ids": {"rqvae": {"max_epochs": 4}},
-    "embed": {
-        "image": {"model": "ace-tiny-vit", "pretrained": "random"},
-        "audio": {"checkpoint": "random"},
-        "shard_size": 16,
-    },
-}
+FAST = fast_config(4, 2, 10, 4, ingest_epochs=2)
 
 
 def ace(capsys, *argv, code=0) -> dict | str:
