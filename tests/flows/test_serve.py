@@ -100,7 +100,7 @@ def test_bad_requests_get_a_4xx_with_a_reason_and_no_trace(client, params, statu
 
 
 @pytest.mark.parametrize(
-    "path, modality", [("captions", None), ("dense", "audio"), ("zero-shot", "image")]
+    "path, modality", [("captions", None), ("dense", "audio"), ("captions", "video")]
 )
 def test_the_cli_and_the_service_give_the_same_answer(client, store, capsys, path, modality):
     """One search entry (query.search): the same options on both interfaces, the same
