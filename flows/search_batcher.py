@@ -1,5 +1,6 @@
-"""Concurrent searches of the service answered in batches: one ``search_version`` call per
-version, path and modality in a batch (one batched beam search), off the event loop."""
+"""Concurrent searches of the service answered in batches: one search per version, path and
+modality in a batch (one batched beam search), off the event loop. Each request was checked
+when it arrived (query.request.checked_request), so the batch is not checked again."""
 
 from __future__ import annotations
 
@@ -7,13 +8,14 @@ import asyncio
 from concurrent.futures import ThreadPoolExecutor
 
 from query.loaded import LoadedVersion
-from query.search import search_version
+from query.request import DEFAULT_BEAM
+from query.search import search_checked
 
 
 class SearchBatcher:
     """Concurrent searches in one batched search: a batch closes after ``max_batch``
     queries or ``max_wait_s`` after its first one; queries of the same version, path and
-    modality share one ``search_version`` call."""
+    modality share one ``search_checked`` call."""
 
     def __init__(self, max_batch: int = 32, max_wait_s: float = 0.005):
         self.max_batch, self.max_wait_s = max_batch, max_wait_s
@@ -50,7 +52,7 @@ class SearchBatcher:
         try:
             answer = await loop.run_in_executor(
                 self.executor,
-                lambda: search_version(vm, texts, k, path=path, modality=modality),
+                lambda: search_checked(vm, texts, k, path, modality, DEFAULT_BEAM),
             )
         except Exception as e:  # noqa: BLE001 - each waiting request gets the error
             for entry in group:

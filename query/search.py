@@ -52,10 +52,13 @@ def search_version(
     beam: int = DEFAULT_BEAM,
 ) -> Answer:
     """Top-k results of each query in one batched search of ``loaded``."""
-    return _search(loaded, *checked_request(texts, k, path, modality), beam)
+    return search_checked(loaded, *checked_request(texts, k, path, modality), beam)
 
 
-def _search(loaded: LoadedVersion, texts, k, path, modality, beam) -> Answer:
+def search_checked(
+    loaded: LoadedVersion, texts: list[str], k: int, path: str, modality: str | None, beam: int
+) -> Answer:
+    """``search_version`` of a request ``checked_request`` already returned."""
     path = loaded.default_path if path == "auto" else path
     if loaded.n_items == 0:
         raise QueryError("the index holds no items")
@@ -133,4 +136,4 @@ class Searcher:
         """``search_version`` on ``version`` (LATEST by default); a bad request fails
         before any version is loaded."""
         request = checked_request(texts, k, path, modality)
-        return _search(self.version(version), *request, beam)
+        return search_checked(self.version(version), *request, beam)

@@ -13,8 +13,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from ace_core.media import thumbnails
+from ace_core.media.decoding import Decoded, decode_audio, decode_image, decode_video
+
 if TYPE_CHECKING:
-    from ace_core.media.decoding import Decoded
     from ace_core.media.discovery import MediaFile
     from ace_core.media.encoders import Encoder
     from ace_core.media.pipeline import EmbedConfig, PipelineConfig
@@ -34,27 +36,22 @@ class MediaKind:
     thumbnail: Callable[[str, int], Any]  # (file, size) -> a PIL image at most size wide
 
 
-# the decoders, encoders and thumbnails import their libraries when first used: the command
-# line reads this registry without loading torch, PIL or PyAV
+# the encoders import torch when first built, and decoding and thumbnails import PIL and PyAV
+# when first used: the command line reads this registry without loading them
 
 
 def _decode_image(f: MediaFile, config: PipelineConfig, side: int | None) -> Decoded:
-    from ace_core.media.decoding import decode_image
-
     side = side if config.jpeg_draft else None
     return decode_image(f.abs_path, max_pixels=config.max_pixels, min_side=side)
 
 
 def _decode_audio(f: MediaFile, config: PipelineConfig, side: int | None) -> Decoded:
-    from ace_core.media.decoding import decode_audio
     from ace_core.media.encoders import CLAP_SAMPLE_RATE
 
     return decode_audio(f.abs_path, sample_rate=CLAP_SAMPLE_RATE)
 
 
 def _decode_video(f: MediaFile, config: PipelineConfig, side: int | None) -> Decoded:
-    from ace_core.media.decoding import decode_video
-
     video = config.video
     return decode_video(f.abs_path, n_frames=video.n_frames, timeout_s=video.timeout_s)
 
@@ -79,26 +76,20 @@ def _video_encoder(config: EmbedConfig, device, shared: Encoder | None) -> Encod
     return FrameVideoEncoder(image, config.pipeline.video)
 
 
-def _thumbnails():
-    from ace_core.media import thumbnails
-
-    return thumbnails
-
-
 KINDS: dict[str, MediaKind] = {
     kind.name: kind
     for kind in (
         MediaKind(
             "image", "image", "image/", _decode_image, _image_encoder,
-            lambda location, size: _thumbnails().image_thumbnail(location, size),
+            thumbnails.image_thumbnail,
         ),
         MediaKind(
             "audio", "audio", "audio/", _decode_audio, _audio_encoder,
-            lambda location, size: _thumbnails().waveform_thumbnail(location, size),
+            thumbnails.waveform_thumbnail,
         ),
         MediaKind(
             "video", "image", "video/", _decode_video, _video_encoder,
-            lambda location, size: _thumbnails().video_thumbnail(location, size),
+            thumbnails.video_thumbnail,
         ),
     )
 }  # fmt: skip
@@ -121,4 +112,4 @@ def kinds_sharing_spaces(modalities: set[str]) -> set[str]:
 
 def thumbnail_jpeg(location: str, modality: str, size: int = 256) -> bytes:
     """A small JPEG of a media file, drawn as its kind draws thumbnails."""
-    return _thumbnails().jpeg_thumbnail(media_kind(modality).thumbnail(location, size), size)
+    return thumbnails.jpeg_thumbnail(media_kind(modality).thumbnail(location, size), size)
