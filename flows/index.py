@@ -19,7 +19,7 @@ from storage.formats.manifest import version_config
 from storage.store import Store
 from tasks import build as t
 from tasks.embed import discover_ingest_folder, discover_sources
-from tasks.source_folders import register_folder, sources_to_index
+from tasks.source_folders import plan_folder, sources_to_index
 
 
 @contextmanager
@@ -86,7 +86,7 @@ def ingest_batch(
     with building(store, "ace ingest"):
         parent = t.verified_latest(store)
         cfg = version_config(store, parent)
-        match = register_folder(store, corpus)
+        match = plan_folder(store, corpus)
         discovery = discover_ingest_folder(store, match, corpus)
         shards = embed_on(runner)(discovery, store, cfg.embed, exclude_version=parent)
         if not any(o["ok"] + o["failed"] for o in shards):

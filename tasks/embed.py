@@ -84,13 +84,13 @@ def _first_modalities(corpus: str, limit: int) -> set[str]:
     return found
 
 
-def _save(store: str, found) -> str:
+def _save(store: str, found, sources=()) -> str:
     stage(
         "discovered %d media files (%d skipped, %d duplicate paths, %d caption problems)",
         len(found.files), len(found.skipped), sum(map(len, found.duplicates.values())),
         len(found.caption_errors),
     )  # fmt: skip
-    return str(save_discovery(found, Store(store).staging_dir / "discovery"))
+    return str(save_discovery(found, Store(store).staging_dir / "discovery", sources))
 
 
 @task(name="discover-folder")
@@ -103,13 +103,13 @@ def discover_corpus(corpus: str, store: str) -> str:
 def discover_sources(store: str, sources: list[src.Source]) -> tuple[str, Removals]:
     """Walk every source; the discovery record and what LATEST would lose by it."""
     found, missing = src.discover_sources(sources)
-    return _save(store, found), plan_removals(store, found, sources, missing)
+    return _save(store, found, sources), plan_removals(store, found, sources, missing)
 
 
 @task(name="discover-ingest-folder")
 def discover_ingest_folder(store: str, match: src.SourceMatch, folder: str) -> str:
     """Walk a folder being ingested; paths relative to the source that holds it."""
-    return _save(store, src.discover_folder(match, folder))
+    return _save(store, src.discover_folder(match, folder), [match.source])
 
 
 @task(name="plan-shards")

@@ -1,4 +1,5 @@
-"""Source tasks: which folders a run indexes (registering a new one)."""
+"""Source tasks: which folders a run indexes (a new one is planned here and registered when
+the run's version publishes)."""
 
 from __future__ import annotations
 
@@ -10,11 +11,13 @@ from storage.store import sources as src
 
 @task(name="resolve-sources")
 def sources_to_index(store: str, corpus: str | None) -> list[src.Source]:
-    """Every source of the store, with ``corpus`` registered first when it is new."""
+    """Every source of the store, with ``corpus`` planned as a new one when no source holds
+    it."""
     s = Store(store)
-    if corpus is not None:
-        src.add_source(s, corpus)
     sources = src.read_sources(s)
+    if corpus is not None:
+        match = src.plan_source(s, corpus)
+        sources += [match.source] if match.added else []
     if not sources:
         hint = (
             "this store predates sources: run `ace sources add FOLDER` with the folder it was "
@@ -26,7 +29,7 @@ def sources_to_index(store: str, corpus: str | None) -> list[src.Source]:
     return sources
 
 
-@task(name="register-ingest-folder")
-def register_folder(store: str, folder: str) -> src.SourceMatch:
-    """The source that holds ``folder`` (added as a new source when none does)."""
-    return src.add_source(Store(store), folder)
+@task(name="plan-ingest-folder")
+def plan_folder(store: str, folder: str) -> src.SourceMatch:
+    """The source that holds ``folder`` (a new one, registered at publish, when none does)."""
+    return src.plan_source(Store(store), folder)

@@ -18,6 +18,7 @@ from flows.cli.options import (
 )
 
 FLOW_COMMANDS = {"embed", "index", "ingest"}  # they run Prefect flows (main starts the API)
+BUILD_COMMANDS = {"index", "ingest"}  # they publish (main takes the build lock first)
 
 
 def add_commands(sub, common) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import atexit
+import contextlib
 import logging
 import os
 import shutil
@@ -12,7 +13,7 @@ import threading
 import time
 
 from flows import embedded_api
-from flows.cli import build_commands, corpus_commands, read_commands
+from flows.cli import build_commands, corpus_commands, read_commands, upkeep_commands
 from flows.cli.console import configure_logging, filter_prefect_console
 from flows.cli.options import Parser, UsageError
 from tasks import _env
@@ -31,7 +32,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(
         dest="command", required=True, metavar="COMMAND", parser_class=Parser
     )
-    for group in (corpus_commands, build_commands, read_commands):
+    for group in (corpus_commands, build_commands, read_commands, upkeep_commands):
         group.add_commands(sub, common)
     return parser
 
@@ -52,16 +53,26 @@ def main(argv: list[str] | None = None) -> int:
         return 2 if e.code not in (0, None) else 0
     args.started = started
     configure_logging(args.verbose)
-    if args.command in build_commands.FLOW_COMMANDS:
-        embedded_api.spawn_if_unconfigured()  # starts while the command imports its models
-        filter_prefect_console(args.verbose)
     try:
-        return args.func(args)
+        with _build_lock(args):  # the first thing a build takes: a second one fails at once
+            if args.command in build_commands.FLOW_COMMANDS:
+                embedded_api.spawn_if_unconfigured()  # starts while the command imports models
+                filter_prefect_console(args.verbose)
+            return args.func(args)
     except KeyboardInterrupt:
         print("ace: interrupted", file=sys.stderr)
         return 130
     except Exception as e:  # noqa: BLE001 - every failure ends in one line
         return _report_failure(e)
+
+
+def _build_lock(args):
+    """The store's build lock for the commands that publish (index, ingest), else nothing."""
+    if args.command not in build_commands.BUILD_COMMANDS:
+        return contextlib.nullcontext()
+    from storage.store import Store
+
+    return Store(args.store).build_lock(f"ace {args.command}")
 
 
 def _report_failure(e: Exception) -> int:

@@ -179,10 +179,16 @@ def query_file_eval(o: dict) -> str:
 
 
 def verify_reports(reports: list[dict]) -> str:
-    return "\n".join(
-        f"{r['version']}: {r['files']} files ({r['bytes']} bytes) match the manifest"
-        for r in reports
-    )
+    lines = []
+    for r in reports:
+        if r["ok"]:
+            lines.append(
+                f"{r['version']}: {r['files']} files ({r['bytes']} bytes) match the manifest"
+            )
+        else:
+            lines.append(f"{r['version']}: DAMAGED, {len(r['damaged'])} file(s):")
+            lines += [f"  {d}" for d in r["damaged"]]
+    return "\n".join(lines)
 
 
 def imported_captions(d: dict) -> str:

@@ -106,14 +106,27 @@ def cmd_eval(args) -> int:
 
 
 def cmd_verify(args) -> int:
+    """Every damaged file of the version (of every version with --all); exit 3 when any."""
     from storage.store import Store
-    from storage.store.verify import verify_version
+    from storage.store.verify import version_report
 
     versions = Store(args.store).versions() if args.all else [args.version]
-    reports = [verify_version(args.store, v) for v in versions]
+    reports = [version_report(args.store, v) for v in versions]
     payload = reports if args.all else reports[0]
     present.emit(args, payload, lambda _: present.verify_reports(reports))
-    return 0
+    if all(r["ok"] for r in reports):
+        return 0
+    bad = [r for r in reports if not r["ok"]]
+    count = sum(len(r["damaged"]) for r in bad)
+    print(
+        f"ace: error: damaged store: {bad[0]['damaged'][0]}; {count} damaged file(s) in "
+        f"{', '.join(r['version'] for r in bad)}; `ace rollback --store {args.store}` serves "
+        "the newest version that verifies",
+        file=sys.stderr,
+    )
+    from flows.cli.main import EXIT_DAMAGED
+
+    return EXIT_DAMAGED
 
 
 def cmd_serve(args) -> int:

@@ -8,15 +8,20 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Sequence
 from dataclasses import asdict
 from pathlib import Path
 
 from ace_core.media.discovery import CaptionEntry, Discovery, MediaFile
+from storage.store.sources import Source
 
 
-def save_discovery(found: Discovery, folder: Path) -> Path:
+def save_discovery(found: Discovery, folder: Path, sources: Sequence[Source] = ()) -> Path:
+    """The record of a walk, with the sources it walked (a source planned by this run is
+    registered only when its version publishes)."""
     payload = json.dumps(
         {
+            "sources": [asdict(s) for s in sources],
             "files": [asdict(f) for f in found.files],
             "duplicates": found.duplicates,
             "skipped": found.skipped,
@@ -43,3 +48,8 @@ def load_discovery(path: str | Path) -> Discovery:
         captions={k: CaptionEntry(**v) for k, v in d["captions"].items()},
         caption_errors=d["caption_errors"],
     )
+
+
+def discovery_sources(path: str | Path) -> list[Source]:
+    """The sources a discovery record walked."""
+    return [Source(**s) for s in json.loads(Path(path).read_text()).get("sources", [])]

@@ -24,10 +24,15 @@ from ace_core.media.discovery import sha256_file
 from ace_core.retrieval.constrained_generation import Trie
 from storage.build.audit import id_diff
 from storage.formats.codebooks import read_semantic_ids
-from storage.store.layout import VersionLayout
-from storage.store.sources import Source, sources_holding
-from storage.store import Store, StoreError
 from storage.formats.version_data import ok_item_ids, read_version_items, version_embeddings
+from storage.store import Store, StoreError
+from storage.store.layout import VersionLayout
+from storage.store.sources import (
+    Source,
+    pop_planned_sources,
+    register_sources,
+    sources_holding,
+)
 
 
 class ValidationError(Exception):
@@ -79,8 +84,8 @@ def publish_version(
     """Validate, write the manifest, move into versions/ and replace LATEST (under the lock)."""
     s = Store(store)
     validate_version(staged)
+    walked = pop_planned_sources(staged.root)
     with s.lock(lock_timeout_s):
-        s.drop_orphans()
         parent = s.latest()
         if operation == "incremental_append" and parent != expected_parent:
             raise StoreError(
@@ -101,7 +106,7 @@ def publish_version(
                 ),
                 "flow_run_id": flow_run_id,
                 "input_set_hash": input_set_hash(new.item_ids),
-                "sources": [asdict(src) for src in _item_sources(s, staged)],
+                "sources": [asdict(src) for src in _item_sources(s, staged, walked)],
                 "encoders": encoders or {},
                 "config": to_dict(config),
                 "config_hash": config_hash(config),
@@ -111,13 +116,16 @@ def publish_version(
                 "eval": eval_summary(json.loads(staged.eval.read_text())),
             },
         )
+        register_sources(s, walked)
         s.publish(staged, version)
     return manifest
 
 
-def _item_sources(s: Store, staged: VersionLayout) -> list[Source]:
+def _item_sources(s: Store, staged: VersionLayout, walked: list[Source]) -> list[Source]:
     ids = {i for i in read_version_items(staged)["source_id"].to_pylist() if i is not None}
-    return sources_holding(s, ids)
+    known = {src.source_id: src for src in sources_holding(s, ids)}
+    known.update({src.source_id: src for src in walked if src.source_id in ids})
+    return [known[i] for i in sorted(known)]
 
 
 def eval_summary(ev: dict) -> dict:
@@ -154,7 +162,7 @@ def input_set_hash(item_ids: Sequence[str]) -> str:
 def file_list(v: VersionLayout) -> list[dict]:
     out = []
     for p in sorted(v.root.rglob("*")):
-        if not p.is_file() or p == v.manifest or p.name.startswith("."):
+        if not p.is_file() or p in (v.manifest, v.manifest_sum) or p.name.startswith("."):
             continue
         entry = {
             "path": p.relative_to(v.root).as_posix(),
@@ -192,7 +200,13 @@ def write_manifest(v: VersionLayout, fields: dict) -> dict:
         **fields,
         "files": file_list(v),
     }
-    tmp = v.manifest.with_name("manifest.json.tmp")
-    tmp.write_text(json.dumps(manifest, indent=2, default=str))
-    tmp.replace(v.manifest)
+    raw = json.dumps(manifest, indent=2, default=str).encode()
+    for path, data in ((v.manifest, raw), (v.manifest_sum, _sum_line(raw))):
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_bytes(data)
+        tmp.replace(path)
     return manifest
+
+
+def _sum_line(raw: bytes) -> bytes:
+    return f"{hashlib.sha256(raw).hexdigest()}  manifest.json\n".encode()

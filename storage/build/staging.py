@@ -20,12 +20,9 @@ from ace_core.config_io import config_hash
 from ace_core.index_config import IndexConfig
 from ace_core.media.discovery import CaptionEntry, Discovery, sha256_file
 from ace_core.media.pipeline import EmbedConfig
-from storage.build.discovery_record import load_discovery
-from storage.store.layout import VersionLayout
+from storage.build.discovery_record import discovery_sources, load_discovery
 from storage.build.publish import code_version
 from storage.formats.shards import read_shard_items, with_current_paths
-from storage.store.sources import Source, sources_holding
-from storage.store import Store, StoreError
 from storage.formats.tables import embeddings_table, write_table_atomic
 from storage.formats.version_data import (
     captions_table,
@@ -34,6 +31,9 @@ from storage.formats.version_data import (
     read_items_table,
     version_embeddings,
 )
+from storage.store import Store, StoreError
+from storage.store.layout import VersionLayout
+from storage.store.sources import Source, sources_holding, write_planned_sources
 
 
 def stage_ingest(
@@ -49,7 +49,8 @@ def stage_ingest(
     captions = {**{k: v for k, v in found.captions.items() if k not in old}, **old}
     parts = p.embedding_parts() + [Path(o["embeddings_path"]) for o in shard_outputs]
     with _new_staged(s) as staged:
-        _stage_tables(staged, with_current_paths(items, found.files), parts, captions, s)
+        items = with_current_paths(items, found.files)
+        _stage_tables(staged, items, parts, captions, s, discovery_sources(discovery_path))
     return staged
 
 
@@ -70,7 +71,8 @@ def stage_rebuild(
             items = pa.concat_tables([kept_items, items])
             parts = kept_part + parts
         items = with_current_paths(items, found.files)
-        _stage_tables(staged, items, parts, dict(found.captions), s)
+        walked = discovery_sources(discovery_path)
+        _stage_tables(staged, items, parts, dict(found.captions), s, walked)
     return staged
 
 
@@ -123,11 +125,15 @@ def _stage_tables(
     embedding_parts: Sequence[Path],
     captions: dict[str, CaptionEntry],
     store: Store,
+    walked: Sequence[Source],
 ) -> None:
-    """items.parquet, embeddings/part-*.parquet, captions.parquet. Parts of published
-    (immutable) versions are hard-linked; parts from the mutable embedding cache are copied,
-    so a published file never shares its bytes with the cache."""
-    write_table_atomic(_with_locations(items, store).sort_by("item_id"), staged.items)
+    """items.parquet, embeddings/part-*.parquet, captions.parquet, and the sources walked
+    (registered when the version publishes). Parts of published (immutable) versions are
+    hard-linked; parts from the mutable embedding cache are copied, so a published file never
+    shares its bytes with the cache."""
+    write_planned_sources(staged, walked)
+    items = _with_locations(items, store, walked)
+    write_table_atomic(items.sort_by("item_id"), staged.items)
     staged.embeddings_dir.mkdir(parents=True, exist_ok=True)
     n = 0
     for src in embedding_parts:
@@ -144,10 +150,11 @@ def _stage_tables(
     write_table_atomic(captions_table(captions, set(ok_item_ids(items))), staged.captions)
 
 
-def _with_locations(items: pa.Table, store: Store) -> pa.Table:
+def _with_locations(items: pa.Table, store: Store, walked: Sequence[Source]) -> pa.Table:
     """Items rows with ``location``: their source's location joined with their path."""
     source_ids = items["source_id"].to_pylist()
     where = {s.source_id: s for s in sources_holding(store, {i for i in source_ids if i})}
+    where.update({s.source_id: s for s in walked})
     locations = [
         where[sid].locate(path) if sid in where else None
         for sid, path in zip(source_ids, items["path"].to_pylist())

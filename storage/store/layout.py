@@ -2,6 +2,7 @@
 
 versions/<version>/
   manifest.json              version, parent, operation, sources, config, files + sha256, ...
+  manifest.sha256            sha256 of manifest.json (checked whenever the manifest is read)
   items.parquet              one row per discovered file, good or bad (with its source_id)
   embeddings/part-*.parquet  item_id, modality, embedding
   captions.parquet           item_id, caption, split
@@ -15,9 +16,14 @@ versions/<version>/
 
 from __future__ import annotations
 
+import hashlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
+
+from storage.store.errors import DamagedStoreError
+
+MANIFEST_MAX_BYTES = 256 << 20
 
 
 @dataclass(frozen=True)
@@ -32,6 +38,11 @@ class VersionLayout:
     @property
     def manifest(self) -> Path:
         return self.root / "manifest.json"
+
+    @property
+    def manifest_sum(self) -> Path:
+        """sha256 of manifest.json, written when the version is published."""
+        return self.root / "manifest.sha256"
 
     @property
     def items(self) -> Path:
@@ -92,3 +103,21 @@ class VersionLayout:
 
     def __fspath__(self) -> str:
         return str(self.root)
+
+
+def manifest_sum(layout: VersionLayout) -> str | None:
+    """The sha256 recorded for a version's manifest (None for versions older than it)."""
+    try:
+        return layout.manifest_sum.read_text().split()[0]
+    except (OSError, IndexError):
+        return None
+
+
+def check_manifest_sum(layout: VersionLayout, raw: bytes) -> None:
+    """A manifest must match the sha256 written beside it when it was published."""
+    want = manifest_sum(layout)
+    if want is not None and hashlib.sha256(raw).hexdigest() != want:
+        raise DamagedStoreError(
+            f"{layout.manifest}: does not match its sha256 ({layout.manifest_sum.name}); "
+            "it was edited or damaged after publishing"
+        )

@@ -1,9 +1,12 @@
 """The store's sources: the folders its items come from.
 
 STORE/sources.json holds ``{"sources": [{"source_id", "location"}, ...]}`` (written atomically
-under the store lock). Every item row carries its ``source_id`` and its path relative to that
-source's location, so every item is traceable to one file; each version's manifest keeps the
-sources it was built from. A store without sources.json (a copy, or one written before
+under the store lock). A build plans a new folder's source (``plan_source``) and registers it
+only when its version publishes (``register_sources``): a failed or killed run registers
+nothing. A source is never ``/``, a special file system, the store or a folder holding it.
+Every item row carries its ``source_id`` and its path relative to that source's location,
+so every item is traceable to one file; each version's manifest keeps the sources it was
+built from. A store without sources.json (a copy, or one written before
 sources existed) takes the sources of its LATEST manifest, or has none until one is added.
 """
 
@@ -15,8 +18,12 @@ import re
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from ace_core.bounded_read import one_reason, read_bounded
+from ace_core.errors import AceInputError
 from ace_core.media.discovery import Discovery, discover, merge_discoveries, with_source
-from storage.store import Store, StoreError
+from storage.store import DamagedStoreError, Store, StoreError
+
+SOURCES_MAX_BYTES = 16 << 20
 
 
 @dataclass(frozen=True)
@@ -52,13 +59,55 @@ def folder_location(folder: str | os.PathLike) -> str:
     return str(path)
 
 
+def check_source_location(store: Store, location: str) -> None:
+    """A folder that can be a source of ``store``: not ``/``, not a special file system, not
+    the store, inside it, or a folder that holds it."""
+    from ace_core.media.walk import special_mount
+
+    root = str(store.root.resolve())
+    if location == "/":
+        raise StoreError("/ cannot be a source: give the folder that holds your media")
+    if special_mount(location):
+        raise StoreError(f"{location} is on a special file system ({special_mount(location)})")
+    if location == root or location.startswith(root + "/"):
+        raise StoreError(f"{location} is inside the store {root}: give a media folder")
+    if root.startswith(location.rstrip("/") + "/"):
+        raise StoreError(
+            f"{location} contains the store {root}: keep the store outside the folders it "
+            "indexes (--store)"
+        )
+
+
 def read_sources(store: Store) -> list[Source]:
-    if store.sources_file.exists():
-        data = json.loads(store.sources_file.read_text())
-        return [Source(**s) for s in data["sources"]]
-    if store.latest() is not None:
-        return [Source(**s) for s in store.manifest().get("sources", [])]
-    return []
+    """The registered sources (a damaged sources.json is a damaged store, exit 3)."""
+    try:
+        raw = read_bounded(store.sources_file, SOURCES_MAX_BYTES)
+    except FileNotFoundError:
+        if store.latest() is not None:
+            return _sources_in(store.manifest().get("sources", []), store.version().manifest)
+        return []
+    except (OSError, AceInputError) as e:
+        raise DamagedStoreError(f"cannot read {store.sources_file}: {one_reason(e)}") from e
+    try:
+        data = json.loads(raw)
+    except ValueError as e:
+        raise DamagedStoreError(f"{store.sources_file} is not JSON ({one_reason(e)})") from e
+    return _sources_in(data.get("sources") if isinstance(data, dict) else None, store.sources_file)
+
+
+def _sources_in(rows: object, where: Path) -> list[Source]:
+    """Sources from their JSON rows, checked: a list of {source_id, location} strings."""
+    ok = isinstance(rows, list) and all(
+        isinstance(r, dict)
+        and set(r) == {"source_id", "location"}
+        and all(isinstance(v, str) and v for v in r.values())
+        for r in rows
+    )
+    if not ok:
+        raise DamagedStoreError(
+            f"{where} does not hold a list of sources ({{source_id, location}} strings)"
+        )
+    return [Source(**r) for r in rows]
 
 
 def write_sources(store: Store, sources: list[Source]) -> None:
@@ -77,26 +126,66 @@ def match_folder(sources: list[Source], location: str) -> SourceMatch | None:
     return None
 
 
-def add_source(store: Store, folder: str | os.PathLike) -> SourceMatch:
-    """Register ``folder`` as a source (idempotent: a folder already under a source is
-    matched to it, not added)."""
+def plan_source(store: Store, folder: str | os.PathLike) -> SourceMatch:
+    """The source that would hold ``folder``: the registered one that holds it, or a new
+    one (``added``), checked but not written (``register_sources`` writes it)."""
     location = folder_location(folder)
-    with store.lock():
-        sources = read_sources(store)
-        found = match_folder(sources, location)
-        if found is not None:
-            if not store.sources_file.exists():
-                write_sources(store, sources)
-            return found
-        inside = [s.source_id for s in sources if s.location.startswith(location + "/")]
-        if inside:
+    check_source_location(store, location)
+    sources = read_sources(store)
+    found = match_folder(sources, location)
+    if found is not None:
+        return found
+    inside = [s.source_id for s in sources if s.location.startswith(location + "/")]
+    if inside:
+        raise StoreError(
+            f"{location} holds the source(s) {', '.join(inside)}; remove them first "
+            f"(`ace sources remove ID`) or add a folder that does not overlap"
+        )
+    return SourceMatch(Source(_new_source_id(sources, location), location), "", True)
+
+
+def register_sources(store: Store, new: list[Source]) -> None:
+    """Write planned sources into sources.json (call under the store lock, at publish). A
+    source id taken meanwhile by another folder stops the publish."""
+    sources = read_sources(store)
+    by_id = {s.source_id: s for s in sources}
+    for s in new:
+        if s.source_id in by_id and by_id[s.source_id] != s:
             raise StoreError(
-                f"{location} holds the source(s) {', '.join(inside)}; remove them first "
-                f"(`ace sources remove ID`) or add a folder that does not overlap"
+                f"source {s.source_id} now names {by_id[s.source_id].location}, not "
+                f"{s.location}; run the command again"
             )
-        source = Source(_new_source_id(sources, location), location)
-        write_sources(store, [*sources, source])
-    return SourceMatch(source, "", True)
+    added = [s for s in new if s.source_id not in by_id]
+    if added or not store.sources_file.exists():
+        write_sources(store, [*sources, *added])
+
+
+PLANNED_SOURCES = ".sources.json"  # in a staged version; hidden: not a published file
+
+
+def write_planned_sources(staged: os.PathLike, walked: list[Source]) -> None:
+    """The sources a staged version's items were found in (registered at its publish)."""
+    path = Path(staged) / PLANNED_SOURCES
+    path.write_text(json.dumps([asdict(s) for s in walked]))
+
+
+def pop_planned_sources(staged: os.PathLike) -> list[Source]:
+    """The staged version's walked sources, its record removed (none for a retrain)."""
+    path = Path(staged) / PLANNED_SOURCES
+    if not path.exists():
+        return []
+    walked = [Source(**s) for s in json.loads(path.read_text())]
+    path.unlink()
+    return walked
+
+
+def add_source(store: Store, folder: str | os.PathLike) -> SourceMatch:
+    """Register ``folder`` as a source now (`ace sources add`; idempotent: a folder already
+    under a source is matched to it, not added)."""
+    with store.lock():
+        match = plan_source(store, folder)
+        register_sources(store, [match.source])
+    return match
 
 
 def remove_source(store: Store, key: str) -> Source:

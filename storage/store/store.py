@@ -7,18 +7,22 @@ STORE/
   sources.json          the store's sources (see storage/store/sources.py)
   ablations/<version>.json  ablation results computed after a version was published
   thumbs/<item_id>.jpg  thumbnails the service drew (derived, safe to delete)
+  history.jsonl         every move of LATEST (publish, rollback), with the manifest's sha256
   .lock                 held by a publisher (flock); a second publisher waits, then fails
 
 A version folder's own file names are in storage/store/layout.py.
 
 Publishing: the version is written under staging/, validated by the caller, renamed into
 versions/ (same file system, atomic), and only then is LATEST replaced (write temp + rename).
-A run killed at any point leaves LATEST and every published version untouched.
+A run killed at any point leaves LATEST and every published version untouched. No code
+path deletes a published version except `ace prune`: a folder newer than LATEST that history
+never recorded (a publish killed before LATEST moved) is not listed, not served and its number
+is not reused; an unreadable, empty or missing LATEST beside published versions is a damaged
+store (exit 3), repaired with `ace rollback`.
 """
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import json
 import logging
@@ -28,28 +32,23 @@ import shutil
 import socket
 import time
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
-from storage.store.disk import fsync_dir, fsync_tree, owner_alive
-from storage.store.layout import VersionLayout
+from ace_core.bounded_read import one_reason, read_bounded
+from storage.store.disk import fsync_dir, fsync_tree, owner_alive, write_durably
+from storage.store.errors import DamagedStoreError, StoreError
+from storage.store.history import append_history, read_history
+from storage.store.layout import (
+    MANIFEST_MAX_BYTES,
+    VersionLayout,
+    check_manifest_sum,
+    manifest_sum,
+)
+from storage.store.locks import build_lock, publish_lock
 
 logger = logging.getLogger(__name__)
 
 VERSION_RE = re.compile(r"^v(\d{6,})$")
-
-
-class StoreError(Exception):
-    """A store problem the user can act on (no version yet, unknown version, lock held)."""
-
-
-class DamagedStoreError(StoreError):
-    """The store's own files are not what it wrote (bad LATEST, a file that fails its
-    manifest sha256): reported as a damaged store, never served."""
-
-    def __init__(self, message: str):
-        super().__init__(f"damaged store: {message}")
 
 
 class Store:
@@ -81,6 +80,10 @@ class Store:
         return self.staging_dir / "embed" / config_hash[:16]
 
     @property
+    def history_file(self) -> Path:
+        return self.root / "history.jsonl"
+
+    @property
     def sources_file(self) -> Path:
         return self.root / "sources.json"
 
@@ -101,7 +104,7 @@ class Store:
         return VersionLayout(self.version_dir(self.resolve(version)))
 
     # ------------------------------------------------------------------ reading
-    def _published_dirs(self) -> list[str]:
+    def version_folders(self) -> list[str]:
         if not self.versions_dir.is_dir():
             return []
         return sorted(
@@ -116,27 +119,61 @@ class Store:
         latest = self.latest()
         if latest is None:
             return []
-        return [v for v in self._published_dirs() if _number(v) <= _number(latest)]
+        served = self._served(latest)
+        return [v for v in self.version_folders() if v in served]
 
     def latest(self) -> str | None:
-        """The served version, validated: a version name whose folder is published."""
+        """The served version, validated: a version name whose folder is published. None
+        only for a store that has published nothing."""
         try:
-            raw = self.latest_file.read_bytes()
+            raw = self.latest_file.read_bytes()[:65]
         except FileNotFoundError:
-            return None
+            raw = b""
         except OSError as e:  # a directory, unreadable, ...
-            raise DamagedStoreError(f"cannot read {self.latest_file}: {e.strerror}") from e
+            raise DamagedStoreError(
+                f"cannot read {self.latest_file}: {e.strerror}{self._repair_hint()}"
+            ) from e
         name = raw.decode("ascii", errors="replace").strip()
         if not name:
+            if self.version_folders():
+                state = "empty" if self.latest_file.exists() else "missing"
+                raise DamagedStoreError(f"{self.latest_file} is {state}{self._repair_hint()}")
             return None
         if not VERSION_RE.match(name) or len(raw) > 64:
             raise DamagedStoreError(
-                f"{self.latest_file} does not hold a version name ({name[:40]!r}); "
-                f"it should name one of {self.versions_dir}/v*"
+                f"{self.latest_file} does not hold a version name{self._repair_hint()}"
             )
         if not VersionLayout(self.version_dir(name)).manifest.exists():
-            raise DamagedStoreError(f"LATEST names {name}, which has no published manifest")
+            raise DamagedStoreError(
+                f"LATEST names {name}, which has no published manifest{self._repair_hint()}"
+            )
         return name
+
+    def _repair_hint(self) -> str:
+        found = self.version_folders()
+        if not found:
+            return ""
+        return (
+            f" although {len(found)} version folder(s) exist (newest {found[-1]}); run "
+            f"`ace rollback --store {self.root}` to serve the newest version that verifies"
+        )
+
+    def history(self) -> list[dict]:
+        """Every move of LATEST, oldest first (storage/store/history.py)."""
+        return read_history(self.history_file)
+
+    def orphans(self) -> list[str]:
+        """Version folders that were never served: a publish killed before LATEST moved."""
+        latest = self.latest()
+        return [v for v in self.version_folders() if v not in self._served(latest)]
+
+    def _served(self, latest: str | None) -> set[str]:
+        """Versions LATEST ever named: those in the history, and those older than its first
+        entry (published before the store kept a history; a store without one: up to
+        LATEST)."""
+        known = {e["latest"] for e in self.history()}
+        before = min(map(_number, known)) if known else (_number(latest) + 1 if latest else 0)
+        return {v for v in self.version_folders() if v in known or _number(v) < before}
 
     def resolve(self, version: str | None = None) -> str:
         """A published version name: ``version`` itself, or LATEST when None."""
@@ -153,29 +190,27 @@ class Store:
         return version
 
     def manifest(self, version: str | None = None) -> dict:
-        v = self.resolve(version)
-        path = VersionLayout(self.version_dir(v)).manifest
+        return self.folder_manifest(self.resolve(version))
+
+    def folder_manifest(self, v: str) -> dict:
+        """The checked manifest of a version folder named directly."""
+        layout = VersionLayout(self.version_dir(v))
         try:
-            return json.loads(path.read_text())
+            raw = read_bounded(layout.manifest, MANIFEST_MAX_BYTES)
+            manifest = json.loads(raw)
         except (OSError, ValueError) as e:
-            raise DamagedStoreError(f"cannot read {path}: {e}") from e
+            raise DamagedStoreError(f"cannot read {layout.manifest}: {one_reason(e)}") from e
+        check_manifest_sum(layout, raw)
+        if not isinstance(manifest, dict):
+            raise DamagedStoreError(f"{layout.manifest} does not hold a manifest")
+        return manifest
 
     # ------------------------------------------------------------------ writing
     def next_version(self) -> str:
-        """The name the next publish takes (call under ``lock()``, after ``drop_orphans``)."""
-        nums = [_number(v) for v in self._published_dirs()]
+        """The name the next publish takes (call under ``lock()``): after every version
+        folder, orphans included, so a number is never used twice."""
+        nums = [_number(v) for v in self.version_folders()]
         return f"v{(max(nums) + 1 if nums else 1):06d}"
-
-    def drop_orphans(self) -> list[str]:
-        """Remove version folders newer than LATEST (a publish killed between its rename and
-        LATEST's move). Call under ``lock()``."""
-        latest = self.latest()
-        limit = _number(latest) if latest else 0
-        orphans = [v for v in self._published_dirs() if _number(v) > limit]
-        for v in orphans:
-            logger.warning("removing %s: its publish never completed (LATEST is %s)", v, latest)
-            shutil.rmtree(self.version_dir(v))
-        return orphans
 
     def new_staging_version(self) -> VersionLayout:
         path = (
@@ -203,47 +238,13 @@ class Store:
                 removed.append(path.name)
         return removed
 
-    @contextmanager
-    def build_lock(self, what: str) -> Iterator[None]:
-        """One build (index, ingest, retrain) at a time per store, taken before any work: a
-        second one fails at once instead of after hours of training."""
-        self.root.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.root / ".build.lock", os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                holder = os.pread(fd, 200, 0).decode(errors="replace").strip() or "another run"
-                raise StoreError(
-                    f"{self.root} is busy: {holder} is building a version; run again when it ends"
-                ) from None
-            os.ftruncate(fd, 0)
-            os.pwrite(fd, f"{what} (pid {os.getpid()})".encode(), 0)
-            yield
-        finally:
-            os.close(fd)
+    def build_lock(self, what: str):
+        """One build (index, ingest, retrain) at a time per store (storage/store/locks.py)."""
+        return build_lock(self.root, what)
 
-    @contextmanager
-    def lock(self, timeout_s: float = 30.0) -> Iterator[None]:
-        """Exclusive publisher lock; waits up to ``timeout_s`` then raises StoreError."""
-        self.root.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.root / ".lock", os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            deadline = time.monotonic() + timeout_s
-            while True:
-                try:
-                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                    break
-                except BlockingIOError:
-                    if time.monotonic() >= deadline:
-                        raise StoreError(
-                            f"another process is publishing to {self.root}; gave up after "
-                            f"{timeout_s:.0f} s"
-                        ) from None
-                    time.sleep(0.2)
-            yield
-        finally:
-            os.close(fd)  # closing releases the flock
+    def lock(self, timeout_s: float = 30.0):
+        """The exclusive publisher lock (storage/store/locks.py)."""
+        return publish_lock(self.root, timeout_s)
 
     def publish(self, staged: VersionLayout, version: str) -> Path:
         """Move a validated staged version into versions/ and point LATEST at it.
@@ -258,17 +259,25 @@ class Store:
         fsync_tree(staged.root)
         os.rename(staged.root, target)
         fsync_dir(self.versions_dir)
-        self._write_latest(version)
+        self.move_latest(version, "publish")
         return target
 
+    def move_latest(self, version: str, operation: str) -> None:
+        """Point LATEST at a published version and record the move in the history (call
+        under ``lock()``)."""
+        previous = self._readable_latest()
+        self._write_latest(version)
+        layout = VersionLayout(self.version_dir(version))
+        append_history(self.history_file, operation, version, previous, manifest_sum(layout))
+
+    def _readable_latest(self) -> str | None:
+        try:
+            return self.latest()
+        except DamagedStoreError:
+            return None
+
     def _write_latest(self, version: str) -> None:
-        tmp = self.root / f".LATEST.tmp-{os.getpid()}"
-        with open(tmp, "w") as f:
-            f.write(version + "\n")
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, self.latest_file)
-        fsync_dir(self.root)
+        write_durably(self.latest_file, version + "\n")
 
 
 OWNER_FILE = ".owner"

@@ -7,57 +7,27 @@ outside the store or corpus, or a silent wrong answer.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import json
 import os
 import shutil
 import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
+import fault_helpers
 import numpy as np
 import pytest
-from conftest import fast_config
+from fault_helpers import FAST, ace, one_line_error
 
 from ace_core.media.discovery import discover, sha256_file
-from flows.cli import EXIT_DAMAGED, main
+from flows.cli import EXIT_DAMAGED
 from storage.store import Store
 
-FAST = fast_config(3, 3, 5, 3, ingest_epochs=2)
-
-
-def ace(capsys, *argv) -> tuple[int, str, str]:
-    code = main([*argv])
-    out = capsys.readouterr()
-    return code, out.out, out.err
-
-
-def one_line_error(err: str, *needles: str) -> str:
-    """The CLI's last stderr line is its one-line reason (warnings may precede it)."""
-    assert "Traceback" not in err, err[-3000:]
-    last = err.strip().splitlines()[-1]
-    assert last.startswith("ace: "), err[-2000:]
-    for n in needles:
-        assert n in last, last
-    return last
-
-
-@pytest.fixture(scope="module")
-def built(prefect_harness, tmp_path_factory):
-    """A published two-item-kind store to damage (copied per test)."""
-    from ace_core.synth import CorpusCounts, write_sample_corpus
-
-    root = tmp_path_factory.mktemp("faults")
-    write_sample_corpus(root / "corpus", seed=5, counts=CorpusCounts(images=6, audio=2, videos=0))
-    (root / "fast.json").write_text(json.dumps(FAST))
-    assert main(["index", str(root / "corpus"), "--store", str(root / "store"),
-                 "--config", str(root / "fast.json")]) == 0  # fmt: skip
-    return root
-
-
-@pytest.fixture
-def store(built, tmp_path) -> Path:
-    shutil.copytree(built / "store", tmp_path / "store", symlinks=True)
-    return tmp_path / "store"
+built, store = fault_helpers.built, fault_helpers.store  # the shared fixtures
 
 
 def _flip(path: Path, n: int = 64, seed: int = 0) -> None:
@@ -137,11 +107,11 @@ def test_published_parts_share_no_bytes_with_the_mutable_cache(store):
 # ----------------------------------------------------------------------------- publish window
 
 
-def test_a_publish_killed_before_latest_moved_leaves_no_orphan(store, built, capsys):
+def test_a_publish_killed_before_latest_moved_is_never_served_nor_reused(store, built, capsys):
     s = Store(store)
     v1 = s.latest()
     shutil.copytree(s.version_dir(v1), s.versions_dir / "v000002")  # renamed, LATEST not moved
-    assert s.versions() == [v1]
+    assert s.versions() == [v1] and s.orphans() == ["v000002"]
     code, out, _ = ace(capsys, "versions", "--store", str(store), "--json")
     assert [r["version"] for r in json.loads(out)] == [v1]
     stale = s.staging_dir / "versions" / "dead-run"
@@ -154,18 +124,44 @@ def test_a_publish_killed_before_latest_moved_leaves_no_orphan(store, built, cap
     code, out, err = ace(capsys, "ingest", str(extra), "--store", str(store), "--json")
     assert code == 0, err[-2000:]
     r = json.loads(out)
-    assert (r["version"], r["parent_version"]) == ("v000002", v1)  # history not forked
-    assert s.versions() == [v1, "v000002"] and not stale.exists()
+    assert (r["version"], r["parent_version"]) == ("v000003", v1)  # no number used twice
+    assert s.versions() == [v1, "v000003"] and not stale.exists()
+    assert (s.versions_dir / "v000002").is_dir()  # only `ace prune` deletes a version folder
     assert not list((s.staging_dir / "versions").iterdir())  # nothing left behind
+    code, out, _ = ace(capsys, "prune", "--keep", "5", "--store", str(store), "--json")
+    assert code == 0 and json.loads(out)["deleted"] == ["v000002"] and s.orphans() == []
 
 
 def test_a_second_build_fails_at_once_before_any_work(store, built, capsys):
     s = Store(store)
     before = s.versions()
-    with s.build_lock("ace index (test)"):
+    with _build_lock_held_elsewhere(store, "ace index (test)"):
+        t = time.perf_counter()
         code, _, err = ace(capsys, "ingest", str(built / "corpus"), "--store", str(store))
-    assert code == 2 and s.versions() == before
+        took = time.perf_counter() - t
+    assert code == 2 and s.versions() == before and took < 5  # the lock comes first
     one_line_error(err, "busy", "ace index (test)")
+
+
+@contextlib.contextmanager
+def _build_lock_held_elsewhere(store: Path, what: str):
+    """Another process holding the store's build lock, as a running build does."""
+    code = (
+        "import fcntl, os, sys, time\n"
+        "fd = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT)\n"
+        "fcntl.flock(fd, fcntl.LOCK_EX)\n"
+        "os.pwrite(fd, sys.argv[2].encode(), 0)\n"
+        "print('held', flush=True)\n"
+        "time.sleep(120)\n"
+    )
+    args = [sys.executable, "-c", code, str(store / ".build.lock"), what]
+    holder = subprocess.Popen(args, stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        yield
+    finally:
+        holder.kill()
+        holder.wait()
 
 
 def test_an_ingest_with_nothing_new_publishes_nothing(store, built, capsys):

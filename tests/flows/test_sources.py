@@ -138,6 +138,7 @@ def test_store_written_before_sources_is_read_and_says_how_to_upgrade(
 
     m["files"] = file_list(v)  # a consistent older version: its manifest lists its files
     v.manifest.write_text(json.dumps(m))
+    v.manifest_sum.unlink()  # written before manifests had a checksum
 
     hits = ace(capsys, "query", "a red circle", "--store", str(store), "-k", "2")["results"]
     assert hits[0]["source_id"] is None and hits[0]["location"] is None and hits[0]["path"]
