@@ -2,8 +2,7 @@
 
 - images (Pillow): EXIF orientation, any mode (CMYK, 16-bit, palette, alpha, grayscale) to RGB,
   animated images to their first frame, a decompression-bomb limit;
-- audio: WAV/FLAC/OGG via soundfile, everything else (MP3, M4A, Opus, WebM, ...) via PyAV;
-  mixed down to mono and resampled to the target rate (48 kHz for CLAP);
+- audio: ace_core/media/audio_decoding.py;
 - video: N uniformly sampled frames with decord, PyAV as the fallback where decord fails or
   exceeds the per-file timeout; rotation metadata is honoured.
 """
@@ -23,7 +22,6 @@ logger = logging.getLogger(__name__)
 
 DEFAULT_MAX_PIXELS = 89_478_485  # Pillow's default MAX_IMAGE_PIXELS (about 0.25 GB of RGBA)
 MIN_IMAGE_SIDE = 4  # px: a smaller image carries nothing an encoder can use
-MIN_AUDIO_SECONDS = 0.1  # a shorter clip is a click, not a sound to search for
 
 
 class DecodeError(Exception):
@@ -134,77 +132,6 @@ def to_rgb(im: Any) -> Any:
     if im.mode != "RGB":
         im = im.convert("RGB")
     return im
-
-
-# ----------------------------------------------------------------------------- audio
-
-_SOUNDFILE_OK = (b"RIFF", b"fLaC", b"OggS", b"FORM")
-
-
-def decode_audio(path: str, *, sample_rate: int = 48_000) -> Decoded:
-    """Decode to float32 mono at ``sample_rate``; empty or silent-length audio fails."""
-    with open(path, "rb") as f:
-        head = f.read(4)
-    samples, sr = None, None
-    if head in _SOUNDFILE_OK:
-        try:
-            samples, sr = _read_soundfile(path)
-        except Exception as e:  # noqa: BLE001 - fall back to PyAV for anything soundfile rejects
-            logger.debug("soundfile failed on %s (%s); trying PyAV", path, e)
-    if samples is None:
-        try:
-            samples, sr = _read_pyav_audio(path)
-        except DecodeError:
-            raise
-        except Exception as e:  # noqa: BLE001
-            raise DecodeError(_one_line(e)) from e
-    if samples.size == 0:
-        raise DecodeError("empty audio: the file holds no samples")
-    if not np.isfinite(samples).all():
-        raise DecodeError("audio holds NaN or infinite samples")
-    duration = samples.shape[0] / sr
-    if duration < MIN_AUDIO_SECONDS:
-        raise DecodeError(
-            f"audio too short to embed: {duration:.4f} s (at least {MIN_AUDIO_SECONDS} s)"
-        )
-    if sr != sample_rate:
-        import soxr
-
-        samples = soxr.resample(samples, sr, sample_rate).astype(np.float32)
-    return Decoded(
-        np.ascontiguousarray(samples, dtype=np.float32),
-        {"duration_s": duration, "sample_rate": int(sr)},
-    )
-
-
-def _read_soundfile(path: str) -> tuple[np.ndarray, int]:
-    import soundfile as sf
-
-    data, sr = sf.read(path, dtype="float32", always_2d=True)
-    return data.mean(axis=1), int(sr)
-
-
-def _read_pyav_audio(path: str) -> tuple[np.ndarray, int]:
-    import av
-
-    try:
-        container = av.open(path)
-    except Exception as e:  # noqa: BLE001
-        raise DecodeError(_one_line(e)) from e
-    with container:
-        if not container.streams.audio:
-            raise DecodeError("no audio stream")
-        stream = container.streams.audio[0]
-        sr = stream.rate or stream.codec_context.sample_rate
-        resampler = av.AudioResampler(format="flt", layout="mono", rate=sr)
-        chunks = []
-        for frame in container.decode(stream):
-            for out in resampler.resample(frame):
-                chunks.append(out.to_ndarray().reshape(-1))
-        for out in resampler.resample(None):
-            chunks.append(out.to_ndarray().reshape(-1))
-    data = np.concatenate(chunks) if chunks else np.zeros(0, np.float32)
-    return data.astype(np.float32), int(sr)
 
 
 # ----------------------------------------------------------------------------- video

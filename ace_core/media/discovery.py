@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Literal
 
 from ace_core.media.captions import CAPTIONS_FILE, CaptionEntry, parse_captions, printable
+from ace_core.media.walk import is_store, walk
 
 logger = logging.getLogger(__name__)
 
@@ -46,11 +47,21 @@ class Discovery:
     caption_errors: list[str] = field(default_factory=list)  # "captions.jsonl:LINE: reason"
 
 
+class FileChangedError(OSError):
+    """A file that grew while it was hashed (still being written, or endless)."""
+
+
 def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
+    """sha256 of a file's bytes, reading no more than the size it had when opened (a file
+    that keeps growing raises FileChangedError instead of being read forever)."""
     h = hashlib.sha256()
     with open(path, "rb") as f:
-        while block := f.read(chunk):
+        left = os.fstat(f.fileno()).st_size
+        while left > 0 and (block := f.read(min(chunk, left))):
             h.update(block)
+            left -= len(block)
+        if f.read(1):
+            raise FileChangedError(f"{path}: changed while it was read (still being written?)")
     return h.hexdigest()
 
 
@@ -190,15 +201,6 @@ def _probe_container(path: str | os.PathLike) -> Modality | None:
     return None
 
 
-def _walk(root: Path) -> Iterable[Path]:
-    for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
-        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
-        for name in sorted(filenames):
-            if name.startswith("."):
-                continue
-            yield Path(dirpath) / name
-
-
 def discover(root: str | os.PathLike) -> Discovery:
     """Walk ``root`` recursively and return its media files, skipped files and captions."""
     root = Path(root)
@@ -209,7 +211,9 @@ def discover(root: str | os.PathLike) -> Discovery:
     duplicates: dict[str, list[str]] = {}
     skipped: list[tuple[str, str]] = []
     path_to_id: dict[str, str] = {}
-    for p in _walk(root):
+    if is_store(root):
+        raise FileNotFoundError(f"{root} is an ACE store, not a corpus folder")
+    for p in walk(root, skipped):
         rel = p.relative_to(root).as_posix()
         if rel == CAPTIONS_FILE:
             continue
@@ -225,7 +229,11 @@ def discover(root: str | os.PathLike) -> Discovery:
         if modality is None:
             skipped.append((rel, "not a supported media file"))
             continue
-        item_id = sha256_file(p)
+        try:
+            item_id = sha256_file(p)
+        except OSError as e:
+            skipped.append((rel, f"unreadable: {e.strerror or e}"))
+            continue
         path_to_id[rel] = item_id
         if item_id in files:
             duplicates.setdefault(item_id, []).append(rel)

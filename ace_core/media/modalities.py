@@ -14,7 +14,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from ace_core.media import thumbnails
-from ace_core.media.decoding import Decoded, decode_audio, decode_image, decode_video
+from ace_core.media.audio_decoding import decode_audio
+from ace_core.media.decoding import Decoded, decode_image, decode_video
 
 if TYPE_CHECKING:
     from ace_core.media.discovery import MediaFile

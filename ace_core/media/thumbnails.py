@@ -8,7 +8,8 @@ from typing import Any
 
 import numpy as np
 
-from ace_core.media.decoding import decode_audio, decode_image, decode_video
+from ace_core.media.audio_decoding import decode_audio
+from ace_core.media.decoding import decode_image, decode_video
 
 
 def image_thumbnail(location: str, size: int) -> Any:
