@@ -17,10 +17,14 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 from collections.abc import Iterable
 from pathlib import Path
 
+from ace_core.bounded_read import read_bounded
 from ace_core.errors import AceInputError
+
+MAX_CAPTION_SOURCE = 1 << 30  # a caption file read whole (COCO train: about 90 MB)
 
 FORMATS = ("karpathy", "coco", "clotho", "audiocaps", "msrvtt")
 LEGACY_ENCODINGS = ("cp949",)  # tried when a CSV is not UTF-8 (cp1252 would accept any bytes)
@@ -60,20 +64,49 @@ def convert(
     for src, split in sources:
         try:
             records = _READERS[fmt](Path(src), split, path_template, encoding)
-        except (KeyError, TypeError, json.JSONDecodeError, csv.Error) as e:
+        except (KeyError, TypeError, AttributeError, ValueError, csv.Error) as e:
             raise AceInputError(f"{src}: not a valid {fmt} file ({type(e).__name__}: {e})") from e
         for r in records:
             m = merged.setdefault(
                 r["path"], {"path": r["path"], "captions": [], "split": r["split"]}
             )
+            if m["split"] != r["split"]:
+                raise AceInputError(
+                    f"{src}: {r['path']!r} is in both the {m['split']} and {r['split']} splits "
+                    "(two files map to one path: check --path-template)"
+                )
             m["captions"].extend(c for c in r["captions"] if c not in m["captions"])
     return [merged[p] for p in sorted(merged)]
+
+
+_FIELD = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+
+def fill(template: str, row: dict) -> str:
+    """``template`` with each ``{field}`` replaced by the row's value: plain names only (no
+    attribute, index or format expressions are evaluated)."""
+    rest = _FIELD.sub("", template)
+    if "{" in rest or "}" in rest:
+        raise AceInputError(
+            f"--path-template {template!r}: only plain {{field}} names can be filled "
+            f"(fields: {', '.join(sorted(map(str, row)))[:200]})"
+        )
+
+    def value(m: re.Match) -> str:
+        if m.group(1) not in row:
+            raise AceInputError(f"--path-template {template!r}: no field {m.group(1)!r}")
+        v = row[m.group(1)]
+        if not isinstance(v, (str, int)) or isinstance(v, bool):
+            raise AceInputError(f"field {m.group(1)!r} is not text ({type(v).__name__})")
+        return str(v)
+
+    return _FIELD.sub(value, template)
 
 
 def read_text(src: Path, encoding: str | None) -> str:
     """A caption file's text: in ``encoding`` when given, else UTF-8 (BOM allowed), else the
     first legacy encoding that decodes it; a clear error naming the option otherwise."""
-    raw = src.read_bytes()
+    raw = read_bounded(src, MAX_CAPTION_SOURCE)
     if encoding:
         try:
             return raw.decode(encoding)
@@ -100,7 +133,7 @@ def _csv_rows(src: Path, encoding: str | None) -> list[dict]:
 
 
 def _coco(src: Path, split: str | None, tpl: str | None, _enc) -> list[dict]:
-    data = json.loads(src.read_text(encoding="utf-8"))
+    data = json.loads(read_text(src, "utf-8"))
     if split is None:
         name = src.name.lower()
         split = next((s for s in ("train", "val", "test") if s in name), None)
@@ -108,16 +141,22 @@ def _coco(src: Path, split: str | None, tpl: str | None, _enc) -> list[dict]:
     tpl = tpl or "{file_name}"
     caps: dict[int, list[str]] = {}
     for a in data["annotations"]:
-        caps.setdefault(a["image_id"], []).append(a["caption"].strip())
+        caps.setdefault(a["image_id"], []).append(_text(a["caption"], src))
     return [
-        {"path": tpl.format(**im), "captions": [c for c in caps[im["id"]] if c], "split": s}
+        {"path": fill(tpl, im), "captions": [c for c in caps[im["id"]] if c], "split": s}
         for im in data["images"]
         if caps.get(im["id"])
     ]
 
 
+def _text(value: object, src: Path) -> str:
+    if not isinstance(value, str):
+        raise AceInputError(f"{src}: a caption is not text ({type(value).__name__}: {value!r:.40})")
+    return value.strip()
+
+
 def _karpathy(src: Path, split: str | None, _tpl, _enc) -> list[dict]:
-    data = json.loads(src.read_text())
+    data = json.loads(read_text(src, "utf-8"))
     out = []
     for im in data["images"]:
         path = f"{im['filepath']}/{im['filename']}" if im.get("filepath") else im["filename"]
@@ -133,7 +172,7 @@ def _clotho(src: Path, split: str | None, tpl: str | None, encoding) -> list[dic
     out = []
     for r in rows:
         caps = [r[k].strip() for k in sorted(r) if k.startswith("caption") and (r[k] or "").strip()]
-        out.append({"path": tpl.format(**r), "captions": caps, "split": s})
+        out.append({"path": fill(tpl, r), "captions": caps, "split": s})
     return out
 
 
@@ -143,19 +182,19 @@ def _audiocaps(src: Path, split: str | None, tpl: str | None, encoding) -> list[
     rows = _csv_rows(src, encoding)
     out = []
     for r in rows:
-        out.append({"path": tpl.format(**r), "captions": [r["caption"].strip()], "split": s})
+        out.append({"path": fill(tpl, r), "captions": [r["caption"].strip()], "split": s})
     return out
 
 
 def _msrvtt(src: Path, split: str | None, tpl: str | None, _enc) -> list[dict]:
-    data = json.loads(src.read_text())
+    data = json.loads(read_text(src, "utf-8"))
     tpl = tpl or "{video_id}.mp4"
     caps: dict[str, list[str]] = {}
     for sent in data["sentences"]:
         caps.setdefault(sent["video_id"], []).append(sent["caption"].strip())
     return [
         {
-            "path": tpl.format(video_id=v["video_id"]),
+            "path": fill(tpl, v),
             "captions": caps.get(v["video_id"], []),
             "split": _split(split or v.get("split"), str(src)),
         }

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from ace_core.bounded_read import read_text_bounded
 from ace_core.errors import AceInputError
 from ace_core.retrieval.evaluation import retrieval_metrics
 from ace_core.retrieval.zero_shot import tower_dense_search
@@ -19,23 +20,25 @@ from query.loaded import LoadedVersion, load_version
 from query.search import DEFAULT_BEAM, search_version
 
 MAX_LINE = 1 << 20
+MAX_QUERY_FILE = 256 << 20  # the whole --queries file (an endless one stops here)
 
 
 def read_query_pairs(path: str | Path) -> list[tuple[str, str]]:
     """(query, item path) pairs; a malformed line is an error naming the line."""
     pairs = []
     try:
-        with open(path, encoding="utf-8") as f:
-            for n, line in enumerate(f, 1):
-                if not line.strip():
-                    continue
-                if len(line) > MAX_LINE:
-                    raise AceInputError(f"{path}:{n}: line longer than {MAX_LINE} characters")
-                pairs.append(_pair(json.loads(line), path, n))
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise AceInputError(f"{path}: not JSON lines ({str(e).splitlines()[0]})") from e
+        text = read_text_bounded(path, MAX_QUERY_FILE)
     except OSError as e:
         raise AceInputError(f"cannot read --queries {path}: {e.strerror or e}") from e
+    try:
+        for n, line in enumerate(text.splitlines(), 1):
+            if not line.strip():
+                continue
+            if len(line) > MAX_LINE:
+                raise AceInputError(f"{path}:{n}: line longer than {MAX_LINE} characters")
+            pairs.append(_pair(json.loads(line), path, n))
+    except json.JSONDecodeError as e:
+        raise AceInputError(f"{path}: not JSON lines ({str(e).splitlines()[0]})") from e
     if not pairs:
         raise AceInputError(f"{path} holds no queries")
     return pairs

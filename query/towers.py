@@ -45,12 +45,26 @@ def load_text_towers(
                 f"version {version} predates recorded text towers; re-index it for zero-shot "
                 f"queries, or query with --path captions"
             )
-        encoder = build_encoder(space, embed, device=device)
+        encoder = _tower(version, space, embed, device)
         if encoder.text_sha256 != record["text_sha256"]:
             raise AceInputError(
                 f"the {space} text tower built from {record['weights_source']} is not the one "
-                f"that made version {version} (text_sha256 differs); give the same weights, "
+                f"that made version {version} (text_sha256 differs): restore its weights, "
                 f"or query with --path captions"
             )
         towers[space] = encoder.embed_text
     return towers
+
+
+def _tower(version: str, space: str, embed: EmbedConfig, device):
+    """The encoder of a space from the version's recorded weights; a failure to build it
+    names those weights and what a query can do (a query has no weights options)."""
+    try:
+        return build_encoder(space, embed, device=device)
+    except AceInputError as e:
+        weights = embed.image.pretrained if space == "image" else embed.audio.checkpoint
+        raise AceInputError(
+            f"the {space} encoder of version {version} cannot be built from its recorded "
+            f"weights {weights!r} ({str(e).split(';')[0]}); put that file back, or query "
+            f"with --path captions"
+        ) from None

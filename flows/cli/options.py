@@ -8,6 +8,8 @@ import os
 
 from query.request import PATH_HELP, PATHS
 
+CONFIG_MAX_BYTES = 1 << 20  # a --config file
+
 
 class UsageError(Exception):
     """Bad usage or input: reported in one line, exit code 2."""
@@ -127,16 +129,19 @@ def index_config_from_args(args):
     """The typed IndexConfig, built once: --config JSON file first, then the explicit flags."""
     from dataclasses import replace
 
+    from ace_core.bounded_read import one_reason, read_text_bounded
     from ace_core.config_io import from_dict
     from ace_core.index_config import IndexConfig
 
     base = IndexConfig()
     if args.config:
         try:
-            with open(args.config) as f:
-                base = from_dict(IndexConfig, json.load(f))
-        except (OSError, json.JSONDecodeError) as e:
-            raise UsageError(f"cannot read --config {args.config}: {e}") from e
+            data = json.loads(read_text_bounded(args.config, CONFIG_MAX_BYTES))
+        except (OSError, ValueError) as e:
+            raise UsageError(f"cannot read --config {args.config}: {one_reason(e)}") from e
+        if not isinstance(data, dict):
+            raise UsageError(f"--config {args.config} must hold a JSON object of settings")
+        base = from_dict(IndexConfig, data)
     ids, train, retriever = base.ids, base.train, base.retriever
     if args.k is not None:
         ids = replace(ids, kmeans=replace(ids.kmeans, k=args.k))
@@ -153,14 +158,24 @@ def index_config_from_args(args):
         train = replace(train, max_steps=steps, dense=replace(train.dense, max_steps=steps))
     if args.encoder is not None:
         retriever = replace(retriever, encoder_path=args.encoder)
-    return replace(
-        base,
-        embed=embed_config_from_args(args, base.embed),
-        ids=ids,
-        train=train,
-        retriever=retriever,
-        ablations=base.ablations or args.ablations,
+    return checked(
+        replace(
+            base,
+            embed=embed_config_from_args(args, base.embed),
+            ids=ids,
+            train=train,
+            retriever=retriever,
+            ablations=base.ablations or args.ablations,
+        )
     )
+
+
+def checked(config):
+    """The config after its typed schema check (ace_core.config_check), before any work."""
+    from ace_core.config_check import check_config
+
+    check_config(config)
+    return config
 
 
 def add_path_option(p: argparse.ArgumentParser) -> None:

@@ -15,27 +15,31 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.parquet as pq
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
 
 from ace_core.config_io import from_dict, to_dict
 from ace_core.ids.rqvae import RQVAE
 from ace_core.ids.semantic_ids import SemanticIDConfig, SemanticIDs, SemanticIndexer
-from storage.formats.tables import SEMANTIC_IDS_SCHEMA, write_table_atomic
+from storage.formats.tables import (
+    SEMANTIC_IDS_SCHEMA,
+    read_parquet,
+    save_weights,
+    write_table_atomic,
+)
 
 
 def save_indexer(indexer: SemanticIndexer, folder: str | os.PathLike) -> None:
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    save_file(
+    save_weights(
         {"centroids": torch.from_numpy(np.ascontiguousarray(indexer.centroids))},
-        str(folder / "centroids.safetensors"),
+        folder / "centroids.safetensors",
     )
     if indexer.rqvae is not None:
-        save_file(
+        save_weights(
             {k: v.contiguous() for k, v in indexer.rqvae.state_dict().items()},
-            str(folder / "rqvae.safetensors"),
+            folder / "rqvae.safetensors",
         )
     meta = {
         "config": to_dict(indexer.config),
@@ -74,7 +78,7 @@ def write_semantic_ids(sids: SemanticIDs, path: str | os.PathLike) -> None:
 
 
 def read_semantic_ids(path: str | os.PathLike) -> SemanticIDs:
-    t = pq.read_table(path)
+    t = read_parquet(path)
     fine = t.column("fine").to_pylist()
     levels = len(fine[0]) if fine else 0
     return SemanticIDs(

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
 
 from ace_core.config_io import from_dict, to_dict
 from ace_core.media.discovery import sha256_file
@@ -27,6 +27,7 @@ from ace_core.retrieval.dense import DenseProjection
 from ace_core.retrieval.fine_tune import InitState
 from ace_core.retrieval.model import IDDecoder, RetrieverConfig, Vocab, build_text_encoder
 from ace_core.retrieval.retrieval_model import RetrievalModel
+from storage.formats.tables import save_weights
 
 logger = logging.getLogger(__name__)
 
@@ -47,7 +48,7 @@ def save_retriever(model: RetrievalModel, folder: str | os.PathLike, encoder_pat
     tensors.update(
         {f"dense.{k}": v.detach().cpu().contiguous() for k, v in model.dense.state_dict().items()}
     )
-    save_file(tensors, str(folder / "weights.safetensors"))
+    save_weights(tensors, folder / "weights.safetensors")
     weights = encoder_weights_file(encoder_path)
     meta = {
         "config": to_dict(model.config),

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
@@ -92,8 +93,39 @@ def conform_items(table: pa.Table) -> pa.Table:
     return pa.Table.from_arrays(cols, schema=ITEMS_SCHEMA)
 
 
+def read_parquet(path: str | os.PathLike, columns: list[str] | None = None) -> pa.Table:
+    """A Parquet table; a published version's file that does not read is a damaged store
+    (exit 3, naming the file), never a raw decoder error."""
+    try:
+        return pq.read_table(path, columns=columns)
+    except (pa.ArrowException, OSError) as e:
+        if "versions" not in Path(path).parts or isinstance(e, FileNotFoundError):
+            raise
+        from storage.store import DamagedStoreError
+
+        reason = str(e).splitlines()[0][:120] if str(e) else type(e).__name__
+        raise DamagedStoreError(
+            f"{path}: not readable Parquet ({reason}); `ace verify --all` lists the damaged "
+            "files and `ace rollback` serves the newest version that verifies"
+        ) from None
+
+
+def save_weights(tensors: dict, path: str | os.PathLike) -> None:
+    """safetensors' save_file, its I/O failures as OSError (a full disk is one line with
+    its path, exit 2, not a SafetensorError)."""
+    from safetensors.torch import save_file
+
+    try:
+        save_file(tensors, str(path))
+    except Exception as e:  # noqa: BLE001 - SafetensorError wraps the OS error in text
+        code = re.search(r"(?:os error|code:) (\d+)", str(e))
+        if code is None:
+            raise
+        raise OSError(int(code[1]), os.strerror(int(code[1])), str(path)) from None
+
+
 def read_items_table(path: str | os.PathLike) -> pa.Table:
-    return conform_items(pq.read_table(path))
+    return conform_items(read_parquet(path))
 
 
 def embeddings_table(
@@ -120,7 +152,7 @@ def read_embeddings(paths: Iterable[str | os.PathLike]) -> tuple[list[str], list
     mats: list[np.ndarray] = []
     dim = None
     for p in paths:
-        t = pq.read_table(p)
+        t = read_parquet(p)
         if t.num_rows == 0:
             continue
         col = t.column("embedding").combine_chunks()

@@ -6,12 +6,11 @@ from dataclasses import dataclass
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from ace_core.ids.semantic_ids import SemanticIDs, SemanticIndexer
 from ace_core.media.discovery import CaptionEntry
 from storage.formats.codebooks import load_indexer, read_semantic_ids
-from storage.formats.tables import read_embeddings, read_items_table
+from storage.formats.tables import read_embeddings, read_items_table, read_parquet
 from storage.store.layout import VersionLayout
 
 CAPTIONS_SCHEMA = pa.schema(
@@ -25,7 +24,7 @@ def read_version_items(v: VersionLayout) -> pa.Table:
 
 def known_item_ids(v: VersionLayout, *, ok_only: bool = False) -> set[str]:
     """Every item_id a version recorded (ok or failed; only ok ones with ``ok_only``)."""
-    t = pq.read_table(v.items, columns=["item_id", "status"])
+    t = read_parquet(v.items, columns=["item_id", "status"])
     if ok_only:
         t = t.filter(pa.compute.equal(t["status"], "ok"))
     return set(t["item_id"].to_pylist())
@@ -45,7 +44,7 @@ def ok_item_ids(items: pa.Table) -> list[str]:
 
 def read_captions(v: VersionLayout) -> dict[str, CaptionEntry]:
     out: dict[str, CaptionEntry] = {}
-    for r in pq.read_table(v.captions).to_pylist():
+    for r in read_parquet(v.captions).to_pylist():
         out.setdefault(r["item_id"], CaptionEntry([], r["split"])).captions.append(r["caption"])
     return out
 
