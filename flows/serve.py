@@ -17,10 +17,12 @@ import threading
 from pathlib import Path
 
 from fastapi import FastAPI, HTTPException, Query, Request
-from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
+from fastapi.responses import HTMLResponse, JSONResponse
 
-from ace_core.media.modalities import MODALITY_NAMES, media_kind, thumbnail_jpeg
+from ace_core.media.modalities import MODALITY_NAMES
 from flows.search_batcher import SearchBatcher
+from flows.serve_guard import TOKEN_COOKIE, HeaderDeadlineProtocol, public, token_ok
+from flows.serve_media import media_routes
 from query.loaded import LoadedVersion
 from query.request import MAX_K, PATH_HELP, PATHS, QueryError, checked_request
 from query.search import Searcher, similar_items
@@ -74,16 +76,18 @@ class VersionHolder(Searcher):
 
     def get(self, version: str | None = None) -> LoadedVersion:
         if self.current is None:
-            raise HTTPException(503, self.last_error or f"no published version in {self.store}")
+            raise HTTPException(503, public(self.last_error or "no published version"))
         try:
             return self.version(version)
         except StoreError as e:
-            raise HTTPException(404, str(e)) from None
+            raise HTTPException(404, public(str(e))) from None
 
 
-def _with_urls(result: dict, token: str | None) -> dict:
+def _with_urls(result: dict) -> dict:
+    """A result with its ID tokens and media URLs (the token travels as a cookie or header,
+    never inside a URL that a page shows or a log keeps)."""
     tokens = [int(t) for t in result["sid"].split(".")]
-    q = f"?token={token}" if token else ""
+    q = ""
     out = {k: v for k, v in result.items() if k != "location"}  # server paths stay private
     out.update(
         coarse=tokens[0],
@@ -123,26 +127,26 @@ def create_app(
 
     @app.middleware("http")
     async def require_token(request: Request, call_next):
-        if token and request.url.path not in ("/", "/healthz"):
-            given = request.query_params.get("token") or request.headers.get(
-                "authorization", ""
-            ).removeprefix("Bearer ")
-            if given != token:
-                return JSONResponse({"detail": "a valid token is required"}, status_code=401)
-        return await call_next(request)
+        allowed = token_ok(request, token)
+        if token and not allowed and request.url.path not in ("/", "/healthz"):
+            return JSONResponse({"detail": "a valid token is required"}, status_code=401)
+        response = await call_next(request)
+        if token and request.url.path == "/" and allowed:  # the page's media requests
+            response.set_cookie(TOKEN_COOKIE, token, httponly=True, samesite="strict")
+        return response
 
     @app.exception_handler(Exception)
     async def internal(request: Request, exc: Exception):  # no stack trace in a response
         logger.exception("internal error on %s", request.url.path)
         return JSONResponse({"detail": f"internal error ({type(exc).__name__})"}, 500)
 
-    _search_routes(app, holder, batcher, token)
+    _search_routes(app, holder, batcher)
     _catalog_routes(app, holder, store)
-    _media_routes(app, holder, store)
+    media_routes(app, holder, store)
     return app
 
 
-def _search_routes(app: FastAPI, holder: VersionHolder, batcher: SearchBatcher, token) -> None:
+def _search_routes(app: FastAPI, holder: VersionHolder, batcher: SearchBatcher) -> None:
     @app.get("/api/search")
     async def search(
         q: str = Query(..., description="the text query"),
@@ -158,7 +162,7 @@ def _search_routes(app: FastAPI, holder: VersionHolder, batcher: SearchBatcher, 
             raise _query_error(e) from None
         vm = holder.get(version)
         payload = await batcher.search(vm, q[0], k, path, modality)
-        payload["results"] = [_with_urls(r, token) for r in payload["results"]]
+        payload["results"] = [_with_urls(r) for r in payload["results"]]
         return payload
 
     @app.get("/api/items/{item_id}")
@@ -177,7 +181,7 @@ def _search_routes(app: FastAPI, holder: VersionHolder, batcher: SearchBatcher, 
         except QueryError as e:
             raise _query_error(e) from None
         return {"item_id": item_id, "version": vm.version,
-                "results": [_with_urls(r, token) for r in results]}  # fmt: skip
+                "results": [_with_urls(r) for r in results]}  # fmt: skip
 
 
 def _catalog_routes(app: FastAPI, holder: VersionHolder, store: str) -> None:
@@ -185,7 +189,7 @@ def _catalog_routes(app: FastAPI, holder: VersionHolder, store: str) -> None:
         try:
             return fn(*args)
         except StoreError as e:
-            raise HTTPException(404, str(e)) from None
+            raise HTTPException(404, public(str(e))) from None
 
     @app.get("/api/versions")
     def versions():
@@ -202,50 +206,15 @@ def _catalog_routes(app: FastAPI, holder: VersionHolder, store: str) -> None:
         return out
 
     @app.get("/healthz")
-    def healthz():
-        current = holder.current
+    def healthz():  # open to all: no server paths (the server log has them)
+        current, error = holder.current, holder.last_error
         return {"status": "ok" if current else "unavailable",
                 "version": current.version if current else None,
-                "loading": holder.loading, "last_error": holder.last_error}  # fmt: skip
+                "loading": holder.loading, "last_error": error and public(error)}  # fmt: skip
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     def page():
         return (STATIC / "index.html").read_text()
-
-
-def _media_routes(app: FastAPI, holder: VersionHolder, store: str) -> None:
-    def indexed(item_id: str, version: str | None) -> dict:
-        found = holder.get(version).item(item_id)  # by item id only, never a request path
-        if found is None or not found.get("location"):
-            raise HTTPException(404, f"item {item_id[:64]!r} is not in the served version")
-        return found
-
-    @app.get("/media/{item_id}")
-    def media(item_id: str, version: str | None = None):
-        found = indexed(item_id, version)
-        if not Path(found["location"]).is_file():
-            raise HTTPException(410, f"the file of {item_id[:12]} is no longer at its location")
-        suffix = Path(found["location"]).suffix.lstrip(".").lower() or "octet-stream"
-        kind = media_kind(found["modality"]).mime_prefix
-        return FileResponse(found["location"], media_type=kind + _subtype(suffix))  # HTTP Range
-
-    @app.get("/thumb/{item_id}")
-    def thumb(item_id: str, version: str | None = None):
-        found = indexed(item_id, version)
-        cached = Store(store).thumbnail_file(item_id)
-        if not cached.exists():
-            cached.parent.mkdir(parents=True, exist_ok=True)
-            data = thumbnail_jpeg(found["location"], found["modality"])
-            tmp = cached.with_suffix(f".tmp-{threading.get_ident()}")
-            tmp.write_bytes(data)
-            tmp.replace(cached)
-        return Response(cached.read_bytes(), media_type="image/jpeg",
-                        headers={"cache-control": "max-age=86400"})  # fmt: skip
-
-
-def _subtype(suffix: str) -> str:
-    return {"jpg": "jpeg", "tif": "tiff", "mp3": "mpeg", "mpg": "mpeg", "mkv": "x-matroska",
-            "m4a": "mp4", "wav": "wav", "ogg": "ogg"}.get(suffix, suffix)  # fmt: skip
 
 
 def _version() -> str:
@@ -267,4 +236,5 @@ def serve(store: str, host: str = "127.0.0.1", port: int = 8765, token: str | No
     """Run the service until interrupted (blocking)."""
     import uvicorn
 
-    uvicorn.run(create_app(store, token=token), host=host, port=port, log_level="warning")
+    uvicorn.run(create_app(store, token=token), host=host, port=port, log_level="warning",
+                http=HeaderDeadlineProtocol)  # fmt: skip

@@ -1,0 +1,151 @@
+"""The service sends only files that still resolve, as regular files, inside their source
+with the indexed bytes; says nothing about server paths where anyone can read it; takes its
+token as a cookie (never inside a URL) compared in constant time; survives a read-only store
+and closes a client that never finishes its headers."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import stat
+import threading
+import time
+
+import fault_helpers
+import pytest
+
+from storage.store import Store
+
+built, store = fault_helpers.built, fault_helpers.store  # the shared fixtures
+
+
+@pytest.fixture
+def served(store, tmp_path):
+    """A client over a copy of the store whose corpus is a copy too (safe to damage)."""
+    from fastapi.testclient import TestClient
+
+    from flows.serve import create_app
+
+    with TestClient(create_app(str(store), token="s3cret")) as c:
+        c.cookies.set("ace_token", "s3cret")
+        yield c
+
+
+def _image(client) -> dict:
+    r = client.get("/api/search", params={"q": "a red circle", "k": 10, "modality": "image"})
+    assert r.status_code == 200, r.text
+    item_id = r.json()["results"][0]["item_id"]
+    return client.get(f"/api/items/{item_id}").json()
+
+
+@pytest.fixture
+def own_corpus(built, tmp_path):
+    """The built corpus restored after a test that swaps its files."""
+    backup = tmp_path / "corpus-backup"
+    shutil.copytree(built / "corpus", backup)
+    yield built / "corpus"
+    shutil.rmtree(built / "corpus")
+    shutil.copytree(backup, built / "corpus")
+
+
+def test_a_file_swapped_for_a_link_outside_its_source_is_not_served(served, own_corpus):
+    item = _image(served)
+    assert "location" not in item  # the API never shows server paths
+    assert served.get(f"/media/{item['item_id']}").status_code == 200
+    os.unlink(own_corpus / item["path"])
+    os.symlink("/etc/hostname", own_corpus / item["path"])
+    for route in ("media", "thumb"):
+        r = served.get(f"/{route}/{item['item_id']}")
+        assert r.status_code == 410 and "outside its source" in r.json()["detail"]
+
+
+def test_a_file_with_other_bytes_is_not_served(served, own_corpus):
+    item = _image(served)
+    with open(own_corpus / item["path"], "ab") as f:
+        f.write(b"changed")
+    r = served.get(f"/media/{item['item_id']}")
+    assert r.status_code == 410 and "changed since it was indexed" in r.json()["detail"]
+
+
+def test_health_and_errors_print_no_server_paths(served, store):
+    root = str(store.resolve())
+    assert root not in served.get("/healthz").text
+    r = served.get("/api/eval", params={"version": "v000009"})
+    assert r.status_code == 404 and root not in r.text
+
+
+def test_the_token_is_a_cookie_never_a_url(store):
+    from fastapi.testclient import TestClient
+
+    from flows.serve import create_app
+
+    with TestClient(create_app(str(store), token="s3cret")) as c:
+        assert c.get("/api/versions").status_code == 401
+        assert c.get("/api/versions", params={"token": "s3cre"}).status_code == 401
+        page = c.get("/", params={"token": "s3cret"})
+        assert page.cookies.get("ace_token") == "s3cret"
+        c.cookies.set("ace_token", "s3cret")
+        r = c.get("/api/search", params={"q": "a red circle"})
+        assert r.status_code == 200 and "s3cret" not in r.text
+        assert c.get(r.json()["results"][0]["thumb_url"]).status_code == 200
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root writes through read-only permissions")
+def test_thumbnails_on_a_read_only_store_are_served_uncached(served, store):
+    thumbs = store / "thumbs"
+    thumbs.mkdir(exist_ok=True)
+    thumbs.chmod(stat.S_IRUSR | stat.S_IXUSR)
+    try:
+        item = _image(served)
+        r = served.get(f"/thumb/{item['item_id']}")
+        assert r.status_code == 200 and r.content[:2] == b"\xff\xd8"
+    finally:
+        thumbs.chmod(0o755)
+
+
+def test_thumbnails_are_served_when_the_cache_cannot_be_written(served, store, monkeypatch):
+    from flows import serve_media
+
+    def full(self, data):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(type(Store(store).thumbnail_file("x")), "write_bytes", full)
+    item = _image(served)
+    r = served.get(f"/thumb/{item['item_id']}")
+    assert r.status_code == 200 and r.content[:2] == b"\xff\xd8"
+    assert not Store(store).thumbnail_file(item["item_id"]).exists()
+    assert serve_media  # the module under test
+
+
+def test_a_client_that_never_finishes_its_headers_is_closed():
+    import uvicorn
+
+    from flows.serve_guard import HeaderDeadlineProtocol
+
+    async def app(scope, receive, send):  # the smallest ASGI app
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"ok"})
+
+    HeaderDeadlineProtocol.header_timeout_s = 0.5
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(app, port=port, http=HeaderDeadlineProtocol,
+                                           log_level="warning", lifespan="off"))  # fmt: skip
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    try:
+        while not server.started:
+            time.sleep(0.05)
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as c:
+            c.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n")  # headers never finished
+            t = time.monotonic()
+            assert c.recv(100) == b"" and time.monotonic() - t < 3  # closed by the server
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as c:
+            c.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+            assert b"200 OK" in c.recv(200)
+    finally:
+        HeaderDeadlineProtocol.header_timeout_s = 10.0
+        server.should_exit = True
+        thread.join(5)
