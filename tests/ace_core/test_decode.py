@@ -6,7 +6,8 @@ import soundfile as sf
 from PIL import Image
 
 from ace_core.media import decoding as decode
-from ace_core.media.decoding import DecodeError, decode_audio, decode_image, decode_video
+from ace_core.media.audio_decoding import decode_audio
+from ace_core.media.decoding import DecodeError, decode_image, decode_video
 
 
 def test_exif_orientation_is_applied(tmp_path):
