@@ -66,6 +66,7 @@ def convert(
             records = _READERS[fmt](Path(src), split, path_template, encoding)
         except (KeyError, TypeError, AttributeError, ValueError, csv.Error) as e:
             raise AceInputError(f"{src}: not a valid {fmt} file ({type(e).__name__}: {e})") from e
+        _check_collisions(fmt, src, records)
         for r in records:
             m = merged.setdefault(
                 r["path"], {"path": r["path"], "captions": [], "split": r["split"]}
@@ -77,6 +78,21 @@ def convert(
                 )
             m["captions"].extend(c for c in r["captions"] if c not in m["captions"])
     return [merged[p] for p in sorted(merged)]
+
+
+def _check_collisions(fmt: str, src: str, records: list[dict]) -> None:
+    """Two entries of one file (images, videos, rows) that map to one path mean the path
+    template lost what tells them apart (AudioCaps repeats a clip's row per caption)."""
+    if fmt == "audiocaps":
+        return
+    seen: set[str] = set()
+    for r in records:
+        if r["path"] in seen:
+            raise AceInputError(
+                f"{src}: two entries map to the path {r['path']!r}; the path template must "
+                "keep them apart (check --path-template)"
+            )
+        seen.add(r["path"])
 
 
 _FIELD = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")

@@ -192,6 +192,13 @@ def test_path_templates_fill_plain_names_only(tmp_path, capsys, template):
     assert code == 2 and "plain {field} names" in one_line_error(err)
 
 
+def test_two_entries_mapped_to_one_path_are_refused(tmp_path, capsys):
+    src = _coco(tmp_path, "a cat")
+    code, err = _quick(capsys, "import-captions", "coco", src, "--out",
+                       str(tmp_path / "c.jsonl"), "--path-template", "all.jpg")  # fmt: skip
+    assert code == 2 and "two entries map to the path 'all.jpg'" in one_line_error(err)
+
+
 def test_two_splits_mapped_to_one_path_are_refused(tmp_path, capsys):
     a, b = tmp_path / "a", tmp_path / "b"
     a.mkdir(), b.mkdir()
