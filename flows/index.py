@@ -11,6 +11,7 @@ from contextlib import contextmanager
 
 from prefect import flow, task
 
+from ace_core.config_check import check_config
 from ace_core.cpu_share import flush_denormals
 from ace_core.index_config import IndexConfig
 from flows.embed import ShardRunner, embed_on
@@ -56,6 +57,7 @@ def index_corpus(
     started = time.perf_counter()
     flush_denormals()  # before this run's thread pools exist (training's speed)
     cfg = config or IndexConfig()
+    check_config(cfg)  # a deployment's parameters too: before the lock and any work
     with building(store, "ace index"):
         sources = sources_to_index(store, corpus)
         discovery, removals = discover_sources(store, sources)
