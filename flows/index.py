@@ -16,11 +16,12 @@ from ace_core.cpu_share import flush_denormals
 from ace_core.index_config import IndexConfig
 from flows.embed import ShardRunner, embed_on
 from storage.build import audit as store_audit
-from storage.formats.manifest import version_config
+from storage.formats.manifest import recorded_config, version_config
 from storage.store import Store
 from tasks import build as t
 from tasks.embed import discover_ingest_folder, discover_sources
 from tasks.source_folders import plan_folder, sources_to_index
+from tasks.stable_ids import keep_or_fit_ids
 
 
 @contextmanager
@@ -49,15 +50,19 @@ def index_corpus(
     config: IndexConfig | None = None,
     max_remove: int | None = 0,
     runner: ShardRunner | None = None,
+    refit: bool = False,
 ) -> dict:
     """Full re-index of every source of the store (``corpus`` is added as a source when new):
     embed (shard cache), fit IDs, train, evaluate, validate, publish. A run that would remove
     more than ``max_remove`` indexed items (None: any number) stops before embedding. Shards
-    are embedded on ``runner`` (default: this process)."""
+    are embedded on ``runner`` (default: this process). LATEST's IDs are kept for every item
+    still present unless ``refit`` (or drift, or other settings) says otherwise; a re-index
+    that changes nothing publishes nothing."""
     started = time.perf_counter()
     flush_denormals()  # before this run's thread pools exist (training's speed)
-    cfg = config or IndexConfig()
+    cfg = config or _recorded_or_default(store)
     check_config(cfg)  # a deployment's parameters too: before the lock and any work
+    _say_encoders(cfg)
     with building(store, "ace index"):
         sources = sources_to_index(store, corpus)
         discovery, removals = discover_sources(store, sources)
@@ -68,10 +73,13 @@ def index_corpus(
         )
         staged = t.stage_rebuild(store, discovery, shards, base)
         with discarded_unless_published(store, staged):
-            ids_report = t.reuse_published(store, staged, cfg)  # same inputs as a publish
+            # same inputs as a publish: its outputs (not with --refit: new IDs are asked for)
+            ids_report = None if refit else t.reuse_published(store, staged, cfg)
             if ids_report is None:
-                ids_report = t.fit_ids(staged, cfg)
+                ids_report = keep_or_fit_ids(staged, store, cfg, refit)
                 t.train_retriever(store, staged, cfg)
+            elif t.same_as_latest(store, staged):
+                return _unchanged(store, Store(store).latest(), started, shards)
             published = t.publish_version(store, staged, "full_rebuild", None, cfg, ids_report)
     return _report(published, shards, started, removed=removals.items)
 
@@ -132,12 +140,36 @@ def audit_versions(
     return audit_diff(store, from_version, to_version)
 
 
-def _unchanged(store: str, parent: str, started: float) -> dict:
-    """The report of an ingest that found nothing new: LATEST stays as it is."""
+def _recorded_or_default(store: str) -> IndexConfig:
+    """A deployment's re-index without a config: LATEST's recorded one (never the defaults
+    over a store built with other encoders), the defaults for a new store."""
+    from tasks._progress import stage
+
+    recorded = recorded_config(store)
+    if recorded is None:
+        return IndexConfig()
+    stage("configuration: the one %s was built with", recorded[1])
+    return recorded[0]
+
+
+def _say_encoders(cfg: IndexConfig) -> None:
+    from tasks._progress import stage
+
+    image, audio = cfg.embed.image, cfg.embed.audio
+    stage("encoders: image %s (%s), audio %s (%s)", image.model, image.pretrained,
+          audio.model, audio.checkpoint)  # fmt: skip
+
+
+def _unchanged(store: str, parent: str, started: float, shards: list[dict] = ()) -> dict:
+    """The report of a run that changed nothing (an ingest with nothing new, a re-index of
+    the same files): LATEST stays as it is and nothing is published."""
+    from tasks._progress import stage
+
     m = Store(store).manifest(parent)
     zero = {"added": 0, "removed": 0, "changed": 0, "unchanged": m["counts"]["ok"]}
     published = {**m, "id_diff": zero, "reused_from": None}
-    return {**_report(published, [], started), "published": False, "operation": "none"}
+    stage("nothing changed since %s: nothing published", parent)
+    return {**_report(published, list(shards), started), "published": False, "operation": "none"}
 
 
 def _report(published: dict, shards: list[dict], started: float, removed=()) -> dict:

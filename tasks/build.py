@@ -88,6 +88,13 @@ def stage_copy(store: str, version: str) -> str:
     return str(staging.stage_copy(store, version))
 
 
+@task(name="same-as-latest")
+def same_as_latest(store: str, staged: str) -> bool:
+    """A staged rebuild that reuses LATEST's build and holds exactly its items (same files,
+    sources, paths and failures): publishing it would change nothing."""
+    return staging.same_as_latest(Store(store), VersionLayout(staged))
+
+
 @task(name="reuse-published")
 def reuse_published(store: str, staged: str, config: IndexConfig) -> dict | None:
     return staging.reuse_published(store, VersionLayout(staged), config)
@@ -95,16 +102,21 @@ def reuse_published(store: str, staged: str, config: IndexConfig) -> dict | None
 
 @task(name="fit-semantic-ids")
 def fit_ids(staged: str, config: IndexConfig) -> dict:
+    return fit_version_ids(staged, config)
+
+
+def fit_version_ids(staged: str, config: IndexConfig) -> dict:
+    """New codebooks and IDs for a staged version's embeddings."""
     v = VersionLayout(staged)
     ids, _, x = version_embeddings(v)
     indexer, sids = fit_semantic_ids(ids, x, config.ids)
     save_indexer(indexer, v.codebooks)
     write_semantic_ids(sids, v.semantic_ids)
-    _ids_fitted(indexer.report)
+    ids_fitted(indexer.report)
     return indexer.report
 
 
-def _ids_fitted(r: dict) -> None:
+def ids_fitted(r: dict) -> None:
     stage(
         "IDs fitted: %d items, k=%d, %dx%d codes, collision rate %s, rel. error %s",
         r["n_items"], r["k"], r["levels"], r["codebook_size"], r["collision_rate"],
@@ -121,8 +133,8 @@ def assign_ids(staged: str, store: str, parent: str) -> dict:
     ids, _, x = version_embeddings(v)
     merged, report = indexer.extend(read_semantic_ids(p.semantic_ids), ids, x)
     write_semantic_ids(merged, v.semantic_ids)
-    _ids_fitted(report)
-    return report
+    ids_fitted(report)
+    return {**report, "id_policy": {"kept_from": parent, "drift": None}}
 
 
 @task(name="train-retriever")

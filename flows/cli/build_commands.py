@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import time
 
 from flows import embedded_api
@@ -71,10 +72,10 @@ def cmd_index(args) -> int:
     if args.max_remove is not None and args.max_remove < 0:
         raise UsageError("--max-remove must be >= 0")
     max_remove = None if args.allow_remove else (args.max_remove or 0)
-    config = index_config_from_args(args)
+    config = _index_config(args)
     runner = shard_runner_from_args(args)
     embedded_api.adopt_if_spawned()
-    report = index_corpus(args.corpus, args.store, config, max_remove, runner)
+    report = index_corpus(args.corpus, args.store, config, max_remove, runner, args.refit)
     report["seconds"] = command_seconds(args)
     present.emit(args, report, present.publish_report)
     return 0
@@ -90,6 +91,29 @@ def cmd_ingest(args) -> int:
     report["seconds"] = command_seconds(args)
     present.emit(args, report, present.publish_report)
     return 0
+
+
+def _index_config(args):
+    """The store's recorded configuration (LATEST's) with the options given on top; the
+    defaults for a new store; a --config file replaces the recorded one. Says which."""
+    from storage.formats.manifest import recorded_config
+
+    recorded = None if args.config else recorded_config(args.store)
+    config = index_config_from_args(args, recorded[0] if recorded else None)
+    what = (
+        f"the configuration of {recorded[1]}" if recorded
+        else f"--config {args.config}" if args.config else "the default configuration"
+    )  # fmt: skip
+    given = ", with the options given" if recorded and _options_given(args) else ""
+    print(f"configuration: {what}{given}", file=sys.stderr)
+    return config
+
+
+def _options_given(args) -> bool:
+    names = ("image_model", "image_weights", "audio_model", "audio_checkpoint", "batch_size",
+             "workers", "shard_size", "k", "levels", "codebook_size", "epochs",
+             "max_train_steps", "encoder")  # fmt: skip
+    return any(getattr(args, n, None) is not None for n in names) or args.ablations
 
 
 def command_seconds(args) -> float:

@@ -53,5 +53,7 @@ def filter_prefect_console(verbose: bool) -> None:
     for log in loggers:
         for h in log.handlers:
             if isinstance(h, PrefectConsoleHandler):
+                if hasattr(h, "console"):  # this command's stderr, not one an earlier closed
+                    h.console.file = sys.stderr
                 h.filters[:] = [f for f in h.filters if not isinstance(f, _CliConsole)]
                 h.addFilter(_CliConsole(verbose))

@@ -125,15 +125,16 @@ def shard_runner_from_args(args):
     return ShardRunner(dask_address=address, dask_workers=local)
 
 
-def index_config_from_args(args):
-    """The typed IndexConfig, built once: --config JSON file first, then the explicit flags."""
+def index_config_from_args(args, recorded=None):
+    """The typed IndexConfig, built once: the --config JSON file, else ``recorded`` (the
+    configuration of the store's LATEST) or the defaults; then the explicit flags."""
     from dataclasses import replace
 
     from ace_core.bounded_read import one_reason, read_text_bounded
     from ace_core.config_io import from_dict
     from ace_core.index_config import IndexConfig
 
-    base = IndexConfig()
+    base = recorded or IndexConfig()
     if args.config:
         try:
             data = json.loads(read_text_bounded(args.config, CONFIG_MAX_BYTES))
@@ -195,6 +196,10 @@ def add_index_options(p: argparse.ArgumentParser) -> None:
     )  # fmt: skip
     g.add_argument("--encoder", default=None, help="local Hugging Face text encoder folder")
     g.add_argument("--ablations", action="store_true", help="also train the ablation models")
+    g.add_argument(
+        "--refit", action="store_true",
+        help="fit new IDs even where LATEST's could be kept (every ID may change)",
+    )  # fmt: skip
     g = p.add_argument_group("removals (items of LATEST whose files vanished)")
     g.add_argument(
         "--allow-remove", action="store_true", help="publish even if indexed items would go"

@@ -76,7 +76,8 @@ def failed_lines(failed: list[dict], limit: int = 10) -> list[str]:
 
 def publish_report(r: dict) -> str:
     if not r.get("published", True):
-        return f"nothing new to ingest: LATEST stays {r['version']} ({r['seconds']:.1f} s)"
+        latest, took = r["version"], r["seconds"]
+        return f"nothing changed: nothing published, LATEST stays {latest} ({took:.1f} s)"
     c, d = r["items"], r["id_diff"]
     reused = (
         f"; reused {r['reused_from']} (same embeddings, captions, config and code: IDs and "
@@ -89,7 +90,7 @@ def publish_report(r: dict) -> str:
         f"in {r['seconds']:.1f} s{reused}",
         f"items: {c['items']} ({c['ok']} ok, {c['failed']} failed); " + _ids_line(r["ids"]),
         f"ID diff vs parent: {d['added']} added, {d['removed']} removed, {d['changed']} changed, "
-        f"{d['unchanged']} unchanged",
+        f"{d['unchanged']} unchanged" + _why_ids(r["ids"]),
     ]
     lines += failed_lines(r.get("failed_items") or [])
     removed = r.get("removed_items") or []
@@ -97,6 +98,12 @@ def publish_report(r: dict) -> str:
     if len(removed) > 20:
         lines.append(f"  ... and {len(removed) - 20} more")
     return "\n".join([*lines, eval_table(r["eval"])])
+
+
+def _why_ids(ids: dict) -> str:
+    from storage.build.audit import why_ids
+
+    return f" ({why_ids(ids['id_policy'])})" if ids.get("id_policy") else ""
 
 
 def _ids_line(ids: dict) -> str:
@@ -160,6 +167,7 @@ def audit_report(d: dict) -> str:
     return (
         f"{d['from']} -> {d['to']}: {d['added']} added, {d['removed']} "
         f"removed, {d['changed']} changed, {d['unchanged']} unchanged"
+        + (f"\n  why: {d['why']}" if d.get("why") else "")
     ) + "".join(
         f"\n  changed {c['item_id'][:12]}: {c['from']} -> {c['to']}"
         for c in d["changed_items"][:20]

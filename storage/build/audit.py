@@ -38,4 +38,16 @@ def audit(store: str, from_version: str | None = None, to_version: str | None = 
     from_v = s.resolve(from_v)
     old = read_semantic_ids(s.version(from_v).semantic_ids)
     new = read_semantic_ids(s.version(to_v).semantic_ids)
-    return {"from": from_v, "to": to_v, **id_diff(old, new, detail=True)}
+    why = s.manifest(to_v).get("ids", {}).get("id_policy")
+    return {"from": from_v, "to": to_v, "why": why_ids(why), **id_diff(old, new, detail=True)}
+
+
+def why_ids(policy: dict | None) -> str:
+    """Why a version's IDs are what they are, from its ID report's ``id_policy``."""
+    if not policy:
+        return "not recorded (a version built before IDs were kept across re-indexes)"
+    if "kept_from" in policy and policy.get("drift") is None:
+        return f"IDs kept from {policy['kept_from']} (an ingest: its codebooks frozen)"
+    if "kept_from" in policy:
+        return f"IDs kept from {policy['kept_from']} (codebook drift {policy['drift']})"
+    return f"IDs refitted: {policy.get('refit')}"

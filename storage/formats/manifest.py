@@ -40,5 +40,14 @@ def version_config(store: str, version: str | None = None) -> IndexConfig:
     return config_from_manifest(Store(store).manifest(version)["config"])
 
 
+def recorded_config(store: str) -> tuple[IndexConfig, str] | None:
+    """The configuration LATEST was built with and its version (None for a store that has
+    published nothing): what a re-index uses unless options override it."""
+    s = Store(store)
+    if not s.root.is_dir() or s.latest() is None:
+        return None
+    return version_config(store), s.latest()
+
+
 def version_sources(store: str, version: str | None = None) -> dict[str, Source]:
     return {s["source_id"]: Source(**s) for s in Store(store).manifest(version).get("sources", [])}

@@ -170,7 +170,7 @@ def test_query_returns_items_of_the_version(indexed, capsys):
     assert main(["query", "x", "-k", "0", "--store", str(store)]) == 2
 
 
-def test_reindex_keeps_ingested_items_and_an_unchanged_one_reuses_everything(
+def test_reindex_keeps_ingested_items_and_ids_and_an_unchanged_one_publishes_nothing(
     indexed, sample_corpus, config_file, capsys
 ):
     store, _, v2 = indexed
@@ -180,14 +180,26 @@ def test_reindex_keeps_ingested_items_and_an_unchanged_one_reuses_everything(
     # the ingested batch is a source too: nothing is removed; only the failed file is retried
     assert v3["removed_items"] == [] and v3["id_diff"]["removed"] == 0
     assert v3["items"]["ok"] == v2["items"]["ok"] == 27 and v3["shards_computed"] <= 1
-    v4 = run(capsys, "index", "--store", str(store), "--config", config_file, *TINY)
-    assert v4["shards_computed"] == 0
-    assert v4["reused_from"] == v3["version"]  # same embeddings, captions, config and code
+    assert v3["id_diff"]["changed"] == 0  # a nightly re-index after an ingest moves no ID
+    assert v3["ids"]["id_policy"]["kept_from"] == v2["version"]
+    audit = run(capsys, "audit", "--store", str(store))
+    assert audit["changed"] == 0 and f"kept from {v2['version']}" in audit["why"]
+    # no options: the store's recorded configuration (its tiny encoders, its fast settings)
+    v4 = run(capsys, "index", "--store", str(store))
+    assert v4["shards_computed"] == 0 and v4["published"] is False
+    assert v4["version"] == v3["version"] == Store(store).latest()
     from flows.cli.present import publish_report
 
-    assert f"reused {v3['version']}" in publish_report(v4).splitlines()[0]
-    audit = run(capsys, "audit", "--store", str(store), "--from", v3["version"])
-    assert (audit["added"], audit["removed"], audit["changed"], audit["unchanged"]) == (0, 0, 0, 27)
+    assert "nothing" in publish_report(v4).lower() or "unchanged" in publish_report(v4).lower()
+
+
+def test_refit_is_explicit_and_recorded(indexed, tmp_path, config_file, capsys):
+    store = tmp_path / "store"
+    shutil.copytree(indexed[0], store)
+    r = run(capsys, "index", "--store", str(store), "--refit")
+    assert r["published"] and r["ids"]["id_policy"] == {"refit": "--refit was given"}
+    audit = run(capsys, "audit", "--store", str(store))
+    assert "--refit was given" in audit["why"]
 
 
 def test_build_outputs_are_reused_only_for_identical_inputs(indexed):
