@@ -28,7 +28,7 @@ from storage.formats.shards import (
     write_embed_shard,
 )
 from storage.formats.version_data import known_item_ids
-from storage.store import Store
+from storage.store import Store, StoreError
 from storage.store import sources as src
 from tasks._progress import Progress, stage
 
@@ -84,6 +84,20 @@ def _first_modalities(corpus: str, limit: int) -> set[str]:
     return found
 
 
+def _require_media(found, where: str) -> None:
+    """A walk that found no media file at all is an error naming the folder(s), before any
+    work (and before any source is registered)."""
+    if found.files:
+        return
+    skipped = (
+        f"; {len(found.skipped)} other files skipped, e.g. {found.skipped[0][0]}: "
+        f"{found.skipped[0][1]}"
+        if found.skipped
+        else ""
+    )
+    raise StoreError(f"no media files found in {where}{skipped}")
+
+
 def _save(store: str, found, sources=()) -> str:
     stage(
         "discovered %d media files (%d skipped, %d duplicate paths, %d caption problems)",
@@ -103,13 +117,17 @@ def discover_corpus(corpus: str, store: str) -> str:
 def discover_sources(store: str, sources: list[src.Source]) -> tuple[str, Removals]:
     """Walk every source; the discovery record and what LATEST would lose by it."""
     found, missing = src.discover_sources(sources)
+    if not missing:
+        _require_media(found, ", ".join(s.location for s in sources))
     return _save(store, found, sources), plan_removals(store, found, sources, missing)
 
 
 @task(name="discover-ingest-folder")
 def discover_ingest_folder(store: str, match: src.SourceMatch, folder: str) -> str:
     """Walk a folder being ingested; paths relative to the source that holds it."""
-    return _save(store, src.discover_folder(match, folder), [match.source])
+    found = src.discover_folder(match, folder)
+    _require_media(found, folder)
+    return _save(store, found, [match.source])
 
 
 @task(name="plan-shards")

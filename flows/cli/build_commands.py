@@ -12,6 +12,7 @@ from flows.cli.options import (
     add_dask_options,
     add_embed_options,
     add_index_options,
+    check_weight_files,
     embed_config_from_args,
     index_config_from_args,
     require_dir,
@@ -26,7 +27,7 @@ def add_commands(sub, common) -> None:
     p = sub.add_parser("embed", parents=[common], help="discover, decode and embed a corpus")
     p.add_argument("corpus", help="folder of media files (recursively)")
     add_embed_options(p)
-    p.set_defaults(func=cmd_embed)
+    p.set_defaults(func=cmd_embed, precheck=precheck)
 
     p = sub.add_parser(
         "index", parents=[common], help="full re-index of the store's sources, publish a version"
@@ -34,17 +35,26 @@ def add_commands(sub, common) -> None:
     p.add_argument("corpus", nargs="?", help="a folder to index (added as a source when new)")
     add_embed_options(p)
     add_index_options(p)
-    p.set_defaults(func=cmd_index)
+    p.set_defaults(func=cmd_index, precheck=precheck)
 
     p = sub.add_parser("ingest", parents=[common], help="add new files of a folder to the index")
     p.add_argument("corpus", help="folder whose new files join the index")
     add_dask_options(p)
-    p.set_defaults(func=cmd_ingest)
+    p.set_defaults(func=cmd_ingest, precheck=precheck)
 
     p = sub.add_parser("sources", parents=[common], help="list, add or remove the store's sources")
     p.add_argument("action", choices=["list", "add", "remove"], help="what to do")
     p.add_argument("folder", nargs="?", help="add: a folder; remove: a source id or location")
     p.set_defaults(func=cmd_sources)
+
+
+def precheck(args) -> None:
+    """The corpus folder and weight files exist (checked in a fraction of a second)."""
+    if getattr(args, "corpus", None) is not None:
+        require_dir(args.corpus)
+    check_weight_files(
+        getattr(args, "image_weights", None), getattr(args, "audio_checkpoint", None)
+    )
 
 
 def cmd_embed(args) -> int:

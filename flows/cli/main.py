@@ -34,7 +34,33 @@ def build_parser() -> argparse.ArgumentParser:
     )
     for group in (corpus_commands, build_commands, read_commands, upkeep_commands):
         group.add_commands(sub, common)
+    parser.commands = sub.choices  # name -> its parser (its usage for an unknown option)
     return parser
+
+
+def parse(parser: argparse.ArgumentParser, argv: list[str] | None) -> argparse.Namespace:
+    """Arguments, with an unknown option reported by its subcommand's parser (its usage,
+    not the top-level one)."""
+    args, extra = parser.parse_known_args(argv)
+    if extra:
+        parser.commands[args.command].error(f"unrecognized arguments: {' '.join(extra)}")
+    return args
+
+
+# commands that read an existing store: a missing one is the same error (exit 2) in each
+STORE_READERS = {"versions", "audit", "verify", "eval", "query", "serve", "rollback", "prune"}
+
+
+def _require_store(args) -> None:
+    import os
+
+    reads = args.command in STORE_READERS or (args.command == "sources" and args.action != "add")
+    if reads and not os.path.isdir(args.store):
+        raise UsageError(
+            f"no store at {args.store} (build one with `ace index FOLDER --store ...`)"
+        )
+    if getattr(args, "precheck", None):
+        args.precheck(args)  # cheap checks of the input, before the lock, Prefect or torch
 
 
 def _package_version() -> str:
@@ -48,12 +74,13 @@ def main(argv: list[str] | None = None) -> int:
     _env.apply()  # the process environment, before prefect or a hub library is imported
     parser = build_parser()
     try:
-        args = parser.parse_args(argv)
+        args = parse(parser, argv)
     except SystemExit as e:  # argparse already printed usage and the reason
         return 2 if e.code not in (0, None) else 0
     args.started = started
     configure_logging(args.verbose)
     try:
+        _require_store(args)
         with _build_lock(args):  # the first thing a build takes: a second one fails at once
             if args.command in build_commands.FLOW_COMMANDS:
                 embedded_api.spawn_if_unconfigured()  # starts while the command imports models

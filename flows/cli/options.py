@@ -31,7 +31,8 @@ def embed_config_from_args(args, base=None):
     """EmbedConfig: ``base`` (default settings or --config) with the flags that were given."""
     from dataclasses import replace
 
-    from ace_core.media.pipeline import EmbedConfig, image_embed_dim
+    check_weight_files(_given(args, "image_weights"), _given(args, "audio_checkpoint"))
+    from ace_core.media.pipeline import EmbedConfig, image_embed_dim  # torch: after the checks
 
     cfg = base or EmbedConfig()
     for name in ("batch_size", "workers", "shard_size"):
@@ -52,7 +53,7 @@ def embed_config_from_args(args, base=None):
         pipeline = replace(pipeline, workers=args.workers)
     shard_size = args.shard_size if _given(args, "shard_size") is not None else cfg.shard_size
     image_embed_dim(image)  # an unknown model name fails here, before any flow starts
-    _check_weight_files(image.pretrained, audio.checkpoint)
+    check_weight_files(image.pretrained, audio.checkpoint)
     return replace(cfg, image=image, audio=audio, pipeline=pipeline, shard_size=shard_size)
 
 
@@ -62,7 +63,7 @@ def _absolute_if_file(weights: str) -> str:
     return os.path.abspath(weights) if os.path.isfile(weights) else weights
 
 
-def _check_weight_files(image_weights: str | None, audio_checkpoint: str | None) -> None:
+def check_weight_files(image_weights: str | None, audio_checkpoint: str | None) -> None:
     """A weights path that does not exist is an error before any work (an image tag such as
     'laion2b_s34b_b79k' has no path separator and no extension)."""
     looks_like_path = image_weights and (

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from ace_core.ids.semantic_ids import SemanticIDs
-from storage.formats.codebooks import read_semantic_ids
+from ace_core.ids.sids import SemanticIDs
+from storage.formats.semantic_id_table import read_semantic_ids
 from storage.store import Store, StoreError
 
 

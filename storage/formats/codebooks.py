@@ -14,18 +14,18 @@ import os
 from pathlib import Path
 
 import numpy as np
-import pyarrow as pa
 import torch
 from safetensors.torch import load_file
 
 from ace_core.config_io import from_dict, to_dict
 from ace_core.ids.rqvae import RQVAE
-from ace_core.ids.semantic_ids import SemanticIDConfig, SemanticIDs, SemanticIndexer
+from ace_core.ids.semantic_ids import SemanticIDConfig, SemanticIndexer
+from storage.formats.semantic_id_table import (  # noqa: F401 - re-exported
+    read_semantic_ids,
+    write_semantic_ids,
+)
 from storage.formats.tables import (
-    SEMANTIC_IDS_SCHEMA,
-    read_parquet,
     save_weights,
-    write_table_atomic,
 )
 
 
@@ -61,29 +61,3 @@ def load_indexer(folder: str | os.PathLike) -> SemanticIndexer:
         model.load_state_dict(load_file(str(folder / "rqvae.safetensors")))
         model.eval()
     return SemanticIndexer(config, centroids, model, meta["codebook_size"], meta["report"])
-
-
-def write_semantic_ids(sids: SemanticIDs, path: str | os.PathLike) -> None:
-    table = pa.Table.from_pydict(
-        {
-            "item_id": sids.item_ids,
-            "coarse": sids.coarse.astype(np.int32),
-            "fine": [row.astype(np.int32).tolist() for row in sids.fine],
-            "suffix": sids.suffix.astype(np.int32),
-            "sid": sids.sids,
-        },
-        schema=SEMANTIC_IDS_SCHEMA,
-    )
-    write_table_atomic(table, path)
-
-
-def read_semantic_ids(path: str | os.PathLike) -> SemanticIDs:
-    t = read_parquet(path)
-    fine = t.column("fine").to_pylist()
-    levels = len(fine[0]) if fine else 0
-    return SemanticIDs(
-        t.column("item_id").to_pylist(),
-        t.column("coarse").to_numpy().astype(np.int64),
-        np.asarray(fine, dtype=np.int64).reshape(len(fine), levels),
-        t.column("suffix").to_numpy().astype(np.int64),
-    )

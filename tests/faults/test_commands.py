@@ -1,0 +1,77 @@
+"""Small commands answer fast and alike: read commands start no Prefect API and answer in
+well under a second of work; a missing store is exit 2 everywhere; an unknown option shows
+its subcommand's usage; a missing weights file or an empty folder is refused before any work
+and registers nothing."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import fault_helpers
+import pytest
+from fault_helpers import ace, one_line_error
+
+built, store = fault_helpers.built, fault_helpers.store  # the shared fixtures
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _ace(*argv: str) -> tuple[int, str, str, float]:
+    """`python -m flows.cli` in a fresh process: (exit code, stdout, stderr, seconds)."""
+    env = {**os.environ, "PREFECT_API_URL": ""}  # a command that needed the API would start one
+    t = time.perf_counter()
+    p = subprocess.run([sys.executable, "-m", "flows.cli", *argv], cwd=ROOT, env=env,
+                       capture_output=True, text=True, timeout=120)  # fmt: skip
+    return p.returncode, p.stdout, p.stderr, time.perf_counter() - t
+
+
+@pytest.mark.parametrize(
+    "argv", [["versions"], ["sources", "list"], ["audit"], ["verify"], ["eval"]]
+)
+def test_read_commands_answer_in_about_a_second_without_prefect(store, argv):
+    code, out, err, took = _ace(*argv, "--store", str(store), "--json")
+    assert code in (0, 2), err  # audit of a first version has no parent: exit 2, one line
+    assert took < 3.0, took  # a bare interpreter with pyarrow: about 0.3 s here
+    assert "prefect" not in err.lower()
+
+
+@pytest.mark.parametrize(
+    "argv", [["versions"], ["sources", "list"], ["audit"], ["verify"], ["eval"], ["query", "x"]]
+)
+def test_a_missing_store_is_the_same_error_everywhere(tmp_path, capsys, argv):
+    code, out, err = ace(capsys, *argv, "--store", str(tmp_path / "nope"))
+    assert code == 2 and out == ""
+    one_line_error(err, "no store at")
+    assert not (tmp_path / "nope").exists()
+
+
+def test_an_unknown_option_shows_the_subcommands_usage(capsys):
+    code, _, err = ace(capsys, "index", "--bogus", "x")
+    assert code == 2 and err.startswith("usage: ace index") and "--bogus" in err
+
+
+def test_a_missing_weights_file_is_refused_at_once(tmp_path, built):
+    out = tmp_path / "s"
+    code, _, err, took = _ace("index", str(built / "corpus"), "--store", str(out),
+                              "--image-weights", str(tmp_path / "nope.pt"))  # fmt: skip
+    assert code == 2 and "file not found" in err and took < 3.0
+    assert not out.exists()
+
+
+def test_an_empty_folder_says_so_and_registers_nothing(store, tmp_path, capsys):
+    empty = tmp_path / "empty"
+    (empty / "docs").mkdir(parents=True)
+    (empty / "docs" / "notes.txt").write_text("not media")
+    before = (store / "sources.json").read_text()
+    code, _, err = ace(capsys, "ingest", str(empty), "--store", str(store))
+    assert code == 2 and "no media files found" in one_line_error(err)
+    assert (store / "sources.json").read_text() == before
+    fresh = tmp_path / "fresh"
+    code, _, err = ace(capsys, "index", str(empty), "--store", str(fresh), "--json")
+    assert code == 2 and "no media files found" in one_line_error(err, "notes.txt")
+    assert not (fresh / "sources.json").exists()
+    assert json.loads((store / "sources.json").read_text())  # the store is intact
