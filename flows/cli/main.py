@@ -13,7 +13,7 @@ import threading
 import time
 
 from flows import embedded_api
-from flows.cli import build_commands, corpus_commands, read_commands, upkeep_commands
+from flows.cli import build_commands, corpus_commands, interrupts, read_commands, upkeep_commands
 from flows.cli.console import configure_logging, filter_prefect_console
 from flows.cli.options import Parser, UsageError
 from tasks import _env
@@ -79,6 +79,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2 if e.code not in (0, None) else 0
     args.started = started
     configure_logging(args.verbose)
+    if argv is None:  # the `ace` process itself (not a caller's process, such as a test's)
+        interrupts.install(f"ace {args.command}")
     try:
         _require_store(args)
         with _build_lock(args):  # the first thing a build takes: a second one fails at once

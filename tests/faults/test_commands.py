@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -75,3 +76,41 @@ def test_an_empty_folder_says_so_and_registers_nothing(store, tmp_path, capsys):
     assert code == 2 and "no media files found" in one_line_error(err, "notes.txt")
     assert not (fresh / "sources.json").exists()
     assert json.loads((store / "sources.json").read_text())  # the store is intact
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_an_interrupt_ends_a_build_at_once_and_leaves_nothing_behind(built, tmp_path, sig):
+    from flows.cli.interrupts import descendants
+
+    out = tmp_path / "s"
+    argv = ["index", str(built / "corpus"), "--store", str(out), "--config",
+            str(built / "fast.json")]  # fmt: skip
+    env = {**os.environ, "PREFECT_API_URL": ""}  # the command spawns its own API: a child
+    p = subprocess.Popen([sys.executable, "-m", "flows.cli", *argv], cwd=ROOT, env=env,
+                         stderr=subprocess.PIPE, text=True)  # fmt: skip
+    seen = []
+    for line in p.stderr:  # until the run is at work (its API child up, a stage line out)
+        seen.append(line)
+        if "discovered" in line or "embedding" in line:
+            break
+    children = descendants(p.pid)
+    assert children, "".join(seen)
+    t = time.perf_counter()
+    p.send_signal(sig)
+    rest = p.stderr.read()
+    code = p.wait(timeout=10)
+    assert time.perf_counter() - t < 5.0
+    assert code == {signal.SIGINT: 130, signal.SIGTERM: 143}[sig]
+    last = rest.strip().splitlines()[-1]
+    assert last.startswith("ace: ace index interrupted") and "Traceback" not in rest, rest
+    time.sleep(0.5)
+    assert not [c for c in children if _running(c)]  # the embedded API included
+    assert not (out / "LATEST").exists() and not list(out.glob("versions/v*"))
+
+
+def _running(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            return b") Z " not in f.read(256)
+    except OSError:
+        return False
