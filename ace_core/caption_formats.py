@@ -4,7 +4,8 @@ Formats:
 - ``karpathy``: Flickr30K / MS-COCO Karpathy-split JSON (dataset_flickr30k.json,
   dataset_coco.json); "restval" counts as train;
 - ``coco``: the official COCO captions JSON (captions_val2017.json: ``images[].id/file_name``,
-  ``annotations[].image_id/caption``); the split from SRC=SPLIT or the file name;
+  ``annotations[].image_id/caption``); the split from SRC=SPLIT or the file name (train2017:
+  train; val2017: test, as retrieval benchmarks use COCO's official val set);
 - ``clotho``: Clotho CSV (file_name, caption_1..caption_5); one file per split; UTF-8, or a
   legacy encoding (detected: cp949, as upstream Clotho ships; or given with ``encoding``);
 - ``audiocaps``: AudioCaps CSV (audiocap_id, youtube_id, start_time, caption); one per split;
@@ -61,9 +62,10 @@ def convert(
     if fmt not in FORMATS:
         raise AceInputError(f"unknown format {fmt!r} (one of {', '.join(FORMATS)})")
     merged: dict[str, dict] = {}
-    for src, split in sources:
+    for src, split, *folder in sources:
         try:
             records = _READERS[fmt](Path(src), split, path_template, encoding)
+            records = _in_folder(records, folder[0] if folder else None)
         except (KeyError, TypeError, AttributeError, ValueError, csv.Error) as e:
             raise AceInputError(f"{src}: not a valid {fmt} file ({type(e).__name__}: {e})") from e
         _check_collisions(fmt, src, records)
@@ -78,6 +80,17 @@ def convert(
                 )
             m["captions"].extend(c for c in r["captions"] if c not in m["captions"])
     return [merged[p] for p in sorted(merged)]
+
+
+_COCO_SPLITS = (("train", "train"), ("val", "test"), ("test", "test"))
+
+
+def _in_folder(records: list[dict], folder: str | None) -> list[dict]:
+    """Records whose paths lie under ``folder`` of the corpus (SRC@FOLDER)."""
+    if not folder:
+        return records
+    prefix = folder.strip("/") + "/"
+    return [{**r, "path": prefix + r["path"]} for r in records]
 
 
 def _check_collisions(fmt: str, src: str, records: list[dict]) -> None:
@@ -152,7 +165,7 @@ def _coco(src: Path, split: str | None, tpl: str | None, _enc) -> list[dict]:
     data = json.loads(read_text(src, "utf-8"))
     if split is None:
         name = src.name.lower()
-        split = next((s for s in ("train", "val", "test") if s in name), None)
+        split = next((s for n, s in _COCO_SPLITS if n in name), None)
     s = _split(split, str(src))
     tpl = tpl or "{file_name}"
     caps: dict[int, list[str]] = {}

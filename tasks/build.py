@@ -36,7 +36,7 @@ from storage.formats.version_data import failed_items, training_data, version_em
 from storage.store import Store
 from storage.store.layout import VersionLayout
 from storage.store.verify import verify_version
-from tasks._progress import epoch_progress, stage
+from tasks._progress import epoch_progress, run_logger, stage
 
 TRANSIENT = {errno.EAGAIN, errno.EBUSY, errno.EIO, errno.ENOSPC, errno.ETIMEDOUT, errno.ESTALE}
 
@@ -158,10 +158,26 @@ def train_retriever(
     if config.ablations:
         record["ablations"] = run_ablations(data, config)
     v.eval.write_text(json.dumps(record, indent=2))
+    _warn_if_no_training_captions(record, data.captions)
     g = record.get("generative") or {}
     stage("retriever trained: test R@1 %s, R@10 %s (%d test queries)",
           g.get("R@1"), g.get("R@10"), record["queries"]["test"])  # fmt: skip
     return record
+
+
+def _warn_if_no_training_captions(record: dict, captions: dict) -> None:
+    """One line when captioned items exist but none trains (every caption held out by the
+    splits of captions.jsonl), naming the splits that hold them."""
+    if record["queries"]["train"] or not captions:
+        return
+    splits: dict[str, int] = {}
+    for entry in captions.values():
+        splits[entry.split or "none"] = splits.get(entry.split or "none", 0) + 1
+    held = ", ".join(f"{n} items in {s}" for s, n in sorted(splits.items()))
+    run_logger().warning(
+        "no caption trains this index (%s): the captions path learns nothing; give the "
+        "training files =train (ace import-captions FILE=train)", held,
+    )  # fmt: skip
 
 
 @task(name="publish-version", **IO_RETRIES)

@@ -34,9 +34,14 @@ def _add_import_captions(sub, common) -> None:
     p.add_argument(
         "sources",
         nargs="+",
-        metavar="SRC[=SPLIT]",
-        help="caption files; CSV formats need =train|val|test (COCO: from the file name)",
+        metavar="SRC[=SPLIT][@FOLDER]",
+        help="caption files, each with its split (CSV formats need one; COCO: from the file "
+        "name, train2017 -> train, val2017 -> test) and the corpus folder its media are in",
     )
+    p.add_argument(
+        "--split", choices=["train", "val", "test"], default=None,
+        help="the split of every SRC that names none",
+    )  # fmt: skip
     p.add_argument("--out", required=True, help="captions.jsonl to write (at the corpus root)")
     p.add_argument(
         "--path-template",
@@ -75,10 +80,11 @@ def cmd_import_captions(args) -> int:
 
     sources = []
     for src in args.sources:
+        src, _, folder = src.rpartition("@") if "@" in src else (src, "", "")
         path, _, split = src.partition("=")
         if not os.path.isfile(path):
             raise UsageError(f"caption file not found: {path}")
-        sources.append((path, split or None))
+        sources.append((path, split or args.split, folder or None))
     records = convert(
         args.format, sources, path_template=args.path_template, encoding=args.encoding
     )

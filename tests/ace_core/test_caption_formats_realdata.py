@@ -30,7 +30,7 @@ def _coco(realdata, split):
 def test_official_coco_captions_json_imports_with_its_split(realdata):
     val, train = _coco(realdata, "val"), _coco(realdata, "train")
     assert (len(val), len(train)) == (79, 80)  # the other 80 val photos have no caption
-    assert {r["split"] for r in val} == {"val"} and {r["split"] for r in train} == {"train"}
+    assert {r["split"] for r in val} == {"test"} and {r["split"] for r in train} == {"train"}
     assert all(len(r["captions"]) >= 5 for r in val + train)
     assert all((realdata / "coco-mini" / r["path"]).is_file() for r in val + train)
 
@@ -64,14 +64,14 @@ def test_the_real_media_index_with_their_captions(prefect_harness, realdata, tmp
         shutil.copytree(realdata / "coco-mini" / f"{split}2017", corpus / f"{split}2017")
     shutil.copytree(realdata / "clotho-mini", corpus / "clotho")
     parts = []
-    for fmt, src, template in (
-        ("coco", "coco-mini/annotations/captions_val2017.json", "val2017/{file_name}"),
-        ("coco", "coco-mini/annotations/captions_train2017.json", "train2017/{file_name}"),
-        ("clotho", "clotho-mini/clotho_captions_evaluation.csv=test", "clotho/{file_name}"),
-    ):
+    coco = realdata / "coco-mini" / "annotations"
+    for argv in (  # one import per format, each file with its split and folder
+        ["coco", f"{coco / 'captions_train2017.json'}@train2017",
+         f"{coco / 'captions_val2017.json'}@val2017"],
+        ["clotho", f"{realdata / 'clotho-mini' / 'clotho_captions_evaluation.csv'}=test@clotho"],
+    ):  # fmt: skip
         out = tmp_path / f"{len(parts)}.jsonl"
-        argv = [fmt, str(realdata / src), "--out", str(out), "--path-template", template]
-        assert main(["import-captions", *argv]) == 0
+        assert main(["import-captions", *argv, "--out", str(out)]) == 0
         parts.append(out.read_text())
     (corpus / "captions.jsonl").write_text("".join(parts))
     (corpus / "clotho" / "clotho_captions_evaluation.csv").unlink()
@@ -90,4 +90,5 @@ def test_the_real_media_index_with_their_captions(prefect_harness, realdata, tmp
     report = json.loads(out.out)
     assert report["items"]["ok"] == 159 + 80 + 7 and report["items"]["failed"] == 0
     ev = report["eval"]
-    assert ev["protocol"] == "unseen" and ev["queries"]["test"] == 7 * 5
+    assert ev["protocol"] == "unseen" and ev["queries"]["test"] == (79 + 7) * 5  # val -> test
+    assert ev["queries"]["train"] >= 80 * 4  # COCO train trains

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -114,3 +115,17 @@ def _running(pid: int) -> bool:
             return b") Z " not in f.read(256)
     except OSError:
         return False
+
+
+def test_a_build_that_trains_on_no_caption_says_so(built, tmp_path, capsys):
+    corpus = tmp_path / "corpus"
+    shutil.copytree(built / "corpus", corpus)
+    lines = (corpus / "captions.jsonl").read_text().splitlines()
+    held_out = [json.dumps({**json.loads(line), "split": "test"}) for line in lines if line]
+    (corpus / "captions.jsonl").write_text("\n".join(held_out) + "\n")
+    code, out, err = ace(capsys, "index", str(corpus), "--store", str(tmp_path / "s"),
+                         "--config", str(built / "fast.json"), "--json")  # fmt: skip
+    assert code == 0, err[-2000:]
+    warning = [line for line in err.splitlines() if "no caption trains this index" in line]
+    assert len(warning) == 1 and "in test" in warning[0] and "=train" in warning[0]
+    assert json.loads(out)["eval"]["queries"]["train"] == 0
