@@ -87,9 +87,9 @@ def _metrics(answer, vm: LoadedVersion, gold) -> dict:
 def _tower_metrics(vm: LoadedVersion, texts, gold, k) -> dict | None:
     try:
         spaces = vm.text_spaces()
+        hits = tower_dense_search(spaces, texts, vm.model.item_emb, k)
     except AceInputError:
-        return None  # towers not loadable here (older version, other weights)
-    hits = tower_dense_search(spaces, texts, vm.model.item_emb, k)
+        return None  # towers not usable here (older version, other weights, no tokenizer)
     return retrieval_metrics([[i for i, _ in row] for row in hits], gold)
 
 
@@ -102,3 +102,37 @@ def _rows_by_path(vm: LoadedVersion) -> dict[str, int]:
         if source:
             rows[source.locate(item["path"])] = n
     return rows
+
+
+def evaluate_served_path(store: str, version: str | None, path: str = "auto") -> dict:
+    """The version's own test queries (the protocol's split and seeded sample, as its build
+    evaluated them) scored on ``path`` as it is served, beside the dense caption baseline and
+    the text towers' exact search; kept in the store (versions are immutable)."""
+    from ace_core.retrieval.evaluation import scored_sample, split_queries
+    from storage.formats.manifest import version_config
+    from storage.formats.tables import write_json_atomic
+    from storage.formats.version_data import read_captions
+    from storage.store import Store
+
+    s = Store(store)
+    v = s.resolve(version)
+    saved = s.root / "evaluations" / f"{v}-{path}.json"
+    if saved.exists():
+        return json.loads(saved.read_text())
+    vm = load_version(store, v)
+    train = version_config(store, v).train
+    split = split_queries(vm.model.item_ids, read_captions(s.version(v)), seed=train.seed)
+    test = scored_sample(split, 0, train.max_test_queries, train.seed, set()).test
+    if not test:
+        raise AceInputError(f"{v} has no test captions to score a query path on")
+    texts, gold = [t for t, _ in test], [n for _, n in test]
+    k = min(10, vm.n_items)
+    answer = search_version(vm, texts, k, path=path)
+    dense = search_version(vm, texts, k, path="dense")
+    out = {
+        "version": v, "queries": len(test), "protocol": split.protocol, "path": answer.path,
+        "served": _metrics(answer, vm, gold), "dense": _metrics(dense, vm, gold),
+        "text_tower_dense": _tower_metrics(vm, texts, gold, k),
+    }  # fmt: skip
+    write_json_atomic(out, saved)
+    return out

@@ -174,6 +174,20 @@ def audit_report(d: dict) -> str:
     )
 
 
+def served_eval(o: dict) -> str:
+    """`ace eval --path P`: the stored table, then P as served on the same test queries."""
+    text = f"{o['version']}: " + eval_table(o)
+    s = o.get("served")
+    if not s:
+        return text
+    rows = [[f"served ({s['path']})", *(s["served"].get(m) for m in METRICS)],
+            ["dense", *(s["dense"].get(m) for m in METRICS)]]  # fmt: skip
+    if s.get("text_tower_dense"):
+        rows.append(["text_tower_dense", *(s["text_tower_dense"].get(m) for m in METRICS)])
+    head = f"\nas served, on the version's {s['queries']} test queries ({s['protocol']}):"
+    return text + head + "\n" + table(rows, ["path", *METRICS])
+
+
 def query_file_eval(o: dict) -> str:
     rows = [
         [name, *(o[name].get(m) for m in METRICS)]

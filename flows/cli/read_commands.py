@@ -55,7 +55,7 @@ def _add_eval(sub, common) -> None:
         help='score the version on your own {"query": ..., "path": ...} lines',
     )
     add_path_option(p)
-    p.set_defaults(func=cmd_eval)
+    p.set_defaults(func=cmd_eval, path=None)  # stored figures unless a path is asked for
 
 
 def cmd_query(args) -> int:
@@ -93,15 +93,20 @@ def cmd_eval(args) -> int:
     if args.queries:
         from query.evaluate import evaluate_query_file
 
-        out = evaluate_query_file(args.store, args.version, args.queries, path=args.path)
+        path = args.path or "auto"
+        out = evaluate_query_file(args.store, args.version, args.queries, path=path)
         present.emit(args, out, present.query_file_eval)
         return 0
     out = version_eval(args.store, args.version)
+    if args.path:  # the version's test queries on that path as served (kept once computed)
+        from query.evaluate import evaluate_served_path
+
+        out["served"] = evaluate_served_path(args.store, out["version"], args.path)
     if args.ablations:
         out["ablations"] = ablation_metrics(args.store, out["version"])  # saved and reused
     else:
         out.pop("ablations", None)
-    present.emit(args, out, lambda o: f"{o['version']}: " + present.eval_table(o))
+    present.emit(args, out, present.served_eval)
     return 0
 
 

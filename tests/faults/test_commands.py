@@ -129,3 +129,18 @@ def test_a_build_that_trains_on_no_caption_says_so(built, tmp_path, capsys):
     warning = [line for line in err.splitlines() if "no caption trains this index" in line]
     assert len(warning) == 1 and "in test" in warning[0] and "=train" in warning[0]
     assert json.loads(out)["eval"]["queries"]["train"] == 0
+
+
+def test_eval_of_a_path_scores_it_as_served_on_the_versions_test_queries(store, capsys):
+    code, out, err = ace(capsys, "eval", "--store", str(store), "--json")
+    stored = json.loads(out)
+    assert code == 0 and "served" not in stored  # the stored figures: no model loaded
+    for path in ("captions", "auto"):  # random towers here: auto serves the captions path
+        code, out, err = ace(capsys, "eval", "--path", path, "--store", str(store), "--json")
+        assert code == 0, err[-2000:]
+        served = json.loads(out)["served"]
+        assert served["path"] == "captions" and served["queries"] == stored["queries"]["test"]
+        assert 0 <= served["served"]["R@10"] <= 1 and served["dense"]["R@1"] is not None
+        assert (store / "evaluations" / f"{stored['version']}-{path}.json").exists()
+    saved = store / "evaluations" / f"{stored['version']}-captions.json"
+    assert json.loads(saved.read_text())["dense"] == stored["dense"]  # the build's test queries
