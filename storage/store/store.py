@@ -125,13 +125,13 @@ class Store:
     def latest(self) -> str | None:
         """The served version, validated: a version name whose folder is published. None
         only for a store that has published nothing."""
-        try:
-            raw = self.latest_file.read_bytes()[:65]
+        try:  # bounded and non-blocking: LATEST replaced by a FIFO or /dev/zero is damage
+            raw = read_bounded(self.latest_file, 64)
         except FileNotFoundError:
             raw = b""
-        except OSError as e:  # a directory, unreadable, ...
+        except (OSError, ValueError) as e:  # a directory, a device, too long, unreadable
             raise DamagedStoreError(
-                f"cannot read {self.latest_file}: {e.strerror}{self._repair_hint()}"
+                f"cannot read {self.latest_file} ({one_reason(e)}){self._repair_hint()}"
             ) from e
         name = raw.decode("ascii", errors="replace").strip()
         if not name:
@@ -139,7 +139,7 @@ class Store:
                 state = "empty" if self.latest_file.exists() else "missing"
                 raise DamagedStoreError(f"{self.latest_file} is {state}{self._repair_hint()}")
             return None
-        if not VERSION_RE.match(name) or len(raw) > 64:
+        if not VERSION_RE.match(name):
             raise DamagedStoreError(
                 f"{self.latest_file} does not hold a version name{self._repair_hint()}"
             )
@@ -154,8 +154,8 @@ class Store:
         if not found:
             return ""
         return (
-            f" although {len(found)} version folder(s) exist (newest {found[-1]}); run "
-            f"`ace rollback --store {self.root}` to serve the newest version that verifies"
+            f"; {len(found)} version folder(s) exist (newest {found[-1]}): "
+            f"`ace rollback --store {self.root}` serves the newest version that verifies"
         )
 
     def history(self) -> list[dict]:

@@ -79,12 +79,17 @@ def test_verify_passes_on_an_intact_store(store, capsys):
 
 
 @pytest.mark.parametrize(
-    "latest", [b"../../elsewhere/v000001\n", b"\xff\xfe garbage \x00", b"v000009\n", "dir"]
+    "latest",
+    [b"../../elsewhere/v000001\n", b"\xff\xfe garbage \x00", b"v000009\n", "dir", "fifo", "zero"],
 )
 def test_a_bad_latest_is_a_damaged_store_not_a_read_elsewhere(store, capsys, latest):
     (store / "LATEST").unlink()
     if latest == "dir":
         (store / "LATEST").mkdir()
+    elif latest == "fifo":
+        os.mkfifo(store / "LATEST")  # would block a plain read forever
+    elif latest == "zero":
+        (store / "LATEST").symlink_to("/dev/zero")  # would never end
     else:
         (store / "LATEST").write_bytes(latest)
     code, out, err = ace(capsys, "query", "a red circle", "--store", str(store))

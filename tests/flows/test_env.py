@@ -28,8 +28,9 @@ def test_the_console_script_exits_with_mains_code_and_flushed_output(tmp_path):
     """`ace` (flows.cli:run) skips the interpreter's module teardown: the exit code and
     everything printed must still come through."""
     run = [sys.executable, "-c", "from flows.cli import run; run()"]
+    (tmp_path / "empty-store").mkdir()
     ok = subprocess.run(
-        [*run, "sources", "list", "--store", str(tmp_path / "none"), "--json"],
+        [*run, "sources", "list", "--store", str(tmp_path / "empty-store"), "--json"],
         cwd=ROOT, capture_output=True, text=True,
     )  # fmt: skip
     bad = subprocess.run(
