@@ -155,3 +155,17 @@ def test_an_ingest_event_runs_the_retrain_deployment_on_its_store(
     s = Store(store)
     assert s.versions() == ["v000001", "v000002"]
     assert s.manifest()["operation"] == "retrain"
+
+    # the nightly deployment (only `store` given) re-indexes with the store's own encoders:
+    # ace-tiny-vit with random weights here, never the defaults (not cached on this machine)
+    _run(server, "prefect", "deployment", "run", "index-corpus/nightly-reindex",
+         "--param", f"store={store}")  # fmt: skip
+    _run(server, "prefect", "worker", "start", "--pool", "ace-process", "--run-once",
+         timeout=400)  # fmt: skip
+    nightly = [
+        r for r in _flow_runs(server, "nightly-reindex") if r["parameters"]["store"] == str(store)
+    ]
+    assert [r["state"] for r in nightly] == ["COMPLETED"], nightly  # (the cron's own runs wait)
+    latest = s.manifest()
+    assert latest["config"]["embed"]["image"]["model"] == "ace-tiny-vit"
+    assert latest["id_diff"]["changed"] == 0  # the nightly run moved no ID
