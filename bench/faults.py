@@ -25,6 +25,7 @@ FAULT_CLASSES = {
     "test_store_upkeep": "lost LATEST, rollback, prune, manifest checksum, verify --all",
     "test_input_faults": "store indexing itself, hangs, config schema, store files, imports",
     "test_service_faults": "files outside the corpus, paths in responses, token, headers",
+    "test_commands": "small commands, interrupts, empty folders, evaluation of a served path",
 }
 
 
