@@ -29,6 +29,7 @@ def build_lock(root: Path, what: str) -> Iterator[None]:
     if key in _BUILD_LOCKS_HELD:
         yield
         return
+    created = not root.exists()
     root.mkdir(parents=True, exist_ok=True)
     fd = os.open(root / ".build.lock", os.O_RDWR | os.O_CREAT, 0o644)
     try:
@@ -46,8 +47,20 @@ def build_lock(root: Path, what: str) -> Iterator[None]:
             yield
         finally:
             _BUILD_LOCKS_HELD.discard(key)
+            _remove_if_unused(root, created)
     finally:
         os.close(fd)
+
+
+def _remove_if_unused(root: Path, created: bool) -> None:
+    """A store folder this build created and left empty (it failed before writing
+    anything) is removed again: a failed run leaves nothing behind."""
+    try:
+        if created and set(os.listdir(root)) <= {".build.lock"}:
+            (root / ".build.lock").unlink(missing_ok=True)
+            root.rmdir()
+    except OSError:
+        pass
 
 
 @contextmanager
