@@ -81,15 +81,21 @@ class SemanticIndexer:
         return SemanticIDs(ids, coarse, fine, suffix)
 
     def extend(
-        self, existing: SemanticIDs, item_ids: Sequence[str], x: np.ndarray
+        self,
+        existing: SemanticIDs,
+        item_ids: Sequence[str],
+        x: np.ndarray,
+        reserved: SemanticIDs | None = None,
     ) -> tuple[SemanticIDs, dict]:
         """``existing`` plus IDs for the items of ``item_ids`` (rows of ``x``) that it lacks,
-        and the quality report of the result."""
+        and the quality report of the result. New suffixes avoid every ID of ``reserved``
+        (default: ``existing``), so an ID once given never names another item."""
         known = set(existing.item_ids)
         new_rows = [i for i, item in enumerate(item_ids) if item not in known]
         merged = existing
         if new_rows:
-            added = self.assign([item_ids[i] for i in new_rows], x[new_rows], existing)
+            taken = reserved if reserved is not None else existing
+            added = self.assign([item_ids[i] for i in new_rows], x[new_rows], taken)
             merged = existing.concat(added)
         report = {
             **self.report,

@@ -55,18 +55,5 @@ def keep_ids(
         previous.fine[rows],
         previous.suffix[rows],
     )
-    known = set(kept.item_ids)
-    new_rows = [i for i, item in enumerate(item_ids) if item not in known]
-    merged = kept
-    if new_rows:
-        added = indexer.assign([item_ids[i] for i in new_rows], x[new_rows], previous)
-        merged = kept.concat(added)
-    report = {
-        **indexer.report,
-        "n_items": len(merged.item_ids),
-        "new_items": len(new_rows),
-        "kept_items": len(rows),
-        "collision_rate": round(float((merged.suffix > 0).mean()), 4) if merged.item_ids else 0.0,
-        "max_suffix": int(merged.suffix.max(initial=0)),
-    }
-    return merged, report
+    merged, report = indexer.extend(kept, item_ids, x, reserved=previous)
+    return merged, {**report, "kept_items": len(rows)}
