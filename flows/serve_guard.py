@@ -52,9 +52,7 @@ class HeaderDeadlineProtocol(H11Protocol):
         self.loop.call_later(self.header_timeout_s, self._header_deadline)
 
     def _header_deadline(self) -> None:
-        waiting = self.conn.their_state in (h11.IDLE,) and self.cycle_done()
-        if waiting and not self.transport.is_closing():
+        """Close a connection still waiting for a request's headers (none is being served)."""
+        idle = self.cycle is None or self.cycle.response_complete
+        if idle and self.conn.their_state == h11.IDLE and not self.transport.is_closing():
             self.transport.close()
-
-    def cycle_done(self) -> bool:
-        return self.cycle is None or self.cycle.response_complete

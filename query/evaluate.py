@@ -116,7 +116,7 @@ def evaluate_served_path(store: str, version: str | None, path: str = "auto") ->
 
     s = Store(store)
     v = s.resolve(version)
-    saved = s.root / "evaluations" / f"{v}-{path}.json"
+    saved = s.evaluation_file(v, path)
     if saved.exists():
         return json.loads(saved.read_text())
     vm = load_version(store, v)

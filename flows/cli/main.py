@@ -52,8 +52,6 @@ STORE_READERS = {"versions", "audit", "verify", "eval", "query", "serve", "rollb
 
 
 def _require_store(args) -> None:
-    import os
-
     reads = args.command in STORE_READERS or (args.command == "sources" and args.action != "add")
     if reads and not os.path.isdir(args.store):
         raise UsageError(

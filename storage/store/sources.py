@@ -67,8 +67,9 @@ def check_source_location(store: Store, location: str) -> None:
     root = str(store.root.resolve())
     if location == "/":
         raise StoreError("/ cannot be a source: give the folder that holds your media")
-    if special_mount(location):
-        raise StoreError(f"{location} is on a special file system ({special_mount(location)})")
+    special = special_mount(location)
+    if special:
+        raise StoreError(f"{location} is on a special file system ({special})")
     if location == root or location.startswith(root + "/"):
         raise StoreError(f"{location} is inside the store {root}: give a media folder")
     if root.startswith(location.rstrip("/") + "/"):

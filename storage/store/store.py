@@ -6,6 +6,7 @@ STORE/
   staging/              work in progress (embedding shard cache, versions being built)
   sources.json          the store's sources (see storage/store/sources.py)
   ablations/<version>.json  ablation results computed after a version was published
+  evaluations/<version>-<path>.json  a query path scored as served (`ace eval --path`)
   thumbs/<item_id>.jpg  thumbnails the service drew (derived, safe to delete)
   history.jsonl         every move of LATEST (publish, rollback), with the manifest's sha256
   .lock                 held by a publisher (flock); a second publisher waits, then fails
@@ -86,6 +87,10 @@ class Store:
     @property
     def sources_file(self) -> Path:
         return self.root / "sources.json"
+
+    def evaluation_file(self, version: str, path: str) -> Path:
+        """A query path's evaluation of a version, computed after it was published."""
+        return self.root / "evaluations" / f"{version}-{path}.json"
 
     def ablations_file(self, version: str) -> Path:
         """Ablation results computed after a version was published (versions are
@@ -265,12 +270,13 @@ class Store:
     def move_latest(self, version: str, operation: str) -> None:
         """Point LATEST at a published version and record the move in the history (call
         under ``lock()``)."""
-        previous = self._readable_latest()
+        previous = self.readable_latest()
         self._write_latest(version)
         layout = VersionLayout(self.version_dir(version))
         append_history(self.history_file, operation, version, previous, manifest_sum(layout))
 
-    def _readable_latest(self) -> str | None:
+    def readable_latest(self) -> str | None:
+        """LATEST, or None when it is missing or damaged (a repair moves it anyway)."""
         try:
             return self.latest()
         except DamagedStoreError:

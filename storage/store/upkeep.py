@@ -16,7 +16,7 @@ def rollback(store: str, version: str | None = None) -> dict:
     version that verifies. Recorded in the store's history."""
     s = Store(store)
     with s.build_lock("ace rollback"), s.lock():
-        served = _served_or_none(s)
+        served = s.readable_latest()
         skipped: list[dict] = []
         for v in _candidates(s, served, version):
             report = folder_report(s, v)
@@ -29,13 +29,6 @@ def rollback(store: str, version: str | None = None) -> dict:
     raise StoreError(
         f"no version {'older than ' + served + ' ' if served else ''}verifies in {s.root}"
     )
-
-
-def _served_or_none(s: Store) -> str | None:
-    try:
-        return s.latest()
-    except DamagedStoreError:
-        return None
 
 
 def _candidates(s: Store, served: str | None, version: str | None) -> list[str]:
