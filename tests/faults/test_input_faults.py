@@ -248,3 +248,23 @@ def test_an_hour_of_audio_decodes_in_bounded_memory(tmp_path):
     out = decode_audio(str(path), sample_rate=sr)
     assert out.meta["duration_s"] == pytest.approx(3600)
     assert out.data.shape == (int(KEPT_WINDOWS * AUDIO_WINDOW_S * sr),)
+
+
+def test_a_failed_build_leaves_no_store_folder_behind(built, tmp_path, capsys):
+    out = tmp_path / "new-store"
+    code, err = _quick(capsys, "index", str(built / "corpus"), "--store", str(out), "--k", "-3")
+    assert code == 2 and not out.exists()
+
+
+def test_split_names_the_split_of_files_that_name_none(tmp_path, capsys):
+    src = tmp_path / "captions.json"  # a name that says no split
+    src.write_text(json.dumps({
+        "images": [{"id": 1, "file_name": "a.jpg"}],
+        "annotations": [{"image_id": 1, "caption": "a dog"}],
+    }))  # fmt: skip
+    out = tmp_path / "c.jsonl"
+    code, err = _quick(capsys, "import-captions", "coco", f"{src}@photos", "--split", "train",
+                       "--out", str(out))  # fmt: skip
+    assert code == 0, err
+    assert json.loads(out.read_text()) == {"path": "photos/a.jpg", "captions": ["a dog"],
+                                           "split": "train"}  # fmt: skip
