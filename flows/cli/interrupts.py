@@ -9,7 +9,9 @@ from __future__ import annotations
 import os
 import signal
 import sys
+import threading
 import time
+from collections.abc import Callable
 
 EXIT_ON = {signal.SIGINT: 130, signal.SIGTERM: 143}
 BUSY_HINT = "nothing was published; the next run reuses the finished embedding shards"
@@ -28,6 +30,28 @@ def install(what: str) -> None:
 
     for sig in EXIT_ON:
         signal.signal(sig, handler)
+
+
+def run_off_main_thread(work: Callable[[], int]) -> int:
+    """``work()`` in a worker thread while the main thread waits, so this module's handlers
+    stay the ones that answer a signal. A Prefect flow run in the main thread swaps in its
+    own SIGTERM bridge, which turns the signal into an exception that its crash handling
+    may end as exit 1 with a traceback; off the main thread it installs none."""
+    outcome: dict[str, object] = {}
+
+    def target() -> None:
+        try:
+            outcome["code"] = work()
+        except BaseException as e:  # noqa: BLE001 - re-raised in the main thread
+            outcome["error"] = e
+
+    worker = threading.Thread(target=target, name="ace-command", daemon=True)
+    worker.start()
+    while worker.is_alive():
+        worker.join(0.5)  # a bounded wait: the main thread stays free to run the handlers
+    if "error" in outcome:
+        raise outcome["error"]  # type: ignore[misc]
+    return outcome["code"]  # type: ignore[return-value]
 
 
 def stop_children(grace_s: float = 2.0) -> None:

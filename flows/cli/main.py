@@ -77,7 +77,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2 if e.code not in (0, None) else 0
     args.started = started
     configure_logging(args.verbose)
-    if argv is None:  # the `ace` process itself (not a caller's process, such as a test's)
+    handles_signals = argv is None  # the `ace` process itself, not a caller's (a test's)
+    if handles_signals:
         interrupts.install(f"ace {args.command}")
     try:
         _require_store(args)
@@ -85,6 +86,8 @@ def main(argv: list[str] | None = None) -> int:
             if args.command in build_commands.FLOW_COMMANDS:
                 embedded_api.spawn_if_unconfigured()  # starts while the command imports models
                 filter_prefect_console(args.verbose)
+                if handles_signals:
+                    return interrupts.run_off_main_thread(lambda: args.func(args))
             return args.func(args)
     except KeyboardInterrupt:
         print("ace: interrupted", file=sys.stderr)

@@ -109,6 +109,30 @@ def test_an_interrupt_ends_a_build_at_once_and_leaves_nothing_behind(built, tmp_
     assert not (out / "LATEST").exists() and not list(out.glob("versions/v*"))
 
 
+def test_a_flow_run_by_a_command_leaves_its_signal_handlers_in_place(prefect_harness):
+    """Prefect's SIGTERM bridge (installed by a flow run in the main thread) turned SIGTERM
+    into an exception that could end the command as exit 1 with a traceback."""
+    from prefect import flow
+
+    from flows.cli.interrupts import run_off_main_thread
+
+    def ours(_signum, _frame):
+        raise AssertionError("not called")
+
+    @flow
+    def handler_seen_by_a_flow() -> object:
+        return signal.getsignal(signal.SIGTERM)
+
+    before = signal.signal(signal.SIGTERM, ours)
+    try:
+        assert run_off_main_thread(handler_seen_by_a_flow) is ours
+        assert handler_seen_by_a_flow() is not ours  # the bridge a main-thread run installs
+        with pytest.raises(ZeroDivisionError):
+            run_off_main_thread(lambda: 1 // 0)
+    finally:
+        signal.signal(signal.SIGTERM, before)
+
+
 def _running(pid: int) -> bool:
     try:
         with open(f"/proc/{pid}/stat", "rb") as f:
