@@ -15,6 +15,7 @@ from ace_core.config_check import check_config
 from ace_core.cpu_share import flush_denormals
 from ace_core.index_config import IndexConfig
 from flows.embed import ShardRunner, embed_on
+from query.evaluate import evaluate_served_path
 from storage.build import audit as store_audit
 from storage.formats.manifest import recorded_config, version_config
 from storage.store import Store
@@ -81,7 +82,7 @@ def index_corpus(
             elif t.same_as_latest(store, staged):
                 return _unchanged(store, Store(store).latest(), started, shards)
             published = t.publish_version(store, staged, "full_rebuild", None, cfg, ids_report)
-    return _report(published, shards, started, removed=removals.items)
+    return _report(published, shards, started, removed=removals.items, store=store)
 
 
 @flow(name="ingest-batch")
@@ -108,7 +109,7 @@ def ingest_batch(
             published = t.publish_version(
                 store, staged, "incremental_append", parent, cfg, ids_report
             )
-    return _report(published, shards, started)
+    return _report(published, shards, started, store=store)
 
 
 @flow(name="train-retriever")
@@ -125,7 +126,7 @@ def train_retriever(store: str, version: str | None = None, ablations: bool = Fa
             t.train_retriever(store, staged, cfg)
             ids = Store(store).manifest(base)["ids"]
             published = t.publish_version(store, staged, "retrain", Store(store).latest(), cfg, ids)
-    return _report(published, [], started)
+    return _report(published, [], started, store=store)
 
 
 @task(name="audit-diff")
@@ -169,10 +170,30 @@ def _unchanged(store: str, parent: str, started: float, shards: list[dict] = ())
     zero = {"added": 0, "removed": 0, "changed": 0, "unchanged": m["counts"]["ok"]}
     published = {**m, "id_diff": zero, "reused_from": None}
     stage("nothing changed since %s: nothing published", parent)
-    return {**_report(published, list(shards), started), "published": False, "operation": "none"}
+    report = _report(published, list(shards), started, store=store)
+    return {**report, "published": False, "operation": "none"}
 
 
-def _report(published: dict, shards: list[dict], started: float, removed=()) -> dict:
+@task(name="evaluate-served-path")
+def evaluate_served(store: str, version: str) -> dict | None:
+    """The published version's test queries on the path its queries are served by (``auto``),
+    kept beside it for ``ace versions``, ``ace eval`` and the page; None without test
+    captions (nothing to score on)."""
+    from ace_core.errors import AceInputError
+    from tasks._progress import stage
+
+    try:
+        out = evaluate_served_path(store, version, "auto")
+    except AceInputError as e:
+        stage("served path not evaluated: %s", e)
+        return None
+    stage("served path (%s): test R@1 %s, R@10 %s; dense R@1 %s", out["path"],
+          out["served"]["R@1"], out["served"]["R@10"], out["dense"]["R@1"])  # fmt: skip
+    return out
+
+
+def _report(published: dict, shards: list[dict], started: float, removed=(), store=None) -> dict:
+    served = evaluate_served(store, published["version"]) if store else None
     return {
         "published": True,
         "version": published["version"],
@@ -181,6 +202,7 @@ def _report(published: dict, shards: list[dict], started: float, removed=()) -> 
         "items": published["counts"],
         "ids": published["ids"],
         "eval": {"version": published["version"], **published["eval"]},
+        "served": served,
         "reused_from": published["reused_from"],
         "id_diff": published["id_diff"],
         "removed_items": list(removed),

@@ -18,6 +18,7 @@ from ace_core.retrieval.evaluation import retrieval_metrics
 from ace_core.retrieval.zero_shot import tower_dense_search
 from query.loaded import LoadedVersion, load_version
 from query.search import DEFAULT_BEAM, search_version
+from query.towers import towers_are_trained
 
 MAX_LINE = 1 << 20
 MAX_QUERY_FILE = 256 << 20  # the whole --queries file (an endless one stops here)
@@ -85,6 +86,8 @@ def _metrics(answer, vm: LoadedVersion, gold) -> dict:
 
 
 def _tower_metrics(vm: LoadedVersion, texts, gold, k) -> dict | None:
+    if not towers_are_trained(vm.encoders):
+        return None  # randomly initialised towers: not a baseline
     try:
         spaces = vm.text_spaces()
         hits = tower_dense_search(spaces, texts, vm.model.item_emb, k)

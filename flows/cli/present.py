@@ -144,8 +144,8 @@ def query_results(p: dict) -> str:
 def versions(rows: list[dict], store: str) -> str:
     if not rows:
         return f"no versions in {store}"
-    header = ["version", "parent", "operation", "created", "items", "failed", "gen R@1",
-              "dense R@1", "sources"]  # fmt: skip
+    header = ["version", "parent", "operation", "created", "items", "failed", "served R@1",
+              "gen R@1", "dense R@1", "sources"]  # fmt: skip
     cells = [
         [
             ("* " if r["latest"] else "  ") + r["version"],
@@ -154,6 +154,7 @@ def versions(rows: list[dict], store: str) -> str:
             r["created_at"],
             r["items"],
             r["failed"],
+            _served_cell(r.get("served")),
             fmt(r["eval"]["generative"]),
             fmt(r["eval"]["dense"]),
             ", ".join(r["sources"]) or "-",
@@ -163,7 +164,13 @@ def versions(rows: list[dict], store: str) -> str:
     return table(cells, header)
 
 
+def _served_cell(served: dict | None) -> str:
+    """The served path's test R@1 and the path (``0.812 both``); - when not evaluated."""
+    return f"{fmt(served['R@1'])} {served['path']}" if served else "-"
+
+
 def audit_report(d: dict) -> str:
+    moves = [m for m in d.get("moves", []) if m.get("operation") == "rollback"]
     return (
         f"{d['from']} -> {d['to']}: {d['added']} added, {d['removed']} "
         f"removed, {d['changed']} changed, {d['unchanged']} unchanged"
@@ -171,6 +178,8 @@ def audit_report(d: dict) -> str:
     ) + "".join(
         f"\n  changed {c['item_id'][:12]}: {c['from']} -> {c['to']}"
         for c in d["changed_items"][:20]
+    ) + "".join(
+        f"\n  rollback at {m['at']}: {m.get('previous') or '-'} -> {m['latest']}" for m in moves
     )
 
 

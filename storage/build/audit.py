@@ -6,6 +6,8 @@ from ace_core.ids.sids import SemanticIDs
 from storage.formats.semantic_id_table import read_semantic_ids
 from storage.store import Store, StoreError
 
+MOVES_SHOWN = 10  # recent moves of LATEST in an audit report
+
 
 def id_diff(old: SemanticIDs | None, new: SemanticIDs, *, detail: bool = False) -> dict:
     """added / removed / changed / unchanged item counts between two ID sets."""
@@ -29,17 +31,35 @@ def id_diff(old: SemanticIDs | None, new: SemanticIDs, *, detail: bool = False) 
 
 
 def audit(store: str, from_version: str | None = None, to_version: str | None = None) -> dict:
-    """Identifier diff between two versions (default: LATEST against its parent)."""
+    """Identifier diff between two versions. By default LATEST against its parent or, when
+    LATEST last moved by a rollback, against the version served before it (what holders of
+    IDs saw change); ``moves`` lists the recent moves of LATEST from the store's history."""
     s = Store(store)
     to_v = s.resolve(to_version)
-    from_v = from_version or s.manifest(to_v).get("parent_version")
+    rollback = _last_rollback(s) if from_version is None and to_version is None else None
+    from_v = from_version or (rollback or {}).get("previous") or s.manifest(to_v).get(
+        "parent_version"
+    )
     if from_v is None:
         raise StoreError(f"{to_v} has no parent version; give --from")
     from_v = s.resolve(from_v)
     old = read_semantic_ids(s.version(from_v).semantic_ids)
     new = read_semantic_ids(s.version(to_v).semantic_ids)
-    why = s.manifest(to_v).get("ids", {}).get("id_policy")
-    return {"from": from_v, "to": to_v, "why": why_ids(why), **id_diff(old, new, detail=True)}
+    why = why_ids(s.manifest(to_v).get("ids", {}).get("id_policy"))
+    if rollback:
+        why = f"LATEST rolled back from {from_v} to {to_v} at {rollback['at']}"
+    moves = s.history()[-MOVES_SHOWN:]
+    return {"from": from_v, "to": to_v, "why": why, "moves": moves,
+            **id_diff(old, new, detail=True)}  # fmt: skip
+
+
+def _last_rollback(s: Store) -> dict | None:
+    """The last move of LATEST when it was a rollback to the version LATEST names now."""
+    history = s.history()
+    last = history[-1] if history else None
+    if last and last.get("operation") == "rollback" and last["latest"] == s.latest():
+        return last if last.get("previous") else None
+    return None
 
 
 def why_ids(policy: dict | None) -> str:

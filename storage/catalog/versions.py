@@ -27,15 +27,31 @@ def list_versions(store: str) -> list[dict]:
                 "sources": [src["source_id"] for src in m.get("sources", [])],
                 "latest": v == latest,
                 "eval": {k: (ev.get(k) or {}).get("R@1") for k in ("generative", "dense")},
+                "served": _served_r1(s, v),
             }
         )
     return rows
 
 
 def version_eval(store: str, version: str | None = None) -> dict:
-    """The eval.json of a version, with the version's name."""
+    """The eval.json of a version, with the version's name, and the evaluation of its served
+    path (``auto``) when the build kept one."""
     s = Store(store)
     v = s.resolve(version)
     ev = json.loads(s.version(v).eval.read_text())
     keys = ("protocol", "queries", "generative", "dense", "subsets", "ablations")
-    return {"version": v, **{k: ev.get(k) for k in keys}}
+    return {"version": v, **{k: ev.get(k) for k in keys}, "served": served_evaluation(s, v)}
+
+
+def served_evaluation(s: Store, version: str, path: str = "auto") -> dict | None:
+    """The kept evaluation of ``path`` as served (written by the build or ``ace eval
+    --path``); None when none was computed (versions built before it existed)."""
+    try:
+        return json.loads(s.evaluation_file(version, path).read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def _served_r1(s: Store, version: str) -> dict | None:
+    served = served_evaluation(s, version)
+    return {"path": served["path"], "R@1": served["served"]["R@1"]} if served else None

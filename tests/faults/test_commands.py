@@ -158,7 +158,10 @@ def test_a_build_that_trains_on_no_caption_says_so(built, tmp_path, capsys):
 def test_eval_of_a_path_scores_it_as_served_on_the_versions_test_queries(store, capsys):
     code, out, err = ace(capsys, "eval", "--store", str(store), "--json")
     stored = json.loads(out)
-    assert code == 0 and "served" not in stored  # the stored figures: no model loaded
+    kept = stored["served"]  # the build evaluated the path it serves (no model loaded here)
+    assert code == 0 and kept["path"] == "captions" and kept["queries"] == stored["queries"]["test"]
+    code, out, _ = ace(capsys, "versions", "--store", str(store), "--json")
+    assert json.loads(out)[-1]["served"] == {"path": "captions", "R@1": kept["served"]["R@1"]}
     for path in ("captions", "auto"):  # random towers here: auto serves the captions path
         code, out, err = ace(capsys, "eval", "--path", path, "--store", str(store), "--json")
         assert code == 0, err[-2000:]
@@ -166,5 +169,7 @@ def test_eval_of_a_path_scores_it_as_served_on_the_versions_test_queries(store, 
         assert served["path"] == "captions" and served["queries"] == stored["queries"]["test"]
         assert 0 <= served["served"]["R@10"] <= 1 and served["dense"]["R@1"] is not None
         assert (store / "evaluations" / f"{stored['version']}-{path}.json").exists()
+    fresh = json.loads((store / "evaluations" / f"{stored['version']}-captions.json").read_text())
+    assert fresh["served"] == kept["served"]  # computed afresh for the path auto serves here
     saved = store / "evaluations" / f"{stored['version']}-captions.json"
     assert json.loads(saved.read_text())["dense"] == stored["dense"]  # the build's test queries

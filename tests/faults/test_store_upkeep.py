@@ -65,6 +65,13 @@ def test_rollback_serves_an_older_version_and_keeps_the_newer_one(store, capsys)
     assert code == 0 and json.loads(out) == {"latest": "v000001", "previous": v2, "skipped": []}
     assert s.latest() == "v000001" and s.versions() == ["v000001", v2]  # v2 still listed
     assert s.next_version() == "v000003"
+    code, out, _ = ace(capsys, "audit", "--store", str(store), "--json")  # what ID holders saw
+    audit = json.loads(out)
+    assert code == 0 and (audit["from"], audit["to"]) == (v2, "v000001")
+    assert audit["why"].startswith(f"LATEST rolled back from {v2} to v000001 at ")
+    assert [m["operation"] for m in audit["moves"]] == ["publish", "publish", "rollback"]
+    code, out, _ = ace(capsys, "audit", "--store", str(store))
+    assert f"rollback at {audit['moves'][-1]['at']}: {v2} -> v000001" in out
     code, _, err = ace(capsys, "rollback", v2, "--store", str(store))
     assert code == 0 and s.latest() == v2
 
