@@ -172,14 +172,18 @@ def _served_cell(served: dict | None) -> str:
 def audit_report(d: dict) -> str:
     moves = [m for m in d.get("moves", []) if m.get("operation") == "rollback"]
     return (
-        f"{d['from']} -> {d['to']}: {d['added']} added, {d['removed']} "
-        f"removed, {d['changed']} changed, {d['unchanged']} unchanged"
-        + (f"\n  why: {d['why']}" if d.get("why") else "")
-    ) + "".join(
-        f"\n  changed {c['item_id'][:12]}: {c['from']} -> {c['to']}"
-        for c in d["changed_items"][:20]
-    ) + "".join(
-        f"\n  rollback at {m['at']}: {m.get('previous') or '-'} -> {m['latest']}" for m in moves
+        (
+            f"{d['from']} -> {d['to']}: {d['added']} added, {d['removed']} "
+            f"removed, {d['changed']} changed, {d['unchanged']} unchanged"
+            + (f"\n  why: {d['why']}" if d.get("why") else "")
+        )
+        + "".join(
+            f"\n  changed {c['item_id'][:12]}: {c['from']} -> {c['to']}"
+            for c in d["changed_items"][:20]
+        )
+        + "".join(
+            f"\n  rollback at {m['at']}: {m.get('previous') or '-'} -> {m['latest']}" for m in moves
+        )
     )
 
 

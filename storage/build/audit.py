@@ -37,8 +37,8 @@ def audit(store: str, from_version: str | None = None, to_version: str | None = 
     s = Store(store)
     to_v = s.resolve(to_version)
     rollback = _last_rollback(s) if from_version is None and to_version is None else None
-    from_v = from_version or (rollback or {}).get("previous") or s.manifest(to_v).get(
-        "parent_version"
+    from_v = (
+        from_version or (rollback or {}).get("previous") or s.manifest(to_v).get("parent_version")
     )
     if from_v is None:
         raise StoreError(f"{to_v} has no parent version; give --from")
