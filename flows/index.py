@@ -15,6 +15,7 @@ from ace_core.config_check import check_config
 from ace_core.cpu_share import flush_denormals
 from ace_core.index_config import IndexConfig
 from flows.embed import ShardRunner, embed_on
+from flows.store_queue import queued_behind_other_builds
 from query.evaluate import evaluate_served_path
 from storage.build import audit as store_audit
 from storage.formats.manifest import recorded_config, version_config
@@ -27,10 +28,11 @@ from tasks.stable_ids import keep_or_fit_ids
 
 @contextmanager
 def building(store: str, what: str) -> Iterator[None]:
-    """One build per store at a time (checked before any work), and staged versions of
-    killed runs cleaned first."""
+    """One build per store at a time: queued behind builds of the store on the same Prefect
+    API (a deployment's nightly run behind an ingest), refused at once when another process
+    holds the store's build lock; staged versions of killed runs cleaned first."""
     s = Store(store)
-    with s.build_lock(what):
+    with queued_behind_other_builds(store), s.build_lock(what):
         s.clean_staging()
         yield
 

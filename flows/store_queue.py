@@ -1,0 +1,52 @@
+"""Builds of one store queue on the Prefect API: a global concurrency limit named after the
+store (one slot, created on first use) is held for the whole build, so a nightly re-index
+deployment run waits for an ingest of the same store instead of failing on its build lock.
+
+The store's build lock (a file) still guards every build, whichever API it reports to: a
+command-line build beside a deployment run fails at once with "store is busy"."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from prefect.client.orchestration import get_client
+from prefect.concurrency.sync import concurrency
+from prefect.exceptions import ObjectAlreadyExists, ObjectNotFound
+
+from storage.store import Store
+
+LEASE_S = 300  # renewed while the build runs; a killed worker's slot frees after this
+
+
+def store_limit_name(store: str) -> str:
+    return f"ace-build-{Store(store).key}"
+
+
+@contextmanager
+def queued_behind_other_builds(store: str) -> Iterator[None]:
+    """Hold the store's slot on the Prefect API for the body (waits while another build of
+    the store holds it, and says so once)."""
+    from tasks._progress import stage
+
+    name = store_limit_name(store)
+    if _slots_taken(name):
+        stage("waiting for another build of this store to finish (concurrency limit %s)", name)
+    with concurrency(name, occupy=1, lease_duration=LEASE_S, strict=True):
+        yield
+
+
+def _slots_taken(name: str) -> int:
+    """Active slots of the store's limit, created (limit 1) when it does not exist yet."""
+    from prefect.client.schemas.actions import GlobalConcurrencyLimitCreate
+
+    with get_client(sync_client=True) as client:
+        try:
+            return client.read_global_concurrency_limit_by_name(name).active_slots
+        except ObjectNotFound:
+            pass
+        try:
+            client.create_global_concurrency_limit(GlobalConcurrencyLimitCreate(name=name, limit=1))
+        except ObjectAlreadyExists:  # another build of the store created it just now
+            pass
+        return client.read_global_concurrency_limit_by_name(name).active_slots

@@ -1,0 +1,39 @@
+"""Builds of one store queue on the Prefect API (a per-store global concurrency limit): a
+re-index started while another build holds the store's slot waits, says so, and runs when
+the slot frees."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+
+import fault_helpers
+
+built, store = fault_helpers.built, fault_helpers.store  # the shared fixtures
+
+
+def test_a_reindex_waits_for_the_build_that_holds_the_stores_slot(store, caplog):
+    from prefect.client.orchestration import get_client
+    from prefect.concurrency.sync import concurrency
+
+    from flows.index import index_corpus
+    from flows.store_queue import _slots_taken, store_limit_name
+
+    name = store_limit_name(str(store))
+    assert _slots_taken(name) == 0  # created on first use, one slot
+    result: dict = {}
+    with caplog.at_level(logging.INFO), concurrency(name, occupy=1, strict=True):
+        run = threading.Thread(target=lambda: result.update(index_corpus(store=str(store))))
+        run.start()
+        time.sleep(4.0)
+        assert run.is_alive() and not result  # queued: no stage of the build has run
+        assert not [r for r in caplog.records if "discovered" in r.getMessage()]
+    run.join(120)
+    assert result["published"] is False and result["operation"] == "none"  # nothing changed
+    said = [r.getMessage() for r in caplog.records]
+    assert any("waiting for another build of this store" in m for m in said)
+    assert any("discovered" in m for m in said)  # then it ran
+    with get_client(sync_client=True) as client:
+        assert client.read_global_concurrency_limit_by_name(name).limit == 1
+    assert _slots_taken(name) == 0  # released by the build
