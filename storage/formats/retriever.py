@@ -22,10 +22,15 @@ from safetensors.torch import load_file
 
 from ace_core.config_io import from_dict, to_dict
 from ace_core.media.discovery import sha256_file
-from ace_core.offline import hub_offline
 from ace_core.retrieval.dense import DenseProjection
 from ace_core.retrieval.fine_tune import InitState
-from ace_core.retrieval.model import IDDecoder, RetrieverConfig, Vocab, build_text_encoder
+from ace_core.retrieval.model import (
+    IDDecoder,
+    RetrieverConfig,
+    Vocab,
+    build_text_encoder,
+    load_tokenizer,
+)
 from ace_core.retrieval.retrieval_model import RetrievalModel
 from storage.formats.tables import save_weights
 
@@ -75,9 +80,6 @@ def load_retriever(
     device=None,
 ) -> RetrievalModel:
     """Rebuild the model from its folder plus the version's items/embeddings/IDs."""
-    hub_offline()
-    from transformers import AutoTokenizer
-
     folder = Path(folder)
     if not (folder / "weights.safetensors").exists():
         raise FileNotFoundError(f"no retriever in {folder}")
@@ -87,7 +89,7 @@ def load_retriever(
     device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     encoder, _, path = build_text_encoder(cfg)
     _check_encoder(path, meta["encoder"]["weights_sha256"])
-    tokenizer = AutoTokenizer.from_pretrained(str(folder / "tokenizer"))
+    tokenizer = load_tokenizer(str(folder / "tokenizer"), path)
     state = load_file(str(folder / "weights.safetensors"))
     decoder = IDDecoder(
         cfg, vocab, meta["encoder"]["hidden"], meta["encoder"]["n_layers"], meta["item_dim"]
