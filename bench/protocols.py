@@ -43,7 +43,8 @@ from ace_core.retrieval.dense import dense_search  # noqa: E402
 from ace_core.retrieval.evaluation import retrieval_metrics  # noqa: E402
 from ace_core.retrieval.fit import fit_retrieval  # noqa: E402
 from ace_core.retrieval.generation import generative_search  # noqa: E402
-from ace_core.retrieval.model import RetrieverConfig, build_text_encoder  # noqa: E402
+from ace_core.retrieval.model import RetrieverConfig  # noqa: E402
+from ace_core.retrieval.text_encoder import build_text_encoder  # noqa: E402
 from ace_core.retrieval.training import TrainConfig  # noqa: E402
 from ace_core.retrieval.zero_shot import (  # noqa: E402
     merge_paths,

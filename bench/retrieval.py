@@ -39,7 +39,8 @@ from ace_core.media.discovery import discover  # noqa: E402
 from ace_core.media.encoders import AudioEncoderConfig, ImageEncoderConfig  # noqa: E402
 from ace_core.retrieval.dense import DenseProjection, dense_search  # noqa: E402
 from ace_core.retrieval.fit import fit_retrieval  # noqa: E402
-from ace_core.retrieval.model import IDDecoder, RetrieverConfig, Vocab, build_text_encoder  # noqa: E402
+from ace_core.retrieval.model import IDDecoder, RetrieverConfig, Vocab  # noqa: E402
+from ace_core.retrieval.text_encoder import build_text_encoder  # noqa: E402
 from ace_core.retrieval.text_features import TextFeatures  # noqa: E402
 from ace_core.retrieval.training import TrainConfig  # noqa: E402
 

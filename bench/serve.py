@@ -41,8 +41,9 @@ def synthetic_version(n: int):
     import torch
 
     from ace_core.retrieval.dense import DenseProjection
-    from ace_core.retrieval.model import IDDecoder, RetrieverConfig, Vocab, build_text_encoder
+    from ace_core.retrieval.model import IDDecoder, RetrieverConfig, Vocab
     from ace_core.retrieval.retrieval_model import RetrievalModel
+    from ace_core.retrieval.text_encoder import build_text_encoder
     from query.loaded import LoadedVersion
 
     spec = importlib.util.spec_from_file_location("bench_retrieval", ROOT / "bench/retrieval.py")

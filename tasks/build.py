@@ -21,7 +21,7 @@ from ace_core.ids.semantic_ids import fit_semantic_ids
 from ace_core.index_config import IndexConfig
 from ace_core.retrieval.ablations import run_ablations
 from ace_core.retrieval.fit import fit_retrieval
-from ace_core.retrieval.model import default_encoder_path
+from ace_core.retrieval.text_encoder import default_encoder_path
 from storage.build import staging
 from storage.build.publish import publish_version as publish
 from storage.formats.codebooks import (

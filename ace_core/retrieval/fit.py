@@ -29,12 +29,13 @@ from ace_core.retrieval.fine_tune import (
     replay_sample,
 )
 from ace_core.retrieval.generation import generative_search
-from ace_core.retrieval.model import RetrieverConfig, build_text_encoder
+from ace_core.retrieval.model import RetrieverConfig
 from ace_core.retrieval.retrieval_model import (
     RetrievalModel,
     build_vocab,
     new_decoder,
 )
+from ace_core.retrieval.text_encoder import build_text_encoder
 from ace_core.retrieval.text_features import TextFeatures
 from ace_core.retrieval.training import (
     TrainConfig,

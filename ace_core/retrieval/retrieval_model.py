@@ -16,12 +16,8 @@ import torch
 from ace_core.ids.semantic_ids import SemanticIDs, SemanticIndexer
 from ace_core.retrieval.constrained_generation import Trie
 from ace_core.retrieval.dense import DenseProjection
-from ace_core.retrieval.model import (
-    IDDecoder,
-    RetrieverConfig,
-    TextEncoder,
-    Vocab,
-)
+from ace_core.retrieval.model import IDDecoder, RetrieverConfig, Vocab
+from ace_core.retrieval.text_encoder import TextEncoder
 from ace_core.retrieval.text_features import TextFeatures
 
 logger = logging.getLogger(__name__)

@@ -6,7 +6,8 @@ from collections.abc import Sequence
 
 import torch
 
-from ace_core.retrieval.model import TextEncoder, mean_pool
+from ace_core.retrieval.model import mean_pool
+from ace_core.retrieval.text_encoder import TextEncoder
 
 
 class TextFeatures:

@@ -24,14 +24,9 @@ from ace_core.config_io import from_dict, to_dict
 from ace_core.media.discovery import sha256_file
 from ace_core.retrieval.dense import DenseProjection
 from ace_core.retrieval.fine_tune import InitState
-from ace_core.retrieval.model import (
-    IDDecoder,
-    RetrieverConfig,
-    Vocab,
-    build_text_encoder,
-    load_tokenizer,
-)
+from ace_core.retrieval.model import IDDecoder, RetrieverConfig, Vocab
 from ace_core.retrieval.retrieval_model import RetrievalModel
+from ace_core.retrieval.text_encoder import build_text_encoder, load_tokenizer
 from storage.formats.tables import save_weights
 
 logger = logging.getLogger(__name__)

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from ace_core.retrieval.bert import Bert, FastTokenizer, is_plain_bert
-from ace_core.retrieval.model import TextEncoder, default_encoder_path, load_tokenizer
+from ace_core.retrieval.text_encoder import TextEncoder, default_encoder_path, load_tokenizer
 
 TEXTS = ["a dog barking in the rain", "Café naïve — 東京 🎵 ümlaut", "word " * 80, "",
          "A RED circle, on white!!", "don't (stop) 3.14 e-mail@x.org"]  # fmt: skip

@@ -9,8 +9,9 @@ CHECK = """
 import os, sys
 import ace_core, ace_core.media.pipeline, ace_core.retrieval.model
 assert "HF_HUB_OFFLINE" not in os.environ, "set on import"
-from ace_core.retrieval.model import build_text_encoder, RetrieverConfig
-build_text_encoder(RetrieverConfig())  # imports transformers
+from ace_core.retrieval.model import RetrieverConfig
+from ace_core.retrieval.text_encoder import build_text_encoder
+build_text_encoder(RetrieverConfig())  # where transformers or the hub may be imported
 assert os.environ["HF_HUB_OFFLINE"] == "1" and os.environ["TRANSFORMERS_OFFLINE"] == "1"
 """
 

@@ -101,7 +101,7 @@ def test_save_load_round_trip_gives_the_same_results(toy, tmp_path):
         fit.model,
         tmp_path / "retriever",
         fit.model.config.encoder_path
-        or __import__("ace_core.retrieval.model", fromlist=["x"]).default_encoder_path(),
+        or __import__("ace_core.retrieval.text_encoder", fromlist=["x"]).default_encoder_path(),
     )
     loaded = load_retriever(tmp_path / "retriever", ids, x, sids.tokens(), device="cpu")
     q = ["a purple triangle", "orange circle", "the star is yellow"]
@@ -278,7 +278,7 @@ def test_caption_features_beyond_a_partial_cache_match_recomputation(share, cach
     are recomputed per batch. Mixed batches give the same features either way."""
     import torch
 
-    from ace_core.retrieval.model import build_text_encoder
+    from ace_core.retrieval.text_encoder import build_text_encoder
     from ace_core.retrieval.text_features import TextFeatures
 
     enc, tok, _ = build_text_encoder(RetrieverConfig())

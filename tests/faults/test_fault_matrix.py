@@ -309,7 +309,8 @@ def test_caption_features_beyond_the_cache_train_with_backward():
     recomputed per batch and must be usable in a backward pass."""
     import torch
 
-    from ace_core.retrieval.model import RetrieverConfig, build_text_encoder
+    from ace_core.retrieval.model import RetrieverConfig
+    from ace_core.retrieval.text_encoder import build_text_encoder
     from ace_core.retrieval.text_features import TextFeatures
 
     enc, tok, _ = build_text_encoder(RetrieverConfig())
