@@ -37,3 +37,13 @@ def test_a_reindex_waits_for_the_build_that_holds_the_stores_slot(store, caplog)
     with get_client(sync_client=True) as client:
         assert client.read_global_concurrency_limit_by_name(name).limit == 1
     assert _slots_taken(name) == 0  # released by the build
+
+
+def test_a_failed_runs_state_message_is_its_one_line_reason(built, tmp_path):
+    from flows.index import index_corpus
+
+    (tmp_path / "empty").mkdir()
+    state = index_corpus(corpus=str(tmp_path / "empty"), store=str(tmp_path / "s"),
+                         return_state=True)  # fmt: skip
+    assert state.is_failed() and "\n" not in state.message
+    assert state.message.endswith(f"no media files found in {tmp_path / 'empty'}")
