@@ -24,6 +24,7 @@ from flows.search_batcher import SearchBatcher
 from flows.serve_guard import TOKEN_COOKIE, HeaderDeadlineProtocol, public, token_ok
 from flows.serve_media import media_routes
 from query.loaded import LoadedVersion
+from query.rendition_cache import DEFAULT_MAX_MB
 from query.request import MAX_K, PATH_HELP, PATHS, QueryError, checked_request
 from query.search import Searcher, similar_items
 from storage.build.audit import audit
@@ -87,15 +88,16 @@ def _with_urls(result: dict) -> dict:
     """A result with its ID tokens and media URLs (the token travels as a cookie or header,
     never inside a URL that a page shows or a log keeps)."""
     tokens = [int(t) for t in result["sid"].split(".")]
-    q = ""
     out = {k: v for k, v in result.items() if k != "location"}  # server paths stay private
     out.update(
         coarse=tokens[0],
         fine=tokens[1:-1],
         suffix=tokens[-1],
-        media_url=f"/media/{result['item_id']}{q}",
-        thumb_url=f"/thumb/{result['item_id']}{q}",
+        media_url=f"/media/{result['item_id']}",
+        thumb_url=f"/thumb/{result['item_id']}",
     )
+    if result["modality"] != "image":  # a browser-playable rendition (/media: the original)
+        out["play_url"] = f"/play/{result['item_id']}"
     return out
 
 
@@ -110,6 +112,7 @@ def create_app(
     watch_s: float = 2.0,
     max_wait_ms: float = 5.0,
     holder: VersionHolder | None = None,
+    play_cache_mb: int = DEFAULT_MAX_MB,
 ) -> FastAPI:
     """The ASGI app over ``store`` (``holder``: a ready VersionHolder, for benchmarks)."""
     holder = holder or VersionHolder(store, watch_s)
@@ -142,7 +145,7 @@ def create_app(
 
     _search_routes(app, holder, batcher)
     _catalog_routes(app, holder, store)
-    media_routes(app, holder, store)
+    media_routes(app, holder, store, play_cache_mb << 20)
     return app
 
 
@@ -232,9 +235,11 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-def serve(store: str, host: str = "127.0.0.1", port: int = 8765, token: str | None = None):
+def serve(store: str, host: str = "127.0.0.1", port: int = 8765, token: str | None = None,
+          play_cache_mb: int = DEFAULT_MAX_MB):  # fmt: skip
     """Run the service until interrupted (blocking)."""
     import uvicorn
 
-    uvicorn.run(create_app(store, token=token), host=host, port=port, log_level="warning",
+    app = create_app(store, token=token, play_cache_mb=play_cache_mb)
+    uvicorn.run(app, host=host, port=port, log_level="warning",
                 http=HeaderDeadlineProtocol)  # fmt: skip

@@ -1,19 +1,24 @@
-"""The service's media routes: /media (the original file, HTTP Range) and /thumb (a cached
-JPEG), each only for a file that still resolves inside its source with the indexed bytes
-(query/served_files.py)."""
+"""The service's media routes: /media (the original file, HTTP Range), /play (a browser-
+playable rendition of a video or sound: the original when a browser plays it, else an MP4
+made once and kept within a bound) and /thumb (a cached JPEG), each only for a file that
+still resolves inside its source with the indexed bytes (query/served_files.py)."""
 
 from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import threading
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from fastapi import FastAPI, HTTPException
 from fastapi.responses import FileResponse, Response
+from starlette.background import BackgroundTask
 
 from ace_core.media.modalities import media_kind, thumbnail_jpeg
+from ace_core.media.renditions import RenditionError, playable_as_is
+from query.rendition_cache import RenditionCache
 from query.served_files import FileGone, ServedFiles
 from storage.store import Store
 
@@ -23,8 +28,10 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 
-def media_routes(app: FastAPI, holder: VersionHolder, store: str) -> None:
+def media_routes(app: FastAPI, holder: VersionHolder, store: str, play_bytes: int) -> None:
     files = ServedFiles()
+    renditions = RenditionCache(Store(store).renditions_dir, play_bytes)
+    as_is: dict[tuple, bool] = {}  # (item_id, path) -> a browser plays the original
 
     def indexed(item_id: str, version: str | None) -> tuple[dict, Path]:
         """The item (by id only, never a request path) and its file, checked."""
@@ -44,6 +51,23 @@ def media_routes(app: FastAPI, holder: VersionHolder, store: str) -> None:
         suffix = path.suffix.lstrip(".").lower() or "octet-stream"
         kind = media_kind(found["modality"]).mime_prefix
         return FileResponse(path, media_type=kind + _subtype(suffix))  # HTTP Range
+
+    @app.get("/play/{item_id}")
+    def play(item_id: str, version: str | None = None):
+        found, path = indexed(item_id, version)
+        if found["modality"] == "image":
+            raise HTTPException(404, f"item {item_id[:12]} is an image: /media/{item_id} shows it")
+        key = (item_id, str(path))
+        if key not in as_is:
+            as_is[key] = playable_as_is(path)
+        if as_is[key]:
+            return media(item_id, version)
+        try:
+            out, mime, temporary = renditions.get(item_id, path, found["modality"])
+        except RenditionError as e:
+            raise HTTPException(415, f"item {item_id[:12]}: no playable rendition ({e})") from None
+        cleanup = BackgroundTask(os.unlink, out) if temporary else None
+        return FileResponse(out, media_type=mime, background=cleanup)
 
     @app.get("/thumb/{item_id}")
     def thumb(item_id: str, version: str | None = None):

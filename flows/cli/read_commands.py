@@ -35,6 +35,8 @@ def add_commands(sub, common) -> None:
     p.add_argument("--host", default="127.0.0.1", help="bind address (default loopback)")
     p.add_argument("--port", type=int, default=8765, help="port (default 8765)")
     p.add_argument("--token", default=None, help="required for a non-loopback bind")
+    p.add_argument("--play-cache-mb", type=int, default=2048, metavar="MB",
+                   help="bound of the kept browser-playable renditions (default 2048)")  # fmt: skip
     p.set_defaults(func=cmd_serve)
 
     p = sub.add_parser("verify", parents=[common], help="check a version's files (sha256)")
@@ -146,8 +148,10 @@ def cmd_serve(args) -> int:
         )
     if not 0 < args.port < 65536:
         raise UsageError(f"--port must be 1..65535, got {args.port}")
+    if args.play_cache_mb < 0:
+        raise UsageError(f"--play-cache-mb must be 0 or more, got {args.play_cache_mb}")
     Store(args.store).resolve(None)  # a store with nothing to serve is an error now
     print(f"serving {args.store} on http://{args.host}:{args.port}/ (API docs: /docs)",
           file=sys.stderr)  # fmt: skip
-    serve(args.store, args.host, args.port, token)
+    serve(args.store, args.host, args.port, token, play_cache_mb=args.play_cache_mb)
     return 0

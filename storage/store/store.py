@@ -8,6 +8,8 @@ STORE/
   ablations/<version>.json  ablation results computed after a version was published
   evaluations/<version>-<path>.json  a query path scored as served (`ace eval --path`)
   thumbs/<item_id>.jpg  thumbnails the service drew (derived, safe to delete)
+  renditions/<item_id>.mp4  browser-playable copies of videos and sounds the service made
+                        (derived, bounded in size, oldest-served evicted first)
   history.jsonl         every move of LATEST (publish, rollback), with the manifest's sha256
   .lock                 held by a publisher (flock); a second publisher waits, then fails
 
@@ -100,6 +102,11 @@ class Store:
     def thumbnail_file(self, item_id: str) -> Path:
         """A thumbnail the service drew (derived from the item's file; safe to delete)."""
         return self.root / "thumbs" / f"{item_id}.jpg"
+
+    @property
+    def renditions_dir(self) -> Path:
+        """Browser-playable renditions the service made (derived; safe to delete)."""
+        return self.root / "renditions"
 
     def version_dir(self, version: str) -> Path:
         return self.versions_dir / version

@@ -318,6 +318,15 @@ def test_the_page_searches_plays_switches_versions_and_audits(served):
                 "if (a.readyState === 0) a.load(); return a.readyState"  # fmt: skip
         wait.until(lambda b: b.execute_script(ready) >= 1)  # the audio result opens
 
+        Select(browser.find_element(By.ID, "modality")).select_by_value("video")
+        browser.find_element(By.CSS_SELECTOR, "#search-form button").click()
+        wait.until(lambda b: b.find_elements(By.CSS_SELECTOR, "#results .card video"))
+        video = "const v = document.querySelector('#results video'); if (!v.readyState) v.load();" \
+                "return [v.readyState, v.duration, v.error && v.error.message]"  # fmt: skip
+        wait.until(lambda b: b.execute_script(video)[0] >= 1)  # the video result plays
+        state, duration, error = browser.execute_script(video)
+        assert error is None and abs(duration - 2.0) < 0.3  # 16 frames at 8 fps
+
         Select(browser.find_element(By.ID, "version")).select_by_value("v000001")
         status = browser.find_element(By.ID, "search-status")
         wait.until(lambda b: status.get_attribute("data-version") == "v000001")
@@ -330,6 +339,33 @@ def test_the_page_searches_plays_switches_versions_and_audits(served):
         assert "v000001" in cells and "v000002" in cells
     finally:
         browser.quit()
+
+
+def test_play_sends_what_a_browser_plays(client, store, monkeypatch):
+    """/play: the original when a browser plays it (the sample corpus's H.264 video, its WAV
+    sounds), else an MP4 rendition made once and kept under renditions/; no image plays."""
+    from fastapi.testclient import TestClient
+
+    from flows import serve_media
+    from flows.serve import create_app
+
+    hits = {m: client.get("/api/search", params={"q": "a", "k": 1, "modality": m}).json()
+            ["results"][0] for m in ("video", "audio", "image")}  # fmt: skip
+    assert "play_url" not in hits["image"]
+    assert client.get(f"/play/{hits['image']['item_id']}").status_code == 404
+    for m in ("video", "audio"):
+        played, original = client.get(hits[m]["play_url"]), client.get(hits[m]["media_url"])
+        assert played.status_code == 200 and played.content == original.content
+    monkeypatch.setattr(serve_media, "playable_as_is", lambda path: False)  # as for MPEG-4 Part 2
+    video = hits["video"]["item_id"]
+    with TestClient(create_app(str(store))) as c:
+        first = c.get(f"/play/{video}")
+        assert first.status_code == 200 and first.headers["content-type"] == "video/mp4"
+        kept = Store(store).renditions_dir / f"{video}.mp4"
+        assert kept.read_bytes() == first.content == c.get(f"/play/{video}").content
+        ranged = c.get(f"/play/{video}", headers={"Range": "bytes=0-99"})
+        assert ranged.status_code == 206 and len(ranged.content) == 100
+    kept.unlink()
 
 
 def test_a_version_that_fails_to_load_leaves_the_old_one_serving(store, tmp_path):
