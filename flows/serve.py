@@ -13,20 +13,23 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import logging
+import tempfile
 import threading
 from pathlib import Path
 
-from fastapi import FastAPI, HTTPException, Query, Request
+from fastapi import FastAPI, File, Form, HTTPException, Query, Request, UploadFile
 from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi_offline import FastAPIOffline
 
 from ace_core.media.modalities import MODALITY_NAMES
 from flows.search_batcher import SearchBatcher
 from flows.serve_guard import TOKEN_COOKIE, HeaderDeadlineProtocol, public, token_ok
 from flows.serve_media import media_routes
+from query.by_example import MAX_FILE_BYTES, search_by_file, similar_items
 from query.loaded import LoadedVersion
 from query.rendition_cache import DEFAULT_MAX_MB
 from query.request import MAX_K, PATH_HELP, PATHS, QueryError, checked_request
-from query.search import Searcher, similar_items
+from query.search import Searcher
 from storage.build.audit import audit
 from storage.catalog.versions import list_versions, version_eval
 from storage.store import Store, StoreError
@@ -125,7 +128,8 @@ def create_app(
         holder.stop()
         task.cancel()
 
-    app = FastAPI(title="ACE Index", lifespan=lifespan, version=_version())
+    # the API docs at /docs and /redoc from assets served here (a CDN is not reachable offline)
+    app = FastAPIOffline(title="ACE Index", lifespan=lifespan, version=_version())
     app.state.holder, app.state.batcher = holder, batcher
 
     @app.middleware("http")
@@ -144,6 +148,7 @@ def create_app(
         return JSONResponse({"detail": f"internal error ({type(exc).__name__})"}, 500)
 
     _search_routes(app, holder, batcher)
+    _example_routes(app, holder)
     _catalog_routes(app, holder, store)
     media_routes(app, holder, store, play_cache_mb << 20)
     return app
@@ -185,6 +190,40 @@ def _search_routes(app: FastAPI, holder: VersionHolder, batcher: SearchBatcher) 
             raise _query_error(e) from None
         return {"item_id": item_id, "version": vm.version,
                 "results": [_with_urls(r) for r in results]}  # fmt: skip
+
+
+def _example_routes(app: FastAPI, holder: VersionHolder) -> None:
+    @app.post("/api/search/file")
+    def search_file(
+        file: UploadFile = File(..., description="an image, a sound or a video clip"),
+        k: int = Form(10, description=f"results, 1 to {MAX_K}"),
+        modality: str | None = Form(None, pattern=f"^({'|'.join(MODALITY_NAMES)})$"),
+        version: str | None = Form(None, description="default: LATEST"),
+    ):
+        """Query by example with a file: embedded with the version's own encoders and
+        searched through the item-memory path among the items of its space."""
+        vm = holder.get(version)
+        with tempfile.NamedTemporaryFile(prefix="ace-example-") as tmp:
+            _copy_bounded(file.file, tmp, MAX_FILE_BYTES)
+            try:
+                found = search_by_file(vm, tmp.name, k, modality)
+            except QueryError as e:
+                raise _query_error(e) from None
+        results = [_with_urls(r) for r in found["results"]]
+        return {"version": vm.version, "example": {"name": file.filename,
+                "modality": found["modality"]}, "results": results}  # fmt: skip
+
+
+def _copy_bounded(src, dst, limit: int) -> None:
+    copied = 0
+    while block := src.read(1 << 20):
+        copied += len(block)
+        if copied > limit:
+            raise HTTPException(413, f"file too large (at most {limit} bytes)")
+        dst.write(block)
+    if not copied:
+        raise HTTPException(400, "empty file")
+    dst.flush()
 
 
 def _catalog_routes(app: FastAPI, holder: VersionHolder, store: str) -> None:

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ace_core.media.modalities import SPACE_OF_MODALITY
+from ace_core.media.modalities import SPACE_OF_MODALITY, kinds_sharing_spaces
 from ace_core.media.pipeline import EmbedConfig
 from ace_core.retrieval.constrained_generation import Trie
 from ace_core.retrieval.dense import dense_search
@@ -50,6 +50,7 @@ class LoadedVersion:
     _rows: dict[str, int] | None = None
     _spaces: dict | None = None
     _subsets: dict = field(default_factory=dict)
+    _example_encoders: dict = field(default_factory=dict)
 
     @property
     def default_path(self) -> str:
@@ -101,12 +102,44 @@ class LoadedVersion:
         return merge_paths(caption_hits, zero_hits, k)
 
     def similar(self, item_id: str, k: int, beam: int) -> Hits:
-        """Query by example: the item's embedding through the decoder's item-memory path."""
-        n = self.row_of[item_id]
-        return search_by_embedding(
-            self.model.decoder, self.model.item_emb[n : n + 1], self.model.trie,
-            beam, min(k, self.n_items), device=self.model.device,
-        )  # fmt: skip
+        """Query by example: the item's embedding through the decoder's item-memory path,
+        among the items of its item space (another encoder's embeddings do not compare)."""
+        return self.by_embedding(self.model.item_emb[self.row_of[item_id]], self.items[item_id]
+                                 ["modality"], k, beam)  # fmt: skip
+
+    def by_embedding(self, vector: np.ndarray, modality: str, k: int, beam: int,
+                     among: list[str] | None = None) -> Hits:  # fmt: skip
+        """Items nearest an item-space ``vector`` of ``modality``: among the kinds sharing
+        its space, or ``among``."""
+        rows, trie = self.subset_of(among or sorted(kinds_sharing_spaces({modality})))
+        if not len(rows):
+            return [[]]
+        found = search_by_embedding(self.model.decoder, vector[None], trie, beam,
+                                    min(k, len(rows)), device=self.model.device)  # fmt: skip
+        return [[(int(rows[i]), s) for i, s in row] for row in found]
+
+    def embed_config(self) -> EmbedConfig:
+        return self.embed or EmbedConfig()
+
+    def example_encoder(self, kind: str, build):
+        """The media encoder of ``kind`` for query by file, built once by
+        ``build(kind, shared)`` (``shared(space)``: the encoder of another kind's space)."""
+        if kind not in self._example_encoders:
+            self._example_encoders[kind] = build(kind, lambda k: self.example_encoder(k, build))
+        return self._example_encoders[kind]
+
+    def subset_of(self, modalities: list[str]) -> tuple[np.ndarray, Trie]:
+        """The rows of the items of ``modalities`` and a trie of their IDs."""
+        if len(modalities) == 1:
+            return self.subset(modalities[0])
+        key = tuple(sorted(modalities))
+        if key not in self._subsets:
+            ids = self.model.item_ids
+            rows = np.array(
+                [n for n, i in enumerate(ids) if self.items[i]["modality"] in key], np.int64
+            )
+            self._subsets[key] = (rows, Trie(self.model.id_tokens[rows]))
+        return self._subsets[key]
 
     def subset(self, modality: str | None) -> tuple[np.ndarray, Trie]:
         """The rows of one modality's items (all items for None) and a trie of their IDs."""

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from query.loaded import LoadedVersion, load_version
-from query.request import DEFAULT_BEAM, QueryError, checked_k, checked_request
+from query.request import DEFAULT_BEAM, QueryError, checked_request
 from storage.store import Store
 
 
@@ -65,15 +65,6 @@ def search_checked(
     hits = loaded.ranked(texts, k, path, modality, beam=beam)
     results = [[loaded.result(i, score) for i, score in row] for row in hits]
     return Answer(loaded.version, path, texts, results)
-
-
-def similar_items(loaded: LoadedVersion, item_id: str, k: int) -> list[dict]:
-    """Query by example: the items nearest an indexed item, itself first."""
-    k = checked_k(k)
-    if item_id not in loaded.row_of:
-        raise QueryError(f"item {item_id[:64]!r} is not in version {loaded.version}", 404)
-    hits = loaded.similar(item_id, k, beam=DEFAULT_BEAM)[0]
-    return [loaded.result(i, score) for i, score in hits]
 
 
 class Searcher:

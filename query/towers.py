@@ -37,23 +37,30 @@ def load_text_towers(
     manifest's text_sha256 (AceInputError when the weights are not those of the version)."""
     towers = {}
     for space in sorted(set(SPACE_OF_MODALITY.values())):
-        record = recorded_space(encoders, space)
-        if record is None:
-            continue
-        if not record.get("text_sha256"):
-            raise AceInputError(
-                f"version {version} predates recorded text towers; re-index it for zero-shot "
-                f"queries, or query with --path captions"
-            )
-        encoder = _tower(version, space, embed, device)
-        if encoder.text_sha256 != record["text_sha256"]:
-            raise AceInputError(
-                f"the {space} text tower built from {record['weights_source']} is not the one "
-                f"that made version {version} (text_sha256 differs): restore its weights, "
-                f"or query with --path captions"
-            )
-        towers[space] = encoder.embed_text
+        if recorded_space(encoders, space) is not None:
+            towers[space] = checked_encoder(version, space, embed, encoders, device).embed_text
     return towers
+
+
+def checked_encoder(version: str, space: str, embed: EmbedConfig, encoders: dict, device=None):
+    """The encoder of ``space`` built from the version's recorded weights, checked to be the
+    one that made the version (its text tower's sha256, recorded in the manifest)."""
+    record = recorded_space(encoders, space)
+    if record is None:
+        raise AceInputError(f"version {version} has no {space} items")
+    if not record.get("text_sha256"):
+        raise AceInputError(
+            f"version {version} predates recorded text towers; re-index it for zero-shot "
+            f"queries, or query with --path captions"
+        )
+    encoder = _tower(version, space, embed, device)
+    if encoder.text_sha256 != record["text_sha256"]:
+        raise AceInputError(
+            f"the {space} text tower built from {record['weights_source']} is not the one "
+            f"that made version {version} (text_sha256 differs): restore its weights, "
+            f"or query with --path captions"
+        )
+    return encoder
 
 
 def _tower(version: str, space: str, embed: EmbedConfig, device):

@@ -47,6 +47,24 @@ def _one_line(e: BaseException, limit: int = 240) -> str:
 # ----------------------------------------------------------------------------- images
 
 
+def register_image_formats() -> None:
+    """Pillow's openers for the formats it does not read itself: HEIC/HEIF (pillow-heif;
+    AVIF is Pillow's own). Idempotent; a missing pillow-heif leaves HEIC a failed file."""
+    global _formats_registered
+    if _formats_registered:
+        return
+    _formats_registered = True
+    try:
+        from pillow_heif import register_heif_opener
+    except ImportError:
+        logger.warning("pillow-heif is not installed: HEIC/HEIF photos cannot be decoded")
+        return
+    register_heif_opener()
+
+
+_formats_registered = False
+
+
 def decode_image(
     path: str, *, max_pixels: int = DEFAULT_MAX_PIXELS, min_side: int | None = None
 ) -> Decoded:
@@ -57,6 +75,7 @@ def decode_image(
     photos; the encoder resizes to its input side anyway. ``meta`` gives the stored size."""
     from PIL import Image, ImageOps
 
+    register_image_formats()
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)

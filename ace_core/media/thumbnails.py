@@ -23,18 +23,28 @@ def video_thumbnail(location: str, size: int) -> Any:
 
 
 def waveform_thumbnail(location: str, size: int) -> Any:
-    """Peak amplitude per column, drawn about the middle line, scaled to the clip's peak."""
+    """Peak amplitude per column about the middle line, on a loudness scale shared by every
+    clip (decibels from -60 dBFS to full scale), so a quiet sound draws small."""
     from PIL import Image, ImageDraw
 
     samples = decode_audio(location, sample_rate=8000).data
     im = Image.new("RGB", (size, size // 2), "white")
     draw, mid = ImageDraw.Draw(im), size // 4
-    cols = [abs(c).max(initial=0) for c in _chunks(samples, size)]
-    peak = max(max(cols, default=0), 1e-6)
-    for x, v in enumerate(cols):
-        h = int(v / peak * (mid - 2))
-        draw.line([(x, mid - h), (x, mid + h)], fill=(40, 90, 200))
+    draw.line([(0, mid), (size, mid)], fill=(200, 210, 230))
+    for x, chunk in enumerate(_chunks(samples, size)):
+        h = int(loudness_share(float(abs(chunk).max(initial=0))) * (mid - 2))
+        if h:
+            draw.line([(x, mid - h), (x, mid + h)], fill=(40, 90, 200))
     return im
+
+
+def loudness_share(peak: float, floor_db: float = -60.0) -> float:
+    """A peak amplitude (1.0 = full scale) as a share of the drawn height: 0 at ``floor_db``
+    and below, 1 at full scale, linear in decibels between."""
+    if peak <= 0:
+        return 0.0
+    db = 20 * np.log10(min(peak, 1.0))
+    return float(np.clip(1 - db / floor_db, 0.0, 1.0))
 
 
 def _chunks(samples: np.ndarray, n: int) -> list[np.ndarray]:

@@ -178,7 +178,7 @@ def audit_report(d: dict) -> str:
             + (f"\n  why: {d['why']}" if d.get("why") else "")
         )
         + "".join(
-            f"\n  changed {c['item_id'][:12]}: {c['from']} -> {c['to']}"
+            f"\n  changed {c.get('file') or c['item_id'][:12]}: {c['from']} -> {c['to']}"
             for c in d["changed_items"][:20]
         )
         + "".join(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from ace_core.ids.sids import SemanticIDs
 from storage.formats.semantic_id_table import read_semantic_ids
+from storage.formats.tables import read_parquet
 from storage.store import Store, StoreError
 
 MOVES_SHOWN = 10  # recent moves of LATEST in an audit report
@@ -49,8 +50,20 @@ def audit(store: str, from_version: str | None = None, to_version: str | None = 
     if rollback:
         why = f"LATEST rolled back from {from_v} to {to_v} at {rollback['at']}"
     moves = s.history()[-MOVES_SHOWN:]
-    return {"from": from_v, "to": to_v, "why": why, "moves": moves,
-            **id_diff(old, new, detail=True)}  # fmt: skip
+    diff = _with_file_names(id_diff(old, new, detail=True), s, from_v, to_v)
+    return {"from": from_v, "to": to_v, "why": why, "moves": moves, **diff}
+
+
+def _with_file_names(diff: dict, s: Store, from_v: str, to_v: str) -> dict:
+    """Each listed item with its ``source_id:path`` (from the version that holds it)."""
+    names = {}
+    for v in (from_v, to_v):
+        items = read_parquet(s.version(v).items, ["item_id", "source_id", "path"]).to_pylist()
+        names.update({r["item_id"]: f"{r['source_id'] or '-'}:{r['path']}" for r in items})
+    for key in ("changed_items", "added_items", "removed_items"):
+        for entry in diff.get(key, []):
+            entry["file"] = names.get(entry["item_id"])
+    return diff
 
 
 def _last_rollback(s: Store) -> dict | None:

@@ -1,3 +1,4 @@
+import io
 import json
 import shutil
 
@@ -125,3 +126,36 @@ def test_every_format_pillow_or_pyav_decodes_is_media_and_tiny_files_fail(tmp_pa
     assert results["pages.tif"].meta["n_frames"] == 3  # the first page, the count recorded
     assert "audio too short to embed" in results["click.wav"].error
     assert "image too small to embed: 2x2 px" in results["dot.png"].error
+
+
+def test_heic_and_avif_photos_decode_and_draw_thumbnails(shared_media):
+    """HEIC/HEIF through pillow-heif, AVIF through Pillow itself: found as images, decoded to
+    the pixels of the same photo in another format, thumbnails drawn."""
+    from ace_core.media.decoding import decode_image
+    from ace_core.media.modalities import thumbnail_jpeg
+
+    folder = shared_media / "odd" / "pillow"
+    reference = np.asarray(decode_image(str(folder / "hopper.png")).data, np.float32)
+    for name in ("avif/hopper.avif", "avif/hopper.heif"):
+        assert sniff_modality(folder / name) == "image"
+        pixels = np.asarray(decode_image(str(folder / name)).data, np.float32)
+        assert pixels.shape == reference.shape and np.abs(pixels - reference).mean() < 12, name
+        jpeg = thumbnail_jpeg(str(folder / name), "image")
+        assert jpeg[:3] == b"\xff\xd8\xff" and Image.open(io.BytesIO(jpeg)).size[0] > 0
+
+
+def test_waveforms_are_drawn_on_a_loudness_scale_shared_by_every_clip(tmp_path):
+    """A tone 20 dB quieter draws a shorter waveform (it was scaled to its own peak)."""
+    import soundfile as sf
+
+    from ace_core.media.thumbnails import loudness_share, waveform_thumbnail
+
+    tone = np.sin(np.linspace(0, 3000, 16000)).astype(np.float32)
+    heights = []
+    for name, gain in (("loud", 0.9), ("quiet", 0.09)):
+        sf.write(tmp_path / f"{name}.wav", tone * gain, 16000)
+        im = np.asarray(waveform_thumbnail(str(tmp_path / f"{name}.wav"), 128).convert("L"))
+        heights.append(int((im[:, 64] < 128).sum()))  # drawn pixels in a middle column
+    assert heights[0] > heights[1] > 0
+    assert loudness_share(1.0) == 1 and loudness_share(0.001) == 0 and loudness_share(0.0) == 0
+    assert abs(loudness_share(0.1) - 2 / 3) < 1e-6  # -20 dBFS on a 60 dB scale

@@ -126,6 +126,10 @@ def test_audit_versions_and_manifest(indexed, capsys):
     audit = run(capsys, "audit", "--store", str(store))
     assert (audit["from"], audit["to"]) == ("v000001", "v000002")
     assert (audit["added"], audit["removed"], audit["changed"], audit["unchanged"]) == (5, 0, 0, 22)
+    items = {r["item_id"]: r for r in pq.read_table(Store(store).version().items).to_pylist()}
+    for added in audit["added_items"]:  # each named by its file, not only its hash
+        row = items[added["item_id"]]
+        assert added["file"] == f"{row['source_id']}:{row['path']}"
     versions = run(capsys, "versions", "--store", str(store))
     assert [v["version"] for v in versions] == ["v000001", "v000002"]
     assert [v["parent_version"] for v in versions] == [None, "v000001"]

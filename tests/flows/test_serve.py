@@ -4,13 +4,14 @@ swap under load that loses no request."""
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import socket
 import threading
 import time
 
 import pytest
-from conftest import fast_config
+from conftest import SHARED_MEDIA, fast_config
 
 from flows.cli import main
 from storage.store import Store
@@ -25,6 +26,10 @@ def store(prefect_harness, tmp_path_factory):
 
     root = tmp_path_factory.mktemp("serve")
     write_sample_corpus(root / "c", seed=8, counts=CorpusCounts(images=4, audio=2, videos=2))
+    photos = SHARED_MEDIA / "odd" / "pillow" / "avif"
+    for name in ("hopper.heif", "hopper.avif"):  # formats the page must show (where present)
+        if (photos / name).exists():
+            shutil.copy(photos / name, root / "c" / "images" / name)
     (root / "fast.json").write_text(json.dumps(FAST))
     argv = [
         "index",
@@ -53,6 +58,7 @@ def publish_copy(store) -> str:
     return publish_version(
         str(store), staged, operation="retrain", expected_parent=None,
         config=version_config(str(store)), ids_report=s.manifest()["ids"],
+        encoders=s.manifest().get("encoders"),
     )["version"]  # fmt: skip
 
 
@@ -137,7 +143,11 @@ def test_items_similar_versions_audit_eval(client, store):
     assert client.get("/healthz").json() == {
         "status": "ok", "version": "v000002", "loading": False, "last_error": None
     }  # fmt: skip
-    assert client.get("/docs").status_code == 200 and "ACE Index" in client.get("/").text
+    assert "ACE Index" in client.get("/").text
+    docs = client.get("/docs").text  # offline: every asset from this server, none from a CDN
+    assets = re.findall(r'(?:src|href)="([^"]+)"', docs)
+    assert assets and all(a.startswith("/") for a in assets), assets
+    assert all(client.get(a).status_code == 200 for a in assets)
 
 
 def test_media_streams_with_ranges_and_thumbnails_are_jpegs(client):
@@ -337,8 +347,48 @@ def test_the_page_searches_plays_switches_versions_and_audits(served):
         wait.until(lambda b: b.find_elements(By.ID, "audit-counts"))
         cells = browser.find_element(By.ID, "audit-counts").text
         assert "v000001" in cells and "v000002" in cells
+
+        browser.find_element(By.CSS_SELECTOR, "nav button[data-view=versions]").click()
+        wait.until(lambda b: b.find_elements(By.CSS_SELECTOR, "#versions-chart svg.chart .legend"))
+        apart = "const c = document.querySelector('#versions-chart svg.chart');" \
+                "const right = Math.max(...[...c.querySelectorAll('polyline, circle')]" \
+                ".map(e => e.getBoundingClientRect().right));" \
+                "const left = Math.min(...[...c.querySelectorAll('.legend')]" \
+                ".map(e => e.getBoundingClientRect().left)); return left > right"  # fmt: skip
+        assert browser.execute_script(apart)  # the chart's legend clear of its lines
+
+        browser.get(served + "/docs")  # the API docs render offline
+        wait.until(lambda b: b.find_elements(By.CSS_SELECTOR, ".swagger-ui .title"))
+        assert "ACE Index" in browser.find_element(By.CSS_SELECTOR, ".swagger-ui .title").text
     finally:
         browser.quit()
+
+
+def test_a_file_given_back_finds_itself_first(client, store):
+    """POST /api/search/file: an indexed image given back finds itself first; any indexed
+    file given back answers as query by example of that item does (embedded as indexing
+    embedded it, with the version's encoders)."""
+    items = {}
+    for m in ("image", "audio", "video"):
+        hit = client.get("/api/search", params={"q": "a", "k": 1, "modality": m}).json()
+        items[m] = client.get(f"/api/items/{hit['results'][0]['item_id']}").json()
+    for m, item in items.items():
+        data = client.get(f"/media/{item['item_id']}").content
+        r = client.post("/api/search/file", files={"file": ("x", data)}, data={"k": "3"})
+        assert r.status_code == 200, r.text
+        body, like = r.json(), client.get(f"/api/similar/{item['item_id']}", params={"k": 3})
+        assert body["example"]["modality"] == m and body["results"] == like.json()["results"]
+        assert m != "image" or body["results"][0]["item_id"] == item["item_id"]
+        spaces = {"image": {"image", "video"}, "video": {"image", "video"}, "audio": {"audio"}}
+        assert {x["modality"] for x in body["results"]} <= spaces[m]
+    bad = client.post("/api/search/file", files={"file": ("notes.txt", b"just text")})
+    assert bad.status_code == 415 and "detail" in bad.json()
+    empty = client.post("/api/search/file", files={"file": ("e.png", b"")})
+    assert empty.status_code == 400
+    image = client.get(f"/media/{items['image']['item_id']}").content
+    wrong = client.post("/api/search/file", files={"file": ("x.png", image)},
+                        data={"modality": "audio"})  # fmt: skip
+    assert wrong.status_code == 400 and "another space" in wrong.json()["detail"]
 
 
 def test_play_sends_what_a_browser_plays(client, store, monkeypatch):

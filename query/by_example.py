@@ -1,0 +1,78 @@
+"""Query by example: an indexed item, or a file the user gives (an image, a sound, a video
+clip), through the decoder's item-memory path. A given file is embedded with the version's
+own encoders (built from its recorded weights and checked against the manifest, as the text
+towers are) and searched among the items of its item space (an image finds images and
+videos; a sound finds sounds), or among ``modality``'s items."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+
+import numpy as np
+
+from ace_core.media.discovery import MediaFile, sniff_modality
+from ace_core.media.modalities import SPACE_OF_MODALITY
+from ace_core.media.pipeline import build_encoder, embed_files
+from query.loaded import LoadedVersion
+from query.request import DEFAULT_BEAM, QueryError, checked_k, checked_modality
+from query.towers import checked_encoder
+
+MAX_FILE_BYTES = 64 << 20  # an uploaded example (a photo, a sound, a short clip)
+
+
+def similar_items(loaded: LoadedVersion, item_id: str, k: int) -> list[dict]:
+    """The items nearest an indexed item, itself first."""
+    k = checked_k(k)
+    if item_id not in loaded.row_of:
+        raise QueryError(f"item {item_id[:64]!r} is not in version {loaded.version}", 404)
+    hits = loaded.similar(item_id, k, beam=DEFAULT_BEAM)[0]
+    return [loaded.result(i, score) for i, score in hits]
+
+
+def search_by_file(
+    loaded: LoadedVersion, path: str | Path, k: int, modality: str | None = None
+) -> dict:
+    """Results for a media file: ``{"modality": its kind, "results": [...]}``."""
+    k, modality = checked_k(k), checked_modality(modality)
+    kind, vector = embed_example(loaded, path)
+    if modality is not None and SPACE_OF_MODALITY[modality] != SPACE_OF_MODALITY[kind]:
+        raise QueryError(f"a {kind} cannot be compared with {modality} items (another space)")
+    hits = loaded.by_embedding(vector, kind, k, DEFAULT_BEAM, [modality] if modality else None)
+    return {"modality": kind, "results": [loaded.result(i, score) for i, score in hits[0]]}
+
+
+def embed_example(loaded: LoadedVersion, path: str | Path) -> tuple[str, np.ndarray]:
+    """(modality, embedding) of a media file, as indexing would have embedded it."""
+    size = os.path.getsize(path)
+    if size > MAX_FILE_BYTES:
+        raise QueryError(f"file too large ({size} bytes, at most {MAX_FILE_BYTES})", 413)
+    kind = sniff_modality(path)
+    if kind is None:
+        raise QueryError("not an image, sound or video this index reads", 415)
+    f = MediaFile("example", str(path), _sha256(path), kind, size)
+    encoder = loaded.example_encoder(kind, _encoder_factory(loaded))
+    result = next(embed_files([f], {kind: encoder}, (loaded.embed_config()).pipeline))
+    if result.embedding is None:
+        raise QueryError(f"cannot read the {kind} file: {result.error}", 415)
+    return kind, np.asarray(result.embedding, np.float32)
+
+
+def _encoder_factory(loaded: LoadedVersion):
+    def build(kind: str, shared):
+        space = SPACE_OF_MODALITY[kind]
+        if space != kind:  # video: frames through its space's (the image) encoder
+            return build_encoder(kind, loaded.embed_config(), shared=shared(space))
+        return checked_encoder(loaded.version, space, loaded.embed_config(), loaded.encoders,
+                               device=loaded.model.device)  # fmt: skip
+
+    return build
+
+
+def _sha256(path: str | Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
