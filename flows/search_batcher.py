@@ -1,13 +1,15 @@
-"""Concurrent searches of the service answered in batches: one search per version, path and
-modality in a batch (one batched beam search), off the event loop. Each request was checked
-when it arrived (query.request.checked_request), so the batch is not checked again."""
+"""Concurrent searches of the service answered in batches: one search per version, path,
+modality and filters in a batch (one batched beam search), off the event loop. Each request
+was checked when it arrived (query.request.checked_request), so the batch is not checked
+again."""
 
 from __future__ import annotations
 
 import asyncio
 from concurrent.futures import ThreadPoolExecutor
 
-from query.loaded import LoadedVersion
+from query.filters import Filters
+from query.loaded import NO_FILTERS, LoadedVersion
 from query.request import DEFAULT_BEAM
 from query.search import search_checked
 
@@ -22,10 +24,11 @@ class SearchBatcher:
         self.queue: asyncio.Queue | None = None
         self.executor = ThreadPoolExecutor(1, thread_name_prefix="ace-search")
 
-    async def search(self, vm: LoadedVersion, text: str, k: int, path: str, modality=None):
+    async def search(self, vm: LoadedVersion, text: str, k: int, path: str, modality=None,
+                     filters: Filters = NO_FILTERS):  # fmt: skip
         """The payload of one query (as Answer.payload gives it)."""
         future = asyncio.get_running_loop().create_future()
-        await self.queue.put((vm, text, k, path, modality, future))
+        await self.queue.put((vm, text, k, path, modality, filters, future))
         return await future
 
     async def run(self) -> None:
@@ -41,23 +44,23 @@ class SearchBatcher:
                     break
             groups: dict[tuple, list] = {}
             for entry in batch:
-                groups.setdefault((id(entry[0]), entry[3], entry[4]), []).append(entry)
+                groups.setdefault((id(entry[0]), *entry[3:6]), []).append(entry)
             for group in groups.values():
                 await self._answer(loop, group)
 
     async def _answer(self, loop, group: list) -> None:
-        vm, path, modality = group[0][0], group[0][3], group[0][4]
+        vm, path, modality, filters = group[0][0], *group[0][3:6]
         k = max(e[2] for e in group)
         texts = [e[1] for e in group]
         try:
             answer = await loop.run_in_executor(
                 self.executor,
-                lambda: search_checked(vm, texts, k, path, modality, DEFAULT_BEAM),
+                lambda: search_checked(vm, texts, k, path, modality, DEFAULT_BEAM, filters),
             )
         except Exception as e:  # noqa: BLE001 - each waiting request gets the error
             for entry in group:
-                entry[5].set_exception(e)
+                entry[6].set_exception(e)
             return
         for n, entry in enumerate(group):
             payload = answer.payload(n)
-            entry[5].set_result({**payload, "results": payload["results"][: entry[2]]})
+            entry[6].set_result({**payload, "results": payload["results"][: entry[2]]})

@@ -26,10 +26,11 @@ from flows.search_batcher import SearchBatcher
 from flows.serve_guard import TOKEN_COOKIE, HeaderDeadlineProtocol, public, token_ok
 from flows.serve_media import media_routes
 from query.by_example import MAX_FILE_BYTES, search_by_file, similar_items
+from query.filters import SORTS, checked_filters, sort_by_date
 from query.loaded import LoadedVersion
 from query.rendition_cache import DEFAULT_MAX_MB
 from query.request import MAX_K, PATH_HELP, PATHS, QueryError, checked_request
-from query.search import Searcher
+from query.search import Searcher, keyword_matches
 from storage.build.audit import audit
 from storage.catalog.versions import list_versions, version_eval
 from storage.store import Store, StoreError
@@ -163,14 +164,28 @@ def _search_routes(app: FastAPI, holder: VersionHolder, batcher: SearchBatcher) 
         version: str | None = Query(None, description="default: LATEST"),
         path: str = Query("auto", pattern=f"^({'|'.join(PATHS)})$", description=PATH_HELP),
         dense: bool = Query(False, description="the dense baseline (same as path=dense)"),
+        source: str | None = Query(None, description="only items of this source"),
+        since: str | None = Query(None, description="only items dated on or after (ISO date)"),
+        until: str | None = Query(None, description="only items dated on or before (ISO date)"),
+        sort: str = Query("relevance", pattern=f"^({'|'.join(SORTS)})$"),
+        keywords: bool = Query(False, description="also file-name and caption matches (BM25)"),
     ):
         try:
             q, k, path, modality = checked_request([q], k, "dense" if dense else path, modality)
+            filters = checked_filters(source, since, until)
         except QueryError as e:
             raise _query_error(e) from None
         vm = holder.get(version)
-        payload = await batcher.search(vm, q[0], k, path, modality)
+        try:
+            payload = await batcher.search(vm, q[0], k, path, modality, filters)
+        except QueryError as e:  # what only the version can tell (an unknown source)
+            raise _query_error(e) from None
+        if sort == "date":
+            sort_by_date(payload["results"], vm.items)
         payload["results"] = [_with_urls(r) for r in payload["results"]]
+        if keywords:
+            found = keyword_matches(vm, q[0], k, modality, filters)
+            payload["keyword_results"] = [_with_urls(r) for r in found]
         return payload
 
     @app.get("/api/items/{item_id}")

@@ -3,7 +3,8 @@ store (one slot, created on first use) is held for the whole build, so a nightly
 deployment run waits for an ingest of the same store instead of failing on its build lock.
 
 The store's build lock (a file) still guards every build, whichever API it reports to: a
-command-line build beside a deployment run fails at once with "store is busy"."""
+command-line build beside a deployment run fails at once with "store is busy". A slot held
+while that lock is free belongs to a build that was killed: the next build frees it."""
 
 from __future__ import annotations
 
@@ -16,7 +17,9 @@ from prefect.exceptions import ObjectAlreadyExists, ObjectNotFound
 
 from storage.store import Store
 
-LEASE_S = 300  # renewed while the build runs; a killed worker's slot frees after this
+LEASE_S = 60  # renewed while the build runs; a killed build's slot frees after this, or
+# at once when the next build finds the store's build lock free (nothing runs, so the slot's
+# holder is gone)
 
 
 def store_limit_name(store: str) -> str:
@@ -30,10 +33,19 @@ def queued_behind_other_builds(store: str) -> Iterator[None]:
     from tasks._progress import stage
 
     name = store_limit_name(store)
-    if _slots_taken(name):
+    taken = _slots_taken(name)
+    if taken and not Store(store).build_lock_held_elsewhere():
+        _release(name, taken)  # its holder is gone (killed): the slot would wait out its lease
+        stage("freed the slot of a build of this store that is no longer running (%s)", name)
+    elif taken:
         stage("waiting for another build of this store to finish (concurrency limit %s)", name)
     with concurrency(name, occupy=1, lease_duration=LEASE_S, strict=True):
         yield
+
+
+def _release(name: str, slots: int) -> None:
+    with get_client(sync_client=True) as client:
+        client.release_concurrency_slots(names=[name], slots=slots, occupancy_seconds=1.0)
 
 
 def _slots_taken(name: str) -> int:

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ace_core.media.modalities import SPACE_OF_MODALITY, kinds_sharing_spaces
+from ace_core.media.modalities import kinds_sharing_spaces
 from ace_core.media.pipeline import EmbedConfig
 from ace_core.retrieval.constrained_generation import Trie
 from ace_core.retrieval.dense import dense_search
@@ -23,6 +23,8 @@ from ace_core.retrieval.zero_shot import (
     text_spaces,
     zero_shot_search,
 )
+from query.filters import Filters
+from query.keywords import KeywordIndex, item_document
 from query.towers import load_text_towers, towers_are_trained
 from storage.formats.codebooks import read_semantic_ids
 from storage.formats.manifest import config_from_manifest, version_sources
@@ -32,6 +34,8 @@ from storage.store import Store, StoreError
 from storage.store.sources import Source
 from storage.store.verify import verify_version
 
+NO_FILTERS = Filters()
+MAX_FILTERED = 32  # filtered item sets (and their tries) kept per loaded version
 Hits = list[list[tuple[int, float]]]  # per query: (row of the model's items, score), best first
 
 
@@ -51,6 +55,9 @@ class LoadedVersion:
     _spaces: dict | None = None
     _subsets: dict = field(default_factory=dict)
     _example_encoders: dict = field(default_factory=dict)
+    store: str | None = None  # where it was loaded from (its kept calibrations)
+    calibrations: dict = field(default_factory=dict)  # path -> Calibration | None
+    _keywords: KeywordIndex | None = None
 
     @property
     def default_path(self) -> str:
@@ -75,11 +82,12 @@ class LoadedVersion:
             self._spaces = text_spaces(modalities, self.model.id_tokens, towers)
         return self._spaces
 
-    def ranked(self, texts: list[str], k: int, path: str, modality: str | None, beam: int) -> Hits:
+    def ranked(self, texts: list[str], k: int, path: str, modality: str | None, beam: int,
+               filters: Filters = NO_FILTERS) -> Hits:  # fmt: skip
         """Top-k (row, score) per query through a resolved path (captions, zero-shot, both or
-        dense); with ``modality``, only that modality's items. ``k`` is clamped here, to the
-        items there are."""
-        rows, trie = self.subset(modality)
+        dense); with ``modality`` or ``filters``, only the items that pass. ``k`` is clamped
+        here, to the items there are."""
+        rows, trie = self.subset(modality, filters)
         if not len(rows):
             return [[] for _ in texts]
         k = min(k, len(rows))
@@ -94,7 +102,7 @@ class LoadedVersion:
             caption_hits = [[(int(rows[i]), s) for i, s in row] for row in found]
         if path in ("zero-shot", "both"):
             zero_hits = zero_shot_search(
-                self.model.decoder, self.spaces_of(modality), texts,
+                self.model.decoder, self.spaces_of(modality, filters), texts,
                 self.model.item_emb.shape[1], k, beam, device=self.model.device,
             )  # fmt: skip
         if caption_hits is None or zero_hits is None:
@@ -117,6 +125,15 @@ class LoadedVersion:
         found = search_by_embedding(self.model.decoder, vector[None], trie, beam,
                                     min(k, len(rows)), device=self.model.device)  # fmt: skip
         return [[(int(rows[i]), s) for i, s in row] for row in found]
+
+    def keyword_index(self) -> KeywordIndex:
+        """BM25 over the items' file names and captions (built on first use)."""
+        if self._keywords is None:
+            self._keywords = KeywordIndex([
+                item_document(self.items[i]["path"] or "", self.captions.get(i, []))
+                for i in self.model.item_ids
+            ])  # fmt: skip
+        return self._keywords
 
     def embed_config(self) -> EmbedConfig:
         return self.embed or EmbedConfig()
@@ -141,27 +158,48 @@ class LoadedVersion:
             self._subsets[key] = (rows, Trie(self.model.id_tokens[rows]))
         return self._subsets[key]
 
-    def subset(self, modality: str | None) -> tuple[np.ndarray, Trie]:
-        """The rows of one modality's items (all items for None) and a trie of their IDs."""
-        if modality not in self._subsets:
-            if modality is None:
-                self._subsets[None] = (np.arange(self.n_items), self.model.trie)
+    def subset(
+        self, modality: str | None, filters: Filters = NO_FILTERS
+    ) -> tuple[np.ndarray, Trie]:
+        """The rows of the items that pass (one modality's, or all for None; and
+        ``filters``) and a trie of their IDs; the last MAX_FILTERED filtered sets are kept."""
+        key = (modality, filters) if filters.active else modality
+        if key not in self._subsets:
+            kinds = {modality} if modality else None
+            rows = self._rows_passing(kinds, filters)
+            if modality is None and not filters.active:
+                self._subsets[key] = (rows, self.model.trie)
             else:
-                ids = self.model.item_ids
-                rows = np.array(
-                    [n for n, i in enumerate(ids) if self.items[i]["modality"] == modality],
-                    np.int64,
-                )
-                self._subsets[modality] = (rows, Trie(self.model.id_tokens[rows]))
-        return self._subsets[modality]
+                self._subsets[key] = (rows, Trie(self.model.id_tokens[rows]))
+            filtered = [k for k in self._subsets if isinstance(k, tuple) and k[-1] != NO_FILTERS]
+            for old in filtered[:-MAX_FILTERED]:
+                self._subsets.pop(old)
+        return self._subsets[key]
 
-    def spaces_of(self, modality: str | None) -> dict:
+    def _rows_passing(self, kinds: set[str] | None, filters: Filters) -> np.ndarray:
+        items = self.items
+        return np.array(
+            [n for n, i in enumerate(self.model.item_ids)
+             if (kinds is None or items[i]["modality"] in kinds) and filters.keeps(items[i])],
+            np.int64,
+        )  # fmt: skip
+
+    def spaces_of(self, modality: str | None, filters: Filters = NO_FILTERS) -> dict:
+        """The text spaces over the items that pass (``modality``, ``filters``)."""
         spaces = self.text_spaces()
-        if modality is None:
+        if modality is None and not filters.active:
             return spaces
-        space = spaces.get(SPACE_OF_MODALITY[modality])
-        rows, trie = self.subset(modality)
-        return {} if space is None else {"m": TextSpace(space.embed_text, rows, trie)}
+        key = ("spaces", modality, filters)
+        if key not in self._subsets:
+            rows, _ = self.subset(modality, filters)
+            keep, out = set(rows.tolist()), {}
+            for name, space in spaces.items():
+                mine = np.array([r for r in space.rows if r in keep], np.int64)
+                if len(mine):
+                    trie = Trie(self.model.id_tokens[mine])
+                    out[name] = TextSpace(space.embed_text, mine, trie)
+            self._subsets[key] = out
+        return self._subsets[key]
 
     def result(self, row: int, score: float) -> dict:
         item_id = self.model.item_ids[row]
@@ -174,6 +212,7 @@ class LoadedVersion:
             "location": source.locate(item["path"]) if source else None,
             "modality": item["modality"],
             "sid": self.sids[item_id],
+            "date": item.get("date"),
             "score": round(score, 4),
         }
 
@@ -217,5 +256,5 @@ def load_version(store: str, version: str | None = None) -> LoadedVersion:
     return LoadedVersion(
         v, model, items, dict(zip(sids.item_ids, sids.sids)), version_sources(store, v), captions,
         embed=config_from_manifest(manifest["config"]).embed,
-        encoders=manifest.get("encoders") or {},
+        encoders=manifest.get("encoders") or {}, store=store,
     )  # fmt: skip

@@ -13,7 +13,10 @@ import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from query.loaded import LoadedVersion, load_version
+from ace_core.retrieval.relevance import Calibration
+from query.filters import Filters, checked_sort, sort_by_date
+from query.loaded import NO_FILTERS, LoadedVersion, load_version
+from query.relevance import calibration
 from query.request import DEFAULT_BEAM, QueryError, checked_request
 from storage.store import Store
 
@@ -26,6 +29,7 @@ class Answer:
     path: str  # the path that ran (``auto`` resolved)
     queries: list[str]
     results: list[list[dict]]  # per query: LoadedVersion.result rows, best first
+    no_good_match: list[bool | None] | None = None  # per query (None: not calibrated)
 
     @property
     def mode(self) -> str:
@@ -38,6 +42,7 @@ class Answer:
             "version": self.version,
             "mode": self.mode,
             "path": None if self.path == "dense" else self.path,
+            "no_good_match": self.no_good_match[n] if self.no_good_match else None,
             "results": self.results[n],
         }
 
@@ -50,21 +55,57 @@ def search_version(
     path: str = "auto",
     modality: str | None = None,
     beam: int = DEFAULT_BEAM,
+    filters: Filters = NO_FILTERS,
 ) -> Answer:
     """Top-k results of each query in one batched search of ``loaded``."""
-    return search_checked(loaded, *checked_request(texts, k, path, modality), beam)
+    return search_checked(loaded, *checked_request(texts, k, path, modality), beam, filters)
 
 
 def search_checked(
-    loaded: LoadedVersion, texts: list[str], k: int, path: str, modality: str | None, beam: int
+    loaded: LoadedVersion,
+    texts: list[str],
+    k: int,
+    path: str,
+    modality: str | None,
+    beam: int,
+    filters: Filters = NO_FILTERS,
 ) -> Answer:
     """``search_version`` of a request ``checked_request`` already returned."""
     path = loaded.default_path if path == "auto" else path
     if loaded.n_items == 0:
         raise QueryError("the index holds no items")
-    hits = loaded.ranked(texts, k, path, modality, beam=beam)
+    if filters.source and filters.source not in loaded.sources:
+        known = ", ".join(sorted(loaded.sources)) or "none"
+        raise QueryError(f"unknown source {filters.source!r} in {loaded.version} ({known})")
+    hits = loaded.ranked(texts, k, path, modality, beam=beam, filters=filters)
     results = [[loaded.result(i, score) for i, score in row] for row in hits]
-    return Answer(loaded.version, path, texts, results)
+    return with_relevance(Answer(loaded.version, path, texts, results), calibration(loaded, path))
+
+
+def with_relevance(answer: Answer, cal: Calibration | None) -> Answer:
+    """Each result's ``relevance`` (None without a calibration), the results ordered by it
+    (it puts the modalities' score scales on one footing; within a modality the order of
+    the scores stays), and per query ``no_good_match``: no result reaches the threshold."""
+    for row in answer.results:
+        for r in row:
+            r["relevance"] = cal.relevance(r["score"], r["modality"]) if cal else None
+        if cal is not None:
+            row.sort(key=lambda r: -r["relevance"])
+    if cal is not None:
+        answer.no_good_match = [
+            not row or row[0]["relevance"] < cal.threshold for row in answer.results
+        ]
+    return answer
+
+
+def keyword_matches(
+    loaded: LoadedVersion, text: str, k: int, modality: str | None = None,
+    filters: Filters = NO_FILTERS,
+) -> list[dict]:  # fmt: skip
+    """Items whose file name or captions hold the query's words (BM25), best first."""
+    rows = loaded.subset(modality, filters)[0] if modality or filters.active else None
+    found = loaded.keyword_index().search(text, k, rows)
+    return [{**loaded.result(row, score), "match": "keywords"} for row, score in found]
 
 
 class Searcher:
@@ -123,8 +164,20 @@ class Searcher:
         modality: str | None = None,
         version: str | None = None,
         beam: int = DEFAULT_BEAM,
+        filters: Filters = NO_FILTERS,
+        sort: str = "relevance",
     ) -> Answer:
-        """``search_version`` on ``version`` (LATEST by default); a bad request fails
-        before any version is loaded."""
-        request = checked_request(texts, k, path, modality)
-        return search_checked(self.version(version), *request, beam)
+        """``search_version`` on ``version`` (LATEST by default), in ``sort`` order; a bad
+        request fails before any version is loaded."""
+        request, sort = checked_request(texts, k, path, modality), checked_sort(sort)
+        loaded = self.version(version)
+        answer = search_checked(loaded, *request, beam, filters)
+        return in_order(answer, loaded, sort)
+
+
+def in_order(answer: Answer, loaded: LoadedVersion, sort: str) -> Answer:
+    """The answer's results newest first for ``sort="date"`` (as they are for relevance)."""
+    if sort == "date":
+        for row in answer.results:
+            sort_by_date(row, loaded.items)
+    return answer

@@ -133,12 +133,23 @@ def eval_table(e: dict) -> str:
 
 def query_results(p: dict) -> str:
     rows = [
-        [n + 1, f"{r['score']:.3f}", r["modality"], r["sid"], r["location"] or r["path"]]
+        [n + 1, fmt(r.get("relevance")), f"{r['score']:.3f}", r["modality"], r["sid"],
+         r["location"] or r["path"]]
         for n, r in enumerate(p["results"])
-    ]
+    ]  # fmt: skip
     how = p["mode"] + (f", {p['path']} path" if p.get("path") else "")
     head = f"{how} results for {p['query']!r} ({p['version']})"
-    return head + "\n" + table(rows, ["#", "score", "modality", "semantic id", "location"])
+    if p.get("no_good_match"):
+        head += "\nno good match: no result reaches this version's relevance threshold"
+    header = ["#", "relevance", "score", "modality", "semantic id", "location"]
+    text = head + "\n" + table(rows, header)
+    if "keyword_results" in p:
+        found = [[n + 1, f"{r['score']:.3f}", r["modality"], r["location"] or r["path"]]
+                 for n, r in enumerate(p["keyword_results"])]  # fmt: skip
+        text += "\nfile-name and caption matches (BM25):\n" + (
+            table(found, ["#", "bm25", "modality", "location"]) if found else "  none"
+        )
+    return text
 
 
 def versions(rows: list[dict], store: str) -> str:

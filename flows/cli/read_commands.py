@@ -9,6 +9,7 @@ import sys
 from ace_core.media.modalities import MODALITY_NAMES
 from flows.cli import present
 from flows.cli.options import UsageError, add_path_option
+from query.filters import SORTS
 from query.request import DEFAULT_BEAM, MAX_K
 
 
@@ -20,6 +21,12 @@ def add_commands(sub, common) -> None:
     p.add_argument("--beam", type=int, default=DEFAULT_BEAM, help="beam size (at least k)")
     p.add_argument("--dense", action="store_true", help="the dense baseline (= --path dense)")
     p.add_argument("--modality", choices=MODALITY_NAMES, default=None, help="only these items")
+    p.add_argument("--source", default=None, help="only items of this source (ace sources list)")
+    p.add_argument("--since", default=None, help="only items dated on or after (2024-05-01)")
+    p.add_argument("--until", default=None, help="only items dated on or before (2024-05)")
+    p.add_argument("--sort", choices=SORTS, default="relevance", help="result order")
+    p.add_argument("--keywords", action="store_true",
+                   help="also file-name and caption matches (BM25)")  # fmt: skip
     add_path_option(p)
     p.set_defaults(func=cmd_query)
 
@@ -61,14 +68,22 @@ def _add_eval(sub, common) -> None:
 
 
 def cmd_query(args) -> int:
-    from query.search import Searcher
+    from query.filters import checked_filters
+    from query.search import Searcher, keyword_matches
 
     path = "dense" if args.dense else args.path
-    answer = Searcher(args.store).search(
+    filters = checked_filters(args.source, args.since, args.until)
+    searcher = Searcher(args.store)
+    answer = searcher.search(
         [args.text], args.k, path=path, modality=args.modality, version=args.version,
-        beam=args.beam,
+        beam=args.beam, filters=filters, sort=args.sort,
     )  # fmt: skip
-    present.emit(args, answer.payload(0), present.query_results)
+    payload = answer.payload(0)
+    if args.keywords:
+        loaded = searcher.version(args.version)
+        payload["keyword_results"] = keyword_matches(loaded, args.text, args.k, args.modality,
+                                                     filters)  # fmt: skip
+    present.emit(args, payload, present.query_results)
     return 0
 
 

@@ -21,6 +21,7 @@ from ace_core.index_config import IndexConfig
 from ace_core.media.discovery import CaptionEntry, Discovery, sha256_file
 from ace_core.media.pipeline import EmbedConfig
 from storage.build.discovery_record import discovery_sources, load_discovery
+from storage.build.item_rows import with_dates, with_locations
 from storage.build.publish import code_version
 from storage.formats.shards import read_shard_items, with_current_paths
 from storage.formats.tables import embeddings_table, write_table_atomic
@@ -33,7 +34,7 @@ from storage.formats.version_data import (
 )
 from storage.store import Store, StoreError
 from storage.store.layout import VersionLayout
-from storage.store.sources import Source, sources_holding, write_planned_sources
+from storage.store.sources import Source, write_planned_sources
 
 
 def stage_ingest(
@@ -132,7 +133,7 @@ def _stage_tables(
     hard-linked; parts from the mutable embedding cache are copied, so a published file never
     shares its bytes with the cache."""
     write_planned_sources(staged, walked)
-    items = _with_locations(items, store, walked)
+    items = with_dates(with_locations(items, store, walked))
     write_table_atomic(items.sort_by("item_id"), staged.items)
     staged.embeddings_dir.mkdir(parents=True, exist_ok=True)
     n = 0
@@ -148,19 +149,6 @@ def _stage_tables(
             shutil.copyfile(src, dst)
         n += 1
     write_table_atomic(captions_table(captions, set(ok_item_ids(items))), staged.captions)
-
-
-def _with_locations(items: pa.Table, store: Store, walked: Sequence[Source]) -> pa.Table:
-    """Items rows with ``location``: their source's location joined with their path."""
-    source_ids = items["source_id"].to_pylist()
-    where = {s.source_id: s for s in sources_holding(store, {i for i in source_ids if i})}
-    where.update({s.source_id: s for s in walked})
-    locations = [
-        where[sid].locate(path) if sid in where else None
-        for sid, path in zip(source_ids, items["path"].to_pylist())
-    ]
-    idx = items.schema.get_field_index("location")
-    return items.set_column(idx, "location", pa.array(locations, pa.string()))
 
 
 def stage_copy(store: str, version: str) -> VersionLayout:

@@ -34,6 +34,8 @@ ITEMS_SCHEMA = pa.schema(
         ("duration_s", pa.float64()),
         ("sample_rate", pa.int32()),
         ("n_frames", pa.int32()),
+        ("date", pa.string()),  # ISO 8601: a photo's EXIF date, else the file's mtime (UTC)
+        ("date_source", pa.string()),  # exif | file (null: versions built before dates)
     ]
 )
 

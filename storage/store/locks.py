@@ -52,6 +52,35 @@ def build_lock(root: Path, what: str) -> Iterator[None]:
         os.close(fd)
 
 
+def build_lock_held_elsewhere(root: Path) -> bool:
+    """True while another process holds the store's build lock (a build is running). Read
+    from /proc/locks, which lists every flock by inode, so the check itself never holds the
+    lock (a probe with flock could make a build starting at that instant fail as busy)."""
+    if str(root.resolve()) in _BUILD_LOCKS_HELD:
+        return False  # this process holds it
+    try:
+        st = os.stat(root / ".build.lock")
+        with open("/proc/locks") as f:
+            locks = f.read()
+    except OSError:
+        return False  # no lock file (no build ran here) or no /proc: nothing known to hold it
+    this = (os.major(st.st_dev), os.minor(st.st_dev), st.st_ino)
+    return any(_flock_of(line) == this for line in locks.splitlines())
+
+
+def _flock_of(line: str) -> tuple[int, int, int] | None:
+    """(major, minor, inode) of a /proc/locks FLOCK line ("1: FLOCK ADVISORY WRITE pid
+    fe:00:2171466 0 EOF"); None for other lines."""
+    fields = line.split()
+    if len(fields) < 6 or fields[1] != "FLOCK":
+        return None
+    try:
+        major, minor, inode = fields[5].split(":")
+        return int(major, 16), int(minor, 16), int(inode)
+    except ValueError:
+        return None
+
+
 def _remove_if_unused(root: Path, created: bool) -> None:
     """A store folder this build created and left empty (it failed before writing
     anything) is removed again: a failed run leaves nothing behind."""

@@ -8,8 +8,7 @@ STORE/
   ablations/<version>.json  ablation results computed after a version was published
   evaluations/<version>-<path>.json  a query path scored as served (`ace eval --path`)
   thumbs/<item_id>.jpg  thumbnails the service drew (derived, safe to delete)
-  renditions/<item_id>.mp4  browser-playable copies of videos and sounds the service made
-                        (derived, bounded in size, oldest-served evicted first)
+  renditions/<item_id>.mp4  playable copies of videos and sounds the service made (bounded)
   history.jsonl         every move of LATEST (publish, rollback), with the manifest's sha256
   .lock                 held by a publisher (flock); a second publisher waits, then fails
 
@@ -47,7 +46,7 @@ from storage.store.layout import (
     check_manifest_sum,
     manifest_sum,
 )
-from storage.store.locks import build_lock, publish_lock
+from storage.store.locks import build_lock, build_lock_held_elsewhere, publish_lock
 
 logger = logging.getLogger(__name__)
 
@@ -99,13 +98,11 @@ class Store:
         immutable; these are derived, reusable results about one)."""
         return self.root / "ablations" / f"{version}.json"
 
-    def thumbnail_file(self, item_id: str) -> Path:
-        """A thumbnail the service drew (derived from the item's file; safe to delete)."""
+    def thumbnail_file(self, item_id: str) -> Path:  # drawn by the service: safe to delete
         return self.root / "thumbs" / f"{item_id}.jpg"
 
     @property
-    def renditions_dir(self) -> Path:
-        """Browser-playable renditions the service made (derived; safe to delete)."""
+    def renditions_dir(self) -> Path:  # derived data: safe to delete
         return self.root / "renditions"
 
     def version_dir(self, version: str) -> Path:
@@ -249,6 +246,9 @@ class Store:
                 shutil.rmtree(path, ignore_errors=True)
                 removed.append(path.name)
         return removed
+
+    def build_lock_held_elsewhere(self) -> bool:
+        return build_lock_held_elsewhere(self.root)
 
     def build_lock(self, what: str):
         """One build (index, ingest, retrain) at a time per store (storage/store/locks.py)."""

@@ -5,12 +5,21 @@ the slot frees."""
 from __future__ import annotations
 
 import logging
+import subprocess
+import sys
 import threading
 import time
 
 import fault_helpers
 
 built, store = fault_helpers.built, fault_helpers.store  # the shared fixtures
+HOLD_BUILD_LOCK = """
+import sys, time
+from storage.store import Store
+with Store(sys.argv[1]).build_lock("a test build"):
+    print("holding", flush=True)
+    time.sleep(600)
+"""
 
 
 def test_a_reindex_waits_for_the_build_that_holds_the_stores_slot(store, caplog):
@@ -23,12 +32,17 @@ def test_a_reindex_waits_for_the_build_that_holds_the_stores_slot(store, caplog)
     name = store_limit_name(str(store))
     assert _slots_taken(name) == 0  # created on first use, one slot
     result: dict = {}
+    holder = subprocess.Popen([sys.executable, "-c", HOLD_BUILD_LOCK, str(store)],
+                              stdout=subprocess.PIPE, text=True)  # fmt: skip
+    assert holder.stdout.readline().strip() == "holding"  # another process is building
     with caplog.at_level(logging.INFO), concurrency(name, occupy=1, strict=True):
         run = threading.Thread(target=lambda: result.update(index_corpus(store=str(store))))
         run.start()
         time.sleep(4.0)
         assert run.is_alive() and not result  # queued: no stage of the build has run
         assert not [r for r in caplog.records if "discovered" in r.getMessage()]
+        holder.kill()  # that build ends (its lock with it), then its slot frees
+        holder.wait()
     run.join(120)
     assert result["published"] is False and result["operation"] == "none"  # nothing changed
     said = [r.getMessage() for r in caplog.records]
@@ -47,3 +61,24 @@ def test_a_failed_runs_state_message_is_its_one_line_reason(built, tmp_path):
                          return_state=True)  # fmt: skip
     assert state.is_failed() and "\n" not in state.message
     assert state.message.endswith(f"no media files found in {tmp_path / 'empty'}")
+
+
+def test_the_slot_of_a_killed_build_is_freed_by_the_next_build(store, caplog):
+    """A build killed with -9 keeps its slot until its lease ends; the next build sees the
+    store's build lock free (nothing runs) and frees it at once instead of waiting."""
+    from prefect.client.orchestration import get_client
+
+    from flows.index import index_corpus
+    from flows.store_queue import _slots_taken, store_limit_name
+
+    name = store_limit_name(str(store))
+    assert _slots_taken(name) == 0
+    with get_client(sync_client=True) as client:  # a holder that never releases (killed)
+        client.increment_concurrency_slots_with_lease([name], 1, "concurrency", 600)
+    assert _slots_taken(name) == 1
+    t = time.perf_counter()
+    with caplog.at_level(logging.INFO):
+        result = index_corpus(store=str(store))
+    assert result["published"] is False and time.perf_counter() - t < 60
+    assert any("freed the slot" in r.getMessage() for r in caplog.records)
+    assert _slots_taken(name) == 0

@@ -364,6 +364,39 @@ def test_the_page_searches_plays_switches_versions_and_audits(served):
         browser.quit()
 
 
+def test_relevance_filters_sorting_and_keywords(client, store):
+    """Results carry a calibrated relevance (ordered by it) and the answer says whether any
+    reaches the version's threshold; source and date filters narrow the items, sort=date
+    orders newest first; keywords=true adds file-name and caption matches."""
+    from storage.store import Store
+
+    body = client.get("/api/search", params={"q": "a red circle", "k": 6}).json()
+    rel = [r["relevance"] for r in body["results"]]
+    assert all(0 <= x <= 1 for x in rel) and rel == sorted(rel, reverse=True)
+    kept = Store(store).evaluation_file("v000002", f"relevance-{body['path']}")
+    threshold = json.loads(kept.read_text())["threshold"]
+    assert body["no_good_match"] == (rel[0] < threshold)
+    dated = client.get("/api/search", params={"q": "a", "k": 10, "sort": "date"}).json()
+    dates = [r["date"] for r in dated["results"]]
+    assert all(dates) and dates == sorted(dates, reverse=True)
+    source = body["results"][0]["source_id"]
+    only = client.get("/api/search", params={"q": "a", "k": 10, "source": source}).json()
+    assert only["results"] and {r["source_id"] for r in only["results"]} == {source}
+    future = client.get("/api/search", params={"q": "a", "since": "2999-01-01"}).json()
+    assert future["results"] == []
+    until = max(dates)[:10]
+    assert len(client.get("/api/search", params={"q": "a", "k": 10, "until": until}).json()
+               ["results"]) == len(dated["results"])  # fmt: skip
+    for bad in ({"source": "nope"}, {"since": "May 2024"}, {"since": "2025", "until": "2024"}):
+        r = client.get("/api/search", params={"q": "a", **bad})
+        assert r.status_code == 400 and "detail" in r.json(), bad
+    item = client.get(f"/api/items/{body['results'][0]['item_id']}").json()
+    word = item["path"].rsplit("/", 1)[-1].split(".")[0]  # its file name, e.g. img_0003
+    words = client.get("/api/search", params={"q": word, "keywords": "true"}).json()
+    assert words["keyword_results"][0]["item_id"] == item["item_id"]
+    assert words["keyword_results"][0]["match"] == "keywords"
+
+
 def test_a_file_given_back_finds_itself_first(client, store):
     """POST /api/search/file: an indexed image given back finds itself first; any indexed
     file given back answers as query by example of that item does (embedded as indexing
@@ -416,6 +449,55 @@ def test_play_sends_what_a_browser_plays(client, store, monkeypatch):
         ranged = c.get(f"/play/{video}", headers={"Range": "bytes=0-99"})
         assert ranged.status_code == 206 and len(ranged.content) == 100
     kept.unlink()
+
+
+def test_the_page_keeps_its_search_in_the_url_pages_details_similar_and_files(served, store):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    from storage.store import Store
+
+    items = pq_rows(Store(store).version().items)
+    image = next(r for r in items if r["modality"] == "image" and r["status"] == "ok")
+    browser = _browser()
+    wait = WebDriverWait(browser, 60)
+    cards = "return [...document.querySelectorAll('#results .card')].map(c => c.dataset.item)"
+    try:
+        browser.get(served + "/?q=a+shape&k=3&modality=image")  # a shared link runs its search
+        wait.until(lambda b: len(b.execute_script(cards)) == 3)
+        first = browser.execute_script(cards)
+        assert browser.find_element(By.ID, "q").get_attribute("value") == "a shape"
+        browser.find_element(By.ID, "next").click()  # paging
+        wait.until(lambda b: "page=2" in b.current_url and b.execute_script(cards) != first)
+        assert not set(browser.execute_script(cards)) & set(first)
+        browser.back()  # the back button returns to page 1
+        wait.until(lambda b: b.execute_script(cards) == first)
+
+        browser.find_element(By.CSS_SELECTOR, "#results .card .details").click()  # detail view
+        wait.until(lambda b: b.find_element(By.ID, "detail").get_attribute("open") is not None)
+        text = browser.find_element(By.ID, "detail-body").text
+        assert "semantic ID" in text and "captions" in text and "source" in text
+        browser.find_element(By.ID, "detail-similar").click()  # query by example
+        wait.until(lambda b: "like=" in b.current_url)
+        wait.until(lambda b: b.execute_script(cards) and b.execute_script(cards)[0] == first[0])
+
+        browser.find_element(By.ID, "q").clear()
+        browser.find_element(By.ID, "q").send_keys("x" * 2100)  # an error clears old results
+        browser.find_element(By.CSS_SELECTOR, "#search-form button").click()
+        wait.until(lambda b: b.find_elements(By.CSS_SELECTOR, "#search-status .error"))
+        assert not browser.execute_script(cards)
+
+        browser.find_element(By.ID, "file").send_keys(image["location"])  # query by file
+        wait.until(lambda b: "items like" in b.find_element(By.ID, "search-status").text)
+        assert browser.execute_script(cards)[0] == image["item_id"]  # it finds itself first
+    finally:
+        browser.quit()
+
+
+def pq_rows(path) -> list[dict]:
+    import pyarrow.parquet as pq
+
+    return pq.read_table(path).to_pylist()
 
 
 def test_a_version_that_fails_to_load_leaves_the_old_one_serving(store, tmp_path):

@@ -1,0 +1,59 @@
+"""Filters of a search beside its modality: the source an item comes from and its date
+(items.parquet ``date``: a photo's EXIF date, else the file's time), and the order of the
+results (by relevance, the default, or newest first). A filter narrows the items the
+decoder may generate (a trie over the items that pass), so k results still come back."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from query.request import QueryError
+
+SORTS = ("relevance", "date")
+_DATE = re.compile(r"^\d{4}(-\d{2}(-\d{2}(T\d{2}(:\d{2}(:\d{2})?)?)?)?)?$")
+
+
+@dataclass(frozen=True)
+class Filters:
+    source: str | None = None
+    since: str | None = None  # inclusive; a prefix of an ISO date ("2024", "2024-05-01")
+    until: str | None = None  # inclusive: "2024-05" keeps all of May 2024
+
+    @property
+    def active(self) -> bool:
+        return bool(self.source or self.since or self.until)
+
+    def keeps(self, item: dict) -> bool:
+        if self.source and item.get("source_id") != self.source:
+            return False
+        if not (self.since or self.until):
+            return True
+        date = item.get("date")
+        if not date:
+            return False  # an item without a date never passes a date filter
+        if self.since and date[: len(self.since)] < self.since:
+            return False
+        return not (self.until and date[: len(self.until)] > self.until)
+
+
+def checked_filters(
+    source: str | None = None, since: str | None = None, until: str | None = None
+) -> Filters:
+    for name, value in (("since", since), ("until", until)):
+        if value and not _DATE.match(value):
+            raise QueryError(f"{name} must be an ISO date such as 2024-05-01, got {value!r}")
+    if since and until and since[: len(until)] > until:
+        raise QueryError(f"since {since} is after until {until}")
+    return Filters(source or None, since or None, until or None)
+
+
+def checked_sort(sort: str) -> str:
+    if sort not in SORTS:
+        raise QueryError(f"unknown sort {sort!r} (one of {', '.join(SORTS)})")
+    return sort
+
+
+def sort_by_date(results: list[dict], items: dict[str, dict]) -> None:
+    """Newest first; items without a date last (in their relevance order)."""
+    results.sort(key=lambda r: items[r["item_id"]].get("date") or "", reverse=True)

@@ -1,0 +1,68 @@
+"""A version's relevance calibration per query path (ace_core/retrieval/relevance.py): fit
+on the version's validation queries (the protocol's split and seeded sample that training
+validated on) searched through that path as it is served, kept under evaluations/ (the
+build computes the default path's; another path's is fit on its first query). A version
+without validation queries (no captions) has none: its results carry no relevance."""
+
+from __future__ import annotations
+
+import json
+import logging
+
+from ace_core.retrieval.evaluation import scored_sample, split_queries
+from ace_core.retrieval.relevance import Calibration, fit_calibration
+from query.loaded import LoadedVersion
+from query.request import DEFAULT_BEAM
+from storage.formats.manifest import version_config
+from storage.formats.tables import write_json_atomic
+from storage.formats.version_data import read_captions
+from storage.store import Store
+
+logger = logging.getLogger(__name__)
+RANKED = 10  # results per validation query that the calibration sees
+
+
+def calibration(loaded: LoadedVersion, path: str) -> Calibration | None:
+    """The calibration of ``path`` (resolved) on ``loaded``: kept, or fit now and kept."""
+    if path in loaded.calibrations:
+        return loaded.calibrations[path]
+    cal = _kept(loaded, path) if loaded.store else None
+    if cal is None and loaded.store:
+        cal = _fit(loaded, path)
+        if cal is not None:
+            _keep(loaded, path, cal)
+    loaded.calibrations[path] = cal
+    return cal
+
+
+def _file(loaded: LoadedVersion, path: str):
+    return Store(loaded.store).evaluation_file(loaded.version, f"relevance-{path}")
+
+
+def _kept(loaded: LoadedVersion, path: str) -> Calibration | None:
+    try:
+        return Calibration.from_dict(json.loads(_file(loaded, path).read_text()))
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def _keep(loaded: LoadedVersion, path: str, cal: Calibration) -> None:
+    try:
+        write_json_atomic({"path": path, **cal.to_dict()}, _file(loaded, path))
+    except OSError as e:  # a read-only store: kept in memory only
+        logger.warning("relevance calibration not kept (%s)", e.strerror or e)
+
+
+def _fit(loaded: LoadedVersion, path: str) -> Calibration | None:
+    train = version_config(loaded.store, loaded.version).train
+    layout = Store(loaded.store).version(loaded.version)
+    split = split_queries(loaded.model.item_ids, read_captions(layout), seed=train.seed)
+    val = scored_sample(split, train.max_val_queries, 0, train.seed, set()).val
+    if not val:
+        return None
+    texts, gold = [t for t, _ in val], [n for _, n in val]
+    hits = loaded.ranked(texts, min(RANKED, loaded.n_items), path, None, beam=DEFAULT_BEAM)
+    modality = [loaded.items[i]["modality"] for i in loaded.model.item_ids]
+    return fit_calibration(
+        [[(s, modality[row], row == g) for row, s in found] for found, g in zip(hits, gold)]
+    )
