@@ -146,9 +146,6 @@ def _identify(path: str | os.PathLike) -> Modality | None:
     decodes a frame of it (MPEG-1/2 program streams, anything FFmpeg reads); else None."""
     from PIL import Image
 
-    from ace_core.media.decoding import register_image_formats
-
-    register_image_formats()
     try:
         with Image.open(path) as im:
             im.load()  # confirm with the decoder: formats Pillow only identifies fail here
