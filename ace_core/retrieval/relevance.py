@@ -55,6 +55,8 @@ def fit_calibration(
         x[n, 1 + modalities.index(m)] = 1.0
     y = np.array([float(c) for _, _, c in rows])
     w = _logistic(x, y)
+    if w[0] <= 0:
+        return None  # higher scores are not more often right here: no calibration to trust
     cal = Calibration(float(w[0]), dict(zip(modalities, map(float, w[1:]))), 0.0,
                       len(ranked), len(rows))  # fmt: skip
     tops = [cal.relevance(q[0][0], q[0][1]) for q in ranked if q and q[0][2]]

@@ -53,5 +53,7 @@ def test_predicted_relevance_matches_the_observed_rate():
 def test_nothing_to_learn_from_gives_no_calibration_and_a_round_trip_keeps_it():
     assert fit_calibration([]) is None
     assert fit_calibration([[(-1.0, "image", False)] * 3]) is None  # no right answer at all
+    backwards = [[(-5.0, "image", True), (-1.0, "image", False)]] * 20
+    assert fit_calibration(backwards) is None  # higher scores are wrong more often
     cal = fit_calibration(_queries(np.random.default_rng(4), 50, {"image": 0, "audio": 0}))
     assert Calibration.from_dict(cal.to_dict()) == cal

@@ -424,6 +424,16 @@ def test_a_file_given_back_finds_itself_first(client, store):
     assert wrong.status_code == 400 and "another space" in wrong.json()["detail"]
 
 
+def test_heic_and_avif_photos_are_indexed_and_drawn(client, store):
+    rows = {r["path"].rsplit("/", 1)[-1]: r for r in pq_rows(Store(store).version().items)}
+    if "hopper.heif" not in rows:
+        pytest.skip("../shared/media is not here (a user's clone)")
+    for name in ("hopper.heif", "hopper.avif"):
+        assert rows[name]["status"] == "ok", rows[name]["error"]
+        thumb = client.get(f"/thumb/{rows[name]['item_id']}")
+        assert thumb.status_code == 200 and thumb.content[:3] == b"\xff\xd8\xff"
+
+
 def test_play_sends_what_a_browser_plays(client, store, monkeypatch):
     """/play: the original when a browser plays it (the sample corpus's H.264 video, its WAV
     sounds), else an MP4 rendition made once and kept under renditions/; no image plays."""
@@ -467,6 +477,9 @@ def test_the_page_keeps_its_search_in_the_url_pages_details_similar_and_files(se
         wait.until(lambda b: len(b.execute_script(cards)) == 3)
         first = browser.execute_script(cards)
         assert browser.find_element(By.ID, "q").get_attribute("value") == "a shape"
+        assert len(browser.find_elements(By.CSS_SELECTOR, "#results .card .rel i")) == 3
+        sources = browser.find_elements(By.CSS_SELECTOR, "#source option")
+        assert [o.get_attribute("value") for o in sources] == ["", image["source_id"]]
         browser.find_element(By.ID, "next").click()  # paging
         wait.until(lambda b: "page=2" in b.current_url and b.execute_script(cards) != first)
         assert not set(browser.execute_script(cards)) & set(first)
@@ -486,6 +499,13 @@ def test_the_page_keeps_its_search_in_the_url_pages_details_similar_and_files(se
         browser.find_element(By.CSS_SELECTOR, "#search-form button").click()
         wait.until(lambda b: b.find_elements(By.CSS_SELECTOR, "#search-status .error"))
         assert not browser.execute_script(cards)
+
+        name = image["path"].rsplit("/", 1)[-1].split(".")[0]  # keyword matches, shown apart
+        browser.get(served + f"/?q={name}&sort=date")
+        wait.until(lambda b: b.find_elements(By.CSS_SELECTOR, "#keyword-results .card"))
+        kw = browser.find_element(By.CSS_SELECTOR, "#keyword-results .card")
+        assert kw.get_attribute("data-item") == image["item_id"]
+        assert browser.find_element(By.ID, "sort").get_attribute("value") == "date"
 
         browser.find_element(By.ID, "file").send_keys(image["location"])  # query by file
         wait.until(lambda b: "items like" in b.find_element(By.ID, "search-status").text)
