@@ -16,7 +16,6 @@ from ace_core.cpu_share import flush_denormals
 from ace_core.index_config import IndexConfig
 from flows.embed import ShardRunner, embed_on
 from flows.store_queue import queued_behind_other_builds
-from query.evaluate import evaluate_served_path
 from storage.build import audit as store_audit
 from storage.formats.manifest import recorded_config, version_config
 from storage.store import Store
@@ -182,6 +181,7 @@ def evaluate_served(store: str, version: str) -> dict | None:
     kept beside it for ``ace versions``, ``ace eval`` and the page; None without test
     captions (nothing to score on)."""
     from ace_core.errors import AceInputError
+    from query.evaluate import evaluate_served_path  # the read side, once a version exists
     from tasks._progress import stage
 
     try:

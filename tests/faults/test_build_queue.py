@@ -38,7 +38,7 @@ def test_a_reindex_waits_for_the_build_that_holds_the_stores_slot(store, caplog)
     with caplog.at_level(logging.INFO), concurrency(name, occupy=1, strict=True):
         run = threading.Thread(target=lambda: result.update(index_corpus(store=str(store))))
         run.start()
-        time.sleep(4.0)
+        time.sleep(2.5)
         assert run.is_alive() and not result  # queued: no stage of the build has run
         assert not [r for r in caplog.records if "discovered" in r.getMessage()]
         holder.kill()  # that build ends (its lock with it), then its slot frees
