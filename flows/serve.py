@@ -13,19 +13,19 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import logging
-import tempfile
 import threading
 from pathlib import Path
 
-from fastapi import FastAPI, File, Form, HTTPException, Query, Request, UploadFile
+from fastapi import FastAPI, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi_offline import FastAPIOffline
 
 from ace_core.media.modalities import MODALITY_NAMES
 from flows.search_batcher import SearchBatcher
+from flows.serve_examples import example_routes
 from flows.serve_guard import TOKEN_COOKIE, HeaderDeadlineProtocol, public, token_ok
 from flows.serve_media import media_routes
-from query.by_example import MAX_FILE_BYTES, search_by_file, similar_items
+from flows.serve_results import query_error, with_urls
 from query.filters import SORTS, checked_filters, sort_by_date
 from query.loaded import LoadedVersion
 from query.rendition_cache import DEFAULT_MAX_MB
@@ -88,27 +88,6 @@ class VersionHolder(Searcher):
             raise HTTPException(404, public(str(e))) from None
 
 
-def _with_urls(result: dict) -> dict:
-    """A result with its ID tokens and media URLs (the token travels as a cookie or header,
-    never inside a URL that a page shows or a log keeps)."""
-    tokens = [int(t) for t in result["sid"].split(".")]
-    out = {k: v for k, v in result.items() if k != "location"}  # server paths stay private
-    out.update(
-        coarse=tokens[0],
-        fine=tokens[1:-1],
-        suffix=tokens[-1],
-        media_url=f"/media/{result['item_id']}",
-        thumb_url=f"/thumb/{result['item_id']}",
-    )
-    if result["modality"] != "image":  # a browser-playable rendition (/media: the original)
-        out["play_url"] = f"/play/{result['item_id']}"
-    return out
-
-
-def _query_error(e: QueryError) -> HTTPException:
-    return HTTPException(e.status, str(e))
-
-
 def create_app(
     store: str,
     *,
@@ -149,7 +128,7 @@ def create_app(
         return JSONResponse({"detail": f"internal error ({type(exc).__name__})"}, 500)
 
     _search_routes(app, holder, batcher)
-    _example_routes(app, holder)
+    example_routes(app, holder)
     _catalog_routes(app, holder, store)
     media_routes(app, holder, store, play_cache_mb << 20)
     return app
@@ -174,18 +153,18 @@ def _search_routes(app: FastAPI, holder: VersionHolder, batcher: SearchBatcher) 
             q, k, path, modality = checked_request([q], k, "dense" if dense else path, modality)
             filters = checked_filters(source, since, until)
         except QueryError as e:
-            raise _query_error(e) from None
+            raise query_error(e) from None
         vm = holder.get(version)
         try:
             payload = await batcher.search(vm, q[0], k, path, modality, filters)
         except QueryError as e:  # what only the version can tell (an unknown source)
-            raise _query_error(e) from None
+            raise query_error(e) from None
         if sort == "date":
             sort_by_date(payload["results"], vm.items)
-        payload["results"] = [_with_urls(r) for r in payload["results"]]
+        payload["results"] = [with_urls(r) for r in payload["results"]]
         if keywords:
             found = keyword_matches(vm, q[0], k, modality, filters)
-            payload["keyword_results"] = [_with_urls(r) for r in found]
+            payload["keyword_results"] = [with_urls(r) for r in found]
         return payload
 
     @app.get("/api/items/{item_id}")
@@ -195,50 +174,6 @@ def _search_routes(app: FastAPI, holder: VersionHolder, batcher: SearchBatcher) 
             raise HTTPException(404, f"item {item_id[:64]!r} is not in the served version")
         found.pop("location", None)
         return found
-
-    @app.get("/api/similar/{item_id}")
-    def similar(item_id: str, k: int = 10, version: str | None = None):
-        vm = holder.get(version)
-        try:
-            results = similar_items(vm, item_id, k)
-        except QueryError as e:
-            raise _query_error(e) from None
-        return {"item_id": item_id, "version": vm.version,
-                "results": [_with_urls(r) for r in results]}  # fmt: skip
-
-
-def _example_routes(app: FastAPI, holder: VersionHolder) -> None:
-    @app.post("/api/search/file")
-    def search_file(
-        file: UploadFile = File(..., description="an image, a sound or a video clip"),
-        k: int = Form(10, description=f"results, 1 to {MAX_K}"),
-        modality: str | None = Form(None, pattern=f"^({'|'.join(MODALITY_NAMES)})$"),
-        version: str | None = Form(None, description="default: LATEST"),
-    ):
-        """Query by example with a file: embedded with the version's own encoders and
-        searched through the item-memory path among the items of its space."""
-        vm = holder.get(version)
-        with tempfile.NamedTemporaryFile(prefix="ace-example-") as tmp:
-            _copy_bounded(file.file, tmp, MAX_FILE_BYTES)
-            try:
-                found = search_by_file(vm, tmp.name, k, modality)
-            except QueryError as e:
-                raise _query_error(e) from None
-        results = [_with_urls(r) for r in found["results"]]
-        return {"version": vm.version, "example": {"name": file.filename,
-                "modality": found["modality"]}, "results": results}  # fmt: skip
-
-
-def _copy_bounded(src, dst, limit: int) -> None:
-    copied = 0
-    while block := src.read(1 << 20):
-        copied += len(block)
-        if copied > limit:
-            raise HTTPException(413, f"file too large (at most {limit} bytes)")
-        dst.write(block)
-    if not copied:
-        raise HTTPException(400, "empty file")
-    dst.flush()
 
 
 def _catalog_routes(app: FastAPI, holder: VersionHolder, store: str) -> None:

@@ -59,6 +59,8 @@ def media_routes(app: FastAPI, holder: VersionHolder, store: str, play_bytes: in
             raise HTTPException(404, f"item {item_id[:12]} is an image: /media/{item_id} shows it")
         key = (item_id, str(path))
         if key not in as_is:
+            if len(as_is) > 100_000:
+                as_is.clear()
             as_is[key] = playable_as_is(path)
         if as_is[key]:
             return media(item_id, version)

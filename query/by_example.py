@@ -6,13 +6,12 @@ videos; a sound finds sounds), or among ``modality``'s items."""
 
 from __future__ import annotations
 
-import hashlib
 import os
 from pathlib import Path
 
 import numpy as np
 
-from ace_core.media.discovery import MediaFile, sniff_modality
+from ace_core.media.discovery import MediaFile, sha256_file, sniff_modality
 from ace_core.media.modalities import SPACE_OF_MODALITY
 from ace_core.media.pipeline import build_encoder, embed_files
 from query.loaded import LoadedVersion
@@ -51,9 +50,9 @@ def embed_example(loaded: LoadedVersion, path: str | Path) -> tuple[str, np.ndar
     kind = sniff_modality(path)
     if kind is None:
         raise QueryError("not an image, sound or video this index reads", 415)
-    f = MediaFile("example", str(path), _sha256(path), kind, size)
+    f = MediaFile("example", str(path), sha256_file(path), kind, size)
     encoder = loaded.example_encoder(kind, _encoder_factory(loaded))
-    result = next(embed_files([f], {kind: encoder}, (loaded.embed_config()).pipeline))
+    result = next(embed_files([f], {kind: encoder}, loaded.embed_config().pipeline))
     if result.embedding is None:
         raise QueryError(f"cannot read the {kind} file: {result.error}", 415)
     return kind, np.asarray(result.embedding, np.float32)
@@ -68,11 +67,3 @@ def _encoder_factory(loaded: LoadedVersion):
                                device=loaded.model.device)  # fmt: skip
 
     return build
-
-
-def _sha256(path: str | Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()

@@ -110,3 +110,35 @@ def _project_logs_reach_caplog():
         log.propagate = True
         log.handlers[:] = []
         log.setLevel(logging.NOTSET)
+
+
+# ----------------------------------------------------------------- the fault tests' store
+# Defined here, not in tests/faults, so that every module shares one build per session (a
+# fixture imported into several modules is a separate fixture in each).
+FAULTS_FAST = fast_config(3, 3, 5, 3, ingest_epochs=2)
+
+
+@pytest.fixture(scope="session")
+def built(prefect_harness, tmp_path_factory):
+    """A published two-item-kind store to damage (copied per test)."""
+    import json
+
+    from ace_core.synth import CorpusCounts, write_sample_corpus
+    from flows.cli import main
+
+    root = tmp_path_factory.mktemp("faults")
+    write_sample_corpus(root / "corpus", seed=5, counts=CorpusCounts(images=6, audio=2, videos=0))
+    (root / "fast.json").write_text(json.dumps(FAULTS_FAST))
+    assert main(["index", str(root / "corpus"), "--store", str(root / "store"),
+                 "--config", str(root / "fast.json")]) == 0  # fmt: skip
+    return root
+
+
+@pytest.fixture
+def store(built, tmp_path) -> Path:
+    """A copy of ``built``'s store for one test (modules with a store of their own override
+    this fixture)."""
+    import shutil
+
+    shutil.copytree(built / "store", tmp_path / "store", symlinks=True)
+    return tmp_path / "store"

@@ -10,9 +10,6 @@ import sys
 import threading
 import time
 
-import fault_helpers
-
-built, store = fault_helpers.built, fault_helpers.store  # the shared fixtures
 HOLD_BUILD_LOCK = """
 import sys, time
 from storage.store import Store

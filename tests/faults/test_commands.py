@@ -14,11 +14,9 @@ import sys
 import time
 from pathlib import Path
 
-import fault_helpers
 import pytest
 from fault_helpers import ace, one_line_error
 
-built, store = fault_helpers.built, fault_helpers.store  # the shared fixtures
 ROOT = Path(__file__).resolve().parents[2]
 
 

@@ -18,7 +18,6 @@ import sys
 import time
 from pathlib import Path
 
-import fault_helpers
 import numpy as np
 import pytest
 from fault_helpers import FAST, ace, one_line_error
@@ -26,8 +25,6 @@ from fault_helpers import FAST, ace, one_line_error
 from ace_core.media.discovery import discover, sha256_file
 from flows.cli import EXIT_DAMAGED
 from storage.store import Store
-
-built, store = fault_helpers.built, fault_helpers.store  # the shared fixtures
 
 
 def _flip(path: Path, n: int = 64, seed: int = 0) -> None:

@@ -11,7 +11,6 @@ import shutil
 import signal
 import time
 
-import fault_helpers
 import numpy as np
 import pytest
 from fault_helpers import FAST, ace, one_line_error
@@ -19,8 +18,6 @@ from fault_helpers import FAST, ace, one_line_error
 from ace_core.media.discovery import discover
 from flows.cli import EXIT_DAMAGED
 from storage.store import Store
-
-built, store = fault_helpers.built, fault_helpers.store  # the shared fixtures
 
 
 def _quick(capsys, *argv, limit_s: float = 20.0) -> tuple[int, str]:

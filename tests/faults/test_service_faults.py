@@ -12,12 +12,9 @@ import stat
 import threading
 import time
 
-import fault_helpers
 import pytest
 
 from storage.store import Store
-
-built, store = fault_helpers.built, fault_helpers.store  # the shared fixtures
 
 
 @pytest.fixture

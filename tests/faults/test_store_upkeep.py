@@ -7,14 +7,11 @@ from __future__ import annotations
 import json
 import shutil
 
-import fault_helpers
 import pytest
 from fault_helpers import ace, one_line_error
 
 from flows.cli import EXIT_DAMAGED
 from storage.store import Store
-
-built, store = fault_helpers.built, fault_helpers.store  # the shared fixtures
 
 
 def _second_version(store) -> str:

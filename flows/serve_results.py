@@ -1,0 +1,29 @@
+"""How results and request errors travel over HTTP: a result with its ID tokens and media
+URLs (server paths left out), a QueryError as the 4xx it names."""
+
+from __future__ import annotations
+
+from fastapi import HTTPException
+
+from query.request import QueryError
+
+
+def with_urls(result: dict) -> dict:
+    """A result with its ID tokens and media URLs (the token travels as a cookie or header,
+    never inside a URL that a page shows or a log keeps)."""
+    tokens = [int(t) for t in result["sid"].split(".")]
+    out = {k: v for k, v in result.items() if k != "location"}  # server paths stay private
+    out.update(
+        coarse=tokens[0],
+        fine=tokens[1:-1],
+        suffix=tokens[-1],
+        media_url=f"/media/{result['item_id']}",
+        thumb_url=f"/thumb/{result['item_id']}",
+    )
+    if result["modality"] != "image":  # a browser-playable rendition (/media: the original)
+        out["play_url"] = f"/play/{result['item_id']}"
+    return out
+
+
+def query_error(e: QueryError) -> HTTPException:
+    return HTTPException(e.status, str(e))
