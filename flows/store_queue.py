@@ -30,8 +30,13 @@ def store_limit_name(store: str) -> str:
 def queued_behind_other_builds(store: str) -> Iterator[None]:
     """Hold the store's slot on the Prefect API for the body (waits while another build of
     the store holds it, and says so once)."""
+    from prefect.context import FlowRunContext
+
     from tasks._progress import stage
 
+    if FlowRunContext.get() is None:  # the flow's function called directly: no run to queue
+        yield
+        return
     name = store_limit_name(store)
     taken = _slots_taken(name)
     if taken and not Store(store).build_lock_held_elsewhere():

@@ -60,11 +60,7 @@ print(json.dumps(out))
 """
 
 
-@pytest.mark.parametrize(
-    "flow",  # the same call opens each training flow: one in the default run, all with -m ""
-    ["index_corpus", pytest.param("ingest_batch", marks=pytest.mark.slow),
-     pytest.param("train_retriever", marks=pytest.mark.slow)],
-)  # fmt: skip
+@pytest.mark.parametrize("flow", ["index_corpus", "ingest_batch", "train_retriever"])
 def test_training_flows_flush_denormals_before_their_work(tmp_path, flow):
     """A trained decoder's gradients hold denormal floats (2.3x slower steps): the flows that
     train set flush-to-zero first, for their thread and the threads it starts."""
