@@ -7,6 +7,7 @@ through ``query.search``, which validates, clamps and resolves ``auto`` once.
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -58,6 +59,7 @@ class LoadedVersion:
     store: str | None = None  # where it was loaded from (its kept calibrations)
     calibrations: dict = field(default_factory=dict)  # path -> Calibration | None
     _keywords: KeywordIndex | None = None
+    _lock: threading.RLock = field(default_factory=threading.RLock)  # the caches above
 
     @property
     def default_path(self) -> str:
@@ -150,13 +152,15 @@ class LoadedVersion:
         if len(modalities) == 1:
             return self.subset(modalities[0])
         key = tuple(sorted(modalities))
-        if key not in self._subsets:
+        with self._lock:
+            if key in self._subsets:
+                return self._subsets[key]
             ids = self.model.item_ids
             rows = np.array(
                 [n for n, i in enumerate(ids) if self.items[i]["modality"] in key], np.int64
             )
             self._subsets[key] = (rows, Trie(self.model.id_tokens[rows]))
-        return self._subsets[key]
+            return self._subsets[key]
 
     def subset(
         self, modality: str | None, filters: Filters = NO_FILTERS
@@ -164,6 +168,10 @@ class LoadedVersion:
         """The rows of the items that pass (one modality's, or all for None; and
         ``filters``) and a trie of their IDs; the last MAX_FILTERED filtered sets are kept."""
         key = (modality, filters) if filters.active else modality
+        with self._lock:
+            return self._subset(key, modality, filters)
+
+    def _subset(self, key, modality: str | None, filters: Filters) -> tuple[np.ndarray, Trie]:
         if key not in self._subsets:
             kinds = {modality} if modality else None
             rows = self._rows_passing(kinds, filters)
@@ -190,7 +198,9 @@ class LoadedVersion:
         if modality is None and not filters.active:
             return spaces
         key = ("spaces", modality, filters)
-        if key not in self._subsets:
+        with self._lock:
+            if key in self._subsets:
+                return self._subsets[key]
             rows, _ = self.subset(modality, filters)
             keep, out = set(rows.tolist()), {}
             for name, space in spaces.items():
@@ -199,7 +209,7 @@ class LoadedVersion:
                     trie = Trie(self.model.id_tokens[mine])
                     out[name] = TextSpace(space.embed_text, mine, trie)
             self._subsets[key] = out
-        return self._subsets[key]
+            return out
 
     def result(self, row: int, score: float) -> dict:
         item_id = self.model.item_ids[row]
