@@ -1,6 +1,6 @@
 """Relevance calibration (ace_core/retrieval/relevance.py) on results whose truth is known:
-higher scores mean more relevant, a modality with a shifted score scale is put back on the
-others' footing, and the threshold passes 95% of correct top results."""
+higher scores mean more relevant, a modality with a shifted or stretched score scale is put
+back on the others' footing, and the threshold passes 95% of correct top results."""
 
 from __future__ import annotations
 
@@ -27,7 +27,7 @@ def _queries(rng, n: int, shift: dict[str, float]) -> list:
 def test_scores_become_probabilities_and_modalities_share_one_scale():
     rng = np.random.default_rng(0)
     cal = fit_calibration(_queries(rng, 300, {"image": 0.0, "audio": -3.0}))
-    assert cal is not None and cal.slope > 0 and cal.queries == 300
+    assert cal is not None and min(cal.slopes.values()) > 0 and cal.queries == 300
     assert cal.relevance(-1.0, "image") > 0.8 and cal.relevance(-4.0, "image") < 0.1
     # the audio scale is 3 lower: the same evidence reads the same once calibrated
     assert abs(cal.relevance(-4.0, "audio") - cal.relevance(-1.0, "image")) < 0.1
@@ -36,6 +36,15 @@ def test_scores_become_probabilities_and_modalities_share_one_scale():
     assert 0.85 <= np.mean([t >= cal.threshold for t in tops]) <= 1.0  # ~95% of right answers
     wrong = [cal.relevance(s, m) for q in test for s, m, right in q if not right]
     assert np.mean([w >= cal.threshold for w in wrong]) < 0.1
+
+
+def test_a_stretched_score_scale_is_put_back_on_the_others_footing():
+    rng = np.random.default_rng(5)
+    queries = _queries(rng, 300, {"image": 0.0, "audio": 0.0})
+    stretched = [[(s * 3 if m == "audio" else s, m, right) for s, m, right in q] for q in queries]
+    cal = fit_calibration(stretched)
+    assert abs(cal.relevance(-3.0, "audio") - cal.relevance(-1.0, "image")) < 0.1
+    assert cal.slopes["audio"] < cal.slopes["image"]
 
 
 def test_predicted_relevance_matches_the_observed_rate():
