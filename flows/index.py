@@ -83,7 +83,8 @@ def index_corpus(
             elif t.same_as_latest(store, staged):
                 return _unchanged(store, Store(store).latest(), started, shards)
             published = t.publish_version(store, staged, "full_rebuild", None, cfg, ids_report)
-    return _report(published, shards, started, removed=removals.items, store=store)
+    served = evaluate_served(store, published["version"])
+    return _report(published, shards, started, served, removed=removals.items)
 
 
 @flow(name="ingest-batch")
@@ -110,7 +111,7 @@ def ingest_batch(
             published = t.publish_version(
                 store, staged, "incremental_append", parent, cfg, ids_report
             )
-    return _report(published, shards, started, store=store)
+    return _report(published, shards, started, evaluate_served(store, published["version"]))
 
 
 @flow(name="train-retriever")
@@ -127,7 +128,7 @@ def train_retriever(store: str, version: str | None = None, ablations: bool = Fa
             t.train_retriever(store, staged, cfg)
             ids = Store(store).manifest(base)["ids"]
             published = t.publish_version(store, staged, "retrain", Store(store).latest(), cfg, ids)
-    return _report(published, [], started, store=store)
+    return _report(published, [], started, evaluate_served(store, published["version"]))
 
 
 @task(name="audit-diff")
@@ -171,7 +172,7 @@ def _unchanged(store: str, parent: str, started: float, shards: list[dict] = ())
     zero = {"added": 0, "removed": 0, "changed": 0, "unchanged": m["counts"]["ok"]}
     published = {**m, "id_diff": zero, "reused_from": None}
     stage("nothing changed since %s: nothing published", parent)
-    report = _report(published, list(shards), started, store=store)
+    report = _report(published, list(shards), started, evaluate_served(store, parent))
     return {**report, "published": False, "operation": "none"}
 
 
@@ -194,8 +195,9 @@ def evaluate_served(store: str, version: str) -> dict | None:
     return out
 
 
-def _report(published: dict, shards: list[dict], started: float, removed=(), store=None) -> dict:
-    served = evaluate_served(store, published["version"]) if store else None
+def _report(
+    published: dict, shards: list[dict], started: float, served: dict | None, removed=()
+) -> dict:
     return {
         "published": True,
         "version": published["version"],

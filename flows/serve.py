@@ -162,8 +162,8 @@ def _search_routes(app: FastAPI, holder: VersionHolder, batcher: SearchBatcher) 
         if sort == "date":
             sort_by_date(payload["results"], vm.items)
         payload["results"] = [with_urls(r) for r in payload["results"]]
-        if keywords:
-            found = keyword_matches(vm, q[0], k, modality, filters)
+        if keywords:  # off the event loop: the first one builds the version's BM25 index
+            found = await asyncio.to_thread(keyword_matches, vm, q[0], k, modality, filters)
             payload["keyword_results"] = [with_urls(r) for r in found]
         return payload
 

@@ -111,10 +111,7 @@ def evaluate_served_path(store: str, version: str | None, path: str = "auto") ->
     """The version's own test queries (the protocol's split and seeded sample, as its build
     evaluated them) scored on ``path`` as it is served, beside the dense caption baseline and
     the text towers' exact search; kept in the store (versions are immutable)."""
-    from ace_core.retrieval.evaluation import scored_sample, split_queries
-    from storage.formats.manifest import version_config
     from storage.formats.tables import write_json_atomic
-    from storage.formats.version_data import read_captions
     from storage.store import Store
 
     s = Store(store)
@@ -123,9 +120,8 @@ def evaluate_served_path(store: str, version: str | None, path: str = "auto") ->
     if saved.exists():
         return json.loads(saved.read_text())
     vm = load_version(store, v)
-    train = version_config(store, v).train
-    split = split_queries(vm.model.item_ids, read_captions(s.version(v)), seed=train.seed)
-    test = scored_sample(split, 0, train.max_test_queries, train.seed, set()).test
+    split = vm.held_out_queries()
+    test = split.test
     if not test:
         raise AceInputError(f"{v} has no test captions to score a query path on")
     texts, gold = [t for t, _ in test], [n for _, n in test]

@@ -16,6 +16,7 @@ from ace_core.media.modalities import kinds_sharing_spaces
 from ace_core.media.pipeline import EmbedConfig
 from ace_core.retrieval.constrained_generation import Trie
 from ace_core.retrieval.dense import dense_search
+from ace_core.retrieval.evaluation import QuerySplit, scored_sample, split_queries
 from ace_core.retrieval.generation import generative_search, search_by_embedding
 from ace_core.retrieval.retrieval_model import RetrievalModel
 from ace_core.retrieval.zero_shot import (
@@ -28,7 +29,7 @@ from query.filters import Filters
 from query.keywords import KeywordIndex, item_document
 from query.towers import load_text_towers, towers_are_trained
 from storage.formats.codebooks import read_semantic_ids
-from storage.formats.manifest import config_from_manifest, version_sources
+from storage.formats.manifest import config_from_manifest, version_config, version_sources
 from storage.formats.retriever import load_retriever
 from storage.formats.version_data import read_captions, read_version_items, version_embeddings
 from storage.store import Store, StoreError
@@ -137,6 +138,16 @@ class LoadedVersion:
             ])  # fmt: skip
         return self._keywords
 
+    def held_out_queries(self) -> QuerySplit:
+        """The version's validation and test queries: the protocol's split and seeded
+        samples, as its build validated and evaluated on them."""
+        train = version_config(self.store, self.version).train
+        captions = read_captions(Store(self.store).version(self.version))
+        split = split_queries(self.model.item_ids, captions, seed=train.seed)
+        return scored_sample(
+            split, train.max_val_queries, train.max_test_queries, train.seed, set()
+        )
+
     def embed_config(self) -> EmbedConfig:
         return self.embed or EmbedConfig()
 
@@ -155,10 +166,7 @@ class LoadedVersion:
         with self._lock:
             if key in self._subsets:
                 return self._subsets[key]
-            ids = self.model.item_ids
-            rows = np.array(
-                [n for n, i in enumerate(ids) if self.items[i]["modality"] in key], np.int64
-            )
+            rows = self._rows_passing(set(key), NO_FILTERS)
             self._subsets[key] = (rows, Trie(self.model.id_tokens[rows]))
             return self._subsets[key]
 

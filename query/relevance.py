@@ -9,13 +9,10 @@ from __future__ import annotations
 import json
 import logging
 
-from ace_core.retrieval.evaluation import scored_sample, split_queries
 from ace_core.retrieval.relevance import Calibration, fit_calibration
 from query.loaded import LoadedVersion
 from query.request import DEFAULT_BEAM
-from storage.formats.manifest import version_config
 from storage.formats.tables import write_json_atomic
-from storage.formats.version_data import read_captions
 from storage.store import Store
 
 logger = logging.getLogger(__name__)
@@ -54,10 +51,7 @@ def _keep(loaded: LoadedVersion, path: str, cal: Calibration) -> None:
 
 
 def _fit(loaded: LoadedVersion, path: str) -> Calibration | None:
-    train = version_config(loaded.store, loaded.version).train
-    layout = Store(loaded.store).version(loaded.version)
-    split = split_queries(loaded.model.item_ids, read_captions(layout), seed=train.seed)
-    val = scored_sample(split, train.max_val_queries, 0, train.seed, set()).val
+    val = loaded.held_out_queries().val
     if not val:
         return None
     texts, gold = [t for t, _ in val], [n for _, n in val]
