@@ -166,6 +166,7 @@ def test_eval_of_a_path_scores_it_as_served_on_the_versions_test_queries(store, 
         served = json.loads(out)["served"]
         assert served["path"] == "captions" and served["queries"] == stored["queries"]["test"]
         assert 0 <= served["served"]["R@10"] <= 1 and served["dense"]["R@1"] is not None
+        assert served["text_tower_dense"] is None  # random-weight towers are no baseline
         assert (store / "evaluations" / f"{stored['version']}-{path}.json").exists()
     fresh = json.loads((store / "evaluations" / f"{stored['version']}-captions.json").read_text())
     assert fresh["served"] == kept["served"]  # computed afresh for the path auto serves here

@@ -397,6 +397,32 @@ def test_relevance_filters_sorting_and_keywords(client, store):
     assert words["keyword_results"][0]["match"] == "keywords"
 
 
+def test_the_cli_filters_sorts_and_matches_keywords_as_the_service_does(client, store, capsys):
+    top = client.get("/api/search", params={"q": "a", "k": 1}).json()["results"][0]
+    since = top["date"][:10]
+    params = {"q": "a shape", "k": 5, "source": top["source_id"], "since": since, "sort": "date",
+              "keywords": "true"}  # fmt: skip
+    served = client.get("/api/search", params=params).json()
+    argv = ["query", "a shape", "--store", str(store), "-k", "5", "--source", top["source_id"],
+            "--since", since, "--sort", "date", "--keywords", "--json"]  # fmt: skip
+    assert main(argv) == 0
+    printed = json.loads(capsys.readouterr().out)
+    for key in ("results", "keyword_results"):
+        assert [r["item_id"] for r in printed[key]] == [r["item_id"] for r in served[key]]
+    assert printed["no_good_match"] == served["no_good_match"]
+    assert main(["query", "a", "--store", str(store), "--since", "May"]) == 2
+    assert "since must be an ISO date" in capsys.readouterr().err
+    assert main(["serve", "--store", str(store), "--play-cache-mb", "-1"]) == 2
+
+
+def test_an_upload_over_the_limit_is_refused_before_any_work(client, monkeypatch):
+    from flows import serve_examples
+
+    monkeypatch.setattr(serve_examples, "MAX_FILE_BYTES", 1000)
+    r = client.post("/api/search/file", files={"file": ("big.png", b"x" * 5000)})
+    assert r.status_code == 413 and "at most 1000 bytes" in r.json()["detail"]
+
+
 def test_a_file_given_back_finds_itself_first(client, store):
     """POST /api/search/file: an indexed image given back finds itself first; any indexed
     file given back answers as query by example of that item does (embedded as indexing
