@@ -1,10 +1,12 @@
 """``ace eval --queries FILE.jsonl``: score a version on the user's own held-out pairs.
 
 Each line is ``{"query": text, "path": item}``; ``path`` is an item's path inside its source
-(as results show it) or its absolute location. The metrics and keys are those of a version's
-eval.json: ``generative`` (the version's default query path, or ``path``), ``dense`` (the
-caption-trained dense baseline, where the version has captions) and ``text_tower_dense`` (the
-encoders' text towers searched exactly over the item embeddings, where the towers load).
+(as results show it) or its absolute location. Each method under its own key, each with
+R@1/5/10 and MRR@10: ``auto`` (the default path as served, or ``path``), ``generative`` (pure
+generation: the version's generative path), ``text_tower_dense`` (the encoders' text towers
+searched exactly over the item embeddings, where the towers load), and where the version has
+captions ``dense`` (the caption-trained dense baseline) and ``bm25`` (BM25 over each item's
+training captions and file name).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from ace_core.bounded_read import read_text_bounded
 from ace_core.errors import AceInputError
 from ace_core.retrieval.evaluation import retrieval_metrics
 from ace_core.retrieval.zero_shot import tower_dense_search
+from query.keywords import KeywordIndex, item_document
 from query.loaded import LoadedVersion, load_version
 from query.search import DEFAULT_BEAM, search_version
 from query.towers import towers_are_trained
@@ -66,18 +69,37 @@ def evaluate_query_file(
     if not known:
         raise AceInputError(f"none of the {len(pairs)} queries names an indexed item")
     texts, gold = [q for q, _ in known], [g for _, g in known]
+    methods = every_method(vm, texts, gold, path, beam)
+    return {"version": vm.version, "queries": len(known), "unknown_items": unknown, **methods}
+
+
+def every_method(vm: LoadedVersion, texts, gold, path: str = "auto", beam=DEFAULT_BEAM) -> dict:
+    """The metrics of ``path`` as served (key ``auto``), of pure generation and of every
+    baseline on the same (text, row) queries."""
     k = min(10, vm.n_items)
     answer = search_version(vm, texts, k, path=path, beam=beam)
+    generative = search_version(vm, texts, k, path="generative", beam=beam)
     dense = search_version(vm, texts, k, path="dense") if vm.captions else None
     return {
-        "version": vm.version,
-        "queries": len(known),
-        "unknown_items": unknown,
         "path": answer.path,
-        "generative": _metrics(answer, vm, gold),
-        "dense": _metrics(dense, vm, gold) if dense else None,
+        "generative_path": generative.path,
+        "auto": _metrics(answer, vm, gold),
+        "generative": _metrics(generative, vm, gold),
         "text_tower_dense": _tower_metrics(vm, texts, gold, k),
+        "dense": _metrics(dense, vm, gold) if dense else None,
+        "bm25": _bm25_metrics(vm, texts, gold, k) if vm.captions else None,
     }
+
+
+def _bm25_metrics(vm: LoadedVersion, texts, gold, k) -> dict:
+    """BM25 (bm25s) over each item's training captions and file name: the lexical baseline
+    (held-out captions never enter its documents)."""
+    train: dict[int, list[str]] = {}
+    for text, row in vm.held_out_queries().train:
+        train.setdefault(row, []).append(text)
+    index = KeywordIndex([item_document(vm.items[i]["path"] or "", train.get(n, []))
+                          for n, i in enumerate(vm.model.item_ids)])  # fmt: skip
+    return retrieval_metrics([[r for r, _ in index.search(t, k)] for t in texts], gold)
 
 
 def _metrics(answer, vm: LoadedVersion, gold) -> dict:
@@ -125,13 +147,8 @@ def evaluate_served_path(store: str, version: str | None, path: str = "auto") ->
     if not test:
         raise AceInputError(f"{v} has no test captions to score a query path on")
     texts, gold = [t for t, _ in test], [n for _, n in test]
-    k = min(10, vm.n_items)
-    answer = search_version(vm, texts, k, path=path)
-    dense = search_version(vm, texts, k, path="dense")
-    out = {
-        "version": v, "queries": len(test), "protocol": split.protocol, "path": answer.path,
-        "served": _metrics(answer, vm, gold), "dense": _metrics(dense, vm, gold),
-        "text_tower_dense": _tower_metrics(vm, texts, gold, k),
-    }  # fmt: skip
+    methods = every_method(vm, texts, gold, path)
+    out = {"version": v, "queries": len(test), "protocol": split.protocol, **methods,
+           "served": methods["auto"]}  # fmt: skip
     write_json_atomic(out, saved)
     return out

@@ -26,6 +26,7 @@ from ace_core.retrieval.zero_shot import (
     zero_shot_search,
 )
 from query.filters import Filters
+from query.fused import fused_ranked
 from query.keywords import KeywordIndex, item_document
 from query.towers import load_text_towers, towers_are_trained
 from storage.formats.codebooks import read_semantic_ids
@@ -62,13 +63,25 @@ class LoadedVersion:
     _keywords: KeywordIndex | None = None
     _lock: threading.RLock = field(default_factory=threading.RLock)  # the caches above
 
+    fusion: dict | None = None  # the manifest's fitted fusion weights (None: defaults)
+    captioned_rows: np.ndarray | None = None  # query.fused.captioned, once
+
     @property
-    def default_path(self) -> str:
-        """What ``auto`` means for this version: caption-trained MiniLM path, the encoders'
-        text towers (no captions), or both merged (captions and trained towers)."""
+    def generative_path(self) -> str:
+        """What ``generative`` (pure generation) means for this version: caption-trained
+        MiniLM path, the encoders' text towers (no captions), or both merged (captions and
+        trained towers)."""
         if not self.captions:
             return "zero-shot"
         return "both" if towers_are_trained(self.encoders) else "captions"
+
+    def resolve(self, path: str) -> str:
+        """A requested path with ``auto`` and ``generative`` resolved: ``auto`` is the fused
+        path wherever a component has meaning (captions, or trained text towers)."""
+        fusable = bool(self.captions) or towers_are_trained(self.encoders)
+        if path == "auto":
+            return "fused" if fusable else self.generative_path
+        return self.generative_path if path == "generative" else path
 
     @property
     def n_items(self) -> int:
@@ -90,6 +103,8 @@ class LoadedVersion:
         """Top-k (row, score) per query through a resolved path (captions, zero-shot, both or
         dense); with ``modality`` or ``filters``, only the items that pass. ``k`` is clamped
         here, to the items there are."""
+        if path == "fused":
+            return self.fused_ranked(texts, k, modality, beam, filters)[0]
         rows, trie = self.subset(modality, filters)
         if not len(rows):
             return [[] for _ in texts]
@@ -111,6 +126,11 @@ class LoadedVersion:
         if caption_hits is None or zero_hits is None:
             return caption_hits or zero_hits
         return merge_paths(caption_hits, zero_hits, k)
+
+    def fused_ranked(self, texts: list[str], k: int, modality: str | None, beam: int,
+                     filters: Filters = NO_FILTERS) -> tuple[Hits, list]:  # fmt: skip
+        """The fused path's top-k and each query's candidate table (query.fused)."""
+        return fused_ranked(self, texts, k, modality, beam, filters)
 
     def similar(self, item_id: str, k: int, beam: int) -> Hits:
         """Query by example: the item's embedding through the decoder's item-memory path,
@@ -274,5 +294,5 @@ def load_version(store: str, version: str | None = None) -> LoadedVersion:
     return LoadedVersion(
         v, model, items, dict(zip(sids.item_ids, sids.sids)), version_sources(store, v), captions,
         embed=config_from_manifest(manifest["config"]).embed,
-        encoders=manifest.get("encoders") or {}, store=store,
+        encoders=manifest.get("encoders") or {}, store=store, fusion=manifest.get("fusion"),
     )  # fmt: skip

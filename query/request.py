@@ -9,14 +9,17 @@ from collections.abc import Sequence
 from ace_core.errors import AceInputError
 from ace_core.media.modalities import MODALITY_NAMES
 
-# the query paths both interfaces offer: auto (the version's default), the generative paths
-# (captions: the caption-trained text encoder; zero-shot: the item encoders' text towers;
-# both: the two merged by score) and dense (the caption-trained dense baseline)
-PATHS = ("auto", "captions", "zero-shot", "both", "dense")
+# the query paths both interfaces offer: auto (the fused path), fused (generated and dense
+# candidates, weights fit per version), generative (pure generation: the version's
+# generative path), the generative paths themselves (captions: the caption-trained text
+# encoder; zero-shot: the item encoders' text towers; both: the two merged by score) and
+# dense (the caption-trained dense baseline)
+PATHS = ("auto", "fused", "generative", "captions", "zero-shot", "both", "dense")
 PATH_HELP = (
-    "captions: the caption-trained text encoder; zero-shot: the item encoders' text towers; "
-    "both: the two merged by score; dense: the caption-trained dense baseline; auto: what the "
-    "version was trained with"
+    "auto/fused: generated and dense candidates fused with the version's fitted weights; "
+    "generative: pure generation (the version's generative path); captions: the "
+    "caption-trained text encoder; zero-shot: the item encoders' text towers; both: the two "
+    "merged by score; dense: the caption-trained dense baseline"
 )
 MAX_QUERY_CHARS = 2000
 MAX_K = 100

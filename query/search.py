@@ -13,6 +13,7 @@ import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from ace_core.retrieval.fusion import COMPONENTS
 from ace_core.retrieval.relevance import Calibration
 from query.filters import Filters, checked_sort, sort_by_date
 from query.loaded import NO_FILTERS, LoadedVersion, load_version
@@ -33,7 +34,7 @@ class Answer:
 
     @property
     def mode(self) -> str:
-        return "dense" if self.path == "dense" else "generative"
+        return {"dense": "dense", "fused": "fused"}.get(self.path, "generative")
 
     def payload(self, n: int = 0) -> dict:
         """Query ``n`` as the command line and the service print it (JSON keys fixed)."""
@@ -71,15 +72,29 @@ def search_checked(
     filters: Filters = NO_FILTERS,
 ) -> Answer:
     """``search_version`` of a request ``checked_request`` already returned."""
-    path = loaded.default_path if path == "auto" else path
+    path = loaded.resolve(path)
     if loaded.n_items == 0:
         raise QueryError("the index holds no items")
     if filters.source and filters.source not in loaded.sources:
         known = ", ".join(sorted(loaded.sources)) or "none"
         raise QueryError(f"unknown source {filters.source!r} in {loaded.version} ({known})")
-    hits = loaded.ranked(texts, k, path, modality, beam=beam, filters=filters)
+    if path == "fused":
+        hits, tables = loaded.fused_ranked(texts, k, modality, beam, filters)
+    else:
+        hits, tables = loaded.ranked(texts, k, path, modality, beam=beam, filters=filters), None
     results = [[loaded.result(i, score) for i, score in row] for row in hits]
+    if tables:
+        for row, table in zip(results, tables):
+            with_components(row, table, loaded)
     return with_relevance(Answer(loaded.version, path, texts, results), calibration(loaded, path))
+
+
+def with_components(row: list[dict], table, loaded: LoadedVersion) -> None:
+    """Each fused result's score components (COMPONENTS: probability or normalised cosine)."""
+    at = {int(r): n for n, r in enumerate(table.rows)}
+    for r in row:
+        feats = table.features[at[loaded.row_of[r["item_id"]]]]
+        r["components"] = {c: round(float(f), 4) for c, f in zip(COMPONENTS, feats)}
 
 
 def with_relevance(answer: Answer, cal: Calibration | None) -> Answer:
@@ -135,7 +150,7 @@ class Searcher:
     def swap_in(self, name: str) -> None:
         """Load version ``name`` and make it the current one (one reference swap)."""
         loaded = load_version(self.store, name)
-        if loaded.default_path != "captions":
+        if loaded.generative_path != "captions" or loaded.encoders:
             loaded.text_spaces()  # the text towers load before the swap, not on a query
         self.current = loaded
 

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from ace_core.errors import AceInputError
 from ace_core.media.modalities import SPACE_OF_MODALITY
 from ace_core.media.pipeline import EmbedConfig, build_encoder
+from storage.formats.shards import towers_are_trained  # noqa: F401 (the query side's name)
 
 
 def recorded_space(encoders: dict, space: str) -> dict | None:
@@ -20,14 +21,6 @@ def recorded_space(encoders: dict, space: str) -> dict | None:
         if of == space and modality in encoders:
             return encoders[modality]
     return None
-
-
-def towers_are_trained(encoders: dict) -> bool:
-    """True when every recorded encoder has a text tower from real (not random) weights."""
-    records = [r for r in encoders.values() if r]
-    return bool(records) and all(
-        r.get("text_sha256") and r.get("weights_source") != "random-init" for r in records
-    )
 
 
 def load_text_towers(

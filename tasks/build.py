@@ -37,6 +37,7 @@ from storage.store import Store
 from storage.store.layout import VersionLayout
 from storage.store.verify import verify_version
 from tasks._progress import epoch_progress, run_logger, stage
+from tasks.fusion_fit import fit_fusion_weights
 
 TRANSIENT = {errno.EAGAIN, errno.EBUSY, errno.EIO, errno.ENOSPC, errno.ETIMEDOUT, errno.ESTALE}
 
@@ -155,6 +156,7 @@ def train_retriever(
         )  # fmt: skip
     save_retriever(fit.model, v.retriever, config.retriever.encoder_path or default_encoder_path())
     record = fit.eval_record()
+    record["fusion"] = fit_fusion_weights(store, v, config, fit, bool(data.captions))
     if config.ablations:
         record["ablations"] = run_ablations(data, config)
     v.eval.write_text(json.dumps(record, indent=2))

@@ -47,14 +47,21 @@ def text_spaces(
     return out
 
 
+def tower_queries(spaces: dict[str, TextSpace], texts: Sequence[str], dim: int) -> dict:
+    """space -> (queries, dim) text-tower embeddings at the index's common width."""
+    return {name: to_common_dim(s.embed_text(list(texts)), dim) for name, s in spaces.items()}
+
+
 def zero_shot_search(
     decoder, spaces: dict[str, TextSpace], texts: Sequence[str], dim: int, k: int, beam: int,
-    *, device="cpu",
+    *, device="cpu", queries: dict | None = None,
 ) -> Hits:  # fmt: skip
-    """Top-k (row, log-prob) per query over every space, merged by score."""
+    """Top-k (row, log-prob) per query over every space, merged by score (``queries``: the
+    towers' embeddings of ``texts`` when already computed)."""
+    queries = queries or tower_queries(spaces, texts, dim)
     merged: Hits = [[] for _ in texts]
-    for space in spaces.values():
-        emb = to_common_dim(space.embed_text(list(texts)), dim)
+    for name, space in spaces.items():
+        emb = queries[name]
         hits = search_by_embedding(decoder, emb, space.trie, max(beam, k), k, device=device)
         for q, row in enumerate(hits):
             merged[q].extend((int(space.rows[i]), s) for i, s in row)
@@ -74,18 +81,20 @@ def merge_paths(a: Hits, b: Hits, k: int) -> Hits:
 
 
 def tower_dense_search(
-    spaces: dict[str, TextSpace], texts: Sequence[str], item_emb: np.ndarray, k: int
-) -> Hits:
+    spaces: dict[str, TextSpace], texts: Sequence[str], item_emb: np.ndarray, k: int,
+    queries: dict | None = None,
+) -> Hits:  # fmt: skip
     """The text-tower dense baseline (what clip-retrieval does): each query's tower embedding
     searched by inner product (faiss, exact) over its space's item embeddings, merged by
     cosine."""
     import faiss
 
+    queries = queries or tower_queries(spaces, texts, item_emb.shape[1])
     merged: Hits = [[] for _ in texts]
-    for space in spaces.values():
+    for name, space in spaces.items():
         index = faiss.IndexFlatIP(item_emb.shape[1])
         index.add(np.ascontiguousarray(item_emb[space.rows], dtype=np.float32))
-        q = to_common_dim(space.embed_text(list(texts)), item_emb.shape[1])
+        q = queries[name]
         scores, found = index.search(q, min(k, len(space.rows)))
         for n in range(len(texts)):
             merged[n].extend(

@@ -204,21 +204,24 @@ def served_eval(o: dict) -> str:
     s = o.get("served")
     if not s:
         return text
-    rows = [[f"served ({s['path']})", *(s["served"].get(m) for m in METRICS)],
-            ["dense", *(s["dense"].get(m) for m in METRICS)]]  # fmt: skip
-    if s.get("text_tower_dense"):
-        rows.append(["text_tower_dense", *(s["text_tower_dense"].get(m) for m in METRICS)])
+    rows = [[f"served ({s['path']})", *(s["served"].get(m) for m in METRICS)]]
+    rows += method_rows(s, ("generative", "text_tower_dense", "dense", "bm25"))
     head = f"\nas served, on the version's {s['queries']} test queries ({s['protocol']}):"
     return text + head + "\n" + table(rows, ["path", *METRICS])
 
 
+def method_rows(o: dict, names) -> list[list]:
+    """One table row per method the evaluation has (a path's name beside generative)."""
+    label = {
+        "auto": f"auto ({o.get('path')})",
+        "generative": f"generative ({o.get('generative_path')})",
+    }
+    return [[label.get(n, n), *(o[n].get(m) for m in METRICS)] for n in names if o.get(n)]
+
+
 def query_file_eval(o: dict) -> str:
-    rows = [
-        [name, *(o[name].get(m) for m in METRICS)]
-        for name in ("generative", "dense", "text_tower_dense")
-        if o.get(name)
-    ]
-    head = f"{o['version']}: {o['queries']} queries (generative path: {o['path']})"
+    rows = method_rows(o, ("auto", "generative", "text_tower_dense", "dense", "bm25"))
+    head = f"{o['version']}: {o['queries']} queries"
     if o["unknown_items"]:
         head += f"; {len(o['unknown_items'])} named items not in the index were skipped"
     return head + "\n" + table(rows, ["model", *METRICS])

@@ -113,7 +113,8 @@ def publish_version(
                 "counts": counts(staged, ids_report),
                 "ids": ids_report,
                 "id_diff": id_diff(old, new),
-                "eval": eval_summary(json.loads(staged.eval.read_text())),
+                "eval": eval_summary(ev := json.loads(staged.eval.read_text())),
+                "fusion": ev.get("fusion"),  # the fused path's fitted weights (None: defaults)
             },
         )
         register_sources(s, walked)

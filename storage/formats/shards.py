@@ -190,6 +190,14 @@ def record_encoders(cache_dir: Path, encoders: dict) -> None:
     tmp.replace(path)
 
 
+def towers_are_trained(encoders: dict) -> bool:
+    """True when every recorded encoder has a text tower from real (not random) weights."""
+    records = [r for r in encoders.values() if r]
+    return bool(records) and all(
+        r.get("text_sha256") and r.get("weights_source") != "random-init" for r in records
+    )
+
+
 def read_encoders(cache_dir: Path) -> dict:
     """The encoders that made a shard cache's embeddings (written by record_encoders)."""
     path = cache_dir / "encoders.json"

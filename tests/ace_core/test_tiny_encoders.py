@@ -104,7 +104,7 @@ def test_auto_path_follows_captions_and_the_encoders_weights():
     caps = {"i": ["a caption"]}
 
     def path(captions, encoders):
-        return LoadedVersion("v1", None, {}, {}, {}, captions, encoders=encoders).default_path
+        return LoadedVersion("v1", None, {}, {}, {}, captions, encoders=encoders).generative_path
 
     assert path({}, trained) == "zero-shot"
     assert path(caps, trained) == "both"

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from ace_core.retrieval.fusion import COMPONENTS
 from ace_core.tiny_encoders import index_args
 from flows.cli import main
 
@@ -52,17 +53,22 @@ def captionless(prefect_harness, tmp_path_factory):
 
 def test_a_captionless_corpus_answers_through_the_text_towers(captionless, capsys):
     store, captions = captionless
-    found, towers_found = 0, 0
+    found, fused_found, towers_found = 0, 0, 0
     for path, caps in captions.items():
-        out = run(capsys, "query", caps[0], "--store", str(store), "-k", "10")
-        assert out["path"] == "zero-shot"  # auto: the version has no captions
+        out = run(capsys, "query", caps[0], "--store", str(store), "-k", "10", "--path",
+                  "generative")  # fmt: skip
+        assert out["path"] == "zero-shot"  # pure generation: the version has no captions
         found += path in [r["path"] for r in out["results"]]
-        dense = _tower_dense(store, caps[0], path)
-        towers_found += dense
+        fused = run(capsys, "query", caps[0], "--store", str(store), "-k", "10")
+        assert fused["path"] == "fused" and fused["mode"] == "fused"
+        assert set(fused["results"][0]["components"]) == set(COMPONENTS)
+        fused_found += path in [r["path"] for r in fused["results"]]
+        towers_found += _tower_dense(store, caps[0], path)
     recall, tower_recall = found / len(captions), towers_found / len(captions)
     print(f"zero-shot generative R@10 {recall:.3f}, text-tower dense R@10 {tower_recall:.3f}")
     assert recall >= 0.6, (recall, tower_recall)
     assert recall >= 0.75 * tower_recall, (recall, tower_recall)
+    assert fused_found >= towers_found  # a caption-less version's fused path ranks by the towers
 
 
 def _tower_dense(store: Path, text: str, path: str, k: int = 10) -> bool:
@@ -109,9 +115,11 @@ def test_eval_queries_scores_the_users_own_pairs(captionless, capsys, tmp_path):
     out = run(capsys, "eval", "--store", str(store), "--queries", str(queries))
     assert out["queries"] == len(captions) and out["unknown_items"] == ["images/not_indexed.png"]
     assert out["dense"] is None  # no captions: no caption-trained dense baseline
-    for name in ("generative", "text_tower_dense"):
+    assert out["bm25"] is None and out["path"] == "fused" and out["generative_path"] == "zero-shot"
+    for name in ("auto", "generative", "text_tower_dense"):
         assert set(out[name]) == {"R@1", "R@5", "R@10", "MRR@10"}
     assert out["generative"]["R@10"] >= 0.75 * out["text_tower_dense"]["R@10"]
+    assert out["auto"]["R@10"] >= out["text_tower_dense"]["R@10"]
     queries.write_text('{"query": "x"}\n')
     assert main(["eval", "--store", str(store), "--queries", str(queries)]) == 2
     assert "no item path" in capsys.readouterr().err

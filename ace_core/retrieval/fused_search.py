@@ -1,0 +1,104 @@
+"""The fused path's searches: every component's candidates for a batch of queries, fused
+(ace_core.retrieval.fusion), and the fit of a version's fusion weights on its validation
+queries. The query side (query.fused) and the build (tasks.build) both come through here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from ace_core.media.modalities import SPACE_OF_MODALITY
+from ace_core.retrieval.constrained_generation import Trie
+from ace_core.retrieval.dense import dense_search
+from ace_core.retrieval.fusion import (
+    Candidates,
+    Fusion,
+    candidates,
+    fit_fusion,
+    fused,
+    spaced_side,
+    vector_side,
+)
+from ace_core.retrieval.generation import generative_search
+from ace_core.retrieval.retrieval_model import RetrievalModel
+from ace_core.retrieval.zero_shot import (
+    TextSpace,
+    tower_dense_search,
+    tower_queries,
+    zero_shot_search,
+)
+
+
+@dataclass
+class FusedInputs:
+    """What the fused path searches: the model, the rows and trie of the items that may be
+    returned, the towers' text spaces over them (empty: no usable towers), whether the
+    caption-trained components run, and which rows had training captions."""
+
+    model: RetrievalModel
+    rows: np.ndarray  # int64 rows of the model's items that may be returned
+    trie: Trie  # over those rows' IDs; leaf i is rows[i]
+    spaces: dict[str, TextSpace]
+    with_captions: bool
+    captioned: np.ndarray  # bool per row of the model's items
+    modalities: Sequence[str]  # per row of the model's items
+
+    @property
+    def present(self) -> list[str]:
+        caption_side = ["captions", "dense"] if self.with_captions else []
+        tower_side = ["zero_shot", "text_tower"] if self.spaces else []
+        return [c for c in ("captions", "zero_shot", "dense", "text_tower")
+                if c in caption_side + tower_side]  # fmt: skip
+
+
+def component_table(inp: FusedInputs, texts: list[str], depth: int, beam: int) -> list[Candidates]:
+    """Each query's candidates (the top ``depth`` of every component) and their features."""
+    model, rows = inp.model, inp.rows
+    depth = min(depth, len(rows))
+    generated, dense = {}, {}
+    if inp.with_captions:
+        feats = model.features(texts)
+        found = generative_search(model.decoder, feats, inp.trie, beam, depth, device=model.device)
+        generated["captions"] = _to_rows(found, rows)
+        with torch.no_grad():
+            q = model.dense(feats.pooled).numpy().astype(np.float32)
+        found = dense_search(model.dense, feats, model.item_emb[rows], depth)
+        dense["dense"] = vector_side(_to_rows(found, rows), q, model.item_emb)
+    if inp.spaces:
+        dim = model.item_emb.shape[1]
+        queries = tower_queries(inp.spaces, texts, dim)
+        generated["zero_shot"] = zero_shot_search(
+            model.decoder, inp.spaces, texts, dim, depth, beam, device=model.device,
+            queries=queries,
+        )  # fmt: skip
+        space_of_row = np.array([SPACE_OF_MODALITY[m] for m in inp.modalities])
+        hits = tower_dense_search(inp.spaces, texts, model.item_emb, depth, queries)
+        dense["text_tower"] = spaced_side(hits, queries, space_of_row, model.item_emb)
+    return candidates(generated, dense)
+
+
+def _to_rows(found, rows: np.ndarray):
+    return [[(int(rows[i]), s) for i, s in row] for row in found]
+
+
+def fused_search(
+    inp: FusedInputs, texts: list[str], k: int, fusion: Fusion, beam: int, depth: int = 0
+) -> tuple[list[list[tuple[int, float]]], list[Candidates]]:
+    """Top-k (row, fused score) per query, and the candidate tables (score components)."""
+    table = component_table(inp, texts, max(depth, k, beam), beam)
+    return fused(table, fusion, inp.captioned, k), table
+
+
+def fit_version_fusion(
+    inp: FusedInputs, val: Sequence[tuple[str, int]], beam: int, depth: int = 10
+) -> dict | None:
+    """The fusion record of a version fit on its validation (text, row) queries; None when
+    it has none, or only one component to weigh."""
+    if not val or len(inp.present) < 2:
+        return None
+    table = component_table(inp, [t for t, _ in val], max(depth, beam), beam)
+    return fit_fusion(table, [g for _, g in val], inp.present, inp.captioned)

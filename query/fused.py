@@ -1,0 +1,48 @@
+"""The fused path over a loaded version: its items that pass, their text spaces, the rows
+trained on captions and the version's fitted weights (its manifest's ``fusion``; an older
+version without them gets ace_core.retrieval.fusion.default_fusion)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from ace_core.retrieval.fused_search import FusedInputs, fused_search
+from ace_core.retrieval.fusion import Fusion, default_fusion
+from query.filters import Filters
+from query.request import QueryError
+from query.towers import towers_are_trained
+
+if TYPE_CHECKING:
+    from query.loaded import LoadedVersion
+
+
+def fused_ranked(
+    loaded: LoadedVersion, texts: list[str], k: int, modality: str | None, beam: int,
+    filters: Filters,
+) -> tuple[list, list]:  # fmt: skip
+    """Top-k (row, fused score) per query and each query's candidate table."""
+    rows, trie = loaded.subset(modality, filters)
+    if not len(rows):
+        return [[] for _ in texts], []
+    towers = towers_are_trained(loaded.encoders)
+    inp = FusedInputs(
+        loaded.model, rows, trie, loaded.spaces_of(modality, filters) if towers else {},
+        bool(loaded.captions), captioned(loaded),
+        [loaded.items[i]["modality"] for i in loaded.model.item_ids],
+    )  # fmt: skip
+    if not inp.present:
+        raise QueryError(f"{loaded.version} has no captions and no trained text towers to fuse")
+    fusion = Fusion.from_record(loaded.fusion) if loaded.fusion else default_fusion(inp.present)
+    return fused_search(inp, texts, min(k, len(rows)), fusion, beam)
+
+
+def captioned(loaded: LoadedVersion) -> np.ndarray:
+    """Per row of the version's items: trained on captions (the protocol's training split)."""
+    if loaded.captioned_rows is None:
+        out = np.zeros(loaded.n_items, bool)
+        if loaded.captions:
+            out[[n for _, n in loaded.held_out_queries().train]] = True
+        loaded.captioned_rows = out
+    return loaded.captioned_rows

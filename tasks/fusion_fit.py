@@ -1,0 +1,48 @@
+"""The fused path's weights of a version being built, fit on its validation queries right
+after its retriever trains (ace_core.retrieval.fused_search) and kept in eval.json, from
+which publish copies them into the manifest."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ace_core.config_io import config_hash
+from ace_core.index_config import IndexConfig
+from ace_core.media.modalities import SPACE_OF_MODALITY
+from ace_core.retrieval.evaluation import scored_sample
+from ace_core.retrieval.fit import FitResult
+from ace_core.retrieval.fused_search import FusedInputs, fit_version_fusion
+from ace_core.retrieval.zero_shot import text_spaces
+from storage.formats.shards import read_encoders, towers_are_trained
+from storage.formats.version_data import read_version_items
+from storage.store import Store
+from storage.store.layout import VersionLayout
+from tasks._progress import stage
+from tasks.embed import encoders_for
+
+BEAM = 10  # the served beam (query.request.DEFAULT_BEAM)
+
+
+def fit_fusion_weights(
+    store: str, v: VersionLayout, config: IndexConfig, fit: FitResult, has_captions: bool
+) -> dict | None:
+    """The version's fusion record (None: nothing to fit: no validation queries, or a single
+    component)."""
+    model, n = fit.model, len(fit.model.item_ids)
+    kinds = dict(zip(*read_version_items(v).select(["item_id", "modality"]).to_pydict().values()))
+    modalities = [kinds[i] for i in model.item_ids]
+    spaces = {}
+    if towers_are_trained(read_encoders(Store(store).embed_cache_dir(config_hash(config.embed)))):
+        encoders = encoders_for(config.embed, set(modalities))
+        towers = {m: e.embed_text for m, e in encoders.items() if SPACE_OF_MODALITY[m] == m}
+        spaces = text_spaces(modalities, model.id_tokens, towers)
+    captioned = np.zeros(n, bool)
+    captioned[[row for _, row in fit.split.train]] = True
+    inp = FusedInputs(model, np.arange(n), model.trie, spaces, has_captions, captioned, modalities)
+    t = config.train
+    val = scored_sample(fit.split, t.max_val_queries, t.max_test_queries, t.seed, set()).val
+    record = fit_version_fusion(inp, val, BEAM)
+    if record:
+        stage("fusion weights fit on %d validation queries: %s (uncaptioned items: %s)",
+              record["queries"], record["weights"], record["uncaptioned"])  # fmt: skip
+    return record
