@@ -157,18 +157,19 @@ def test_eval_of_a_path_scores_it_as_served_on_the_versions_test_queries(store, 
     code, out, err = ace(capsys, "eval", "--store", str(store), "--json")
     stored = json.loads(out)
     kept = stored["served"]  # the build evaluated the path it serves (no model loaded here)
-    assert code == 0 and kept["path"] == "captions" and kept["queries"] == stored["queries"]["test"]
+    assert code == 0 and kept["path"] == "fused" and kept["queries"] == stored["queries"]["test"]
     code, out, _ = ace(capsys, "versions", "--store", str(store), "--json")
-    assert json.loads(out)[-1]["served"] == {"path": "captions", "R@1": kept["served"]["R@1"]}
-    for path in ("captions", "auto"):  # random towers here: auto serves the captions path
+    assert json.loads(out)[-1]["served"] == {"path": "fused", "R@1": kept["served"]["R@1"]}
+    for path in ("fused", "captions"):  # random towers here: fused weighs the caption side
         code, out, err = ace(capsys, "eval", "--path", path, "--store", str(store), "--json")
         assert code == 0, err[-2000:]
         served = json.loads(out)["served"]
-        assert served["path"] == "captions" and served["queries"] == stored["queries"]["test"]
+        assert served["path"] == path and served["queries"] == stored["queries"]["test"]
         assert 0 <= served["served"]["R@10"] <= 1 and served["dense"]["R@1"] is not None
+        assert served["generative_path"] == "captions" and served["bm25"]["R@1"] is not None
         assert served["text_tower_dense"] is None  # random-weight towers are no baseline
         assert (store / "evaluations" / f"{stored['version']}-{path}.json").exists()
-    fresh = json.loads((store / "evaluations" / f"{stored['version']}-captions.json").read_text())
+    fresh = json.loads((store / "evaluations" / f"{stored['version']}-fused.json").read_text())
     assert fresh["served"] == kept["served"]  # computed afresh for the path auto serves here
     saved = store / "evaluations" / f"{stored['version']}-captions.json"
     assert json.loads(saved.read_text())["dense"] == stored["dense"]  # the build's test queries

@@ -106,7 +106,8 @@ def test_bad_requests_get_a_4xx_with_a_reason_and_no_trace(client, params, statu
 
 
 @pytest.mark.parametrize(
-    "path, modality", [("captions", None), ("dense", "audio"), ("captions", "video")]
+    "path, modality",
+    [("captions", None), ("dense", "audio"), ("captions", "video"), ("auto", None)],
 )
 def test_the_cli_and_the_service_give_the_same_answer(client, store, capsys, path, modality):
     """One search entry (query.search): the same options on both interfaces, the same
@@ -120,15 +121,18 @@ def test_the_cli_and_the_service_give_the_same_answer(client, store, capsys, pat
     assert main(argv) == 0
     printed = json.loads(capsys.readouterr().out)
     assert [r["item_id"] for r in printed["results"]] == [r["item_id"] for r in served["results"]]
-    assert printed["path"] == served["path"] == (None if path == "dense" else path)
-    assert printed["mode"] == served["mode"] == ("dense" if path == "dense" else "generative")
+    resolved = {"dense": None, "auto": "fused"}.get(path, path)
+    assert printed["path"] == served["path"] == resolved
+    mode = {"dense": "dense", "auto": "fused"}.get(path, "generative")
+    assert printed["mode"] == served["mode"] == mode
     if modality:
         assert {r["modality"] for r in served["results"]} == {modality}
     assert [r["score"] for r in printed["results"]] == [r["score"] for r in served["results"]]
 
 
 def test_items_similar_versions_audit_eval(client, store):
-    hit = client.get("/api/search", params={"q": "a blue square", "k": 1}).json()["results"][0]
+    params = {"q": "a blue square", "k": 1, "path": "generative"}
+    hit = client.get("/api/search", params=params).json()["results"][0]
     item = client.get(f"/api/items/{hit['item_id']}").json()
     assert item["sid"] == hit["sid"] and item["modality"] == hit["modality"]
     assert isinstance(item["captions"], list) and "location" not in item
@@ -189,13 +193,13 @@ def test_concurrent_searches_share_one_beam_search(client):
 
     calls = []
     vm = client.app.state.holder.current
-    real = vm.ranked
+    real = vm.fused_ranked  # the default path's search
 
     def counted(texts, *a, **k):
         calls.append(len(texts))
         return real(texts, *a, **k)
 
-    vm.ranked = counted
+    vm.fused_ranked = counted
     try:
         threads = [
             threading.Thread(target=client.get, args=("/api/search",),
@@ -207,7 +211,7 @@ def test_concurrent_searches_share_one_beam_search(client):
         for t in threads:
             t.join()
     finally:
-        del vm.ranked
+        del vm.fused_ranked
     assert sum(calls) == 16 and max(calls) > 1  # batched
     assert isinstance(client.app.state.batcher, SearchBatcher)
 
@@ -429,7 +433,8 @@ def test_a_file_given_back_finds_itself_first(client, store):
     embedded it, with the version's encoders)."""
     items = {}
     for m in ("image", "audio", "video"):
-        hit = client.get("/api/search", params={"q": "a", "k": 1, "modality": m}).json()
+        params = {"q": "a", "k": 1, "modality": m, "path": "generative"}
+        hit = client.get("/api/search", params=params).json()
         items[m] = client.get(f"/api/items/{hit['results'][0]['item_id']}").json()
     for m, item in items.items():
         data = client.get(f"/media/{item['item_id']}").content

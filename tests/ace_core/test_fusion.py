@@ -1,0 +1,84 @@
+"""The fused query path's scoring (ace_core.retrieval.fusion): candidates from every
+component, exact dense scores for each, weights fit on validation queries."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from ace_core.retrieval import fusion as F
+
+EMB = np.eye(6, dtype=np.float32)  # six items, each its own direction
+
+
+def _dense_side(best_first: list[int], n_queries: int = 1) -> F.DenseSide:
+    """A dense side whose query points at its rows in ``best_first`` order."""
+    q = np.zeros((n_queries, 6), np.float32)
+    for rank, row in enumerate(best_first):
+        q[:, row] = 1.0 - 0.1 * rank
+    hits = [[(r, float(q[0, r])) for r in best_first[:3]] for _ in range(n_queries)]
+    return F.vector_side(hits, q, EMB)
+
+
+def test_a_candidate_only_the_dense_side_finds_is_returned_with_its_exact_score():
+    generated = {"captions": [[(0, np.log(0.6)), (1, np.log(0.3))]]}
+    table = F.candidates(generated, {"dense": _dense_side([4, 0, 1])})
+    assert table[0].rows.tolist() == [0, 1, 4]
+    cap, dense = F.COMPONENTS.index("captions"), F.COMPONENTS.index("dense")
+    assert np.allclose(table[0].features[:, cap], [0.6, 0.3, 0.0])
+    assert np.allclose(table[0].features[:, dense], [0.5, 0.0, 1.0])  # min-max over candidates
+    fusion = F.Fusion({"captions": 0.3, "dense": 0.7}, {"captions": 0.3, "dense": 0.7})
+    hits = F.fused(table, fusion, np.ones(6, bool), k=2)
+    assert [r for r, _ in hits[0]] == [4, 0]  # the item no beam generated comes first
+    assert hits[0][0][1] == pytest.approx(0.7)
+
+
+def test_uncaptioned_candidates_are_weighed_by_their_own_weights():
+    generated = {"captions": [[(0, np.log(0.9))]]}
+    table = F.candidates(generated, {"text_tower": _dense_side([5, 0])})
+    fusion = F.Fusion({"captions": 1.0, "text_tower": 0.0}, {"text_tower": 1.0})
+    captioned = np.array([True] * 5 + [False])
+    assert [r for r, _ in F.fused(table, fusion, captioned, 2)[0]] == [5, 0]
+    assert [r for r, _ in F.fused(table, fusion, np.ones(6, bool), 2)[0]] == [0, 5]
+
+
+def test_the_fit_weighs_the_component_that_finds_the_item():
+    """Validation queries whose beam is noise and whose dense side is right: the fit gives
+    the dense side the weight, and the fused top-1 is then always right."""
+    rng = np.random.default_rng(0)
+    tables, gold = [], []
+    for _ in range(40):
+        g = int(rng.integers(6))
+        others = [r for r in range(6) if r != g]
+        noise = [int(x) for x in rng.permutation(others)[:2]]
+        generated = {"captions": [[(noise[0], np.log(0.7)), (g, np.log(0.2))]]}
+        tables += F.candidates(generated, {"dense": _dense_side([g, *noise])})
+        gold.append(g)
+    fit = F.fit_fusion(tables, gold, ["captions", "dense"], np.ones(6, bool))
+    assert fit["weights"]["dense"] > fit["weights"]["captions"] and not fit["both_kinds"]
+    assert sum(fit["weights"].values()) == pytest.approx(1.0)
+    hits = F.fused(tables, F.Fusion.from_record(fit), np.ones(6, bool), 1)
+    assert [h[0][0] for h in hits] == gold and fit["val_mrr@10"] == 1.0
+
+
+def test_blinding_moves_the_gold_items_probability_to_the_others():
+    table = F.candidates(
+        {"captions": [[(0, np.log(0.5)), (1, np.log(0.25)), (2, np.log(0.25))]]},
+        {"dense": _dense_side([0, 1, 2])},
+    )[0]
+    blind = F.blinded(table, 0)
+    cap, dense = F.COMPONENTS.index("captions"), F.COMPONENTS.index("dense")
+    assert np.allclose(blind.features[:, cap], [0.0, 0.5, 0.5])
+    assert blind.features[0, dense] == 0.0 and table.features[0, dense] == 1.0
+
+
+def test_the_weight_grid_covers_the_simplex():
+    grid = F.weight_grid(["captions", "dense", "text_tower"], step=0.1)
+    assert len(grid) == 66 and np.allclose(grid.sum(axis=1), 1.0)  # C(12, 2)
+    assert not grid[:, F.COMPONENTS.index("zero_shot")].any()
+
+
+def test_default_weights_without_captions_rank_by_the_text_towers():
+    fusion = F.default_fusion(["zero_shot", "text_tower"])
+    assert fusion.weights == fusion.uncaptioned == {"zero_shot": 0.0, "text_tower": 1.0}
+    assert F.default_fusion(["captions", "dense"]).weights == {"captions": 0.45, "dense": 0.45}
