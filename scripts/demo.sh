@@ -19,7 +19,7 @@ TINY=(--image-model ace-tiny-clip --image-weights models/tiny/ace-tiny-clip.safe
 step "ace index: embed -> semantic IDs -> train the generative retriever -> evaluate -> publish"
 $ACE index demo-corpus --store "$STORE" "${TINY[@]}"
 
-step "queries (generative: the model writes the semantic ID; captions and text towers merged)"
+step "queries (the default fused path: generated semantic IDs and dense candidates, weights fit per version)"
 for q in "three red circles in the top left" "a loud rising sweep" \
          "a blue square moving right quickly"; do
   $ACE query "$q" --store "$STORE" -k 3

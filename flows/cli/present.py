@@ -137,7 +137,8 @@ def query_results(p: dict) -> str:
          r["location"] or r["path"]]
         for n, r in enumerate(p["results"])
     ]  # fmt: skip
-    how = p["mode"] + (f", {p['path']} path" if p.get("path") else "")
+    path = p.get("path")
+    how = f"{path} path" if path == p["mode"] else p["mode"] + (f", {path} path" if path else "")
     head = f"{how} results for {p['query']!r} ({p['version']})"
     if p.get("no_good_match"):
         head += "\nno good match: no result reaches this version's relevance threshold"
