@@ -3,10 +3,12 @@
   .venv/bin/python bench/serve.py [--sizes 1000 100000] [--clients 1 8 32] [--seconds 20]
 
 For each corpus size a synthetic version (n random semantic IDs, 512-d embeddings, the default
-retriever with untrained weights: throughput does not depend on training) is served by the
-real app (`flows/serve.py`) with uvicorn on loopback; 1, 8 and 32 client threads send queries
-for a bounded time; p50/p99 latency and queries/s are reported for the generative retriever
-and for the dense baseline served the same way, with the served process's RSS. The clients
+retriever with untrained weights: throughput does not depend on training; a caption per item,
+the tiny encoders' text towers and fusion weights, so every component of the fused path
+runs) is served by the real app (`flows/serve.py`) with uvicorn on loopback; 1, 8 and 32
+client threads send queries for a bounded time; p50/p99 latency and queries/s are reported
+for each ``--paths`` (auto: the fused default; generative: pure generation, both generative
+paths; dense: the caption baseline), with the served process's RSS. The clients
 run in a separate process (threads of their own would share the server's GIL). The per-call
 cost of the CLI (`ace query` on a small real store, one process per query) is measured once.
 """
@@ -64,7 +66,29 @@ def synthetic_version(n: int):
     items = {i: {"item_id": i, "source_id": "synthetic", "path": f"{n}/{i[:8]}.png",
                  "modality": mods[j % 3]} for j, i in enumerate(ids)}  # fmt: skip
     sids = {i: ".".join(map(str, t)) for i, t in zip(ids, tokens)}
-    return LoadedVersion("v000001", model, items, sids, {})
+    vm = LoadedVersion("v000001", model, items, sids, {}, {i: ["a synthetic item"] for i in ids},
+                       encoders={m: {"text_sha256": "tiny", "weights_source": "tiny"}
+                                 for m in mods})  # fmt: skip
+    vm._spaces = tiny_spaces([items[i]["modality"] for i in ids], model.id_tokens)
+    vm.captioned_rows = np.arange(n) % 4 != 0  # a quarter without captions
+    vm.fusion = {"weights": {"captions": 0.3, "zero_shot": 0.1, "dense": 0.4, "text_tower": 0.2},
+                 "uncaptioned": {"zero_shot": 0.3, "text_tower": 0.7}}  # fmt: skip
+    return vm
+
+
+def tiny_spaces(modalities, id_tokens):
+    """The tiny encoders' text towers over the items' spaces (models/tiny)."""
+    from ace_core.media.encoders import AudioEncoderConfig, ImageEncoderConfig
+    from ace_core.media.pipeline import EmbedConfig, build_encoder
+    from ace_core.retrieval.zero_shot import text_spaces
+
+    tiny = ROOT / "models" / "tiny"
+    cfg = EmbedConfig(
+        image=ImageEncoderConfig("ace-tiny-clip", str(tiny / "ace-tiny-clip.safetensors")),
+        audio=AudioEncoderConfig("ace-tiny-clap", str(tiny / "ace-tiny-clap.safetensors")),
+    )
+    towers = {m: build_encoder(m, cfg).embed_text for m in ("image", "audio")}
+    return text_spaces(modalities, id_tokens, towers)
 
 
 def _free_port() -> int:
@@ -89,24 +113,24 @@ def start(vm):
     return server, f"http://127.0.0.1:{port}"
 
 
-def load(url: str, clients: int, seconds: float, dense: bool) -> dict:
+def load(url: str, clients: int, seconds: float, path: str) -> dict:
     """The load, from another process (client threads would share the server's GIL)."""
     import multiprocessing as mp
 
     ctx = mp.get_context("spawn")
     queue = ctx.Queue()
-    proc = ctx.Process(target=_load_process, args=(url, clients, seconds, dense, queue))
+    proc = ctx.Process(target=_load_process, args=(url, clients, seconds, path, queue))
     proc.start()
     result = queue.get(timeout=seconds + 300)
     proc.join()
     return result
 
 
-def _load_process(url, clients, seconds, dense, queue) -> None:
-    queue.put(_client_loops(url, clients, seconds, dense))
+def _load_process(url, clients, seconds, path, queue) -> None:
+    queue.put(_client_loops(url, clients, seconds, path))
 
 
-def _client_loops(url: str, clients: int, seconds: float, dense: bool) -> dict:
+def _client_loops(url: str, clients: int, seconds: float, path: str) -> dict:
     import httpx
 
     latencies, stop = [], threading.Event()
@@ -118,7 +142,7 @@ def _client_loops(url: str, clients: int, seconds: float, dense: bool) -> dict:
             while not stop.is_set():
                 q = " ".join(rng.choice(words, 4))
                 t = time.perf_counter()
-                r = c.get("/api/search", params={"q": q, "k": 10, "dense": dense})
+                r = c.get("/api/search", params={"q": q, "k": 10, "path": path})
                 r.raise_for_status()
                 latencies.append(time.perf_counter() - t)
 
@@ -164,22 +188,24 @@ def main() -> None:
     ap.add_argument("--sizes", type=int, nargs="+", default=[1000, 100_000])
     ap.add_argument("--clients", type=int, nargs="+", default=[1, 8, 32])
     ap.add_argument("--seconds", type=float, default=20)
+    ap.add_argument("--paths", nargs="+", default=["auto", "generative", "dense"])
+    ap.add_argument("--no-cli", action="store_true", help="skip the ace query per-call cost")
     args = ap.parse_args()
     print(f"CPU threads {os.cpu_count()}; each row runs for {args.seconds:.0f} s\n")
     print("| IDs | mode | clients | q/s | p50 ms | p99 ms |\n|---|---|---|---|---|---|")
     for n in args.sizes:
         server, url = start(synthetic_version(n))
-        for dense in (False, True):
+        for mode in args.paths:
             for c in args.clients:
-                r = load(url, c, args.seconds, dense)
-                mode = "dense" if dense else "generative"
+                r = load(url, c, args.seconds, mode)
                 print(
                     f"| {n:,} | {mode} | {c} | {r['qps']:.1f} | {r['p50']:.0f} | {r['p99']:.0f} |"
                 )
         server.should_exit = True
         rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         print(f"| {n:,} | peak RSS of the serving process so far: {rss:.0f} MB | | | | |")
-    print(f"\n`ace query` per call (new process, small store): {cli_cost():.1f} s")
+    if not args.no_cli:
+        print(f"\n`ace query` per call (new process, small store): {cli_cost():.1f} s")
 
 
 if __name__ == "__main__":

@@ -14,6 +14,8 @@ from query.filters import Filters
 from query.request import QueryError
 from query.towers import towers_are_trained
 
+MAX_KEPT = 8  # item subsets (modality, filters) whose dense indexes a loaded version keeps
+
 if TYPE_CHECKING:
     from query.loaded import LoadedVersion
 
@@ -31,11 +33,21 @@ def fused_ranked(
         loaded.model, rows, trie, loaded.spaces_of(modality, filters) if towers else {},
         bool(loaded.captions), captioned(loaded),
         [loaded.items[i]["modality"] for i in loaded.model.item_ids],
+        _indexes(loaded, (modality, filters)),
     )  # fmt: skip
     if not inp.present:
         raise QueryError(f"{loaded.version} has no captions and no trained text towers to fuse")
     fusion = Fusion.from_record(loaded.fusion) if loaded.fusion else default_fusion(inp.present)
     return fused_search(inp, texts, min(k, len(rows)), fusion, beam)
+
+
+def _indexes(loaded: LoadedVersion, key) -> dict:
+    """The dense indexes of an item subset, kept for the last MAX_KEPT subsets."""
+    with loaded._lock:
+        kept = loaded.dense_indexes
+        if key not in kept and len(kept) >= MAX_KEPT:
+            kept.pop(next(iter(kept)))
+        return kept.setdefault(key, {})
 
 
 def captioned(loaded: LoadedVersion) -> np.ndarray:

@@ -65,6 +65,7 @@ class LoadedVersion:
 
     fusion: dict | None = None  # the manifest's fitted fusion weights (None: defaults)
     captioned_rows: np.ndarray | None = None  # query.fused.captioned, once
+    dense_indexes: dict = field(default_factory=dict)  # (modality, filters) -> the fused path's
 
     @property
     def generative_path(self) -> str:

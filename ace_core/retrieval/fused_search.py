@@ -6,14 +6,14 @@ queries. The query side (query.fused) and the build (tasks.build) both come thro
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 
 from ace_core.media.modalities import SPACE_OF_MODALITY
 from ace_core.retrieval.constrained_generation import Trie
-from ace_core.retrieval.dense import dense_search
+from ace_core.retrieval.dense_index import item_index, top_rows
 from ace_core.retrieval.fusion import (
     Candidates,
     Fusion,
@@ -25,12 +25,7 @@ from ace_core.retrieval.fusion import (
 )
 from ace_core.retrieval.generation import generative_search
 from ace_core.retrieval.retrieval_model import RetrievalModel
-from ace_core.retrieval.zero_shot import (
-    TextSpace,
-    tower_dense_search,
-    tower_queries,
-    zero_shot_search,
-)
+from ace_core.retrieval.zero_shot import TextSpace, tower_queries, zero_shot_search
 
 
 @dataclass
@@ -46,6 +41,13 @@ class FusedInputs:
     with_captions: bool
     captioned: np.ndarray  # bool per row of the model's items
     modalities: Sequence[str]  # per row of the model's items
+    indexes: dict = field(default_factory=dict)  # dense side -> faiss index, built on first use
+
+    def index(self, name: str, rows: np.ndarray):
+        """The dense index of ``name`` (``dense``: over ``rows``; a space: over its rows)."""
+        if name not in self.indexes:
+            self.indexes[name] = item_index(self.model.item_emb[rows])
+        return self.indexes[name]
 
     @property
     def present(self) -> list[str]:
@@ -66,8 +68,8 @@ def component_table(inp: FusedInputs, texts: list[str], depth: int, beam: int) -
         generated["captions"] = _to_rows(found, rows)
         with torch.no_grad():
             q = model.dense(feats.pooled).numpy().astype(np.float32)
-        found = dense_search(model.dense, feats, model.item_emb[rows], depth)
-        dense["dense"] = vector_side(_to_rows(found, rows), q, model.item_emb)
+        found = top_rows(inp.index("dense", rows), q, depth, rows)
+        dense["dense"] = vector_side(found, q, model.item_emb)
     if inp.spaces:
         dim = model.item_emb.shape[1]
         queries = tower_queries(inp.spaces, texts, dim)
@@ -76,9 +78,19 @@ def component_table(inp: FusedInputs, texts: list[str], depth: int, beam: int) -
             queries=queries,
         )  # fmt: skip
         space_of_row = np.array([SPACE_OF_MODALITY[m] for m in inp.modalities])
-        hits = tower_dense_search(inp.spaces, texts, model.item_emb, depth, queries)
+        hits = _tower_hits(inp, queries, depth, len(texts))
         dense["text_tower"] = spaced_side(hits, queries, space_of_row, model.item_emb)
     return candidates(generated, dense)
+
+
+def _tower_hits(inp: FusedInputs, queries: dict, depth: int, n: int):
+    """The text towers' top ``depth`` per query over every space, merged by cosine."""
+    merged = [[] for _ in range(n)]
+    for name, space in inp.spaces.items():
+        found = top_rows(inp.index(name, space.rows), queries[name], depth, space.rows)
+        for row, hits in zip(merged, found):
+            row.extend(hits)
+    return [sorted(row, key=lambda h: -h[1])[:depth] for row in merged]
 
 
 def _to_rows(found, rows: np.ndarray):

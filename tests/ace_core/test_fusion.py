@@ -82,3 +82,26 @@ def test_default_weights_without_captions_rank_by_the_text_towers():
     fusion = F.default_fusion(["zero_shot", "text_tower"])
     assert fusion.weights == fusion.uncaptioned == {"zero_shot": 0.0, "text_tower": 1.0}
     assert F.default_fusion(["captions", "dense"]).weights == {"captions": 0.45, "dense": 0.45}
+
+
+def test_above_the_exact_size_the_dense_index_is_ivf_and_finds_what_exact_search_finds(
+    monkeypatch,
+):
+    import faiss
+
+    from ace_core.retrieval import dense_index
+
+    rng = np.random.default_rng(0)
+    centres = rng.standard_normal((50, 32)).astype(np.float32)
+    emb = centres[rng.integers(50, size=5000)] + 0.3 * rng.standard_normal((5000, 32))
+    emb = (emb / np.linalg.norm(emb, axis=1, keepdims=True)).astype(np.float32)
+    queries, rows = emb[:40] + 0.05, np.arange(5000) * 2  # rows: any numbering of the items
+    exact = dense_index.top_rows(dense_index.item_index(emb), queries, 10, rows)
+    monkeypatch.setattr(dense_index, "EXACT_MAX", 1000)
+    ivf = dense_index.item_index(emb)
+    assert isinstance(ivf, faiss.IndexIVFFlat) and ivf.nprobe == dense_index.IVF_PROBES
+    approx = dense_index.top_rows(ivf, queries, 10, rows)
+    overlap = np.mean(
+        [len({r for r, _ in a} & {r for r, _ in e}) / 10 for a, e in zip(approx, exact)]
+    )
+    assert overlap >= 0.9 and all(r % 2 == 0 for row in approx for r, _ in row)

@@ -1,0 +1,37 @@
+"""Inner-product indexes over item embeddings for the dense components of the fused path:
+exact (faiss flat) up to EXACT_MAX items, faiss IVF above, so that a query's cost stays about
+flat to 1M items (docs/BENCHMARKS.md, "Query cost against corpus size")."""
+
+from __future__ import annotations
+
+import numpy as np
+
+EXACT_MAX = 200_000  # measured: a flat scan of 100k x 512 costs ~1 ms a query in a batch of 32
+IVF_PROBES = 16
+TRAIN_PER_LIST = 40  # faiss asks for at least 39 training points per list
+
+
+def item_index(emb: np.ndarray, seed: int = 0):
+    """A faiss inner-product index over ``emb`` (rows in order): flat up to EXACT_MAX rows,
+    IVF with about sqrt(n) lists (trained on a seeded sample) above."""
+    import faiss
+
+    x = np.ascontiguousarray(emb, dtype=np.float32)
+    n, d = x.shape
+    if n <= EXACT_MAX:
+        index = faiss.IndexFlatIP(d)
+    else:
+        lists = int(np.sqrt(n))
+        index = faiss.IndexIVFFlat(faiss.IndexFlatIP(d), d, lists, faiss.METRIC_INNER_PRODUCT)
+        sample = np.random.default_rng(seed).choice(n, min(n, TRAIN_PER_LIST * lists), False)
+        index.train(x[np.sort(sample)])
+        index.nprobe = IVF_PROBES
+    index.add(x)
+    return index
+
+
+def top_rows(index, queries: np.ndarray, k: int, rows: np.ndarray) -> list[list[tuple[int, float]]]:
+    """Top-k (row, inner product) per query; ``rows[i]`` is the row of the index's i-th item."""
+    scores, found = index.search(np.ascontiguousarray(queries, np.float32), min(k, index.ntotal))
+    return [[(int(rows[i]), float(s)) for i, s in zip(f, sc) if i >= 0]
+            for f, sc in zip(found, scores)]  # fmt: skip

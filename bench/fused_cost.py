@@ -1,0 +1,66 @@
+"""Query cost of each path against corpus size (issue 23 part 3). Not a test.
+
+  .venv/bin/python bench/fused_cost.py [--sizes 1000 100000 1000000] [--runs 5]
+
+The synthetic versions of bench/serve.py (random IDs and 512-d embeddings, untrained retriever,
+a caption per item, the tiny text towers, fusion weights), searched in-process through the one
+search entry (query.search.search_version) in batches of 32 queries (the service's batch),
+k 10, beam 10. Prints ms per query, the median of ``--runs`` batches after a warm-up.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+from serve import synthetic_version  # noqa: E402
+
+from query.search import search_version  # noqa: E402
+
+WORDS = ["red", "blue", "circle", "square", "loud", "tone", "moving", "bird", "rain", "slow"]
+
+
+def batch(n: int, seed: int) -> list[str]:
+    return [
+        " ".join(WORDS[(seed * 7 + i * 3 + j) % len(WORDS)] for j in range(4)) for i in range(n)
+    ]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--sizes", type=int, nargs="+", default=[1000, 100_000, 1_000_000])
+    ap.add_argument("--paths", nargs="+", default=["auto", "generative", "dense"])
+    ap.add_argument("--runs", type=int, default=5)
+    args = ap.parse_args()
+    rows = {}
+    for n in args.sizes:
+        t = time.perf_counter()
+        vm = synthetic_version(n)
+        print(f"{n:,} items: synthetic version in {time.perf_counter() - t:.1f} s", flush=True)
+        for path in args.paths:
+            search_version(vm, batch(32, 0), 10, path=path)  # warm-up (indexes, caches)
+            took = []
+            for r in range(args.runs):
+                t = time.perf_counter()
+                search_version(vm, batch(32, r + 1), 10, path=path)
+                took.append((time.perf_counter() - t) / 32 * 1000)
+            rows[(n, path)] = statistics.median(took)
+            print(f"  {path}: {rows[(n, path)]:.1f} ms/query", flush=True)
+        del vm
+    print("\n| items | " + " | ".join(args.paths) + " |\n|---|" + "---|" * len(args.paths))
+    for n in args.sizes:
+        print(f"| {n:,} | " + " | ".join(f"{rows[(n, p)]:.1f}" for p in args.paths) + " |")
+    first, last = args.sizes[0], args.sizes[-1]
+    for p in args.paths:
+        print(f"{p}: {last:,} / {first:,} items = {rows[(last, p)] / rows[(first, p)]:.2f}x")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,195 @@
+"""The fused default path against every baseline on three protocols (issue 23). Not a test.
+
+  .venv/bin/python bench/fused_protocols.py [--seeds 4040 4041] [--train-seeds 0 1 2]
+                                            [--epochs 20] [--index-noise 0.0]
+
+Corpora of 160 items (100 images, 40 audio, 20 videos) from generator seeds the tiny
+encoders never saw, embedded with the tiny aligned encoders; the protocols and splits of
+bench/protocols.py, but every caption of a query item is a query (more queries, tighter
+intervals). Each fit is scored on:
+
+- auto (fused): what ``ace query`` serves, fit exactly as a build fits it
+  (ace_core.retrieval.fused_search on the version's validation queries);
+- generative: pure generation, the path a version would serve without fusion (both paths
+  merged where there are captions, the zero-shot path where there are none), and the
+  captions and zero-shot paths alone;
+- text-tower dense (exact), the dense caption baseline, and BM25 (bm25s) over each item's
+  training captions and file name.
+
+Figures: means over every (generator seed, training seed, query), with 95% bootstrap
+intervals over queries (1,000 resamples).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+from protocols import TINY, embed, protocol_queries  # noqa: E402
+
+from ace_core.ids.semantic_ids import SemanticIDConfig, fit_semantic_ids  # noqa: E402
+from ace_core.retrieval.dense import dense_search  # noqa: E402
+from ace_core.retrieval.evaluation import scored_sample  # noqa: E402
+from ace_core.retrieval.fit import fit_retrieval  # noqa: E402
+from ace_core.retrieval.fused_search import FusedInputs, fit_version_fusion, fused_search  # noqa: E402
+from ace_core.retrieval.fusion import Fusion, default_fusion  # noqa: E402
+from ace_core.retrieval.generation import generative_search  # noqa: E402
+from ace_core.retrieval.model import RetrieverConfig  # noqa: E402
+from ace_core.retrieval.text_encoder import build_text_encoder  # noqa: E402
+from ace_core.retrieval.training import TrainConfig  # noqa: E402
+from ace_core.retrieval.zero_shot import (  # noqa: E402
+    merge_paths,
+    text_spaces,
+    tower_dense_search,
+    zero_shot_search,
+)
+from query.keywords import KeywordIndex, item_document  # noqa: E402
+
+PROTOCOLS = ("seen", "unseen", "caption-less")
+BASELINES = ("text-tower dense (exact)", "dense caption baseline", "BM25 (training captions)")
+
+
+def ranks(hits, gold) -> np.ndarray:
+    """Rank of each gold row in its top 10 (0: not there)."""
+    out = []
+    for row, g in zip(hits, gold):
+        found = [r for r, *_ in row][:10]
+        out.append(found.index(g) + 1 if g in found else 0)
+    return np.array(out, np.int64)
+
+
+def all_queries(protocol, ids, captions, fit_split, train_caps):
+    """Every caption of each query item (seen: the split's held-out test captions)."""
+    if protocol == "seen":
+        return list(fit_split.test)
+    return [(c, n) for n, i in enumerate(ids) if i in captions and i not in train_caps
+            for c in captions[i].captions]  # fmt: skip
+
+
+def one_fit(protocol, seed, data, enc, args) -> dict[str, dict[str, np.ndarray]]:
+    """{table: {method: ranks}}: the protocol's queries, and for ``unseen`` also the captioned
+    items' held-out captions in the same version (what the fusion trades against)."""
+    ids, x, modalities, captions, towers, paths = data
+    train_caps, _ = protocol_queries(protocol, ids, captions, np.random.default_rng(1000 + seed))
+    if protocol == "seen":
+        train_caps = captions
+    indexer, sids = fit_semantic_ids(ids, x, SemanticIDConfig())
+    t0 = time.perf_counter()
+    train = TrainConfig(seed=seed, epochs=args.epochs)
+    if args.index_noise:
+        train = replace(train, index_noise=args.index_noise)
+    fit = fit_retrieval(ids, x, sids, indexer, train_caps, config=RetrieverConfig(seed=seed),
+                        train=train, encoder=enc, dense=bool(train_caps))  # fmt: skip
+    model, dim = fit.model, x.shape[1]
+    spaces = text_spaces(modalities, model.id_tokens, towers)
+    captioned = np.zeros(len(ids), bool)
+    captioned[[n for _, n in fit.split.train]] = True
+    inp = FusedInputs(model, np.arange(len(ids)), model.trie, spaces, bool(train_caps), captioned,
+                      modalities)  # fmt: skip
+    val = scored_sample(fit.split, 500, 500, seed, set()).val
+    record = fit_version_fusion(inp, val, 10)
+    fusion = Fusion.from_record(record) if record else default_fusion(inp.present)
+    weights = record and (record["weights"], record["uncaptioned"])
+    tables = {protocol: all_queries(protocol, ids, captions, fit.split, train_caps)}
+    if protocol == "unseen":
+        tables["unseen: captioned items' queries"] = list(fit.split.test)
+    out = {}
+    for name, queries in tables.items():
+        texts, gold = [q for q, _ in queries], [g for _, g in queries]
+        out[name] = score_methods(inp, fusion, texts, gold, fit, paths, dim)
+        r1 = ", ".join(f"{k} R@1 {np.mean(v == 1):.3f}" for k, v in out[name].items())
+        print(f"{name:12s} train seed {seed}: {len(texts)} queries, fit+eval "
+              f"{time.perf_counter() - t0:.0f} s, fusion {weights}; {r1}", flush=True)  # fmt: skip
+    return out
+
+
+def score_methods(inp, fusion, texts, gold, fit, paths, dim) -> dict[str, np.ndarray]:
+    model, spaces, ids = inp.model, inp.spaces, inp.model.item_ids
+    out = {"auto (fused)": ranks(fused_search(inp, texts, 10, fusion, 10)[0], gold)}
+    zero = zero_shot_search(model.decoder, spaces, texts, dim, 10, 10)
+    out["generative: zero-shot path"] = ranks(zero, gold)
+    if inp.with_captions:
+        feats = model.features(texts)
+        caps = generative_search(model.decoder, feats, model.trie, 10, 10)
+        out["generative: captions path"] = ranks(caps, gold)
+        out["generative (both merged)"] = ranks(merge_paths(caps, zero, 10), gold)
+        out["dense caption baseline"] = ranks(
+            dense_search(model.dense, feats, model.item_emb, 10), gold
+        )
+        docs = [item_document(paths[i], [t for t, n in fit.split.train if n == r])
+                for r, i in enumerate(ids)]  # fmt: skip
+        bm25 = KeywordIndex(docs)
+        out["BM25 (training captions)"] = ranks([bm25.search(t, 10) for t in texts], gold)
+    out["text-tower dense (exact)"] = ranks(
+        tower_dense_search(spaces, texts, model.item_emb, 10), gold
+    )
+    return out
+
+
+def metrics(r: np.ndarray) -> dict[str, np.ndarray]:
+    hit = r > 0
+    return {"R@1": r == 1, "R@5": hit & (r <= 5), "R@10": hit & (r <= 10),
+            "MRR@10": np.where(hit, 1.0 / np.maximum(r, 1), 0.0)}  # fmt: skip
+
+
+def with_interval(values: np.ndarray, rng) -> str:
+    values = values.astype(np.float64)
+    boots = values[rng.integers(len(values), size=(1000, len(values)))].mean(axis=1)
+    lo, hi = np.percentile(boots, [2.5, 97.5])
+    return f"{values.mean():.3f} [{lo:.3f}, {hi:.3f}]"
+
+
+def report(table: dict, args) -> None:
+    rng = np.random.default_rng(0)
+    print(f"\ngenerator seeds {args.seeds}, training seeds {args.train_seeds}, epochs "
+          f"{args.epochs}, index noise {args.index_noise}")  # fmt: skip
+    for protocol, rows in table.items():
+        n = len(next(iter(rows.values())))
+        print(f"\n**{protocol}** ({n} query results)\n")
+        print("| method | R@1 | R@5 | R@10 | MRR@10 |\n|---|---|---|---|---|")
+        for name, r in rows.items():
+            m = metrics(r)
+            print(f"| {name} | " + " | ".join(with_interval(m[k], rng) for k in m) + " |")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--seeds", type=int, nargs="+", default=[4040, 4041])
+    ap.add_argument("--train-seeds", type=int, nargs="+", default=[0, 1, 2])
+    ap.add_argument("--epochs", type=int, default=20)
+    ap.add_argument("--index-noise", type=float, default=0.0)
+    ap.add_argument("--protocols", nargs="+", default=list(PROTOCOLS))
+    args = ap.parse_args()
+    from ace_core.media.discovery import discover
+    from ace_core.synth import CorpusCounts, write_sample_corpus
+
+    if not (TINY / "tiny-encoders.json").exists():
+        sys.exit(f"no tiny encoders at {TINY}: run `ace tiny-encoders {TINY}` first")
+    enc = build_text_encoder(RetrieverConfig())
+    table: dict[str, dict[str, list]] = {}
+    for seed in args.seeds:
+        tmp = Path(tempfile.mkdtemp(prefix="ace-bench-fused-"))
+        write_sample_corpus(tmp / "c", seed=seed, counts=CorpusCounts(100, 40, 20))
+        paths = {f.item_id: f.path for f in discover(tmp / "c").files}
+        data = (*embed(tmp / "c"), paths)
+        for protocol in args.protocols:
+            for train_seed in args.train_seeds:
+                for label, rows in one_fit(protocol, train_seed, data, enc, args).items():
+                    for name, r in rows.items():
+                        table.setdefault(label, {}).setdefault(name, []).append(r)
+    report({p: {k: np.concatenate(v) for k, v in rows.items()} for p, rows in table.items()},
+           args)  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
