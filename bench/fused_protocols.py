@@ -41,7 +41,12 @@ from ace_core.ids.semantic_ids import SemanticIDConfig, fit_semantic_ids  # noqa
 from ace_core.retrieval.dense import dense_search  # noqa: E402
 from ace_core.retrieval.evaluation import scored_sample  # noqa: E402
 from ace_core.retrieval.fit import fit_retrieval  # noqa: E402
-from ace_core.retrieval.fused_search import FusedInputs, fit_version_fusion, fused_search  # noqa: E402
+from ace_core.retrieval.fused_search import (  # noqa: E402
+    FusedInputs,
+    fit_version_fusion,
+    fused_search,
+    training_keywords,
+)
 from ace_core.retrieval.fusion import Fusion, default_fusion  # noqa: E402
 from ace_core.retrieval.generation import generative_search  # noqa: E402
 from ace_core.retrieval.model import RetrieverConfig  # noqa: E402
@@ -53,7 +58,6 @@ from ace_core.retrieval.zero_shot import (  # noqa: E402
     tower_dense_search,
     zero_shot_search,
 )
-from query.keywords import KeywordIndex, item_document  # noqa: E402
 
 PROTOCOLS = ("seen", "unseen", "caption-less")
 BASELINES = ("text-tower dense (exact)", "dense caption baseline", "BM25 (training captions)")
@@ -94,8 +98,9 @@ def one_fit(protocol, seed, data, enc, args) -> dict[str, dict[str, np.ndarray]]
     spaces = text_spaces(modalities, model.id_tokens, towers)
     captioned = np.zeros(len(ids), bool)
     captioned[[n for _, n in fit.split.train]] = True
+    keywords = training_keywords([paths[i] for i in ids], fit.split.train) if train_caps else None
     inp = FusedInputs(model, np.arange(len(ids)), model.trie, spaces, bool(train_caps), captioned,
-                      modalities)  # fmt: skip
+                      modalities, keywords=keywords)  # fmt: skip
     val = scored_sample(fit.split, 500, 500, seed, set()).val
     record = fit_version_fusion(inp, val, 10)
     fusion = Fusion.from_record(record) if record else default_fusion(inp.present)
@@ -106,15 +111,15 @@ def one_fit(protocol, seed, data, enc, args) -> dict[str, dict[str, np.ndarray]]
     out = {}
     for name, queries in tables.items():
         texts, gold = [q for q, _ in queries], [g for _, g in queries]
-        out[name] = score_methods(inp, fusion, texts, gold, fit, paths, dim)
+        out[name] = score_methods(inp, fusion, texts, gold, dim)
         r1 = ", ".join(f"{k} R@1 {np.mean(v == 1):.3f}" for k, v in out[name].items())
         print(f"{name:12s} train seed {seed}: {len(texts)} queries, fit+eval "
               f"{time.perf_counter() - t0:.0f} s, fusion {weights}; {r1}", flush=True)  # fmt: skip
     return out
 
 
-def score_methods(inp, fusion, texts, gold, fit, paths, dim) -> dict[str, np.ndarray]:
-    model, spaces, ids = inp.model, inp.spaces, inp.model.item_ids
+def score_methods(inp, fusion, texts, gold, dim) -> dict[str, np.ndarray]:
+    model, spaces = inp.model, inp.spaces
     out = {"auto (fused)": ranks(fused_search(inp, texts, 10, fusion, 10)[0], gold)}
     zero = zero_shot_search(model.decoder, spaces, texts, dim, 10, 10)
     out["generative: zero-shot path"] = ranks(zero, gold)
@@ -126,9 +131,7 @@ def score_methods(inp, fusion, texts, gold, fit, paths, dim) -> dict[str, np.nda
         out["dense caption baseline"] = ranks(
             dense_search(model.dense, feats, model.item_emb, 10), gold
         )
-        docs = [item_document(paths[i], [t for t, n in fit.split.train if n == r])
-                for r, i in enumerate(ids)]  # fmt: skip
-        bm25 = KeywordIndex(docs)
+        bm25 = inp.keywords
         out["BM25 (training captions)"] = ranks([bm25.search(t, 10) for t in texts], gold)
     out["text-tower dense (exact)"] = ranks(
         tower_dense_search(spaces, texts, model.item_emb, 10), gold

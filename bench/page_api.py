@@ -84,7 +84,7 @@ def bench_dates(repeats: int) -> None:
 
 
 def bench_keywords(n: int, repeats: int) -> None:
-    from query.keywords import KeywordIndex, item_document
+    from ace_core.retrieval.keywords import KeywordIndex, item_document
 
     rng = np.random.default_rng(0)
     words = np.array("red green blue circle square star loud quiet dog rain bell tone"

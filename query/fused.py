@@ -8,8 +8,9 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ace_core.retrieval.fused_search import FusedInputs, fused_search
+from ace_core.retrieval.fused_search import FusedInputs, fused_search, training_keywords
 from ace_core.retrieval.fusion import Fusion, default_fusion
+from ace_core.retrieval.keywords import KeywordIndex
 from query.filters import Filters
 from query.request import QueryError
 from query.towers import towers_are_trained
@@ -33,7 +34,7 @@ def fused_ranked(
         loaded.model, rows, trie, loaded.spaces_of(modality, filters) if towers else {},
         bool(loaded.captions), captioned(loaded),
         [loaded.items[i]["modality"] for i in loaded.model.item_ids],
-        _indexes(loaded, (modality, filters)),
+        _indexes(loaded, (modality, filters)), _keywords(loaded),
     )  # fmt: skip
     if not inp.present:
         raise QueryError(f"{loaded.version} has no captions and no trained text towers to fuse")
@@ -44,10 +45,22 @@ def fused_ranked(
 def _indexes(loaded: LoadedVersion, key) -> dict:
     """The dense indexes of an item subset, kept for the last MAX_KEPT subsets."""
     with loaded._lock:
-        kept = loaded.dense_indexes
+        kept = loaded.fused_cache.setdefault("indexes", {})
         if key not in kept and len(kept) >= MAX_KEPT:
             kept.pop(next(iter(kept)))
         return kept.setdefault(key, {})
+
+
+def _keywords(loaded: LoadedVersion) -> KeywordIndex | None:
+    """BM25 over the items' file names and training captions (None: no captions)."""
+    if not loaded.captions:
+        return None
+    with loaded._lock:
+        if "keywords" not in loaded.fused_cache:
+            paths = [loaded.items[i]["path"] for i in loaded.model.item_ids]
+            train = loaded.held_out_queries().train
+            loaded.fused_cache["keywords"] = training_keywords(paths, train)
+        return loaded.fused_cache["keywords"]
 
 
 def captioned(loaded: LoadedVersion) -> np.ndarray:

@@ -18,6 +18,7 @@ from ace_core.retrieval.constrained_generation import Trie
 from ace_core.retrieval.dense import dense_search
 from ace_core.retrieval.evaluation import QuerySplit, scored_sample, split_queries
 from ace_core.retrieval.generation import generative_search, search_by_embedding
+from ace_core.retrieval.keywords import KeywordIndex, item_document
 from ace_core.retrieval.retrieval_model import RetrievalModel
 from ace_core.retrieval.zero_shot import (
     TextSpace,
@@ -27,7 +28,6 @@ from ace_core.retrieval.zero_shot import (
 )
 from query.filters import Filters
 from query.fused import fused_ranked
-from query.keywords import KeywordIndex, item_document
 from query.towers import load_text_towers, towers_are_trained
 from storage.formats.codebooks import read_semantic_ids
 from storage.formats.manifest import config_from_manifest, version_config, version_sources
@@ -65,7 +65,7 @@ class LoadedVersion:
 
     fusion: dict | None = None  # the manifest's fitted fusion weights (None: defaults)
     captioned_rows: np.ndarray | None = None  # query.fused.captioned, once
-    dense_indexes: dict = field(default_factory=dict)  # (modality, filters) -> the fused path's
+    fused_cache: dict = field(default_factory=dict)  # query.fused's indexes, built on first use
 
     @property
     def generative_path(self) -> str:

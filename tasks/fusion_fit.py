@@ -11,7 +11,7 @@ from ace_core.index_config import IndexConfig
 from ace_core.media.modalities import SPACE_OF_MODALITY
 from ace_core.retrieval.evaluation import scored_sample
 from ace_core.retrieval.fit import FitResult
-from ace_core.retrieval.fused_search import FusedInputs, fit_version_fusion
+from ace_core.retrieval.fused_search import FusedInputs, fit_version_fusion, training_keywords
 from ace_core.retrieval.zero_shot import text_spaces
 from storage.formats.shards import read_encoders, towers_are_trained
 from storage.formats.version_data import read_version_items
@@ -29,8 +29,10 @@ def fit_fusion_weights(
     """The version's fusion record (None: nothing to fit: no validation queries, or a single
     component)."""
     model, n = fit.model, len(fit.model.item_ids)
-    kinds = dict(zip(*read_version_items(v).select(["item_id", "modality"]).to_pydict().values()))
-    modalities = [kinds[i] for i in model.item_ids]
+    items = read_version_items(v).select(["item_id", "modality", "path"]).to_pydict()
+    row_of = {i: n for n, i in enumerate(items["item_id"])}
+    modalities = [items["modality"][row_of[i]] for i in model.item_ids]
+    paths = [items["path"][row_of[i]] for i in model.item_ids]
     spaces = {}
     if towers_are_trained(read_encoders(Store(store).embed_cache_dir(config_hash(config.embed)))):
         encoders = encoders_for(config.embed, set(modalities))
@@ -38,7 +40,9 @@ def fit_fusion_weights(
         spaces = text_spaces(modalities, model.id_tokens, towers)
     captioned = np.zeros(n, bool)
     captioned[[row for _, row in fit.split.train]] = True
-    inp = FusedInputs(model, np.arange(n), model.trie, spaces, has_captions, captioned, modalities)
+    keywords = training_keywords(paths, fit.split.train) if has_captions else None
+    inp = FusedInputs(model, np.arange(n), model.trie, spaces, has_captions, captioned,
+                      modalities, keywords=keywords)  # fmt: skip
     t = config.train
     val = scored_sample(fit.split, t.max_val_queries, t.max_test_queries, t.seed, set()).val
     record = fit_version_fusion(inp, val, BEAM)

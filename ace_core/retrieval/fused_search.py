@@ -15,7 +15,9 @@ from ace_core.media.modalities import SPACE_OF_MODALITY
 from ace_core.retrieval.constrained_generation import Trie
 from ace_core.retrieval.dense_index import item_index, top_rows
 from ace_core.retrieval.fusion import (
+    COMPONENTS,
     Candidates,
+    DenseSide,
     Fusion,
     candidates,
     fit_fusion,
@@ -24,6 +26,7 @@ from ace_core.retrieval.fusion import (
     vector_side,
 )
 from ace_core.retrieval.generation import generative_search
+from ace_core.retrieval.keywords import KeywordIndex, item_document
 from ace_core.retrieval.retrieval_model import RetrievalModel
 from ace_core.retrieval.zero_shot import TextSpace, tower_queries, zero_shot_search
 
@@ -42,6 +45,7 @@ class FusedInputs:
     captioned: np.ndarray  # bool per row of the model's items
     modalities: Sequence[str]  # per row of the model's items
     indexes: dict = field(default_factory=dict)  # dense side -> faiss index, built on first use
+    keywords: KeywordIndex | None = None  # BM25 over training captions and file names (rows)
 
     def index(self, name: str, rows: np.ndarray):
         """The dense index of ``name`` (``dense``: over ``rows``; a space: over its rows)."""
@@ -53,8 +57,8 @@ class FusedInputs:
     def present(self) -> list[str]:
         caption_side = ["captions", "dense"] if self.with_captions else []
         tower_side = ["zero_shot", "text_tower"] if self.spaces else []
-        return [c for c in ("captions", "zero_shot", "dense", "text_tower")
-                if c in caption_side + tower_side]  # fmt: skip
+        lexical = ["bm25"] if self.keywords is not None else []
+        return [c for c in COMPONENTS if c in caption_side + tower_side + lexical]
 
 
 def component_table(inp: FusedInputs, texts: list[str], depth: int, beam: int) -> list[Candidates]:
@@ -80,7 +84,23 @@ def component_table(inp: FusedInputs, texts: list[str], depth: int, beam: int) -
         space_of_row = np.array([SPACE_OF_MODALITY[m] for m in inp.modalities])
         hits = _tower_hits(inp, queries, depth, len(texts))
         dense["text_tower"] = spaced_side(hits, queries, space_of_row, model.item_emb)
+    if inp.keywords is not None:
+        dense["bm25"] = _bm25_side(inp.keywords, texts, rows, depth)
     return candidates(generated, dense)
+
+
+def _bm25_side(keywords: KeywordIndex, texts: list[str], rows: np.ndarray, depth: int) -> DenseSide:
+    """BM25's top ``depth`` among ``rows`` (positive scores only) and its score of any row."""
+    every = [keywords.scores(t) for t in texts]
+    hits = []
+    for scores in every:
+        mine = scores[rows]
+        top = (
+            np.argpartition(-mine, depth - 1)[:depth] if len(mine) > depth else np.arange(len(mine))
+        )
+        top = top[np.argsort(-mine[top])]
+        hits.append([(int(rows[i]), float(mine[i])) for i in top if mine[i] > 0])
+    return DenseSide(hits, lambda n, r: every[n][r])
 
 
 def _tower_hits(inp: FusedInputs, queries: dict, depth: int, n: int):
@@ -91,6 +111,15 @@ def _tower_hits(inp: FusedInputs, queries: dict, depth: int, n: int):
         for row, hits in zip(merged, found):
             row.extend(hits)
     return [sorted(row, key=lambda h: -h[1])[:depth] for row in merged]
+
+
+def training_keywords(paths: Sequence[str], train: Sequence[tuple[str, int]]) -> KeywordIndex:
+    """BM25 over each item's file name and training captions (``paths`` in row order): the
+    fused path's lexical component and the BM25 baseline (held-out captions never enter)."""
+    captions: dict[int, list[str]] = {}
+    for text, row in train:
+        captions.setdefault(row, []).append(text)
+    return KeywordIndex([item_document(p or "", captions.get(n, [])) for n, p in enumerate(paths)])
 
 
 def _to_rows(found, rows: np.ndarray):

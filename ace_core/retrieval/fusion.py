@@ -5,13 +5,16 @@ A query's candidates are the union of each component's top list:
 - ``captions``: the caption-trained generative path (beam log-probabilities);
 - ``zero_shot``: the item encoders' text towers through the item-memory path (likewise);
 - ``dense``: the caption-trained dense baseline (MiniLM + linear, exact cosine);
-- ``text_tower``: the text towers' own embeddings searched exactly (what faiss alone gives).
+- ``text_tower``: the text towers' own embeddings searched exactly (what faiss alone gives);
+- ``bm25``: BM25 over each item's training captions and file name (lexical).
 
 Each candidate gets one feature per component: a generative path's probability (0 when the
-candidate is not in its beam), and a dense side's exact cosine with the candidate, min-max
+candidate is not in its beam), a dense side's exact cosine with the candidate, min-max
 normalised over the query's candidates (so a candidate only a beam found still gets its dense
-score). The fused score is the weighted sum; ``fit_weights`` chooses the weights on a version's
-validation queries (a grid over the simplex, best MRR@10) and they are kept in its manifest.
+score), and its BM25 score over the best candidate's (0 for no shared word). The fused score
+is a weighted sum, with one set of weights for candidates with training captions and one for
+the others; ``fit_fusion`` chooses them on a version's validation queries and they are kept in
+its manifest.
 """
 
 from __future__ import annotations
@@ -22,7 +25,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-COMPONENTS = ("captions", "zero_shot", "dense", "text_tower")
+COMPONENTS = ("captions", "zero_shot", "dense", "text_tower", "bm25")
+CAPTION_TRAINED = ("captions", "dense", "bm25")  # know only the items with training captions
 GENERATIVE = ("captions", "zero_shot")
 Hits = list[list[tuple[int, float]]]  # per query: (row, score), best first
 
@@ -77,9 +81,16 @@ def candidates(generated: Mapping[str, Hits], dense: Mapping[str, DenseSide]) ->
                 feats[at[r], COMPONENTS.index(name)] = np.exp(s)
         for name, side in dense.items():
             if len(rows):
-                feats[:, COMPONENTS.index(name)] = _min_max(side.score(n, rows))
+                scores = side.score(n, rows)
+                norm = _over_max(scores) if name == "bm25" else _min_max(scores)
+                feats[:, COMPONENTS.index(name)] = norm
         out.append(Candidates(rows, feats))
     return out
+
+
+def _over_max(x: np.ndarray) -> np.ndarray:
+    top = float(x.max())
+    return x / top if top > 0 else np.zeros_like(x)
 
 
 def _min_max(x: np.ndarray) -> np.ndarray:
@@ -168,16 +179,16 @@ def reciprocal_ranks(table, gold, captioned, grid, ugrid, blind=False) -> np.nda
 
 
 def blinded(c: Candidates, gold: int) -> Candidates:
-    """``c`` as if the caption-trained path had never learned ``gold``: its probability of
-    gold goes to the other candidates in proportion (where a decoder that does not know an
-    item puts it), and gold's caption-trained dense score drops to the bottom."""
+    """``c`` as if the caption-trained components had never learned ``gold``: its captions-path
+    probability goes to the other candidates in proportion (where a decoder that does not
+    know an item puts it), and its caption-trained dense and BM25 scores drop to 0."""
     feats, at = c.features.copy(), c.rows == gold
-    cap, dense = COMPONENTS.index("captions"), COMPONENTS.index("dense")
+    cap = COMPONENTS.index("captions")
     p = float(feats[at, cap].sum())
-    feats[at, cap] = 0.0
     if p < 0.999:
         feats[~at, cap] = np.minimum(feats[~at, cap] / (1.0 - p), 1.0)
-    feats[at, dense] = 0.0
+    for name in CAPTION_TRAINED:
+        feats[at, COMPONENTS.index(name)] = 0.0
     return Candidates(c.rows, feats)
 
 
@@ -192,6 +203,8 @@ def fit_fusion(
     (``blinded``) and the two halves weigh the same, so neither kind of item is given up for
     the other; otherwise only the captioned weights matter.
     """
+    if not {"text_tower", "zero_shot"} & set(present):  # nothing but the caption side
+        captioned = np.ones_like(captioned)  # scores every candidate alike
     grid, ugrid = weight_grid(present, step), uncaptioned_grid(present)
     mrr = reciprocal_ranks(table, gold, captioned, grid, ugrid).mean(axis=0)
     mixed = not captioned.all() and "captions" in present
@@ -201,7 +214,8 @@ def fit_fusion(
     i, j = np.unravel_index(int(np.argmax(mrr)), mrr.shape)
     named = lambda w: {n: round(float(w[COMPONENTS.index(n)]), 4) for n in present}  # noqa: E731
     return {
-        "weights": named(grid[i]), "uncaptioned": named(ugrid[j]),
+        "weights": named(grid[i]), "uncaptioned": named(ugrid[j] if not captioned.all()
+                                                          else grid[i]),
         "val_mrr@10": round(float(mrr[i, j]), 4), "queries": len(gold), "both_kinds": mixed,
     }  # fmt: skip
 
@@ -212,9 +226,11 @@ def default_fusion(present: Sequence[str]) -> Fusion:
     path and dense baseline; the others, and every candidate of a caption-less version, by
     the text towers' exact search (the item-memory beam only adds candidates: weighting it
     lowered R@1 on caption-less corpora)."""
-    prior = {"captions": 0.45, "dense": 0.45, "text_tower": 0.1}
+    prior = {"captions": 0.3, "dense": 0.3, "bm25": 0.3, "text_tower": 0.1}
     if "captions" not in present:
         prior = {"text_tower": 1.0}
     weights = {p: prior.get(p, 0.0) for p in present}
-    uncaptioned = {p: {"text_tower": 0.7, "zero_shot": 0.1}.get(p, 0.0) for p in present}
-    return Fusion(weights, uncaptioned if "captions" in present else weights)
+    side = next((p for p in ("text_tower", "zero_shot") if p in present), None)
+    if side is None or "captions" not in present:
+        return Fusion(weights, weights)
+    return Fusion(weights, {p: 0.7 if p == side else 0.0 for p in present})

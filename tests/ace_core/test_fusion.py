@@ -81,7 +81,28 @@ def test_the_weight_grid_covers_the_simplex():
 def test_default_weights_without_captions_rank_by_the_text_towers():
     fusion = F.default_fusion(["zero_shot", "text_tower"])
     assert fusion.weights == fusion.uncaptioned == {"zero_shot": 0.0, "text_tower": 1.0}
-    assert F.default_fusion(["captions", "dense"]).weights == {"captions": 0.45, "dense": 0.45}
+    captioned = F.default_fusion(["captions", "dense", "bm25"])
+    assert captioned.weights == {"captions": 0.3, "dense": 0.3, "bm25": 0.3}
+    assert captioned.uncaptioned == captioned.weights  # no towers: every candidate alike
+    towers = F.default_fusion(["captions", "zero_shot", "dense", "text_tower"])
+    assert towers.uncaptioned == {"captions": 0, "zero_shot": 0, "dense": 0, "text_tower": 0.7}
+
+
+def test_bm25_over_training_captions_joins_the_candidates():
+    """The lexical component: an item whose training captions share the query's rare word is
+    a candidate with BM25 feature 1, and held-out captions are not in its documents."""
+    from ace_core.retrieval.fused_search import _bm25_side, training_keywords
+
+    paths = [f"images/img_{i}.png" for i in range(6)]
+    train = [("a red circle", 0), ("a blue square", 1), ("a zebra crossing", 4)]
+    keywords = training_keywords(paths, train + [])
+    side = _bm25_side(keywords, ["zebra", "a green square"], np.arange(6), 3)
+    assert [r for r, _ in side.hits[0]] == [4] and [r for r, _ in side.hits[1]] == [1]
+    table = F.candidates({"captions": [[(0, np.log(0.9))], [(0, np.log(0.9))]]}, {"bm25": side})
+    bm25 = F.COMPONENTS.index("bm25")
+    assert table[0].rows.tolist() == [0, 4] and table[0].features[:, bm25].tolist() == [0.0, 1.0]
+    held_out = training_keywords(paths, train)  # ("a zebra crossing" held out from item 2)
+    assert held_out.scores("crossing")[2] == 0.0
 
 
 def test_above_the_exact_size_the_dense_index_is_ivf_and_finds_what_exact_search_finds(

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 
+from ace_core.retrieval.fusion import COMPONENTS
 from query.loaded import load_version
 from query.search import search_version
 from storage.store import Store
@@ -15,7 +16,7 @@ TEXTS = ["a red circle", "a loud high tone", "a blue square at the top"]
 def test_the_build_fits_weights_and_the_manifest_keeps_them(store):
     manifest = Store(str(store)).manifest()
     fusion = manifest["fusion"]
-    assert set(fusion["weights"]) == {"captions", "dense"}  # random-weight towers: no tower side
+    assert set(fusion["weights"]) == {"captions", "dense", "bm25"}  # random towers: no tower side
     assert sum(fusion["weights"].values()) == pytest.approx(1.0)
     assert fusion["queries"] == manifest["eval"]["queries"]["val"] and 0 <= fusion["val_mrr@10"]
     assert load_version(str(store)).fusion == fusion
@@ -24,10 +25,10 @@ def test_the_build_fits_weights_and_the_manifest_keeps_them(store):
 def test_the_fused_order_follows_the_weights_it_reads(store):
     vm = load_version(str(store))
     dense = vm.ranked(TEXTS, 5, "dense", None, beam=10)
-    vm.fusion = {"weights": {"captions": 0.0, "dense": 1.0}, "uncaptioned": {"dense": 1.0}}
+    vm.fusion = {"weights": {"dense": 1.0}, "uncaptioned": {"dense": 1.0}}
     hits, tables = vm.fused_ranked(TEXTS, 5, None, 10)
     assert [[r for r, _ in row] for row in hits] == [[r for r, _ in row] for row in dense]
-    vm.fusion = {"weights": {"captions": 1.0, "dense": 0.0}, "uncaptioned": {"captions": 1.0}}
+    vm.fusion = {"weights": {"captions": 1.0}, "uncaptioned": {"captions": 1.0}}
     captions = vm.ranked(TEXTS, 5, "captions", None, beam=10)
     hits, _ = vm.fused_ranked(TEXTS, 5, None, 10)
     assert [row[0][0] for row in hits] == [row[0][0] for row in captions]
@@ -38,6 +39,6 @@ def test_a_version_without_weights_still_answers(store):
     vm.fusion = None  # as a version published before the fused path
     answer = search_version(vm, TEXTS, 4)
     assert answer.path == "fused" and all(len(row) == 4 for row in answer.results)
-    assert all(set(r["components"]) >= {"captions", "dense"} for r in answer.results[0])
+    assert all(set(r["components"]) == set(COMPONENTS) for r in answer.results[0])
     pure = search_version(vm, TEXTS, 4, path="generative")
     assert pure.path == "captions" and "components" not in pure.results[0][0]

@@ -33,12 +33,23 @@ class KeywordIndex:
         self.retriever = bm25s.BM25()
         self.retriever.index(ids, show_progress=False)
 
-    def search(self, text: str, k: int, rows: np.ndarray | None = None) -> list[tuple[int, float]]:
-        """(row, BM25 score) of the best ``k`` items with a positive score, among ``rows``."""
+    def _query(self, text: str) -> list[int]:
         words = item_document(text, [])  # split as file names were ("img_0003" -> img 0003)
         query = self.tokenizer.tokenize([words], return_as="ids", update_vocab=False,
                                         show_progress=False)  # fmt: skip
-        if not query or not len(query[0]) or not self.n:
+        return list(query[0]) if query else []
+
+    def scores(self, text: str) -> np.ndarray:
+        """The BM25 score of every item (row order) for ``text``."""
+        query = self._query(text)
+        if not query or not self.n:
+            return np.zeros(self.n, np.float32)
+        return np.asarray(self.retriever.get_scores_from_ids(query), np.float32)
+
+    def search(self, text: str, k: int, rows: np.ndarray | None = None) -> list[tuple[int, float]]:
+        """(row, BM25 score) of the best ``k`` items with a positive score, among ``rows``."""
+        query = [self._query(text)]
+        if not query[0] or not self.n:
             return []
         mask = None
         if rows is not None:
