@@ -324,6 +324,8 @@ def test_the_page_searches_plays_switches_versions_and_audits(served):
                  ".every(i => i.complete && i.naturalWidth > 0)"  # fmt: skip
         wait.until(lambda b: b.execute_script(loaded))  # thumbnails shown
         assert browser.find_elements(By.CSS_SELECTOR, "#results .card .sid")
+        score = browser.find_element(By.CSS_SELECTOR, "#results .card .score")
+        assert score.get_attribute("title").startswith("fused from: captions")  # the default path
 
         Select(browser.find_element(By.ID, "modality")).select_by_value("audio")
         browser.find_element(By.CSS_SELECTOR, "#search-form button").click()
