@@ -45,6 +45,7 @@ from ace_core.retrieval.fused_search import (  # noqa: E402
     FusedInputs,
     fit_version_fusion,
     fused_search,
+    spaces_of_rows,
     training_keywords,
 )
 from ace_core.retrieval.fusion import Fusion, default_fusion  # noqa: E402
@@ -100,7 +101,7 @@ def one_fit(protocol, seed, data, enc, args) -> dict[str, dict[str, np.ndarray]]
     captioned[[n for _, n in fit.split.train]] = True
     keywords = training_keywords([paths[i] for i in ids], fit.split.train) if train_caps else None
     inp = FusedInputs(model, np.arange(len(ids)), model.trie, spaces, bool(train_caps), captioned,
-                      modalities, keywords=keywords)  # fmt: skip
+                      spaces_of_rows(modalities), keywords=keywords)  # fmt: skip
     val = scored_sample(fit.split, 500, 500, seed, set()).val
     record = fit_version_fusion(inp, val, 10)
     fusion = Fusion.from_record(record) if record else default_fusion(inp.present)

@@ -57,15 +57,18 @@ def main() -> None:
     v1 = ace("index", str(corpus), "--store", store, *weights)
     v2 = ace("ingest", str(batch), "--store", store)
     print(f"index {v1['seconds']:.0f} s, ingest {v2['seconds']:.0f} s ({v2['version']})")
-    print("\n| items | queries | path | generative R@1 | R@10 | text-tower dense R@1 | R@10 |")
-    print("|---|---|---|---|---|---|---|")
+    methods = ("auto", "generative", "text_tower_dense", "dense", "bm25")
+    print("\n| items | queries | method | R@1 | R@10 |\n|---|---|---|---|---|")
     for label, q in (("new, caption-less", new_q), ("old, captioned", old_q)):
         r = ace("eval", "--store", store, "--queries", str(q))
-        g, t = r["generative"], r["text_tower_dense"]
-        print(
-            f"| {label} | {r['queries']} | {r['path']} | {g['R@1']:.3f} | {g['R@10']:.3f} | "
-            f"{t['R@1']:.3f} | {t['R@10']:.3f} |"
-        )
+        named = {
+            "auto": f"auto ({r['path']})",
+            "generative": f"generative ({r['generative_path']})",
+        }
+        for m in methods:
+            if r.get(m):
+                print(f"| {label} | {r['queries']} | {named.get(m, m)} | {r[m]['R@1']:.3f} | "
+                      f"{r[m]['R@10']:.3f} |")  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -43,6 +43,7 @@ def synthetic_version(n: int):
     import torch
 
     from ace_core.retrieval.dense import DenseProjection
+    from ace_core.retrieval.fused_search import training_keywords
     from ace_core.retrieval.model import IDDecoder, RetrieverConfig, Vocab
     from ace_core.retrieval.retrieval_model import RetrievalModel
     from ace_core.retrieval.text_encoder import build_text_encoder
@@ -66,11 +67,17 @@ def synthetic_version(n: int):
     items = {i: {"item_id": i, "source_id": "synthetic", "path": f"{n}/{i[:8]}.png",
                  "modality": mods[j % 3]} for j, i in enumerate(ids)}  # fmt: skip
     sids = {i: ".".join(map(str, t)) for i, t in zip(ids, tokens)}
-    vm = LoadedVersion("v000001", model, items, sids, {}, {i: ["a synthetic item"] for i in ids},
+    words = np.array(["red", "blue", "circle", "square", "loud", "tone", "moving", "bird", "rain",
+                      "slow", "green", "quiet", "left", "top", "fast", "small"])  # fmt: skip
+    pick = np.random.default_rng(2).integers(len(words), size=(n, 5))
+    captions = {i: [" ".join(words[pick[j]])] for j, i in enumerate(ids)}
+    vm = LoadedVersion("v000001", model, items, sids, {}, captions,
                        encoders={m: {"text_sha256": "tiny", "weights_source": "tiny"}
                                  for m in mods})  # fmt: skip
     vm._spaces = tiny_spaces([items[i]["modality"] for i in ids], model.id_tokens)
     vm.captioned_rows = np.arange(n) % 4 != 0  # a quarter without captions
+    train = [(captions[i][0], j) for j, i in enumerate(ids) if vm.captioned_rows[j]]
+    vm.fused_cache["keywords"] = training_keywords([items[i]["path"] for i in ids], train)
     vm.fusion = {"weights": {"captions": 0.3, "zero_shot": 0.1, "dense": 0.4, "text_tower": 0.2},
                  "uncaptioned": {"zero_shot": 0.3, "text_tower": 0.7}}  # fmt: skip
     return vm

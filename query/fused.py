@@ -8,7 +8,12 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ace_core.retrieval.fused_search import FusedInputs, fused_search, training_keywords
+from ace_core.retrieval.fused_search import (
+    FusedInputs,
+    fused_search,
+    spaces_of_rows,
+    training_keywords,
+)
 from ace_core.retrieval.fusion import Fusion, default_fusion
 from ace_core.retrieval.keywords import KeywordIndex
 from query.filters import Filters
@@ -32,8 +37,7 @@ def fused_ranked(
     towers = towers_are_trained(loaded.encoders)
     inp = FusedInputs(
         loaded.model, rows, trie, loaded.spaces_of(modality, filters) if towers else {},
-        bool(loaded.captions), captioned(loaded),
-        [loaded.items[i]["modality"] for i in loaded.model.item_ids],
+        bool(loaded.captions), captioned(loaded), _spaces_of_rows(loaded),
         _indexes(loaded, (modality, filters)), _keywords(loaded),
     )  # fmt: skip
     if not inp.present:
@@ -49,6 +53,13 @@ def _indexes(loaded: LoadedVersion, key) -> dict:
         if key not in kept and len(kept) >= MAX_KEPT:
             kept.pop(next(iter(kept)))
         return kept.setdefault(key, {})
+
+
+def _spaces_of_rows(loaded: LoadedVersion) -> np.ndarray:
+    if "space_of_row" not in loaded.fused_cache:
+        modalities = [loaded.items[i]["modality"] for i in loaded.model.item_ids]
+        loaded.fused_cache["space_of_row"] = spaces_of_rows(modalities)
+    return loaded.fused_cache["space_of_row"]
 
 
 def _keywords(loaded: LoadedVersion) -> KeywordIndex | None:

@@ -11,7 +11,12 @@ from ace_core.index_config import IndexConfig
 from ace_core.media.modalities import SPACE_OF_MODALITY
 from ace_core.retrieval.evaluation import scored_sample
 from ace_core.retrieval.fit import FitResult
-from ace_core.retrieval.fused_search import FusedInputs, fit_version_fusion, training_keywords
+from ace_core.retrieval.fused_search import (
+    FusedInputs,
+    fit_version_fusion,
+    spaces_of_rows,
+    training_keywords,
+)
 from ace_core.retrieval.zero_shot import text_spaces
 from storage.formats.shards import read_encoders, towers_are_trained
 from storage.formats.version_data import read_version_items
@@ -42,7 +47,7 @@ def fit_fusion_weights(
     captioned[[row for _, row in fit.split.train]] = True
     keywords = training_keywords(paths, fit.split.train) if has_captions else None
     inp = FusedInputs(model, np.arange(n), model.trie, spaces, has_captions, captioned,
-                      modalities, keywords=keywords)  # fmt: skip
+                      spaces_of_rows(modalities), keywords=keywords)  # fmt: skip
     t = config.train
     val = scored_sample(fit.split, t.max_val_queries, t.max_test_queries, t.seed, set()).val
     record = fit_version_fusion(inp, val, BEAM)

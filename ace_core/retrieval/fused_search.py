@@ -43,7 +43,7 @@ class FusedInputs:
     spaces: dict[str, TextSpace]
     with_captions: bool
     captioned: np.ndarray  # bool per row of the model's items
-    modalities: Sequence[str]  # per row of the model's items
+    space_of_row: np.ndarray  # the item space (str) of each row of the model's items
     indexes: dict = field(default_factory=dict)  # dense side -> faiss index, built on first use
     keywords: KeywordIndex | None = None  # BM25 over training captions and file names (rows)
 
@@ -61,30 +61,35 @@ class FusedInputs:
         return [c for c in COMPONENTS if c in caption_side + tower_side + lexical]
 
 
-def component_table(inp: FusedInputs, texts: list[str], depth: int, beam: int) -> list[Candidates]:
-    """Each query's candidates (the top ``depth`` of every component) and their features."""
+def component_table(
+    inp: FusedInputs, texts: list[str], depth: int, beam: int, only: Sequence[str] | None = None
+) -> list[Candidates]:
+    """Each query's candidates (the top ``depth`` of every component, or of ``only``) and
+    their features."""
+    run = set(inp.present if only is None else only) & set(inp.present)
     model, rows = inp.model, inp.rows
     depth = min(depth, len(rows))
     generated, dense = {}, {}
-    if inp.with_captions:
-        feats = model.features(texts)
+    feats = model.features(texts) if run & {"captions", "dense"} else None
+    if "captions" in run:
         found = generative_search(model.decoder, feats, inp.trie, beam, depth, device=model.device)
         generated["captions"] = _to_rows(found, rows)
+    if "dense" in run:
         with torch.no_grad():
             q = model.dense(feats.pooled).numpy().astype(np.float32)
-        found = top_rows(inp.index("dense", rows), q, depth, rows)
-        dense["dense"] = vector_side(found, q, model.item_emb)
-    if inp.spaces:
-        dim = model.item_emb.shape[1]
-        queries = tower_queries(inp.spaces, texts, dim)
-        generated["zero_shot"] = zero_shot_search(
-            model.decoder, inp.spaces, texts, dim, depth, beam, device=model.device,
-            queries=queries,
-        )  # fmt: skip
-        space_of_row = np.array([SPACE_OF_MODALITY[m] for m in inp.modalities])
-        hits = _tower_hits(inp, queries, depth, len(texts))
-        dense["text_tower"] = spaced_side(hits, queries, space_of_row, model.item_emb)
-    if inp.keywords is not None:
+        dense["dense"] = vector_side(top_rows(inp.index("dense", rows), q, depth, rows), q,
+                                     model.item_emb)  # fmt: skip
+    if run & {"zero_shot", "text_tower"}:
+        queries = tower_queries(inp.spaces, texts, model.item_emb.shape[1])
+        if "zero_shot" in run:
+            generated["zero_shot"] = zero_shot_search(
+                model.decoder, inp.spaces, texts, model.item_emb.shape[1], depth, beam,
+                device=model.device, queries=queries,
+            )  # fmt: skip
+        if "text_tower" in run:
+            hits = _tower_hits(inp, queries, depth, len(texts))
+            dense["text_tower"] = spaced_side(hits, queries, inp.space_of_row, model.item_emb)
+    if "bm25" in run:
         dense["bm25"] = _bm25_side(inp.keywords, texts, rows, depth)
     return candidates(generated, dense)
 
@@ -93,13 +98,14 @@ def _bm25_side(keywords: KeywordIndex, texts: list[str], rows: np.ndarray, depth
     """BM25's top ``depth`` among ``rows`` (positive scores only) and its score of any row."""
     every = [keywords.scores(t) for t in texts]
     hits = []
+    everything = len(rows) == keywords.n
     for scores in every:
-        mine = scores[rows]
-        top = (
-            np.argpartition(-mine, depth - 1)[:depth] if len(mine) > depth else np.arange(len(mine))
-        )
-        top = top[np.argsort(-mine[top])]
-        hits.append([(int(rows[i]), float(mine[i])) for i in top if mine[i] > 0])
+        mine = scores if everything else scores[rows]
+        hit = np.flatnonzero(mine > 0)
+        if len(hit) > depth:
+            hit = hit[np.argpartition(-mine[hit], depth - 1)[:depth]]
+        hit = hit[np.argsort(-mine[hit])]
+        hits.append([(int(rows[i]), float(mine[i])) for i in hit])
     return DenseSide(hits, lambda n, r: every[n][r])
 
 
@@ -122,6 +128,11 @@ def training_keywords(paths: Sequence[str], train: Sequence[tuple[str, int]]) ->
     return KeywordIndex([item_document(p or "", captions.get(n, [])) for n, p in enumerate(paths)])
 
 
+def spaces_of_rows(modalities: Sequence[str]) -> np.ndarray:
+    """The item space of each row, from the rows' modalities."""
+    return np.array([SPACE_OF_MODALITY[m] for m in modalities])
+
+
 def _to_rows(found, rows: np.ndarray):
     return [[(int(rows[i]), s) for i, s in row] for row in found]
 
@@ -129,8 +140,11 @@ def _to_rows(found, rows: np.ndarray):
 def fused_search(
     inp: FusedInputs, texts: list[str], k: int, fusion: Fusion, beam: int, depth: int = 0
 ) -> tuple[list[list[tuple[int, float]]], list[Candidates]]:
-    """Top-k (row, fused score) per query, and the candidate tables (score components)."""
-    table = component_table(inp, texts, max(depth, k, beam), beam)
+    """Top-k (row, fused score) per query, and the candidate tables (score components). A
+    component without weight in either set is not run (its candidates would be scored by the
+    others only)."""
+    weighted = [c for c in inp.present if fusion.weights.get(c) or fusion.uncaptioned.get(c)]
+    table = component_table(inp, texts, max(depth, k, beam), beam, weighted or None)
     return fused(table, fusion, inp.captioned, k), table
 
 
