@@ -16,6 +16,7 @@ from ace_core.retrieval.constrained_generation import Trie
 from ace_core.retrieval.dense_index import item_index, top_rows
 from ace_core.retrieval.fusion import (
     COMPONENTS,
+    GENERATIVE,
     Candidates,
     DenseSide,
     Fusion,
@@ -141,10 +142,14 @@ def fused_search(
     inp: FusedInputs, texts: list[str], k: int, fusion: Fusion, beam: int, depth: int = 0
 ) -> tuple[list[list[tuple[int, float]]], list[Candidates]]:
     """Top-k (row, fused score) per query, and the candidate tables (score components). A
-    component without weight in either set is not run (its candidates would be scored by the
-    others only)."""
-    weighted = [c for c in inp.present if fusion.weights.get(c) or fusion.uncaptioned.get(c)]
-    table = component_table(inp, texts, max(depth, k, beam), beam, weighted or None)
+    generative path without weight in either set is not run (its beam search is the costly
+    part; its candidates would be scored by the others only); the dense sides always run, so
+    every query gets k candidates even where no word of it is in a caption."""
+    skipped = {c for c in GENERATIVE if not (fusion.weights.get(c) or fusion.uncaptioned.get(c))}
+    run = [c for c in inp.present if c not in skipped]
+    if not set(run) - {"bm25"}:
+        run = inp.present  # nothing else would give k candidates
+    table = component_table(inp, texts, max(depth, k, beam), beam, run)
     return fused(table, fusion, inp.captioned, k), table
 
 

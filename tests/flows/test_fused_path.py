@@ -42,3 +42,14 @@ def test_a_version_without_weights_still_answers(store):
     assert all(set(r["components"]) == set(COMPONENTS) for r in answer.results[0])
     pure = search_version(vm, TEXTS, 4, path="generative")
     assert pure.path == "captions" and "components" not in pure.results[0][0]
+
+
+def test_a_query_no_caption_shares_a_word_with_still_gets_k_results(store):
+    """Weights on BM25 alone (a fit can end there): the dense sides still run, so a query
+    whose words are in no caption still gets k results; unweighted beams are skipped."""
+    vm = load_version(str(store))
+    vm.fusion = {"weights": {"bm25": 1.0}, "uncaptioned": {"bm25": 1.0}}
+    hits, tables = vm.fused_ranked(["zyzzyva quokka"], 4, None, 10)
+    assert len(hits[0]) == 4
+    captions = COMPONENTS.index("captions")
+    assert not tables[0].features[:, captions].any()  # the unweighted beam did not run
