@@ -35,7 +35,6 @@ sys.path.insert(0, str(ROOT))
 from flows import serve as _serve  # noqa: E402,F401
 from tasks import _env  # noqa: E402,F401
 
-
 FITTED = {
     "weights": {"captions": 0.1, "zero_shot": 0.0, "dense": 0.3, "text_tower": 0.1, "bm25": 0.5},
     "uncaptioned": {"text_tower": 0.9},

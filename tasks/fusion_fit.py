@@ -35,7 +35,7 @@ def fit_fusion_weights(
     component)."""
     model, n = fit.model, len(fit.model.item_ids)
     items = read_version_items(v).select(["item_id", "modality", "path"]).to_pydict()
-    row_of = {i: n for n, i in enumerate(items["item_id"])}
+    row_of = {item_id: row for row, item_id in enumerate(items["item_id"])}
     modalities = [items["modality"][row_of[i]] for i in model.item_ids]
     paths = [items["path"][row_of[i]] for i in model.item_ids]
     spaces = {}

@@ -106,9 +106,6 @@ class Fusion:
     weights: Mapping[str, float]
     uncaptioned: Mapping[str, float]
 
-    def record(self) -> dict:
-        return {"weights": dict(self.weights), "uncaptioned": dict(self.uncaptioned)}
-
     @classmethod
     def from_record(cls, rec: Mapping) -> Fusion:
         return cls(dict(rec["weights"]), dict(rec.get("uncaptioned") or rec["weights"]))
@@ -223,9 +220,9 @@ def fit_fusion(
 def default_fusion(present: Sequence[str]) -> Fusion:
     """Weights for a version with none fit (no validation queries, or built before fusion),
     from the fits measured in docs/BENCHMARKS.md: captioned candidates by the caption-trained
-    path and dense baseline; the others, and every candidate of a caption-less version, by
-    the text towers' exact search (the item-memory beam only adds candidates: weighting it
-    lowered R@1 on caption-less corpora)."""
+    path, the dense baseline and BM25; the others, and every candidate of a caption-less
+    version, by the text towers' exact search (weighting the item-memory beam lowered R@1 on
+    caption-less corpora)."""
     prior = {"captions": 0.3, "dense": 0.3, "bm25": 0.3, "text_tower": 0.1}
     if "captions" not in present:
         prior = {"text_tower": 1.0}
