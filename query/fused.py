@@ -76,9 +76,9 @@ def _keywords(loaded: LoadedVersion) -> KeywordIndex | None:
 
 def captioned(loaded: LoadedVersion) -> np.ndarray:
     """Per row of the version's items: trained on captions (the protocol's training split)."""
-    if loaded.captioned_rows is None:
+    if "captioned" not in loaded.fused_cache:
         out = np.zeros(loaded.n_items, bool)
         if loaded.captions:
             out[[n for _, n in loaded.held_out_queries().train]] = True
-        loaded.captioned_rows = out
-    return loaded.captioned_rows
+        loaded.fused_cache["captioned"] = out
+    return loaded.fused_cache["captioned"]

@@ -62,10 +62,8 @@ class LoadedVersion:
     calibrations: dict = field(default_factory=dict)  # path -> Calibration | None
     _keywords: KeywordIndex | None = None
     _lock: threading.RLock = field(default_factory=threading.RLock)  # the caches above
-
     fusion: dict | None = None  # the manifest's fitted fusion weights (None: defaults)
-    captioned_rows: np.ndarray | None = None  # query.fused.captioned, once
-    fused_cache: dict = field(default_factory=dict)  # query.fused's indexes, built on first use
+    fused_cache: dict = field(default_factory=dict)  # query.fused's indexes, the held-out split
 
     @property
     def generative_path(self) -> str:
@@ -160,14 +158,17 @@ class LoadedVersion:
         return self._keywords
 
     def held_out_queries(self) -> QuerySplit:
-        """The version's validation and test queries: the protocol's split and seeded
-        samples, as its build validated and evaluated on them."""
-        train = version_config(self.store, self.version).train
-        captions = read_captions(Store(self.store).version(self.version))
-        split = split_queries(self.model.item_ids, captions, seed=train.seed)
-        return scored_sample(
-            split, train.max_val_queries, train.max_test_queries, train.seed, set()
-        )
+        """The version's training split and its validation and test queries (seeded
+        samples), as its build trained, validated and evaluated on them; computed once."""
+        with self._lock:
+            if "held_out" not in self.fused_cache:
+                train = version_config(self.store, self.version).train
+                captions = read_captions(Store(self.store).version(self.version))
+                split = split_queries(self.model.item_ids, captions, seed=train.seed)
+                self.fused_cache["held_out"] = scored_sample(
+                    split, train.max_val_queries, train.max_test_queries, train.seed, set()
+                )
+            return self.fused_cache["held_out"]
 
     def embed_config(self) -> EmbedConfig:
         return self.embed or EmbedConfig()
