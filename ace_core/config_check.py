@@ -30,7 +30,6 @@ RANGES: dict[str, tuple[float, float]] = {  # inclusive bounds beyond the defaul
     "lr_scale": (1e-6, 100),
     "dropout": (0, 0.99),
     "val_fraction": (0.001, 0.9),
-    "index_noise": (0, 4),
 }
 CHOICES = {"mode": ("ace", "no_coarse", "hkmeans", "random"), "init": ("kmeans", "faiss_rq")}
 

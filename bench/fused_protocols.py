@@ -1,7 +1,7 @@
 """The fused default path against every baseline on three protocols (issue 23). Not a test.
 
   .venv/bin/python bench/fused_protocols.py [--seeds 4040 4041] [--train-seeds 0 1 2]
-                                            [--epochs 20] [--index-noise 0.0]
+                                            [--epochs 20]
 
 Corpora of 160 items (100 images, 40 audio, 20 videos) from generator seeds the tiny
 encoders never saw, embedded with the tiny aligned encoders; the protocols and splits of
@@ -26,7 +26,6 @@ import argparse
 import sys
 import tempfile
 import time
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -91,8 +90,6 @@ def one_fit(protocol, seed, data, enc, args) -> dict[str, dict[str, np.ndarray]]
     indexer, sids = fit_semantic_ids(ids, x, SemanticIDConfig())
     t0 = time.perf_counter()
     train = TrainConfig(seed=seed, epochs=args.epochs)
-    if args.index_noise:
-        train = replace(train, index_noise=args.index_noise)
     fit = fit_retrieval(ids, x, sids, indexer, train_caps, config=RetrieverConfig(seed=seed),
                         train=train, encoder=enc, dense=bool(train_caps))  # fmt: skip
     model, dim = fit.model, x.shape[1]
@@ -156,7 +153,7 @@ def with_interval(values: np.ndarray, rng) -> str:
 def report(table: dict, args) -> None:
     rng = np.random.default_rng(0)
     print(f"\ngenerator seeds {args.seeds}, training seeds {args.train_seeds}, epochs "
-          f"{args.epochs}, index noise {args.index_noise}")  # fmt: skip
+          f"{args.epochs}")  # fmt: skip
     for protocol, rows in table.items():
         n = len(next(iter(rows.values())))
         print(f"\n**{protocol}** ({n} query results)\n")
@@ -171,7 +168,6 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, nargs="+", default=[4040, 4041])
     ap.add_argument("--train-seeds", type=int, nargs="+", default=[0, 1, 2])
     ap.add_argument("--epochs", type=int, default=20)
-    ap.add_argument("--index-noise", type=float, default=0.0)
     ap.add_argument("--protocols", nargs="+", default=list(PROTOCOLS))
     args = ap.parse_args()
     from ace_core.media.discovery import discover

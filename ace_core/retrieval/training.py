@@ -42,8 +42,6 @@ class TrainConfig:
     index_task: bool = True  # also learn item embedding -> ID (caption-less items)
     max_index_repeats: int = 4  # indexing examples per item per epoch: about as many as
     #                             captions, between 1 and this (this many without captions)
-    index_noise: float = 0.0  # indexing task: Gaussian noise of this expected norm added to
-    #   each (unit) item embedding, re-normalised (CapDec-style: queried by text embeddings)
     patience: int = 12  # epochs without validation improvement before stopping
     val_beam_size: int = 5
     max_val_queries: int = 512  # validation queries (a seeded sample when there are more)
@@ -148,7 +146,7 @@ def _train_epoch(decoder, opt, batches, train_feats, cap_items, emb, targets, cf
                 items = cap_items[b].to(device)
             else:
                 items = b.to(device)
-                memory, pad = decoder.memory_from_items(_noisy(emb[items], cfg.index_noise)), None
+                memory, pad = decoder.memory_from_items(emb[items]), None
             loss = id_loss(decoder, memory, pad, targets[items], cfg.rdrop_weight)
             if q is not None and cfg.bridge_weight > 0:  # bridge InfoNCE against all items
                 loss = loss + cfg.bridge_weight * F.cross_entropy((q @ emb.T).float() / 0.05, items)
@@ -158,14 +156,6 @@ def _train_epoch(decoder, opt, batches, train_feats, cap_items, emb, targets, cf
         opt.step()
         total, count = total + loss.item() * len(b), count + len(b)
     return total / max(count, 1), count
-
-
-def _noisy(x: torch.Tensor, norm: float) -> torch.Tensor:
-    """``x`` with Gaussian noise of expected norm ``norm`` per row, back on the unit sphere."""
-    if norm <= 0:
-        return x
-    noise = torch.randn_like(x) * (norm / x.shape[-1] ** 0.5)
-    return F.normalize(x + noise, dim=-1)
 
 
 class _BestCheckpoint:
