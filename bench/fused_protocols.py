@@ -45,6 +45,7 @@ from ace_core.retrieval.fused_search import (  # noqa: E402
     fit_version_fusion,
     fused_search,
     spaces_of_rows,
+    trained_rows,
     training_keywords,
 )
 from ace_core.retrieval.fusion import Fusion, default_fusion  # noqa: E402
@@ -94,8 +95,7 @@ def one_fit(protocol, seed, data, enc, args) -> dict[str, dict[str, np.ndarray]]
                         train=train, encoder=enc, dense=bool(train_caps))  # fmt: skip
     model, dim = fit.model, x.shape[1]
     spaces = text_spaces(modalities, model.id_tokens, towers)
-    captioned = np.zeros(len(ids), bool)
-    captioned[[n for _, n in fit.split.train]] = True
+    captioned = trained_rows(len(ids), fit.split.train)
     keywords = training_keywords([paths[i] for i in ids], fit.split.train) if train_caps else None
     inp = FusedInputs(model, np.arange(len(ids)), model.trie, spaces, bool(train_caps), captioned,
                       spaces_of_rows(modalities), keywords=keywords)  # fmt: skip

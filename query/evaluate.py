@@ -17,8 +17,8 @@ from pathlib import Path
 from ace_core.bounded_read import read_text_bounded
 from ace_core.errors import AceInputError
 from ace_core.retrieval.evaluation import retrieval_metrics
-from ace_core.retrieval.fused_search import training_keywords
 from ace_core.retrieval.zero_shot import tower_dense_search
+from query.fused import training_index
 from query.loaded import LoadedVersion, load_version
 from query.search import DEFAULT_BEAM, search_version
 from query.towers import towers_are_trained
@@ -94,8 +94,7 @@ def every_method(vm: LoadedVersion, texts, gold, path: str = "auto", beam=DEFAUL
 def _bm25_metrics(vm: LoadedVersion, texts, gold, k) -> dict:
     """BM25 (bm25s) over each item's training captions and file name: the lexical baseline
     (held-out captions never enter its documents)."""
-    index = training_keywords([vm.items[i]["path"] for i in vm.model.item_ids],
-                              vm.held_out_queries().train)  # fmt: skip
+    index = training_index(vm)
     return retrieval_metrics([[r for r, _ in index.search(t, k)] for t in texts], gold)
 
 

@@ -12,6 +12,7 @@ from ace_core.retrieval.fused_search import (
     FusedInputs,
     fused_search,
     spaces_of_rows,
+    trained_rows,
     training_keywords,
 )
 from ace_core.retrieval.fusion import Fusion, default_fusion
@@ -38,7 +39,7 @@ def fused_ranked(
     inp = FusedInputs(
         loaded.model, rows, trie, loaded.spaces_of(modality, filters) if towers else {},
         bool(loaded.captions), captioned(loaded), _spaces_of_rows(loaded),
-        _indexes(loaded, (modality, filters)), _keywords(loaded),
+        _indexes(loaded, (modality, filters)), training_index(loaded),
     )  # fmt: skip
     if not inp.present:
         raise QueryError(f"{loaded.version} has no captions and no trained text towers to fuse")
@@ -62,8 +63,9 @@ def _spaces_of_rows(loaded: LoadedVersion) -> np.ndarray:
     return loaded.fused_cache["space_of_row"]
 
 
-def _keywords(loaded: LoadedVersion) -> KeywordIndex | None:
-    """BM25 over the items' file names and training captions (None: no captions)."""
+def training_index(loaded: LoadedVersion) -> KeywordIndex | None:
+    """BM25 over the items' file names and training captions (None: no captions): the fused
+    path's lexical component and the bm25 baseline; built once per loaded version."""
     if not loaded.captions:
         return None
     with loaded._lock:
@@ -77,8 +79,6 @@ def _keywords(loaded: LoadedVersion) -> KeywordIndex | None:
 def captioned(loaded: LoadedVersion) -> np.ndarray:
     """Per row of the version's items: trained on captions (the protocol's training split)."""
     if "captioned" not in loaded.fused_cache:
-        out = np.zeros(loaded.n_items, bool)
-        if loaded.captions:
-            out[[n for _, n in loaded.held_out_queries().train]] = True
-        loaded.fused_cache["captioned"] = out
+        train = loaded.held_out_queries().train if loaded.captions else []
+        loaded.fused_cache["captioned"] = trained_rows(loaded.n_items, train)
     return loaded.fused_cache["captioned"]

@@ -19,6 +19,7 @@ from query.filters import Filters, checked_sort, sort_by_date
 from query.loaded import NO_FILTERS, LoadedVersion, load_version
 from query.relevance import calibration
 from query.request import DEFAULT_BEAM, QueryError, checked_request
+from query.towers import towers_are_trained
 from storage.store import Store
 
 
@@ -150,8 +151,8 @@ class Searcher:
     def swap_in(self, name: str) -> None:
         """Load version ``name`` and make it the current one (one reference swap)."""
         loaded = load_version(self.store, name)
-        if loaded.generative_path != "captions" or loaded.encoders:
-            loaded.text_spaces()  # the text towers load before the swap, not on a query
+        if towers_are_trained(loaded.encoders) or loaded.resolve("auto") == "zero-shot":
+            loaded.text_spaces()  # the towers auto needs load before the swap, not on a query
         self.current = loaded
 
     def version(self, name: str | None = None) -> LoadedVersion:

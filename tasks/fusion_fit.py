@@ -15,6 +15,7 @@ from ace_core.retrieval.fused_search import (
     FusedInputs,
     fit_version_fusion,
     spaces_of_rows,
+    trained_rows,
     training_keywords,
 )
 from ace_core.retrieval.zero_shot import text_spaces
@@ -43,8 +44,7 @@ def fit_fusion_weights(
         encoders = encoders_for(config.embed, set(modalities))
         towers = {m: e.embed_text for m, e in encoders.items() if SPACE_OF_MODALITY[m] == m}
         spaces = text_spaces(modalities, model.id_tokens, towers)
-    captioned = np.zeros(n, bool)
-    captioned[[row for _, row in fit.split.train]] = True
+    captioned = trained_rows(n, fit.split.train)
     keywords = training_keywords(paths, fit.split.train) if has_captions else None
     inp = FusedInputs(model, np.arange(n), model.trie, spaces, has_captions, captioned,
                       spaces_of_rows(modalities), keywords=keywords)  # fmt: skip

@@ -29,7 +29,7 @@ from ace_core.retrieval.fusion import (
 from ace_core.retrieval.generation import generative_search
 from ace_core.retrieval.keywords import KeywordIndex, item_document
 from ace_core.retrieval.retrieval_model import RetrievalModel
-from ace_core.retrieval.zero_shot import TextSpace, tower_queries, zero_shot_search
+from ace_core.retrieval.zero_shot import TextSpace, tower_hits, tower_queries, zero_shot_search
 
 
 @dataclass
@@ -88,7 +88,7 @@ def component_table(
                 device=model.device, queries=queries,
             )  # fmt: skip
         if "text_tower" in run:
-            hits = _tower_hits(inp, queries, depth, len(texts))
+            hits = tower_hits(inp.spaces, queries, depth, len(texts), inp.index)
             dense["text_tower"] = spaced_side(hits, queries, inp.space_of_row, model.item_emb)
     if "bm25" in run:
         dense["bm25"] = _bm25_side(inp.keywords, texts, rows, depth)
@@ -110,16 +110,6 @@ def _bm25_side(keywords: KeywordIndex, texts: list[str], rows: np.ndarray, depth
     return DenseSide(hits, lambda n, r: every[n][r])
 
 
-def _tower_hits(inp: FusedInputs, queries: dict, depth: int, n: int):
-    """The text towers' top ``depth`` per query over every space, merged by cosine."""
-    merged = [[] for _ in range(n)]
-    for name, space in inp.spaces.items():
-        found = top_rows(inp.index(name, space.rows), queries[name], depth, space.rows)
-        for row, hits in zip(merged, found):
-            row.extend(hits)
-    return [sorted(row, key=lambda h: -h[1])[:depth] for row in merged]
-
-
 def training_keywords(paths: Sequence[str], train: Sequence[tuple[str, int]]) -> KeywordIndex:
     """BM25 over each item's file name and training captions (``paths`` in row order): the
     fused path's lexical component and the BM25 baseline (held-out captions never enter)."""
@@ -127,6 +117,13 @@ def training_keywords(paths: Sequence[str], train: Sequence[tuple[str, int]]) ->
     for text, row in train:
         captions.setdefault(row, []).append(text)
     return KeywordIndex([item_document(p or "", captions.get(n, [])) for n, p in enumerate(paths)])
+
+
+def trained_rows(n: int, train: Sequence[tuple[str, int]]) -> np.ndarray:
+    """Per row of ``n`` items: has training captions (a (text, row) pair in ``train``)."""
+    out = np.zeros(n, bool)
+    out[[row for _, row in train]] = True
+    return out
 
 
 def spaces_of_rows(modalities: Sequence[str]) -> np.ndarray:

@@ -20,6 +20,7 @@ import numpy as np
 from ace_core.media.encoders import to_common_dim
 from ace_core.media.modalities import SPACE_OF_MODALITY
 from ace_core.retrieval.constrained_generation import Trie
+from ace_core.retrieval.dense_index import top_rows
 from ace_core.retrieval.generation import search_by_embedding
 
 Hits = list[list[tuple[int, float]]]
@@ -89,15 +90,21 @@ def tower_dense_search(
     cosine."""
     import faiss
 
-    queries = queries or tower_queries(spaces, texts, item_emb.shape[1])
-    merged: Hits = [[] for _ in texts]
-    for name, space in spaces.items():
+    def exact(name: str, rows: np.ndarray):
         index = faiss.IndexFlatIP(item_emb.shape[1])
-        index.add(np.ascontiguousarray(item_emb[space.rows], dtype=np.float32))
-        q = queries[name]
-        scores, found = index.search(q, min(k, len(space.rows)))
-        for n in range(len(texts)):
-            merged[n].extend(
-                (int(space.rows[i]), float(s)) for i, s in zip(found[n], scores[n]) if i >= 0
-            )
+        index.add(np.ascontiguousarray(item_emb[rows], dtype=np.float32))
+        return index
+
+    queries = queries or tower_queries(spaces, texts, item_emb.shape[1])
+    return tower_hits(spaces, queries, k, len(texts), exact)
+
+
+def tower_hits(spaces: dict[str, TextSpace], queries: dict, k: int, n: int, index_of) -> Hits:
+    """Each of ``n`` queries' top k over every space, merged by cosine; ``index_of(name,
+    rows)`` is the inner-product index over a space's items (exact or approximate)."""
+    merged: Hits = [[] for _ in range(n)]
+    for name, space in spaces.items():
+        found = top_rows(index_of(name, space.rows), queries[name], k, space.rows)
+        for row, hits in zip(merged, found):
+            row.extend(hits)
     return [sorted(row, key=lambda h: -h[1])[:k] for row in merged]

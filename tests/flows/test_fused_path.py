@@ -53,3 +53,9 @@ def test_a_query_no_caption_shares_a_word_with_still_gets_k_results(store):
     assert len(hits[0]) == 4
     captions = COMPONENTS.index("captions")
     assert not tables[0].features[:, captions].any()  # the unweighted beam did not run
+
+
+def test_a_loaded_version_splits_its_captions_once(store):
+    vm = load_version(str(store))
+    split = vm.held_out_queries()
+    assert vm.held_out_queries() is split and split.train and split.val

@@ -128,3 +128,22 @@ def test_eval_queries_scores_the_users_own_pairs(captionless, capsys, tmp_path):
     queries.write_text('{"query": "x"}\n')
     assert main(["eval", "--store", str(store), "--queries", str(queries)]) == 2
     assert "no item path" in capsys.readouterr().err
+
+
+def test_an_ingest_with_captions_into_a_captionless_store_fits_every_component(
+    captionless, tmp_path
+):
+    """The build's fusion fit with trained towers and captions: a captioned batch ingested
+    into the caption-less store weighs all five components, and both kinds of item."""
+    import shutil
+
+    from ace_core.synth import CorpusCounts, write_sample_corpus
+    from storage.store import Store
+
+    store = tmp_path / "s"
+    shutil.copytree(captionless[0], store, symlinks=True)
+    write_sample_corpus(tmp_path / "b", seed=654, counts=CorpusCounts(images=6, audio=2, videos=0))
+    assert main(["ingest", str(tmp_path / "b"), "--store", str(store)]) == 0
+    fusion = Store(str(store)).manifest()["fusion"]
+    assert set(fusion["weights"]) == set(COMPONENTS) and fusion["both_kinds"], fusion
+    assert {k for k, w in fusion["uncaptioned"].items() if w} <= {"text_tower"}
