@@ -1,10 +1,14 @@
-"""The fused default path against every baseline on three protocols (issue 23). Not a test.
+"""The fused default path against every baseline on three protocols (issues 22, 23). Not a test.
 
   .venv/bin/python bench/fused_protocols.py [--seeds 4040 4041] [--train-seeds 0 1 2]
-                                            [--epochs 20]
+                                            [--epochs 20] [--items 160] [--max-steps N]
+                                            [--max-queries 1000] [--world scenes|classic]
+                                            [--corpus DIR --protocols seen]
 
-Corpora of 160 items (100 images, 40 audio, 20 videos) from generator seeds the tiny
-encoders never saw, embedded with the tiny aligned encoders; the protocols and splits of
+Corpora of ``--items`` items (5/8 images, 1/4 audio, 1/8 videos; 160 by default) from
+generator seeds the tiny encoders never saw (scenes world by default; ``--world classic`` is
+the one-object world of the issue-23 tables), embedded with the tiny aligned encoders; the
+protocols and splits of
 bench/protocols.py, but every caption of a query item is a query (more queries, tighter
 intervals). Each fit is scored on:
 
@@ -17,7 +21,8 @@ intervals). Each fit is scored on:
   training captions and file name.
 
 Figures: means over every (generator seed, training seed, query), with 95% bootstrap
-intervals over queries (1,000 resamples).
+intervals over queries (1,000 resamples). At most ``--max-queries`` queries per protocol and
+fit (a seeded sample).
 """
 
 from __future__ import annotations
@@ -81,6 +86,13 @@ def all_queries(protocol, ids, captions, fit_split, train_caps):
             for c in captions[i].captions]  # fmt: skip
 
 
+def sampled(queries: list, n: int, seed: int) -> list:
+    if len(queries) <= n:
+        return queries
+    keep = np.random.default_rng(seed).choice(len(queries), n, replace=False)
+    return [queries[i] for i in sorted(keep)]
+
+
 def one_fit(protocol, seed, data, enc, args) -> dict[str, dict[str, np.ndarray]]:
     """{table: {method: ranks}}: the protocol's queries, and for ``unseen`` also the captioned
     items' held-out captions in the same version (what the fusion trades against)."""
@@ -90,7 +102,7 @@ def one_fit(protocol, seed, data, enc, args) -> dict[str, dict[str, np.ndarray]]
         train_caps = captions
     indexer, sids = fit_semantic_ids(ids, x, SemanticIDConfig())
     t0 = time.perf_counter()
-    train = TrainConfig(seed=seed, epochs=args.epochs)
+    train = TrainConfig(seed=seed, epochs=args.epochs, max_steps=args.max_steps or None)
     fit = fit_retrieval(ids, x, sids, indexer, train_caps, config=RetrieverConfig(seed=seed),
                         train=train, encoder=enc, dense=bool(train_caps))  # fmt: skip
     model, dim = fit.model, x.shape[1]
@@ -106,13 +118,16 @@ def one_fit(protocol, seed, data, enc, args) -> dict[str, dict[str, np.ndarray]]
     tables = {protocol: all_queries(protocol, ids, captions, fit.split, train_caps)}
     if protocol == "unseen":
         tables["unseen: captioned items' queries"] = list(fit.split.test)
+    tables = {k: sampled(v, args.max_queries, seed) for k, v in tables.items()}
     out = {}
     for name, queries in tables.items():
         texts, gold = [q for q, _ in queries], [g for _, g in queries]
         out[name] = score_methods(inp, fusion, texts, gold, dim)
         r1 = ", ".join(f"{k} R@1 {np.mean(v == 1):.3f}" for k, v in out[name].items())
+        steps = fit.generative_report.steps
         print(f"{name:12s} train seed {seed}: {len(texts)} queries, fit+eval "
-              f"{time.perf_counter() - t0:.0f} s, fusion {weights}; {r1}", flush=True)  # fmt: skip
+              f"{time.perf_counter() - t0:.0f} s ({steps} steps), fusion {weights}; {r1}",
+              flush=True)  # fmt: skip
     return out
 
 
@@ -152,8 +167,9 @@ def with_interval(values: np.ndarray, rng) -> str:
 
 def report(table: dict, args) -> None:
     rng = np.random.default_rng(0)
-    print(f"\ngenerator seeds {args.seeds}, training seeds {args.train_seeds}, epochs "
-          f"{args.epochs}")  # fmt: skip
+    where = f"corpus {args.corpus}" if args.corpus else f"{args.world} world, {args.items} items"
+    print(f"\n{where}, generator seeds {args.seeds}, training seeds {args.train_seeds}, "
+          f"epochs {args.epochs}, max steps {args.max_steps}")  # fmt: skip
     for protocol, rows in table.items():
         n = len(next(iter(rows.values())))
         print(f"\n**{protocol}** ({n} query results)\n")
@@ -163,25 +179,46 @@ def report(table: dict, args) -> None:
             print(f"| {name} | " + " | ".join(with_interval(m[k], rng) for k in m) + " |")
 
 
+def write_corpus(out: Path, seed: int, args) -> None:
+    n = args.items
+    images, audio = n * 5 // 8, n // 4
+    if args.world == "classic":
+        from ace_core.synth import CorpusCounts, write_sample_corpus
+
+        write_sample_corpus(out, seed=seed, counts=CorpusCounts(images, audio, n - images - audio))
+    else:
+        from ace_core.world import write_world_corpus
+
+        write_world_corpus(out, {"image": images, "audio": audio, "video": n - images - audio},
+                           seed=seed)  # fmt: skip
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seeds", type=int, nargs="+", default=[4040, 4041])
     ap.add_argument("--train-seeds", type=int, nargs="+", default=[0, 1, 2])
     ap.add_argument("--epochs", type=int, default=20)
     ap.add_argument("--protocols", nargs="+", default=list(PROTOCOLS))
+    ap.add_argument("--items", type=int, default=160)
+    ap.add_argument("--max-steps", type=int, default=20_000, help="step budget per fit (0: none)")
+    ap.add_argument("--max-queries", type=int, default=1000)
+    ap.add_argument("--world", choices=["scenes", "classic"], default="scenes")
+    ap.add_argument("--corpus", default=None, help="a corpus folder with captions.jsonl instead")
     args = ap.parse_args()
     from ace_core.media.discovery import discover
-    from ace_core.synth import CorpusCounts, write_sample_corpus
 
     if not (TINY / "tiny-encoders.json").exists():
         sys.exit(f"no tiny encoders at {TINY}: run `ace tiny-encoders {TINY}` first")
     enc = build_text_encoder(RetrieverConfig())
     table: dict[str, dict[str, list]] = {}
-    for seed in args.seeds:
-        tmp = Path(tempfile.mkdtemp(prefix="ace-bench-fused-"))
-        write_sample_corpus(tmp / "c", seed=seed, counts=CorpusCounts(100, 40, 20))
-        paths = {f.item_id: f.path for f in discover(tmp / "c").files}
-        data = (*embed(tmp / "c"), paths)
+    for seed in [None] if args.corpus else args.seeds:
+        corpus = Path(args.corpus or tempfile.mkdtemp(prefix="ace-bench-fused-")) / (
+            "" if args.corpus else "c"
+        )
+        if not args.corpus:
+            write_corpus(corpus, seed, args)
+        paths = {f.item_id: f.path for f in discover(corpus).files}
+        data = (*embed(corpus), paths)
         for protocol in args.protocols:
             for train_seed in args.train_seeds:
                 for label, rows in one_fit(protocol, train_seed, data, enc, args).items():

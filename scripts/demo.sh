@@ -8,7 +8,7 @@ STORE=demo-store
 step() { printf '\n== %s\n' "$*"; }
 
 rm -rf "$STORE" demo-corpus demo-batch
-step "sample corpus (48 images, 24 audio clips, 16 videos, 5+ captions each)"
+step "sample corpus of the scenes world (48 images, 24 audio clips, 16 videos, 6 captions each)"
 $ACE sample-corpus demo-corpus --seed 7
 
 step "tiny aligned encoders (trained by the project on the synthetic world; reused when present)"
@@ -20,7 +20,8 @@ step "ace index: embed -> semantic IDs -> train the generative retriever -> eval
 $ACE index demo-corpus --store "$STORE" "${TINY[@]}"
 
 step "queries (the default fused path: generated semantic IDs and dense candidates, weights fit per version)"
-for q in "three red circles in the top left" "a loud rising sweep" \
+for q in "a big red circle at the top left and a small blue star in the middle" \
+         "a loud high rising sweep, then a quiet low tone" \
          "a blue square moving right quickly"; do
   $ACE query "$q" --store "$STORE" -k 3
 done
@@ -30,8 +31,8 @@ $ACE sample-corpus demo-batch --seed 8 --images 5 --audio 2 --videos 2
 rm demo-batch/captions.jsonl  # tonight's uploads come without captions
 $ACE ingest demo-batch --store "$STORE"
 
-step "a caption-less new item (demo-batch/audio/snd_0001.wav), through the text towers"
-$ACE query "a quiet high rhythm" --store "$STORE" -k 3 --path zero-shot
+step "caption-less new items (demo-batch/audio/), through the text towers"
+$ACE query "a quiet high-pitched tone, then a loud deep chord" --store "$STORE" -k 3 --path zero-shot
 echo "(new-item recall after a caption-less ingest is measured in docs/BENCHMARKS.md)"
 
 step "ace audit: identifier diff of the new version against its parent"

@@ -26,7 +26,7 @@ TINY_CLAP_NAME = "ace-tiny-clap"
 TINY_CLAP_DIM = 256
 SAMPLE_RATE = 48_000
 N_FFT, HOP, N_MELS = 2048, 1200, 64
-TEXT_CFG = {"context_length": 32, "vocab_size": 49408, "width": 64, "heads": 2, "layers": 2}
+TEXT_CFG = {"context_length": 64, "vocab_size": 49408, "width": 64, "heads": 2, "layers": 2}
 
 
 def mel_filterbank(n_mels: int = N_MELS, n_fft: int = N_FFT, sr: int = SAMPLE_RATE) -> np.ndarray:

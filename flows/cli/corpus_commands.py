@@ -16,6 +16,11 @@ def add_commands(sub, common) -> None:
     p.add_argument("--images", type=int, default=48, help="images to write (48)")
     p.add_argument("--audio", type=int, default=24, help="audio clips to write (24)")
     p.add_argument("--videos", type=int, default=16, help="videos to write (16)")
+    p.add_argument(
+        "--world", choices=["scenes", "classic"], default="scenes",
+        help="scenes: several objects or sound events per item, distinct to 100k items "
+        "(default; what the tiny encoders know); classic: the older one-object world",
+    )  # fmt: skip
     p.set_defaults(func=cmd_sample_corpus)
 
     p = sub.add_parser(
@@ -55,15 +60,27 @@ def _add_import_captions(sub, common) -> None:
 
 
 def cmd_sample_corpus(args) -> int:
-    from ace_core.synth import CorpusCounts, write_sample_corpus
-
     for name in ("images", "audio", "videos"):
         if getattr(args, name) < 0:
             raise UsageError(f"--{name} must be >= 0")
-    counts = CorpusCounts(args.images, args.audio, args.videos)
-    info = write_sample_corpus(args.out, seed=args.seed, counts=counts)
-    present.emit(args, info, present.sample_corpus)
+    if args.world == "classic":
+        from ace_core.synth import CorpusCounts, write_sample_corpus
+
+        counts = CorpusCounts(args.images, args.audio, args.videos)
+        info = write_sample_corpus(args.out, seed=args.seed, counts=counts)
+    else:
+        from ace_core.world import write_world_corpus
+
+        counts = {"image": args.images, "audio": args.audio, "video": args.videos}
+        info = write_world_corpus(args.out, counts, seed=args.seed, progress=_progress)
+        info = {"images": info["image"], "audio": info["audio"], "videos": info["video"],
+                "captions": info["captions"], "path": info["path"]}  # fmt: skip
+    present.emit(args, {**info, "world": args.world}, present.sample_corpus)
     return 0
+
+
+def _progress(done: int, total: int) -> None:
+    present.stage_line(f"sample-corpus: {done}/{total} items written")
 
 
 def cmd_tiny_encoders(args) -> int:

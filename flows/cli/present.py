@@ -34,23 +34,20 @@ def stage_line(text: str) -> None:
 
 
 def tiny_encoders(r: dict) -> str:
-    zs = r["zero_shot"]
     how = "reused" if r["reused"] else "trained"
-    return "\n".join(
-        [
-            f"{how} the tiny encoders (they only understand the synthetic world)",
-            f"zero-shot text->media on {r['config']['eval_items']} held-out items: "
-            f"image R@1 {zs['image']['R@1']:.2f} R@10 {zs['image']['R@10']:.2f}, "
-            f"audio R@1 {zs['audio']['R@1']:.2f} R@10 {zs['audio']['R@10']:.2f}",
-            "index with: ace index CORPUS " + " ".join(r["args"]),
-        ]
-    )
+    lines = [f"{how} the tiny encoders (they only understand the synthetic scenes world)"]
+    for among in r["zero_shot"]["image"]:
+        got = {m: r["zero_shot"][m][among] for m in ("image", "audio")}
+        recalls = [f"{m} R@1 {g['R@1']:.2f} R@10 {g['R@10']:.2f}" for m, g in got.items()]
+        held = among.removeprefix("among_")
+        lines.append(f"zero-shot text->media among {held} held-out items: " + ", ".join(recalls))
+    return "\n".join(lines + ["index with: ace index CORPUS " + " ".join(r["args"])])
 
 
 def sample_corpus(d: dict) -> str:
     return (
         f"wrote {d['images']} images, {d['audio']} audio clips, "
-        f"{d['videos']} videos ({d['captions']} captions) to {d['path']}"
+        f"{d['videos']} videos ({d['captions']} captions, {d['world']} world) to {d['path']}"
     )
 
 

@@ -1,5 +1,6 @@
 """The project's tiny aligned encoders: built seeded and reused, loaded through the options
-users give for real weights, and aligned (zero-shot text -> media recall above a floor)."""
+users give for real weights, and aligned (zero-shot text -> media recall among 1,000 items of
+an unseen scenes-world seed above the issue's floors)."""
 
 from __future__ import annotations
 
@@ -13,15 +14,16 @@ from ace_core.errors import AceInputError
 from ace_core.media.audio_encoder import ClapAudioEncoder
 from ace_core.media.decoding import Decoded
 from ace_core.media.encoders import AudioEncoderConfig, ImageEncoderConfig, OpenClipImageEncoder
-from ace_core.synth import synth_audio, synth_image
 from ace_core.tiny_encoders import (
     MANIFEST,
     TinyEncoderConfig,
     build_tiny_encoders,
     recall_at,
 )
+from ace_core.world.corpus import draw_item
 
 SHIPPED = Path(__file__).resolve().parents[2] / "models" / "tiny"
+HELD_OUT = 1000  # items of an unseen generator seed each caption is ranked among
 QUICK = TinyEncoderConfig(
     image_items=24, audio_items=12, image_steps=2, audio_steps=2, batch_size=8, eval_items=6
 )
@@ -57,11 +59,10 @@ def test_tiny_clip_loads_through_image_weights_and_is_aligned(shipped):
         ImageEncoderConfig("ace-tiny-clip", str(shipped / "ace-tiny-clip.safetensors")),
         device="cpu",
     )
-    rng = np.random.default_rng(4242)  # a generator seed the training never saw
-    drawn = [synth_image(rng) for _ in range(100)]
-    items = enc.embed([enc.prepare(Decoded(Image.fromarray(px))) for px, _ in drawn])
-    texts = enc.embed_text([caps[i % len(caps)] for i, (_, caps) in enumerate(drawn)])
-    assert recall_at(texts @ items.T)["R@10"] >= 0.8
+    drawn = [draw_item(4242, "image", i) for i in range(HELD_OUT)]  # a seed training never saw
+    items = enc.embed([enc.prepare(Decoded(Image.fromarray(px))) for _, _, px in drawn])
+    texts = enc.embed_text([caps[i % len(caps)] for i, (_, caps, _) in enumerate(drawn)])
+    assert recall_at(texts @ items.T)["R@10"] >= 0.5  # among 1,000 (the issue's floor)
 
 
 def test_tiny_clap_loads_through_audio_checkpoint_and_is_aligned(shipped):
@@ -69,12 +70,12 @@ def test_tiny_clap_loads_through_audio_checkpoint_and_is_aligned(shipped):
         AudioEncoderConfig("ace-tiny-clap", str(shipped / "ace-tiny-clap.safetensors")),
         device="cpu",
     )
-    rng = np.random.default_rng(4242)
-    drawn = [synth_audio(rng) for _ in range(100)]
-    items = enc.embed([enc.prepare(Decoded(x)) for x, _ in drawn])
-    texts = enc.embed_text([caps[i % len(caps)] for i, (_, caps) in enumerate(drawn)])
-    assert items.shape == (100, enc.dim) and enc.text_sha256 != enc.weights_sha256
-    assert recall_at(texts @ items.T)["R@10"] >= 0.6
+    drawn = [draw_item(4242, "audio", i) for i in range(HELD_OUT)]
+    items = np.concatenate([enc.embed([enc.prepare(Decoded(x)) for _, _, x in drawn[s : s + 100]])
+                            for s in range(0, HELD_OUT, 100)])  # fmt: skip
+    texts = enc.embed_text([caps[i % len(caps)] for i, (_, caps, _) in enumerate(drawn)])
+    assert items.shape == (HELD_OUT, enc.dim) and enc.text_sha256 != enc.weights_sha256
+    assert recall_at(texts @ items.T)["R@10"] >= 0.4  # among 1,000 (the issue's floor)
 
 
 def test_default_weights_that_are_not_here_stop_with_one_line_naming_the_options():

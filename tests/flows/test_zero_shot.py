@@ -35,11 +35,11 @@ def captionless(prefect_harness, tmp_path_factory):
     """(store, {path: captions}) of a 40-item corpus indexed without its captions."""
     if not (TINY / "tiny-encoders.json").exists():
         pytest.skip(f"no tiny encoders at {TINY}")
-    from ace_core.synth import CorpusCounts, write_sample_corpus
+    from ace_core.world import write_world_corpus
 
     root = tmp_path_factory.mktemp("captionless")
     corpus, store = root / "c", root / "s"
-    write_sample_corpus(corpus, seed=321, counts=CorpusCounts(images=28, audio=12, videos=0))
+    write_world_corpus(corpus, {"image": 28, "audio": 12}, seed=321)
     captions = {}
     for line in (corpus / "captions.jsonl").read_text().splitlines():
         rec = json.loads(line)
@@ -137,12 +137,12 @@ def test_an_ingest_with_captions_into_a_captionless_store_fits_every_component(
     into the caption-less store weighs all five components, and both kinds of item."""
     import shutil
 
-    from ace_core.synth import CorpusCounts, write_sample_corpus
+    from ace_core.world import write_world_corpus
     from storage.store import Store
 
     store = tmp_path / "s"
     shutil.copytree(captionless[0], store, symlinks=True)
-    write_sample_corpus(tmp_path / "b", seed=654, counts=CorpusCounts(images=6, audio=2, videos=0))
+    write_world_corpus(tmp_path / "b", {"image": 6, "audio": 2}, seed=654)
     assert main(["ingest", str(tmp_path / "b"), "--store", str(store)]) == 0
     fusion = Store(str(store)).manifest()["fusion"]
     assert set(fusion["weights"]) == set(COMPONENTS) and fusion["both_kinds"], fusion
