@@ -4,6 +4,7 @@
                                             [--epochs 20] [--items 160] [--max-steps N]
                                             [--max-queries 1000] [--world scenes|classic]
                                             [--corpus DIR --protocols seen]
+                                            [--curve --eval-every 1]
 
 Corpora of ``--items`` items (5/8 images, 1/4 audio, 1/8 videos; 160 by default) from
 generator seeds the tiny encoders never saw (scenes world by default; ``--world classic`` is
@@ -39,6 +40,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
+from curve_hook import print_curve, recording  # noqa: E402
 from protocols import TINY, embed, protocol_queries  # noqa: E402
 
 from ace_core.ids.semantic_ids import SemanticIDConfig, fit_semantic_ids  # noqa: E402
@@ -102,9 +104,16 @@ def one_fit(protocol, seed, data, enc, args) -> dict[str, dict[str, np.ndarray]]
         train_caps = captions
     indexer, sids = fit_semantic_ids(ids, x, SemanticIDConfig())
     t0 = time.perf_counter()
-    train = TrainConfig(seed=seed, epochs=args.epochs, max_steps=args.max_steps or None)
-    fit = fit_retrieval(ids, x, sids, indexer, train_caps, config=RetrieverConfig(seed=seed),
-                        train=train, encoder=enc, dense=bool(train_caps))  # fmt: skip
+    train = TrainConfig(seed=seed, epochs=args.epochs, max_steps=args.max_steps or None,
+                        eval_every=args.eval_every)  # fmt: skip
+    unseen = None
+    if args.curve and protocol == "unseen":
+        unseen = sampled(all_queries(protocol, ids, captions, None, train_caps), 300, seed)
+    with recording([], unseen, towers, modalities, x.shape[1]) as curve:
+        fit = fit_retrieval(ids, x, sids, indexer, train_caps, config=RetrieverConfig(seed=seed),
+                            train=train, encoder=enc, dense=bool(train_caps))  # fmt: skip
+    if args.curve:
+        print_curve(f"{protocol} seed {seed}", curve, fit.generative_report.steps)
     model, dim = fit.model, x.shape[1]
     spaces = text_spaces(modalities, model.id_tokens, towers)
     captioned = trained_rows(len(ids), fit.split.train)
@@ -204,6 +213,8 @@ def main() -> None:
     ap.add_argument("--max-queries", type=int, default=1000)
     ap.add_argument("--world", choices=["scenes", "classic"], default="scenes")
     ap.add_argument("--corpus", default=None, help="a corpus folder with captions.jsonl instead")
+    ap.add_argument("--eval-every", type=int, default=2, help="validate every N epochs")
+    ap.add_argument("--curve", action="store_true", help="print R@1 against training steps")
     args = ap.parse_args()
     from ace_core.media.discovery import discover
 
