@@ -31,7 +31,8 @@ def main() -> None:
     args = ap.parse_args()
     coco, out = Path(args.realdata) / "coco-mini", Path(args.out)
     sources = [
-        (str(coco / "annotations" / f"captions_{s}2017.json"), None) for s in ("train", "val")
+        (str(coco / "annotations" / f"captions_{s}2017.json"), None, f"{s}2017")
+        for s in ("train", "val")
     ]
     records = convert("coco", sources)
     out.mkdir(parents=True, exist_ok=True)
