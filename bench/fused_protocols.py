@@ -176,8 +176,12 @@ def with_interval(values: np.ndarray, rng) -> str:
 
 def report(table: dict, args) -> None:
     rng = np.random.default_rng(0)
-    where = f"corpus {args.corpus}" if args.corpus else f"{args.world} world, {args.items} items"
-    print(f"\n{where}, generator seeds {args.seeds}, training seeds {args.train_seeds}, "
+    where = (
+        f"corpus {args.corpus}"
+        if args.corpus
+        else f"{args.world} world, {args.items} items, generator seeds {args.seeds}"
+    )
+    print(f"\n{where}, training seeds {args.train_seeds}, "
           f"epochs {args.epochs}, max steps {args.max_steps}")  # fmt: skip
     for protocol, rows in table.items():
         n = len(next(iter(rows.values())))
