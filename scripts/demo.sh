@@ -11,7 +11,7 @@ rm -rf "$STORE" demo-corpus demo-batch
 step "sample corpus of the scenes world (48 images, 24 audio clips, 16 videos, 6 captions each)"
 $ACE sample-corpus demo-corpus --seed 7
 
-step "tiny aligned encoders (trained by the project on the synthetic world; reused when present)"
+step "tiny aligned encoders (trained by the project on the scenes world; reused when present)"
 $ACE tiny-encoders models/tiny
 TINY=(--image-model ace-tiny-clip --image-weights models/tiny/ace-tiny-clip.safetensors
       --audio-model ace-tiny-clap --audio-checkpoint models/tiny/ace-tiny-clap.safetensors)

@@ -5,6 +5,7 @@ these matches apart from the semantic results."""
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Sequence
 
@@ -27,6 +28,7 @@ class KeywordIndex:
         import bm25s
         from bm25s.tokenization import Tokenizer
 
+        logging.getLogger("bm25s").setLevel(logging.WARNING)  # it sets itself to DEBUG
         self.n = len(documents)
         self.tokenizer = Tokenizer(stopwords="en", stemmer=None)
         ids = self.tokenizer.tokenize(list(documents), return_as="ids", show_progress=False)
