@@ -16,6 +16,7 @@ rendering, and describing 100k items takes no rendering at all.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
 
@@ -51,9 +52,11 @@ class Thing:
 class Picture:
     things: tuple[Thing, ...]
     background: str
+    modality: ClassVar[str] = "image"
 
     def key(self) -> str:
-        return "image|" + self.background + "|" + ";".join(sorted(t.key() for t in self.things))
+        things = ";".join(sorted(t.key() for t in self.things))
+        return f"{self.modality}|{self.background}|{things}"
 
 
 @dataclass(frozen=True)
@@ -78,12 +81,10 @@ class Sound:
 
 
 @dataclass(frozen=True)
-class Video:
-    things: tuple[Thing, ...]
-    background: str
+class Video(Picture):
+    """Objects that move: each thing has a direction and a speed instead of a cell."""
 
-    def key(self) -> str:
-        return "video|" + self.background + "|" + ";".join(sorted(t.key() for t in self.things))
+    modality: ClassVar[str] = "video"
 
 
 def _count(rng: np.random.Generator, counts: dict[int, float]) -> int:
