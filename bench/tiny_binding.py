@@ -17,6 +17,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
+from PIL import Image
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -59,7 +60,7 @@ def main() -> None:
     weights = ROOT / "models" / "tiny" / "ace-tiny-clip.safetensors"
     enc = OpenClipImageEncoder(ImageEncoderConfig("ace-tiny-clip", str(weights)), device="cpu")
     drawn = [draw_item(args.seed, "image", i) for i in range(args.items)]
-    images = enc.embed([enc.prepare(Decoded(px)) for _, _, px in _as_pil(drawn)])
+    images = enc.embed([enc.prepare(Decoded(Image.fromarray(px))) for _, _, px in drawn])
     print("| probe | pictures | true caption scored higher |\n|---|---|---|")
     for name, alter in PROBES.items():
         wins = []
@@ -71,12 +72,6 @@ def main() -> None:
             t = enc.embed_text(texts)
             wins.append(float(t[0] @ images[n] > t[1] @ images[n]))
         print(f"| {name} | {len(wins)} | {np.mean(wins):.3f} |")
-
-
-def _as_pil(drawn):
-    from PIL import Image
-
-    return [(a, b, Image.fromarray(px)) for a, b, px in drawn]
 
 
 if __name__ == "__main__":

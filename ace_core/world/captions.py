@@ -13,6 +13,26 @@ from ace_core.world import vocab
 from ace_core.world.scenes import Event, Picture, Sound, Thing, Video
 
 N_CAPTIONS = 6
+OBJECT_FORMS = ("{size} {color} {shape}", "{color} {shape}, {size},", "{size} {shape} in {color}")
+PLACED_FORMS = ("{obj} at the {where}", "{obj} in the {where}", "at the {where} {obj}")
+MOVING_FORMS = ("{obj} {verb} {speed} {where}", "{obj} {verb} {where} {speed}")
+VERBS = ("moving", "sliding", "travelling", "gliding")
+PICTURE_FORMS = (
+    "{things} on a {bg} background",
+    "a {bg} picture with {things}",
+    "an image of {things} over a {bg} backdrop",
+    "{things}; the background is {bg}",
+)
+SOUND_FORMS = (
+    "{seq}, at a {tempo} tempo, {env}",
+    "a {tempo} sequence {env}: {seq}",
+    "{tempo} sounds {env}; {seq}",
+)
+VIDEO_FORMS = (
+    "a video of {things} on a {bg} background",
+    "{things}, over {a_bg} backdrop",
+    "clip: {things}; the background is {bg}",
+)
 
 
 def _say(rng: np.random.Generator, words: tuple[str, ...]) -> str:
@@ -27,22 +47,13 @@ def _object(rng, t: Thing) -> str:
     color = _say(rng, vocab.COLORS[t.color][1])
     shape = _say(rng, vocab.SHAPES[t.shape])
     size = _say(rng, vocab.SIZES[t.size])
-    form = int(rng.integers(3))
-    if form == 0:
-        return _article(f"{size} {color} {shape}")
-    if form == 1:
-        return _article(f"{color} {shape}, {size},")
-    return _article(f"{size} {shape} in {color}")
+    return _article(_say(rng, OBJECT_FORMS).format(size=size, color=color, shape=shape))
 
 
 def _placed(rng, t: Thing) -> str:
     where = _say(rng, vocab.CELLS[t.cell][1])
-    form = int(rng.integers(3))
-    if form == 0:
-        return f"{_object(rng, t)} at the {where}"
-    if form == 1:
-        return f"{_object(rng, t)} in the {where}"
-    return f"at the {where} {_object(rng, t)}"
+    form = _say(rng, PLACED_FORMS)
+    return form.format(obj=_object(rng, t), where=where)
 
 
 def _listing(parts: list[str]) -> str:
@@ -53,14 +64,7 @@ def picture_caption(rng, p: Picture) -> str:
     order = rng.permutation(len(p.things))
     things = _listing([_placed(rng, p.things[i]) for i in order])
     bg = _say(rng, vocab.BACKGROUNDS[p.background])
-    form = int(rng.integers(4))
-    if form == 0:
-        return f"{things} on a {bg} background"
-    if form == 1:
-        return f"a {bg} picture with {things}"
-    if form == 2:
-        return f"an image of {things} over a {bg} backdrop"
-    return f"{things}; the background is {bg}"
+    return _say(rng, PICTURE_FORMS).format(things=things, bg=bg)
 
 
 def _event(rng, e: Event) -> str:
@@ -78,33 +82,22 @@ def sound_caption(rng, s: Sound) -> str:
         seq += f", {_say(rng, vocab.THEN)} {_event(rng, e)}"
     tempo = _say(rng, vocab.TEMPOS[s.tempo])
     env = _say(rng, vocab.ENVELOPES[s.envelope])
-    form = int(rng.integers(3))
-    if form == 0:
-        return f"{seq}, at a {tempo} tempo, {env}"
-    if form == 1:
-        return f"a {tempo} sequence {env}: {seq}"
-    return f"{tempo} sounds {env}; {seq}"
+    return _say(rng, SOUND_FORMS).format(seq=seq, tempo=tempo, env=env)
 
 
 def _moving(rng, t: Thing) -> str:
     where = _say(rng, vocab.DIRECTIONS[t.direction][1])
     speed = _say(rng, vocab.SPEEDS[t.speed][1])
-    verb = _say(rng, ("moving", "sliding", "travelling", "gliding"))
-    if rng.integers(2):
-        return f"{_object(rng, t)} {verb} {where} {speed}"
-    return f"{_object(rng, t)} {verb} {speed} {where}"
+    verb = _say(rng, VERBS)
+    form = _say(rng, MOVING_FORMS)
+    return form.format(obj=_object(rng, t), verb=verb, speed=speed, where=where)
 
 
 def video_caption(rng, v: Video) -> str:
     order = rng.permutation(len(v.things))
     things = _listing([_moving(rng, v.things[i]) for i in order])
     bg = _say(rng, vocab.VIDEO_BACKGROUNDS[v.background][1])
-    form = int(rng.integers(3))
-    if form == 0:
-        return f"a video of {things} on a {bg} background"
-    if form == 1:
-        return f"{things}, over {_article(bg)} backdrop"
-    return f"clip: {things}; the background is {bg}"
+    return _say(rng, VIDEO_FORMS).format(things=things, bg=bg, a_bg=_article(bg))
 
 
 CAPTION = {Picture: picture_caption, Sound: sound_caption, Video: video_caption}

@@ -22,6 +22,7 @@ from ace_core.world.sounds import SR, render_sound
 
 FOLDERS = {"image": ("images", "img", ".png"), "audio": ("audio", "snd", ".wav"),
            "video": ("video", "vid", ".mp4")}  # fmt: skip
+COUNT_KEYS = {"image": "images", "audio": "audio", "video": "videos"}  # as ace_core.synth says
 RENDER = {"image": render_picture, "audio": render_sound, "video": render_video}
 
 
@@ -42,7 +43,8 @@ def write_world_corpus(
     out: str | Path, counts: dict[str, int], *, seed: int = 0,
     progress: Callable[[int, int], None] | None = None,
 ) -> dict:  # fmt: skip
-    """Write ``counts`` ({"image": n, "audio": n, "video": n}) items under ``out``."""
+    """Write ``counts`` ({"image": n, "audio": n, "video": n}) items under ``out``; returns
+    {"images", "audio", "videos", "captions", "path"} as ``ace_core.synth`` does."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     total, done, n_captions = sum(counts.values()), 0, 0
@@ -58,7 +60,8 @@ def write_world_corpus(
                 done += 1
                 if progress and (done % 500 == 0 or done == total):
                     progress(done, total)
-    return {**{k: counts.get(k, 0) for k in FOLDERS}, "captions": n_captions, "path": str(out)}
+    written = {COUNT_KEYS[m]: counts.get(m, 0) for m in FOLDERS}
+    return {**written, "captions": n_captions, "path": str(out)}
 
 
 def _write_png(path: Path, pixels: np.ndarray) -> None:

@@ -73,8 +73,6 @@ def cmd_sample_corpus(args) -> int:
 
         counts = {"image": args.images, "audio": args.audio, "video": args.videos}
         info = write_world_corpus(args.out, counts, seed=args.seed, progress=_progress)
-        info = {"images": info["image"], "audio": info["audio"], "videos": info["video"],
-                "captions": info["captions"], "path": info["path"]}  # fmt: skip
     present.emit(args, {**info, "world": args.world}, present.sample_corpus)
     return 0
 

@@ -126,3 +126,13 @@ def test_above_the_exact_size_the_dense_index_is_ivf_and_finds_what_exact_search
         [len({r for r, _ in a} & {r for r, _ in e}) / 10 for a, e in zip(approx, exact)]
     )
     assert overlap >= 0.9 and all(r % 2 == 0 for row in approx for r, _ in row)
+
+
+def test_a_keyword_index_leaves_bm25s_quiet_on_a_users_terminal():
+    """bm25s sets its own logger to DEBUG on import; every fused query printed a line."""
+    import logging
+
+    from ace_core.retrieval.keywords import KeywordIndex
+
+    KeywordIndex(["a red circle", "a blue square"])
+    assert logging.getLogger("bm25s").getEffectiveLevel() >= logging.WARNING

@@ -98,7 +98,9 @@ def test_captions_of_an_item_differ_in_words_not_only_in_order(modality):
 def test_sample_corpus_writes_either_world(tmp_path, capsys):
     assert main(["sample-corpus", str(tmp_path / "s"), "--images", "2", "--audio", "1",
                  "--videos", "1", "--json"]) == 0  # fmt: skip
-    out = json.loads(capsys.readouterr().out)
+    captured = capsys.readouterr()
+    out = json.loads(captured.out)
+    assert "sample-corpus: 4/4 items written" in captured.err  # a stage line off a terminal too
     assert out["world"] == "scenes" and out["images"] == 2 and out["captions"] >= 20
     assert (tmp_path / "s/images/img_000001.png").is_file()
     assert main(["sample-corpus", str(tmp_path / "c"), "--world", "classic", "--images", "1",
