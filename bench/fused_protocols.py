@@ -4,7 +4,7 @@
                                             [--epochs 20] [--items 160] [--max-steps N]
                                             [--max-queries 1000] [--world scenes|classic]
                                             [--corpus DIR --protocols seen]
-                                            [--curve --eval-every 1]
+                                            [--curve --eval-every 1] [--report-each-fit]
 
 Corpora of ``--items`` items (5/8 images, 1/4 audio, 1/8 videos; 160 by default) from
 generator seeds the tiny encoders never saw (scenes world by default; ``--world classic`` is
@@ -19,7 +19,11 @@ intervals). Each fit is scored on:
   merged where there are captions, the zero-shot path where there are none), and the
   captions and zero-shot paths alone;
 - text-tower dense (exact), the dense caption baseline, and BM25 (bm25s) over each item's
-  training captions and file name.
+  training captions and file name; where a space holds more than 25,000 items, also the
+  text-tower search the fused path runs there (faiss IVF, ace_core.retrieval.dense_index).
+
+With ``--corpus DIR`` the embeddings are kept in DIR/embeddings.npz and read back by the next
+run (embedding 100k items takes about 15 minutes on 2 cores).
 
 Figures: means over every (generator seed, training seed, query), with 95% bootstrap
 intervals over queries (1,000 resamples). At most ``--max-queries`` queries per protocol and
@@ -41,10 +45,11 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
 from curve_hook import print_curve, recording  # noqa: E402
-from protocols import TINY, embed, protocol_queries  # noqa: E402
+from protocols import TINY, embed, protocol_queries, tiny_encoders, towers_of  # noqa: E402
 
 from ace_core.ids.semantic_ids import SemanticIDConfig, fit_semantic_ids  # noqa: E402
 from ace_core.retrieval.dense import dense_search  # noqa: E402
+from ace_core.retrieval.dense_index import EXACT_MAX, item_index  # noqa: E402
 from ace_core.retrieval.evaluation import scored_sample  # noqa: E402
 from ace_core.retrieval.fit import fit_retrieval  # noqa: E402
 from ace_core.retrieval.fused_search import (  # noqa: E402
@@ -64,6 +69,8 @@ from ace_core.retrieval.zero_shot import (  # noqa: E402
     merge_paths,
     text_spaces,
     tower_dense_search,
+    tower_hits,
+    tower_queries,
     zero_shot_search,
 )
 
@@ -158,6 +165,11 @@ def score_methods(inp, fusion, texts, gold, dim) -> dict[str, np.ndarray]:
     out["text-tower dense (exact)"] = ranks(
         tower_dense_search(spaces, texts, model.item_emb, 10), gold
     )
+    if any(len(s.rows) > EXACT_MAX for s in spaces.values()):  # what the fused path searches
+        queries = tower_queries(spaces, texts, dim)
+        ivf = tower_hits(spaces, queries, 10, len(texts),
+                         lambda name, rows: item_index(model.item_emb[rows]))  # fmt: skip
+        out["text-tower dense (faiss IVF above 25k per space)"] = ranks(ivf, gold)
     return out
 
 
@@ -206,6 +218,22 @@ def write_corpus(out: Path, seed: int, args) -> None:
                            seed=seed)  # fmt: skip
 
 
+def embedded(corpus: Path, keep: bool):
+    """``embed(corpus)``; with ``keep``, the embeddings are kept beside the corpus
+    (embeddings.npz) and read back on the next run (100k items take 15 min to embed)."""
+    cache = corpus / "embeddings.npz"
+    if not (keep and cache.exists()):
+        ids, x, modalities, captions, towers = embed(corpus)
+        if keep:
+            np.savez(cache, ids=np.array(ids), x=x, modalities=np.array(modalities))
+        return ids, x, modalities, captions, towers
+    from ace_core.media.discovery import discover
+
+    saved = np.load(cache)
+    return (saved["ids"].tolist(), saved["x"], saved["modalities"].tolist(),
+            discover(corpus).captions, towers_of(tiny_encoders()[1]))  # fmt: skip
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seeds", type=int, nargs="+", default=[4040, 4041])
@@ -219,6 +247,9 @@ def main() -> None:
     ap.add_argument("--corpus", default=None, help="a corpus folder with captions.jsonl instead")
     ap.add_argument("--eval-every", type=int, default=2, help="validate every N epochs")
     ap.add_argument("--curve", action="store_true", help="print R@1 against training steps")
+    ap.add_argument(
+        "--report-each-fit", action="store_true", help="print the tables after each fit"
+    )
     args = ap.parse_args()
     from ace_core.media.discovery import discover
 
@@ -233,14 +264,19 @@ def main() -> None:
         if not args.corpus:
             write_corpus(corpus, seed, args)
         paths = {f.item_id: f.path for f in discover(corpus).files}
-        data = (*embed(corpus), paths)
+        data = (*embedded(corpus, keep=bool(args.corpus)), paths)
         for protocol in args.protocols:
             for train_seed in args.train_seeds:
                 for label, rows in one_fit(protocol, train_seed, data, enc, args).items():
                     for name, r in rows.items():
                         table.setdefault(label, {}).setdefault(name, []).append(r)
-    report({p: {k: np.concatenate(v) for k, v in rows.items()} for p, rows in table.items()},
-           args)  # fmt: skip
+                if args.report_each_fit:  # long runs: the tables so far, in case one is cut
+                    report(concatenated(table), args)
+    report(concatenated(table), args)
+
+
+def concatenated(table: dict) -> dict:
+    return {p: {k: np.concatenate(v) for k, v in rows.items()} for p, rows in table.items()}
 
 
 if __name__ == "__main__":

@@ -57,19 +57,32 @@ TINY = ROOT / "models" / "tiny"
 METRICS = ("R@1", "R@5", "R@10", "MRR@10")
 
 
-def embed(corpus: Path):
-    from ace_core.media.discovery import discover
-    from ace_core.media.encoders import AudioEncoderConfig, ImageEncoderConfig, to_common_dim
-    from ace_core.media.pipeline import EmbedConfig, build_encoder, common_dim, embed_files
+def tiny_encoders():
+    """(EmbedConfig, {modality: encoder}) of the tiny aligned encoders."""
+    from ace_core.media.encoders import AudioEncoderConfig, ImageEncoderConfig
+    from ace_core.media.pipeline import EmbedConfig, build_encoder
 
     cfg = EmbedConfig(
         image=ImageEncoderConfig("ace-tiny-clip", str(TINY / "ace-tiny-clip.safetensors")),
         audio=AudioEncoderConfig("ace-tiny-clap", str(TINY / "ace-tiny-clap.safetensors")),
     )
-    found = discover(corpus)
     image = build_encoder("image", cfg)
     audio = build_encoder("audio", cfg)
-    enc = {"image": image, "video": build_encoder("video", cfg, shared=image), "audio": audio}
+    return cfg, {"image": image, "video": build_encoder("video", cfg, shared=image),
+                 "audio": audio}  # fmt: skip
+
+
+def towers_of(enc) -> dict:
+    return {"image": enc["image"].embed_text, "audio": enc["audio"].embed_text}
+
+
+def embed(corpus: Path):
+    from ace_core.media.discovery import discover
+    from ace_core.media.encoders import to_common_dim
+    from ace_core.media.pipeline import common_dim, embed_files
+
+    cfg, enc = tiny_encoders()
+    found = discover(corpus)
     res = sorted(
         (r for r in embed_files(found.files, enc, cfg.pipeline) if r.error is None),
         key=lambda r: r.file.item_id,
@@ -78,8 +91,7 @@ def embed(corpus: Path):
     x = np.stack([to_common_dim(r.embedding[None], dim)[0] for r in res])
     ids = [r.file.item_id for r in res]
     modalities = [r.file.modality for r in res]
-    towers = {"image": image.embed_text, "audio": audio.embed_text}
-    return ids, x, modalities, found.captions, towers
+    return ids, x, modalities, found.captions, towers_of(enc)
 
 
 def _hash_fraction(item_id: str) -> float:
