@@ -23,7 +23,7 @@ intervals). Each fit is scored on:
   text-tower search the fused path runs there (faiss IVF, ace_core.retrieval.dense_index).
 
 With ``--corpus DIR`` the embeddings are kept in DIR/embeddings.npz and read back by the next
-run (embedding 100k items takes about 15 minutes on 2 cores).
+run (embedding 100k items took about 7 minutes on 2 cores).
 
 Figures: means over every (generator seed, training seed, query), with 95% bootstrap
 intervals over queries (1,000 resamples). At most ``--max-queries`` queries per protocol and
@@ -220,7 +220,7 @@ def write_corpus(out: Path, seed: int, args) -> None:
 
 def embedded(corpus: Path, keep: bool):
     """``embed(corpus)``; with ``keep``, the embeddings are kept beside the corpus
-    (embeddings.npz) and read back on the next run (100k items take 15 min to embed)."""
+    (embeddings.npz) and read back on the next run (100k items take about 7 min to embed)."""
     cache = corpus / "embeddings.npz"
     if not (keep and cache.exists()):
         ids, x, modalities, captions, towers = embed(corpus)
