@@ -33,6 +33,7 @@ fit (a seeded sample).
 from __future__ import annotations
 
 import argparse
+import hashlib
 import sys
 import tempfile
 import time
@@ -49,7 +50,7 @@ from protocols import TINY, embed, protocol_queries, tiny_encoders, towers_of  #
 
 from ace_core.ids.semantic_ids import SemanticIDConfig, fit_semantic_ids  # noqa: E402
 from ace_core.retrieval.dense import dense_search  # noqa: E402
-from ace_core.retrieval.dense_index import EXACT_MAX, item_index  # noqa: E402
+from ace_core.retrieval.dense_index import EXACT_MAX  # noqa: E402
 from ace_core.retrieval.evaluation import scored_sample  # noqa: E402
 from ace_core.retrieval.fit import fit_retrieval  # noqa: E402
 from ace_core.retrieval.fused_search import (  # noqa: E402
@@ -150,7 +151,8 @@ def one_fit(protocol, seed, data, enc, args) -> dict[str, dict[str, np.ndarray]]
 def score_methods(inp, fusion, texts, gold, dim) -> dict[str, np.ndarray]:
     model, spaces = inp.model, inp.spaces
     out = {"auto (fused)": ranks(fused_search(inp, texts, 10, fusion, 10)[0], gold)}
-    zero = zero_shot_search(model.decoder, spaces, texts, dim, 10, 10)
+    queries = tower_queries(spaces, texts, dim)  # the towers' embeddings, once for every method
+    zero = zero_shot_search(model.decoder, spaces, texts, dim, 10, 10, queries=queries)
     out["generative: zero-shot path"] = ranks(zero, gold)
     if inp.with_captions:
         feats = model.features(texts)
@@ -163,12 +165,10 @@ def score_methods(inp, fusion, texts, gold, dim) -> dict[str, np.ndarray]:
         bm25 = inp.keywords
         out["BM25 (training captions)"] = ranks([bm25.search(t, 10) for t in texts], gold)
     out["text-tower dense (exact)"] = ranks(
-        tower_dense_search(spaces, texts, model.item_emb, 10), gold
+        tower_dense_search(spaces, texts, model.item_emb, 10, queries), gold
     )
-    if any(len(s.rows) > EXACT_MAX for s in spaces.values()):  # what the fused path searches
-        queries = tower_queries(spaces, texts, dim)
-        ivf = tower_hits(spaces, queries, 10, len(texts),
-                         lambda name, rows: item_index(model.item_emb[rows]))  # fmt: skip
+    if any(len(s.rows) > EXACT_MAX for s in spaces.values()):  # the fused path's own indexes
+        ivf = tower_hits(spaces, queries, 10, len(texts), inp.index)
         out["text-tower dense (faiss IVF above 25k per space)"] = ranks(ivf, gold)
     return out
 
@@ -220,18 +220,21 @@ def write_corpus(out: Path, seed: int, args) -> None:
 
 def embedded(corpus: Path, keep: bool):
     """``embed(corpus)``; with ``keep``, the embeddings are kept beside the corpus
-    (embeddings.npz) and read back on the next run (100k items take about 7 min to embed)."""
-    cache = corpus / "embeddings.npz"
-    if not (keep and cache.exists()):
-        ids, x, modalities, captions, towers = embed(corpus)
-        if keep:
-            np.savez(cache, ids=np.array(ids), x=x, modalities=np.array(modalities))
-        return ids, x, modalities, captions, towers
+    (embeddings.npz, keyed by the tiny encoders' manifest and the corpus's file count) and
+    read back on the next run (100k items take about 7 min to embed)."""
     from ace_core.media.discovery import discover
 
-    saved = np.load(cache)
-    return (saved["ids"].tolist(), saved["x"], saved["modalities"].tolist(),
-            discover(corpus).captions, towers_of(tiny_encoders()[1]))  # fmt: skip
+    found, cache = discover(corpus), corpus / "embeddings.npz"
+    key = hashlib.sha256((TINY / "tiny-encoders.json").read_bytes()).hexdigest()
+    key += f"/{len(found.files)}"
+    if keep and cache.exists() and str(np.load(cache)["key"]) == key:
+        saved = np.load(cache)
+        return (saved["ids"].tolist(), saved["x"], saved["modalities"].tolist(),
+                found.captions, towers_of(tiny_encoders()[1]))  # fmt: skip
+    ids, x, modalities, captions, towers = embed(corpus)
+    if keep:
+        np.savez(cache, ids=np.array(ids), x=x, modalities=np.array(modalities), key=key)
+    return ids, x, modalities, captions, towers
 
 
 def main() -> None:
