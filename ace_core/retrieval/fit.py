@@ -5,6 +5,7 @@ An incremental ingest fine-tunes the parent's model on the new items with a repl
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -36,12 +37,14 @@ from ace_core.retrieval.retrieval_model import (
     new_decoder,
 )
 from ace_core.retrieval.text_encoder import build_text_encoder
-from ace_core.retrieval.text_features import TextFeatures
+from ace_core.retrieval.text_features import TextFeatures, memory_cache_mb
 from ace_core.retrieval.training import (
     TrainConfig,
     TrainReport,
     train_generative,
 )
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -194,14 +197,20 @@ def _start_is_a_candidate(init, split: QuerySplit, new_rows: set[int]) -> bool:
     return init is not None and any(n in new_rows for _, n in split.val)
 
 
-def _features(model: RetrievalModel, split: QuerySplit, cache_mb: int):
-    """Encoder features and gold item rows of the train / val / test queries."""
+def _features(model: RetrievalModel, split: QuerySplit, cache_mb: int | None):
+    """Encoder features and gold item rows of the train / val / test queries, their layers
+    cached within ``cache_mb`` each (None: ``memory_cache_mb()``)."""
+    cache_mb = memory_cache_mb() if cache_mb is None else cache_mb
     parts = {"train": split.train, "val": split.val, "test": split.test}
     feats = {
         name: model.features([t for t, _ in pairs], cache_mb=cache_mb)
         for name, pairs in parts.items()
     }
     gold = {name: np.asarray([n for _, n in pairs], np.int64) for name, pairs in parts.items()}
+    cached, n = feats["train"].n_cached, len(feats["train"])
+    rest = "" if cached == n else "; the rest are re-encoded every batch"
+    logger.info("caption features: %d of %d training captions cached (budget %d MB)%s",
+                cached, n, cache_mb, rest)  # fmt: skip
     return feats, gold
 
 

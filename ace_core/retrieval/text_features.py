@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
+from pathlib import Path
 
 import torch
 
@@ -99,3 +101,19 @@ def _cache_offsets(lengths: torch.Tensor, values_per_token: int, cache_mb: int) 
     ends = torch.cumsum(lengths, 0)
     fits = ends * values_per_token * 2 <= cache_mb * 2**20  # float16
     return torch.where(fits, ends - lengths, torch.full_like(lengths, -1))
+
+
+def memory_cache_mb(share: float = 0.25) -> int:
+    """The default feature-cache budget: ``share`` of this machine's memory (its cgroup limit
+    where that is lower), 1 GiB where neither can be read."""
+    limits = []
+    try:
+        limits.append(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
+    except (AttributeError, OSError, ValueError):
+        pass
+    for cgroup in ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"):
+        try:
+            limits.append(int(Path(cgroup).read_text().strip()))
+        except (OSError, ValueError):  # absent, or "max" (no limit)
+            pass
+    return int(min(limits) * share) >> 20 if limits else 1024

@@ -49,7 +49,8 @@ class TrainConfig:
     max_steps: int | None = 20_000  # optimisation-step budget (None: no cap): training stops
     #   when it is spent, the last epoch partial; the dense baseline has its own (dense.max_steps)
     dense: DenseTrainConfig = DenseTrainConfig()  # the dense baseline's own training
-    feature_cache_mb: int = 1024  # cache encoder layer outputs up to this size
+    feature_cache_mb: int | None = None  # cache encoder layer outputs up to this size
+    #   (None: a quarter of the machine's memory; 0: no cache, recompute every batch)
     seed: int = 0
 
 

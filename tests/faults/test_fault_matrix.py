@@ -319,6 +319,12 @@ def test_caption_features_beyond_the_cache_train_with_backward():
     assert head.weight.grad is not None
 
 
+def _cache_noted(seen: list, cache_mb: int) -> list:
+    """A stand-in for a model's features: notes the budget, holds no caption (n_cached 0)."""
+    seen.append(cache_mb)
+    return type("NoFeatures", (list,), {"n_cached": 0})()
+
+
 def test_the_feature_cache_setting_reaches_training():
     from types import SimpleNamespace
 
@@ -326,9 +332,32 @@ def test_the_feature_cache_setting_reaches_training():
     from ace_core.retrieval.fit import _features
 
     seen = []
-    model = SimpleNamespace(features=lambda texts, cache_mb=1024: seen.append(cache_mb))
+    model = SimpleNamespace(features=lambda texts, cache_mb: _cache_noted(seen, cache_mb))
     _features(model, QuerySplit([("a red circle", 0)]), 7)
     assert seen == [7, 7, 7]  # train, val and test features honour TrainConfig's setting
+
+
+def test_the_feature_cache_defaults_to_a_quarter_of_memory(monkeypatch):
+    """No setting: a quarter of the machine's memory, so a 10k-item corpus's captions are
+    cached on a 16 GB machine (re-encoding a batch costs ~50x reading it from the cache)."""
+    from types import SimpleNamespace
+
+    import ace_core.retrieval.fit as fit
+    from ace_core.config_check import check_config
+    from ace_core.retrieval.evaluation import QuerySplit
+    from ace_core.retrieval.text_features import memory_cache_mb
+    from ace_core.retrieval.training import TrainConfig
+
+    physical = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    assert 0 < memory_cache_mb() <= physical // 4 >> 20
+    assert memory_cache_mb(0.5) >= 2 * memory_cache_mb() - 1
+    check_config(TrainConfig())  # None (the default) and 0 are both valid settings
+    check_config(TrainConfig(feature_cache_mb=0))
+    seen = []
+    model = SimpleNamespace(features=lambda texts, cache_mb: _cache_noted(seen, cache_mb))
+    monkeypatch.setattr(fit, "memory_cache_mb", lambda: 12_345)
+    fit._features(model, QuerySplit([("a red circle", 0)]), None)
+    assert seen == [12_345] * 3
 
 
 def test_one_caption_per_item_trains_without_held_out_queries():
