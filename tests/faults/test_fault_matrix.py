@@ -338,8 +338,8 @@ def test_the_feature_cache_setting_reaches_training():
 
 
 def test_the_feature_cache_defaults_to_a_quarter_of_memory(monkeypatch):
-    """No setting: a quarter of the machine's memory, so a 10k-item corpus's captions are
-    cached on a 16 GB machine (re-encoding a batch costs ~50x reading it from the cache)."""
+    """No setting: a quarter of the machine's memory (re-encoding a batch of captions costs
+    about 50x reading it from the cache)."""
     from types import SimpleNamespace
 
     import ace_core.retrieval.fit as fit
