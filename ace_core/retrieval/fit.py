@@ -15,7 +15,7 @@ import torch
 from ace_core.errors import AceInputError
 from ace_core.ids.semantic_ids import SemanticIDs, SemanticIndexer
 from ace_core.retrieval._torch import Stopwatch
-from ace_core.retrieval.dense import DenseProjection, dense_search, train_dense
+from ace_core.retrieval.dense import dense_search, train_dense
 from ace_core.retrieval.evaluation import (
     QuerySplit,
     retrieval_metrics,
@@ -35,6 +35,7 @@ from ace_core.retrieval.retrieval_model import (
     RetrievalModel,
     build_vocab,
     new_decoder,
+    new_dense,
 )
 from ace_core.retrieval.text_encoder import build_text_encoder
 from ace_core.retrieval.text_features import TextFeatures, memory_cache_mb
@@ -168,7 +169,7 @@ def _new_model(item_ids, item_emb, sids, indexer, config, encoder, device, init)
         enc,
         tok,
         decoder,
-        DenseProjection(enc.hidden, item_emb.shape[1]),
+        new_dense(config, enc, item_emb.shape[1]),
         device,
     )
     if init is not None:

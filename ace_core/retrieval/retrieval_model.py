@@ -81,3 +81,11 @@ def new_decoder(
         decoder = IDDecoder(cfg, vocab, encoder.hidden, encoder.n_layers, item_dim)
     decoder.init_id_embeddings(indexer.centroids, codebook_vectors(indexer), cfg.seed)
     return decoder
+
+
+def new_dense(cfg: RetrieverConfig, encoder: TextEncoder, item_dim: int) -> DenseProjection:
+    """The dense baseline's projection, initialised from ``cfg.seed`` (not from whatever the
+    process drew before: the same build gives the same baseline)."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(cfg.seed)
+        return DenseProjection(encoder.hidden, item_dim)
