@@ -43,6 +43,7 @@ def recording(curve: list, unseen=None, towers=None, modalities=None, dim=None):
                                                      for h, g in zip(hits, gold)]))  # fmt: skip
                 decoder.train()
             curve.append(point)
+            print(f"curve point: {point}", flush=True)  # as it comes: a cut run keeps its curve
             own += time.perf_counter() - t
 
         kw["progress"] = progress

@@ -48,6 +48,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 from curve_hook import print_curve, recording  # noqa: E402
 from protocols import TINY, embed, protocol_queries, tiny_encoders, towers_of  # noqa: E402
 
+from ace_core.cpu_share import flush_denormals  # noqa: E402
 from ace_core.ids.semantic_ids import SemanticIDConfig, fit_semantic_ids  # noqa: E402
 from ace_core.retrieval.dense import dense_search  # noqa: E402
 from ace_core.retrieval.dense_index import EXACT_MAX  # noqa: E402
@@ -254,6 +255,7 @@ def main() -> None:
         "--report-each-fit", action="store_true", help="print the tables after each fit"
     )
     args = ap.parse_args()
+    flush_denormals()  # as the flows do, before any torch work (training 2.3x faster)
     from ace_core.media.discovery import discover
 
     if not (TINY / "tiny-encoders.json").exists():

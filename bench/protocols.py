@@ -38,6 +38,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from ace_core.cpu_share import flush_denormals  # noqa: E402
 from ace_core.ids.semantic_ids import SemanticIDConfig, fit_semantic_ids  # noqa: E402
 from ace_core.retrieval.dense import dense_search  # noqa: E402
 from ace_core.retrieval.evaluation import retrieval_metrics  # noqa: E402
@@ -232,7 +233,9 @@ def main() -> None:
     ap.add_argument("--train-seeds", type=int, nargs="+", default=[0, 1, 2])
     ap.add_argument("--ablations", action="store_true")
     ap.add_argument("--ablation-seeds", type=int, nargs="+", default=[0])
-    run(ap.parse_args())
+    args = ap.parse_args()
+    flush_denormals()  # as the flows do, before any torch work (training 2.3x faster)
+    run(args)
 
 
 if __name__ == "__main__":
