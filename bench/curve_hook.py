@@ -20,9 +20,10 @@ from ace_core.retrieval.zero_shot import text_spaces, zero_shot_search
 
 
 @contextmanager
-def recording(curve: list, unseen=None, towers=None, modalities=None, dim=None):
+def recording(curve: list, unseen=None, towers=None, modalities=None, dim=None, echo=False):
     """Fill ``curve`` with {"epoch", "seconds", "val R@1", "unseen R@1"?} rows while a fit
-    runs inside the block. ``unseen``: [(query, row)] scored through the zero-shot path."""
+    runs inside the block. ``unseen``: [(query, row)] scored through the zero-shot path.
+    ``echo``: print each row as it comes (a cut run keeps its curve)."""
     original = fit_module.train_generative
 
     def wrapped(decoder, feats, items, emb, id_tokens, trie, cfg, **kw):
@@ -43,7 +44,8 @@ def recording(curve: list, unseen=None, towers=None, modalities=None, dim=None):
                                                      for h, g in zip(hits, gold)]))  # fmt: skip
                 decoder.train()
             curve.append(point)
-            print(f"curve point: {point}", flush=True)  # as it comes: a cut run keeps its curve
+            if echo:
+                print(f"curve point: {point}", flush=True)
             own += time.perf_counter() - t
 
         kw["progress"] = progress

@@ -118,7 +118,7 @@ def one_fit(protocol, seed, data, enc, args) -> dict[str, dict[str, np.ndarray]]
     unseen = None
     if args.curve and protocol == "unseen":
         unseen = sampled(all_queries(protocol, ids, captions, None, train_caps), 300, seed)
-    with recording([], unseen, towers, modalities, x.shape[1]) as curve:
+    with recording([], unseen, towers, modalities, x.shape[1], echo=args.curve) as curve:
         fit = fit_retrieval(ids, x, sids, indexer, train_caps, config=RetrieverConfig(seed=seed),
                             train=train, encoder=enc, dense=bool(train_caps))  # fmt: skip
     if args.curve:
