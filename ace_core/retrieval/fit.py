@@ -200,13 +200,14 @@ def _start_is_a_candidate(init, split: QuerySplit, new_rows: set[int]) -> bool:
 
 def _features(model: RetrievalModel, split: QuerySplit, cache_mb: int | None):
     """Encoder features and gold item rows of the train / val / test queries, their layers
-    cached within ``cache_mb`` each (None: ``memory_cache_mb()``)."""
+    cached within ``cache_mb`` in all (None: ``memory_cache_mb()``): validation's first (read
+    every epoch), then training's, then test's with what is left."""
     cache_mb = memory_cache_mb() if cache_mb is None else cache_mb
     parts = {"train": split.train, "val": split.val, "test": split.test}
-    feats = {
-        name: model.features([t for t, _ in pairs], cache_mb=cache_mb)
-        for name, pairs in parts.items()
-    }
+    feats, left = {}, cache_mb
+    for name in ("val", "train", "test"):
+        feats[name] = model.features([t for t, _ in parts[name]], cache_mb=left)
+        left = max(0, left - feats[name].cached_mb)
     gold = {name: np.asarray([n for _, n in pairs], np.int64) for name, pairs in parts.items()}
     cached, n = feats["train"].n_cached, len(feats["train"])
     rest = "" if cached == n else "; the rest are re-encoded every batch"

@@ -68,6 +68,11 @@ class TextFeatures:
     def n_cached(self) -> int:
         return int((self.offsets >= 0).sum())
 
+    @property
+    def cached_mb(self) -> int:
+        """The cache's size, in MB rounded up."""
+        return 0 if self.cached is None else -(-self.cached.numel() * 2 // 2**20)
+
     @torch.no_grad()
     def _run(self, sl) -> torch.Tensor:
         # no_grad, not inference_mode: uncached features are recomputed per batch and fed to

@@ -294,6 +294,7 @@ def test_caption_features_beyond_a_partial_cache_match_recomputation(share, cach
     mb = share * int(reference.lengths.sum()) * enc.n_layers * enc.hidden * 2 / 2**20
     feats = TextFeatures(enc, tok, texts, device="cpu", cache_mb=mb)
     assert feats.n_cached in cached
+    assert feats.cached_mb <= -(-mb // 1) and (feats.cached_mb > 0) == (feats.n_cached > 0)
     last_cached, first_not = max(feats.n_cached - 1, 0), min(feats.n_cached, 59)
     idx = torch.tensor([59, 0, last_cached, first_not, 31, 7])
     want, want_pad = reference.layers(idx)

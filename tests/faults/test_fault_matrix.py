@@ -320,9 +320,9 @@ def test_caption_features_beyond_the_cache_train_with_backward():
 
 
 def _cache_noted(seen: list, cache_mb: int) -> list:
-    """A stand-in for a model's features: notes the budget, holds no caption (n_cached 0)."""
+    """A stand-in for a model's features: notes the budget, fills up to 5 MB of it."""
     seen.append(cache_mb)
-    return type("NoFeatures", (list,), {"n_cached": 0})()
+    return type("NoFeatures", (list,), {"n_cached": 0, "cached_mb": min(cache_mb, 5)})()
 
 
 def test_the_feature_cache_setting_reaches_training():
@@ -334,7 +334,7 @@ def test_the_feature_cache_setting_reaches_training():
     seen = []
     model = SimpleNamespace(features=lambda texts, cache_mb: _cache_noted(seen, cache_mb))
     _features(model, QuerySplit([("a red circle", 0)]), 7)
-    assert seen == [7, 7, 7]  # train, val and test features honour TrainConfig's setting
+    assert seen == [7, 2, 0]  # val, train and test share TrainConfig's budget, in that order
 
 
 def test_the_feature_cache_defaults_to_a_quarter_of_memory(monkeypatch):
@@ -357,7 +357,7 @@ def test_the_feature_cache_defaults_to_a_quarter_of_memory(monkeypatch):
     model = SimpleNamespace(features=lambda texts, cache_mb: _cache_noted(seen, cache_mb))
     monkeypatch.setattr(fit, "memory_cache_mb", lambda: 12_345)
     fit._features(model, QuerySplit([("a red circle", 0)]), None)
-    assert seen == [12_345] * 3
+    assert seen == [12_345, 12_340, 12_335]
 
 
 def test_one_caption_per_item_trains_without_held_out_queries():
