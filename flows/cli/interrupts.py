@@ -24,7 +24,8 @@ def install(what: str) -> None:
         name = signal.Signals(signum).name
         try:
             os.write(2, f"ace: {what} interrupted ({name}): {BUSY_HINT}\n".encode())
-            stop_children()
+            stop_children(first=signal.SIGKILL)  # SIGTERM let the embedded API print its
+            #   services' shutdown tracebacks after this line (a flaky test caught it)
         finally:
             os._exit(EXIT_ON[signum])
 
@@ -54,11 +55,11 @@ def run_off_main_thread(work: Callable[[], int]) -> int:
     return outcome["code"]  # type: ignore[return-value]
 
 
-def stop_children(grace_s: float = 2.0) -> None:
-    """SIGTERM to every descendant process, SIGKILL to those left after ``grace_s``."""
+def stop_children(grace_s: float = 2.0, first: int = signal.SIGTERM) -> None:
+    """``first`` to every descendant process, SIGKILL to those left after ``grace_s``."""
     children = descendants(os.getpid())
     for pid in children:
-        _signal(pid, signal.SIGTERM)
+        _signal(pid, first)
     deadline = time.monotonic() + grace_s
     while children and time.monotonic() < deadline:
         children = [pid for pid in children if _alive(pid)]
