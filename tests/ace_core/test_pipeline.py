@@ -1,10 +1,12 @@
 import numpy as np
+import pytest
 
 from ace_core.media.decoding import Decoded, DecodeError
 from ace_core.media.discovery import discover
 from ace_core.media.pipeline import PipelineConfig, embed_files
 
 
+@pytest.mark.slow  # over 40 s: `make test-slow` (CI runs it)
 def test_every_shared_media_file_is_embedded_or_failed_with_reason(shared_media, tiny_encoders):
     found = discover(shared_media)
     results = list(embed_files(found.files, tiny_encoders, PipelineConfig(batch_size=16)))
