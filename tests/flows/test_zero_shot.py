@@ -60,22 +60,24 @@ def test_a_captionless_corpus_answers_through_the_text_towers(captionless, capsy
     fused = run(capsys, "query", first, "--store", str(store), "-k", "10")
     assert fused["path"] == "fused" and fused["mode"] == "fused"  # auto: the fused path
     assert set(fused["results"][0]["components"]) == set(COMPONENTS)
-    found, towers_found = 0, 0
-    for path, caps in captions.items():
-        out = run(capsys, "query", caps[0], "--store", str(store), "-k", "10", "--path",
-                  "generative")  # fmt: skip
-        assert out["path"] == "zero-shot"  # pure generation: the version has no captions
-        found += path in [r["path"] for r in out["results"]]
-        towers_found += _tower_dense(store, caps[0], path)
-    answer = search_version(
-        _cached_model(store, load_version), [c[0] for c in captions.values()], 10
-    )
-    fused_found = sum(p in [r["path"] for r in row] for p, row in zip(captions, answer.results))
+    out = run(capsys, "query", first, "--store", str(store), "-k", "10", "--path", "generative")
+    assert out["path"] == "zero-shot"  # pure generation: the version has no captions
+    loaded, texts = _cached_model(store, load_version), [c[0] for c in captions.values()]
+    generated = search_version(loaded, texts, 10, path="generative")  # what the CLI ran above
+    assert [r["path"] for r in generated.results[0]] == [r["path"] for r in out["results"]]
+    found = _found(captions, generated.results)
+    fused_found = _found(captions, search_version(loaded, texts, 10).results)
+    towers_found = sum(_tower_dense(store, caps[0], path) for path, caps in captions.items())
     recall, tower_recall = found / len(captions), towers_found / len(captions)
     print(f"zero-shot generative R@10 {recall:.3f}, text-tower dense R@10 {tower_recall:.3f}")
     assert recall >= 0.6, (recall, tower_recall)
     assert recall >= 0.75 * tower_recall, (recall, tower_recall)
     assert fused_found >= towers_found  # a caption-less version's fused path ranks by the towers
+
+
+def _found(captions: dict, results) -> int:
+    """How many items are among their own first caption's results."""
+    return sum(p in [r["path"] for r in row] for p, row in zip(captions, results))
 
 
 def _tower_dense(store: Path, text: str, path: str, k: int = 10) -> bool:
