@@ -303,3 +303,72 @@ def test_caption_features_beyond_a_partial_cache_match_recomputation(share, cach
     valid = ~pad  # padding positions are masked in every attention and pooling
     assert torch.allclose(got[:, valid], want[:, valid], atol=2e-2, rtol=2e-3)  # float16 cache
     assert torch.allclose(feats.pooled, reference.pooled)
+
+
+def test_tower_queries_draw_one_of_the_items_own_captions():
+    import torch
+
+    from ace_core.retrieval.training import TowerQueries
+
+    cap_items = np.array([2, 0, 2, 3, 2, 0])  # item 1 has no caption; caption 3 has no tower
+    has = np.array([True, True, True, False, True, True])
+    towers = TowerQueries(np.zeros((6, 4), np.float32), has, cap_items, n_items=4)
+    rows = torch.tensor([0, 1, 2, 3] * 50)
+    drawn = towers.draw(rows, 1.0, torch.Generator().manual_seed(0))
+    own = {0: {1, 5}, 2: {0, 2, 4}}
+    for row, cap in zip(rows.tolist(), drawn.tolist()):
+        assert cap in own[row] if row in own else cap == -1
+    assert {c for r, c in zip(rows.tolist(), drawn.tolist()) if r == 2} == own[2]  # all drawn
+    half = towers.draw(rows, 0.5, torch.Generator().manual_seed(0))
+    assert 0.3 < (half[rows % 2 == 0] >= 0).float().mean() < 0.7
+
+
+def test_each_caption_is_embedded_by_its_own_items_tower():
+    from ace_core.retrieval.zero_shot import caption_tower_embeddings
+
+    def tower(value):
+        return lambda texts: np.full((len(texts), 2), value, np.float32)
+
+    modalities = ["image", "audio", "video", "text_free"]
+    emb, has = caption_tower_embeddings(
+        ["a", "b", "c", "d", "e"], np.array([0, 1, 2, 1, 0]), modalities[:3],
+        {"image": tower(1.0), "audio": tower(-1.0)}, dim=3, batch=2,
+    )  # fmt: skip
+    assert has.all() and emb.shape == (5, 3)
+    assert np.allclose(emb[:, 2], 0) and np.allclose(np.linalg.norm(emb, axis=1), 1)
+    assert (np.sign(emb[:, 0]) == [1, -1, 1, -1, 1]).all()  # video items: the image tower
+    _, has = caption_tower_embeddings(["a", "b"], np.array([0, 1]), modalities[:2],
+                                      {"image": tower(1.0)}, dim=2)  # fmt: skip
+    assert has.tolist() == [True, False]  # no audio tower: that caption has none
+
+
+def test_the_indexing_task_learns_the_towers_queries_of_captioned_items(toy):
+    """A text tower whose embeddings sit away from the items' (a modality gap): trained on
+    the towers' embeddings of the training captions, the item-memory path finds the items from
+    the towers' embeddings of their held-out captions; trained on item embeddings alone, not."""
+    ids, x, sids, caps, fit = toy
+    rng = np.random.default_rng(1)
+    shift = l2n(rng.standard_normal((1, x.shape[1])).astype(np.float32))
+    text_to_row = {t: n for n, i in enumerate(ids) if i in caps for t in caps[i].captions}
+
+    def tower(texts):
+        rows = [text_to_row[t] for t in texts]
+        noise = 0.05 * rng.standard_normal((len(rows), x.shape[1]))
+        return l2n((x[rows] + 1.5 * shift + noise).astype(np.float32))
+
+    from ace_core.ids.semantic_ids import SemanticIndexer
+
+    indexer = SemanticIndexer(SemanticIDConfig(), np.zeros((4, 32), np.float32), None, 8)
+    trained = fit_retrieval(
+        ids, x, sids, indexer, caps, device="cpu", config=RetrieverConfig(d_model=64, n_layers=1),
+        train=TrainConfig(epochs=30, eval_every=10, patience=60, tower_query_share=1.0),
+        dense=False, towers=(["image"] * len(ids), {"image": tower}),
+    )  # fmt: skip
+    test = fit.split.test
+    queries, rows = tower([t for t, _ in test]), [n for _, n in test]
+
+    def top1(model):
+        res = search_by_embedding(model.decoder, queries, model.trie, beam=5, k=1)
+        return np.mean([r[0][0] == row for r, row in zip(res, rows)])
+
+    assert top1(trained.model) >= 0.8 and top1(trained.model) >= top1(fit.model) + 0.3
