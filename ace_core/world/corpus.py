@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ace_core.synth import X264_DETERMINISTIC
 from ace_core.world.captions import captions
 from ace_core.world.pictures import render_picture, render_video
 from ace_core.world.scenes import DRAW, item_rng
@@ -83,7 +84,7 @@ def _write_mp4(path: Path, frames: np.ndarray) -> None:
         stream = c.add_stream("libx264", rate=8)  # H.264 in MP4: browsers play it as it is
         stream.width, stream.height = frames.shape[2], frames.shape[1]
         stream.pix_fmt = "yuv420p"
-        stream.options = {"preset": "veryfast", "crf": "18", "threads": "1"}  # deterministic
+        stream.options = X264_DETERMINISTIC
         for frame in frames:
             for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
                 c.mux(packet)
