@@ -114,15 +114,13 @@ def one_fit(protocol, seed, data, enc, args) -> dict[str, dict[str, np.ndarray]]
     indexer, sids = fit_semantic_ids(ids, x, SemanticIDConfig())
     t0 = time.perf_counter()
     train = TrainConfig(seed=seed, epochs=args.epochs, max_steps=args.max_steps or None,
-                        eval_every=args.eval_every,
-                        tower_query_share=args.tower_query_share)  # fmt: skip
+                        eval_every=args.eval_every)  # fmt: skip
     unseen = None
     if args.curve and protocol == "unseen":
         unseen = sampled(all_queries(protocol, ids, captions, None, train_caps), 300, seed)
     with recording([], unseen, towers, modalities, x.shape[1], echo=args.curve) as curve:
         fit = fit_retrieval(ids, x, sids, indexer, train_caps, config=RetrieverConfig(seed=seed),
-                            train=train, encoder=enc, dense=bool(train_caps),
-                            towers=(modalities, towers))  # fmt: skip
+                            train=train, encoder=enc, dense=bool(train_caps))  # fmt: skip
     if args.curve:
         print_curve(f"{protocol} seed {seed}", curve, fit.generative_report.steps)
     model, dim = fit.model, x.shape[1]
@@ -253,8 +251,6 @@ def main() -> None:
     ap.add_argument("--corpus", default=None, help="a corpus folder with captions.jsonl instead")
     ap.add_argument("--eval-every", type=int, default=2, help="validate every N epochs")
     ap.add_argument("--curve", action="store_true", help="print R@1 against training steps")
-    ap.add_argument("--tower-query-share", type=float, default=TrainConfig.tower_query_share,
-                    help="train.tower_query_share of every fit")  # fmt: skip
     ap.add_argument(
         "--report-each-fit", action="store_true", help="print the tables after each fit"
     )

@@ -37,7 +37,7 @@ from storage.store import Store
 from storage.store.layout import VersionLayout
 from storage.store.verify import verify_version
 from tasks._progress import epoch_progress, run_logger, stage
-from tasks.fusion_fit import fit_fusion_weights, version_towers
+from tasks.fusion_fit import fit_fusion_weights
 
 TRANSIENT = {errno.EAGAIN, errno.EBUSY, errno.EIO, errno.ENOSPC, errno.ETIMEDOUT, errno.ESTALE}
 
@@ -148,16 +148,15 @@ def train_retriever(
     init = load_retriever_state(init_from) if init_from else None
     epochs = config.ingest.epochs if init else config.train.epochs
     key = f"ace-{Store(store).key}-training"
-    towers = version_towers(store, v, config, data.item_ids)
     with epoch_progress("training epoch", epochs, key) as progress:
         fit = fit_retrieval(
             data.item_ids, data.embeddings, data.sids, data.indexer, data.captions,
             config=config.retriever, train=config.train, ingest=config.ingest,
-            init=init, progress=progress, towers=(towers[0], towers[2]),
+            init=init, progress=progress,
         )  # fmt: skip
     save_retriever(fit.model, v.retriever, config.retriever.encoder_path or default_encoder_path())
     record = fit.eval_record()
-    record["fusion"] = fit_fusion_weights(config, fit, bool(data.captions), towers)
+    record["fusion"] = fit_fusion_weights(store, v, config, fit, bool(data.captions))
     if config.ablations:
         record["ablations"] = run_ablations(data, config)
     v.eval.write_text(json.dumps(record, indent=2))

@@ -29,30 +29,21 @@ from tasks.embed import encoders_for
 BEAM = 10  # the served beam (query.request.DEFAULT_BEAM)
 
 
-def version_towers(
-    store: str, v: VersionLayout, config: IndexConfig, item_ids: list[str]
-) -> tuple[list[str], list[str], dict]:
-    """(each item's modality, each item's path, space -> text tower where the version's
-    encoders have trained towers, else {}), items in ``item_ids`` order."""
+def fit_fusion_weights(
+    store: str, v: VersionLayout, config: IndexConfig, fit: FitResult, has_captions: bool
+) -> dict | None:
+    """The version's fusion record (None: nothing to fit: no validation queries, or a single
+    component)."""
+    model, n = fit.model, len(fit.model.item_ids)
     items = read_version_items(v).select(["item_id", "modality", "path"]).to_pydict()
     row_of = {item_id: row for row, item_id in enumerate(items["item_id"])}
-    modalities = [items["modality"][row_of[i]] for i in item_ids]
-    paths = [items["path"][row_of[i]] for i in item_ids]
-    towers = {}
+    modalities = [items["modality"][row_of[i]] for i in model.item_ids]
+    paths = [items["path"][row_of[i]] for i in model.item_ids]
+    spaces = {}
     if towers_are_trained(read_encoders(Store(store).embed_cache_dir(config_hash(config.embed)))):
         encoders = encoders_for(config.embed, set(modalities))
         towers = {m: e.embed_text for m, e in encoders.items() if SPACE_OF_MODALITY[m] == m}
-    return modalities, paths, towers
-
-
-def fit_fusion_weights(
-    config: IndexConfig, fit: FitResult, has_captions: bool, towers: tuple[list, list, dict]
-) -> dict | None:
-    """The version's fusion record (None: nothing to fit: no validation queries, or a single
-    component); ``towers``: what ``version_towers`` returned for the fit's items."""
-    model, n = fit.model, len(fit.model.item_ids)
-    modalities, paths, by_space = towers
-    spaces = text_spaces(modalities, model.id_tokens, by_space) if by_space else {}
+        spaces = text_spaces(modalities, model.id_tokens, towers)
     captioned = trained_rows(n, fit.split.train)
     keywords = training_keywords(paths, fit.split.train) if has_captions else None
     inp = FusedInputs(model, np.arange(n), model.trie, spaces, has_captions, captioned,

@@ -40,12 +40,10 @@ from ace_core.retrieval.retrieval_model import (
 from ace_core.retrieval.text_encoder import build_text_encoder
 from ace_core.retrieval.text_features import TextFeatures, memory_cache_mb
 from ace_core.retrieval.training import (
-    TowerQueries,
     TrainConfig,
     TrainReport,
     train_generative,
 )
-from ace_core.retrieval.zero_shot import caption_tower_embeddings
 
 logger = logging.getLogger(__name__)
 
@@ -95,15 +93,12 @@ def fit_retrieval(
     dense: bool = True,
     init: InitState | None = None,
     ingest: IngestConfig = IngestConfig(),
-    towers: tuple[Sequence[str], dict[str, Callable]] | None = None,
 ) -> FitResult:
     """Train the generative retriever (and the dense baseline) for a set of items with IDs.
 
     With ``init`` (incremental ingest) the parent's weights are fine-tuned (``ingest``) on the
     new items' captions mixed with a replay of old pairs; metrics are also reported on old vs
-    new items. ``towers``: (each item's modality, space -> text tower), the encoders' text
-    towers where they are trained; the indexing task then also learns from the towers'
-    embeddings of the training captions (``train.tower_query_share``).
+    new items.
     """
     if list(item_ids) != sids.item_ids:
         raise AceInputError("items and semantic IDs are not aligned (both must be sorted)")
@@ -117,8 +112,6 @@ def fit_retrieval(
     feats, gold = _features(model, train_split, train.feature_cache_mb)
     clock.lap("text_features")
     val = (feats["val"], gold["val"]) if len(gold["val"]) else None
-    tower_queries = _tower_queries(towers, train_split, gold["train"], item_emb.shape, train)
-    clock.lap("tower_queries")
     report = train_generative(
         model.decoder,
         feats["train"],
@@ -132,7 +125,6 @@ def fit_retrieval(
         progress=progress,
         replay=replay,
         validate_initial=_start_is_a_candidate(init, train_split, new_rows),
-        towers=tower_queries,
     )
     clock.lap("generative_training")
     if dense and len(gold["train"]):
@@ -157,19 +149,6 @@ def _training_split(split, new_rows, n_items, train, ingest, init):
         split, train.max_val_queries, train.max_test_queries, train.seed, new_rows
     )
     return split, replay
-
-
-def _tower_queries(towers, split: QuerySplit, rows: np.ndarray, shape, train: TrainConfig):
-    """The training captions' text-tower embeddings for the indexing task, or None (no towers,
-    no captions, or ``tower_query_share`` 0)."""
-    if not towers or not towers[1] or not len(rows) or train.tower_query_share <= 0:
-        return None
-    modalities, by_space = towers
-    texts = [t for t, _ in split.train]
-    emb, has = caption_tower_embeddings(texts, rows, modalities, by_space, shape[1])
-    logger.info("text-tower queries: %d of %d training captions embedded by the towers",
-                int(has.sum()), len(texts))  # fmt: skip
-    return TowerQueries(emb, has, rows, shape[0])
 
 
 def _new_model(item_ids, item_emb, sids, indexer, config, encoder, device, init):

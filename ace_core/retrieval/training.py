@@ -42,9 +42,6 @@ class TrainConfig:
     index_task: bool = True  # also learn item embedding -> ID (caption-less items)
     max_index_repeats: int = 4  # indexing examples per item per epoch: about as many as
     #                             captions, between 1 and this (this many without captions)
-    tower_query_share: float = 0.0  # share of a captioned item's indexing examples that feed
-    #   the text-tower embedding of one of its training captions instead of the item's own
-    #   embedding (the zero-shot path's queries; needs the towers, fit_retrieval(towers=))
     patience: int = 12  # epochs without validation improvement before stopping
     val_beam_size: int = 5
     max_val_queries: int = 512  # validation queries (a seeded sample when there are more)
@@ -122,70 +119,27 @@ class Replay:
         )
 
 
-class TowerQueries:
-    """The text towers' embeddings of the training captions (rows of ``emb`` with ``has``
-    False have none: their item's space has no tower), grouped by item for drawing."""
-
-    def __init__(self, emb: np.ndarray, has: np.ndarray, cap_items: np.ndarray, n_items: int):
-        self.emb = torch.from_numpy(np.asarray(emb, np.float32))
-        caps = np.flatnonzero(has)
-        caps = caps[np.argsort(cap_items[caps], kind="stable")]
-        counts = np.bincount(cap_items[caps], minlength=n_items)
-        self.caps = torch.from_numpy(caps.astype(np.int64))
-        self.counts = torch.from_numpy(counts.astype(np.int64))
-        self.starts = torch.cumsum(self.counts, 0) - self.counts
-
-    def draw(self, rows: torch.Tensor, share: float, gen: torch.Generator) -> torch.Tensor:
-        """Per item row: a random training caption of the item (with probability ``share``,
-        where it has one), else -1 (the item's own embedding)."""
-        counts = self.counts[rows]
-        pick = (torch.rand(len(rows), generator=gen) < share) & (counts > 0)
-        nth = (torch.rand(len(rows), generator=gen) * counts).long()
-        out = torch.full((len(rows),), -1, dtype=torch.long)
-        out[pick] = self.caps[self.starts[rows][pick] + nth[pick]]
-        return out
-
-
-def _batches(
-    caps: torch.Tensor, index_rows: torch.Tensor, cfg: TrainConfig, gen: torch.Generator,
-    towers: TowerQueries | None = None,
-) -> list:  # fmt: skip
+def _batches(caps: torch.Tensor, index_rows: torch.Tensor, cfg: TrainConfig, gen: torch.Generator):
     """Shuffled mix of caption batches (indices into the training captions) and indexing-task
-    batches (item rows, and per row the training caption whose text-tower embedding it feeds
-    instead of the item's, or -1)."""
+    batches (item rows)."""
     n_caps = len(caps)
     perm = torch.randperm(n_caps, generator=gen)
-    out = [("cap", caps[b], None) for b in perm.split(cfg.batch_size) if len(b)]
+    out = [("cap", caps[b]) for b in perm.split(cfg.batch_size) if len(b)]
     if cfg.index_task and len(index_rows):
         per_item = max(1, -(-n_caps // len(index_rows)))  # about as many as captions
         reps = min(cfg.max_index_repeats, per_item) if n_caps else cfg.max_index_repeats
         rows = index_rows.repeat(reps)
         perm = rows[torch.randperm(len(rows), generator=gen)]
-        share = cfg.tower_query_share if towers is not None else 0.0
-        for b in perm.split(cfg.batch_size):
-            out.append(("item", b, towers.draw(b, share, gen) if share > 0 else None))
+        out += [("item", b) for b in perm.split(cfg.batch_size)]
     order = torch.randperm(len(out), generator=gen).tolist()
     return [out[i] for i in order]
 
 
-def _item_inputs(emb, b, src, towers: TowerQueries | None, device) -> torch.Tensor:
-    """The indexing task's inputs: the items' embeddings, a tower query where ``src`` says."""
-    x = emb[b.to(device)]
-    if src is None or not bool((src >= 0).any()):
-        return x
-    use = src >= 0
-    x = x.clone()
-    x[use.to(device)] = towers.emb[src[use]].to(device, x.dtype)
-    return x
-
-
-def _train_epoch(decoder, opt, batches, data, emb, targets, cfg, device):
-    """One pass over the mixed caption / indexing batches; returns (mean loss, examples).
-    ``data``: (training caption features, their item rows, tower queries or None)."""
-    train_feats, cap_items, towers = data
+def _train_epoch(decoder, opt, batches, train_feats, cap_items, emb, targets, cfg, device):
+    """One pass over the mixed caption / indexing batches; returns (mean loss, examples)."""
     decoder.train()
     total, count = 0.0, 0
-    for kind, b, src in batches:
+    for kind, b in batches:
         with autocast(device):
             q = None
             if kind == "cap":
@@ -193,8 +147,7 @@ def _train_epoch(decoder, opt, batches, data, emb, targets, cfg, device):
                 items = cap_items[b].to(device)
             else:
                 items = b.to(device)
-                x = _item_inputs(emb, b, src, towers, device)
-                memory, pad = decoder.memory_from_items(x), None
+                memory, pad = decoder.memory_from_items(emb[items]), None
             loss = id_loss(decoder, memory, pad, targets[items], cfg.rdrop_weight)
             if q is not None and cfg.bridge_weight > 0:  # bridge InfoNCE against all items
                 loss = loss + cfg.bridge_weight * F.cross_entropy((q @ emb.T).float() / 0.05, items)
@@ -261,14 +214,12 @@ def train_generative(
     progress: Callable[[int, dict], None] | None = None,  # (epoch, {loss, val?})
     replay: Replay | None = None,
     validate_initial: bool = False,
-    towers: TowerQueries | None = None,
 ) -> TrainReport:
     """Train ``decoder`` in place; keeps the state with the best validation MRR@10.
 
     ``replay`` (fine-tuning): which captions and indexing-task items each epoch trains on
     (default: all of them, every epoch). ``validate_initial``: the starting weights are a
-    candidate too, as epoch 0. ``towers``: the training captions' text-tower embeddings,
-    fed to the indexing task at ``cfg.tower_query_share``."""
+    candidate too, as epoch 0."""
     device = torch.device(device)
     decoder.to(device)
     gen = torch.Generator().manual_seed(cfg.seed)
@@ -287,9 +238,9 @@ def train_generative(
             if share and epoch > 1:
                 share.update()  # the cores other processes left free over the last epoch
             caps, rows = replay.draw(gen) if replay is not None else (all_caps, all_rows)
-            batches = _batches(caps, rows, cfg, gen, towers)[: steps_left(cfg.max_steps, steps)]
-            data = (train_feats, cap_items, towers)
-            loss, seen = _train_epoch(decoder, opt, batches, data, emb, targets, cfg, device)
+            batches = _batches(caps, rows, cfg, gen)[: steps_left(cfg.max_steps, steps)]
+            loss, seen = _train_epoch(decoder, opt, batches, train_feats, cap_items, emb,
+                                      targets, cfg, device)  # fmt: skip
             steps, examples = steps + len(batches), examples + seen
             history.append({"epoch": epoch, "loss": loss})
             spent = steps_left(cfg.max_steps, steps) == 0

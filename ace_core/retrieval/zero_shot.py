@@ -53,24 +53,6 @@ def tower_queries(spaces: dict[str, TextSpace], texts: Sequence[str], dim: int) 
     return {name: to_common_dim(s.embed_text(list(texts)), dim) for name, s in spaces.items()}
 
 
-def caption_tower_embeddings(
-    texts: Sequence[str], rows: np.ndarray, modalities: Sequence[str], towers: dict[str, Callable],
-    dim: int, batch: int = 1024,
-) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
-    """Each caption embedded by the text tower of its item's space (item ``rows[i]``), at the
-    index's common width: (n, dim) embeddings and (n,) whether the item's space has a tower
-    (rows without one are zeros)."""
-    space = np.array([SPACE_OF_MODALITY[m] for m in modalities])[np.asarray(rows, np.int64)]
-    out, has = np.zeros((len(texts), dim), np.float32), np.zeros(len(texts), bool)
-    for name, embed_text in towers.items():
-        sel = np.flatnonzero(space == name)
-        for start in range(0, len(sel), batch):
-            part = sel[start : start + batch]
-            out[part] = to_common_dim(embed_text([texts[i] for i in part]), dim)
-        has[sel] = True
-    return out, has
-
-
 def zero_shot_search(
     decoder, spaces: dict[str, TextSpace], texts: Sequence[str], dim: int, k: int, beam: int,
     *, device="cpu", queries: dict | None = None,
