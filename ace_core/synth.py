@@ -19,8 +19,8 @@ import numpy as np
 logger = logging.getLogger(__name__)
 
 # H.264 options under which one seed writes the same bytes every time: one thread, and no
-# x264 assembly (with it, about one video in 15 came out different on a second write:
-# 2 of 25 videos, each written 10 times; none of 250 without it). 3x slower, ~30 ms a video.
+# x264 assembly (with it, some videos came out different on a second write: 2 to 7 of 25;
+# none of 250 writes without it). 3x slower, about 30 ms a small video.
 X264_DETERMINISTIC = {"preset": "veryfast", "crf": "18", "threads": "1", "x264-params": "asm=0"}
 
 COLORS = {
@@ -234,7 +234,7 @@ def _write_video(path: Path, rng: np.random.Generator):
         stream = c.add_stream("libx264", rate=8)  # H.264 in MP4: browsers play it as it is
         stream.width = stream.height = VIDEO_SIZE
         stream.pix_fmt = "yuv420p"
-        stream.options = X264_DETERMINISTIC
+        stream.options = dict(X264_DETERMINISTIC)
         for k in range(VIDEO_FRAMES):
             frame = np.full((VIDEO_SIZE, VIDEO_SIZE, 3), 90, np.uint8)
             cx, cy = start + np.array([dx, dy]) * step * k

@@ -84,7 +84,7 @@ def _write_mp4(path: Path, frames: np.ndarray) -> None:
         stream = c.add_stream("libx264", rate=8)  # H.264 in MP4: browsers play it as it is
         stream.width, stream.height = frames.shape[2], frames.shape[1]
         stream.pix_fmt = "yuv420p"
-        stream.options = X264_DETERMINISTIC
+        stream.options = dict(X264_DETERMINISTIC)
         for frame in frames:
             for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
                 c.mux(packet)

@@ -112,7 +112,7 @@ def test_sample_corpus_writes_either_world(tmp_path, capsys):
 
 
 def test_videos_are_the_same_bytes_every_time(tmp_path):
-    """x264's assembly made about one video in 15 differ between two writes of one seed (so
+    """x264's assembly made 2 to 7 videos in 25 differ between two writes of one seed (so
     their item IDs, and a bench's splits, differed between runs); the writers turn it off."""
     for name in ("a", "b"):
         write_world_corpus(tmp_path / name, {"video": 24}, seed=7)
