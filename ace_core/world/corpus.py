@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ace_core.synth import X264_DETERMINISTIC
+from ace_core.synth import write_mp4
 from ace_core.world.captions import captions
 from ace_core.world.pictures import render_picture, render_video
 from ace_core.world.scenes import DRAW, item_rng
@@ -77,22 +77,7 @@ def _write_wav(path: Path, samples: np.ndarray) -> None:
     sf.write(path, samples, SR, subtype="PCM_16")
 
 
-def _write_mp4(path: Path, frames: np.ndarray) -> None:
-    import av
-
-    with av.open(str(path), "w") as c:
-        stream = c.add_stream("libx264", rate=8)  # H.264 in MP4: browsers play it as it is
-        stream.width, stream.height = frames.shape[2], frames.shape[1]
-        stream.pix_fmt = "yuv420p"
-        stream.options = dict(X264_DETERMINISTIC)
-        for frame in frames:
-            for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
-                c.mux(packet)
-        for packet in stream.encode():
-            c.mux(packet)
-
-
-WRITE = {"image": _write_png, "audio": _write_wav, "video": _write_mp4}
+WRITE = {"image": _write_png, "audio": _write_wav, "video": write_mp4}
 
 
 def descriptions(seed: int, modality: str, n: int) -> Iterator[str]:
