@@ -27,7 +27,7 @@ from ace_core.retrieval.fusion import (
     vector_side,
 )
 from ace_core.retrieval.generation import generative_search
-from ace_core.retrieval.keywords import KeywordIndex, item_document
+from ace_core.retrieval.keywords import KeywordIndex, item_document, row_mask
 from ace_core.retrieval.retrieval_model import RetrievalModel
 from ace_core.retrieval.zero_shot import TextSpace, tower_hits, tower_queries, zero_shot_search
 
@@ -97,17 +97,9 @@ def component_table(
 
 def _bm25_side(keywords: KeywordIndex, texts: list[str], rows: np.ndarray, depth: int) -> DenseSide:
     """BM25's top ``depth`` among ``rows`` (positive scores only) and its score of any row."""
-    every = [keywords.scores(t) for t in texts]
-    hits = []
-    everything = len(rows) == keywords.n
-    for scores in every:
-        mine = scores if everything else scores[rows]
-        hit = np.flatnonzero(mine > 0)
-        if len(hit) > depth:
-            hit = hit[np.argpartition(-mine[hit], depth - 1)[:depth]]
-        hit = hit[np.argsort(-mine[hit])]
-        hits.append([(int(rows[i]), float(mine[i])) for i in hit])
-    return DenseSide(hits, lambda n, r: every[n][r])
+    allowed = None if len(rows) == keywords.n else row_mask(keywords.n, rows)
+    answers = [keywords.query(t, depth, allowed) for t in texts]
+    return DenseSide([hits for hits, _ in answers], lambda n, r: answers[n][1](r))
 
 
 def training_keywords(paths: Sequence[str], train: Sequence[tuple[str, int]]) -> KeywordIndex:

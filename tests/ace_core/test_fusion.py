@@ -105,6 +105,57 @@ def test_bm25_over_training_captions_joins_the_candidates():
     assert held_out.scores("crossing")[2] == 0.0
 
 
+def _word_corpus(n: int, seed: int = 0) -> list[str]:
+    """Documents of common words (each in about half the rows) and a rare word or two."""
+    rng = np.random.default_rng(seed)
+    common = ["red", "blue", "circle", "square", "loud", "bird"]
+    rare = [f"zebra{chr(97 + i % 26)}{chr(97 + i // 26)}" for i in range(40)]
+    return [
+        " ".join([*rng.choice(common, 3), *rng.choice(rare, rng.integers(0, 3))]) for _ in range(n)
+    ]
+
+
+def test_above_the_exact_size_bm25_scores_any_rows_exactly_and_finds_rows_by_rare_words():
+    """Past the exact size a query no longer scores every item (its cost would grow with the
+    corpus): rare words find rows, and any row asked for gets exactly the full BM25 score."""
+    from ace_core.retrieval.keywords import KeywordIndex
+
+    docs = _word_corpus(400)
+    exact = KeywordIndex(docs)
+    pruned = KeywordIndex(docs, exact_max_items=100, scan_max_postings=40)
+    assert exact.exact and not pruned.exact
+    rng = np.random.default_rng(1)
+    for text in ["red bird zebracb", "blue circle", "zebrada zebrada loud", "nothing here"]:
+        every = exact.scores(text)
+        rows = rng.choice(400, 60, replace=False)
+        np.testing.assert_allclose(pruned.query(text, 10)[1](rows), every[rows], rtol=1e-5)
+        hits, _ = pruned.query(text, 10)
+        rare = [w for w in text.split() if w.startswith("zebra")]
+        holders = [r for r, d in enumerate(docs) if set(rare) & set(d.split())]
+        best = sorted((every[r] for r in holders), reverse=True)[:10]
+        assert {r for r, _ in hits} <= set(holders)  # common words alone find nothing
+        assert [s for _, s in hits] == pytest.approx(best, rel=1e-5)  # the holders' top, exact
+        assert [s for _, s in hits] == pytest.approx([every[r] for r, _ in hits], rel=1e-5)
+    allowed = np.zeros(400, bool)
+    allowed[::2] = True
+    assert all(r % 2 == 0 for r, _ in pruned.query("zebracb zebrada red", 50, allowed)[0])
+
+
+def test_above_the_exact_size_bm25_still_scores_the_other_components_candidates():
+    from ace_core.retrieval import fusion as F
+    from ace_core.retrieval.fused_search import _bm25_side
+    from ace_core.retrieval.keywords import KeywordIndex
+
+    docs = _word_corpus(300)
+    pruned = KeywordIndex(docs, exact_max_items=100, scan_max_postings=40)
+    side = _bm25_side(pruned, ["red circle"], np.arange(300), 5)
+    assert side.hits == [[]]  # both words are in more than 40 rows
+    common = next(r for r, d in enumerate(docs) if {"red", "circle"} <= set(d.split()))
+    table = F.candidates({"captions": [[(common, np.log(0.9))]]}, {"bm25": side})
+    bm25 = F.COMPONENTS.index("bm25")
+    assert table[0].rows.tolist() == [common] and table[0].features[0, bm25] > 0
+
+
 def test_above_the_exact_size_the_dense_index_is_ivf_and_finds_what_exact_search_finds(
     monkeypatch,
 ):
