@@ -108,19 +108,7 @@ class KeywordIndex:
 
     def search(self, text: str, k: int, rows: np.ndarray | None = None) -> list[tuple[int, float]]:
         """(row, BM25 score) of the best ``k`` items with a positive score, among ``rows``."""
-        if not self.exact:
-            return self.query(text, k, None if rows is None else row_mask(self.n, rows))[0]
-        query = [self._query(text)]
-        if not query[0] or not self.n:
-            return []
-        mask = None
-        if rows is not None:
-            mask = np.zeros(self.n, np.float32)
-            mask[rows] = 1.0
-        found, scores = self.retriever.retrieve(
-            query, k=min(k, self.n), show_progress=False, weight_mask=mask, n_threads=1
-        )
-        return [(int(r), float(s)) for r, s in zip(found[0], scores[0]) if s > 0]
+        return self.query(text, k, None if rows is None else row_mask(self.n, rows))[0]
 
 
 def row_mask(n: int, rows: np.ndarray) -> np.ndarray:
