@@ -72,6 +72,42 @@ def test_blinding_moves_the_gold_items_probability_to_the_others():
     assert blind.features[0, dense] == 0.0 and table.features[0, dense] == 1.0
 
 
+def test_blinding_normalises_the_other_candidates_bm25_and_dense_again():
+    """A query of an item without captions: BM25's best other candidate scores 1 and the
+    dense side spans 0 to 1 over the others, as the candidate table of such a query has it."""
+    feats = np.zeros((3, len(F.COMPONENTS)), np.float32)
+    bm25, dense = F.COMPONENTS.index("bm25"), F.COMPONENTS.index("dense")
+    feats[:, bm25], feats[:, dense] = [1.0, 0.5, 0.25], [1.0, 0.6, 0.2]
+    blind = F.blinded(F.Candidates(np.array([0, 1, 2]), feats), 0)
+    assert np.allclose(blind.features[:, bm25], [0.0, 1.0, 0.5])
+    assert np.allclose(blind.features[:, dense], [0.0, 1.0, 0.0])
+
+
+def test_the_fit_finds_an_uncaptioned_scale_between_coarse_steps(monkeypatch):
+    """Two validation queries of captioned item 0. In the first an uncaptioned candidate
+    (item 1) has the towers' best score, so its scale must stay below item 0's weighted sum;
+    in the second, once item 0 is blinded, it must beat a captioned neighbour (item 2). Only
+    a scale in a window narrower than 0.1 ranks item 0 first in both (the old grid's steps
+    of 0.1 around 1 missed every such window)."""
+    tower, bm25 = F.COMPONENTS.index("text_tower"), F.COMPONENTS.index("bm25")
+
+    def query(rows, towers, words):
+        feats = np.zeros((len(rows), len(F.COMPONENTS)), np.float32)
+        feats[:, tower], feats[:, bm25] = towers, words
+        return F.Candidates(np.array(rows), feats)
+
+    table = [query([0, 1], [0.97, 1.0], [0.97, 0.0]), query([0, 2], [1.0, 0.93], [1.0, 0.93])]
+    captioned = np.array([True, False, True])
+    fit = F.fit_fusion(table, [0, 0], ["captions", "text_tower", "bm25"], captioned)
+    # every half ranks item 0 first but the first query blinded (item 1 outscores it there)
+    assert fit["both_kinds"] and fit["val_mrr@10"] == pytest.approx((1 + 1 + 0.5 + 1) / 4)
+    monkeypatch.setattr(
+        F, "UNCAPTIONED_SCALES", (0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0, 1.2, 1.5)
+    )
+    coarse = F.fit_fusion(table, [0, 0], ["captions", "text_tower", "bm25"], captioned)
+    assert coarse["val_mrr@10"] < fit["val_mrr@10"]
+
+
 def test_the_weight_grid_covers_the_simplex():
     grid = F.weight_grid(["captions", "dense", "text_tower"], step=0.1)
     assert len(grid) == 66 and np.allclose(grid.sum(axis=1), 1.0)  # C(12, 2)

@@ -1,0 +1,113 @@
+"""How the fusion fit treats items without training captions, without training a retriever
+(issue 23: fused R@1 below the towers' on unseen items at 100k). Not a test.
+
+  .venv/bin/python bench/fusion_fit_proxy.py --corpus DIR [--seed 0] [--max-queries 1000]
+
+The unseen protocol of bench/fused_protocols.py on a corpus whose embeddings it kept
+(DIR/embeddings.npz), but only with the components that need no training: the text towers'
+exact search and BM25 over the training captions (plus an all-zero captions column, so that
+the fit scores the blinded half as a version with a caption-trained path does). The weights
+are fit by ace_core.retrieval.fusion.fit_fusion on the split's validation queries exactly as
+a build fits them, then scored on the held-out items' queries and on the captioned items'
+test queries, beside the towers alone and BM25 alone.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+from fused_protocols import all_queries, embedded, sampled  # noqa: E402
+from protocols import protocol_queries  # noqa: E402
+
+from ace_core.retrieval.evaluation import scored_sample, split_queries  # noqa: E402
+from ace_core.retrieval.fused_search import (  # noqa: E402
+    FusedInputs,
+    component_table,
+    spaces_of_rows,
+    trained_rows,
+    training_keywords,
+)
+from ace_core.retrieval.fusion import COMPONENTS, Fusion, fit_fusion, fused  # noqa: E402
+from ace_core.retrieval.zero_shot import TextSpace  # noqa: E402
+
+PRESENT = ["captions", "text_tower", "bm25"]
+MAX_QUERIES = 1000
+
+
+def inputs(corpus: Path, seed: int):
+    from ace_core.media.discovery import discover
+
+    ids, x, modalities, captions, towers = embedded(corpus, keep=True)
+    paths = {f.item_id: f.path for f in discover(corpus).files}
+    train_caps, _ = protocol_queries("unseen", ids, captions, np.random.default_rng(1000 + seed))
+    split = split_queries(ids, train_caps, seed=seed)
+    space = spaces_of_rows(modalities)
+    spaces = {
+        name: TextSpace(embed_text, np.flatnonzero(space == name), None)
+        for name, embed_text in towers.items()
+    }
+    captioned = trained_rows(len(ids), split.train)
+    keywords = training_keywords([paths[i] for i in ids], split.train)
+    model = SimpleNamespace(item_emb=np.ascontiguousarray(x, np.float32))
+    inp = FusedInputs(model, np.arange(len(ids)), None, spaces, False, captioned, space,
+                      keywords=keywords)  # fmt: skip
+    tables = {
+        "validation": scored_sample(split, 500, 500, seed, set()).val,
+        "unseen": all_queries("unseen", ids, captions, split, train_caps),
+        "captioned items' test": list(split.test),
+    }
+    return inp, {k: sampled(v, MAX_QUERIES, seed) for k, v in tables.items()}
+
+
+def table_of(inp, queries):
+    return component_table(inp, [t for t, _ in queries], 10, 10, only=["text_tower", "bm25"])
+
+
+def r_at_1(hits, gold) -> float:
+    return float(np.mean([bool(h) and h[0][0] == g for h, g in zip(hits, gold)]))
+
+
+def alone(table, name):
+    col = COMPONENTS.index(name)
+    return [[(int(c.rows[i]), 0.0) for i in np.lexsort((c.rows, -c.features[:, col]))[:10]]
+            for c in table]  # fmt: skip
+
+
+def main() -> None:
+    global MAX_QUERIES
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--corpus", required=True)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--max-queries", type=int, default=1000)
+    args = ap.parse_args()
+    MAX_QUERIES = args.max_queries
+    t = time.perf_counter()
+    inp, queries = inputs(Path(args.corpus), args.seed)
+    tables = {k: (table_of(inp, q), [g for _, g in q]) for k, q in queries.items()}
+    print(f"{inp.keywords.n:,} items, {int(inp.captioned.sum()):,} captioned; "
+          f"tables in {time.perf_counter() - t:.0f} s", flush=True)  # fmt: skip
+    val_table, val_gold = tables.pop("validation")
+    record = fit_fusion(val_table, val_gold, PRESENT, inp.captioned)
+    fusion = Fusion.from_record(record)
+    print(f"fit on {len(val_gold)} validation queries: {record}")
+    for name, (table, gold) in tables.items():
+        r1 = {"fused": r_at_1(fused(table, fusion, inp.captioned, 10), gold),
+              "towers": r_at_1(alone(table, "text_tower"), gold),
+              "BM25": r_at_1(alone(table, "bm25"), gold)}  # fmt: skip
+        print(
+            f"{name} ({len(gold)} queries): R@1 " + ", ".join(f"{k} {v:.3f}" for k, v in r1.items())
+        )
+
+
+if __name__ == "__main__":
+    main()
