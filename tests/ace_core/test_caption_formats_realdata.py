@@ -56,7 +56,7 @@ def test_clotho_csv_imports_in_utf8_and_in_a_legacy_encoding(realdata, tmp_path)
         convert("clotho", [(str(broken), "test")])
 
 
-@pytest.mark.slow  # over 40 s: `make test-slow` (CI runs it)
+@pytest.mark.slow  # over 30 s: `make test-slow` (CI runs it)
 def test_the_real_media_index_with_their_captions(prefect_harness, realdata, tmp_path, capsys):
     from flows.cli import main
 

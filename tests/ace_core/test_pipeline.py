@@ -6,7 +6,7 @@ from ace_core.media.discovery import discover
 from ace_core.media.pipeline import PipelineConfig, embed_files
 
 
-@pytest.mark.slow  # over 40 s: `make test-slow` (CI runs it)
+@pytest.mark.slow  # over 30 s: `make test-slow` (CI runs it)
 def test_every_shared_media_file_is_embedded_or_failed_with_reason(shared_media, tiny_encoders):
     found = discover(shared_media)
     results = list(embed_files(found.files, tiny_encoders, PipelineConfig(batch_size=16)))

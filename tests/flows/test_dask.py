@@ -34,7 +34,7 @@ def runners_used(monkeypatch):
     return used
 
 
-@pytest.mark.slow  # over 40 s: `make test-slow` (CI runs it)
+@pytest.mark.slow  # over 30 s: `make test-slow` (CI runs it)
 def test_dask_workers_embed_what_a_local_run_embeds(
     prefect_harness, tmp_path, capsys, runners_used
 ):

@@ -122,7 +122,7 @@ def _flow_runs(env, deployment: str) -> list[dict]:
     return json.loads(_run(env, "python", "-c", code).strip().splitlines()[-1])
 
 
-@pytest.mark.slow  # over 40 s: `make test-slow` (CI runs it)
+@pytest.mark.slow  # over 30 s: `make test-slow` (CI runs it)
 def test_an_ingest_event_runs_the_retrain_deployment_on_its_store(
     prefect_harness, server, tmp_path
 ):

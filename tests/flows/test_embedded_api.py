@@ -8,6 +8,8 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[2]
 
 # spawn before prefect is imported, adopt, then report what Prefect uses and the server's pid
@@ -56,6 +58,7 @@ def _gone(pid: int, within_s: float = 10.0) -> bool:
     return False
 
 
+@pytest.mark.slow  # over 30 s: `make test-slow` (CI runs it)
 def test_unconfigured_prefect_runs_flows_on_the_spawned_server_stopped_at_exit(tmp_path):
     url, pid, in_use, result, has_ui = _run(_env(tmp_path), "flow")
     assert url.startswith("http://127.0.0.1:") and url.endswith("/api")
@@ -118,6 +121,7 @@ print(first == taken, get_current_settings().api.url, taken, flush=True)
 """
 
 
+@pytest.mark.slow  # over 30 s: `make test-slow` (CI runs it)
 def test_a_server_that_lost_its_port_is_spawned_again_on_another(tmp_path):
     proc = subprocess.run(
         [sys.executable, "-c", RACE], env=_env(tmp_path), cwd=ROOT, capture_output=True,

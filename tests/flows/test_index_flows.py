@@ -294,6 +294,7 @@ def test_publish_killed_before_latest_leaves_previous_version_served(indexed, mo
         assert s.manifest(v)["version"] == v
 
 
+@pytest.mark.slow  # over 30 s: `make test-slow` (CI runs it)
 def test_kill_9_during_index_leaves_store_intact_and_rerun_reuses_shards(
     indexed, tmp_path, sample_corpus, config_file, capsys
 ):

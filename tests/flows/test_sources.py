@@ -63,6 +63,7 @@ def test_index_ingest_and_nightly_reindex_lose_nothing_and_trace_every_item(
         assert sha256_file(r["location"]) == r["item_id"]
 
 
+@pytest.mark.slow  # over 30 s: `make test-slow` (CI runs it)
 def test_reindex_that_would_drop_items_refuses_without_the_flag(
     prefect_harness, folders, tmp_path, capsys
 ):
@@ -121,6 +122,7 @@ def test_ingest_of_a_folder_under_a_source_keeps_that_source(tmp_path, folders):
     assert all((folders / "photos" / f.path).is_file() for f in found.files)
 
 
+@pytest.mark.slow  # over 30 s: `make test-slow` (CI runs it)
 def test_store_written_before_sources_is_read_and_says_how_to_upgrade(
     prefect_harness, folders, tmp_path, capsys
 ):
