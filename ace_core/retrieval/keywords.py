@@ -49,7 +49,7 @@ class KeywordIndex:
         self.retriever.index(ids, show_progress=False)
         self.exact = self.n <= exact_max_items
         self.scan_max_postings = scan_max_postings
-        self._by_row = None  # rows x words (scipy CSR), built on the first pruned query
+        self._postings = None  # postings sorted by row, checked on the first pruned query
 
     def _query(self, text: str) -> list[int]:
         words = item_document(text, [])  # split as file names were ("img_0003" -> img 0003)
@@ -85,16 +85,35 @@ class KeywordIndex:
         return _best(hit, scorer(hit), depth), scorer
 
     def _row_scores(self, words: list[int], rows: np.ndarray) -> np.ndarray:
-        """The BM25 score of ``rows`` only: a look-up in each row's own words."""
-        if self._by_row is None:
-            from scipy.sparse import csc_matrix
+        """The BM25 score of ``rows`` only: each query word's posting list (sorted by row)
+        searched for them, so the cost is in the rows asked for, not in the corpus."""
+        indptr, posting_rows, data = self._sorted_postings()
+        rows = np.asarray(rows).astype(posting_rows.dtype)
+        out = np.zeros(len(rows), np.float32)
+        unique, counts = np.unique(words, return_counts=True)  # a repeated word counts again
+        for word, count in zip(unique, counts):
+            start, end = indptr[word], indptr[word + 1]
+            if start == end:
+                continue
+            posting = posting_rows[start:end]
+            at = np.minimum(np.searchsorted(posting, rows), end - start - 1)
+            found = posting[at] == rows
+            out[found] += count * data[start:end][at[found]]
+        return out
 
+    def _sorted_postings(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """bm25s's word -> (rows, scores) lists (indptr, rows, scores), each list sorted by
+        row (sorted here once if bm25s did not)."""
+        if self._postings is None:
             s = self.retriever.scores
-            shape = (self.n, len(s["indptr"]) - 1)
-            self._by_row = csc_matrix((s["data"], s["indices"], s["indptr"]), shape).tocsr()
-        unique, counts = np.unique(words, return_counts=True)
-        picked = self._by_row[np.asarray(rows, np.int64)][:, unique]
-        return np.asarray(picked @ counts.astype(np.float32), np.float32).ravel()
+            indptr, rows, data = s["indptr"], s["indices"], s["data"]
+            word = np.repeat(np.arange(len(indptr) - 1), np.diff(indptr))
+            same_word = word[1:] == word[:-1]
+            if (np.diff(rows.astype(np.int64))[same_word] <= 0).any():
+                order = np.lexsort((rows, word))
+                rows, data = rows[order], data[order]
+            self._postings = (indptr, rows, data)
+        return self._postings
 
     def _rare_word_rows(self, words: list[int]) -> np.ndarray:
         """The rows holding a query word that is in at most ``scan_max_postings`` rows."""

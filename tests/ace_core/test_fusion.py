@@ -177,6 +177,22 @@ def test_above_the_exact_size_bm25_scores_any_rows_exactly_and_finds_rows_by_rar
     assert all(r % 2 == 0 for r, _ in pruned.query("zebracb zebrada red", 50, allowed)[0])
 
 
+def test_row_scores_do_not_rely_on_bm25s_keeping_its_posting_lists_in_row_order():
+    from ace_core.retrieval.keywords import KeywordIndex
+
+    docs = _word_corpus(300, seed=2)
+    exact, pruned = KeywordIndex(docs), KeywordIndex(docs, exact_max_items=100)
+    s, rng = pruned.retriever.scores, np.random.default_rng(3)
+    for w in range(len(s["indptr"]) - 1):  # each word's (row, score) pairs shuffled together
+        at = np.arange(s["indptr"][w], s["indptr"][w + 1])
+        shuffled = rng.permutation(at)
+        s["indices"][at], s["data"][at] = s["indices"][shuffled], s["data"][shuffled]
+    rows = rng.choice(300, 80, replace=False)
+    for text in ["red bird zebraab", "square square loud"]:
+        got = pruned.query(text, 5)[1](rows)
+        np.testing.assert_allclose(got, exact.scores(text)[rows], rtol=1e-5)
+
+
 def test_above_the_exact_size_bm25_still_scores_the_other_components_candidates():
     from ace_core.retrieval import fusion as F
     from ace_core.retrieval.fused_search import _bm25_side
