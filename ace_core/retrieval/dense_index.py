@@ -9,11 +9,16 @@ import numpy as np
 EXACT_MAX = 25_000  # measured (bench/fused_cost.py): exact 100k items cost 1.55x the 1k query
 IVF_PROBES = 16
 TRAIN_PER_LIST = 40  # faiss asks for at least 39 training points per list
+# Above 100k items the lists stay about this size (sqrt(n) lists would grow them, and a query's
+# scan with them: at 1M, 16 of 1,000 lists were 5 ms of a 16 ms fused query). On the 100k world
+# scanning a tenth as much (lists of 32) kept the towers' top 10 (recall 0.97-1.0, BENCHMARKS).
+ITEMS_PER_LIST = 320
 
 
 def item_index(emb: np.ndarray, seed: int = 0):
     """A faiss inner-product index over ``emb`` (rows in order): flat up to EXACT_MAX rows,
-    IVF with about sqrt(n) lists (trained on a seeded sample) above."""
+    IVF above with about sqrt(n) lists up to 100k rows and lists of about ITEMS_PER_LIST rows
+    past it (trained on a seeded sample), so a query scans about as many rows at 1M as at 100k."""
     import faiss
 
     x = np.ascontiguousarray(emb, dtype=np.float32)
@@ -21,7 +26,7 @@ def item_index(emb: np.ndarray, seed: int = 0):
     if n <= EXACT_MAX:
         index = faiss.IndexFlatIP(d)
     else:
-        lists = int(np.sqrt(n))
+        lists = max(int(np.sqrt(n)), n // ITEMS_PER_LIST)
         index = faiss.IndexIVFFlat(faiss.IndexFlatIP(d), d, lists, faiss.METRIC_INNER_PRODUCT)
         sample = np.random.default_rng(seed).choice(n, min(n, TRAIN_PER_LIST * lists), False)
         index.train(x[np.sort(sample)])

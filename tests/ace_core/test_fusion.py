@@ -231,6 +231,27 @@ def test_above_the_exact_size_the_dense_index_is_ivf_and_finds_what_exact_search
     assert overlap >= 0.9 and all(r % 2 == 0 for row in approx for r, _ in row)
 
 
+def test_past_the_sqrt_size_ivf_lists_keep_their_size_and_still_find_the_neighbours(
+    monkeypatch,
+):
+    """At 1M items sqrt(n) lists would hold 1,000 items each; lists of a fixed size keep the
+    rows a query scans about flat (here 100 lists of 50 instead of 70 of 71)."""
+    from ace_core.retrieval import dense_index
+
+    rng = np.random.default_rng(1)
+    centres = rng.standard_normal((50, 32)).astype(np.float32)
+    emb = centres[rng.integers(50, size=5000)] + 0.3 * rng.standard_normal((5000, 32))
+    emb = (emb / np.linalg.norm(emb, axis=1, keepdims=True)).astype(np.float32)
+    exact = dense_index.top_rows(dense_index.item_index(emb), emb[:40], 10, np.arange(5000))
+    monkeypatch.setattr(dense_index, "EXACT_MAX", 1000)
+    monkeypatch.setattr(dense_index, "ITEMS_PER_LIST", 50)
+    ivf = dense_index.item_index(emb)
+    assert ivf.nlist == 100
+    approx = dense_index.top_rows(ivf, emb[:40], 10, np.arange(5000))
+    assert np.mean([len({r for r, _ in a} & {r for r, _ in e}) / 10
+                    for a, e in zip(approx, exact)]) >= 0.9  # fmt: skip
+
+
 def test_a_keyword_index_leaves_bm25s_quiet_on_a_users_terminal():
     """bm25s sets its own logger to DEBUG on import; every fused query printed a line."""
     import logging
