@@ -41,10 +41,9 @@ from ace_core.retrieval.fusion import COMPONENTS, Fusion, fit_fusion, fused  # n
 from ace_core.retrieval.zero_shot import TextSpace  # noqa: E402
 
 PRESENT = ["captions", "text_tower", "bm25"]
-MAX_QUERIES = 1000
 
 
-def inputs(corpus: Path, seed: int):
+def inputs(corpus: Path, seed: int, max_queries: int = 1000):
     from ace_core.media.discovery import discover
 
     ids, x, modalities, captions, towers = embedded(corpus, keep=True)
@@ -66,7 +65,7 @@ def inputs(corpus: Path, seed: int):
         "unseen": all_queries("unseen", ids, captions, split, train_caps),
         "captioned items' test": list(split.test),
     }
-    return inp, {k: sampled(v, MAX_QUERIES, seed) for k, v in tables.items()}
+    return inp, {k: sampled(v, max_queries, seed) for k, v in tables.items()}
 
 
 def table_of(inp, queries):
@@ -84,15 +83,13 @@ def alone(table, name):
 
 
 def main() -> None:
-    global MAX_QUERIES
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--corpus", required=True)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--max-queries", type=int, default=1000)
     args = ap.parse_args()
-    MAX_QUERIES = args.max_queries
     t = time.perf_counter()
-    inp, queries = inputs(Path(args.corpus), args.seed)
+    inp, queries = inputs(Path(args.corpus), args.seed, args.max_queries)
     tables = {k: (table_of(inp, q), [g for _, g in q]) for k, q in queries.items()}
     print(f"{inp.keywords.n:,} items, {int(inp.captioned.sum()):,} captioned; "
           f"tables in {time.perf_counter() - t:.0f} s", flush=True)  # fmt: skip
