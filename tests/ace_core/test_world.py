@@ -20,7 +20,7 @@ from ace_core.world.corpus import (
 from flows.cli import main
 
 
-@pytest.mark.slow  # over 30 s: `make test-slow` (CI runs it)
+@pytest.mark.slow  # about 60 s for the three: `make test-slow` (CI runs it)
 @pytest.mark.parametrize("modality", ["image", "audio", "video"])
 def test_under_one_percent_of_100k_items_share_their_full_description(modality):
     stats = shared_description_share(descriptions(2027, modality, 100_000))
