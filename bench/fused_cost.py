@@ -1,11 +1,12 @@
 """Query cost of each path against corpus size (issue 23 part 3). Not a test.
 
-  .venv/bin/python bench/fused_cost.py [--sizes 1000 100000 1000000] [--runs 5]
+  .venv/bin/python bench/fused_cost.py [--sizes 1000 100000 1000000] [--runs 5] [--profile]
 
 The synthetic versions of bench/serve.py (random IDs and 512-d embeddings, untrained retriever,
 a caption per item, the tiny text towers, fusion weights), searched in-process through the one
 search entry (query.search.search_version) in batches of 32 queries (the service's batch),
 k 10, beam 10. Prints ms per query, the median of ``--runs`` batches after a warm-up.
+``--profile``: then the top functions of a cProfile over 5 more batches of each path and size.
 """
 
 from __future__ import annotations
@@ -33,11 +34,24 @@ def batch(n: int, seed: int) -> list[str]:
     ]
 
 
+def profiled(vm, path: str) -> None:
+    import cProfile
+    import pstats
+
+    profile = cProfile.Profile()
+    profile.enable()
+    for r in range(5):
+        search_version(vm, batch(32, r + 100), 10, path=path)
+    profile.disable()
+    pstats.Stats(profile).sort_stats("cumulative").print_stats(30)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--sizes", type=int, nargs="+", default=[1000, 100_000, 1_000_000])
     ap.add_argument("--paths", nargs="+", default=["auto", "generative", "dense"])
     ap.add_argument("--runs", type=int, default=5)
+    ap.add_argument("--profile", action="store_true", help="cProfile 5 more batches")
     args = ap.parse_args()
     rows = {}
     for n in args.sizes:
@@ -53,6 +67,8 @@ def main() -> None:
                 took.append((time.perf_counter() - t) / 32 * 1000)
             rows[(n, path)] = statistics.median(took)
             print(f"  {path}: {rows[(n, path)]:.1f} ms/query", flush=True)
+            if args.profile:
+                profiled(vm, path)
         del vm
     print("\n| items | " + " | ".join(args.paths) + " |\n|---|" + "---|" * len(args.paths))
     for n in args.sizes:

@@ -2,6 +2,7 @@
 (issue 23: fused R@1 below the towers' on unseen items at 100k). Not a test.
 
   .venv/bin/python bench/fusion_fit_proxy.py --corpus DIR [--seed 0] [--max-queries 1000]
+                                             [--scan]
 
 The unseen protocol of bench/fused_protocols.py on a corpus whose embeddings it kept
 (DIR/embeddings.npz), but only with the components that need no training: the text towers'
@@ -9,7 +10,9 @@ exact search and BM25 over the training captions (plus an all-zero captions colu
 the fit scores the blinded half as a version with a caption-trained path does). The weights
 are fit by ace_core.retrieval.fusion.fit_fusion on the split's validation queries exactly as
 a build fits them, then scored on the held-out items' queries and on the captioned items'
-test queries, beside the towers alone and BM25 alone.
+test queries, beside the towers alone and BM25 alone. ``--scan``: R@1 at each uncaptioned scale
+from 0.80 to 1.20 with the fitted captioned weights held (validation queries as they are and
+blinded, the held-out items' queries, the captioned items' test queries).
 """
 
 from __future__ import annotations
@@ -26,9 +29,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from fused_protocols import all_queries, embedded, sampled  # noqa: E402
+from fused_protocols import all_queries, embedded, ranks, sampled  # noqa: E402
 from protocols import protocol_queries  # noqa: E402
 
+from ace_core.retrieval import fusion as F  # noqa: E402
 from ace_core.retrieval.evaluation import scored_sample, split_queries  # noqa: E402
 from ace_core.retrieval.fused_search import (  # noqa: E402
     FusedInputs,
@@ -73,7 +77,7 @@ def table_of(inp, queries):
 
 
 def r_at_1(hits, gold) -> float:
-    return float(np.mean([bool(h) and h[0][0] == g for h, g in zip(hits, gold)]))
+    return float(np.mean(ranks(hits, gold) == 1))
 
 
 def alone(table, name):
@@ -87,6 +91,7 @@ def main() -> None:
     ap.add_argument("--corpus", required=True)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--max-queries", type=int, default=1000)
+    ap.add_argument("--scan", action="store_true", help="R@1 at each scale from 0.80 to 1.20")
     args = ap.parse_args()
     t = time.perf_counter()
     inp, queries = inputs(Path(args.corpus), args.seed, args.max_queries)
@@ -104,6 +109,23 @@ def main() -> None:
         print(
             f"{name} ({len(gold)} queries): R@1 " + ", ".join(f"{k} {v:.3f}" for k, v in r1.items())
         )
+    if args.scan:
+        scan(record, (val_table, val_gold), tables, inp.captioned)
+
+
+def scan(record, val, tables, captioned) -> None:
+    """R@1 per uncaptioned scale, the captioned weights held at the fit's."""
+    scales = np.round(np.arange(0.80, 1.21, 0.02), 2)
+    grid = F.weight_vector(record["weights"])[None]
+    ugrid = np.zeros((len(scales), len(COMPONENTS)), np.float32)
+    ugrid[:, COMPONENTS.index("text_tower")] = scales
+    runs = {"validation": (*val, False), "validation blinded": (*val, True)}
+    runs.update({name: (*tg, False) for name, tg in tables.items()})
+    r1 = {name: (F.reciprocal_ranks(t, g, captioned, grid, ugrid, blind=b)[:, 0] == 1).mean(0)
+          for name, (t, g, b) in runs.items()}  # fmt: skip
+    print("scale | " + " | ".join(r1))
+    for j, scale in enumerate(scales):
+        print(f"{scale:.2f} | " + " | ".join(f"{v[j]:.3f}" for v in r1.values()))
 
 
 if __name__ == "__main__":
