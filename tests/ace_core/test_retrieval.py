@@ -303,3 +303,29 @@ def test_caption_features_beyond_a_partial_cache_match_recomputation(share, cach
     valid = ~pad  # padding positions are masked in every attention and pooling
     assert torch.allclose(got[:, valid], want[:, valid], atol=2e-2, rtol=2e-3)  # float16 cache
     assert torch.allclose(feats.pooled, reference.pooled)
+
+
+@pytest.mark.parametrize(
+    "epochs, per_epoch, max_steps, planned", [(10, 30, None, 300), (10, 30, 120, 120)]
+)
+def test_the_learning_rate_decays_to_a_twentieth_over_the_planned_steps(
+    epochs, per_epoch, max_steps, planned
+):
+    """The plan is epochs x the first epoch's batches, capped by the step budget; the rate
+    falls along a cosine and then holds at 5%."""
+    import torch
+
+    from ace_core.retrieval.training import _cosine
+
+    param = torch.nn.Parameter(torch.zeros(1))
+    opt = torch.optim.SGD([param], lr=1.0)
+    sched = _cosine(opt, TrainConfig(epochs=epochs, max_steps=max_steps), per_epoch)
+    rates = []
+    for _ in range(planned + 20):
+        rates.append(opt.param_groups[0]["lr"])
+        opt.step()
+        sched.step()
+    assert rates[0] == pytest.approx(1.0)
+    assert rates[planned // 2] == pytest.approx(0.525, abs=0.01)
+    assert rates[planned] == pytest.approx(0.05) and rates[-1] == pytest.approx(0.05)
+    assert all(a >= b for a, b in zip(rates, rates[1:]))
