@@ -1,6 +1,11 @@
 """Inner-product indexes over item embeddings for the dense components of the fused path:
 exact (faiss flat) up to EXACT_MAX items, faiss IVF above, so that a query's cost stays about
-flat to 1M items (docs/BENCHMARKS.md, "Query cost against corpus size")."""
+flat to 1M items (docs/BENCHMARKS.md, "Query cost against corpus size").
+
+The IVF lists hold 8-bit codes of the embeddings (faiss scalar quantizer): a probe reads a
+quarter of the bytes a float list would, and scanning the lists is what a query pays for at 1M
+items. The shortlist the codes find (SHORTLIST x k) is then scored exactly on the float
+embeddings, so the scores returned are exact inner products."""
 
 from __future__ import annotations
 
@@ -13,12 +18,14 @@ TRAIN_PER_LIST = 40  # faiss asks for at least 39 training points per list
 # scan with them: at 1M, 16 of 1,000 lists were 5 ms of a 16 ms fused query). On the 100k world
 # scanning a tenth as much (lists of 32) kept the towers' top 10 (recall 0.97-1.0, BENCHMARKS).
 ITEMS_PER_LIST = 320
+SHORTLIST = 4  # the codes' top SHORTLIST x k are re-scored on the float embeddings
 
 
 def item_index(emb: np.ndarray, seed: int = 0):
     """A faiss inner-product index over ``emb`` (rows in order): flat up to EXACT_MAX rows,
     IVF above with about sqrt(n) lists up to 100k rows and lists of about ITEMS_PER_LIST rows
-    past it (trained on a seeded sample), so a query scans about as many rows at 1M as at 100k."""
+    past it (trained on a seeded sample), so a query scans about as many rows at 1M as at 100k;
+    its lists hold 8-bit codes and its shortlist is re-scored exactly (``Rescored``)."""
     import faiss
 
     x = np.ascontiguousarray(emb, dtype=np.float32)
@@ -27,12 +34,32 @@ def item_index(emb: np.ndarray, seed: int = 0):
         index = faiss.IndexFlatIP(d)
     else:
         lists = max(int(np.sqrt(n)), n // ITEMS_PER_LIST)
-        index = faiss.IndexIVFFlat(faiss.IndexFlatIP(d), d, lists, faiss.METRIC_INNER_PRODUCT)
+        index = faiss.IndexIVFScalarQuantizer(
+            faiss.IndexFlatIP(d), d, lists, faiss.ScalarQuantizer.QT_8bit,
+            faiss.METRIC_INNER_PRODUCT,
+        )  # fmt: skip
         sample = np.random.default_rng(seed).choice(n, min(n, TRAIN_PER_LIST * lists), False)
         index.train(x[np.sort(sample)])
         index.nprobe = IVF_PROBES
     index.add(x)
-    return index
+    return index if n <= EXACT_MAX else Rescored(index, x)
+
+
+class Rescored:
+    """An approximate index whose shortlist is scored exactly on the float embeddings (the
+    faiss ``search`` / ``ntotal`` interface of the indexes it wraps)."""
+
+    def __init__(self, index, emb: np.ndarray):
+        self.index, self.emb, self.ntotal = index, emb, index.ntotal
+
+    def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        _, found = self.index.search(queries, min(SHORTLIST * k, self.ntotal))
+        scores = np.einsum("qd,qkd->qk", queries, self.emb[np.maximum(found, 0)])
+        scores[found < 0] = -np.inf
+        order = np.argsort(-scores, axis=1, kind="stable")[:, :k]
+        scores, found = np.take_along_axis(scores, order, 1), np.take_along_axis(found, order, 1)
+        found[~np.isfinite(scores)] = -1
+        return scores, found
 
 
 def top_rows(index, queries: np.ndarray, k: int, rows: np.ndarray) -> list[list[tuple[int, float]]]:

@@ -211,6 +211,8 @@ def test_above_the_exact_size_bm25_still_scores_the_other_components_candidates(
 def test_above_the_exact_size_the_dense_index_is_ivf_and_finds_what_exact_search_finds(
     monkeypatch,
 ):
+    """IVF over 8-bit codes, its shortlist scored on the float embeddings: the scores it returns
+    are the exact inner products, best first."""
     import faiss
 
     from ace_core.retrieval import dense_index
@@ -223,12 +225,17 @@ def test_above_the_exact_size_the_dense_index_is_ivf_and_finds_what_exact_search
     exact = dense_index.top_rows(dense_index.item_index(emb), queries, 10, rows)
     monkeypatch.setattr(dense_index, "EXACT_MAX", 1000)
     ivf = dense_index.item_index(emb)
-    assert isinstance(ivf, faiss.IndexIVFFlat) and ivf.nprobe == dense_index.IVF_PROBES
+    assert isinstance(ivf.index, faiss.IndexIVFScalarQuantizer)
+    assert ivf.index.nprobe == dense_index.IVF_PROBES
     approx = dense_index.top_rows(ivf, queries, 10, rows)
     overlap = np.mean(
         [len({r for r, _ in a} & {r for r, _ in e}) / 10 for a, e in zip(approx, exact)]
     )
     assert overlap >= 0.9 and all(r % 2 == 0 for row in approx for r, _ in row)
+    for q, row in zip(queries, approx):
+        scores = [s for _, s in row]
+        assert scores == sorted(scores, reverse=True)
+        assert np.allclose(scores, [emb[r // 2] @ q for r, _ in row], atol=1e-5)
 
 
 def test_past_the_sqrt_size_ivf_lists_keep_their_size_and_still_find_the_neighbours(
@@ -246,7 +253,7 @@ def test_past_the_sqrt_size_ivf_lists_keep_their_size_and_still_find_the_neighbo
     monkeypatch.setattr(dense_index, "EXACT_MAX", 1000)
     monkeypatch.setattr(dense_index, "ITEMS_PER_LIST", 50)
     ivf = dense_index.item_index(emb)
-    assert ivf.nlist == 100
+    assert ivf.index.nlist == 100
     approx = dense_index.top_rows(ivf, emb[:40], 10, np.arange(5000))
     assert np.mean([len({r for r, _ in a} & {r for r, _ in e}) / 10
                     for a, e in zip(approx, exact)]) >= 0.9  # fmt: skip

@@ -1,0 +1,132 @@
+"""Float IVF lists against the fused path's 8-bit-code lists with an exact re-score
+(ace_core.retrieval.dense_index): query cost and recall of the exact top 10. Not a test.
+
+  .venv/bin/python bench/ivf_codes.py [--items 1000000] [--runs 7]
+  .venv/bin/python bench/ivf_codes.py --corpus DIR [--queries 500]
+
+Without ``--corpus``: ``--items`` 512-d unit vectors around 2,000 random centres (the sizes
+and list rule of the fused path), queries near random items; ms per query for batches of 32
+(median of ``--runs`` batches after one warm-up), and recall of the exact top 10 on 256
+queries. Both indexes have the same lists and probes.
+With ``--corpus``: real embeddings (DIR/embeddings.npz kept by bench/fused_protocols.py) and
+the text towers' queries, per item space, lists of 32 items (about the share of a 1M-item
+index that lists of ITEMS_PER_LIST scan), as bench/ivf_lists.py.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+from ace_core.retrieval import dense_index  # noqa: E402
+
+
+def float_lists(x: np.ndarray, lists: int):
+    import faiss
+
+    index = faiss.IndexIVFFlat(faiss.IndexFlatIP(x.shape[1]), x.shape[1], lists,
+                               faiss.METRIC_INNER_PRODUCT)  # fmt: skip
+    sample = np.random.default_rng(0).choice(len(x), min(len(x), 40 * lists), False)
+    index.train(x[np.sort(sample)])
+    index.add(x)
+    index.nprobe = dense_index.IVF_PROBES
+    return index
+
+
+def code_lists(x: np.ndarray, lists: int):
+    """The product's index with ``lists`` lists (its size rule set aside for the real corpus)."""
+    saved = dense_index.EXACT_MAX, dense_index.ITEMS_PER_LIST
+    dense_index.EXACT_MAX, dense_index.ITEMS_PER_LIST = 0, max(1, len(x) // lists)
+    try:
+        return dense_index.item_index(x)
+    finally:
+        dense_index.EXACT_MAX, dense_index.ITEMS_PER_LIST = saved
+
+
+def recall(exact: np.ndarray, got: np.ndarray) -> tuple[float, float]:
+    r = np.mean([len(set(a) & set(b)) / exact.shape[1] for a, b in zip(exact, got)])
+    return float(r), float(np.mean(exact[:, 0] == got[:, 0]))
+
+
+def unit(x: np.ndarray) -> np.ndarray:
+    return np.ascontiguousarray(x / np.linalg.norm(x, axis=1, keepdims=True), np.float32)
+
+
+def synthetic(args) -> None:
+    import faiss
+
+    rng = np.random.default_rng(0)
+    centres = rng.standard_normal((2000, 512)).astype(np.float32)
+    x = np.empty((args.items, 512), np.float32)
+    for s in range(0, args.items, 100_000):  # in slices: a single draw would need 4 GB more
+        n = min(100_000, args.items - s)
+        x[s : s + n] = unit(centres[rng.integers(2000, size=n)] + rng.standard_normal((n, 512)))
+    q = unit(x[rng.integers(args.items, size=256)] + 0.5 * rng.standard_normal((256, 512)) / 22)
+    flat = faiss.IndexFlatIP(512)
+    flat.add(x)
+    exact = flat.search(q, 10)[1]
+    del flat
+    lists = max(int(np.sqrt(args.items)), args.items // dense_index.ITEMS_PER_LIST)
+    for name, build in (("float lists", float_lists), ("8-bit codes + exact re-score", code_lists)):
+        t0 = time.perf_counter()
+        index = build(x, lists)
+        built = time.perf_counter() - t0
+        got = index.search(q, 10)[1]
+        times = []
+        for r in range(args.runs + 1):
+            batch = q[(r * 32) % 256 :][:32]
+            t0 = time.perf_counter()
+            index.search(batch, 10)
+            times.append((time.perf_counter() - t0) * 1000 / len(batch))
+        r10, same = recall(exact, got)
+        print(f"{name}: {args.items:,} items, {lists} lists x {dense_index.IVF_PROBES} probes: "
+              f"{np.median(times[1:]):.3f} ms a query (median of {args.runs} batches of 32), "
+              f"built in {built:.0f} s; recall@10 {r10:.3f}, same top-1 {same:.3f}",
+              flush=True)  # fmt: skip
+        del index
+
+
+def real(args) -> None:
+    import faiss
+    from fused_protocols import embedded, sampled
+
+    from ace_core.media.encoders import to_common_dim
+    from ace_core.retrieval.fused_search import spaces_of_rows
+
+    ids, x, modalities, captions, towers = embedded(Path(args.corpus), keep=True)
+    first = [(captions[i].captions[0], n) for n, i in enumerate(ids) if i in captions]
+    texts = [t for t, _ in sampled(first, args.queries, 0)]
+    space = spaces_of_rows(modalities)
+    for name, embed_text in towers.items():
+        xs = np.ascontiguousarray(x[space == name], np.float32)
+        q = np.ascontiguousarray(to_common_dim(embed_text(texts), xs.shape[1]), np.float32)
+        flat = faiss.IndexFlatIP(xs.shape[1])
+        flat.add(xs)
+        exact = flat.search(q, 10)[1]
+        lists = len(xs) // 32
+        for label, build in (("float lists", float_lists), ("8-bit codes", code_lists)):
+            r10, same = recall(exact, build(xs, lists).search(q, 10)[1])
+            print(f"{name}: {len(xs):,} items, {lists} lists x {dense_index.IVF_PROBES} probes, "
+                  f"{label}: recall@10 {r10:.3f}, same top-1 {same:.3f}", flush=True)  # fmt: skip
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--items", type=int, default=1_000_000)
+    ap.add_argument("--runs", type=int, default=7)
+    ap.add_argument("--corpus", default=None)
+    ap.add_argument("--queries", type=int, default=500)
+    args = ap.parse_args()
+    real(args) if args.corpus else synthetic(args)
+
+
+if __name__ == "__main__":
+    main()
