@@ -329,3 +329,18 @@ def test_the_learning_rate_decays_to_a_twentieth_over_the_planned_steps(
     assert rates[planned // 2] == pytest.approx(0.525, abs=0.01)
     assert rates[planned] == pytest.approx(0.05) and rates[-1] == pytest.approx(0.05)
     assert all(a >= b for a, b in zip(rates, rates[1:]))
+
+
+def test_training_steps_the_decay_once_per_batch_and_a_fine_tune_keeps_its_rate(toy, monkeypatch):
+    from ace_core.retrieval import training
+    from ace_core.retrieval.fine_tune import IngestConfig
+
+    ids, x, sids, caps, _ = toy
+    made = []
+    real = training._cosine
+    monkeypatch.setattr(training, "_cosine", lambda *a: made.append(real(*a)) or made[-1])
+    small = RetrieverConfig(d_model=32, n_layers=1)
+    fit = fit_retrieval(ids, x, sids, toy_indexer(toy), caps, device="cpu", config=small,
+                        train=TrainConfig(epochs=3, eval_every=3), dense=False)  # fmt: skip
+    assert len(made) == 1 and made[0].last_epoch == fit.generative_report.steps
+    assert IngestConfig().fine_tune(TrainConfig()).lr_decay is False
