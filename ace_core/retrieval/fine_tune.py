@@ -94,8 +94,8 @@ class IngestConfig:
             epochs=self.epochs,
             eval_every=self.eval_every,
             lr=train.lr * self.lr_scale,
-            lr_decay=False,  # 12 short epochs at a constant rate: with a decay, new caption-less
-            #                  items were known no better than by the parent (tests)
+            lr_decay=False,  # 12 short epochs at a constant rate: with a decay, the test of a
+            #                  caption-less ingest's weights knowing the new items failed
             max_val_queries=min(train.max_val_queries, self.max_val_queries),
             max_test_queries=min(train.max_test_queries, self.max_test_queries),
             dense=replace(train.dense, epochs=min(train.dense.epochs, self.epochs)),
