@@ -26,19 +26,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
+from ivf_lists import ivf, recall, space_queries  # noqa: E402
+
 from ace_core.retrieval import dense_index  # noqa: E402
-
-
-def float_lists(x: np.ndarray, lists: int):
-    import faiss
-
-    index = faiss.IndexIVFFlat(faiss.IndexFlatIP(x.shape[1]), x.shape[1], lists,
-                               faiss.METRIC_INNER_PRODUCT)  # fmt: skip
-    sample = np.random.default_rng(0).choice(len(x), min(len(x), 40 * lists), False)
-    index.train(x[np.sort(sample)])
-    index.add(x)
-    index.nprobe = dense_index.IVF_PROBES
-    return index
 
 
 def code_lists(x: np.ndarray, lists: int):
@@ -49,11 +39,6 @@ def code_lists(x: np.ndarray, lists: int):
         return dense_index.item_index(x)
     finally:
         dense_index.EXACT_MAX, dense_index.ITEMS_PER_LIST = saved
-
-
-def recall(exact: np.ndarray, got: np.ndarray) -> tuple[float, float]:
-    r = np.mean([len(set(a) & set(b)) / exact.shape[1] for a, b in zip(exact, got)])
-    return float(r), float(np.mean(exact[:, 0] == got[:, 0]))
 
 
 def unit(x: np.ndarray) -> np.ndarray:
@@ -94,23 +79,12 @@ def synthetic(args) -> None:
         del index
 
 
+def float_lists(x: np.ndarray, lists: int):
+    return ivf(x, lists, dense_index.IVF_PROBES)
+
+
 def real(args) -> None:
-    import faiss
-    from fused_protocols import embedded, sampled
-
-    from ace_core.media.encoders import to_common_dim
-    from ace_core.retrieval.fused_search import spaces_of_rows
-
-    ids, x, modalities, captions, towers = embedded(Path(args.corpus), keep=True)
-    first = [(captions[i].captions[0], n) for n, i in enumerate(ids) if i in captions]
-    texts = [t for t, _ in sampled(first, args.queries, 0)]
-    space = spaces_of_rows(modalities)
-    for name, embed_text in towers.items():
-        xs = np.ascontiguousarray(x[space == name], np.float32)
-        q = np.ascontiguousarray(to_common_dim(embed_text(texts), xs.shape[1]), np.float32)
-        flat = faiss.IndexFlatIP(xs.shape[1])
-        flat.add(xs)
-        exact = flat.search(q, 10)[1]
+    for name, xs, q, exact in space_queries(Path(args.corpus), args.queries):
         lists = len(xs) // 32
         for label, build in (("float lists", float_lists), ("8-bit codes", code_lists)):
             r10, same = recall(exact, build(xs, lists).search(q, 10)[1])

@@ -42,32 +42,42 @@ def ivf(x: np.ndarray, lists: int, probes: int):
     return index
 
 
-def main() -> None:
+def space_queries(corpus: Path, queries: int):
+    """Per item space of a kept corpus: (name, its embeddings, the towers' embeddings of one
+    caption each of a seeded sample of items, their exact top 10 rows)."""
     import faiss
 
+    ids, x, modalities, captions, towers = embedded(corpus, keep=True)
+    first = [(captions[i].captions[0], n) for n, i in enumerate(ids) if i in captions]
+    texts = [t for t, _ in sampled(first, queries, 0)]
+    space = spaces_of_rows(modalities)
+    for name, embed_text in towers.items():
+        xs = np.ascontiguousarray(x[space == name], np.float32)
+        q = np.ascontiguousarray(to_common_dim(embed_text(texts), xs.shape[1]), np.float32)
+        flat = faiss.IndexFlatIP(xs.shape[1])
+        flat.add(xs)
+        yield name, xs, q, flat.search(q, 10)[1]
+
+
+def recall(exact: np.ndarray, got: np.ndarray) -> tuple[float, float]:
+    """(recall of the exact top k, share of queries with the same top 1)."""
+    r = np.mean([len(set(a) & set(b)) / exact.shape[1] for a, b in zip(exact, got)])
+    return float(r), float(np.mean(exact[:, 0] == got[:, 0]))
+
+
+def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--corpus", required=True)
     ap.add_argument("--queries", type=int, default=500)
     ap.add_argument("--probes", type=int, nargs="+", default=[16, 8, 4])
     args = ap.parse_args()
-    ids, x, modalities, captions, towers = embedded(Path(args.corpus), keep=True)
-    first = [(captions[i].captions[0], n) for n, i in enumerate(ids) if i in captions]
-    texts = [t for t, _ in sampled(first, args.queries, 0)]
-    space = spaces_of_rows(modalities)
-    for name, embed_text in towers.items():
-        xs = np.ascontiguousarray(x[space == name], np.float32)
-        n, d = xs.shape
-        q = np.ascontiguousarray(to_common_dim(embed_text(texts), d), np.float32)
-        flat = faiss.IndexFlatIP(d)
-        flat.add(xs)
-        exact = flat.search(q, 10)[1]
+    for name, xs, q, exact in space_queries(Path(args.corpus), args.queries):
+        n = len(xs)
         for lists in (int(np.sqrt(n)), n // 32):
             for probes in args.probes:
-                got = ivf(xs, lists, probes).search(q, 10)[1]
-                recall = np.mean([len(set(a) & set(b)) / 10 for a, b in zip(exact, got)])
-                same = np.mean(exact[:, 0] == got[:, 0])
+                r10, same = recall(exact, ivf(xs, lists, probes).search(q, 10)[1])
                 print(f"{name}: {n:,} items, {lists} lists x {probes} probes: "
-                      f"recall@10 {recall:.3f}, same top-1 {same:.3f}", flush=True)  # fmt: skip
+                      f"recall@10 {r10:.3f}, same top-1 {same:.3f}", flush=True)  # fmt: skip
 
 
 if __name__ == "__main__":
