@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from ace_core.retrieval.model import BOS
+from ace_core.retrieval.model import BOS, DecodingState
 
 
 class Trie:
@@ -119,14 +119,15 @@ def constrained_beam_search(
     B, device = memory.shape[1], memory.device
     if not len(trie):
         return [[] for _ in range(B)]
-    # live beams, grouped by query: owner query, trie node, tokens so far, log-prob
+    # live beams, grouped by query: owner query, trie node, last token, log-prob, decoder state
     owners = torch.arange(B, device=device)
     nodes = np.zeros(B, np.int64)
-    seqs = torch.full((B, 1), BOS, dtype=torch.long, device=device)
+    toks = torch.full((B,), BOS, dtype=torch.long, device=device)
     scores = torch.zeros(B, device=device)
-    prepared = decoder.prepare(memory, mem_pad)  # the memory's keys and values, once
+    state = DecodingState(decoder.prepare(memory, mem_pad))  # memory keys and values, once
+    state = state.select(owners)
     for depth in range(trie.length):
-        logits = decoder.decode(prepared.select(owners), seqs)[:, -1]
+        logits, state = decoder.step(state, toks)
         logp = torch.log_softmax(logits.float(), dim=-1)  # (R, V)
         rows, cols = (torch.from_numpy(a).to(device) for a in trie.children(depth, nodes))
         cand = torch.full_like(logp, float("-inf"))
@@ -134,8 +135,7 @@ def constrained_beam_search(
         beam_rows, toks, scores = _top_per_query(cand, owners, B, beam_size)
         if not len(beam_rows):
             return [[] for _ in range(B)]
-        owners = owners[beam_rows]
-        seqs = torch.cat([seqs[beam_rows], toks[:, None]], dim=1)
+        owners, state = owners[beam_rows], state.select(beam_rows)
         nodes = trie.step(depth, nodes[beam_rows.cpu().numpy()], toks.cpu().numpy())
     out: list[list[tuple[int, float]]] = [[] for _ in range(B)]
     for q, item, s in zip(owners.tolist(), trie.leaf_items[nodes].tolist(), scores.tolist()):

@@ -104,6 +104,33 @@ def mean_pool(last: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     return (last * m).sum(1) / m.sum(1).clamp(min=1e-6)
 
 
+@dataclass(frozen=True)
+class SelfAttentionPast:
+    """One decoder layer's self-attention keys and values of the positions decoded so far,
+    per row and head: (R, h, N, d/h) each."""
+
+    keys: torch.Tensor
+    values: torch.Tensor
+
+    def select(self, rows: torch.Tensor) -> SelfAttentionPast:
+        return SelfAttentionPast(self.keys[rows], self.values[rows])
+
+
+@dataclass(frozen=True)
+class DecodingState:
+    """Where an incremental decoding stands: the memory each row reads, each layer's past
+    (None before the first token) and the tokens fed so far."""
+
+    memory: PreparedMemory
+    past: list[SelfAttentionPast] | None = None
+    length: int = 0
+
+    def select(self, rows: torch.Tensor) -> DecodingState:
+        """The state of the given rows (a beam step keeps the beams it extends)."""
+        past = None if self.past is None else [p.select(rows) for p in self.past]
+        return DecodingState(self.memory.select(rows), past, self.length)
+
+
 class FusionLayer(nn.Module):
     """Decoder layer: causal self-attention, coarse-to-fine fused cross-attention, FFN."""
 
@@ -142,6 +169,23 @@ class FusionLayer(nn.Module):
         """y (B, N, d); kv: this layer's part of ``memory`` (``prepare``)."""
         q = self.norm1(y)
         y = y + self.drop(self.self_attn(q, q, q, attn_mask=causal, need_weights=False)[0])
+        return self._attend_memory_and_feed_forward(y, kv, memory)
+
+    def step(self, y, kv, memory: PreparedMemory, past: SelfAttentionPast | None):
+        """The newest position only (inference): y (R, 1, d) attends to itself and ``past``,
+        the keys and values of this layer's earlier positions of the same rows. Returns its
+        output and the past grown by it. Equals ``forward``'s last position (no dropout)."""
+        att, d = self.self_attn, self.self_attn.embed_dim
+        h = att.num_heads
+        q, k, v = F.linear(self.norm1(y), att.in_proj_weight, att.in_proj_bias).split(d, -1)
+        q, k, v = (t.view(t.shape[0], 1, h, d // h).transpose(1, 2) for t in (q, k, v))
+        if past is not None:
+            k, v = torch.cat([past.keys, k], 2), torch.cat([past.values, v], 2)
+        o = F.scaled_dot_product_attention(q, k, v)  # (R, h, 1, d/h): no later position exists
+        y = y + att.out_proj(o.transpose(1, 2).reshape(y.shape))
+        return self._attend_memory_and_feed_forward(y, kv, memory), SelfAttentionPast(k, v)
+
+    def _attend_memory_and_feed_forward(self, y, kv, memory: PreparedMemory):
         q = self.norm2(y)
         coarse_kv, fine_kv = kv
         keep, groups = memory.keep, memory.groups
@@ -235,6 +279,20 @@ class IDDecoder(nn.Module):
         for layer, kv in zip(self.layers, memory.kv):
             y = layer(y, kv, memory, causal)
         return self.norm(y) @ self.tok.weight.T  # tied output embeddings
+
+    def step(self, state: DecodingState, tokens: torch.Tensor):
+        """Feed each row its next token (R,) -> the logits of the token after it (R, V) and
+        the grown state. Only the new position is computed (the earlier positions' keys and
+        values are in ``state``), so a beam step costs the same at any depth; the logits equal
+        ``decode``'s last position over the same tokens (inference only: no dropout)."""
+        pos = torch.full_like(tokens, state.length)
+        y = (self.tok(tokens) + self.pos(pos))[:, None]  # (R, 1, d)
+        past = []
+        for n, (layer, kv) in enumerate(zip(self.layers, state.memory.kv)):
+            y, layer_past = layer.step(y, kv, state.memory, state.past and state.past[n])
+            past.append(layer_past)
+        logits = self.norm(y[:, 0]) @ self.tok.weight.T
+        return logits, DecodingState(state.memory, past, state.length + 1)
 
     def forward(
         self, memory: torch.Tensor, mem_pad: torch.Tensor | None, tokens: torch.Tensor

@@ -4,7 +4,7 @@ compute when called directly (the decoder's arithmetic before the memory was pre
 import pytest
 import torch
 
-from ace_core.retrieval.model import IDDecoder, RetrieverConfig, Vocab
+from ace_core.retrieval.model import BOS, DecodingState, IDDecoder, RetrieverConfig, Vocab
 
 
 def _module_layer(layer, y, layers, mem_pad, causal):
@@ -85,6 +85,26 @@ def test_selecting_prepared_rows_equals_preparing_the_selected_memory():
         memory.index_select(1, rows[again]), pad.index_select(0, rows[again]), tokens[again]
     )
     assert torch.allclose(picked, direct, atol=1e-6)
+
+
+@pytest.mark.parametrize("fusion", [True, False])
+def test_stepping_one_token_at_a_time_equals_decoding_the_whole_prefix(fusion):
+    """Incremental decoding (beam search's path): each step's logits are ``decode``'s last
+    position over the tokens so far, also after beam-like selections of the rows."""
+    dec, memory, pad, tokens = _case(fusion, seed=2)
+    for layer in dec.layers:  # the self-attention's biases enter the cached keys and values
+        torch.nn.init.normal_(layer.self_attn.in_proj_bias, std=0.1)
+        torch.nn.init.normal_(layer.self_attn.out_proj.bias, std=0.1)
+    tokens[:, 0] = BOS
+    prepared = dec.prepare(memory, pad)
+    state, owners, seqs = DecodingState(prepared).select(torch.arange(4)), torch.arange(4), tokens
+    picks = [torch.tensor([0, 1, 2, 3]), torch.tensor([3, 3, 0, 1, 1]), torch.tensor([4, 0, 2])]
+    with torch.no_grad():
+        for n, rows in enumerate(picks):
+            logits, state = dec.step(state, seqs[:, n])
+            want = dec.decode(prepared.select(owners), seqs[:, : n + 1])[:, -1]
+            assert torch.allclose(logits, want, atol=1e-5), (logits - want).abs().max()
+            owners, seqs, state = owners[rows], seqs[rows], state.select(rows)
 
 
 def test_memory_from_items_has_no_padding():
