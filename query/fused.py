@@ -56,6 +56,21 @@ def _indexes(loaded: LoadedVersion, key) -> dict:
         return kept.setdefault(key, {})
 
 
+def exact_index(loaded: LoadedVersion, modality: str | None, filters: Filters, rows: np.ndarray):
+    """A faiss flat (exact) inner-product index over the embeddings of ``rows``, the items of
+    (modality, filters): the ``dense`` path's, built once per kept subset (building one per
+    batch copied the embeddings every time: 8 s a batch at 1M items)."""
+    import faiss
+
+    kept = _indexes(loaded, (modality, filters))
+    with loaded._lock:
+        if "exact" not in kept:
+            index = faiss.IndexFlatIP(loaded.model.item_emb.shape[1])
+            index.add(np.ascontiguousarray(loaded.model.item_emb[rows], np.float32))
+            kept["exact"] = index
+        return kept["exact"]
+
+
 def _spaces_of_rows(loaded: LoadedVersion) -> np.ndarray:
     if "space_of_row" not in loaded.fused_cache:
         modalities = [loaded.items[i]["modality"] for i in loaded.model.item_ids]

@@ -27,7 +27,7 @@ from ace_core.retrieval.zero_shot import (
     zero_shot_search,
 )
 from query.filters import Filters
-from query.fused import fused_ranked
+from query.fused import exact_index, fused_ranked
 from query.towers import load_text_towers, towers_are_trained
 from storage.formats.codebooks import read_semantic_ids
 from storage.formats.manifest import config_from_manifest, version_config, version_sources
@@ -109,8 +109,8 @@ class LoadedVersion:
             return [[] for _ in texts]
         k = min(k, len(rows))
         if path == "dense":
-            found = dense_search(self.model.dense, self.model.features(texts),
-                                 self.model.item_emb[rows], k)  # fmt: skip
+            index = exact_index(self, modality, filters, rows)
+            found = dense_search(self.model.dense, self.model.features(texts), None, k, index)
             return [[(int(rows[i]), s) for i, s in row] for row in found]
         caption_hits = zero_hits = None
         if path in ("captions", "both"):

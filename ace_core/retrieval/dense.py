@@ -92,7 +92,7 @@ def _train_dense(proj, feats, items, item_emb, cfg, val, seed) -> dict | None:
 
 @torch.no_grad()
 def dense_search(
-    proj: DenseProjection, feats: TextFeatures, item_emb: np.ndarray, k: int, index=None
+    proj: DenseProjection, feats: TextFeatures, item_emb: np.ndarray | None, k: int, index=None
 ) -> list[list[tuple[int, float]]]:
     """faiss flat inner-product search of projected queries over the item embeddings."""
     import faiss

@@ -3,10 +3,12 @@ version built before fusion (no weights) still answers."""
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
+import torch
 
 from ace_core.retrieval.fusion import COMPONENTS
-from query.loaded import load_version
+from query.loaded import NO_FILTERS, load_version
 from query.search import search_version
 from storage.store import Store
 
@@ -59,3 +61,21 @@ def test_a_loaded_version_splits_its_captions_once(store):
     vm = load_version(str(store))
     split = vm.held_out_queries()
     assert vm.held_out_queries() is split and split.train and split.val
+
+
+@pytest.mark.parametrize("modality", [None, "audio"])
+def test_the_dense_path_is_exact_search_over_an_index_built_once(store, modality):
+    """``--path dense`` (the dense caption baseline) ranks by the exact inner product of the
+    projected query with each item that passes, and builds its index once per item subset."""
+    vm = load_version(str(store))
+    rows, _ = vm.subset(modality)
+    first = vm.ranked(TEXTS, 4, "dense", modality, beam=10)
+    index = vm.fused_cache["indexes"][(modality, NO_FILTERS)]["exact"]
+    assert vm.ranked(TEXTS, 4, "dense", modality, beam=10) == first
+    assert vm.fused_cache["indexes"][(modality, NO_FILTERS)]["exact"] is index
+    with torch.no_grad():
+        q = vm.model.dense(vm.model.features(TEXTS).pooled).numpy()
+    scores = q @ vm.model.item_emb[rows].T
+    for row, s in zip(first, scores):
+        assert [r for r, _ in row] == rows[np.argsort(-s, kind="stable")[:4]].tolist()
+        assert np.allclose([v for _, v in row], np.sort(s)[::-1][:4], atol=1e-5)
