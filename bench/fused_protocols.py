@@ -114,7 +114,8 @@ def one_fit(protocol, seed, data, enc, args) -> dict[str, dict[str, np.ndarray]]
     indexer, sids = fit_semantic_ids(ids, x, SemanticIDConfig())
     t0 = time.perf_counter()
     train = TrainConfig(seed=seed, epochs=args.epochs, max_steps=args.max_steps or None,
-                        eval_every=args.eval_every, lr_decay=args.lr_decay)  # fmt: skip
+                        eval_every=args.eval_every, lr_decay=args.lr_decay,
+                        balance_index_task=args.balance_index_task)  # fmt: skip
     unseen = None
     if args.curve and protocol == "unseen":
         unseen = sampled(all_queries(protocol, ids, captions, None, train_caps), 300, seed)
@@ -253,6 +254,9 @@ def main() -> None:
     ap.add_argument("--curve", action="store_true", help="print R@1 against training steps")
     ap.add_argument("--lr-decay", action=argparse.BooleanOptionalAction,
                     default=TrainConfig.lr_decay, help="train.lr_decay")  # fmt: skip
+    ap.add_argument("--balance-index-task", action=argparse.BooleanOptionalAction,
+                    default=TrainConfig.balance_index_task,
+                    help="train.balance_index_task")  # fmt: skip
     ap.add_argument(
         "--report-each-fit", action="store_true", help="print the tables after each fit"
     )

@@ -96,6 +96,7 @@ class IngestConfig:
             lr=train.lr * self.lr_scale,
             lr_decay=False,  # 12 short epochs at a constant rate: with a decay, the test of a
             #                  caption-less ingest's weights knowing the new items failed
+            balance_index_task=False,  # its replay draws a part of the captions each epoch
             max_val_queries=min(train.max_val_queries, self.max_val_queries),
             max_test_queries=min(train.max_test_queries, self.max_test_queries),
             dense=replace(train.dense, epochs=min(train.dense.epochs, self.epochs)),

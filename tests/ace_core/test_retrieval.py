@@ -344,3 +344,24 @@ def test_training_steps_the_decay_once_per_batch_and_a_fine_tune_keeps_its_rate(
                         train=TrainConfig(epochs=3, eval_every=3), dense=False)  # fmt: skip
     assert len(made) == 1 and made[0].last_epoch == fit.generative_report.steps
     assert IngestConfig().fine_tune(TrainConfig()).lr_decay is False
+
+
+@pytest.mark.parametrize("balance", [True, False])
+def test_balancing_the_indexing_task_makes_every_id_a_target_as_often(balance):
+    """Items 0 and 1 have 3 training captions each, items 2 and 3 none. Balanced, every item's
+    ID is the target of 5 examples an epoch (captions plus indexing); unbalanced, the
+    caption-less items' IDs are targets less often (2 against 5)."""
+    import torch
+
+    from ace_core.retrieval.training import _batches
+
+    cap_items = torch.tensor([0, 0, 0, 1, 1, 1])
+    cfg = TrainConfig(batch_size=4, balance_index_task=balance)
+    batches = _batches(torch.arange(6), torch.arange(4), cap_items, cfg, torch.Generator())
+    targets = torch.cat([cap_items[b] if kind == "cap" else b for kind, b in batches])
+    counts = torch.bincount(targets, minlength=4).tolist()
+    assert counts == ([5, 5, 5, 5] if balance else [5, 5, 2, 2])
+    from ace_core.retrieval.fine_tune import IngestConfig
+
+    assert TrainConfig().balance_index_task  # a build balances; an ingest's fine-tune does not
+    assert not IngestConfig().fine_tune(TrainConfig()).balance_index_task
