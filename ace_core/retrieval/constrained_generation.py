@@ -124,8 +124,7 @@ def constrained_beam_search(
     nodes = np.zeros(B, np.int64)
     toks = torch.full((B,), BOS, dtype=torch.long, device=device)
     scores = torch.zeros(B, device=device)
-    state = DecodingState(decoder.prepare(memory, mem_pad))  # memory keys and values, once
-    state = state.select(owners)
+    state = DecodingState(decoder.prepare(memory, mem_pad)).select(owners)  # memory K/V once
     for depth in range(trie.length):
         logits, state = decoder.step(state, toks)
         logp = torch.log_softmax(logits.float(), dim=-1)  # (R, V)

@@ -132,8 +132,8 @@ def _batches(caps: torch.Tensor, index_rows: torch.Tensor, cap_items: torch.Tens
     if cfg.index_task and len(index_rows):
         per_item = max(1, -(-n_caps // len(index_rows)))  # about as many as captions
         reps = min(cfg.max_index_repeats, per_item) if n_caps else cfg.max_index_repeats
-        rows = torch.cat([index_rows.repeat(reps), _balancing_rows(caps, index_rows, cap_items,
-                                                                   cfg)])  # fmt: skip
+        extra = _balancing_rows(caps, index_rows, cap_items, cfg)
+        rows = torch.cat([index_rows.repeat(reps), extra])
         perm = rows[torch.randperm(len(rows), generator=gen)]
         out += [("item", b) for b in perm.split(cfg.batch_size)]
     order = torch.randperm(len(out), generator=gen).tolist()
