@@ -1,4 +1,4 @@
-"""Cross-attention over a prepared decoder memory.
+"""Cross-attention over a prepared decoder memory, and the state of an incremental decoding.
 
 The keys and values of the encoder memory do not depend on the tokens decoded so far, so they
 are projected once per batch (``prepare``) instead of once per decoding step and beam, and
@@ -57,6 +57,33 @@ class PreparedMemory:
         owners = rows if self.owners is None else self.owners.index_select(0, rows)
         groups = _slots(owners, self.kv[0][0].rows)
         return PreparedMemory(self.kv, self.keep, owners, groups)
+
+
+@dataclass(frozen=True)
+class SelfAttentionPast:
+    """One decoder layer's self-attention keys and values of the positions decoded so far,
+    per row and head: (R, h, N, d/h) each."""
+
+    keys: torch.Tensor
+    values: torch.Tensor
+
+    def select(self, rows: torch.Tensor) -> SelfAttentionPast:
+        return SelfAttentionPast(self.keys[rows], self.values[rows])
+
+
+@dataclass(frozen=True)
+class DecodingState:
+    """Where an incremental decoding stands: the memory each row reads, each layer's past
+    (None before the first token) and the tokens fed so far."""
+
+    memory: PreparedMemory
+    past: list[SelfAttentionPast] | None = None
+    length: int = 0
+
+    def select(self, rows: torch.Tensor) -> DecodingState:
+        """The state of the given rows (a beam step keeps the beams it extends)."""
+        past = None if self.past is None else [p.select(rows) for p in self.past]
+        return DecodingState(self.memory.select(rows), past, self.length)
 
 
 def keys_values(att: nn.MultiheadAttention, x: torch.Tensor) -> HeadsKV:

@@ -7,7 +7,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from ace_core.retrieval.model import BOS, DecodingState
+from ace_core.retrieval.attention import DecodingState
+from ace_core.retrieval.model import BOS
 
 
 class Trie:

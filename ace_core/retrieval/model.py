@@ -26,7 +26,9 @@ from torch import nn
 from torch.nn import functional as F
 
 from ace_core.retrieval.attention import (
+    DecodingState,
     PreparedMemory,
+    SelfAttentionPast,
     cross_attention,
     fused_cross_attention,
     keys_values,
@@ -102,33 +104,6 @@ class Vocab:
 def mean_pool(last: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     m = mask.unsqueeze(-1).to(last.dtype)
     return (last * m).sum(1) / m.sum(1).clamp(min=1e-6)
-
-
-@dataclass(frozen=True)
-class SelfAttentionPast:
-    """One decoder layer's self-attention keys and values of the positions decoded so far,
-    per row and head: (R, h, N, d/h) each."""
-
-    keys: torch.Tensor
-    values: torch.Tensor
-
-    def select(self, rows: torch.Tensor) -> SelfAttentionPast:
-        return SelfAttentionPast(self.keys[rows], self.values[rows])
-
-
-@dataclass(frozen=True)
-class DecodingState:
-    """Where an incremental decoding stands: the memory each row reads, each layer's past
-    (None before the first token) and the tokens fed so far."""
-
-    memory: PreparedMemory
-    past: list[SelfAttentionPast] | None = None
-    length: int = 0
-
-    def select(self, rows: torch.Tensor) -> DecodingState:
-        """The state of the given rows (a beam step keeps the beams it extends)."""
-        past = None if self.past is None else [p.select(rows) for p in self.past]
-        return DecodingState(self.memory.select(rows), past, self.length)
 
 
 class FusionLayer(nn.Module):

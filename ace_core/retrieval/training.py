@@ -42,8 +42,7 @@ class TrainConfig:
     index_task: bool = True  # also learn item embedding -> ID (caption-less items)
     max_index_repeats: int = 4  # indexing examples per item per epoch: about as many as
     #                             captions, between 1 and this (this many without captions)
-    balance_index_task: bool = True  # items without training captions get extra indexing
-    #   examples, as many as a captioned item has captions (every ID a target as often)
+    balance_index_task: bool = True  # more indexing examples for items without captions
     lr_decay: bool = True  # cosine decay of the learning rate over the planned steps (to 5%)
     patience: int = 12  # epochs without validation improvement before stopping
     val_beam_size: int = 5
@@ -141,11 +140,9 @@ def _batches(caps: torch.Tensor, index_rows: torch.Tensor, cap_items: torch.Tens
 
 
 def _balancing_rows(caps, index_rows, cap_items, cfg: TrainConfig) -> torch.Tensor:
-    """With ``balance_index_task``: extra indexing examples for the items without training
-    captions, as many per item as a captioned item has captions on average, so every item's
-    ID is a target about as often. Without them the decoder learns to prefer the captioned
-    items' IDs, and the zero-shot path, which reads the same decoder, inherits that prior
-    (docs/BENCHMARKS.md: held-out items' zero-shot R@1 0.553 -> 0.644 at 1k)."""
+    """Extra indexing examples for items without training captions, as many as a captioned
+    item has captions, so the decoder holds no prior for captioned items' IDs that the
+    zero-shot path would inherit (BENCHMARKS: "Every ID a target as often")."""
     if not cfg.balance_index_task or not len(caps):
         return index_rows[:0]
     captioned = torch.zeros(int(max(index_rows.max(), cap_items.max())) + 1, dtype=torch.bool)

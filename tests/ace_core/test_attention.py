@@ -4,7 +4,8 @@ compute when called directly (the decoder's arithmetic before the memory was pre
 import pytest
 import torch
 
-from ace_core.retrieval.model import BOS, DecodingState, IDDecoder, RetrieverConfig, Vocab
+from ace_core.retrieval.attention import DecodingState
+from ace_core.retrieval.model import BOS, IDDecoder, RetrieverConfig, Vocab
 
 
 def _module_layer(layer, y, layers, mem_pad, causal):
