@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from ace_core.retrieval.dense_index import flat_index
 from ace_core.retrieval.fused_search import (
     FusedInputs,
     fused_search,
@@ -60,14 +61,10 @@ def exact_index(loaded: LoadedVersion, modality: str | None, filters: Filters, r
     """A faiss flat (exact) inner-product index over the embeddings of ``rows``, the items of
     (modality, filters): the ``dense`` path's, built once per kept subset (building one per
     batch copied the embeddings every time: 8 s a batch at 1M items)."""
-    import faiss
-
     kept = _indexes(loaded, (modality, filters))
     with loaded._lock:
         if "exact" not in kept:
-            index = faiss.IndexFlatIP(loaded.model.item_emb.shape[1])
-            index.add(np.ascontiguousarray(loaded.model.item_emb[rows], np.float32))
-            kept["exact"] = index
+            kept["exact"] = flat_index(loaded.model.item_emb[rows])
         return kept["exact"]
 
 

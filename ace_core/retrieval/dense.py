@@ -12,6 +12,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from ace_core.retrieval._torch import seeded, steps_left
+from ace_core.retrieval.dense_index import flat_index
 from ace_core.retrieval.evaluation import retrieval_metrics
 from ace_core.retrieval.text_features import TextFeatures
 
@@ -95,11 +96,8 @@ def dense_search(
     proj: DenseProjection, feats: TextFeatures, item_emb: np.ndarray | None, k: int, index=None
 ) -> list[list[tuple[int, float]]]:
     """faiss flat inner-product search of projected queries over the item embeddings."""
-    import faiss
-
     if index is None:
-        index = faiss.IndexFlatIP(item_emb.shape[1])
-        index.add(np.ascontiguousarray(item_emb, np.float32))
+        index = flat_index(item_emb)
     q = proj(feats.pooled).numpy().astype(np.float32)
     scores, idx = index.search(np.ascontiguousarray(q), min(k, index.ntotal))
     return [[(int(i), float(s)) for i, s in zip(ri, rs) if i >= 0] for ri, rs in zip(idx, scores)]

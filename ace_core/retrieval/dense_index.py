@@ -21,6 +21,15 @@ ITEMS_PER_LIST = 320
 SHORTLIST = 4  # the codes' top SHORTLIST x k are re-scored on the float embeddings
 
 
+def flat_index(emb: np.ndarray):
+    """A faiss flat (exact) inner-product index over ``emb`` (rows in order)."""
+    import faiss
+
+    index = faiss.IndexFlatIP(emb.shape[1])
+    index.add(np.ascontiguousarray(emb, dtype=np.float32))
+    return index
+
+
 def item_index(emb: np.ndarray, seed: int = 0):
     """A faiss inner-product index over ``emb`` (rows in order): flat up to EXACT_MAX rows,
     IVF above with about sqrt(n) lists up to 100k rows and lists of about ITEMS_PER_LIST rows
@@ -31,18 +40,16 @@ def item_index(emb: np.ndarray, seed: int = 0):
     x = np.ascontiguousarray(emb, dtype=np.float32)
     n, d = x.shape
     if n <= EXACT_MAX:
-        index = faiss.IndexFlatIP(d)
-    else:
-        lists = max(int(np.sqrt(n)), n // ITEMS_PER_LIST)
-        index = faiss.IndexIVFScalarQuantizer(
-            faiss.IndexFlatIP(d), d, lists, faiss.ScalarQuantizer.QT_8bit,
-            faiss.METRIC_INNER_PRODUCT,
-        )  # fmt: skip
-        sample = np.random.default_rng(seed).choice(n, min(n, TRAIN_PER_LIST * lists), False)
-        index.train(x[np.sort(sample)])
-        index.nprobe = IVF_PROBES
+        return flat_index(x)
+    lists = max(int(np.sqrt(n)), n // ITEMS_PER_LIST)
+    index = faiss.IndexIVFScalarQuantizer(
+        faiss.IndexFlatIP(d), d, lists, faiss.ScalarQuantizer.QT_8bit, faiss.METRIC_INNER_PRODUCT
+    )
+    sample = np.random.default_rng(seed).choice(n, min(n, TRAIN_PER_LIST * lists), False)
+    index.train(x[np.sort(sample)])
+    index.nprobe = IVF_PROBES
     index.add(x)
-    return index if n <= EXACT_MAX else Rescored(index, x)
+    return Rescored(index, x)
 
 
 class Rescored:

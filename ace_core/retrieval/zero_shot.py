@@ -20,7 +20,7 @@ import numpy as np
 from ace_core.media.encoders import to_common_dim
 from ace_core.media.modalities import SPACE_OF_MODALITY
 from ace_core.retrieval.constrained_generation import Trie
-from ace_core.retrieval.dense_index import top_rows
+from ace_core.retrieval.dense_index import flat_index, top_rows
 from ace_core.retrieval.generation import search_by_embedding
 
 Hits = list[list[tuple[int, float]]]
@@ -88,12 +88,9 @@ def tower_dense_search(
     """The text-tower dense baseline (what clip-retrieval does): each query's tower embedding
     searched by inner product (faiss, exact) over its space's item embeddings, merged by
     cosine."""
-    import faiss
 
     def exact(name: str, rows: np.ndarray):
-        index = faiss.IndexFlatIP(item_emb.shape[1])
-        index.add(np.ascontiguousarray(item_emb[rows], dtype=np.float32))
-        return index
+        return flat_index(item_emb[rows])
 
     queries = queries or tower_queries(spaces, texts, item_emb.shape[1])
     return tower_hits(spaces, queries, k, len(texts), exact)
