@@ -112,8 +112,10 @@ def start(vm):
     import uvicorn
 
     from flows.serve import VersionHolder, create_app
+    from query.search import warm_up
 
     holder = VersionHolder("unused")
+    warm_up(vm)  # as VersionHolder.swap_in does before a version is served
     holder.current, holder.start = vm, lambda: None  # a fixed version: no store, no watcher
     port = _free_port()
     server = uvicorn.Server(uvicorn.Config(create_app("unused", holder=holder), port=port,

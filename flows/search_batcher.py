@@ -1,7 +1,13 @@
 """Concurrent searches of the service answered in batches: one search per version, path,
 modality and filters in a batch (one batched beam search), off the event loop. Each request
 was checked when it arrived (query.request.checked_request), so the batch is not checked
-again."""
+again.
+
+A batch waits for as many queries as the previous batch answered (its clients tend to come
+back), then for more while they keep coming (``gap_s`` apart), never longer than
+``max_wait_s`` after its first query. One client waits ``gap_s``; 32 clients are not split
+into a batch of the few whose requests were read first and one of the rest (a fixed 5 ms
+wait did that: half the batches at 100k items held 1 or 2 queries)."""
 
 from __future__ import annotations
 
@@ -15,12 +21,13 @@ from query.search import search_checked
 
 
 class SearchBatcher:
-    """Concurrent searches in one batched search: a batch closes after ``max_batch``
-    queries or ``max_wait_s`` after its first one; queries of the same version, path and
-    modality share one ``search_checked`` call."""
+    """Concurrent searches in one batched search (at most ``max_batch``, closed as the module
+    says); queries of the same version, path, modality and filters share one
+    ``search_checked`` call."""
 
-    def __init__(self, max_batch: int = 32, max_wait_s: float = 0.005):
-        self.max_batch, self.max_wait_s = max_batch, max_wait_s
+    def __init__(self, max_batch: int = 32, max_wait_s: float = 0.05, gap_s: float = 0.002):
+        self.max_batch, self.max_wait_s, self.gap_s = max_batch, max_wait_s, gap_s
+        self.expected = 1  # the previous batch's count: its clients tend to come back
         self.queue: asyncio.Queue | None = None
         self.executor = ThreadPoolExecutor(1, thread_name_prefix="ace-search")
 
@@ -35,18 +42,33 @@ class SearchBatcher:
         self.queue = asyncio.Queue()
         loop = asyncio.get_running_loop()
         while True:
-            batch = [await self.queue.get()]
-            deadline = loop.time() + self.max_wait_s
-            while len(batch) < self.max_batch and (left := deadline - loop.time()) > 0:
-                try:
-                    batch.append(await asyncio.wait_for(self.queue.get(), left))
-                except TimeoutError:
-                    break
+            batch = await self._next_batch(loop)
             groups: dict[tuple, list] = {}
             for entry in batch:
                 groups.setdefault((id(entry[0]), *entry[3:6]), []).append(entry)
             for group in groups.values():
                 await self._answer(loop, group)
+
+    async def _next_batch(self, loop) -> list:
+        """Queries until the batch is full, or holds the previous batch's count and none came
+        for ``gap_s``, or ``max_wait_s`` passed since its first."""
+        batch = [await self.queue.get()]
+        deadline = loop.time() + self.max_wait_s
+        while len(batch) < self.max_batch:
+            if not self.queue.empty():
+                batch.append(self.queue.get_nowait())
+                continue
+            wait = deadline - loop.time()
+            if len(batch) >= self.expected:
+                wait = min(wait, self.gap_s)
+            if wait <= 0:
+                break
+            try:
+                batch.append(await asyncio.wait_for(self.queue.get(), wait))
+            except TimeoutError:
+                break
+        self.expected = len(batch)
+        return batch
 
     async def _answer(self, loop, group: list) -> None:
         vm, path, modality, filters = group[0][0], *group[0][3:6]

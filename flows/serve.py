@@ -44,7 +44,7 @@ class VersionHolder(Searcher):
     pinned older versions (query.search.Searcher); a failed load keeps the old version."""
 
     def __init__(self, store: str, watch_s: float = 2.0):
-        super().__init__(store)
+        super().__init__(store, warm=True)
         self.watch_s = watch_s
         self.last_error: str | None = None
         self.loading = False
@@ -93,7 +93,7 @@ def create_app(
     *,
     token: str | None = None,
     watch_s: float = 2.0,
-    max_wait_ms: float = 5.0,
+    max_wait_ms: float = 50.0,
     holder: VersionHolder | None = None,
     play_cache_mb: int = DEFAULT_MAX_MB,
 ) -> FastAPI:

@@ -567,3 +567,15 @@ def test_a_version_that_fails_to_load_leaves_the_old_one_serving(store, tmp_path
     holder.refresh()
     assert holder.current.version == before and holder.get().version == before
     assert "damaged store" in holder.last_error and part.name in holder.last_error
+
+
+def test_a_new_version_is_warmed_up_before_it_is_served(store):
+    from flows.serve import VersionHolder
+    from query.loaded import NO_FILTERS
+
+    holder = VersionHolder(str(store))
+    assert holder.refresh()
+    vm = holder.current
+    assert vm.resolve("auto") == "fused"
+    built = vm.fused_cache["indexes"][(None, NO_FILTERS)]  # by the warm-up, not a request
+    assert "dense" in built
