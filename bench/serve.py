@@ -39,6 +39,10 @@ FITTED = {
     "weights": {"captions": 0.1, "zero_shot": 0.0, "dense": 0.3, "text_tower": 0.1, "bm25": 0.5},
     "uncaptioned": {"text_tower": 0.9},
 }
+EVERY = {  # every component weighted: both beam searches run (the costliest fit)
+    "weights": {"captions": 0.2, "zero_shot": 0.2, "dense": 0.2, "text_tower": 0.2, "bm25": 0.2},
+    "uncaptioned": {"text_tower": 0.5},
+}
 
 
 def synthetic_version(n: int):
@@ -203,11 +207,19 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=20)
     ap.add_argument("--paths", nargs="+", default=["auto", "generative", "dense"])
     ap.add_argument("--no-cli", action="store_true", help="skip the ace query per-call cost")
+    ap.add_argument(
+        "--every-component",
+        action="store_true",
+        help="serve a fit that weights all five components (two beam searches)",
+    )
     args = ap.parse_args()
     print(f"CPU threads {os.cpu_count()}; each row runs for {args.seconds:.0f} s\n")
     print("| IDs | mode | clients | q/s | p50 ms | p99 ms |\n|---|---|---|---|---|---|")
     for n in args.sizes:
-        server, url = start(synthetic_version(n))
+        vm = synthetic_version(n)
+        if args.every_component:
+            vm.fusion = EVERY
+        server, url = start(vm)
         for mode in args.paths:
             for c in args.clients:
                 r = load(url, c, args.seconds, mode)
