@@ -196,9 +196,13 @@ class Searcher:
 
 
 def warm_up(loaded: LoadedVersion) -> None:
-    """One search of the default path, for what it builds on its first query."""
+    """One search of the default path, for what it builds on its first query (a version
+    whose default path cannot answer is served all the same: its other paths may)."""
     if loaded.n_items:
-        search_checked(loaded, ["warm up"], 10, "auto", None, DEFAULT_BEAM)
+        try:
+            search_checked(loaded, ["warm up"], 10, "auto", None, DEFAULT_BEAM)
+        except QueryError:
+            pass
 
 
 def in_order(answer: Answer, loaded: LoadedVersion, sort: str) -> Answer:
