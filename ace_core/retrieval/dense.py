@@ -12,7 +12,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from ace_core.retrieval._torch import seeded, steps_left
-from ace_core.retrieval.dense_index import flat_index
+from ace_core.retrieval.dense_index import flat_index, searched
 from ace_core.retrieval.evaluation import retrieval_metrics
 from ace_core.retrieval.text_features import TextFeatures
 
@@ -99,5 +99,5 @@ def dense_search(
     if index is None:
         index = flat_index(item_emb)
     q = proj(feats.pooled).numpy().astype(np.float32)
-    scores, idx = index.search(np.ascontiguousarray(q), min(k, index.ntotal))
+    scores, idx = searched(index, q, k)
     return [[(int(i), float(s)) for i, s in zip(ri, rs) if i >= 0] for ri, rs in zip(idx, scores)]

@@ -9,6 +9,8 @@ embeddings, so the scores returned are exact inner products."""
 
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 
 EXACT_MAX = 25_000  # measured (bench/fused_cost.py): exact 100k items cost 1.55x the 1k query
@@ -19,6 +21,9 @@ TRAIN_PER_LIST = 40  # faiss asks for at least 39 training points per list
 # scanning a tenth as much (lists of 32) kept the towers' top 10 (recall 0.97-1.0, BENCHMARKS).
 ITEMS_PER_LIST = 320
 SHORTLIST = 4  # the codes' top SHORTLIST x k are re-scored on the float embeddings
+# faiss 1.15 multiplies matrices (BLAS) only from nq x d = 128,000 (tuned for many cores); on
+# 2 cores BLAS is as fast from 8 queries of 512-d and 2.5-7x faster from 16 (bench/flat_blas.py)
+BLAS_FROM = 8 * 512
 
 
 def flat_index(emb: np.ndarray):
@@ -69,8 +74,43 @@ class Rescored:
         return scores, found
 
 
+def searched(index, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """``index.search`` (scores, ids) of the top min(k, ntotal), with faiss's matrix product
+    from BLAS_FROM (its exact scans and IVF coarse quantizers; restored afterwards, so
+    k-means elsewhere keeps faiss's own choice)."""
+    with _blas_threshold:
+        return index.search(np.ascontiguousarray(queries, np.float32), min(k, index.ntotal))
+
+
+class _BlasThreshold:
+    """faiss's BLAS threshold at BLAS_FROM while any search here runs (counted: threads)."""
+
+    def __init__(self):
+        self.lock, self.active, self.saved = threading.Lock(), 0, None
+
+    def __enter__(self):
+        import faiss
+
+        with self.lock:
+            if not self.active:
+                self.saved = faiss.cvar.distance_compute_blas_threshold
+                faiss.cvar.distance_compute_blas_threshold = BLAS_FROM
+            self.active += 1
+
+    def __exit__(self, *exc):
+        import faiss
+
+        with self.lock:
+            self.active -= 1
+            if not self.active:
+                faiss.cvar.distance_compute_blas_threshold = self.saved
+
+
+_blas_threshold = _BlasThreshold()
+
+
 def top_rows(index, queries: np.ndarray, k: int, rows: np.ndarray) -> list[list[tuple[int, float]]]:
     """Top-k (row, inner product) per query; ``rows[i]`` is the row of the index's i-th item."""
-    scores, found = index.search(np.ascontiguousarray(queries, np.float32), min(k, index.ntotal))
+    scores, found = searched(index, queries, k)
     return [[(int(rows[i]), float(s)) for i, s in zip(f, sc) if i >= 0]
             for f, sc in zip(found, scores)]  # fmt: skip
