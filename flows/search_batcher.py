@@ -7,7 +7,7 @@ A batch waits for as many queries as the previous batch answered (its clients te
 back), then for more while they keep coming (``gap_s`` apart), never longer than
 ``max_wait_s`` after its first query. One client waits ``gap_s``; 32 clients are not split
 into a batch of the few whose requests were read first and one of the rest (a fixed 5 ms
-wait did that: half the batches at 100k items held 1 or 2 queries)."""
+wait did that: a third of the batches at 100k items held 1 or 2 queries)."""
 
 from __future__ import annotations
 
