@@ -81,8 +81,10 @@ class SearchBatcher:
             )
         except Exception as e:  # noqa: BLE001 - each waiting request gets the error
             for entry in group:
-                entry[6].set_exception(e)
+                if not entry[6].done():  # done: cancelled, its client went away
+                    entry[6].set_exception(e)
             return
         for n, entry in enumerate(group):
-            payload = answer.payload(n)
-            entry[6].set_result({**payload, "results": payload["results"][: entry[2]]})
+            if not entry[6].done():
+                payload = answer.payload(n)
+                entry[6].set_result({**payload, "results": payload["results"][: entry[2]]})

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 
 from flows.search_batcher import SearchBatcher
 
@@ -50,3 +51,42 @@ def test_clients_that_do_not_come_back_cost_at_most_max_wait():
     size, took = _batch_of(batcher, [0.0, 0.02])
     assert size == 2 and 0.09 < took < 0.5
     assert batcher.expected == 2  # the next batch expects the two
+
+
+def test_a_request_cancelled_while_its_batch_runs_does_not_stop_the_batcher(monkeypatch):
+    """A client that goes away cancels its request; the others, and later ones, are answered."""
+    import threading
+
+    from flows import search_batcher
+
+    running = threading.Event()
+
+    class Answer:
+        def __init__(self, texts):
+            self.texts = texts
+
+        def payload(self, n):
+            return {"query": self.texts[n], "results": []}
+
+    def search(vm, texts, *args):
+        running.set()
+        time.sleep(0.2)
+        return Answer(texts)
+
+    monkeypatch.setattr(search_batcher, "search_checked", search)
+
+    async def scenario():
+        batcher = SearchBatcher(max_wait_s=0.01, gap_s=0.001)
+        worker = asyncio.create_task(batcher.run())
+        await asyncio.sleep(0)
+        gone = asyncio.create_task(batcher.search("vm", "gone", 3, "auto"))
+        stays = asyncio.create_task(batcher.search("vm", "stays", 3, "auto"))
+        while not running.is_set():
+            await asyncio.sleep(0.01)
+        gone.cancel()
+        answered = await asyncio.wait_for(stays, 5)
+        later = await asyncio.wait_for(batcher.search("vm", "later", 3, "auto"), 5)
+        worker.cancel()
+        return answered["query"], later["query"]
+
+    assert asyncio.run(scenario()) == ("stays", "later")
