@@ -128,7 +128,7 @@ class Searcher:
     """Searches a store: LATEST (reloaded by ``refresh`` when it moves) and up to
     ``max_pinned`` older versions asked for by name, each loaded once. With ``warm``, a new
     LATEST answers one search before it is swapped in, so that no request waits on what its
-    first search builds (the trie, the dense and keyword indexes: 4 s at 100k items)."""
+    first search builds (the trie, the dense and keyword indexes: 2-4 s at 100k items)."""
 
     def __init__(self, store: str, *, max_pinned: int = 2, warm: bool = False):
         self.store, self.max_pinned, self.warm = store, max_pinned, warm
