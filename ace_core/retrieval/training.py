@@ -145,10 +145,8 @@ def _balancing_rows(caps, index_rows, cap_items, cfg: TrainConfig) -> torch.Tens
     zero-shot path would inherit (BENCHMARKS: "Every ID a target as often")."""
     if not cfg.balance_index_task or not len(caps):
         return index_rows[:0]
-    captioned = torch.zeros(int(max(index_rows.max(), cap_items.max())) + 1, dtype=torch.bool)
-    captioned[cap_items] = True
-    bare = index_rows[~captioned[index_rows]]
-    per_captioned = round(len(caps) / int(captioned.sum()))
+    bare = index_rows[~torch.isin(index_rows, cap_items)]
+    per_captioned = round(len(caps) / len(cap_items.unique()))
     return bare.repeat(per_captioned) if len(bare) and per_captioned else index_rows[:0]
 
 

@@ -353,6 +353,7 @@ def test_balancing_the_indexing_task_makes_every_id_a_target_as_often(balance):
     caption-less items' IDs are targets less often (2 against 5)."""
     import torch
 
+    from ace_core.retrieval.fine_tune import IngestConfig
     from ace_core.retrieval.training import _batches
 
     cap_items = torch.tensor([0, 0, 0, 1, 1, 1])
@@ -361,7 +362,5 @@ def test_balancing_the_indexing_task_makes_every_id_a_target_as_often(balance):
     targets = torch.cat([cap_items[b] if kind == "cap" else b for kind, b in batches])
     counts = torch.bincount(targets, minlength=4).tolist()
     assert counts == ([5, 5, 5, 5] if balance else [5, 5, 2, 2])
-    from ace_core.retrieval.fine_tune import IngestConfig
-
     assert TrainConfig().balance_index_task  # a build balances; an ingest's fine-tune does not
     assert not IngestConfig().fine_tune(TrainConfig()).balance_index_task

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 
 from flows.search_batcher import SearchBatcher
@@ -55,8 +56,6 @@ def test_clients_that_do_not_come_back_cost_at_most_max_wait():
 
 def test_a_request_cancelled_while_its_batch_runs_does_not_stop_the_batcher(monkeypatch):
     """A client that goes away cancels its request; the others, and later ones, are answered."""
-    import threading
-
     from flows import search_batcher
 
     running = threading.Event()
