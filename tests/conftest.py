@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
 import pytest
 
-os.environ.setdefault("PREFECT_HOME", tempfile.mkdtemp(prefix="ace-prefect-home-"))
+if "PREFECT_HOME" not in os.environ:  # the session's own, removed when it ends
+    os.environ["PREFECT_HOME"] = tempfile.mkdtemp(prefix="ace-prefect-home-")
+    atexit.register(shutil.rmtree, os.environ["PREFECT_HOME"], True)
 # torch's own thread count, unchanged between runs: seeded training is compared bit for bit
 # (tests/ace_core/test_cpu_share.py checks the default "auto" sizing on its own)
 os.environ.setdefault("ACE_THREADS", "fixed")
