@@ -10,6 +10,10 @@ of 32 queries on each size in turn, so the ratio of two sizes is the median of r
 batches timed moments apart (these machines drift by 10-20% over minutes). Prints ms per
 query, the median of ``--runs`` batches after a warm-up, and those ratios.
 ``--profile``: then the top functions of a cProfile over 5 more batches of each path and size.
+``--parts``: then each component of the fused path timed alone (``component_table`` on the
+inputs the served path builds), paired the same way: what grows with the corpus.
+``--probes P ...``: then the fused path's ratio with P IVF probes (set on the indexes already
+built): what fewer probes would save (their recall: bench/ivf_codes.py).
 """
 
 from __future__ import annotations
@@ -26,8 +30,13 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 from serve import synthetic_version  # noqa: E402
 
+from ace_core.retrieval import dense_index  # noqa: E402
+from ace_core.retrieval.fused_search import component_table  # noqa: E402
+from query.fused import fused_inputs  # noqa: E402
+from query.loaded import NO_FILTERS  # noqa: E402
 from query.search import search_version  # noqa: E402
 
+PARTS = ("captions", "dense", "text_tower", "bm25")
 WORDS = ["red", "blue", "circle", "square", "loud", "tone", "moving", "bird", "rain", "slow"]
 
 
@@ -55,6 +64,8 @@ def main() -> None:
     ap.add_argument("--paths", nargs="+", default=["auto", "generative", "dense"])
     ap.add_argument("--runs", type=int, default=5)
     ap.add_argument("--profile", action="store_true", help="cProfile 5 more batches")
+    ap.add_argument("--parts", action="store_true", help="time each component alone")
+    ap.add_argument("--probes", type=int, nargs="*", default=[], help="IVF probes to try")
     args = ap.parse_args()
     versions = {}
     for n in args.sizes:
@@ -72,29 +83,75 @@ def main() -> None:
     for n in args.sizes:
         cells = (f"{statistics.median(took[(n, p)]):.1f}" for p in args.paths)
         print(f"| {n:,} | " + " | ".join(cells) + " |")
-    first, last = args.sizes[0], args.sizes[-1]
     for p in args.paths:
-        ratios = [b / a for a, b in zip(took[(first, p)], took[(last, p)])]
-        print(
-            f"{p}: {last:,} / {first:,} items = {statistics.median(ratios):.2f}x "
-            f"(median of {len(ratios)} paired runs; range {min(ratios):.2f}-{max(ratios):.2f})"
-        )
+        print(f"{p}: {ratio(took, args.sizes, p)}")
+    if args.parts:
+        component_growth(versions, args.runs)
+    for probes in args.probes:
+        print(f"auto with {probes} IVF probes: {probe_ratio(versions, probes, args.runs)}")
+
+
+def ratio(took: dict, sizes: list[int], label: str) -> str:
+    first, last = sizes[0], sizes[-1]
+    ratios = [b / a for a, b in zip(took[(first, label)], took[(last, label)])]
+    return (f"{last:,} / {first:,} items = {statistics.median(ratios):.2f}x (median of "
+            f"{len(ratios)} paired runs; range {min(ratios):.2f}-{max(ratios):.2f})")  # fmt: skip
 
 
 def interleaved(versions: dict, paths: list[str], runs: int) -> dict[tuple, list[float]]:
-    """ms per query of each (size, path) in each run. Every run times one batch of each
-    size back to back (in turn, the order rotated), so a ratio of sizes compares batches
-    timed moments apart on the same machine, not minutes apart."""
-    took: dict[tuple, list[float]] = {(n, p): [] for n in versions for p in paths}
-    sizes = list(versions)
+    """ms per query of each (size, path) in each run (``paired``)."""
+
+    def call(n, path, texts):
+        search_version(versions[n], texts, 10, path=path)
+
+    return paired(list(versions), paths, runs, call)
+
+
+def paired(sizes: list[int], labels, runs: int, call) -> dict[tuple, list[float]]:
+    """ms per query of each (size, label) in each run: ``call(size, label, texts)`` on one
+    batch of 32. Every run times each size back to back (in turn, the order rotated), so a
+    ratio of sizes compares batches timed moments apart on the same machine, not minutes
+    apart."""
+    took: dict[tuple, list[float]] = {(n, p): [] for n in sizes for p in labels}
     for r in range(runs):
         texts = batch(32, r + 1)
-        for path in paths:
+        for label in labels:
             for n in sizes[r % len(sizes) :] + sizes[: r % len(sizes)]:
                 t = time.perf_counter()
-                search_version(versions[n], texts, 10, path=path)
-                took[(n, path)].append((time.perf_counter() - t) / 32 * 1000)
+                call(n, label, texts)
+                took[(n, label)].append((time.perf_counter() - t) / 32 * 1000)
     return took
+
+
+def component_growth(versions: dict, runs: int) -> None:
+    """Each component of the fused path alone on the inputs the served path builds (the
+    caption-side ones include MiniLM, the towers' their text encoders), first and last size."""
+    inputs = {n: fused_inputs(vm, None, NO_FILTERS) for n, vm in versions.items()}
+
+    def call(n, part, texts):
+        component_table(inputs[n], texts, 10, 10, [part])
+
+    took = paired(list(inputs), PARTS, runs, call)
+    first, last = min(inputs), max(inputs)
+    for part in PARTS:
+        a, b = took[(first, part)], took[(last, part)]
+        growth = statistics.median(y - x for x, y in zip(a, b))
+        print(f"  {part} alone: {statistics.median(a):.3f} -> {statistics.median(b):.3f} "
+              f"ms/query, growth {growth:.3f} ms (median of {runs} paired runs)")  # fmt: skip
+
+
+def probe_ratio(versions: dict, probes: int, runs: int) -> str:
+    """The fused path's size ratio with ``probes`` on every IVF index the versions built."""
+    ivfs = [index.index for vm in versions.values()
+            for kept in vm.fused_cache.get("indexes", {}).values() for index in kept.values()
+            if isinstance(index, dense_index.Rescored)]  # fmt: skip
+    try:
+        for ivf in ivfs:
+            ivf.nprobe = probes
+        return ratio(interleaved(versions, ["auto"], runs), sorted(versions), "auto")
+    finally:
+        for ivf in ivfs:
+            ivf.nprobe = dense_index.IVF_PROBES
 
 
 if __name__ == "__main__":

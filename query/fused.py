@@ -33,19 +33,25 @@ def fused_ranked(
     filters: Filters,
 ) -> tuple[list, list]:  # fmt: skip
     """Top-k (row, fused score) per query and each query's candidate table."""
-    rows, trie = loaded.subset(modality, filters)
-    if not len(rows):
+    if not len(loaded.subset(modality, filters)[0]):  # cached: read again below
         return [[] for _ in texts], []
+    inp = fused_inputs(loaded, modality, filters)
+    if not inp.present:
+        raise QueryError(f"{loaded.version} has no captions and no trained text towers to fuse")
+    fusion = Fusion.from_record(loaded.fusion) if loaded.fusion else default_fusion(inp.present)
+    return fused_search(inp, texts, min(k, len(inp.rows)), fusion, beam)
+
+
+def fused_inputs(loaded: LoadedVersion, modality: str | None, filters: Filters) -> FusedInputs:
+    """What the fused path searches for the items of (modality, filters): their rows and
+    trie, the towers' spaces (none if untrained), and the kept dense and keyword indexes."""
+    rows, trie = loaded.subset(modality, filters)
     towers = towers_are_trained(loaded.encoders)
-    inp = FusedInputs(
+    return FusedInputs(
         loaded.model, rows, trie, loaded.spaces_of(modality, filters) if towers else {},
         bool(loaded.captions), captioned(loaded), _spaces_of_rows(loaded),
         _indexes(loaded, (modality, filters)), training_index(loaded),
     )  # fmt: skip
-    if not inp.present:
-        raise QueryError(f"{loaded.version} has no captions and no trained text towers to fuse")
-    fusion = Fusion.from_record(loaded.fusion) if loaded.fusion else default_fusion(inp.present)
-    return fused_search(inp, texts, min(k, len(rows)), fusion, beam)
 
 
 def _indexes(loaded: LoadedVersion, key) -> dict:
