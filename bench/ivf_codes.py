@@ -3,6 +3,7 @@
 
   .venv/bin/python bench/ivf_codes.py [--items 1000000] [--runs 7]
   .venv/bin/python bench/ivf_codes.py --corpus DIR [--queries 500]
+  .venv/bin/python bench/ivf_codes.py --crossover 5000 10000 25000 50000 100000
 
 Without ``--corpus``: ``--items`` 512-d unit vectors around 2,000 random centres (the sizes
 and list rule of the fused path), queries near random items; ms per query for batches of 32
@@ -11,6 +12,10 @@ queries. Both indexes have the same lists and probes.
 With ``--corpus``: real embeddings (DIR/embeddings.npz kept by bench/fused_protocols.py) and
 the text towers' queries, per item space, lists of 32 items (about the share of a 1M-item
 index that lists of ITEMS_PER_LIST scan), as bench/ivf_lists.py.
+``--crossover N ...``: where exact search stops being the cheaper one (EXACT_MAX): the
+product's flat index against its IVF index at each size (the synthetic vectors above), ms per
+query through ``dense_index.searched`` (batches of 32, median of 3 alternations of ``--runs``
+batches each) and the IVF's recall of the exact top 10.
 """
 
 from __future__ import annotations
@@ -45,16 +50,22 @@ def unit(x: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(x / np.linalg.norm(x, axis=1, keepdims=True), np.float32)
 
 
+def vectors(items: int) -> tuple[np.ndarray, np.ndarray]:
+    """``items`` 512-d unit vectors around 2,000 random centres, and 256 queries near items."""
+    rng = np.random.default_rng(0)
+    centres = rng.standard_normal((2000, 512)).astype(np.float32)
+    x = np.empty((items, 512), np.float32)
+    for s in range(0, items, 100_000):  # in slices: a single draw would need 4 GB more
+        n = min(100_000, items - s)
+        x[s : s + n] = unit(centres[rng.integers(2000, size=n)] + rng.standard_normal((n, 512)))
+    q = unit(x[rng.integers(items, size=256)] + 0.5 * rng.standard_normal((256, 512)) / 22)
+    return x, q
+
+
 def synthetic(args) -> None:
     import faiss
 
-    rng = np.random.default_rng(0)
-    centres = rng.standard_normal((2000, 512)).astype(np.float32)
-    x = np.empty((args.items, 512), np.float32)
-    for s in range(0, args.items, 100_000):  # in slices: a single draw would need 4 GB more
-        n = min(100_000, args.items - s)
-        x[s : s + n] = unit(centres[rng.integers(2000, size=n)] + rng.standard_normal((n, 512)))
-    q = unit(x[rng.integers(args.items, size=256)] + 0.5 * rng.standard_normal((256, 512)) / 22)
+    x, q = vectors(args.items)
     flat = faiss.IndexFlatIP(512)
     flat.add(x)
     exact = flat.search(q, 10)[1]
@@ -98,8 +109,37 @@ def main() -> None:
     ap.add_argument("--runs", type=int, default=7)
     ap.add_argument("--corpus", default=None)
     ap.add_argument("--queries", type=int, default=500)
+    ap.add_argument("--crossover", type=int, nargs="*", default=[])
     args = ap.parse_args()
-    real(args) if args.corpus else synthetic(args)
+    if args.crossover:
+        crossover(args.crossover, args.runs)
+    else:
+        real(args) if args.corpus else synthetic(args)
+
+
+def crossover(sizes: list[int], runs: int) -> None:
+    for n in sizes:
+        x, q = vectors(n)
+        flat, ivf = dense_index.flat_index(x), code_lists(x, max(int(np.sqrt(n)), 1))
+        r10, _ = recall(flat.search(q, 10)[1], dense_index.searched(ivf, q, 10)[1])
+        exact_ms, ivf_ms = [], []
+        for _ in range(3):  # alternated: the machine drifts
+            exact_ms.append(searched_ms(flat, q, runs))
+            ivf_ms.append(searched_ms(ivf, q, runs))
+        print(f"{n:,} items: exact {np.median(exact_ms):.3f} ms a query, IVF "
+              f"{np.median(ivf_ms):.3f} ({ivf.index.nlist} lists x {dense_index.IVF_PROBES} "
+              f"probes, recall@10 {r10:.3f})", flush=True)  # fmt: skip
+
+
+def searched_ms(index, q: np.ndarray, runs: int) -> float:
+    """ms per query of ``dense_index.searched``, median of ``runs`` batches of 32 after one."""
+    times = []
+    for r in range(runs + 1):
+        batch = q[(r * 32) % len(q) :][:32]
+        t0 = time.perf_counter()
+        dense_index.searched(index, batch, 10)
+        times.append((time.perf_counter() - t0) * 1000 / len(batch))
+    return float(np.median(times[1:]))
 
 
 if __name__ == "__main__":
