@@ -15,7 +15,7 @@ import numpy as np
 
 # measured (bench/ivf_codes.py --crossover): with BLAS, exact and IVF search cost the same at
 # 10k items (0.1 ms a query in a batch of 32); at 25k exact costs 0.29 ms against IVF's 0.14,
-# kept for exact results up to here (IVF's top 10 is not exact: recall 0.65-0.83 on the bench)
+# kept for exact results up to here (IVF's top 10 is approximate)
 EXACT_MAX = 25_000
 IVF_PROBES = 16
 TRAIN_PER_LIST = 40  # faiss asks for at least 39 training points per list
