@@ -11,23 +11,17 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+from _timing import median_time  # noqa: E402
 
 from ace_core.retrieval.dense_index import BLAS_FROM, flat_index, searched  # noqa: E402
-
-
-def median_ms(fn, runs: int) -> float:
-    times = []
-    for _ in range(runs):
-        t = time.perf_counter()
-        fn()
-        times.append((time.perf_counter() - t) * 1000)
-    return float(np.median(times))
 
 
 def main() -> None:
@@ -45,8 +39,8 @@ def main() -> None:
         index = flat_index(rng.standard_normal((n, 512), dtype=np.float32))
         for nq in (1, 2, 4, 8, 16, 32):
             q = rng.standard_normal((nq, 512), dtype=np.float32)
-            own = median_ms(lambda: index.search(q, 10), args.runs)
-            ours = median_ms(lambda: searched(index, q, 10), args.runs)
+            own = median_time(lambda: index.search(q, 10), args.runs) * 1000
+            ours = median_time(lambda: searched(index, q, 10), args.runs) * 1000
             print(f"| {n:,} | {nq} | {own:.3f} | {ours:.3f} | {own / ours:.2f}x |", flush=True)
 
 

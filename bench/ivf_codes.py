@@ -76,15 +76,11 @@ def synthetic(args) -> None:
         index = build(x, lists)
         built = time.perf_counter() - t0
         got = index.search(q, 10)[1]
-        times = []
-        for r in range(args.runs + 1):
-            batch = q[(r * 32) % 256 :][:32]
-            t0 = time.perf_counter()
-            index.search(batch, 10)
-            times.append((time.perf_counter() - t0) * 1000 / len(batch))
+        search = index.search
+        ms = query_ms(lambda batch: search(batch, 10), q, args.runs)
         r10, same = recall(exact, got)
         print(f"{name}: {args.items:,} items, {lists} lists x {dense_index.IVF_PROBES} probes: "
-              f"{np.median(times[1:]):.3f} ms a query (median of {args.runs} batches of 32), "
+              f"{ms:.3f} ms a query (median of {args.runs} batches of 32), "
               f"built in {built:.0f} s; recall@10 {r10:.3f}, same top-1 {same:.3f}",
               flush=True)  # fmt: skip
         del index
@@ -126,20 +122,20 @@ def crossover(sizes: list[int], runs: int) -> None:
         r10, _ = recall(flat.search(q, 10)[1], dense_index.searched(ivf, q, 10)[1])
         exact_ms, ivf_ms = [], []
         for _ in range(3):  # alternated: the machine drifts
-            exact_ms.append(searched_ms(flat, q, runs))
-            ivf_ms.append(searched_ms(ivf, q, runs))
+            exact_ms.append(query_ms(lambda b: dense_index.searched(flat, b, 10), q, runs))
+            ivf_ms.append(query_ms(lambda b: dense_index.searched(ivf, b, 10), q, runs))
         print(f"{n:,} items: exact {np.median(exact_ms):.3f} ms a query, IVF "
               f"{np.median(ivf_ms):.3f} ({ivf.index.nlist} lists x {dense_index.IVF_PROBES} "
               f"probes, recall@10 {r10:.3f})", flush=True)  # fmt: skip
 
 
-def searched_ms(index, q: np.ndarray, runs: int) -> float:
-    """ms per query of ``dense_index.searched``, median of ``runs`` batches of 32 after one."""
+def query_ms(search, q: np.ndarray, runs: int) -> float:
+    """ms per query of ``search(batch)``, median of ``runs`` batches of 32 after one."""
     times = []
     for r in range(runs + 1):
         batch = q[(r * 32) % len(q) :][:32]
         t0 = time.perf_counter()
-        dense_index.searched(index, batch, 10)
+        search(batch)
         times.append((time.perf_counter() - t0) * 1000 / len(batch))
     return float(np.median(times[1:]))
 
