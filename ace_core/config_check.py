@@ -12,7 +12,7 @@ import typing
 from ace_core.errors import AceInputError
 
 MAX_INT = 2**31 - 1
-ZERO_OK = {"seed", "dead_code_min_uses", "feature_cache_mb", "max_index_repeats", "patience"}
+ZERO_OK = {"seed", "dead_code_min_uses", "max_index_repeats", "patience"}
 RANGES: dict[str, tuple[float, float]] = {  # inclusive bounds beyond the defaults
     "levels": (1, 8),
     "codebook_size": (2, 65_536),

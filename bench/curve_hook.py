@@ -2,10 +2,11 @@
 bench/fused_protocols.py --curve; not a test.
 
 Wraps ``ace_core.retrieval.fit.train_generative`` for one fit: after every epoch it records
-the training seconds so far (its own evaluations not counted), the captions path's R@1 on the
-version's validation queries (what training validates; held-out captions of captioned items,
-so the seen protocol's curve) and, when given the protocol's unseen queries, the zero-shot
-path's R@1 on them (the decoder as it is at that epoch).
+the training seconds so far (its own evaluations not counted), the steps and examples per item
+so far, the R@1 of what training validates on the version's validation queries (pure
+generation as served: held-out captions of captioned items, so the seen protocol's curve) and,
+when given the protocol's unseen queries, the zero-shot path's R@1 on them (the decoder as it
+is at that epoch).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from contextlib import contextmanager
 import numpy as np
 
 import ace_core.retrieval.fit as fit_module
+from ace_core.retrieval.constrained_generation import Trie
 from ace_core.retrieval.zero_shot import text_spaces, zero_shot_search
 
 
@@ -26,22 +28,30 @@ def recording(curve: list, unseen=None, towers=None, modalities=None, dim=None, 
     ``echo``: print each row as it comes (a cut run keeps its curve)."""
     original = fit_module.train_generative
 
-    def wrapped(decoder, feats, items, emb, id_tokens, trie, cfg, **kw):
-        spaces = text_spaces(modalities, id_tokens, towers) if unseen else None
+    def wrapped(**kw):
+        decoder, emb, id_tokens = kw["decoder"], kw["item_emb"], kw["id_tokens"]
+
+        def trie_of(rows):
+            plain = Trie(id_tokens[rows])
+            return plain.tie(emb, rows) if decoder.tied else plain
+
+        spaces = text_spaces(modalities, id_tokens, towers, trie_of) if unseen else None
         started, own = time.perf_counter(), 0.0
 
         def progress(epoch, row):
             nonlocal own
             t = time.perf_counter()
-            point = {"epoch": epoch, "seconds": round(t - started - own, 1)}
+            point = {"epoch": epoch, "seconds": round(t - started - own, 1),
+                     "steps": row.get("steps"),
+                     "examples per item": round(row.get("examples", 0) / len(emb), 2)}
             if "val" in row:
                 point["val R@1"] = row["val"]["R@1"]
             if unseen:
                 decoder.eval()
                 texts, gold = [q for q, _ in unseen], [g for _, g in unseen]
                 hits = zero_shot_search(decoder, spaces, texts, dim, 10, 10)
-                point["unseen R@1"] = float(np.mean([bool(h) and h[0][0] == g
-                                                     for h, g in zip(hits, gold)]))  # fmt: skip
+                found = [bool(h) and h[0][0] == g for h, g in zip(hits, gold)]
+                point["unseen R@1"] = float(np.mean(found))
                 decoder.train()
             curve.append(point)
             if echo:
@@ -49,7 +59,7 @@ def recording(curve: list, unseen=None, towers=None, modalities=None, dim=None, 
             own += time.perf_counter() - t
 
         kw["progress"] = progress
-        return original(decoder, feats, items, emb, id_tokens, trie, cfg, **kw)
+        return original(**kw)
 
     fit_module.train_generative = wrapped
     try:
@@ -58,10 +68,9 @@ def recording(curve: list, unseen=None, towers=None, modalities=None, dim=None, 
         fit_module.train_generative = original
 
 
-def print_curve(name: str, curve: list, steps: int) -> None:
-    """One line per epoch; steps are the fit's total spread over its training seconds."""
-    total = max(p["seconds"] for p in curve) or 1.0
+def print_curve(name: str, curve: list) -> None:
+    """One line per epoch: its steps, examples per item and training seconds so far."""
     for p in curve:
-        at = round(steps * p["seconds"] / total)
         got = ", ".join(f"{k} {p[k]:.3f}" for k in ("val R@1", "unseen R@1") if k in p)
-        print(f"curve {name}: epoch {p['epoch']} ~step {at} {p['seconds']:.0f} s: {got}")
+        print(f"curve {name}: epoch {p['epoch']} step {p['steps']} "
+              f"({p['examples per item']:.1f} examples per item) {p['seconds']:.0f} s: {got}")

@@ -62,19 +62,21 @@ from ace_core.retrieval.fused_search import (  # noqa: E402
     trained_rows,
     training_keywords,
 )
-from ace_core.retrieval.fusion import Fusion, default_fusion  # noqa: E402
+from ace_core.retrieval.fusion import GENERATIVE, Fusion, default_fusion  # noqa: E402
 from ace_core.retrieval.generation import generative_search  # noqa: E402
 from ace_core.retrieval.model import RetrieverConfig  # noqa: E402
-from ace_core.retrieval.text_encoder import build_text_encoder  # noqa: E402
+from ace_core.retrieval.text_encoder import build_text_encoder, default_encoder_path  # noqa: E402
 from ace_core.retrieval.training import TrainConfig  # noqa: E402
+from ace_core.retrieval.validation import ZeroShotInputs  # noqa: E402
 from ace_core.retrieval.zero_shot import (  # noqa: E402
-    merge_paths,
+    merge_generated,
     text_spaces,
     tower_dense_search,
     tower_hits,
     tower_queries,
     zero_shot_search,
 )
+from storage.formats.text_features import feature_source  # noqa: E402
 
 PROTOCOLS = ("seen", "unseen", "caption-less")
 BASELINES = ("text-tower dense (exact)", "dense caption baseline", "BM25 (training captions)")
@@ -113,19 +115,25 @@ def one_fit(protocol, seed, data, enc, args) -> dict[str, dict[str, np.ndarray]]
         train_caps = captions
     indexer, sids = fit_semantic_ids(ids, x, SemanticIDConfig())
     t0 = time.perf_counter()
-    train = TrainConfig(seed=seed, epochs=args.epochs, max_steps=args.max_steps or None,
-                        eval_every=args.eval_every, lr_decay=args.lr_decay,
-                        balance_index_task=args.balance_index_task)  # fmt: skip
+    train = TrainConfig(
+        seed=seed, epochs=args.epochs, max_steps=args.max_steps or None,
+        examples_per_item=args.examples_per_item or None, eval_every=args.eval_every,
+        lr_decay=args.lr_decay, balance_index_task=args.balance_index_task,
+    )
     unseen = None
     if args.curve and protocol == "unseen":
         unseen = sampled(all_queries(protocol, ids, captions, None, train_caps), 300, seed)
+    config = RetrieverConfig(seed=seed, tied=not args.untied)
     with recording([], unseen, towers, modalities, x.shape[1], echo=args.curve) as curve:
-        fit = fit_retrieval(ids, x, sids, indexer, train_caps, config=RetrieverConfig(seed=seed),
-                            train=train, encoder=enc, dense=bool(train_caps))  # fmt: skip
+        fit = fit_retrieval(
+            ids, x, sids, indexer, train_caps, config=config, train=train, encoder=enc,
+            dense=bool(train_caps), zero_shot=ZeroShotInputs(modalities, towers),
+            features=args.features,
+        )
     if args.curve:
-        print_curve(f"{protocol} seed {seed}", curve, fit.generative_report.steps)
+        print_curve(f"{protocol} seed {seed}", curve)
     model, dim = fit.model, x.shape[1]
-    spaces = text_spaces(modalities, model.id_tokens, towers)
+    spaces = text_spaces(modalities, model.id_tokens, towers, model.trie_of)
     captioned = trained_rows(len(ids), fit.split.train)
     keywords = training_keywords([paths[i] for i in ids], fit.split.train) if train_caps else None
     inp = FusedInputs(model, np.arange(len(ids)), model.trie, spaces, bool(train_caps), captioned,
@@ -133,7 +141,10 @@ def one_fit(protocol, seed, data, enc, args) -> dict[str, dict[str, np.ndarray]]
     val = scored_sample(fit.split, 500, 500, seed, set()).val
     record = fit_version_fusion(inp, val, 10)
     fusion = Fusion.from_record(record) if record else default_fusion(inp.present)
-    weights = record and (record["weights"], record["uncaptioned"])
+    weights = record and (record["weights"], record["uncaptioned"], record["saturated"])
+    plain = fit_version_fusion(inp, val, 10, without=GENERATIVE)  # what generation adds
+    present = [c for c in inp.present if c not in GENERATIVE]
+    without = Fusion.from_record(plain) if plain else default_fusion(present)
     tables = {protocol: all_queries(protocol, ids, captions, fit.split, train_caps)}
     if protocol == "unseen":
         tables["unseen: captioned items' queries"] = list(fit.split.test)
@@ -141,7 +152,7 @@ def one_fit(protocol, seed, data, enc, args) -> dict[str, dict[str, np.ndarray]]
     out = {}
     for name, queries in tables.items():
         texts, gold = [q for q, _ in queries], [g for _, g in queries]
-        out[name] = score_methods(inp, fusion, texts, gold, dim)
+        out[name] = score_methods(inp, fusion, texts, gold, dim, without)
         r1 = ", ".join(f"{k} R@1 {np.mean(v == 1):.3f}" for k, v in out[name].items())
         steps = fit.generative_report.steps
         print(f"{name:12s} train seed {seed}: {len(texts)} queries, fit+eval "
@@ -150,9 +161,11 @@ def one_fit(protocol, seed, data, enc, args) -> dict[str, dict[str, np.ndarray]]
     return out
 
 
-def score_methods(inp, fusion, texts, gold, dim) -> dict[str, np.ndarray]:
+def score_methods(inp, fusion, texts, gold, dim, without) -> dict[str, np.ndarray]:
     model, spaces = inp.model, inp.spaces
     out = {"auto (fused)": ranks(fused_search(inp, texts, 10, fusion, 10)[0], gold)}
+    no_gen = fused_search(inp, texts, 10, without, 10)[0]
+    out["auto refit without generative components"] = ranks(no_gen, gold)
     queries = tower_queries(spaces, texts, dim)  # the towers' embeddings, once for every method
     zero = zero_shot_search(model.decoder, spaces, texts, dim, 10, 10, queries=queries)
     out["generative: zero-shot path"] = ranks(zero, gold)
@@ -160,7 +173,8 @@ def score_methods(inp, fusion, texts, gold, dim) -> dict[str, np.ndarray]:
         feats = model.features(texts)
         caps = generative_search(model.decoder, feats, model.trie, 10, 10)
         out["generative: captions path"] = ranks(caps, gold)
-        out["generative (both merged)"] = ranks(merge_paths(caps, zero, 10), gold)
+        merged = merge_generated(model.decoder, caps, zero, 10)
+        out["generative (both merged)"] = ranks(merged, gold)
         out["dense caption baseline"] = ranks(
             dense_search(model.dense, feats, model.item_emb, 10), gold
         )
@@ -243,14 +257,20 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seeds", type=int, nargs="+", default=[4040, 4041])
     ap.add_argument("--train-seeds", type=int, nargs="+", default=[0, 1, 2])
-    ap.add_argument("--epochs", type=int, default=20)
+    ap.add_argument("--epochs", type=int, default=TrainConfig.epochs)
+    ap.add_argument("--examples-per-item", type=float, default=TrainConfig.examples_per_item,
+                    help="the training budget (0: none; then --max-steps or --epochs)")
+    ap.add_argument("--untied", action="store_true", help="the ACE decoder alone (before #40)")
+    ap.add_argument("--features", default=None, metavar="DIR",
+                    help="keep caption features in DIR/text-features, reused by later runs "
+                    "(default with --corpus: the corpus folder; else in memory)")
     ap.add_argument("--protocols", nargs="+", default=list(PROTOCOLS))
     ap.add_argument("--items", type=int, default=160)
-    ap.add_argument("--max-steps", type=int, default=20_000, help="step budget per fit (0: none)")
+    ap.add_argument("--max-steps", type=int, default=0, help="a step cap per fit (0: none)")
     ap.add_argument("--max-queries", type=int, default=1000)
     ap.add_argument("--world", choices=["scenes", "classic"], default="scenes")
     ap.add_argument("--corpus", default=None, help="a corpus folder with captions.jsonl instead")
-    ap.add_argument("--eval-every", type=int, default=2, help="validate every N epochs")
+    ap.add_argument("--eval-every", type=int, default=1, help="validate every N epochs")
     ap.add_argument("--curve", action="store_true", help="print R@1 against training steps")
     ap.add_argument("--lr-decay", action=argparse.BooleanOptionalAction,
                     default=TrainConfig.lr_decay, help="train.lr_decay")  # fmt: skip
@@ -267,6 +287,8 @@ def main() -> None:
     if not (TINY / "tiny-encoders.json").exists():
         sys.exit(f"no tiny encoders at {TINY}: run `ace tiny-encoders {TINY}` first")
     enc = build_text_encoder(RetrieverConfig())
+    root = args.features or args.corpus
+    args.features = feature_source(root, default_encoder_path()) if root else None
     table: dict[str, dict[str, list]] = {}
     for seed in [None] if args.corpus else args.seeds:
         corpus = Path(args.corpus or tempfile.mkdtemp(prefix="ace-bench-fused-")) / (

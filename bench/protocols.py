@@ -48,7 +48,7 @@ from ace_core.retrieval.model import RetrieverConfig  # noqa: E402
 from ace_core.retrieval.text_encoder import build_text_encoder  # noqa: E402
 from ace_core.retrieval.training import TrainConfig  # noqa: E402
 from ace_core.retrieval.zero_shot import (  # noqa: E402
-    merge_paths,
+    merge_generated,
     text_spaces,
     tower_dense_search,
     zero_shot_search,
@@ -133,7 +133,7 @@ def evaluate(fit, spaces, queries, dim, *, with_dense: bool, captioned, k=10, be
     out = {
         "generative (captions path)": score(captions, gold),
         "generative (zero-shot path)": score(zero, gold),
-        "generative (both, merged)": score(merge_paths(captions, zero, k), gold),
+        "generative (both, merged)": score(merge_generated(model.decoder, captions, zero, k), gold),
         "text-tower dense (faiss flat)": score(
             tower_dense_search(spaces, texts, model.item_emb, k), gold
         ),
@@ -193,7 +193,7 @@ def one_fit(protocol, variant, idc, rc, seed, ids, x, modalities, captions, towe
     )  # fmt: skip
     if protocol == "seen":
         queries = [(t, n) for t, n in fit.split.test]
-    spaces = text_spaces(modalities, fit.model.id_tokens, towers)
+    spaces = text_spaces(modalities, fit.model.id_tokens, towers, fit.model.trie_of)
     captioned = {n for n, i in enumerate(ids) if i in train_caps}
     out = evaluate(fit, spaces, queries, x.shape[1], captioned=captioned,
                    with_dense=variant == "ACE (full)" and bool(train_caps))  # fmt: skip

@@ -73,7 +73,7 @@ def main() -> None:
     print(f"fit {time.perf_counter() - t0:.0f} s, {r.steps} steps, lr_decay {args.lr_decay}, "
           f"last loss {r.history[-1]['loss']:.3f}")  # fmt: skip
     model, dim = fit.model, x.shape[1]
-    spaces = text_spaces(modalities, model.id_tokens, towers)
+    spaces = text_spaces(modalities, model.id_tokens, towers, model.trie_of)
     pairs = [(c, n) for n, i in enumerate(ids) if i in captions for c in captions[i].captions]
     queries = sampled(pairs, 1000, 0)
     texts, gold = [q for q, _ in queries], np.array([g for _, g in queries])

@@ -22,7 +22,7 @@ from ace_core.retrieval.keywords import KeywordIndex, item_document
 from ace_core.retrieval.retrieval_model import RetrievalModel
 from ace_core.retrieval.zero_shot import (
     TextSpace,
-    merge_paths,
+    merge_generated,
     text_spaces,
     zero_shot_search,
 )
@@ -94,7 +94,7 @@ class LoadedVersion:
                 self.version, self.embed or EmbedConfig(), self.encoders, device=self.model.device
             )
             modalities = [self.items[i]["modality"] for i in self.model.item_ids]
-            self._spaces = text_spaces(modalities, self.model.id_tokens, towers)
+            self._spaces = text_spaces(modalities, self.model.id_tokens, towers, self.model.trie_of)
         return self._spaces
 
     def ranked(self, texts: list[str], k: int, path: str, modality: str | None, beam: int,
@@ -124,7 +124,7 @@ class LoadedVersion:
             )  # fmt: skip
         if caption_hits is None or zero_hits is None:
             return caption_hits or zero_hits
-        return merge_paths(caption_hits, zero_hits, k)
+        return merge_generated(self.model.decoder, caption_hits, zero_hits, k)
 
     def fused_ranked(self, texts: list[str], k: int, modality: str | None, beam: int,
                      filters: Filters = NO_FILTERS) -> tuple[Hits, list]:  # fmt: skip
@@ -189,7 +189,7 @@ class LoadedVersion:
             if key in self._subsets:
                 return self._subsets[key]
             rows = self._rows_passing(set(key), NO_FILTERS)
-            self._subsets[key] = (rows, Trie(self.model.id_tokens[rows]))
+            self._subsets[key] = (rows, self.model.trie_of(rows))
             return self._subsets[key]
 
     def subset(
@@ -208,7 +208,7 @@ class LoadedVersion:
             if modality is None and not filters.active:
                 self._subsets[key] = (rows, self.model.trie)
             else:
-                self._subsets[key] = (rows, Trie(self.model.id_tokens[rows]))
+                self._subsets[key] = (rows, self.model.trie_of(rows))
             filtered = [k for k in self._subsets if isinstance(k, tuple) and k[-1] != NO_FILTERS]
             for old in filtered[:-MAX_FILTERED]:
                 self._subsets.pop(old)
@@ -236,7 +236,7 @@ class LoadedVersion:
             for name, space in spaces.items():
                 mine = np.array([r for r in space.rows if r in keep], np.int64)
                 if len(mine):
-                    trie = Trie(self.model.id_tokens[mine])
+                    trie = self.model.trie_of(mine)
                     out[name] = TextSpace(space.embed_text, mine, trie)
             self._subsets[key] = out
             return out

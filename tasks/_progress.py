@@ -86,20 +86,79 @@ def _update_artifact(artifact_id, percent: float) -> None:
         update_progress_artifact(artifact_id, min(percent, 100.0))
 
 
-@contextmanager
-def epoch_progress(what: str, total: int, key: str | None) -> Iterator[Callable]:
-    """A ``progress(epoch, row)`` callback for training: one line per epoch with its loss
-    and, when it was validated, the validation MRR@10."""
-    p = Progress(what, total, "epoch", key, every=1.0 / max(total, 1), every_s=0)
+class TrainingProgress:
+    """Training's progress: a bar over the step budget (terminal), a line every tenth of it or
+    30 s with the examples per item so far and the time left, one line with the time it
+    expects once the first steps are timed, and a line per validation."""
 
-    def update(epoch: int, row: dict) -> None:
-        note = f"loss {row['loss']:.4f}"
+    def __init__(self, key: str | None, n_items: int):
+        self.key, self.n_items = key, max(n_items, 1)
+        self.bar: Progress | None = None
+        self.started, self.announced = 0.0, False
+
+    def step(self, done: int, budget: int, examples: int) -> None:
+        if self.bar is None:
+            self.bar = Progress("training", budget, "step", self.key)
+            self.started = time.perf_counter()
+        per_step = (time.perf_counter() - self.started) / max(done, 1)
+        if not self.announced and (done >= 20 or per_step * done > 30 or done == budget):
+            self.announced = True
+            self._expect(budget, examples / done * budget / self.n_items, per_step)
+        left = _duration(per_step * (budget - done))
+        note = f"{examples / self.n_items:.1f} examples/item, {left} left"
+        self.bar.bar.set_postfix_str(note, refresh=False)
+        self.bar.update(done - self.bar.done, note)
+
+    @staticmethod
+    def _expect(budget: int, per_item: float, per_step: float) -> None:
+        stage(
+            "training: %d steps planned (%.0f examples per item), about %s at %.2f s a step; "
+            "it stops earlier once validation flattens",
+            budget, per_item, _duration(per_step * budget), per_step,
+        )
+
+    def epoch(self, epoch: int, row: dict) -> None:
         if row.get("val"):
-            note += f", val MRR@10 {row['val']['MRR@10']:.3f}"
-        p.bar.set_postfix_str(note)
-        p.update(1, note)
+            v = row["val"]
+            line = "training: epoch %d (step %d), loss %.4f, validation MRR@10 %.3f, R@1 %.3f"
+            stage(line, epoch, row.get("steps", 0), row["loss"], v["MRR@10"], v["R@1"])
+
+    def close(self) -> None:
+        """The bar and the artifact end at 100% even when validation stopped training before
+        its budget (the work is done, not cut)."""
+        if self.bar is not None:
+            _update_artifact(self.bar.artifact, 100.0)
+            self.bar.close()
+
+
+def _duration(seconds: float) -> str:
+    minutes, sec = divmod(int(round(seconds)), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h{minutes:02d}m" if hours else f"{minutes}m{sec:02d}s"
+
+
+@contextmanager
+def training_progress(key: str | None, n_items: int) -> Iterator[TrainingProgress]:
+    progress = TrainingProgress(key and f"{key}-training", n_items)
+    try:
+        yield progress
+    finally:
+        progress.close()
+
+
+@contextmanager
+def text_progress(key: str | None) -> Iterator[Callable[[int, int], None]]:
+    """A ``progress(done, total)`` callback for encoding captions into the feature store: a
+    bar and lines once texts are being encoded (nothing when every text is stored)."""
+    bar: list[Progress] = []
+
+    def update(done: int, total: int) -> None:
+        if not bar:
+            bar.append(Progress("caption features", total, "text", key))
+        bar[0].update(done - bar[0].done)
 
     try:
         yield update
     finally:
-        p.close()
+        for p in bar:
+            p.close()

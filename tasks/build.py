@@ -32,12 +32,13 @@ from storage.formats.codebooks import (
 )
 from storage.formats.retriever import load_retriever_state, save_retriever
 from storage.formats.shards import read_encoders
+from storage.formats.text_features import feature_source
 from storage.formats.version_data import failed_items, training_data, version_embeddings
 from storage.store import Store
 from storage.store.layout import VersionLayout
 from storage.store.verify import verify_version
-from tasks._progress import epoch_progress, run_logger, stage
-from tasks.fusion_fit import fit_fusion_weights
+from tasks._progress import run_logger, stage, text_progress, training_progress
+from tasks.fusion_fit import VersionItems, fit_fusion_weights
 
 TRANSIENT = {errno.EAGAIN, errno.EBUSY, errno.EIO, errno.ENOSPC, errno.ETIMEDOUT, errno.ESTALE}
 
@@ -146,17 +147,22 @@ def train_retriever(
     retriever/ and eval.json; returns the eval record."""
     v, data = VersionLayout(staged), training_data(VersionLayout(staged))
     init = load_retriever_state(init_from) if init_from else None
-    epochs = config.ingest.epochs if init else config.train.epochs
-    key = f"ace-{Store(store).key}-training"
-    with epoch_progress("training epoch", epochs, key) as progress:
+    items = VersionItems.read(store, v, config, data.item_ids)
+    key = f"ace-{Store(store).key}"
+    encoder_path = config.retriever.encoder_path or default_encoder_path()
+    n = len(data.item_ids)
+    with text_progress(f"{key}-features") as on_texts, training_progress(key, n) as progress:
         fit = fit_retrieval(
             data.item_ids, data.embeddings, data.sids, data.indexer, data.captions,
-            config=config.retriever, train=config.train, ingest=config.ingest,
-            init=init, progress=progress,
-        )  # fmt: skip
-    save_retriever(fit.model, v.retriever, config.retriever.encoder_path or default_encoder_path())
+            config=config.retriever, train=config.train, ingest=config.ingest, init=init,
+            progress=progress.epoch, on_step=progress.step,
+            features=feature_source(Store(store).staging_dir, encoder_path, on_texts),
+            zero_shot=items.zero_shot,
+        )
+    _training_ended(fit.generative_report)
+    save_retriever(fit.model, v.retriever, encoder_path)
     record = fit.eval_record()
-    record["fusion"] = fit_fusion_weights(store, v, config, fit, bool(data.captions))
+    record["fusion"] = fit_fusion_weights(items, config, fit, bool(data.captions))
     if config.ablations:
         record["ablations"] = run_ablations(data, config)
     v.eval.write_text(json.dumps(record, indent=2))
@@ -165,6 +171,20 @@ def train_retriever(
     stage("retriever trained: test R@1 %s, R@10 %s (%d test queries)",
           g.get("R@1"), g.get("R@10"), record["queries"]["test"])  # fmt: skip
     return record
+
+
+_ENDED_BECAUSE = {
+    "budget": "its budget is spent",
+    "flattened": "validation flattened",
+    "epochs": "its epochs are done",
+}
+
+
+def _training_ended(r) -> None:
+    stage(
+        "training ended at step %d of %d: %s (kept: epoch %d of %d)",
+        r.steps, r.budget_steps, _ENDED_BECAUSE[r.stopped], r.best_epoch, r.epochs,
+    )
 
 
 def _warn_if_no_training_captions(record: dict, captions: dict) -> None:

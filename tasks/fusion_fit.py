@@ -4,6 +4,8 @@ which publish copies them into the manifest."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 from ace_core.config_io import config_hash
@@ -18,6 +20,7 @@ from ace_core.retrieval.fused_search import (
     trained_rows,
     training_keywords,
 )
+from ace_core.retrieval.validation import ZeroShotInputs
 from ace_core.retrieval.zero_shot import text_spaces
 from storage.formats.shards import read_encoders, towers_are_trained
 from storage.formats.version_data import read_version_items
@@ -29,21 +32,43 @@ from tasks.embed import encoders_for
 BEAM = 10  # the served beam (query.request.DEFAULT_BEAM)
 
 
+@dataclass(frozen=True)
+class VersionItems:
+    """A staged version's items in the retriever's row order (sorted item ids): modality and
+    path, and the item encoders' text towers where they mean something (trained)."""
+
+    modalities: list[str]
+    paths: list[str]
+    towers: dict | None
+
+    @classmethod
+    def read(cls, store: str, v: VersionLayout, config: IndexConfig, item_ids: list[str]):
+        items = read_version_items(v).select(["item_id", "modality", "path"]).to_pydict()
+        row_of = {item_id: row for row, item_id in enumerate(items["item_id"])}
+        modalities = [items["modality"][row_of[i]] for i in item_ids]
+        paths = [items["path"][row_of[i]] for i in item_ids]
+        encoders = read_encoders(Store(store).embed_cache_dir(config_hash(config.embed)))
+        towers = None
+        if towers_are_trained(encoders):
+            built = encoders_for(config.embed, set(modalities))
+            towers = {m: e.embed_text for m, e in built.items() if SPACE_OF_MODALITY[m] == m}
+        return cls(modalities, paths, towers)
+
+    @property
+    def zero_shot(self) -> ZeroShotInputs | None:
+        return None if self.towers is None else ZeroShotInputs(self.modalities, self.towers)
+
+
 def fit_fusion_weights(
-    store: str, v: VersionLayout, config: IndexConfig, fit: FitResult, has_captions: bool
+    items: VersionItems, config: IndexConfig, fit: FitResult, has_captions: bool
 ) -> dict | None:
     """The version's fusion record (None: nothing to fit: no validation queries, or a single
     component)."""
     model, n = fit.model, len(fit.model.item_ids)
-    items = read_version_items(v).select(["item_id", "modality", "path"]).to_pydict()
-    row_of = {item_id: row for row, item_id in enumerate(items["item_id"])}
-    modalities = [items["modality"][row_of[i]] for i in model.item_ids]
-    paths = [items["path"][row_of[i]] for i in model.item_ids]
+    modalities, paths = items.modalities, items.paths
     spaces = {}
-    if towers_are_trained(read_encoders(Store(store).embed_cache_dir(config_hash(config.embed)))):
-        encoders = encoders_for(config.embed, set(modalities))
-        towers = {m: e.embed_text for m, e in encoders.items() if SPACE_OF_MODALITY[m] == m}
-        spaces = text_spaces(modalities, model.id_tokens, towers)
+    if items.towers:
+        spaces = text_spaces(modalities, model.id_tokens, items.towers, model.trie_of)
     captioned = trained_rows(n, fit.split.train)
     keywords = training_keywords(paths, fit.split.train) if has_captions else None
     inp = FusedInputs(model, np.arange(n), model.trie, spaces, has_captions, captioned,

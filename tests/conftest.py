@@ -32,10 +32,9 @@ def fast_config(
 ) -> dict:
     """An IndexConfig as JSON (``--config``) that trains in seconds: few epochs, and the tiny
     random-weight encoders unless ``shard_size`` is None (the flags give the encoders)."""
-    config = {
-        "train": {"epochs": epochs, "eval_every": eval_every, "dense": {"epochs": dense_epochs}},
-        "ids": {"rqvae": {"max_epochs": rqvae_epochs}},
-    }  # fmt: skip
+    train = {"epochs": epochs, "eval_every": eval_every, "examples_per_item": None,
+             "dense": {"epochs": dense_epochs}}  # fmt: skip
+    config = {"train": train, "ids": {"rqvae": {"max_epochs": rqvae_epochs}}}
     if ingest_epochs is not None:
         config["ingest"] = {"epochs": ingest_epochs}
     if shard_size is not None:

@@ -9,6 +9,7 @@ import torch
 
 from ace_core.retrieval.attention import DecodingState
 from ace_core.retrieval.model import BOS
+from ace_core.retrieval.tied import TrieVectors, tied_step_scores
 
 
 class Trie:
@@ -29,6 +30,8 @@ class Trie:
         self.tokens: list[np.ndarray] = []  # tokens[d]: the last token of each level-d node
         self.keys: list[np.ndarray] = []  # keys[d]: parent * span + token, sorted
         self.child_ptr: list[np.ndarray] = []  # children of level-(d-1) node p: [ptr[p], ptr[p+1])
+        self.first: list[np.ndarray] = []  # first[d]: each level-d node's first leaf
+        self.vectors: TrieVectors | None = None  # tied node vectors (``tie``)
         starts_prefix = np.zeros(len(rows), bool)
         node_of_row = np.zeros(len(rows), np.int64)  # each row's node at the level above
         n_nodes = 1  # the root
@@ -40,6 +43,7 @@ class Trie:
             self.tokens.append(rows[first, d])
             self.keys.append(parent * self.span + rows[first, d])
             self.child_ptr.append(np.searchsorted(parent, np.arange(n_nodes + 1)))
+            self.first.append(first)
             node_of_row = np.cumsum(starts_prefix) - 1
             n_nodes = len(first)
         if self.length and n_nodes < len(rows):
@@ -49,6 +53,24 @@ class Trie:
 
     def __len__(self) -> int:
         return len(self.leaf_items)
+
+    def tie(self, item_emb: np.ndarray, rows: np.ndarray | None = None) -> Trie:
+        """Give the nodes tied vectors (ace_core.retrieval.tied): the item embeddings
+        ``item_emb[rows[i]]`` of the IDs this trie was built from (``rows`` None: row i)."""
+        emb = torch.from_numpy(np.ascontiguousarray(item_emb, np.float32))
+        leaf_rows = self.leaf_items if rows is None else np.asarray(rows)[self.leaf_items]
+        self.vectors = TrieVectors(self.first, leaf_rows, emb)
+        return self
+
+    def paths(self, sequences: np.ndarray) -> np.ndarray:
+        """(N, length) node of each whole ID at every depth (every ID must be in the trie)."""
+        seqs = _rows(sequences)
+        node = np.zeros(len(seqs), np.int64)
+        out = np.zeros(seqs.shape, np.int64)
+        for d in range(self.length):
+            node = self.step(d, node, seqs[:, d])
+            out[:, d] = node
+        return out
 
     def get(self, prefix) -> list[int]:
         """Allowed next tokens after ``prefix`` (empty when the prefix is not in the trie)."""
@@ -87,11 +109,18 @@ class Trie:
     def children(self, depth: int, nodes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(rows, tokens): every child token of each of ``nodes`` (level ``depth - 1``; the
         root for depth 0), with the index of the node it belongs to."""
+        rows, tokens, _ = self.child_nodes(depth, nodes)
+        return rows, tokens
+
+    def child_nodes(self, depth: int, nodes: np.ndarray):
+        """(rows, tokens, children): ``children`` and each child's node at level ``depth``
+        (a node's children are one contiguous run of the next level)."""
         lo, hi = self.child_ptr[depth][nodes], self.child_ptr[depth][nodes + 1]
         counts = hi - lo
         rows = np.repeat(np.arange(len(nodes)), counts)
         offsets = np.arange(len(rows)) - np.repeat(np.cumsum(counts) - counts, counts)
-        return rows, self.tokens[depth][np.repeat(lo, counts) + offsets]
+        child = np.repeat(lo, counts) + offsets
+        return rows, self.tokens[depth][child], child
 
     def step(self, depth: int, nodes: np.ndarray, tokens: np.ndarray) -> np.ndarray:
         """The child of each node reached by its token (each token one of its children)."""
@@ -111,15 +140,24 @@ class BeamConfig:
 
 @torch.no_grad()
 def constrained_beam_search(
-    decoder, memory: torch.Tensor, mem_pad: torch.Tensor | None, trie: Trie, beam_size: int
+    decoder, memory: torch.Tensor, mem_pad: torch.Tensor | None, trie: Trie, beam_size: int,
+    query: torch.Tensor | None = None, offsets=None,
 ) -> list[list[tuple[int, float]]]:
     """For each query: up to ``beam_size`` (item index, log-prob) pairs, best first.
 
     memory: (S, B, T, d) decoder memory; every emitted sequence is a path of ``trie``.
+    ``query`` (B, D): the queries' vectors in the items' space. With them, a tied decoder over
+    a tied trie adds the tied node scores (ace_core.retrieval.tied) and normalises each step
+    over the allowed tokens, and a whole ID's score adds its item's own inner product with
+    the query (so it is a log-probability plus a dense score, comparable across tries of the
+    same space, e.g. the per-space tries of the zero-shot path); ``offsets``: the trained
+    per-item vectors the captions path adds to it. Otherwise each step is the decoder's
+    log-softmax over the whole vocabulary.
     """
     B, device = memory.shape[1], memory.device
     if not len(trie):
         return [[] for _ in range(B)]
+    tied = query is not None and getattr(decoder, "tied", False) and trie.vectors is not None
     # live beams, grouped by query: owner query, trie node, last token, log-prob, decoder state
     owners = torch.arange(B, device=device)
     nodes = np.zeros(B, np.int64)
@@ -128,10 +166,17 @@ def constrained_beam_search(
     state = DecodingState(decoder.prepare(memory, mem_pad)).select(owners)  # memory K/V once
     for depth in range(trie.length):
         logits, state = decoder.step(state, toks)
-        logp = torch.log_softmax(logits.float(), dim=-1)  # (R, V)
-        rows, cols = (torch.from_numpy(a).to(device) for a in trie.children(depth, nodes))
-        cand = torch.full_like(logp, float("-inf"))
-        cand[rows, cols] = scores[rows] + logp[rows, cols]
+        rows_np, cols_np, children = trie.child_nodes(depth, nodes)
+        rows, cols = (torch.from_numpy(a).to(device) for a in (rows_np, cols_np))
+        if tied:
+            learned = logits[rows, cols]
+            step = tied_step_scores(
+                decoder, learned, query, owners, trie, depth, rows, children, offsets
+            )
+        else:
+            step = torch.log_softmax(logits.float(), dim=-1)[rows, cols]
+        cand = torch.full(logits.shape, float("-inf"), device=device)
+        cand[rows, cols] = scores[rows] + step
         beam_rows, toks, scores = _top_per_query(cand, owners, B, beam_size)
         if not len(beam_rows):
             return [[] for _ in range(B)]

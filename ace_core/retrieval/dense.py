@@ -14,6 +14,7 @@ from torch.nn import functional as F
 from ace_core.retrieval._torch import seeded, steps_left
 from ace_core.retrieval.dense_index import flat_index, searched
 from ace_core.retrieval.evaluation import retrieval_metrics
+from ace_core.retrieval.losses import info_nce
 from ace_core.retrieval.text_features import TextFeatures
 
 
@@ -25,6 +26,8 @@ class DenseTrainConfig:
     weight_decay: float = 0.01
     patience: int = 36  # epochs without validation improvement before stopping
     max_steps: int | None = 20_000  # optimisation-step budget (None: no cap), as TrainConfig's
+    negatives: int | None = 8192  # above this many items, InfoNCE samples this many negatives
+    #                               (a step's cost stops growing with the corpus; None: all)
 
 
 class DenseProjection(nn.Module):
@@ -67,8 +70,8 @@ def _train_dense(proj, feats, items, item_emb, cfg, val, seed) -> dict | None:
         steps += len(batches)
         proj.train()
         for b in batches:
-            logits = proj(x[b]) @ cands.T / proj.log_temp.exp().clamp(min=1e-3)
-            loss = F.cross_entropy(logits, y[b])
+            temperature = proj.log_temp.exp().clamp(min=1e-3)
+            loss = info_nce(proj(x[b]), cands, y[b], cfg.negatives, temperature)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()

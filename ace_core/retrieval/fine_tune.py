@@ -4,16 +4,18 @@ pairs and items mixed with the new ones (``replay_sample``)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 import numpy as np
+import torch
 
 from ace_core.errors import AceInputError
+from ace_core.retrieval.batches import Replay
 from ace_core.retrieval.dense import DenseProjection
 from ace_core.retrieval.evaluation import QuerySplit
 from ace_core.retrieval.model import IDDecoder, Vocab
 from ace_core.retrieval.retrieval_model import SUFFIX_HEADROOM
-from ace_core.retrieval.training import Replay, TrainConfig
+from ace_core.retrieval.training import TrainConfig
 
 
 @dataclass
@@ -24,6 +26,7 @@ class InitState:
     dense: dict  # DenseProjection state dict
     vocab: Vocab
     item_ids: set[str]  # the items it was trained on
+    item_order: list[str] = field(default_factory=list)  # the same, in its rows' order
 
 
 def grown_vocab(vocab: Vocab, old: Vocab) -> Vocab:
@@ -37,14 +40,33 @@ def grown_vocab(vocab: Vocab, old: Vocab) -> Vocab:
     return replace(old, n_suffix=max(old.n_suffix, vocab.n_suffix - SUFFIX_HEADROOM))
 
 
-def load_init(decoder: IDDecoder, dense: DenseProjection, init: InitState) -> None:
+def load_init(
+    decoder: IDDecoder, dense: DenseProjection, init: InitState, item_ids: list[str]
+) -> None:
+    """The parent's weights in ``decoder`` and ``dense``: its vocabulary grown (suffix tokens
+    are last, so old tokens keep their ids) and its per-item offsets moved to the rows of
+    ``item_ids`` (new items start at zero)."""
     state = dict(init.decoder)
     old = state["tok.weight"]
     new = decoder.tok.weight.detach().clone()
-    new[: old.shape[0]] = old  # suffix tokens are last: old rows keep their ids
+    new[: old.shape[0]] = old
     state["tok.weight"] = new
+    for key in ("item_offset.vectors.weight", "item_offset.bias", "item_offset.captioned"):
+        if key in state:
+            state[key] = _by_item(state[key], init.item_order, item_ids)
     decoder.load_state_dict(state)
     dense.load_state_dict(init.dense)
+
+
+def _by_item(old: torch.Tensor, old_ids: list[str], item_ids: list[str]) -> torch.Tensor:
+    """Rows of a per-item table moved to the rows of ``item_ids`` (new items: zero)."""
+    row = {i: n for n, i in enumerate(old_ids)}
+    new = old.new_zeros((len(item_ids), *old.shape[1:]))
+    pairs = [(n, row[i]) for n, i in enumerate(item_ids) if i in row]
+    if pairs:
+        to, frm = (torch.tensor(x) for x in zip(*pairs))
+        new[to] = old[frm]
+    return new
 
 
 REPLAY_MIN = 64  # at least this many old pairs / items are replayed per epoch
@@ -96,6 +118,8 @@ class IngestConfig:
             lr=train.lr * self.lr_scale,
             lr_decay=False,  # 12 short epochs at a constant rate: with a decay, the test of a
             #                  caption-less ingest's weights knowing the new items failed
+            examples_per_item=None,  # its epochs are small (new items and a replay)
+            max_steps=None,
             balance_index_task=False,  # its replay draws a part of the captions each epoch
             max_val_queries=min(train.max_val_queries, self.max_val_queries),
             max_test_queries=min(train.max_test_queries, self.max_test_queries),

@@ -16,6 +16,7 @@ from ace_core.errors import AceInputError
 from ace_core.ids.semantic_ids import SemanticIDs, SemanticIndexer
 from ace_core.retrieval._torch import Stopwatch
 from ace_core.retrieval.dense import dense_search, train_dense
+from ace_core.retrieval.distributed import train_in_workers
 from ace_core.retrieval.evaluation import (
     QuerySplit,
     retrieval_metrics,
@@ -30,6 +31,7 @@ from ace_core.retrieval.fine_tune import (
     replay_sample,
 )
 from ace_core.retrieval.generation import generative_search
+from ace_core.retrieval.item_offsets import calibrate_offsets
 from ace_core.retrieval.model import RetrieverConfig
 from ace_core.retrieval.retrieval_model import (
     RetrievalModel,
@@ -38,14 +40,18 @@ from ace_core.retrieval.retrieval_model import (
     new_dense,
 )
 from ace_core.retrieval.text_encoder import build_text_encoder
-from ace_core.retrieval.text_features import TextFeatures, memory_cache_mb
+from ace_core.retrieval.text_features import TextFeatures
 from ace_core.retrieval.training import (
+    StepProgress,
     TrainConfig,
     TrainReport,
     train_generative,
 )
+from ace_core.retrieval.validation import Validation, ZeroShotInputs
 
 logger = logging.getLogger(__name__)
+
+FeatureSource = Callable[[list[str], RetrievalModel], TextFeatures]
 
 
 @dataclass
@@ -69,6 +75,9 @@ class FitResult:
                 "seconds_per_epoch": round(r.seconds_per_epoch, 3),
                 "peak_memory_mb": round(r.peak_memory_mb, 1),
                 "steps": r.steps,
+                "budget_steps": r.budget_steps,
+                "stopped": r.stopped,
+                "uncaptioned_bias": r.uncaptioned_bias,
                 "examples_per_second": round(r.examples / max(r.seconds, 1e-9), 1),
                 "phase_seconds": self.seconds,
             },
@@ -90,15 +99,23 @@ def fit_retrieval(
     device: str | torch.device | None = None,
     encoder=None,
     progress: Callable[[int, dict], None] | None = None,  # (epoch, {loss, val?})
+    on_step: StepProgress | None = None,  # (steps, step budget, examples)
     dense: bool = True,
     init: InitState | None = None,
     ingest: IngestConfig = IngestConfig(),
+    features: FeatureSource | None = None,
+    zero_shot: ZeroShotInputs | None = None,
+    workdir: str | None = None,
 ) -> FitResult:
     """Train the generative retriever (and the dense baseline) for a set of items with IDs.
 
     With ``init`` (incremental ingest) the parent's weights are fine-tuned (``ingest``) on the
     new items' captions mixed with a replay of old pairs; metrics are also reported on old vs
-    new items.
+    new items. ``features(texts, model)``: the text encoder's features of captions (default:
+    computed in memory; a build passes its store's feature store, which computes each caption
+    once and memory-maps it). ``zero_shot``: the item encoders' text towers, so validation
+    scores pure generation as served (both paths merged; without them the captions path).
+    ``workdir``: where data-parallel workers' inputs are written (``train.workers`` > 1).
     """
     if list(item_ids) != sids.item_ids:
         raise AceInputError("items and semantic IDs are not aligned (both must be sorted)")
@@ -109,23 +126,16 @@ def fit_retrieval(
     train_split, replay = _training_split(split, new_rows, len(item_ids), train, ingest, init)
     clock = Stopwatch()
     model = _new_model(item_ids, item_emb, sids, indexer, config, encoder, device, init)
-    feats, gold = _features(model, train_split, train.feature_cache_mb)
+    feats, gold = _features(model, train_split, features or _in_memory)
     clock.lap("text_features")
     val = (feats["val"], gold["val"]) if len(gold["val"]) else None
-    report = train_generative(
-        model.decoder,
-        feats["train"],
-        gold["train"],
-        model.item_emb,
-        model.id_tokens,
-        model.trie,
-        train,
-        val=val,
-        device=device,
-        progress=progress,
-        replay=replay,
-        validate_initial=_start_is_a_candidate(init, train_split, new_rows),
-    )
+    start_counts = _start_is_a_candidate(init, train_split, new_rows)
+    train_args = _train_args(model, feats, gold, train, replay, start_counts)
+    if val:
+        val_texts = [t for t, _ in train_split.val]
+        train_args["val"] = Validation.of(*val, val_texts, model, zero_shot)
+    report = _train(train_args, device, progress, on_step, workdir)
+    report.uncaptioned_bias = _calibrate(model, split, feats["val"], gold["val"])
     clock.lap("generative_training")
     if dense and len(gold["train"]):
         train_dense(model.dense, feats["train"], gold["train"], model.item_emb, train.dense,
@@ -134,6 +144,39 @@ def fit_retrieval(
     ev = _test_metrics(model, train_split, feats["test"], gold["test"], dense, new_rows, init)
     clock.lap("test_metrics")
     return FitResult(model, split, report, ev["eval"], ev["subsets"], clock.seconds)
+
+
+def _train_args(model, feats, gold, train, replay, validate_initial: bool) -> dict:
+    return {
+        "decoder": model.decoder,
+        "train_feats": feats["train"],
+        "train_items": gold["train"],
+        "item_emb": model.item_emb,
+        "id_tokens": model.id_tokens,
+        "trie": model.trie,
+        "cfg": train,
+        "val": None,
+        "replay": replay,
+        "validate_initial": validate_initial,
+    }
+
+
+def _train(args: dict, device, progress, on_step, workdir):
+    """train_generative here, or on ``train.workers`` data-parallel workers."""
+    cfg = args["cfg"]
+    if cfg.workers > 1 or cfg.nodes > 1:
+        return train_in_workers(args, cfg, progress=progress, on_step=on_step, workdir=workdir)
+    return train_generative(**args, device=device, progress=progress, on_step=on_step)
+
+
+def _calibrate(model: RetrievalModel, split: QuerySplit, feats, gold) -> float | None:
+    """The captions path's offsets of items without training captions zeroed and their bias
+    fit on validation (ace_core.retrieval.item_offsets); None without offsets."""
+    if model.decoder.item_offset is None:
+        return None
+    captioned = np.zeros(len(model.item_ids), bool)
+    captioned[[row for _, row in split.train]] = True
+    return calibrate_offsets(model.decoder, feats, gold, model.item_emb, captioned)
 
 
 def _training_split(split, new_rows, n_items, train, ingest, init):
@@ -159,7 +202,7 @@ def _new_model(item_ids, item_emb, sids, indexer, config, encoder, device, init)
     vocab = build_vocab(sids, indexer)
     if init is not None:
         vocab = grown_vocab(vocab, init.vocab)
-    decoder = new_decoder(config, vocab, enc, item_emb.shape[1], indexer)
+    decoder = new_decoder(config, vocab, enc, item_emb.shape[1], indexer, len(item_ids))
     model = RetrievalModel(
         config,
         vocab,
@@ -173,7 +216,7 @@ def _new_model(item_ids, item_emb, sids, indexer, config, encoder, device, init)
         device,
     )
     if init is not None:
-        load_init(decoder, model.dense, init)
+        load_init(decoder, model.dense, init, list(item_ids))
     return model
 
 
@@ -198,22 +241,16 @@ def _start_is_a_candidate(init, split: QuerySplit, new_rows: set[int]) -> bool:
     return init is not None and any(n in new_rows for _, n in split.val)
 
 
-def _features(model: RetrievalModel, split: QuerySplit, cache_mb: int | None):
-    """Encoder features and gold item rows of the train / val / test queries, their layers
-    cached within ``cache_mb`` in all (None: ``memory_cache_mb()``): validation's first (read
-    every epoch), then training's, then test's with what is left."""
-    cache_mb = memory_cache_mb() if cache_mb is None else cache_mb
+def _features(model: RetrievalModel, split: QuerySplit, source: FeatureSource):
+    """Encoder features and gold item rows of the train / val / test queries."""
     parts = {"train": split.train, "val": split.val, "test": split.test}
-    feats, left = {}, cache_mb
-    for name in ("val", "train", "test"):
-        feats[name] = model.features([t for t, _ in parts[name]], cache_mb=left)
-        left = max(0, left - feats[name].cached_mb)
+    feats = {name: source([t for t, _ in pairs], model) for name, pairs in parts.items()}
     gold = {name: np.asarray([n for _, n in pairs], np.int64) for name, pairs in parts.items()}
-    cached, n = feats["train"].n_cached, len(feats["train"])
-    rest = "" if cached == n else "; the rest are re-encoded every batch"
-    logger.info("caption features: %d of %d training captions cached (budget %d MB)%s",
-                cached, n, cache_mb, rest)  # fmt: skip
     return feats, gold
+
+
+def _in_memory(texts: list[str], model: RetrievalModel) -> TextFeatures:
+    return model.features(texts)
 
 
 def _generative_test_metrics(

@@ -143,11 +143,14 @@ def fused_search(
 
 
 def fit_version_fusion(
-    inp: FusedInputs, val: Sequence[tuple[str, int]], beam: int, depth: int = 10
+    inp: FusedInputs, val: Sequence[tuple[str, int]], beam: int, depth: int = 10,
+    without: Sequence[str] = (),
 ) -> dict | None:
     """The fusion record of a version fit on its validation (text, row) queries; None when
-    it has none, or only one component to weigh."""
-    if not val or len(inp.present) < 2:
+    it has none, or only one component to weigh. ``without``: components left out (the
+    benches' fused path without its generative components)."""
+    present = [c for c in inp.present if c not in without]
+    if not val or len(present) < 2:
         return None
-    table = component_table(inp, [t for t, _ in val], max(depth, beam), beam)
-    return fit_fusion(table, [g for _, g in val], inp.present, inp.captioned)
+    table = component_table(inp, [t for t, _ in val], max(depth, beam), beam, present)
+    return fit_fusion(table, [g for _, g in val], present, inp.captioned)

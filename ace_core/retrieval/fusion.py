@@ -207,7 +207,9 @@ def fit_fusion(
     The validation queries are of captioned items. Where the version also holds items with
     no training caption, every query is scored a second time as if its item were one of them
     (``blinded``) and the two halves weigh the same, so neither kind of item is given up for
-    the other; otherwise only the captioned weights matter.
+    the other; otherwise only the captioned weights matter. Among weightings validation
+    cannot tell apart, the one with the fewest components is taken; ``saturated`` says that
+    validation could not choose (MRR@10 1.0: every weighting that reaches it is as good).
     """
     if not {"text_tower", "zero_shot"} & set(present):  # nothing but the caption side
         captioned = np.ones_like(captioned)  # scores every candidate alike
@@ -217,13 +219,28 @@ def fit_fusion(
     if mixed:
         blind = reciprocal_ranks(table, gold, captioned, grid, ugrid, blind=True).mean(axis=0)
         mrr = 0.5 * mrr + 0.5 * blind
-    i, j = np.unravel_index(int(np.argmax(mrr)), mrr.shape)
-    named = lambda w: {n: round(float(w[COMPONENTS.index(n)]), 4) for n in present}  # noqa: E731
+    i, j = _fewest_components(mrr, grid)
     return {
-        "weights": named(grid[i]), "uncaptioned": named(ugrid[j] if not captioned.all()
-                                                          else grid[i]),
-        "val_mrr@10": round(float(mrr[i, j]), 4), "queries": len(gold), "both_kinds": mixed,
-    }  # fmt: skip
+        "weights": _named(grid[i], present),
+        "uncaptioned": _named(ugrid[j] if not captioned.all() else grid[i], present),
+        "val_mrr@10": round(float(mrr[i, j]), 4),
+        "queries": len(gold),
+        "both_kinds": mixed,
+        "saturated": bool(mrr[i, j] >= 1.0 - 1e-6),
+    }
+
+
+def _fewest_components(mrr: np.ndarray, grid: np.ndarray) -> tuple[int, int]:
+    """The best (weighting, uncaptioned weighting); ties go to the weighting with the fewest
+    non-zero weights, then to the first."""
+    best = np.argwhere(mrr >= mrr.max() - 1e-6)
+    used = (grid[best[:, 0]] > 0).sum(axis=1)
+    i, j = best[int(np.argmin(used))]
+    return int(i), int(j)
+
+
+def _named(w: np.ndarray, present: Sequence[str]) -> dict[str, float]:
+    return {n: round(float(w[COMPONENTS.index(n)]), 4) for n in present}
 
 
 def default_fusion(present: Sequence[str]) -> Fusion:

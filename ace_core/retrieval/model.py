@@ -1,11 +1,14 @@
 """The generative retriever: text encoder + ID decoder with ACE's coarse-to-fine fusion.
 
-The decoder reads the outputs of *all* encoder layers E_1..E_S (B, T, H):
-- coarse branch: Z = W [E_1; ...; E_S] + b, cross-attend the decoder states Y to Z, then a
-  sigmoid self-gate;
-- fine branch: sum_i alpha_i * CrossAttn(Y, E_i), one attention per layer, learnable alpha;
-- the two outputs are added to Y and feed the feed-forward block and the next layer.
-With ``fusion=False`` (ablation) each decoder layer cross-attends the last encoder layer only.
+The decoder reads the outputs of *all* encoder layers E_1..E_S (fusion_layer.py): every token
+of each, or (``pooled_memory``) each layer mean-pooled into one token.
+
+Tied output vectors (issue 40, ace_core.retrieval.tied): the query is also brought into the
+items' space (the *bridge* from caption features; the embedding itself for an item-space
+query), every allowed next token is scored by its learned logit plus the query's inner product
+with the items below it, and a whole ID adds its item's own score: for the captions path the
+item's embedding plus a trained per-item offset (``item_offsets``: what the item's training
+captions taught, Tied-Atomic's trained item vectors), for an item-space query the embedding.
 
 Items without captions are learnt through an *indexing task*: the candidate embedding is
 projected to a few memory tokens that stand in for every encoder layer, and the decoder learns
@@ -25,15 +28,9 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from ace_core.retrieval.attention import (
-    DecodingState,
-    PreparedMemory,
-    SelfAttentionPast,
-    cross_attention,
-    fused_cross_attention,
-    keys_values,
-    stacked_keys_values,
-)
+from ace_core.retrieval.attention import DecodingState, PreparedMemory
+from ace_core.retrieval.fusion_layer import FusionLayer
+from ace_core.retrieval.item_offsets import ItemOffsets
 
 PAD, BOS = 0, 1
 N_SPECIAL = 2
@@ -51,7 +48,22 @@ class RetrieverConfig:
     index_memory_tokens: int = 4  # memory tokens for an item embedding (indexing task, bridge)
     bridge: bool = True  # add the query's projection into the item space as memory tokens
     max_query_tokens: int = 48  # longer queries are truncated
+    pooled_memory: bool = True  # the decoder reads each encoder layer mean-pooled, one
+    #                              token per layer, instead of every token (text_features.py)
+    tied: bool = True  # tied output vectors of the ID tree (ace_core.retrieval.tied); False:
+    #                    the ACE decoder alone (every version trained before issue 40)
+    tied_scale: float = 20.0  # starting scale of the tied node scores, one per depth (learnt)
+    tied_leaf: float = 100.0  # weight of an item's own inner product in the score of its ID
+    item_offsets: bool = True  # the captions path scores whole IDs by a trained vector per item
+    merge_captioned: float = 0.5  # pure generation: the captions path's share of an item's
+    merge_uncaptioned: float = 0.25  # probability (the rest the zero-shot path's), for items
+    #                                  with training captions and without (item_offsets.py)
+    bridge_hidden: int = 512  # the bridge's hidden width (0: one linear layer)
     seed: int = 0
+
+
+# What every version trained before issue 40 had (their saved configs lack these keys).
+BEFORE_TIED = {"tied": False, "pooled_memory": False, "item_offsets": False, "bridge_hidden": 0}
 
 
 @dataclass(frozen=True)
@@ -106,81 +118,23 @@ def mean_pool(last: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     return (last * m).sum(1) / m.sum(1).clamp(min=1e-6)
 
 
-class FusionLayer(nn.Module):
-    """Decoder layer: causal self-attention, coarse-to-fine fused cross-attention, FFN."""
-
-    def __init__(self, cfg: RetrieverConfig, n_enc_layers: int):
-        super().__init__()
-        d, h = cfg.d_model, cfg.n_heads
-        self.fusion = cfg.fusion
-        self.norm1, self.norm2, self.norm3 = nn.LayerNorm(d), nn.LayerNorm(d), nn.LayerNorm(d)
-        self.self_attn = nn.MultiheadAttention(d, h, dropout=cfg.dropout, batch_first=True)
-        self.coarse_attn = nn.MultiheadAttention(d, h, dropout=cfg.dropout, batch_first=True)
-        if cfg.fusion:
-            self.coarse_proj = nn.Linear(n_enc_layers * d, d)  # Z = W[E1;..;ES] + b
-            self.gate = nn.Linear(d, d)
-            self.fine_attn = nn.ModuleList(
-                nn.MultiheadAttention(d, h, dropout=cfg.dropout, batch_first=True)
-                for _ in range(n_enc_layers)
-            )
-            self.alpha = nn.Parameter(torch.zeros(n_enc_layers))
-        self.ff = nn.Sequential(
-            nn.Linear(d, cfg.ff_mult * d),
-            nn.GELU(),
-            nn.Dropout(cfg.dropout),
-            nn.Linear(cfg.ff_mult * d, d),
-        )
-        self.drop = nn.Dropout(cfg.dropout)
-
-    def prepare(self, layers: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """(S, B, T, d) projected encoder layers -> this layer's memory keys and values."""
-        if not self.fusion:
-            return keys_values(self.coarse_attn, layers[-1]), None
-        S, B, T, d = layers.shape
-        z = self.coarse_proj(layers.permute(1, 2, 0, 3).reshape(B, T, S * d))  # (B, T, d)
-        return keys_values(self.coarse_attn, z), stacked_keys_values(self.fine_attn, layers)
-
-    def forward(self, y, kv, memory: PreparedMemory, causal):
-        """y (B, N, d); kv: this layer's part of ``memory`` (``prepare``)."""
-        q = self.norm1(y)
-        y = y + self.drop(self.self_attn(q, q, q, attn_mask=causal, need_weights=False)[0])
-        return self._attend_memory_and_feed_forward(y, kv, memory)
-
-    def step(self, y, kv, memory: PreparedMemory, past: SelfAttentionPast | None):
-        """The newest position only (inference): y (R, 1, d) attends to itself and ``past``,
-        the keys and values of this layer's earlier positions of the same rows. Returns its
-        output and the past grown by it. Equals ``forward``'s last position (no dropout)."""
-        att, d = self.self_attn, self.self_attn.embed_dim
-        h = att.num_heads
-        q, k, v = F.linear(self.norm1(y), att.in_proj_weight, att.in_proj_bias).split(d, -1)
-        q, k, v = (t.view(t.shape[0], 1, h, d // h).transpose(1, 2) for t in (q, k, v))
-        if past is not None:
-            k, v = torch.cat([past.keys, k], 2), torch.cat([past.values, v], 2)
-        o = F.scaled_dot_product_attention(q, k, v)  # (R, h, 1, d/h): no later position exists
-        y = y + att.out_proj(o.transpose(1, 2).reshape(y.shape))
-        return self._attend_memory_and_feed_forward(y, kv, memory), SelfAttentionPast(k, v)
-
-    def _attend_memory_and_feed_forward(self, y, kv, memory: PreparedMemory):
-        q = self.norm2(y)
-        coarse_kv, fine_kv = kv
-        keep, groups = memory.keep, memory.groups
-        ctx = cross_attention(self.coarse_attn, q, coarse_kv, keep, groups)
-        if self.fusion:
-            w = torch.softmax(self.alpha, 0)
-            ctx = ctx * torch.sigmoid(self.gate(ctx))  # coarse, with its sigmoid self-gate
-            ctx = ctx + fused_cross_attention(self.fine_attn, w, q, fine_kv, keep, groups)
-        y = y + self.drop(ctx)
-        return y + self.drop(self.ff(self.norm3(y)))
+def _bridge(enc_hidden: int, item_dim: int, hidden: int) -> nn.Module:
+    if not hidden:
+        return nn.Linear(enc_hidden, item_dim)
+    return nn.Sequential(nn.Linear(enc_hidden, hidden), nn.GELU(), nn.Linear(hidden, item_dim))
 
 
 class IDDecoder(nn.Module):
     """Generates ID tokens from encoder layer outputs (or from an item embedding)."""
 
     def __init__(
-        self, cfg: RetrieverConfig, vocab: Vocab, enc_hidden: int, n_enc_layers: int, item_dim: int
+        self, cfg: RetrieverConfig, vocab: Vocab, enc_hidden: int, n_enc_layers: int,
+        item_dim: int, n_items: int = 0,
     ):
         super().__init__()
         self.cfg, self.vocab = cfg, vocab
+        self.dims = {"enc_hidden": enc_hidden, "n_enc_layers": n_enc_layers,
+                     "item_dim": item_dim, "n_items": n_items}  # what rebuilds it
         d = cfg.d_model
         self.n_enc_layers = n_enc_layers
         self.enc_proj = nn.ModuleList(nn.Linear(enc_hidden, d) for _ in range(n_enc_layers))
@@ -190,9 +144,21 @@ class IDDecoder(nn.Module):
         nn.init.normal_(self.tok.weight, std=0.02)
         nn.init.normal_(self.pos.weight, std=0.02)
         # bridge: pooled text -> item embedding space (trained with InfoNCE against items)
-        self.bridge = nn.Linear(enc_hidden, item_dim) if cfg.bridge else None
+        self.bridge = _bridge(enc_hidden, item_dim, cfg.bridge_hidden) if cfg.bridge else None
         self.layers = nn.ModuleList(FusionLayer(cfg, n_enc_layers) for _ in range(cfg.n_layers))
         self.norm = nn.LayerNorm(d)
+        self.tied_log_scale = (
+            nn.Parameter(torch.full((vocab.id_length,), math.log(cfg.tied_scale)))
+            if cfg.tied
+            else None
+        )
+
+        use_offsets = cfg.tied and cfg.item_offsets
+        self.item_offset = ItemOffsets(n_items, item_dim) if use_offsets else None
+
+    @property
+    def tied(self) -> bool:
+        return self.tied_log_scale is not None
 
     def init_id_embeddings(
         self, centroids: np.ndarray, codebooks: np.ndarray | None, seed: int

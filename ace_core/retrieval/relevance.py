@@ -33,7 +33,7 @@ class Calibration:
     def relevance(self, score: float, modality: str) -> float:
         a = self.slopes.get(modality, float(np.mean(list(self.slopes.values()))))
         b = self.intercepts.get(modality, float(np.mean(list(self.intercepts.values()))))
-        return round(float(1 / (1 + np.exp(-(a * score + b)))), 4)
+        return round(float(1 / (1 + np.exp(-np.clip(a * score + b, -50, 50)))), 4)
 
     def to_dict(self) -> dict:
         return asdict(self)

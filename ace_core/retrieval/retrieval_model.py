@@ -18,7 +18,7 @@ from ace_core.retrieval.constrained_generation import Trie
 from ace_core.retrieval.dense import DenseProjection
 from ace_core.retrieval.model import IDDecoder, RetrieverConfig, Vocab
 from ace_core.retrieval.text_encoder import TextEncoder
-from ace_core.retrieval.text_features import TextFeatures
+from ace_core.retrieval.text_features import FeatureSpec, TextFeatures
 
 logger = logging.getLogger(__name__)
 
@@ -42,18 +42,28 @@ class RetrievalModel:
     @property
     def trie(self) -> Trie:
         if self._trie is None:
-            self._trie = Trie(self.id_tokens)
+            self._trie = self.trie_of(None)
         return self._trie
 
-    def features(self, texts: Sequence[str], cache_mb: int = 1024) -> TextFeatures:
-        return TextFeatures(
-            self.encoder,
-            self.tokenizer,
-            list(texts),
-            device=self.device,
-            max_tokens=self.config.max_query_tokens,
-            cache_mb=cache_mb,
+    def trie_of(self, rows: np.ndarray | None) -> Trie:
+        """A trie of the IDs of ``rows`` (None: every item), tied to their embeddings when
+        the decoder is tied (ace_core.retrieval.tied)."""
+        trie = Trie(self.id_tokens if rows is None else self.id_tokens[rows])
+        return trie.tie(self.item_emb, rows) if self.decoder.tied else trie
+
+    @property
+    def feature_spec(self) -> FeatureSpec:
+        return feature_spec(self.config)
+
+    def features(self, texts: Sequence[str]) -> TextFeatures:
+        """The text encoder's features of ``texts``, computed now (queries)."""
+        return TextFeatures.compute(
+            self.encoder, self.tokenizer, list(texts), device=self.device, spec=self.feature_spec
         )
+
+
+def feature_spec(cfg: RetrieverConfig) -> FeatureSpec:
+    return FeatureSpec(max_tokens=cfg.max_query_tokens, pooled_memory=cfg.pooled_memory)
 
 
 def build_vocab(sids: SemanticIDs, indexer: SemanticIndexer) -> Vocab:
@@ -75,10 +85,11 @@ def new_decoder(
     encoder: TextEncoder,
     item_dim: int,
     indexer: SemanticIndexer,
+    n_items: int = 0,
 ) -> IDDecoder:
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(cfg.seed)
-        decoder = IDDecoder(cfg, vocab, encoder.hidden, encoder.n_layers, item_dim)
+        decoder = IDDecoder(cfg, vocab, encoder.hidden, encoder.n_layers, item_dim, n_items)
     decoder.init_id_embeddings(indexer.centroids, codebook_vectors(indexer), cfg.seed)
     return decoder
 

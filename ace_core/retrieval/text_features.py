@@ -1,124 +1,123 @@
-"""Frozen text-encoder features of a list of texts, computed once and cached within a budget."""
+"""Frozen text-encoder features of a list of texts, computed once.
+
+Each text's features are a block of every encoder layer's outputs, (T, S, H) float16 at the
+text's own token length T, or, with ``pooled_memory``, (1, S, H): each layer's outputs
+mean-pooled over the text's tokens, so the decoder reads one memory token per layer; and the
+last layer mean-pooled (H,), which the bridge and the dense baseline read. The blocks live in
+memory, or in memory-mapped files of the store's feature store (storage.formats.text_features),
+which computes each caption once per encoder and reuses it by content hash.
+"""
 
 from __future__ import annotations
 
-import os
-from collections.abc import Sequence
-from pathlib import Path
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 
+import numpy as np
 import torch
 
 from ace_core.retrieval.model import mean_pool
 from ace_core.retrieval.text_encoder import TextEncoder
 
 
+@dataclass(frozen=True)
+class FeatureSpec:
+    """How a text's features are computed: what the store keys them by beside the text."""
+
+    max_tokens: int = 48  # longer texts are truncated
+    pooled_memory: bool = False  # one mean-pooled token per layer instead of every token
+
+    @property
+    def key(self) -> str:
+        return f"t{self.max_tokens}-{'pooled' if self.pooled_memory else 'tokens'}"
+
+
+def encode_texts(
+    encoder: TextEncoder,
+    tokenizer,
+    texts: Sequence[str],
+    spec: FeatureSpec,
+    *,
+    device,
+    batch: int = 128,
+) -> Iterator[tuple[list[np.ndarray], np.ndarray]]:
+    """Per batch of texts: their blocks ((T_i, S, H) float16 each) and pooled last layers
+    ((b, H) float32), in order."""
+    device = torch.device(device)
+    for i in range(0, len(texts), batch):
+        part = list(texts[i : i + batch])
+        enc = tokenizer(
+            part, padding=True, truncation=True, max_length=spec.max_tokens, return_tensors="pt"
+        )
+        mask = enc["attention_mask"]
+        with torch.no_grad():
+            lay = encoder(enc["input_ids"].to(device), mask.to(device)).float()  # (S, b, T, H)
+        m = mask.to(lay.device)
+        pooled = mean_pool(lay[-1], m).cpu().numpy()
+        if spec.pooled_memory:
+            per_layer = torch.stack([mean_pool(layer, m) for layer in lay], dim=1)  # (b, S, H)
+            blocks = [b[None] for b in per_layer.half().cpu().numpy()]
+        else:
+            lay = lay.permute(1, 2, 0, 3).half().cpu().numpy()  # (b, T, S, H)
+            blocks = [lay[k, : int(n)] for k, n in enumerate(mask.sum(1).tolist())]
+        yield blocks, pooled
+
+
 class TextFeatures:
-    """Frozen-encoder features of a list of texts: all layers (S, N, T, H) and pooled (N, H).
+    """Features of N texts: ``layers(rows)`` for the decoder, ``pooled`` (N, H) float32.
 
-    Layers are cached in float16 within ``cache_mb``, each text at its own token length (not
-    the longest text's), as many texts as fit in order; the rest are recomputed per batch."""
+    ``parts``: arrays of blocks laid end to end, (tokens, S, H) float16 (memory-mapped files or
+    in memory); text i is ``parts[part[i]][offset[i] : offset[i] + length[i]]``."""
 
-    def __init__(
-        self,
+    def __init__(self, parts, part, offset, length, pooled, *, device="cpu"):
+        self.parts = list(parts)
+        self.part = np.asarray(part, np.int64)
+        self.offset = np.asarray(offset, np.int64)
+        self.length = np.asarray(length, np.int64)
+        self.pooled = torch.as_tensor(np.asarray(pooled, np.float32))
+        self.device = torch.device(device)
+
+    @classmethod
+    def compute(
+        cls,
         encoder: TextEncoder,
         tokenizer,
         texts: Sequence[str],
         *,
         device,
-        max_tokens: int = 48,
-        cache_mb: int = 1024,
+        spec: FeatureSpec = FeatureSpec(),
         batch: int = 128,
-    ):
-        self.encoder, self.device = encoder, torch.device(device)
-        if texts:
-            enc = tokenizer(
-                list(texts), padding=True, truncation=True, max_length=max_tokens,
-                return_tensors="pt",
-            )  # fmt: skip
-            self.ids, self.mask = enc["input_ids"], enc["attention_mask"]
-        else:  # no captions at all (a caption-less corpus): nothing to encode
-            self.ids = self.mask = torch.zeros((0, 1), dtype=torch.long)
-        self.lengths = self.mask.sum(1)
-        self.offsets = _cache_offsets(self.lengths, encoder.n_layers * encoder.hidden, cache_mb)
-        self.cached: torch.Tensor | None = None  # (S, cached tokens, H) float16
-        self.pooled = self._encode_all(batch)
+    ) -> TextFeatures:
+        """The features of ``texts``, computed now and held in memory."""
+        blocks, pooled = [], []
+        for b, p in encode_texts(encoder, tokenizer, texts, spec, device=device, batch=batch):
+            blocks.extend(b)
+            pooled.append(p)
+        return cls.of_blocks(blocks, pooled, encoder, device)
 
-    def _encode_all(self, batch: int) -> torch.Tensor:
-        """Run the encoder over every text once: the pooled features (N, H), and the layers
-        of the cached prefix into ``self.cached``."""
-        n_cached, lengths = self.n_cached, self.lengths.tolist()
-        tokens = sum(lengths[:n_cached])
-        if tokens:
-            shape = (self.encoder.n_layers, tokens, self.encoder.hidden)
-            self.cached = torch.empty(shape, dtype=torch.float16)
-        pooled = []
-        for i in range(0, len(self), batch):
-            lay = self._run(slice(i, i + batch))
-            pooled.append(mean_pool(lay[-1], self.mask[i : i + batch].to(lay.device)).float().cpu())
-            part = lay[:, : max(0, n_cached - i)].half().cpu()  # one copy off the device
-            for k in range(part.shape[1]):
-                start, n = int(self.offsets[i + k]), lengths[i + k]
-                self.cached[:, start : start + n] = part[:, k, :n]
-        return torch.cat(pooled) if pooled else torch.zeros(0, self.encoder.hidden)
+    @classmethod
+    def of_blocks(cls, blocks: list[np.ndarray], pooled: list[np.ndarray], encoder, device):
+        length = np.array([len(b) for b in blocks], np.int64)
+        shape = (0, encoder.n_layers, encoder.hidden)
+        flat = np.concatenate(blocks) if blocks else np.zeros(shape, np.float16)
+        offset = np.cumsum(length) - length
+        pooled_all = np.concatenate(pooled) if pooled else np.zeros((0, encoder.hidden))
+        return cls([flat], np.zeros(len(blocks)), offset, length, pooled_all, device=device)
 
     def __len__(self) -> int:
-        return self.ids.shape[0]
+        return len(self.length)
 
-    @property
-    def n_cached(self) -> int:
-        return int((self.offsets >= 0).sum())
-
-    @property
-    def cached_mb(self) -> int:
-        """The cache's size, in MB rounded up."""
-        return 0 if self.cached is None else -(-self.cached.numel() * 2 // 2**20)
-
-    @torch.no_grad()
-    def _run(self, sl) -> torch.Tensor:
-        # no_grad, not inference_mode: uncached features are recomputed per batch and fed to
-        # a trained decoder, and inference tensors cannot be saved for its backward pass
-        ids, mask = self.ids[sl].to(self.device), self.mask[sl].to(self.device)
-        return self.encoder(ids, mask)
-
-    def layers(self, idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(S, b, T', H) float on device and pad mask (b, T') True = padding, T' trimmed."""
-        idx = torch.as_tensor(idx, dtype=torch.long)
-        mask = self.mask[idx]
-        t = int(mask.sum(1).max())
-        hit = self.offsets[idx] >= 0
-        if self.cached is None or not bool(hit.any()):
-            lay = self._run(idx)[:, :, :t].float()
-        else:
-            lay = torch.zeros(self.encoder.n_layers, len(idx), t, self.encoder.hidden)
-            for k in hit.nonzero().flatten().tolist():
-                start, n = int(self.offsets[idx[k]]), int(self.lengths[idx[k]])
-                lay[:, k, :n] = self.cached[:, start : start + n]  # float16 -> float32
-            lay = lay.to(self.device)
-            if not bool(hit.all()):
-                miss = (~hit).nonzero().flatten()
-                lay[:, miss.to(self.device)] = self._run(idx[miss])[:, :, :t].float()
-        return lay, (mask[:, :t] == 0).to(self.device)
-
-
-def _cache_offsets(lengths: torch.Tensor, values_per_token: int, cache_mb: int) -> torch.Tensor:
-    """Each text's first token in the cache, or -1: texts in order while the budget lasts
-    (so the cached texts are a prefix)."""
-    ends = torch.cumsum(lengths, 0)
-    fits = ends * values_per_token * 2 <= cache_mb * 2**20  # float16
-    return torch.where(fits, ends - lengths, torch.full_like(lengths, -1))
-
-
-def memory_cache_mb(share: float = 0.25) -> int:
-    """The default feature-cache budget: ``share`` of this machine's memory (its cgroup limit
-    where that is lower), 1 GiB where neither can be read."""
-    limits = []
-    try:
-        limits.append(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
-    except (AttributeError, OSError, ValueError):
-        pass
-    for cgroup in ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"):
-        try:
-            limits.append(int(Path(cgroup).read_text().strip()))
-        except (OSError, ValueError):  # absent, or "max" (no limit)
-            pass
-    return int(min(limits) * share) >> 20 if limits else 1024
+    def layers(self, idx) -> tuple[torch.Tensor, torch.Tensor]:
+        """(S, b, T', H) float on the device and the pad mask (b, T') True = padding, T' the
+        longest of the b texts."""
+        idx = np.asarray(torch.as_tensor(idx, dtype=torch.long).cpu().numpy()).reshape(-1)
+        lengths = self.length[idx]
+        t = int(lengths.max()) if len(idx) else 1
+        S, H = self.parts[0].shape[1:] if self.parts else (1, 1)
+        out = np.zeros((len(idx), t, S, H), np.float16)
+        for k, i in enumerate(idx.tolist()):
+            start = self.offset[i]
+            out[k, : lengths[k]] = self.parts[self.part[i]][start : start + lengths[k]]
+        lay = torch.from_numpy(out).permute(2, 0, 1, 3).float().to(self.device)
+        pad = torch.arange(t)[None] >= torch.from_numpy(lengths)[:, None]
+        return lay, pad.to(self.device)

@@ -120,9 +120,11 @@ def _index_config(args):
 
 
 def _options_given(args) -> bool:
-    names = ("image_model", "image_weights", "audio_model", "audio_checkpoint", "batch_size",
-             "workers", "shard_size", "k", "levels", "codebook_size", "epochs",
-             "max_train_steps", "encoder")  # fmt: skip
+    names = (
+        "image_model", "image_weights", "audio_model", "audio_checkpoint", "batch_size",
+        "workers", "shard_size", "k", "levels", "codebook_size", "epochs",
+        "examples_per_item", "max_train_steps", "encoder",
+    )
     return any(getattr(args, n, None) is not None for n in names) or args.ablations
 
 

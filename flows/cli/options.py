@@ -153,6 +153,10 @@ def index_config_from_args(args, recorded=None):
         ids = replace(ids, rqvae=replace(ids.rqvae, codebook_size=args.codebook_size))
     if args.epochs is not None:
         train = replace(train, epochs=args.epochs)
+    if args.examples_per_item is not None:
+        if args.examples_per_item < 0:
+            raise UsageError("--examples-per-item must be >= 0 (0: no budget but the step cap)")
+        train = replace(train, examples_per_item=args.examples_per_item or None)
     if args.max_train_steps is not None:
         if args.max_train_steps < 0:
             raise UsageError("--max-train-steps must be >= 0 (0: no cap)")
@@ -192,9 +196,14 @@ def add_index_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--codebook-size", type=int, default=None, help="codes per level (default 256)")
     g.add_argument("--epochs", type=int, default=None, help="retriever training epochs (max)")
     g.add_argument(
+        "--examples-per-item", type=float, default=None, metavar="X",
+        help="the retriever's training budget: X training examples per item (40; training "
+        "stops earlier once validation has flattened)",
+    )
+    g.add_argument(
         "--max-train-steps", type=int, default=None, metavar="N",
-        help="optimisation-step budget of each retriever model (20000; 0: no cap)",
-    )  # fmt: skip
+        help="a cap on each retriever model's optimisation steps (none; 0: no cap)",
+    )
     g.add_argument("--encoder", default=None, help="local Hugging Face text encoder folder")
     g.add_argument("--ablations", action="store_true", help="also train the ablation models")
     g.add_argument(

@@ -7,6 +7,8 @@ import json
 
 from ace_core.config_io import from_dict
 from ace_core.index_config import IndexConfig
+from ace_core.retrieval.model import BEFORE_TIED
+from ace_core.retrieval.training import TRAIN_BEFORE_BUDGET
 from storage.store import Store
 from storage.store.sources import Source
 
@@ -33,6 +35,10 @@ def config_from_manifest(config: dict) -> IndexConfig:
             for key in new[:-1]:
                 target = target.setdefault(key, {})
             target[new[-1]] = value
+    config.get("train", {}).pop("feature_cache_mb", None)  # features are stored since issue 40
+    for section, before in (("retriever", BEFORE_TIED), ("train", TRAIN_BEFORE_BUDGET)):
+        for key, value in before.items():  # older versions: the ACE decoder alone, in steps
+            config.setdefault(section, {}).setdefault(key, value)
     return from_dict(IndexConfig, config)
 
 

@@ -24,7 +24,7 @@ from ace_core.config_io import from_dict, to_dict
 from ace_core.media.discovery import sha256_file
 from ace_core.retrieval.dense import DenseProjection
 from ace_core.retrieval.fine_tune import InitState
-from ace_core.retrieval.model import IDDecoder, RetrieverConfig, Vocab
+from ace_core.retrieval.model import BEFORE_TIED, IDDecoder, RetrieverConfig, Vocab
 from ace_core.retrieval.retrieval_model import RetrievalModel
 from ace_core.retrieval.text_encoder import build_text_encoder, load_tokenizer
 from storage.formats.tables import save_weights
@@ -79,7 +79,7 @@ def load_retriever(
     if not (folder / "weights.safetensors").exists():
         raise FileNotFoundError(f"no retriever in {folder}")
     meta = json.loads((folder / "config.json").read_text())
-    cfg = from_dict(RetrieverConfig, meta["config"])
+    cfg = from_dict(RetrieverConfig, {**BEFORE_TIED, **meta["config"]})
     vocab = Vocab(**meta["vocab"])
     device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     encoder, _, path = build_text_encoder(cfg)
@@ -87,7 +87,8 @@ def load_retriever(
     tokenizer = load_tokenizer(str(folder / "tokenizer"), path)
     state = load_file(str(folder / "weights.safetensors"))
     decoder = IDDecoder(
-        cfg, vocab, meta["encoder"]["hidden"], meta["encoder"]["n_layers"], meta["item_dim"]
+        cfg, vocab, meta["encoder"]["hidden"], meta["encoder"]["n_layers"], meta["item_dim"],
+        n_items=len(item_ids),
     )
     decoder.load_state_dict({k[8:]: v for k, v in state.items() if k.startswith("decoder.")})
     dense = DenseProjection(meta["encoder"]["hidden"], meta["item_dim"])
@@ -117,6 +118,7 @@ def load_retriever_state(folder: str | os.PathLike):
         dense={k[6:]: v for k, v in state.items() if k.startswith("dense.")},
         vocab=Vocab(**meta["vocab"]),
         item_ids=set(meta.get("item_ids", [])),
+        item_order=list(meta.get("item_ids", [])),
     )
 
 

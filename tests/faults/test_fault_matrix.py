@@ -301,63 +301,23 @@ def test_a_corpus_without_any_captions_indexes_and_answers(prefect_harness, tmp_
     assert code == 0 and len(json.loads(out)["results"]) == 2
 
 
-def test_caption_features_beyond_the_cache_train_with_backward():
-    """More captions than the feature cache holds (any real benchmark): the layers are
-    recomputed per batch and must be usable in a backward pass."""
+def test_stored_caption_features_train_with_backward(tmp_path):
+    """Caption features read from the feature store's memory-mapped files (any real build)
+    must be usable in a backward pass."""
     import torch
 
     from ace_core.retrieval.model import RetrieverConfig
     from ace_core.retrieval.text_encoder import build_text_encoder
-    from ace_core.retrieval.text_features import TextFeatures
+    from ace_core.retrieval.text_features import FeatureSpec
+    from storage.formats.text_features import TextFeatureStore
 
     enc, tok, _ = build_text_encoder(RetrieverConfig())
-    feats = TextFeatures(enc, tok, ["a red circle", "two blue squares"], device="cpu", cache_mb=0)
-    assert feats.cached is None
+    store = TextFeatureStore(tmp_path, enc, tok, FeatureSpec(pooled_memory=False))
+    feats = store.features(["a red circle", "two blue squares"])
     layers, _ = feats.layers(torch.tensor([0, 1]))
     head = torch.nn.Linear(layers.shape[-1], 1)
     head(layers).sum().backward()  # "Inference tensors cannot be saved for backward" before
     assert head.weight.grad is not None
-
-
-def _cache_noted(seen: list, cache_mb: int) -> list:
-    """A stand-in for a model's features: notes the budget, fills up to 5 MB of it."""
-    seen.append(cache_mb)
-    return type("NoFeatures", (list,), {"n_cached": 0, "cached_mb": min(cache_mb, 5)})()
-
-
-def test_the_feature_cache_setting_reaches_training():
-    from types import SimpleNamespace
-
-    from ace_core.retrieval.evaluation import QuerySplit
-    from ace_core.retrieval.fit import _features
-
-    seen = []
-    model = SimpleNamespace(features=lambda texts, cache_mb: _cache_noted(seen, cache_mb))
-    _features(model, QuerySplit([("a red circle", 0)]), 7)
-    assert seen == [7, 2, 0]  # val, train and test share TrainConfig's budget, in that order
-
-
-def test_the_feature_cache_defaults_to_a_quarter_of_memory(monkeypatch):
-    """No setting: a quarter of the machine's memory (re-encoding a batch of captions costs
-    about 50x reading it from the cache)."""
-    from types import SimpleNamespace
-
-    import ace_core.retrieval.fit as fit
-    from ace_core.config_check import check_config
-    from ace_core.retrieval.evaluation import QuerySplit
-    from ace_core.retrieval.text_features import memory_cache_mb
-    from ace_core.retrieval.training import TrainConfig
-
-    physical = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    assert 0 < memory_cache_mb() <= physical // 4 >> 20
-    assert memory_cache_mb(0.5) >= 2 * memory_cache_mb() - 1
-    check_config(TrainConfig())  # None (the default) and 0 are both valid settings
-    check_config(TrainConfig(feature_cache_mb=0))
-    seen = []
-    model = SimpleNamespace(features=lambda texts, cache_mb: _cache_noted(seen, cache_mb))
-    monkeypatch.setattr(fit, "memory_cache_mb", lambda: 12_345)
-    fit._features(model, QuerySplit([("a red circle", 0)]), None)
-    assert seen == [12_345, 12_340, 12_335]
 
 
 def test_one_caption_per_item_trains_without_held_out_queries():

@@ -21,9 +21,10 @@ STAGES = (
     "discovered 6 media files",
     "embedding shard-",
     "IDs fitted: 6 items",
-    "training epoch 1/3",
-    "training epoch 3/3",
-    "val MRR@10",
+    "steps planned (",
+    "training: epoch 3 (step",
+    "validation MRR@10",
+    "training ended at step",
     "published v000001",
 )
 
