@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ace_core.ids.semantic_ids import SemanticIDConfig
-from ace_core.media.pipeline import EmbedConfig
+from ace_core.media.embed_config import EmbedConfig
 from ace_core.retrieval.fine_tune import IngestConfig
 from ace_core.retrieval.model import RetrieverConfig
 from ace_core.retrieval.training import TrainConfig

@@ -152,8 +152,9 @@ def overlap(images: Path, weights: Path, repeats: int) -> tuple[float, float, fl
     from embed import modality_rates  # bench/embed.py
 
     from ace_core.media.discovery import discover
+    from ace_core.media.embed_config import EmbedConfig
     from ace_core.media.encoders import ImageEncoderConfig
-    from ace_core.media.pipeline import EmbedConfig, build_encoder
+    from ace_core.media.pipeline import build_encoder
 
     files = discover(images).files
     enc = build_encoder("image", EmbedConfig(image=ImageEncoderConfig("ViT-B-32", str(weights))))
@@ -180,8 +181,9 @@ def prepare_ms(images: Path, weights: Path | str) -> float:
     import torch
 
     from ace_core.media.discovery import discover
+    from ace_core.media.embed_config import EmbedConfig
     from ace_core.media.encoders import ImageEncoderConfig
-    from ace_core.media.pipeline import EmbedConfig, build_encoder, default_decoders
+    from ace_core.media.pipeline import build_encoder, default_decoders
 
     files = discover(images).files
     config = EmbedConfig(image=ImageEncoderConfig("ViT-B-32", str(weights)))

@@ -4,9 +4,11 @@ index (the retriever at its default size, MiniLM's 6 layers of 384, batch 64).
     .venv/bin/python bench/decoder_step.py --repeats 5 [--json]
     .venv/bin/python bench/decoder_step.py --trained STORE [--flush-denormals]
 
-One step is what ``train_generative`` does per caption batch: the memory from cached encoder
-layers, the ID loss with R-Drop, the bridge's InfoNCE against every item, backward, clip and
-AdamW. Also times one trie-constrained beam search of 32 queries (beam 10) over the IDs.
+One step is what ``train_generative`` does per caption batch (``train_steps.step_loss`` and
+its optimisers): the memory from the encoder layers (one pooled token per layer, the
+default), the tied ID loss with R-Drop, the bridge's InfoNCE (sampled negatives above 8,192
+items) with the per-item offsets, backward, clip, AdamW and SparseAdam. Also times one
+trie-constrained beam search of 32 queries (beam 10) over the IDs.
 By default the decoder has random weights and the encoder layers are random; ``--trained``
 takes the decoder, items, IDs and captions of a store's latest version instead (a trained
 decoder's gradients hold denormal floats; ``--flush-denormals`` sets flush-to-zero first, as
@@ -32,27 +34,31 @@ from torch.nn import functional as F  # noqa: E402
 from ace_core.retrieval._torch import autocast  # noqa: E402
 from ace_core.retrieval.constrained_generation import Trie, constrained_beam_search  # noqa: E402
 from ace_core.retrieval.model import IDDecoder, RetrieverConfig, Vocab  # noqa: E402
-from ace_core.retrieval.training import id_loss  # noqa: E402
+from ace_core.retrieval.train_steps import Optimizer, StepTargets, step_loss  # noqa: E402
+from ace_core.retrieval.training import TrainConfig  # noqa: E402
 
 
 def build(items: int, seed: int = 0):
+    """A decoder over ``items`` random unit embeddings with distinct random IDs (71 coarse
+    clusters, two levels of 64 codes; an ID drawn twice gets the next suffix)."""
     torch.manual_seed(seed)
-    vocab = Vocab(n_coarse=71, levels=2, codebook_size=64, n_suffix=8)
-    decoder = IDDecoder(RetrieverConfig(), vocab, enc_hidden=384, n_enc_layers=6, item_dim=64)
     emb = F.normalize(torch.randn(items, 64), dim=-1)
-    targets = torch.stack(
-        [
-            torch.randint(2, 73, (items,)),
-            torch.randint(vocab.fine_offset(0), vocab.fine_offset(1), (items,)),
-            torch.randint(vocab.fine_offset(1), vocab.suffix_offset, (items,)),
-            torch.randint(vocab.suffix_offset, vocab.size, (items,)),
-        ],
-        dim=1,
+    raw = np.stack([np.random.default_rng(seed).integers(0, n, items) for n in (71, 64, 64)], 1)
+    _, group = np.unique(raw, axis=0, return_inverse=True)
+    suffix, seen = np.zeros(items, np.int64), {}
+    for i, g in enumerate(group.ravel().tolist()):
+        suffix[i], seen[g] = seen.get(g, 0), seen.get(g, 0) + 1
+    vocab = Vocab(n_coarse=71, levels=2, codebook_size=64, n_suffix=int(suffix.max()) + 1)
+    decoder = IDDecoder(
+        RetrieverConfig(), vocab, enc_hidden=384, n_enc_layers=6, item_dim=64, n_items=items
     )
+    targets = torch.from_numpy(vocab.encode(np.concatenate([raw, suffix[:, None]], 1)))
     return decoder, emb, targets
 
 
 def caption_batch(batch: int, tokens: int, items: int, gen: torch.Generator):
+    """Random encoder layers of ``batch`` captions: ``tokens`` long at most, or one pooled
+    token per layer (``tokens`` 1)."""
     layers = torch.randn(6, batch, tokens, 384, generator=gen)
     lengths = torch.randint(tokens // 2, tokens + 1, (batch,), generator=gen)
     pad = torch.arange(tokens)[None, :] >= lengths[:, None]
@@ -99,40 +105,52 @@ class Workload:
 
 def time_steps(w: Workload, steps: int, warm_up: int = 3) -> float:
     """Median ms of ``steps`` training steps on caption batches (after ``warm_up`` steps),
-    as ``train_generative`` runs them (fused AdamW; bf16 autocast on CUDA)."""
-    decoder, emb, targets = w.decoder, w.emb, w.targets
-    opt = torch.optim.AdamW(decoder.parameters(), lr=2e-3, fused=True)
+    as ``train_generative`` runs them (``step_loss``, its optimisers; bf16 autocast on
+    CUDA)."""
+    decoder, cfg = w.decoder, TrainConfig()
+    trie = Trie(w.targets.cpu().numpy()).tie(w.emb.cpu().numpy())
+    t = StepTargets.of(decoder, w.emb.cpu().numpy(), w.targets.cpu().numpy(), [], trie, w.device)
+    opt = Optimizer(decoder, cfg)
     decoder.train()
     times = []
     for _ in range(warm_up + steps):
         layers, pad, items = w.next_batch()
+        feats = _Fixed(layers, pad)
+        t.cap_items = items.cpu()
         w.sync()
-        t = time.perf_counter()
+        start = time.perf_counter()
         with autocast(w.device):
-            memory, mpad, q = decoder.memory_from_text(layers, pad)
-            loss = id_loss(decoder, memory, mpad, targets[items], 0.5)
-            loss = loss + F.cross_entropy((q @ emb.T).float() / 0.05, items)
-        opt.zero_grad(set_to_none=True)
+            loss = step_loss(decoder, "cap", torch.arange(len(items)), feats, t, cfg, w.device)
+        opt.zero_grad()
         loss.backward()
-        torch.nn.utils.clip_grad_norm_(decoder.parameters(), 1.0)
         opt.step()
         w.sync()
-        times.append(time.perf_counter() - t)
+        times.append(time.perf_counter() - start)
     return 1000 * statistics.median(times[warm_up:])
+
+
+class _Fixed:
+    """One batch's features, as TextFeatures.layers gives them."""
+
+    def __init__(self, layers, pad):
+        self.value = (layers, pad)
+
+    def layers(self, rows):
+        return self.value
 
 
 def time_beam_search(w: Workload, rounds: int) -> float:
     """Median ms of one trie-constrained beam search of 32 queries (beam 10) over the IDs."""
-    trie = Trie(np.unique(w.targets.cpu().numpy(), axis=0))
+    trie = Trie(w.targets.cpu().numpy()).tie(w.emb.cpu().numpy())
     w.decoder.eval()
     layers, pad, _ = w.next_batch()
     times = []
     with torch.no_grad():
-        memory, mpad, _ = w.decoder.memory_from_text(layers[:, :32], pad[:32])
+        memory, mpad, q = w.decoder.memory_from_text(layers[:, :32], pad[:32])
         for _ in range(rounds):
             w.sync()
             t = time.perf_counter()
-            constrained_beam_search(w.decoder, memory, mpad, trie, 10)
+            constrained_beam_search(w.decoder, memory, mpad, trie, 10, query=q)
             w.sync()
             times.append(time.perf_counter() - t)
     return 1000 * statistics.median(times)
@@ -144,7 +162,8 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=40, help="training steps per run")
     ap.add_argument("--items", type=int, default=10_000)
     ap.add_argument("--batch", type=int, default=64)
-    ap.add_argument("--tokens", type=int, default=20, help="caption tokens (longest in batch)")
+    ap.add_argument("--tokens", type=int, default=1,
+                    help="caption tokens per layer (1: pooled, the default; 20: every token)")
     ap.add_argument("--trained", metavar="STORE", help="the decoder of this store's LATEST")
     ap.add_argument("--flush-denormals", action="store_true", help="flush-to-zero first")
     ap.add_argument("--json", action="store_true")

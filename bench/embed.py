@@ -26,15 +26,9 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 from _timing import median_time, reset_peak_rss, status_kb  # noqa: E402
 
 from ace_core.media.discovery import discover  # noqa: E402
+from ace_core.media.embed_config import EmbedConfig, PipelineConfig
 from ace_core.media.encoders import AudioEncoderConfig, ImageEncoderConfig  # noqa: E402
-from ace_core.media.pipeline import (  # noqa: E402
-    EmbedConfig,
-    PipelineConfig,
-    build_encoder,
-    default_decoders,
-    embed_files,
-    embed_prepared,
-)
+from ace_core.media.pipeline import build_encoder, default_decoders, embed_files, embed_prepared
 from ace_core.synth import CorpusCounts, write_sample_corpus  # noqa: E402
 
 

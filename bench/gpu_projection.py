@@ -16,8 +16,9 @@ One short run per device (a lent GPU machine has minutes, not hours). It measure
 
 and projects, for each corpus size: embedding seconds (items / the smaller of the model's
 and the decoders' rates on a device; on the CPU the two share the cores, so their costs
-add), training seconds at the default budget (``train.max_steps`` steps
-x the step; the budget caps training whatever the size) and the beam search's queries/s
+add), training seconds to convergence at the default budget (``train.examples_per_item``
+examples per item, the measured curves' flat point: items x that / the batch steps x the
+step) and the beam search's queries/s
 (without the query's text encoder). Not projected: discovery, IDs (faiss K-Means and RQ-VAE
 run on the CPU) and the evaluation passes inside training (see bench/scale.py's figures).
 On the CPU the same script gives the figures to check the projection against what
@@ -86,6 +87,10 @@ def retriever_costs(device: torch.device, steps: int) -> tuple[float, float]:
     return decoder_step.time_steps(w, steps), decoder_step.time_beam_search(w, 5)
 
 
+def _budget(items: int, per_item: float, batch: int) -> int:
+    return -(-int(items * per_item) // batch)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
@@ -109,7 +114,7 @@ def main() -> None:
             ("model" if model_rate < feed_rate else "decoding"),
         )
     step_ms, beam_ms = retriever_costs(device, args.steps)
-    max_steps = TrainConfig().max_steps
+    per_item, batch_size = TrainConfig().examples_per_item, TrainConfig().batch_size
     figures = {
         "device": name,
         "cores": cores,
@@ -120,13 +125,14 @@ def main() -> None:
         "train_step_ms": round(step_ms, 2),
         "beam_search_32_queries_ms": round(beam_ms, 2),
         "queries_per_s": round(32e3 / beam_ms, 1),
-        "max_steps": max_steps,
+        "examples_per_item": per_item,
         "projection": [
             {
                 "items": n,
                 "embed_s": round(n / embed_rate, 1),
                 "embed_bound_by": bound,
-                "train_s_at_budget": round(max_steps * step_ms / 1e3, 1),
+                "train_steps": _budget(n, per_item, batch_size),
+                "train_s_at_budget": round(_budget(n, per_item, batch_size) * step_ms / 1e3, 1),
             }
             for n in args.sizes
         ],
@@ -135,12 +141,13 @@ def main() -> None:
     print(f"{prep_ms:.2f} ms/image/core -> {feed_rate:.1f} images/s on {cores} cores; training")
     qps = 32e3 / beam_ms
     print(f"step {step_ms:.2f} ms; beam search of 32 queries {beam_ms:.2f} ms ({qps:.1f} q/s)")
-    print("\n| items | embed s (ViT-B-32) | bound by | train s at the default budget |")
+    print("\n| items | embed s (ViT-B-32) | bound by | train s to convergence |")
     print("|---|---|---|---|")
     for p in figures["projection"]:
         print(
             f"| {p['items']:,} | {p['embed_s']:,.1f} | {p['embed_bound_by']} "
-            f"| {p['train_s_at_budget']:,.1f} ({max_steps:,} steps) |"
+            f"| {p['train_s_at_budget']:,.1f} ({p['train_steps']:,} steps, "
+            f"{per_item:g} examples per item) |"
         )
     if args.out:
         Path(args.out).write_text(json.dumps(figures, indent=1))

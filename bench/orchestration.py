@@ -52,7 +52,8 @@ def direct_steps(corpus: str, store: str, ic) -> dict[str, float]:
 
     from ace_core.config_io import config_hash
     from ace_core.media.discovery import discover
-    from ace_core.media.pipeline import common_dim, embed_files
+    from ace_core.media.embed_config import common_dim
+    from ace_core.media.pipeline import embed_files
     from storage.build.discovery_record import save_discovery
     from storage.build.publish import publish_version
     from storage.build.staging import stage_rebuild
@@ -101,8 +102,8 @@ def main() -> None:
     from prefect import flow
 
     from ace_core.index_config import IndexConfig
+    from ace_core.media.embed_config import EmbedConfig
     from ace_core.media.encoders import AudioEncoderConfig, ImageEncoderConfig
-    from ace_core.media.pipeline import EmbedConfig
     from ace_core.synth import CorpusCounts, write_sample_corpus
     from flows.index import index_corpus, ingest_batch
     from tasks import embed as embed_tasks

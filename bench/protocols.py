@@ -60,8 +60,9 @@ METRICS = ("R@1", "R@5", "R@10", "MRR@10")
 
 def tiny_encoders():
     """(EmbedConfig, {modality: encoder}) of the tiny aligned encoders."""
+    from ace_core.media.embed_config import EmbedConfig
     from ace_core.media.encoders import AudioEncoderConfig, ImageEncoderConfig
-    from ace_core.media.pipeline import EmbedConfig, build_encoder
+    from ace_core.media.pipeline import build_encoder
 
     cfg = EmbedConfig(
         image=ImageEncoderConfig("ace-tiny-clip", str(TINY / "ace-tiny-clip.safetensors")),
@@ -79,8 +80,9 @@ def towers_of(enc) -> dict:
 
 def embed(corpus: Path):
     from ace_core.media.discovery import discover
+    from ace_core.media.embed_config import common_dim
     from ace_core.media.encoders import to_common_dim
-    from ace_core.media.pipeline import common_dim, embed_files
+    from ace_core.media.pipeline import embed_files
 
     cfg, enc = tiny_encoders()
     found = discover(corpus)

@@ -46,8 +46,9 @@ from ace_core.retrieval.training import TrainConfig  # noqa: E402
 
 
 def embed_corpus(corpus: Path, model: str):
+    from ace_core.media.embed_config import EmbedConfig
     from ace_core.media.encoders import to_common_dim
-    from ace_core.media.pipeline import EmbedConfig, build_encoder, embed_files
+    from ace_core.media.pipeline import build_encoder, embed_files
 
     cfg = EmbedConfig(
         image=ImageEncoderConfig(model, "random"), audio=AudioEncoderConfig(checkpoint="random")

@@ -69,8 +69,8 @@ def index_config(max_steps: int | None):
     from dataclasses import replace
 
     from ace_core.index_config import IndexConfig
+    from ace_core.media.embed_config import EmbedConfig
     from ace_core.media.encoders import AudioEncoderConfig, ImageEncoderConfig
-    from ace_core.media.pipeline import EmbedConfig
     from ace_core.retrieval.training import TrainConfig
 
     train = TrainConfig(max_steps=max_steps)

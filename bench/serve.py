@@ -5,7 +5,7 @@
 For each corpus size a synthetic version (n random semantic IDs, 512-d embeddings, the default
 retriever with untrained weights: throughput does not depend on training; a caption per item,
 the tiny encoders' text towers and fusion weights, so every component of the fused path
-runs) is served by the real app (`flows/serve.py`) with uvicorn on loopback; 1, 8 and 32
+runs) is served by the real app (`flows/serve/app.py`) with uvicorn on loopback; 1, 8 and 32
 client threads send queries for a bounded time; p50/p99 latency and queries/s are reported
 for each ``--paths`` (auto: the fused default; generative: pure generation, both generative
 paths; dense: the caption baseline), with the served process's RSS. The clients
@@ -116,8 +116,9 @@ def synthetic_version(n: int):
 
 def tiny_spaces(modalities, id_tokens):
     """The tiny encoders' text towers over the items' spaces (models/tiny)."""
+    from ace_core.media.embed_config import EmbedConfig
     from ace_core.media.encoders import AudioEncoderConfig, ImageEncoderConfig
-    from ace_core.media.pipeline import EmbedConfig, build_encoder
+    from ace_core.media.pipeline import build_encoder
     from ace_core.retrieval.zero_shot import text_spaces
 
     tiny = ROOT / "models" / "tiny"
@@ -138,7 +139,8 @@ def _free_port() -> int:
 def start(vm):
     import uvicorn
 
-    from flows.serve import VersionHolder, create_app
+    from flows.serve.app import create_app
+    from flows.serve.holder import VersionHolder
     from query.search import warm_up
 
     holder = VersionHolder("unused")

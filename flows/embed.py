@@ -10,7 +10,7 @@ import pyarrow.compute as pc
 from prefect import flow
 from prefect.task_runners import ThreadPoolTaskRunner
 
-from ace_core.media.pipeline import EmbedConfig
+from ace_core.media.embed_config import EmbedConfig
 from storage.build.discovery_record import load_discovery
 from storage.formats.shards import read_shard_items, summarize_items
 from tasks.embed import discover_corpus, embed_shard, plan_embed_shards, shard_outputs_present

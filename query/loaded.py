@@ -12,8 +12,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ace_core.media.embed_config import EmbedConfig
 from ace_core.media.modalities import kinds_sharing_spaces
-from ace_core.media.pipeline import EmbedConfig
 from ace_core.retrieval.constrained_generation import Trie
 from ace_core.retrieval.dense import dense_search
 from ace_core.retrieval.evaluation import QuerySplit, scored_sample, split_queries

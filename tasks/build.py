@@ -157,7 +157,7 @@ def train_retriever(
             config=config.retriever, train=config.train, ingest=config.ingest, init=init,
             progress=progress.epoch, on_step=progress.step,
             features=feature_source(Store(store).staging_dir, encoder_path, on_texts),
-            zero_shot=items.zero_shot,
+            zero_shot=items.zero_shot, workdir=str(Store(store).staging_dir),
         )
     _training_ended(fit.generative_report)
     save_retriever(fit.model, v.retriever, encoder_path)

@@ -15,8 +15,9 @@ from prefect.cache_policies import INPUTS, TASK_SOURCE
 
 from ace_core.config_io import config_hash
 from ace_core.media.discovery import discover, sniff_modality
+from ace_core.media.embed_config import EmbedConfig, common_dim
 from ace_core.media.modalities import SPACE_OF_MODALITY, kinds_sharing_spaces
-from ace_core.media.pipeline import EmbedConfig, build_encoder, common_dim, embed_files
+from ace_core.media.pipeline import build_encoder, embed_files
 from storage.build.discovery_record import load_discovery, save_discovery
 from storage.build.staging import Removals, plan_removals
 from storage.formats.shards import (

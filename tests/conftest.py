@@ -61,8 +61,8 @@ def shared_media() -> Path:
 
 @pytest.fixture(scope="session")
 def tiny_embed_config():
+    from ace_core.media.embed_config import EmbedConfig, PipelineConfig
     from ace_core.media.encoders import AudioEncoderConfig, ImageEncoderConfig
-    from ace_core.media.pipeline import EmbedConfig, PipelineConfig
 
     return EmbedConfig(
         image=ImageEncoderConfig(model="ace-tiny-vit", pretrained="random"),

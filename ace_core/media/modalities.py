@@ -19,8 +19,8 @@ from ace_core.media.decoding import Decoded, decode_image, decode_video
 
 if TYPE_CHECKING:
     from ace_core.media.discovery import MediaFile
+    from ace_core.media.embed_config import EmbedConfig, PipelineConfig
     from ace_core.media.encoders import Encoder
-    from ace_core.media.pipeline import EmbedConfig, PipelineConfig
 
 
 @dataclass(frozen=True)

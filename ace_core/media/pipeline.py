@@ -18,18 +18,13 @@ from typing import Any
 
 import numpy as np
 
-from ace_core.errors import AceInputError
-from ace_core.media.audio_encoder import audio_embed_dim
 from ace_core.media.decoding import Decoded, DecodeError
 from ace_core.media.discovery import MediaFile
+from ace_core.media.embed_config import EmbedConfig, PipelineConfig
 from ace_core.media.encoders import (
-    AudioEncoderConfig,
     Encoder,
-    ImageEncoderConfig,
-    VideoConfig,
 )
 from ace_core.media.modalities import KINDS, media_kind
-from ace_core.offline import hub_offline
 
 logger = logging.getLogger(__name__)
 
@@ -42,17 +37,6 @@ class EmbedResult:
     embedding: np.ndarray | None  # float32 (dim,), L2-normalised; None when failed
     meta: dict[str, Any] = field(default_factory=dict)  # width/height/duration_s/...
     error: str | None = None
-
-
-@dataclass(frozen=True)
-class PipelineConfig:
-    batch_size: int = 32  # items per encoder call (per modality)
-    workers: int = 2  # decoding threads
-    prefetch_batches: int = 2  # how many batches of decoded items may wait ahead of the model
-    max_pixels: int = 89_478_485  # decompression-bomb limit for images
-    jpeg_draft: bool = True  # decode large JPEGs at a reduced DCT scale, no smaller than the
-    #                          image model's input side (much faster; see decode_image)
-    video: VideoConfig = VideoConfig()
 
 
 Decoder = Callable[[MediaFile], Decoded]
@@ -175,35 +159,6 @@ def embed_prepared(encoder: Encoder, prepared: Sequence[Any], batch_size: int) -
     """Bare model throughput helper: embed already-prepared inputs in batches."""
     out = [encoder.embed(prepared[i : i + batch_size]) for i in range(0, len(prepared), batch_size)]
     return np.concatenate(out) if out else np.zeros((0, encoder.dim), np.float32)
-
-
-@dataclass(frozen=True)
-class EmbedConfig:
-    """Everything that decides an embedding: part of every shard's cache key."""
-
-    image: ImageEncoderConfig = ImageEncoderConfig()
-    audio: AudioEncoderConfig = AudioEncoderConfig()
-    pipeline: PipelineConfig = PipelineConfig()
-    shard_size: int = 2000  # files per shard (the unit of work, caching and memory)
-
-
-def image_embed_dim(config: ImageEncoderConfig) -> int:
-    """The open_clip model's embedding width, read from its config (no model is built)."""
-    hub_offline()
-    import open_clip
-
-    from ace_core.media.encoders import _register_shipped_configs
-
-    _register_shipped_configs()
-    cfg = open_clip.get_model_config(config.model)
-    if cfg is None:
-        raise AceInputError(f"unknown open_clip model {config.model!r}")
-    return int(cfg["embed_dim"])
-
-
-def common_dim(config: EmbedConfig) -> int:
-    """The store's embedding width: the largest encoder width (smaller ones are zero-padded)."""
-    return max(image_embed_dim(config.image), audio_embed_dim(config.audio))
 
 
 def build_encoder(modality: str, config: EmbedConfig, *, device=None, shared=None) -> Encoder:

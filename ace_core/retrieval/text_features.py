@@ -40,12 +40,15 @@ def encode_texts(
     *,
     device,
     batch: int = 128,
-) -> Iterator[tuple[list[np.ndarray], np.ndarray]]:
-    """Per batch of texts: their blocks ((T_i, S, H) float16 each) and pooled last layers
-    ((b, H) float32), in order."""
+) -> Iterator[tuple[np.ndarray, list[np.ndarray], np.ndarray]]:
+    """Per batch: the positions in ``texts`` of the texts it holds, their blocks ((T_i, S, H)
+    float16 each) and pooled last layers ((b, H) float32). Batches take the texts in order of
+    length, so a batch pads little (the encoder's cost follows the longest text in it)."""
     device = torch.device(device)
+    order = np.argsort([len(t) for t in texts], kind="stable")
     for i in range(0, len(texts), batch):
-        part = list(texts[i : i + batch])
+        idx = order[i : i + batch]
+        part = [texts[k] for k in idx]
         enc = tokenizer(
             part, padding=True, truncation=True, max_length=spec.max_tokens, return_tensors="pt"
         )
@@ -60,7 +63,7 @@ def encode_texts(
         else:
             lay = lay.permute(1, 2, 0, 3).half().cpu().numpy()  # (b, T, S, H)
             blocks = [lay[k, : int(n)] for k, n in enumerate(mask.sum(1).tolist())]
-        yield blocks, pooled
+        yield idx, blocks, pooled
 
 
 class TextFeatures:
@@ -89,11 +92,13 @@ class TextFeatures:
         batch: int = 128,
     ) -> TextFeatures:
         """The features of ``texts``, computed now and held in memory."""
-        blocks, pooled = [], []
-        for b, p in encode_texts(encoder, tokenizer, texts, spec, device=device, batch=batch):
-            blocks.extend(b)
-            pooled.append(p)
-        return cls.of_blocks(blocks, pooled, encoder, device)
+        blocks: list = [None] * len(texts)
+        pooled = np.zeros((len(texts), encoder.hidden), np.float32)
+        for idx, b, p in encode_texts(encoder, tokenizer, texts, spec, device=device, batch=batch):
+            for k, block in zip(idx.tolist(), b):
+                blocks[k] = block
+            pooled[idx] = p
+        return cls.of_blocks(blocks, [pooled], encoder, device)
 
     @classmethod
     def of_blocks(cls, blocks: list[np.ndarray], pooled: list[np.ndarray], encoder, device):

@@ -25,8 +25,8 @@ from ace_core.retrieval._torch import peak_memory_mb, seeded
 from ace_core.retrieval.batches import Replay, epoch_batches
 from ace_core.retrieval.constrained_generation import Trie
 from ace_core.retrieval.dense import DenseTrainConfig
-from ace_core.retrieval.distributed import data_parallel, shard, world
 from ace_core.retrieval.model import IDDecoder
+from ace_core.retrieval.parallel import data_parallel, shard, world
 from ace_core.retrieval.text_features import TextFeatures
 from ace_core.retrieval.train_steps import Optimizer, StepTargets, step_loss, train_epoch
 from ace_core.retrieval.validation import Validation

@@ -11,6 +11,7 @@ Exit codes: 0 success, 2 bad usage or input (one-line reason on stderr), 3 a dam
 1 internal failure. The ``ace`` console script is ``flows.cli:run``.
 """
 
-from flows.cli.main import EXIT_DAMAGED, main, run
+from flows.cli.main import main, run
+from flows.cli.options import EXIT_DAMAGED
 
 __all__ = ["EXIT_DAMAGED", "main", "run"]

@@ -123,7 +123,8 @@ def _options_given(args) -> bool:
     names = (
         "image_model", "image_weights", "audio_model", "audio_checkpoint", "batch_size",
         "workers", "shard_size", "k", "levels", "codebook_size", "epochs",
-        "examples_per_item", "max_train_steps", "encoder",
+        "examples_per_item", "max_train_steps", "encoder", "train_workers", "train_nodes",
+        "train_rendezvous",
     )
     return any(getattr(args, n, None) is not None for n in names) or args.ablations
 

@@ -15,10 +15,8 @@ import time
 from flows import embedded_api
 from flows.cli import build_commands, corpus_commands, interrupts, read_commands, upkeep_commands
 from flows.cli.console import configure_logging, filter_prefect_console
-from flows.cli.options import Parser, UsageError
+from flows.cli.options import EXIT_DAMAGED, Parser, UsageError
 from tasks import _env
-
-EXIT_DAMAGED = 3  # the store's files are not what it wrote (`ace verify` names the file)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -11,6 +11,9 @@ from query.request import PATH_HELP, PATHS
 CONFIG_MAX_BYTES = 1 << 20  # a --config file
 
 
+EXIT_DAMAGED = 3  # the store's files are not what it wrote (`ace verify` names the file)
+
+
 class UsageError(Exception):
     """Bad usage or input: reported in one line, exit code 2."""
 
@@ -32,7 +35,7 @@ def embed_config_from_args(args, base=None):
     from dataclasses import replace
 
     check_weight_files(_given(args, "image_weights"), _given(args, "audio_checkpoint"))
-    from ace_core.media.pipeline import EmbedConfig, image_embed_dim  # torch: after the checks
+    from ace_core.media.embed_config import EmbedConfig, image_embed_dim  # torch: after the checks
 
     cfg = base or EmbedConfig()
     for name in ("batch_size", "workers", "shard_size"):
@@ -157,6 +160,7 @@ def index_config_from_args(args, recorded=None):
         if args.examples_per_item < 0:
             raise UsageError("--examples-per-item must be >= 0 (0: no budget but the step cap)")
         train = replace(train, examples_per_item=args.examples_per_item or None)
+    train = _train_workers_from_args(args, train)
     if args.max_train_steps is not None:
         if args.max_train_steps < 0:
             raise UsageError("--max-train-steps must be >= 0 (0: no cap)")
@@ -173,6 +177,23 @@ def index_config_from_args(args, recorded=None):
             retriever=retriever,
             ablations=base.ablations or args.ablations,
         )
+    )
+
+
+def _train_workers_from_args(args, train):
+    """``--train-workers`` / ``--train-nodes`` / ``--train-rendezvous`` into TrainConfig."""
+    from dataclasses import replace
+
+    for flag in ("train_workers", "train_nodes"):
+        if getattr(args, flag) is not None and getattr(args, flag) < 1:
+            raise UsageError(f"--{flag.replace('_', '-')} must be 1 or more")
+    if args.train_nodes and args.train_nodes > 1 and not args.train_rendezvous:
+        raise UsageError("--train-nodes above 1 needs --train-rendezvous HOST:PORT")
+    return replace(
+        train,
+        workers=args.train_workers or train.workers,
+        nodes=args.train_nodes or train.nodes,
+        rendezvous=args.train_rendezvous or train.rendezvous,
     )
 
 
@@ -203,6 +224,18 @@ def add_index_options(p: argparse.ArgumentParser) -> None:
     g.add_argument(
         "--max-train-steps", type=int, default=None, metavar="N",
         help="a cap on each retriever model's optimisation steps (none; 0: no cap)",
+    )
+    g.add_argument(
+        "--train-workers", type=int, default=None, metavar="N",
+        help="train the retriever on N data-parallel processes (torch DDP; 1)",
+    )
+    g.add_argument(
+        "--train-nodes", type=int, default=None, metavar="M",
+        help="machines that train together, each running torchrun (docs/DESIGN.md; 1)",
+    )
+    g.add_argument(
+        "--train-rendezvous", default=None, metavar="HOST:PORT",
+        help="the rendezvous every training machine reaches (with --train-nodes)",
     )
     g.add_argument("--encoder", default=None, help="local Hugging Face text encoder folder")
     g.add_argument("--ablations", action="store_true", help="also train the ablation models")

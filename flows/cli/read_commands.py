@@ -8,7 +8,7 @@ import sys
 
 from ace_core.media.modalities import MODALITY_NAMES
 from flows.cli import present
-from flows.cli.options import UsageError, add_path_option
+from flows.cli.options import EXIT_DAMAGED, UsageError, add_path_option
 from query.filters import SORTS
 from query.request import DEFAULT_BEAM, MAX_K
 
@@ -146,13 +146,11 @@ def cmd_verify(args) -> int:
         "the newest version that verifies",
         file=sys.stderr,
     )
-    from flows.cli.main import EXIT_DAMAGED
-
     return EXIT_DAMAGED
 
 
 def cmd_serve(args) -> int:
-    from flows.serve import is_loopback, serve
+    from flows.serve.app import is_loopback, serve
     from storage.store import Store
 
     token = args.token or os.environ.get("ACE_SERVE_TOKEN")

@@ -19,7 +19,7 @@ import pyarrow.parquet as pq
 from ace_core.config_io import config_hash
 from ace_core.index_config import IndexConfig
 from ace_core.media.discovery import CaptionEntry, Discovery, sha256_file
-from ace_core.media.pipeline import EmbedConfig
+from ace_core.media.embed_config import EmbedConfig
 from storage.build.discovery_record import discovery_sources, load_discovery
 from storage.build.item_rows import with_dates, with_locations
 from storage.build.publish import code_version

@@ -145,25 +145,28 @@ class TextFeatureStore:
             self._write_part(texts[chunk], hashes[chunk], device, progress, start, len(texts))
 
     def _write_part(self, texts, hashes, device, progress, done: int, total: int) -> None:
+        """Encode ``texts`` into one part; blocks are written in the order they are encoded
+        (by length), the part's hashes in the same order."""
         stem = self.folder / f"part-{uuid.uuid4().hex[:16]}"
         tmp = stem.with_suffix(".f16.tmp")
-        lengths, pooled, tokens = [], [], 0
+        order, lengths, pooled, tokens = [], [], [], 0
         try:
             with open(tmp, "wb") as out:
                 batches = encode_texts(
                     self.encoder, self.tokenizer, texts, self.spec, device=device
                 )
-                for blocks, p in batches:
+                for idx, blocks, p in batches:
                     for b in blocks:
                         out.write(np.ascontiguousarray(b, np.float16).tobytes())
                         lengths.append(len(b))
                         tokens += len(b)
+                    order.append(idx)
                     pooled.append(p.astype(np.float16))
                     done += len(blocks)
                     if progress:
                         progress(done, total)
             os.replace(tmp, stem.with_suffix(".f16"))
-            self._finish_part(stem, hashes, lengths, pooled, tokens)
+            self._finish_part(stem, hashes[np.concatenate(order)], lengths, pooled, tokens)
         finally:
             tmp.unlink(missing_ok=True)
 

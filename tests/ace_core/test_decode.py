@@ -147,7 +147,8 @@ def test_a_draft_decode_keeps_exif_orientation_and_leaves_other_formats_alone(tm
 
 def test_draft_decoding_follows_the_pipeline_setting(tmp_path):
     from ace_core.media.discovery import MediaFile
-    from ace_core.media.pipeline import PipelineConfig, default_decoders
+    from ace_core.media.embed_config import PipelineConfig
+    from ace_core.media.pipeline import default_decoders
 
     path = _photo(tmp_path / "big.jpg", (1600, 1200))
     f = MediaFile(path="big.jpg", abs_path=path, item_id="0" * 64, modality="image", bytes=0)

@@ -12,10 +12,10 @@ from ace_core.ids.rqvae import RQVAEConfig
 from ace_core.ids.semantic_ids import SemanticIDConfig, fit_semantic_ids, l2n
 from ace_core.media.discovery import CaptionEntry
 from ace_core.retrieval.dense import DenseTrainConfig
-from ace_core.retrieval.distributed import shard
 from ace_core.retrieval.fit import fit_retrieval
 from ace_core.retrieval.generation import generative_search
 from ace_core.retrieval.model import RetrieverConfig
+from ace_core.retrieval.parallel import shard
 from ace_core.retrieval.training import TrainConfig
 
 COLORS = ["red", "green", "blue", "yellow", "purple", "orange", "white", "black"]

@@ -267,3 +267,17 @@ def test_a_keyword_index_leaves_bm25s_quiet_on_a_users_terminal():
 
     KeywordIndex(["a red circle", "a blue square"])
     assert logging.getLogger("bm25s").getEffectiveLevel() >= logging.WARNING
+
+
+def test_the_fit_prefers_fewer_components_among_equals_and_says_when_validation_saturates():
+    from ace_core.retrieval.fusion import COMPONENTS, Candidates, fit_fusion
+
+    rows = np.array([0, 1])
+    feats = np.zeros((2, len(COMPONENTS)), np.float32)
+    feats[0, COMPONENTS.index("bm25")] = 1.0  # every component that scores, scores row 0 first
+    feats[0, COMPONENTS.index("dense")] = 1.0
+    table = [Candidates(rows, feats)] * 3
+    present = ["dense", "text_tower", "bm25"]
+    rec = fit_fusion(table, [0, 0, 0], present, np.ones(2, bool))
+    assert rec["saturated"] and rec["val_mrr@10"] == 1.0
+    assert sum(w > 0 for w in rec["weights"].values()) == 1  # one component is as good

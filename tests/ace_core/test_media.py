@@ -110,7 +110,8 @@ def _write_formats(folder):
 
 
 def test_every_format_pillow_or_pyav_decodes_is_media_and_tiny_files_fail(tmp_path, tiny_encoders):
-    from ace_core.media.pipeline import PipelineConfig, embed_files
+    from ace_core.media.embed_config import PipelineConfig
+    from ace_core.media.pipeline import embed_files
 
     _write_formats(tmp_path)
     found = discover(tmp_path)

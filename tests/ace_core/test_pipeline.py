@@ -3,7 +3,8 @@ import pytest
 
 from ace_core.media.decoding import Decoded, DecodeError
 from ace_core.media.discovery import discover
-from ace_core.media.pipeline import PipelineConfig, embed_files
+from ace_core.media.embed_config import PipelineConfig
+from ace_core.media.pipeline import embed_files
 
 
 @pytest.mark.slow  # over 30 s: `make test-slow` (CI runs it)

@@ -364,3 +364,26 @@ def test_balancing_the_indexing_task_makes_every_id_a_target_as_often(balance):
     assert counts == ([5, 5, 5, 5] if balance else [5, 5, 2, 2])
     assert TrainConfig().balance_index_task  # a build balances; an ingest's fine-tune does not
     assert not IngestConfig().fine_tune(TrainConfig()).balance_index_task
+
+
+def test_the_budget_is_set_in_examples_per_item():
+    from ace_core.retrieval.training import step_budget
+
+    cfg = TrainConfig(examples_per_item=40, batch_size=64, epochs=60)
+    assert step_budget(cfg, 10_000, 1_250) == 6_250  # 40 x 10k / 64
+    assert step_budget(cfg, 10_000, 1_250, workers=2) == 3_125  # a step takes 2 batches
+    assert step_budget(cfg, 10_000, 50) == 60 * 50  # the epochs cap the budget
+    assert step_budget(TrainConfig(examples_per_item=40, max_steps=1000), 10_000, 100) == 1000
+
+
+def test_training_stops_once_validation_has_flattened(toy):
+    ids, x, sids, caps, _ = toy
+    train = TrainConfig(examples_per_item=5_000, eval_every=1, patience=2, min_gain=0.05,
+                        dense=DenseTrainConfig(epochs=1))  # fmt: skip
+    fit = fit_retrieval(ids, x, sids, toy_indexer(toy), caps, device="cpu", train=train,
+                        config=RetrieverConfig(d_model=32, n_layers=1), dense=False)  # fmt: skip
+    r = fit.generative_report
+    assert r.stopped == "flattened" and r.steps < r.budget_steps
+    gains = [h["val"]["MRR@10"] for h in r.history if "val" in h]
+    best = max(gains[: -train.patience])  # the last gain, then `patience` without one
+    assert all(g < best + train.min_gain for g in gains[-train.patience :])

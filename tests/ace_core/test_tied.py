@@ -114,3 +114,31 @@ def test_the_beam_normalises_over_allowed_tokens_only_when_tied():
     untied = constrained_beam_search(dec, memory, None, Trie(tokens), 60)
     for h in untied:  # the whole vocabulary's log-softmax: the results hold less than 1
         assert np.logaddexp.reduce([s for _, s in h]) < -1e-3
+
+
+def test_uncaptioned_items_get_a_bias_fit_on_blinded_validation():
+    """Captioned items' offsets lift every caption-like query towards them; without a bias an
+    item without captions is never first. The fit chooses one that gives both kinds their
+    queries back, and none when every item is captioned."""
+    import torch
+
+    from ace_core.retrieval.item_offsets import ItemOffsets, fit_uncaptioned_bias
+
+    rng = np.random.default_rng(0)
+    emb = torch.from_numpy(rng.standard_normal((40, 8)).astype(np.float32))
+    emb = emb / emb.norm(dim=1, keepdim=True)
+    captioned = np.arange(40) < 30
+    offsets = torch.zeros(40, 8)
+    offsets[:30] = 0.5 * emb[:30] + 0.3  # each captioned item lifted, and all of them alike
+    gold = np.arange(40)
+    q = emb + 0.05 * torch.from_numpy(rng.standard_normal((40, 8)).astype(np.float32))
+    bias = fit_uncaptioned_bias(offsets, q, gold, emb, captioned)
+    assert bias > 0
+    assert fit_uncaptioned_bias(offsets, q, gold, emb, np.ones(40, bool)) == 0.0
+    table = ItemOffsets(40, 8)
+    with torch.no_grad():
+        table.vectors.weight.copy_(offsets + 1.0)
+    table.set_uncaptioned(captioned, bias)
+    assert not table.vectors.weight[30:].any() and table.vectors.weight[:30].all()
+    assert torch.equal(table.bias[30:], torch.full((10,), bias)) and not table.bias[:30].any()
+    assert torch.equal(table.captioned, torch.from_numpy(captioned.astype(np.float32)))

@@ -22,7 +22,7 @@ def served(store, tmp_path):
     """A client over a copy of the store whose corpus is a copy too (safe to damage)."""
     from fastapi.testclient import TestClient
 
-    from flows.serve import create_app
+    from flows.serve.app import create_app
 
     with TestClient(create_app(str(store), token="s3cret")) as c:
         c.cookies.set("ace_token", "s3cret")
@@ -75,7 +75,7 @@ def test_health_and_errors_print_no_server_paths(served, store):
 def test_the_token_is_a_cookie_never_a_url(store):
     from fastapi.testclient import TestClient
 
-    from flows.serve import create_app
+    from flows.serve.app import create_app
 
     with TestClient(create_app(str(store), token="s3cret")) as c:
         assert c.get("/api/versions").status_code == 401
@@ -102,7 +102,7 @@ def test_thumbnails_on_a_read_only_store_are_served_uncached(served, store):
 
 
 def test_thumbnails_are_served_when_the_cache_cannot_be_written(served, store, monkeypatch):
-    from flows import serve_media
+    from flows.serve import media as serve_media
 
     def full(self, data):
         raise OSError(28, "No space left on device")
@@ -118,7 +118,7 @@ def test_thumbnails_are_served_when_the_cache_cannot_be_written(served, store, m
 def test_a_client_that_never_finishes_its_headers_is_closed():
     import uvicorn
 
-    from flows.serve_guard import HeaderDeadlineProtocol
+    from flows.serve.guard import HeaderDeadlineProtocol
 
     async def app(scope, receive, send):  # the smallest ASGI app
         await send({"type": "http.response.start", "status": 200, "headers": []})

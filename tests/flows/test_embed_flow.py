@@ -87,8 +87,8 @@ def test_bad_usage_exits_2_with_one_line(capsys, tmp_path):
 
 
 def test_encoders_warm_up_in_the_background_and_are_built_once(tmp_path, monkeypatch):
+    from ace_core.media.embed_config import EmbedConfig
     from ace_core.media.encoders import AudioEncoderConfig, ImageEncoderConfig
-    from ace_core.media.pipeline import EmbedConfig
     from ace_core.synth import CorpusCounts, write_sample_corpus
     from tasks import embed as tasks_embed
 

@@ -370,8 +370,11 @@ def test_train_flow_retrains_a_version_with_the_same_ids(indexed):
     from flows.index import train_retriever
 
     store, _, _ = indexed
+    parts = sorted((store / "staging" / "text-features").glob("*/part-*.json"))
+    assert parts  # the build kept its caption features
     out = train_retriever(str(store), "v000001")
     assert out["operation"] == "retrain" and out["items"]["ok"] == 22
+    assert sorted((store / "staging" / "text-features").glob("*/part-*.json")) == parts  # reused
     s = Store(store)
     new = pq.read_table(s.version_dir(out["version"]) / "semantic_ids.parquet")
     old = pq.read_table(s.version_dir("v000001") / "semantic_ids.parquet")

@@ -66,7 +66,7 @@ def publish_copy(store) -> str:
 def client(store):
     from fastapi.testclient import TestClient
 
-    from flows.serve import create_app
+    from flows.serve.app import create_app
 
     with TestClient(create_app(str(store), watch_s=0.2)) as c:
         yield c
@@ -173,7 +173,7 @@ def test_media_streams_with_ranges_and_thumbnails_are_jpegs(client):
 def test_a_token_guards_everything_but_the_page_and_health(store):
     from fastapi.testclient import TestClient
 
-    from flows.serve import create_app
+    from flows.serve.app import create_app
 
     with TestClient(create_app(str(store), token="s3cret")) as c:
         assert c.get("/api/versions").status_code == 401
@@ -189,7 +189,7 @@ def test_a_public_bind_needs_a_token(store, capsys):
 
 
 def test_concurrent_searches_share_one_beam_search(client):
-    from flows.serve import SearchBatcher
+    from flows.serve.app import SearchBatcher
 
     calls = []
     vm = client.app.state.holder.current
@@ -226,7 +226,7 @@ def test_a_version_swap_under_load_loses_no_request(store, tmp_path):
     import httpx
     import uvicorn
 
-    from flows.serve import create_app
+    from flows.serve.app import create_app
 
     copy = tmp_path / "s"
     shutil.copytree(store, copy)
@@ -294,7 +294,7 @@ def _browser():
 def served(store):
     import uvicorn
 
-    from flows.serve import create_app
+    from flows.serve.app import create_app
 
     port = _free_port()
     server = uvicorn.Server(uvicorn.Config(create_app(str(store)), port=port, log_level="warning"))
@@ -422,7 +422,7 @@ def test_the_cli_filters_sorts_and_matches_keywords_as_the_service_does(client, 
 
 
 def test_an_upload_over_the_limit_is_refused_before_any_work(client, monkeypatch):
-    from flows import serve_examples
+    from flows.serve import examples as serve_examples
 
     monkeypatch.setattr(serve_examples, "MAX_FILE_BYTES", 1000)
     r = client.post("/api/search/file", files={"file": ("big.png", b"x" * 5000)})
@@ -472,8 +472,8 @@ def test_play_sends_what_a_browser_plays(client, store, monkeypatch):
     sounds), else an MP4 rendition made once and kept under renditions/; no image plays."""
     from fastapi.testclient import TestClient
 
-    from flows import serve_media
-    from flows.serve import create_app
+    from flows.serve import media as serve_media
+    from flows.serve.app import create_app
 
     hits = {m: client.get("/api/search", params={"q": "a", "k": 1, "modality": m}).json()
             ["results"][0] for m in ("video", "audio", "image")}  # fmt: skip
@@ -554,7 +554,7 @@ def pq_rows(path) -> list[dict]:
 
 
 def test_a_version_that_fails_to_load_leaves_the_old_one_serving(store, tmp_path):
-    from flows.serve import VersionHolder
+    from flows.serve.holder import VersionHolder
 
     copy = tmp_path / "s"
     shutil.copytree(store, copy)
@@ -570,7 +570,7 @@ def test_a_version_that_fails_to_load_leaves_the_old_one_serving(store, tmp_path
 
 
 def test_a_new_version_is_warmed_up_before_it_is_served(store):
-    from flows.serve import VersionHolder
+    from flows.serve.holder import VersionHolder
     from query.loaded import NO_FILTERS
 
     holder = VersionHolder(str(store))

@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import logging
-import threading
 from pathlib import Path
 
 from fastapi import FastAPI, HTTPException, Query, Request
@@ -21,71 +20,22 @@ from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi_offline import FastAPIOffline
 
 from ace_core.media.modalities import MODALITY_NAMES
-from flows.search_batcher import SearchBatcher
-from flows.serve_examples import example_routes
-from flows.serve_guard import TOKEN_COOKIE, HeaderDeadlineProtocol, public, token_ok
-from flows.serve_media import media_routes
-from flows.serve_results import query_error, with_urls
+from flows.serve.batcher import SearchBatcher
+from flows.serve.examples import example_routes
+from flows.serve.guard import TOKEN_COOKIE, HeaderDeadlineProtocol, public, token_ok
+from flows.serve.holder import VersionHolder
+from flows.serve.media import media_routes
+from flows.serve.results import query_error, with_urls
 from query.filters import SORTS, checked_filters, sort_by_date
-from query.loaded import LoadedVersion
 from query.rendition_cache import DEFAULT_MAX_MB
 from query.request import MAX_K, PATH_HELP, PATHS, QueryError, checked_request
-from query.search import Searcher, keyword_matches
+from query.search import keyword_matches
 from storage.build.audit import audit
 from storage.catalog.versions import list_versions, version_eval
 from storage.store import Store, StoreError
 
 logger = logging.getLogger(__name__)
 STATIC = Path(__file__).parent / "static"
-
-
-class VersionHolder(Searcher):
-    """The served version (LATEST), swapped by a watcher thread when LATEST moves, plus
-    pinned older versions (query.search.Searcher); a failed load keeps the old version."""
-
-    def __init__(self, store: str, watch_s: float = 2.0):
-        super().__init__(store, warm=True)
-        self.watch_s = watch_s
-        self.last_error: str | None = None
-        self.loading = False
-        self._stop = threading.Event()
-
-    def start(self) -> None:
-        self.refresh()
-        threading.Thread(target=self._watch, name="ace-serve-watch", daemon=True).start()
-
-    def stop(self) -> None:
-        self._stop.set()
-
-    def _watch(self) -> None:
-        while not self._stop.wait(self.watch_s):
-            self.refresh()
-
-    def refresh(self) -> bool:
-        """Load LATEST if it moved; on failure keep serving what is loaded."""
-        try:
-            latest = self.moved_latest()
-            if latest is None:
-                return False
-            self.loading = True
-            self.swap_in(latest)
-            self.last_error = None
-            logger.info("serving %s", latest)
-            return True
-        except Exception as e:  # noqa: BLE001 - reported in /healthz, old version kept
-            self.last_error = f"{type(e).__name__}: {e}"
-            logger.warning("could not load the new version: %s", self.last_error)
-            return False
-        finally:
-            self.loading = False
-
-    def get(self, version: str | None = None) -> LoadedVersion:
-        if self.current is None:
-            raise HTTPException(503, public(self.last_error or "no published version"))
-        try:
-            return self.version(version)
-        except StoreError as e:
-            raise HTTPException(404, public(str(e))) from None
 
 
 def create_app(

@@ -10,13 +10,13 @@ from fastapi import FastAPI, File, Form, HTTPException, UploadFile
 
 from ace_core.errors import AceInputError
 from ace_core.media.modalities import MODALITY_NAMES
-from flows.serve_guard import public
-from flows.serve_results import query_error, with_urls
+from flows.serve.guard import public
+from flows.serve.results import query_error, with_urls
 from query.by_example import MAX_FILE_BYTES, search_by_file, similar_items
 from query.request import MAX_K, QueryError
 
 if TYPE_CHECKING:
-    from flows.serve import VersionHolder
+    from flows.serve.holder import VersionHolder
 
 
 def example_routes(app: FastAPI, holder: VersionHolder) -> None:

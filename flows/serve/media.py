@@ -23,7 +23,7 @@ from query.served_files import FileGone, ServedFiles
 from storage.store import Store
 
 if TYPE_CHECKING:
-    from flows.serve import VersionHolder
+    from flows.serve.holder import VersionHolder
 
 logger = logging.getLogger(__name__)
 
