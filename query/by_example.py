@@ -12,8 +12,9 @@ from pathlib import Path
 import numpy as np
 
 from ace_core.media.discovery import MediaFile, sha256_file, sniff_modality
-from ace_core.media.modalities import SPACE_OF_MODALITY
+from ace_core.media.modalities import SPACE_OF_MODALITY, kinds_sharing_spaces
 from ace_core.media.pipeline import build_encoder, embed_files
+from ace_core.retrieval.generation import search_by_embedding
 from query.loaded import LoadedVersion
 from query.request import DEFAULT_BEAM, QueryError, checked_k, checked_modality
 from query.towers import checked_encoder
@@ -26,7 +27,9 @@ def similar_items(loaded: LoadedVersion, item_id: str, k: int) -> list[dict]:
     k = checked_k(k)
     if item_id not in loaded.row_of:
         raise QueryError(f"item {item_id[:64]!r} is not in version {loaded.version}", 404)
-    hits = loaded.similar(item_id, k, beam=DEFAULT_BEAM)[0]
+    row = loaded.row_of[item_id]
+    kind = loaded.items[item_id]["modality"]
+    hits = by_embedding(loaded, loaded.model.item_emb[row], kind, k, DEFAULT_BEAM)
     return [loaded.result(i, score) for i, score in hits]
 
 
@@ -38,8 +41,25 @@ def search_by_file(
     kind, vector = embed_example(loaded, path)
     if modality is not None and SPACE_OF_MODALITY[modality] != SPACE_OF_MODALITY[kind]:
         raise QueryError(f"a {kind} cannot be compared with {modality} items (another space)")
-    hits = loaded.by_embedding(vector, kind, k, DEFAULT_BEAM, [modality] if modality else None)
-    return {"modality": kind, "results": [loaded.result(i, score) for i, score in hits[0]]}
+    hits = by_embedding(loaded, vector, kind, k, DEFAULT_BEAM, [modality] if modality else None)
+    return {"modality": kind, "results": [loaded.result(i, score) for i, score in hits]}
+
+
+def by_embedding(
+    loaded: LoadedVersion, vector: np.ndarray, modality: str, k: int, beam: int,
+    among: list[str] | None = None,
+) -> list[tuple[int, float]]:
+    """Items nearest an item-space ``vector`` of ``modality`` through the decoder's
+    item-memory path: among the kinds sharing its space (another encoder's embeddings do not
+    compare), or ``among``."""
+    rows, trie = loaded.subset_of(among or sorted(kinds_sharing_spaces({modality})))
+    if not len(rows):
+        return []
+    model = loaded.model
+    found = search_by_embedding(
+        model.decoder, vector[None], trie, beam, min(k, len(rows)), device=model.device
+    )
+    return [(int(rows[i]), s) for i, s in found[0]]
 
 
 def embed_example(loaded: LoadedVersion, path: str | Path) -> tuple[str, np.ndarray]:

@@ -17,11 +17,10 @@ from pathlib import Path
 from ace_core.bounded_read import read_text_bounded
 from ace_core.errors import AceInputError
 from ace_core.retrieval.evaluation import retrieval_metrics
-from ace_core.retrieval.zero_shot import tower_dense_search
-from query.fused import training_index
 from query.loaded import LoadedVersion, load_version
+from query.rankers.base import rank
+from query.rankers.registry import RANKERS, ranker
 from query.search import DEFAULT_BEAM, search_version
-from query.towers import towers_are_trained
 
 MAX_LINE = 1 << 20
 MAX_QUERY_FILE = 256 << 20  # the whole --queries file (an endless one stops here)
@@ -75,43 +74,35 @@ def evaluate_query_file(
 
 def every_method(vm: LoadedVersion, texts, gold, path: str = "auto", beam=DEFAULT_BEAM) -> dict:
     """The metrics of ``path`` as served (key ``auto``), of pure generation and of every
-    baseline on the same (text, row) queries."""
+    baseline of the rankers' registry (its ``eval_key``s; None where the version cannot run
+    one) on the same (text, row) queries; a served baseline is scored as it is served."""
     k = min(10, vm.n_items)
     answer = search_version(vm, texts, k, path=path, beam=beam)
     generative = search_version(vm, texts, k, path="generative", beam=beam)
-    dense = search_version(vm, texts, k, path="dense") if vm.captions else None
-    return {
+    out = {
         "path": answer.path,
         "generative_path": generative.path,
         "auto": _metrics(answer, vm, gold),
         "generative": _metrics(generative, vm, gold),
-        "text_tower_dense": _tower_metrics(vm, texts, gold, k),
-        "dense": _metrics(dense, vm, gold) if dense else None,
-        "bm25": _bm25_metrics(vm, texts, gold, k) if vm.captions else None,
     }
+    for entry in RANKERS:
+        if entry.eval_key:
+            out[entry.eval_key] = _baseline(vm, entry, texts, gold, k)
+    return out
 
 
-def _bm25_metrics(vm: LoadedVersion, texts, gold, k) -> dict:
-    """BM25 (bm25s) over each item's training captions and file name: the lexical baseline
-    (held-out captions never enter its documents)."""
-    index = training_index(vm)
-    return retrieval_metrics([[r for r, _ in index.search(t, k)] for t in texts], gold)
+def _baseline(vm: LoadedVersion, entry, texts, gold, k) -> dict | None:
+    if not ranker(entry.name).available(vm):
+        return None
+    if entry.served:
+        return _metrics(search_version(vm, texts, k, path=entry.name), vm, gold)
+    hits = rank(vm, entry.name, texts, k).hits
+    return retrieval_metrics([[r for r, _ in row] for row in hits], gold)
 
 
 def _metrics(answer, vm: LoadedVersion, gold) -> dict:
     ranked = [[vm.row_of[r["item_id"]] for r in row] for row in answer.results]
     return retrieval_metrics(ranked, gold)
-
-
-def _tower_metrics(vm: LoadedVersion, texts, gold, k) -> dict | None:
-    if not towers_are_trained(vm.encoders):
-        return None  # randomly initialised towers: not a baseline
-    try:
-        spaces = vm.text_spaces()
-        hits = tower_dense_search(spaces, texts, vm.model.item_emb, k)
-    except AceInputError:
-        return None  # towers not usable here (older version, other weights, no tokenizer)
-    return retrieval_metrics([[i for i, _ in row] for row in hits], gold)
 
 
 def _rows_by_path(vm: LoadedVersion) -> dict[str, int]:

@@ -1,8 +1,8 @@
 """A published version loaded for queries: its retrieval model, items, semantic IDs, sources
-and captions, and the ranking of each query path over them.
-
-``LoadedVersion.ranked`` takes queries that ``query.search`` already checked; callers search
-through ``query.search``, which validates, clamps and resolves ``auto`` once.
+and captions, and what queries build on them once (item subsets and their tries, the towers'
+text spaces, the keyword index, the held-out split). The rankers (query.rankers) rank
+queries over it; callers search through ``query.search``, which validates and resolves
+``auto`` once.
 """
 
 from __future__ import annotations
@@ -13,21 +13,12 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ace_core.media.embed_config import EmbedConfig
-from ace_core.media.modalities import kinds_sharing_spaces
 from ace_core.retrieval.constrained_generation import Trie
-from ace_core.retrieval.dense import dense_search
 from ace_core.retrieval.evaluation import QuerySplit, scored_sample, split_queries
-from ace_core.retrieval.generation import generative_search, search_by_embedding
 from ace_core.retrieval.keywords import KeywordIndex, item_document
 from ace_core.retrieval.retrieval_model import RetrievalModel
-from ace_core.retrieval.zero_shot import (
-    TextSpace,
-    merge_generated,
-    text_spaces,
-    zero_shot_search,
-)
+from ace_core.retrieval.zero_shot import TextSpace, text_spaces
 from query.filters import Filters
-from query.fused import exact_index, fused_ranked
 from query.towers import load_text_towers, towers_are_trained
 from storage.formats.codebooks import read_semantic_ids
 from storage.formats.manifest import config_from_manifest, version_config, version_sources
@@ -63,7 +54,7 @@ class LoadedVersion:
     _keywords: KeywordIndex | None = None
     _lock: threading.RLock = field(default_factory=threading.RLock)  # the caches above
     fusion: dict | None = None  # the manifest's fitted fusion weights (None: defaults)
-    fused_cache: dict = field(default_factory=dict)  # query.fused's indexes, the held-out split
+    fused_cache: dict = field(default_factory=dict)  # fused ranker indexes, held-out split
 
     @property
     def generative_path(self) -> str:
@@ -96,57 +87,6 @@ class LoadedVersion:
             modalities = [self.items[i]["modality"] for i in self.model.item_ids]
             self._spaces = text_spaces(modalities, self.model.id_tokens, towers, self.model.trie_of)
         return self._spaces
-
-    def ranked(self, texts: list[str], k: int, path: str, modality: str | None, beam: int,
-               filters: Filters = NO_FILTERS) -> Hits:  # fmt: skip
-        """Top-k (row, score) per query through a resolved path (captions, zero-shot, both or
-        dense); with ``modality`` or ``filters``, only the items that pass. ``k`` is clamped
-        here, to the items there are."""
-        if path == "fused":
-            return self.fused_ranked(texts, k, modality, beam, filters)[0]
-        rows, trie = self.subset(modality, filters)
-        if not len(rows):
-            return [[] for _ in texts]
-        k = min(k, len(rows))
-        if path == "dense":
-            index = exact_index(self, modality, filters, rows)
-            found = dense_search(self.model.dense, self.model.features(texts), None, k, index)
-            return [[(int(rows[i]), s) for i, s in row] for row in found]
-        caption_hits = zero_hits = None
-        if path in ("captions", "both"):
-            found = generative_search(self.model.decoder, self.model.features(texts), trie,
-                                      beam, k, device=self.model.device)  # fmt: skip
-            caption_hits = [[(int(rows[i]), s) for i, s in row] for row in found]
-        if path in ("zero-shot", "both"):
-            zero_hits = zero_shot_search(
-                self.model.decoder, self.spaces_of(modality, filters), texts,
-                self.model.item_emb.shape[1], k, beam, device=self.model.device,
-            )  # fmt: skip
-        if caption_hits is None or zero_hits is None:
-            return caption_hits or zero_hits
-        return merge_generated(self.model.decoder, caption_hits, zero_hits, k)
-
-    def fused_ranked(self, texts: list[str], k: int, modality: str | None, beam: int,
-                     filters: Filters = NO_FILTERS) -> tuple[Hits, list]:  # fmt: skip
-        """The fused path's top-k and each query's candidate table (query.fused)."""
-        return fused_ranked(self, texts, k, modality, beam, filters)
-
-    def similar(self, item_id: str, k: int, beam: int) -> Hits:
-        """Query by example: the item's embedding through the decoder's item-memory path,
-        among the items of its item space (another encoder's embeddings do not compare)."""
-        return self.by_embedding(self.model.item_emb[self.row_of[item_id]], self.items[item_id]
-                                 ["modality"], k, beam)  # fmt: skip
-
-    def by_embedding(self, vector: np.ndarray, modality: str, k: int, beam: int,
-                     among: list[str] | None = None) -> Hits:  # fmt: skip
-        """Items nearest an item-space ``vector`` of ``modality``: among the kinds sharing
-        its space, or ``among``."""
-        rows, trie = self.subset_of(among or sorted(kinds_sharing_spaces({modality})))
-        if not len(rows):
-            return [[]]
-        found = search_by_embedding(self.model.decoder, vector[None], trie, beam,
-                                    min(k, len(rows)), device=self.model.device)  # fmt: skip
-        return [[(int(rows[i]), s) for i, s in row] for row in found]
 
     def keyword_index(self) -> KeywordIndex:
         """BM25 over the items' file names and captions (built on first use)."""

@@ -11,6 +11,7 @@ import logging
 
 from ace_core.retrieval.relevance import Calibration, fit_calibration
 from query.loaded import LoadedVersion
+from query.rankers.base import rank
 from query.request import DEFAULT_BEAM
 from storage.formats.tables import write_json_atomic
 from storage.store import Store
@@ -55,7 +56,7 @@ def _fit(loaded: LoadedVersion, path: str) -> Calibration | None:
     if not val:
         return None
     texts, gold = [t for t, _ in val], [n for _, n in val]
-    hits = loaded.ranked(texts, min(RANKED, loaded.n_items), path, None, beam=DEFAULT_BEAM)
+    hits = rank(loaded, path, texts, min(RANKED, loaded.n_items), None, DEFAULT_BEAM).hits
     modality = [loaded.items[i]["modality"] for i in loaded.model.item_ids]
     return fit_calibration(
         [[(s, modality[row], row == g) for row, s in found] for found, g in zip(hits, gold)]

@@ -8,13 +8,14 @@ from collections.abc import Sequence
 
 from ace_core.errors import AceInputError
 from ace_core.media.modalities import MODALITY_NAMES
+from query.rankers.registry import SERVED
 
-# the query paths both interfaces offer: auto (the fused path), fused (generated and dense
-# candidates, weights fit per version), generative (pure generation: the version's
-# generative path), the generative paths themselves (captions: the caption-trained text
-# encoder; zero-shot: the item encoders' text towers; both: the two merged by score) and
-# dense (the caption-trained dense baseline)
-PATHS = ("auto", "fused", "generative", "captions", "zero-shot", "both", "dense")
+# the query paths both interfaces offer: auto (the fused path) and generative (pure
+# generation: the version's generative path), then the served rankers of the registry:
+# fused (generated and dense candidates, weights fit per version), the generative paths
+# themselves (captions: the caption-trained text encoder; zero-shot: the item encoders' text
+# towers; both: the two merged by score) and dense (the caption-trained dense baseline)
+PATHS = ("auto", SERVED[0], "generative", *SERVED[1:])
 PATH_HELP = (
     "auto/fused: generated and dense candidates fused with the version's fitted weights; "
     "generative: pure generation (the version's generative path); captions: the "

@@ -2,7 +2,7 @@
 store, ``search_version`` over a loaded version.
 
 A request is checked once (query.request.checked_request) and ``auto`` resolved once, here;
-``k`` is clamped to the items there are in ``LoadedVersion.ranked``, and the beam search
+``k`` is clamped to the items there are (query.rankers.registry.rank), and the beam search
 itself raises a beam below ``k`` (ace_core.retrieval.generation). The command line, the
 service, ``ace eval --queries`` and the benchmarks all come through this module.
 """
@@ -17,6 +17,7 @@ from ace_core.retrieval.fusion import COMPONENTS
 from ace_core.retrieval.relevance import Calibration
 from query.filters import Filters, checked_sort, sort_by_date
 from query.loaded import NO_FILTERS, LoadedVersion, load_version
+from query.rankers.base import rank
 from query.relevance import calibration
 from query.request import DEFAULT_BEAM, QueryError, checked_request
 from query.towers import towers_are_trained
@@ -79,13 +80,10 @@ def search_checked(
     if filters.source and filters.source not in loaded.sources:
         known = ", ".join(sorted(loaded.sources)) or "none"
         raise QueryError(f"unknown source {filters.source!r} in {loaded.version} ({known})")
-    if path == "fused":
-        hits, tables = loaded.fused_ranked(texts, k, modality, beam, filters)
-    else:
-        hits, tables = loaded.ranked(texts, k, path, modality, beam=beam, filters=filters), None
-    results = [[loaded.result(i, score) for i, score in row] for row in hits]
-    if tables:
-        for row, table in zip(results, tables):
+    ranked = rank(loaded, path, texts, k, modality, beam, filters)
+    results = [[loaded.result(i, score) for i, score in row] for row in ranked.hits]
+    if ranked.tables:
+        for row, table in zip(results, ranked.tables):
             with_components(row, table, loaded)
     return with_relevance(Answer(loaded.version, path, texts, results), calibration(loaded, path))
 

@@ -128,3 +128,61 @@ def test_no_pickle_loading_in_project_code():
             for line in p.read_text().splitlines():
                 if "torch.load" + "(" in line:  # spelled apart so this line is not a hit
                     assert "weights_only=True" in line, f"{p}: {line.strip()}"
+
+
+def module_graph() -> dict[str, set[str]]:
+    """Each product module -> the product modules it imports (anywhere in it, lazily and for
+    type checking too; ``from package import module`` counts the module, not the package)."""
+    mods = {}
+    for package in PRODUCT:
+        for p in (ROOT / package).rglob("*.py"):
+            parts = list(p.relative_to(ROOT).with_suffix("").parts)
+            mods[".".join(parts[:-1] if parts[-1] == "__init__" else parts)] = p
+    graph = {}
+    for name, p in mods.items():
+        deps = set()
+        for node in ast.walk(ast.parse(p.read_text())):
+            if isinstance(node, ast.Import):
+                deps |= {a.name for a in node.names}
+            elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                subs = {f"{node.module}.{a.name}" for a in node.names} & set(mods)
+                deps |= subs | ({node.module} if len(subs) < len(node.names) else set())
+        graph[name] = {d for d in deps if d in mods and d != name}
+    return graph
+
+
+def import_cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """The strongly connected groups of more than one module (Tarjan's algorithm)."""
+    index, low, stack, on, out = {}, {}, [], set(), []
+
+    def visit(v):
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        on.add(v)
+        for w in graph[v]:
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in on:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            group = []
+            while not group or group[-1] != v:
+                group.append(stack.pop())
+                on.discard(group[-1])
+            if len(group) > 1:
+                out.append(sorted(group))
+
+    for v in sorted(graph):
+        if v not in index:
+            visit(v)
+    return out
+
+
+def test_no_import_circle_anywhere_in_the_product():
+    assert import_cycles(module_graph()) == []
+
+
+def test_the_cycle_check_finds_a_circle():
+    assert import_cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
+    assert import_cycles({"a": {"b"}, "b": set()}) == []

@@ -1,6 +1,6 @@
 """The fused path's searches: every component's candidates for a batch of queries, fused
 (ace_core.retrieval.fusion), and the fit of a version's fusion weights on its validation
-queries. The query side (query.fused) and the build (tasks.build) both come through here.
+queries. The query side (query.rankers.fused) and the build (tasks.build) both come through here.
 """
 
 from __future__ import annotations

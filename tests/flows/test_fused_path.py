@@ -9,6 +9,7 @@ import torch
 
 from ace_core.retrieval.fusion import COMPONENTS
 from query.loaded import NO_FILTERS, load_version
+from query.rankers.base import rank
 from query.search import search_version
 from storage.store import Store
 
@@ -26,13 +27,13 @@ def test_the_build_fits_weights_and_the_manifest_keeps_them(store):
 
 def test_the_fused_order_follows_the_weights_it_reads(store):
     vm = load_version(str(store))
-    dense = vm.ranked(TEXTS, 5, "dense", None, beam=10)
+    dense = rank(vm, "dense", TEXTS, 5).hits
     vm.fusion = {"weights": {"dense": 1.0}, "uncaptioned": {"dense": 1.0}}
-    hits, tables = vm.fused_ranked(TEXTS, 5, None, 10)
+    hits = rank(vm, "fused", TEXTS, 5).hits
     assert [[r for r, _ in row] for row in hits] == [[r for r, _ in row] for row in dense]
     vm.fusion = {"weights": {"captions": 1.0}, "uncaptioned": {"captions": 1.0}}
-    captions = vm.ranked(TEXTS, 5, "captions", None, beam=10)
-    hits, _ = vm.fused_ranked(TEXTS, 5, None, 10)
+    captions = rank(vm, "captions", TEXTS, 5).hits
+    hits = rank(vm, "fused", TEXTS, 5).hits
     assert [row[0][0] for row in hits] == [row[0][0] for row in captions]
 
 
@@ -51,7 +52,8 @@ def test_a_query_no_caption_shares_a_word_with_still_gets_k_results(store):
     whose words are in no caption still gets k results; unweighted beams are skipped."""
     vm = load_version(str(store))
     vm.fusion = {"weights": {"bm25": 1.0}, "uncaptioned": {"bm25": 1.0}}
-    hits, tables = vm.fused_ranked(["zyzzyva quokka"], 4, None, 10)
+    ranked = rank(vm, "fused", ["zyzzyva quokka"], 4)
+    hits, tables = ranked.hits, ranked.tables
     assert len(hits[0]) == 4
     captions = COMPONENTS.index("captions")
     assert not tables[0].features[:, captions].any()  # the unweighted beam did not run
@@ -69,9 +71,9 @@ def test_the_dense_path_is_exact_search_over_an_index_built_once(store, modality
     projected query with each item that passes, and builds its index once per item subset."""
     vm = load_version(str(store))
     rows, _ = vm.subset(modality)
-    first = vm.ranked(TEXTS, 4, "dense", modality, beam=10)
+    first = rank(vm, "dense", TEXTS, 4, modality).hits
     index = vm.fused_cache["indexes"][(modality, NO_FILTERS)]["exact"]
-    assert vm.ranked(TEXTS, 4, "dense", modality, beam=10) == first
+    assert rank(vm, "dense", TEXTS, 4, modality).hits == first
     assert vm.fused_cache["indexes"][(modality, NO_FILTERS)]["exact"] is index
     with torch.no_grad():
         q = vm.model.dense(vm.model.features(TEXTS).pooled).numpy()

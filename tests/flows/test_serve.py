@@ -188,18 +188,18 @@ def test_a_public_bind_needs_a_token(store, capsys):
     assert "--token" in capsys.readouterr().err
 
 
-def test_concurrent_searches_share_one_beam_search(client):
+def test_concurrent_searches_share_one_beam_search(client, monkeypatch):
     from flows.serve.app import SearchBatcher
+    from query.rankers.fused import FusedRanker
 
     calls = []
-    vm = client.app.state.holder.current
-    real = vm.fused_ranked  # the default path's search
+    real = FusedRanker.rank  # the default path's search
 
-    def counted(texts, *a, **k):
-        calls.append(len(texts))
-        return real(texts, *a, **k)
+    def counted(self, loaded, request):
+        calls.append(len(request.texts))
+        return real(self, loaded, request)
 
-    vm.fused_ranked = counted
+    monkeypatch.setattr(FusedRanker, "rank", counted)
     try:
         threads = [
             threading.Thread(target=client.get, args=("/api/search",),
@@ -211,7 +211,7 @@ def test_concurrent_searches_share_one_beam_search(client):
         for t in threads:
             t.join()
     finally:
-        del vm.fused_ranked
+        monkeypatch.undo()
     assert sum(calls) == 16 and max(calls) > 1  # batched
     assert isinstance(client.app.state.batcher, SearchBatcher)
 

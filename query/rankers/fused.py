@@ -1,6 +1,8 @@
-"""The fused path over a loaded version: its items that pass, their text spaces, the rows
-trained on captions and the version's fitted weights (its manifest's ``fusion``; an older
-version without them gets ace_core.retrieval.fusion.default_fusion)."""
+"""The fused path over a loaded version (``auto`` wherever a component has meaning): its
+items that pass, their text spaces, the rows trained on captions and the version's fitted
+weights (its manifest's ``fusion``; an older version without them gets
+ace_core.retrieval.fusion.default_fusion). The one builder of what it searches
+(``fused_inputs``) and the indexes it keeps per item subset."""
 
 from __future__ import annotations
 
@@ -19,6 +21,7 @@ from ace_core.retrieval.fused_search import (
 from ace_core.retrieval.fusion import Fusion, default_fusion
 from ace_core.retrieval.keywords import KeywordIndex
 from query.filters import Filters
+from query.rankers.base import Ranked, RankRequest
 from query.request import QueryError
 from query.towers import towers_are_trained
 
@@ -28,10 +31,25 @@ if TYPE_CHECKING:
     from query.loaded import LoadedVersion
 
 
+class FusedRanker:
+    def available(self, loaded: LoadedVersion) -> bool:
+        return bool(loaded.captions) or towers_are_trained(loaded.encoders)
+
+    def rank(self, loaded: LoadedVersion, request: RankRequest) -> Ranked:
+        hits, tables = fused_ranked(
+            loaded, request.texts, request.k, request.modality, request.beam, request.filters
+        )
+        return Ranked(hits, tables)
+
+
 def fused_ranked(
-    loaded: LoadedVersion, texts: list[str], k: int, modality: str | None, beam: int,
+    loaded: LoadedVersion,
+    texts: list[str],
+    k: int,
+    modality: str | None,
+    beam: int,
     filters: Filters,
-) -> tuple[list, list]:  # fmt: skip
+) -> tuple[list, list]:
     """Top-k (row, fused score) per query and each query's candidate table."""
     if not len(loaded.subset(modality, filters)[0]):  # cached: read again below
         return [[] for _ in texts], []
@@ -48,10 +66,16 @@ def fused_inputs(loaded: LoadedVersion, modality: str | None, filters: Filters) 
     rows, trie = loaded.subset(modality, filters)
     towers = towers_are_trained(loaded.encoders)
     return FusedInputs(
-        loaded.model, rows, trie, loaded.spaces_of(modality, filters) if towers else {},
-        bool(loaded.captions), captioned(loaded), _spaces_of_rows(loaded),
-        _indexes(loaded, (modality, filters)), training_index(loaded),
-    )  # fmt: skip
+        loaded.model,
+        rows,
+        trie,
+        loaded.spaces_of(modality, filters) if towers else {},
+        bool(loaded.captions),
+        captioned(loaded),
+        _spaces_of_rows(loaded),
+        _indexes(loaded, (modality, filters)),
+        training_index(loaded),
+    )
 
 
 def _indexes(loaded: LoadedVersion, key) -> dict:
