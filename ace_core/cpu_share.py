@@ -73,8 +73,11 @@ class CoreShare:
                 return None
             threads = max(1, min(self.cores, self.cores - round(others)))
         if threads != torch.get_num_threads():
-            logger.info("torch threads %d -> %d (cores free for this process)",
-                        torch.get_num_threads(), threads)  # fmt: skip
+            logger.info(
+                "torch threads %d -> %d (cores free for this process)",
+                torch.get_num_threads(),
+                threads,
+            )
             torch.set_num_threads(threads)
         return threads
 

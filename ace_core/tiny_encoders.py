@@ -65,9 +65,15 @@ def sha256_file(path: Path) -> str:
 def index_args(out: Path) -> list[str]:
     """The ``ace index`` options that use the encoders in ``out``."""
     return [
-        "--image-model", CLIP_NAME, "--image-weights", str(out / f"{CLIP_NAME}.safetensors"),
-        "--audio-model", CLAP_NAME, "--audio-checkpoint", str(out / f"{CLAP_NAME}.safetensors"),
-    ]  # fmt: skip
+        "--image-model",
+        CLIP_NAME,
+        "--image-weights",
+        str(out / f"{CLIP_NAME}.safetensors"),
+        "--audio-model",
+        CLAP_NAME,
+        "--audio-checkpoint",
+        str(out / f"{CLAP_NAME}.safetensors"),
+    ]
 
 
 def build_tiny_encoders(

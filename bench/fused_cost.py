@@ -32,8 +32,8 @@ from serve import synthetic_version  # noqa: E402
 
 from ace_core.retrieval import dense_index  # noqa: E402
 from ace_core.retrieval.fused_search import component_table  # noqa: E402
-from query.rankers.fused import fused_inputs  # noqa: E402
 from query.loaded import NO_FILTERS  # noqa: E402
+from query.rankers.fused import fused_inputs  # noqa: E402
 from query.search import search_version  # noqa: E402
 
 PARTS = ("captions", "dense", "text_tower", "bm25")

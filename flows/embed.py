@@ -63,8 +63,12 @@ class ShardRunner:
 
         if self.dask_address:
             return DaskTaskRunner(address=self.dask_address)
-        cluster = {"n_workers": self.dask_workers, "processes": True, "threads_per_worker": 1,
-                   "dashboard_address": None}  # fmt: skip
+        cluster = {
+            "n_workers": self.dask_workers,
+            "processes": True,
+            "threads_per_worker": 1,
+            "dashboard_address": None,
+        }
         return DaskTaskRunner(cluster_kwargs=cluster)
 
 

@@ -130,10 +130,22 @@ def _uvicorn_argv(port: int) -> list[str]:
     spec = importlib.util.find_spec("prefect")  # its location only; prefect is not imported
     app_dir = Path(spec.origin).parent.parent if spec and spec.origin else Path.cwd()
     return [
-        sys.executable, "-m", "uvicorn", "--app-dir", str(app_dir),
-        "--factory", "prefect.server.api.server:create_app",
-        "--host", "127.0.0.1", "--port", str(port), "--log-level", "error", "--lifespan", "on",
-    ]  # fmt: skip
+        sys.executable,
+        "-m",
+        "uvicorn",
+        "--app-dir",
+        str(app_dir),
+        "--factory",
+        "prefect.server.api.server:create_app",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--log-level",
+        "error",
+        "--lifespan",
+        "on",
+    ]
 
 
 def _free_port() -> int:

@@ -159,8 +159,13 @@ def _say_encoders(cfg: IndexConfig) -> None:
     from tasks._progress import stage
 
     image, audio = cfg.embed.image, cfg.embed.audio
-    stage("encoders: image %s (%s), audio %s (%s)", image.model, image.pretrained,
-          audio.model, audio.checkpoint)  # fmt: skip
+    stage(
+        "encoders: image %s (%s), audio %s (%s)",
+        image.model,
+        image.pretrained,
+        audio.model,
+        audio.checkpoint,
+    )
 
 
 def _unchanged(store: str, parent: str, started: float, shards: list[dict] = ()) -> dict:
@@ -190,8 +195,13 @@ def evaluate_served(store: str, version: str) -> dict | None:
     except AceInputError as e:
         stage("served path not evaluated: %s", e)
         return None
-    stage("served path (%s): test R@1 %s, R@10 %s; dense R@1 %s", out["path"],
-          out["served"]["R@1"], out["served"]["R@10"], out["dense"]["R@1"])  # fmt: skip
+    stage(
+        "served path (%s): test R@1 %s, R@10 %s; dense R@1 %s",
+        out["path"],
+        out["served"]["R@1"],
+        out["served"]["R@10"],
+        out["dense"]["R@1"],
+    )
     return out
 
 

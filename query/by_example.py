@@ -46,7 +46,11 @@ def search_by_file(
 
 
 def by_embedding(
-    loaded: LoadedVersion, vector: np.ndarray, modality: str, k: int, beam: int,
+    loaded: LoadedVersion,
+    vector: np.ndarray,
+    modality: str,
+    k: int,
+    beam: int,
     among: list[str] | None = None,
 ) -> list[tuple[int, float]]:
     """Items nearest an item-space ``vector`` of ``modality`` through the decoder's
@@ -83,7 +87,12 @@ def _encoder_factory(loaded: LoadedVersion):
         space = SPACE_OF_MODALITY[kind]
         if space != kind:  # video: frames through its space's (the image) encoder
             return build_encoder(kind, loaded.embed_config(), shared=shared(space))
-        return checked_encoder(loaded.version, space, loaded.embed_config(), loaded.encoders,
-                               device=loaded.model.device)  # fmt: skip
+        return checked_encoder(
+            loaded.version,
+            space,
+            loaded.embed_config(),
+            loaded.encoders,
+            device=loaded.model.device,
+        )
 
     return build

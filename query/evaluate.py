@@ -135,7 +135,12 @@ def evaluate_served_path(store: str, version: str | None, path: str = "auto") ->
         raise AceInputError(f"{v} has no test captions to score a query path on")
     texts, gold = [t for t, _ in test], [n for _, n in test]
     methods = every_method(vm, texts, gold, path)
-    out = {"version": v, "queries": len(test), "protocol": split.protocol, **methods,
-           "served": methods["auto"]}  # fmt: skip
+    out = {
+        "version": v,
+        "queries": len(test),
+        "protocol": split.protocol,
+        **methods,
+        "served": methods["auto"],
+    }
     write_json_atomic(out, saved)
     return out

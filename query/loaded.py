@@ -19,10 +19,11 @@ from ace_core.retrieval.keywords import KeywordIndex, item_document
 from ace_core.retrieval.retrieval_model import RetrievalModel
 from ace_core.retrieval.zero_shot import TextSpace, text_spaces
 from query.filters import Filters
-from query.towers import load_text_towers, towers_are_trained
-from storage.formats.codebooks import read_semantic_ids
+from query.towers import load_text_towers
 from storage.formats.manifest import config_from_manifest, version_config, version_sources
 from storage.formats.retriever import load_retriever
+from storage.formats.semantic_id_table import read_semantic_ids
+from storage.formats.shards import towers_are_trained
 from storage.formats.version_data import read_captions, read_version_items, version_embeddings
 from storage.store import Store, StoreError
 from storage.store.sources import Source
@@ -91,10 +92,12 @@ class LoadedVersion:
     def keyword_index(self) -> KeywordIndex:
         """BM25 over the items' file names and captions (built on first use)."""
         if self._keywords is None:
-            self._keywords = KeywordIndex([
-                item_document(self.items[i]["path"] or "", self.captions.get(i, []))
-                for i in self.model.item_ids
-            ])  # fmt: skip
+            self._keywords = KeywordIndex(
+                [
+                    item_document(self.items[i]["path"] or "", self.captions.get(i, []))
+                    for i in self.model.item_ids
+                ]
+            )
         return self._keywords
 
     def held_out_queries(self) -> QuerySplit:
@@ -157,10 +160,13 @@ class LoadedVersion:
     def _rows_passing(self, kinds: set[str] | None, filters: Filters) -> np.ndarray:
         items = self.items
         return np.array(
-            [n for n, i in enumerate(self.model.item_ids)
-             if (kinds is None or items[i]["modality"] in kinds) and filters.keeps(items[i])],
+            [
+                n
+                for n, i in enumerate(self.model.item_ids)
+                if (kinds is None or items[i]["modality"] in kinds) and filters.keeps(items[i])
+            ],
             np.int64,
-        )  # fmt: skip
+        )
 
     def spaces_of(self, modality: str | None, filters: Filters = NO_FILTERS) -> dict:
         """The text spaces over the items that pass (``modality``, ``filters``)."""
@@ -234,7 +240,14 @@ def load_version(store: str, version: str | None = None) -> LoadedVersion:
     captions = {k: e.captions for k, e in read_captions(layout).items()}
     manifest = s.manifest(v)
     return LoadedVersion(
-        v, model, items, dict(zip(sids.item_ids, sids.sids)), version_sources(store, v), captions,
+        v,
+        model,
+        items,
+        dict(zip(sids.item_ids, sids.sids)),
+        version_sources(store, v),
+        captions,
         embed=config_from_manifest(manifest["config"]).embed,
-        encoders=manifest.get("encoders") or {}, store=store, fusion=manifest.get("fusion"),
-    )  # fmt: skip
+        encoders=manifest.get("encoders") or {},
+        store=store,
+        fusion=manifest.get("fusion"),
+    )

@@ -20,7 +20,7 @@ from query.loaded import NO_FILTERS, LoadedVersion, load_version
 from query.rankers.base import rank
 from query.relevance import calibration
 from query.request import DEFAULT_BEAM, QueryError, checked_request
-from query.towers import towers_are_trained
+from storage.formats.shards import towers_are_trained
 from storage.store import Store
 
 
@@ -113,9 +113,12 @@ def with_relevance(answer: Answer, cal: Calibration | None) -> Answer:
 
 
 def keyword_matches(
-    loaded: LoadedVersion, text: str, k: int, modality: str | None = None,
+    loaded: LoadedVersion,
+    text: str,
+    k: int,
+    modality: str | None = None,
     filters: Filters = NO_FILTERS,
-) -> list[dict]:  # fmt: skip
+) -> list[dict]:
     """Items whose file name or captions hold the query's words (BM25), best first."""
     rows = loaded.subset(modality, filters)[0] if modality or filters.active else None
     found = loaded.keyword_index().search(text, k, rows)

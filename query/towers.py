@@ -13,7 +13,6 @@ from ace_core.errors import AceInputError
 from ace_core.media.embed_config import EmbedConfig
 from ace_core.media.modalities import SPACE_OF_MODALITY
 from ace_core.media.pipeline import build_encoder
-from storage.formats.shards import towers_are_trained  # noqa: F401 (the query side's name)
 
 
 def recorded_space(encoders: dict, space: str) -> dict | None:

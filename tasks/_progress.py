@@ -37,16 +37,25 @@ class Progress:
     """A tqdm bar (terminal only), a progress line every ``every`` share of the work or
     ``every_s`` seconds, and a Prefect progress artifact when inside a run."""
 
-    def __init__(self, what: str, total: int, unit: str, key: str | None = None, *,
-                 every: float = 0.1, every_s: float = 30.0):  # fmt: skip
+    def __init__(
+        self,
+        what: str,
+        total: int,
+        unit: str,
+        key: str | None = None,
+        *,
+        every: float = 0.1,
+        every_s: float = 30.0,
+    ):
         from tqdm.auto import tqdm
 
         self.what, self.total, self.unit = what, max(total, 1), unit
         self.done, self.started, self.last_line = 0, time.perf_counter(), 0.0
         self.step = max(1, int(self.total * every))
         self.every_s, self.next_at = every_s, self.step
-        self.bar = tqdm(total=total, desc=what, unit=unit, file=sys.stderr, disable=None,
-                        leave=False)  # fmt: skip
+        self.bar = tqdm(
+            total=total, desc=what, unit=unit, file=sys.stderr, disable=None, leave=False
+        )
         self.artifact = _progress_artifact(key, what)
 
     def update(self, n: int = 1, note: str = "") -> None:
@@ -114,7 +123,10 @@ class TrainingProgress:
         stage(
             "training: %d steps planned (%.0f examples per item), about %s at %.2f s a step; "
             "it stops earlier once validation flattens",
-            budget, per_item, _duration(per_step * budget), per_step,
+            budget,
+            per_item,
+            _duration(per_step * budget),
+            per_step,
         )
 
     def epoch(self, epoch: int, row: dict) -> None:

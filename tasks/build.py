@@ -24,13 +24,9 @@ from ace_core.retrieval.fit import fit_retrieval
 from ace_core.retrieval.text_encoder import default_encoder_path
 from storage.build import staging
 from storage.build.publish import publish_version as publish
-from storage.formats.codebooks import (
-    load_indexer,
-    read_semantic_ids,
-    save_indexer,
-    write_semantic_ids,
-)
+from storage.formats.codebooks import load_indexer, save_indexer
 from storage.formats.retriever import load_retriever_state, save_retriever
+from storage.formats.semantic_id_table import read_semantic_ids, write_semantic_ids
 from storage.formats.shards import read_encoders
 from storage.formats.text_features import feature_source
 from storage.formats.version_data import failed_items, training_data, version_embeddings
@@ -121,9 +117,13 @@ def fit_version_ids(staged: str, config: IndexConfig) -> dict:
 def ids_fitted(r: dict) -> None:
     stage(
         "IDs fitted: %d items, k=%d, %dx%d codes, collision rate %s, rel. error %s",
-        r["n_items"], r["k"], r["levels"], r["codebook_size"], r["collision_rate"],
+        r["n_items"],
+        r["k"],
+        r["levels"],
+        r["codebook_size"],
+        r["collision_rate"],
         r.get("rel_recon_error"),
-    )  # fmt: skip
+    )
 
 
 @task(name="assign-semantic-ids")
@@ -153,11 +153,20 @@ def train_retriever(
     n = len(data.item_ids)
     with text_progress(f"{key}-features") as on_texts, training_progress(key, n) as progress:
         fit = fit_retrieval(
-            data.item_ids, data.embeddings, data.sids, data.indexer, data.captions,
-            config=config.retriever, train=config.train, ingest=config.ingest, init=init,
-            progress=progress.epoch, on_step=progress.step,
+            data.item_ids,
+            data.embeddings,
+            data.sids,
+            data.indexer,
+            data.captions,
+            config=config.retriever,
+            train=config.train,
+            ingest=config.ingest,
+            init=init,
+            progress=progress.epoch,
+            on_step=progress.step,
             features=feature_source(Store(store).staging_dir, encoder_path, on_texts),
-            zero_shot=items.zero_shot, workdir=str(Store(store).staging_dir),
+            zero_shot=items.zero_shot,
+            workdir=str(Store(store).staging_dir),
         )
     _training_ended(fit.generative_report)
     save_retriever(fit.model, v.retriever, encoder_path)
@@ -168,8 +177,12 @@ def train_retriever(
     v.eval.write_text(json.dumps(record, indent=2))
     _warn_if_no_training_captions(record, data.captions)
     g = record.get("generative") or {}
-    stage("retriever trained: test R@1 %s, R@10 %s (%d test queries)",
-          g.get("R@1"), g.get("R@10"), record["queries"]["test"])  # fmt: skip
+    stage(
+        "retriever trained: test R@1 %s, R@10 %s (%d test queries)",
+        g.get("R@1"),
+        g.get("R@10"),
+        record["queries"]["test"],
+    )
     return record
 
 
@@ -183,7 +196,11 @@ _ENDED_BECAUSE = {
 def _training_ended(r) -> None:
     stage(
         "training ended at step %d of %d: %s (kept: epoch %d of %d)",
-        r.steps, r.budget_steps, _ENDED_BECAUSE[r.stopped], r.best_epoch, r.epochs,
+        r.steps,
+        r.budget_steps,
+        _ENDED_BECAUSE[r.stopped],
+        r.best_epoch,
+        r.epochs,
     )
 
 
@@ -198,8 +215,9 @@ def _warn_if_no_training_captions(record: dict, captions: dict) -> None:
     held = ", ".join(f"{n} items in {s}" for s, n in sorted(splits.items()))
     run_logger().warning(
         "no caption trains this index (%s): the captions path learns nothing; give the "
-        "training files =train (ace import-captions FILE=train)", held,
-    )  # fmt: skip
+        "training files =train (ace import-captions FILE=train)",
+        held,
+    )
 
 
 @task(name="publish-version", **IO_RETRIES)
@@ -224,8 +242,12 @@ def publish_version(
     )
     _artifacts(Store(store).key, manifest)
     _emit_published(store, manifest)
-    stage("published %s (%s, parent %s)", manifest["version"], operation,
-          manifest["parent_version"] or "-")  # fmt: skip
+    stage(
+        "published %s (%s, parent %s)",
+        manifest["version"],
+        operation,
+        manifest["parent_version"] or "-",
+    )
     keys = ("version", "parent_version", "operation", "counts", "id_diff", "eval", "ids")
     return {
         **{k: manifest[k] for k in keys},

@@ -102,9 +102,11 @@ def _require_media(found, where: str) -> None:
 def _save(store: str, found, sources=()) -> str:
     stage(
         "discovered %d media files (%d skipped, %d duplicate paths, %d caption problems)",
-        len(found.files), len(found.skipped), sum(map(len, found.duplicates.values())),
+        len(found.files),
+        len(found.skipped),
+        sum(map(len, found.duplicates.values())),
         len(found.caption_errors),
-    )  # fmt: skip
+    )
     return str(save_discovery(found, Store(store).staging_dir / "discovery", sources))
 
 
@@ -166,8 +168,9 @@ def embed_shard(spec: dict, store: str, config: EmbedConfig) -> dict:
     files = load_shard_files(shard)
     encoders = encoders_for(config, {f.modality for f in files})
     record_encoders(cache, encoders)
-    progress = Progress(f"embedding {shard.name}", len(files), "items",
-                        f"ace-{Store(store).key}-embedding")  # fmt: skip
+    progress = Progress(
+        f"embedding {shard.name}", len(files), "items", f"ace-{Store(store).key}-embedding"
+    )
     results = embed_files(files, encoders, config.pipeline, on_result=lambda _: progress.update())
     try:
         out = write_embed_shard(results, cache, shard, common_dim(config))

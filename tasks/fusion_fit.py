@@ -71,12 +71,24 @@ def fit_fusion_weights(
         spaces = text_spaces(modalities, model.id_tokens, items.towers, model.trie_of)
     captioned = trained_rows(n, fit.split.train)
     keywords = training_keywords(paths, fit.split.train) if has_captions else None
-    inp = FusedInputs(model, np.arange(n), model.trie, spaces, has_captions, captioned,
-                      spaces_of_rows(modalities), keywords=keywords)  # fmt: skip
+    inp = FusedInputs(
+        model,
+        np.arange(n),
+        model.trie,
+        spaces,
+        has_captions,
+        captioned,
+        spaces_of_rows(modalities),
+        keywords=keywords,
+    )
     t = config.train
     val = scored_sample(fit.split, t.max_val_queries, t.max_test_queries, t.seed, set()).val
     record = fit_version_fusion(inp, val, BEAM)
     if record:
-        stage("fusion weights fit on %d validation queries: %s (uncaptioned items: %s)",
-              record["queries"], record["weights"], record["uncaptioned"])  # fmt: skip
+        stage(
+            "fusion weights fit on %d validation queries: %s (uncaptioned items: %s)",
+            record["queries"],
+            record["weights"],
+            record["uncaptioned"],
+        )
     return record

@@ -11,8 +11,9 @@ from prefect import task
 
 from ace_core.ids.stable_ids import MAX_DRIFT, codebook_drift, keep_ids
 from ace_core.index_config import IndexConfig
-from storage.formats.codebooks import load_indexer, read_semantic_ids, write_semantic_ids
+from storage.formats.codebooks import load_indexer
 from storage.formats.manifest import version_config
+from storage.formats.semantic_id_table import read_semantic_ids, write_semantic_ids
 from storage.formats.version_data import version_embeddings
 from storage.store import Store
 from storage.store.layout import VersionLayout
@@ -61,6 +62,12 @@ def _keep(staged: str, store: str, latest: str) -> dict:
     merged, report = keep_ids(indexer, read_semantic_ids(p.semantic_ids), ids, x)
     write_semantic_ids(merged, v.semantic_ids)
     ids_fitted(report)
-    stage("IDs kept from %s: %d kept, %d new (codebook drift %.3f <= %s)", latest,
-          report["kept_items"], report["new_items"], drift["drift"], MAX_DRIFT)  # fmt: skip
+    stage(
+        "IDs kept from %s: %d kept, %d new (codebook drift %.3f <= %s)",
+        latest,
+        report["kept_items"],
+        report["new_items"],
+        drift["drift"],
+        MAX_DRIFT,
+    )
     return {**report, "id_policy": {"kept_from": latest, **drift}}

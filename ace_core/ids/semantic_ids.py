@@ -28,7 +28,7 @@ from ace_core.ids.rqvae import (
     rq_encode,
     train_rqvae,
 )
-from ace_core.ids.sids import SemanticIDs, format_sid  # noqa: F401 - re-exported
+from ace_core.ids.sids import SemanticIDs
 
 logger = logging.getLogger(__name__)
 
@@ -197,9 +197,15 @@ def fit_semantic_ids(
     sids = SemanticIDs(ids, coarse, fine, suffix)
     indexer = SemanticIndexer(config, km_centroids, model, K)
     indexer.report = quality_report(
-        sids, residual, recon, K, mode=config.mode, faiss_reference=config.faiss_reference,
-        km_obj=km_obj, km_imb=km_imb,
-    )  # fmt: skip
+        sids,
+        residual,
+        recon,
+        K,
+        mode=config.mode,
+        faiss_reference=config.faiss_reference,
+        km_obj=km_obj,
+        km_imb=km_imb,
+    )
     return indexer, sids
 
 
@@ -219,9 +225,15 @@ def _random_ids(ids: list[str], d: int, config: SemanticIDConfig):
     sids = SemanticIDs(ids, coarse, fine, assign_suffixes(ids, coarse, fine))
     indexer = SemanticIndexer(config, np.zeros((k, d), np.float32), None, K)
     indexer.report = quality_report(
-        sids, None, None, K, mode=config.mode, faiss_reference=config.faiss_reference,
-        km_obj=0.0, km_imb=1.0,
-    )  # fmt: skip
+        sids,
+        None,
+        None,
+        K,
+        mode=config.mode,
+        faiss_reference=config.faiss_reference,
+        km_obj=0.0,
+        km_imb=1.0,
+    )
     return indexer, sids
 
 

@@ -18,7 +18,8 @@ import numpy as np
 
 from ace_core.ids.quality import relative_error
 from ace_core.ids.rqvae import rq_decode
-from ace_core.ids.semantic_ids import SemanticIDs, SemanticIndexer
+from ace_core.ids.semantic_ids import SemanticIndexer
+from ace_core.ids.sids import SemanticIDs
 
 MAX_DRIFT = 1.25
 

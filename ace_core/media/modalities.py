@@ -81,19 +81,31 @@ KINDS: dict[str, MediaKind] = {
     kind.name: kind
     for kind in (
         MediaKind(
-            "image", "image", "image/", _decode_image, _image_encoder,
+            "image",
+            "image",
+            "image/",
+            _decode_image,
+            _image_encoder,
             thumbnails.image_thumbnail,
         ),
         MediaKind(
-            "audio", "audio", "audio/", _decode_audio, _audio_encoder,
+            "audio",
+            "audio",
+            "audio/",
+            _decode_audio,
+            _audio_encoder,
             thumbnails.waveform_thumbnail,
         ),
         MediaKind(
-            "video", "image", "video/", _decode_video, _video_encoder,
+            "video",
+            "image",
+            "video/",
+            _decode_video,
+            _video_encoder,
             thumbnails.video_thumbnail,
         ),
     )
-}  # fmt: skip
+}
 MODALITY_NAMES: tuple[str, ...] = tuple(KINDS)
 SPACE_OF_MODALITY: dict[str, str] = {name: kind.space for name, kind in KINDS.items()}
 

@@ -24,9 +24,10 @@ def special_mounts() -> dict[str, str]:
     except OSError:
         return {"/proc": "proc", "/sys": "sysfs", "/dev": "devtmpfs"}
     return {
-        where.replace("\\040", " "): fs for where, fs in (r for r in rows if len(r) == 2)
+        where.replace("\\040", " "): fs
+        for where, fs in (r for r in rows if len(r) == 2)
         if fs in SPECIAL_FS
-    }  # fmt: skip
+    }
 
 
 def special_mount(path: str | os.PathLike) -> str | None:

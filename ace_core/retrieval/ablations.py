@@ -12,7 +12,8 @@ from typing import Protocol
 
 import numpy as np
 
-from ace_core.ids.semantic_ids import SemanticIDs, SemanticIndexer, fit_semantic_ids
+from ace_core.ids.semantic_ids import SemanticIndexer, fit_semantic_ids
+from ace_core.ids.sids import SemanticIDs
 from ace_core.index_config import IndexConfig
 from ace_core.retrieval.fit import fit_retrieval
 
@@ -39,8 +40,13 @@ def run_ablations(data: VersionData, config: IndexConfig) -> dict:
             ids_config = replace(config.ids, mode=_ID_MODES[name])
             indexer, sids = fit_semantic_ids(data.item_ids, data.embeddings, ids_config)
         fit = fit_retrieval(
-            data.item_ids, data.embeddings, sids, indexer, data.captions,
-            config=retriever, train=config.train,
-        )  # fmt: skip
+            data.item_ids,
+            data.embeddings,
+            sids,
+            indexer,
+            data.captions,
+            config=retriever,
+            train=config.train,
+        )
         out[name] = fit.eval["generative"]
     return out

@@ -15,8 +15,12 @@ import torch.nn.functional as F
 from torch import nn
 
 ACTIVATIONS = {"gelu": F.gelu, "relu": F.relu}
-TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json",
-                   "vocab.txt")  # fmt: skip
+TOKENIZER_FILES = (
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "special_tokens_map.json",
+    "vocab.txt",
+)
 
 
 def is_plain_bert(path: str | Path) -> bool:
@@ -162,8 +166,9 @@ class FastTokenizer:
     def usable(path: str | Path) -> bool:
         return (Path(path) / "tokenizer.json").is_file()
 
-    def __call__(self, texts, *, padding=True, truncation=True, max_length=None,
-                 return_tensors="pt") -> dict[str, torch.Tensor]:  # fmt: skip
+    def __call__(
+        self, texts, *, padding=True, truncation=True, max_length=None, return_tensors="pt"
+    ) -> dict[str, torch.Tensor]:
         encoded = self.tokenizer.encode_batch(list(texts))
         ids = [e.ids for e in encoded]
         if truncation and max_length:  # [CLS] the first tokens [SEP], as transformers cuts

@@ -115,5 +115,6 @@ _blas_threshold = _BlasThreshold()
 def top_rows(index, queries: np.ndarray, k: int, rows: np.ndarray) -> list[list[tuple[int, float]]]:
     """Top-k (row, inner product) per query; ``rows[i]`` is the row of the index's i-th item."""
     scores, found = searched(index, queries, k)
-    return [[(int(rows[i]), float(s)) for i, s in zip(f, sc) if i >= 0]
-            for f, sc in zip(found, scores)]  # fmt: skip
+    return [
+        [(int(rows[i]), float(s)) for i, s in zip(f, sc) if i >= 0] for f, sc in zip(found, scores)
+    ]

@@ -13,7 +13,8 @@ import numpy as np
 import torch
 
 from ace_core.errors import AceInputError
-from ace_core.ids.semantic_ids import SemanticIDs, SemanticIndexer
+from ace_core.ids.semantic_ids import SemanticIndexer
+from ace_core.ids.sids import SemanticIDs
 from ace_core.retrieval._torch import Stopwatch
 from ace_core.retrieval.dense import dense_search, train_dense
 from ace_core.retrieval.distributed import train_in_workers
@@ -128,22 +129,38 @@ def fit_retrieval(
     model = _new_model(item_ids, item_emb, sids, indexer, config, encoder, device, init)
     feats, gold = _features(model, train_split, features or _in_memory)
     clock.lap("text_features")
-    val = (feats["val"], gold["val"]) if len(gold["val"]) else None
     start_counts = _start_is_a_candidate(init, train_split, new_rows)
     train_args = _train_args(model, feats, gold, train, replay, start_counts)
-    if val:
-        val_texts = [t for t, _ in train_split.val]
-        train_args["val"] = Validation.of(*val, val_texts, model, zero_shot)
+    train_args["val"] = _validation(model, feats, gold, train_split, zero_shot)
     report = _train(train_args, device, progress, on_step, workdir)
     report.uncaptioned_bias = _calibrate(model, split, feats["val"], gold["val"])
     clock.lap("generative_training")
     if dense and len(gold["train"]):
-        train_dense(model.dense, feats["train"], gold["train"], model.item_emb, train.dense,
-                    seed=train.seed, val=val)  # fmt: skip
+        _train_dense(model, feats, gold, train)
     clock.lap("dense_training")
     ev = _test_metrics(model, train_split, feats["test"], gold["test"], dense, new_rows, init)
     clock.lap("test_metrics")
     return FitResult(model, split, report, ev["eval"], ev["subsets"], clock.seconds)
+
+
+def _validation(model, feats, gold, split: QuerySplit, zero_shot) -> Validation | None:
+    if not len(gold["val"]):
+        return None
+    texts = [t for t, _ in split.val]
+    return Validation.of(feats["val"], gold["val"], texts, model, zero_shot)
+
+
+def _train_dense(model: RetrievalModel, feats, gold, train: TrainConfig) -> None:
+    val = (feats["val"], gold["val"]) if len(gold["val"]) else None
+    train_dense(
+        model.dense,
+        feats["train"],
+        gold["train"],
+        model.item_emb,
+        train.dense,
+        seed=train.seed,
+        val=val,
+    )
 
 
 def _train_args(model, feats, gold, train, replay, validate_initial: bool) -> dict:

@@ -78,15 +78,22 @@ def component_table(
     if "dense" in run:
         with torch.no_grad():
             q = model.dense(feats.pooled).numpy().astype(np.float32)
-        dense["dense"] = vector_side(top_rows(inp.index("dense", rows), q, depth, rows), q,
-                                     model.item_emb)  # fmt: skip
+        dense["dense"] = vector_side(
+            top_rows(inp.index("dense", rows), q, depth, rows), q, model.item_emb
+        )
     if run & {"zero_shot", "text_tower"}:
         queries = tower_queries(inp.spaces, texts, model.item_emb.shape[1])
         if "zero_shot" in run:
             generated["zero_shot"] = zero_shot_search(
-                model.decoder, inp.spaces, texts, model.item_emb.shape[1], depth, beam,
-                device=model.device, queries=queries,
-            )  # fmt: skip
+                model.decoder,
+                inp.spaces,
+                texts,
+                model.item_emb.shape[1],
+                depth,
+                beam,
+                device=model.device,
+                queries=queries,
+            )
         if "text_tower" in run:
             hits = tower_hits(inp.spaces, queries, depth, len(texts), inp.index)
             dense["text_tower"] = spaced_side(hits, queries, inp.space_of_row, model.item_emb)
@@ -143,7 +150,10 @@ def fused_search(
 
 
 def fit_version_fusion(
-    inp: FusedInputs, val: Sequence[tuple[str, int]], beam: int, depth: int = 10,
+    inp: FusedInputs,
+    val: Sequence[tuple[str, int]],
+    beam: int,
+    depth: int = 10,
     without: Sequence[str] = (),
 ) -> dict | None:
     """The fusion record of a version fit on its validation (text, row) queries; None when

@@ -171,8 +171,11 @@ def reciprocal_ranks(table, gold, captioned, grid, ugrid, blind=False) -> np.nda
         mask = captioned[c.rows].copy()
         if blind:
             c, mask[hit[0]] = blinded(c, g), False
-        scores = np.where(mask[:, None, None], (c.features @ grid.T)[:, :, None],
-                          (c.features @ ugrid.T)[:, None, :])  # fmt: skip
+        scores = np.where(
+            mask[:, None, None],
+            (c.features @ grid.T)[:, :, None],
+            (c.features @ ugrid.T)[:, None, :],
+        )
         rank = (scores >= scores[hit[0]]).sum(axis=0)
         rr[q] = np.where(rank <= 10, 1.0 / rank, 0.0)
     return rr
@@ -199,9 +202,13 @@ def blinded(c: Candidates, gold: int) -> Candidates:
 
 
 def fit_fusion(
-    table: Sequence[Candidates], gold: Sequence[int], present: Sequence[str],
-    captioned: np.ndarray, *, step: float = 0.1,
-) -> dict:  # fmt: skip
+    table: Sequence[Candidates],
+    gold: Sequence[int],
+    present: Sequence[str],
+    captioned: np.ndarray,
+    *,
+    step: float = 0.1,
+) -> dict:
     """The weights with the best validation MRR@10 (a grid), as a manifest record.
 
     The validation queries are of captioned items. Where the version also holds items with

@@ -35,9 +35,12 @@ class KeywordIndex:
     """BM25 over one document per item (rows in the version's item order)."""
 
     def __init__(
-        self, documents: Sequence[str], *, exact_max_items: int = EXACT_MAX_ITEMS,
+        self,
+        documents: Sequence[str],
+        *,
+        exact_max_items: int = EXACT_MAX_ITEMS,
         scan_max_postings: int = SCAN_MAX_POSTINGS,
-    ):  # fmt: skip
+    ):
         import bm25s
         from bm25s.tokenization import Tokenizer
 
@@ -53,8 +56,9 @@ class KeywordIndex:
 
     def _query(self, text: str) -> list[int]:
         words = item_document(text, [])  # split as file names were ("img_0003" -> img 0003)
-        query = self.tokenizer.tokenize([words], return_as="ids", update_vocab=False,
-                                        show_progress=False)  # fmt: skip
+        query = self.tokenizer.tokenize(
+            [words], return_as="ids", update_vocab=False, show_progress=False
+        )
         return list(query[0]) if query else []
 
     def scores(self, text: str) -> np.ndarray:

@@ -40,9 +40,13 @@ class Calibration:
 
     @classmethod
     def from_dict(cls, d: dict) -> Calibration:
-        return cls({k: float(v) for k, v in d["slopes"].items()},
-                   {k: float(v) for k, v in d["intercepts"].items()},
-                   float(d["threshold"]), int(d["queries"]), int(d["results"]))  # fmt: skip
+        return cls(
+            {k: float(v) for k, v in d["slopes"].items()},
+            {k: float(v) for k, v in d["intercepts"].items()},
+            float(d["threshold"]),
+            int(d["queries"]),
+            int(d["results"]),
+        )
 
 
 def fit_calibration(

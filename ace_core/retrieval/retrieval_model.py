@@ -13,7 +13,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from ace_core.ids.semantic_ids import SemanticIDs, SemanticIndexer
+from ace_core.ids.semantic_ids import SemanticIndexer
+from ace_core.ids.sids import SemanticIDs
 from ace_core.retrieval.constrained_generation import Trie
 from ace_core.retrieval.dense import DenseProjection
 from ace_core.retrieval.model import IDDecoder, RetrieverConfig, Vocab

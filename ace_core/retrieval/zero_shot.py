@@ -60,9 +60,16 @@ def tower_queries(spaces: dict[str, TextSpace], texts: Sequence[str], dim: int) 
 
 
 def zero_shot_search(
-    decoder, spaces: dict[str, TextSpace], texts: Sequence[str], dim: int, k: int, beam: int,
-    *, device="cpu", queries: dict | None = None,
-) -> Hits:  # fmt: skip
+    decoder,
+    spaces: dict[str, TextSpace],
+    texts: Sequence[str],
+    dim: int,
+    k: int,
+    beam: int,
+    *,
+    device="cpu",
+    queries: dict | None = None,
+) -> Hits:
     """Top-k (row, log-prob) per query over every space, merged by score (``queries``: the
     towers' embeddings of ``texts`` when already computed)."""
     queries = queries or tower_queries(spaces, texts, dim)
@@ -121,9 +128,12 @@ def merge_generated(decoder, caption_hits: Hits, zero_hits: Hits, k: int) -> Hit
 
 
 def tower_dense_search(
-    spaces: dict[str, TextSpace], texts: Sequence[str], item_emb: np.ndarray, k: int,
+    spaces: dict[str, TextSpace],
+    texts: Sequence[str],
+    item_emb: np.ndarray,
+    k: int,
     queries: dict | None = None,
-) -> Hits:  # fmt: skip
+) -> Hits:
     """The text-tower dense baseline (what clip-retrieval does): each query's tower embedding
     searched by inner product (faiss, exact) over its space's item embeddings, merged by
     cosine."""

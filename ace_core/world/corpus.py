@@ -21,8 +21,11 @@ from ace_core.world.pictures import render_picture, render_video
 from ace_core.world.scenes import DRAW, item_rng
 from ace_core.world.sounds import SR, render_sound
 
-FOLDERS = {"image": ("images", "img", ".png"), "audio": ("audio", "snd", ".wav"),
-           "video": ("video", "vid", ".mp4")}  # fmt: skip
+FOLDERS = {
+    "image": ("images", "img", ".png"),
+    "audio": ("audio", "snd", ".wav"),
+    "video": ("video", "vid", ".mp4"),
+}
 COUNT_KEYS = {"image": "images", "audio": "audio", "video": "videos"}  # as ace_core.synth says
 RENDER = {"image": render_picture, "audio": render_sound, "video": render_video}
 
@@ -41,9 +44,12 @@ def item_path(modality: str, index: int) -> str:
 
 
 def write_world_corpus(
-    out: str | Path, counts: dict[str, int], *, seed: int = 0,
+    out: str | Path,
+    counts: dict[str, int],
+    *,
+    seed: int = 0,
     progress: Callable[[int, int], None] | None = None,
-) -> dict:  # fmt: skip
+) -> dict:
     """Write ``counts`` ({"image": n, "audio": n, "video": n}) items under ``out``; returns
     {"images", "audio", "videos", "captions", "path"} as ``ace_core.synth`` does."""
     out = Path(out)
@@ -95,5 +101,9 @@ def shared_description_share(keys: Iterator[str]) -> dict:
         counts[hashlib.blake2b(key.encode(), digest_size=8).digest()] += 1
     items = sum(counts.values())
     shared = sum(c for c in counts.values() if c > 1)
-    return {"items": items, "distinct": len(counts), "shared": shared,
-            "shared_share": round(shared / max(items, 1), 5)}  # fmt: skip
+    return {
+        "items": items,
+        "distinct": len(counts),
+        "shared": shared,
+        "shared_share": round(shared / max(items, 1), 5),
+    }

@@ -44,8 +44,11 @@ class Thing:
     speed: str = ""
 
     def key(self) -> str:
-        return "/".join(v for v in (self.color, self.shape, self.size, self.cell,
-                                    self.direction, self.speed) if v)  # fmt: skip
+        return "/".join(
+            v
+            for v in (self.color, self.shape, self.size, self.cell, self.direction, self.speed)
+            if v
+        )
 
 
 @dataclass(frozen=True)

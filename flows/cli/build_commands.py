@@ -111,9 +111,12 @@ def _index_config(args):
     recorded = None if args.config else recorded_config(args.store)
     config = index_config_from_args(args, recorded[0] if recorded else None)
     what = (
-        f"the configuration of {recorded[1]}" if recorded
-        else f"--config {args.config}" if args.config else "the default configuration"
-    )  # fmt: skip
+        f"the configuration of {recorded[1]}"
+        if recorded
+        else f"--config {args.config}"
+        if args.config
+        else "the default configuration"
+    )
     given = ", with the options given" if recorded and _options_given(args) else ""
     print(f"configuration: {what}{given}", file=sys.stderr)
     return config
@@ -121,9 +124,22 @@ def _index_config(args):
 
 def _options_given(args) -> bool:
     names = (
-        "image_model", "image_weights", "audio_model", "audio_checkpoint", "batch_size",
-        "workers", "shard_size", "k", "levels", "codebook_size", "epochs",
-        "examples_per_item", "max_train_steps", "encoder", "train_workers", "train_nodes",
+        "image_model",
+        "image_weights",
+        "audio_model",
+        "audio_checkpoint",
+        "batch_size",
+        "workers",
+        "shard_size",
+        "k",
+        "levels",
+        "codebook_size",
+        "epochs",
+        "examples_per_item",
+        "max_train_steps",
+        "encoder",
+        "train_workers",
+        "train_nodes",
         "train_rendezvous",
     )
     return any(getattr(args, n, None) is not None for n in names) or args.ablations
@@ -143,19 +159,34 @@ def cmd_sources(args) -> int:
         m = src.add_source(store, args.folder)
         held = f"already held by {m.source.source_id}" + (f" (as {m.prefix}/)" if m.prefix else "")
         what = "added" if m.added else held
-        out = {"action": "add", "source_id": m.source.source_id, "location": m.source.location,
-               "prefix": m.prefix, "added": m.added}  # fmt: skip
+        out = {
+            "action": "add",
+            "source_id": m.source.source_id,
+            "location": m.source.location,
+            "prefix": m.prefix,
+            "added": m.added,
+        }
         present.emit(args, out, lambda o: f"{o['location']}: {what} ({o['source_id']})")
     elif args.action == "remove":
         s = src.remove_source(store, args.folder)
         out = {"action": "remove", "source_id": s.source_id, "location": s.location}
-        present.emit(args, out, lambda o: (
-            f"removed source {o['source_id']} ({o['location']}); its items leave the index at "
-            "the next `ace index --allow-remove`"
-        ))  # fmt: skip
+        present.emit(
+            args,
+            out,
+            lambda o: (
+                f"removed source {o['source_id']} ({o['location']}); its items leave the index at "
+                "the next `ace index --allow-remove`"
+            ),
+        )
     else:
         rows = [{"source_id": s.source_id, "location": s.location} for s in src.read_sources(store)]
-        present.emit(args, rows, lambda rs: present.table(
-            [[r["source_id"], r["location"]] for r in rs], ["source", "location"]
-        ) if rs else f"no sources in {args.store}")  # fmt: skip
+        present.emit(
+            args,
+            rows,
+            lambda rs: (
+                present.table([[r["source_id"], r["location"]] for r in rs], ["source", "location"])
+                if rs
+                else f"no sources in {args.store}"
+            ),
+        )
     return 0

@@ -17,10 +17,12 @@ def add_commands(sub, common) -> None:
     p.add_argument("--audio", type=int, default=24, help="audio clips to write (24)")
     p.add_argument("--videos", type=int, default=16, help="videos to write (16)")
     p.add_argument(
-        "--world", choices=["scenes", "classic"], default="scenes",
+        "--world",
+        choices=["scenes", "classic"],
+        default="scenes",
         help="scenes: several objects or sound events per item, distinct to 100k items "
         "(default; what the tiny encoders know); classic: the older one-object world",
-    )  # fmt: skip
+    )
     p.set_defaults(func=cmd_sample_corpus)
 
     p = sub.add_parser(
@@ -44,9 +46,11 @@ def _add_import_captions(sub, common) -> None:
         "name, train2017 -> train, val2017 -> test) and the corpus folder its media are in",
     )
     p.add_argument(
-        "--split", choices=["train", "val", "test"], default=None,
+        "--split",
+        choices=["train", "val", "test"],
+        default=None,
         help="the split of every SRC that names none",
-    )  # fmt: skip
+    )
     p.add_argument("--out", required=True, help="captions.jsonl to write (at the corpus root)")
     p.add_argument(
         "--path-template",

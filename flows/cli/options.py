@@ -113,10 +113,19 @@ def add_embed_options(p: argparse.ArgumentParser) -> None:
 def add_dask_options(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("distributed embedding (Dask)")
     x = g.add_mutually_exclusive_group()
-    x.add_argument("--dask-address", default=None, metavar="ADDR",
-                   help="embed shards on the Dask scheduler at ADDR (tcp://host:8786)")  # fmt: skip
-    x.add_argument("--dask-local", type=int, default=None, metavar="N",
-                   help="embed shards on N local Dask worker processes")  # fmt: skip
+    x.add_argument(
+        "--dask-address",
+        default=None,
+        metavar="ADDR",
+        help="embed shards on the Dask scheduler at ADDR (tcp://host:8786)",
+    )
+    x.add_argument(
+        "--dask-local",
+        type=int,
+        default=None,
+        metavar="N",
+        help="embed shards on N local Dask worker processes",
+    )
 
 
 def shard_runner_from_args(args):
@@ -217,32 +226,47 @@ def add_index_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--codebook-size", type=int, default=None, help="codes per level (default 256)")
     g.add_argument("--epochs", type=int, default=None, help="retriever training epochs (max)")
     g.add_argument(
-        "--examples-per-item", type=float, default=None, metavar="X",
+        "--examples-per-item",
+        type=float,
+        default=None,
+        metavar="X",
         help="the retriever's training budget: X training examples per item (40; training "
         "stops earlier once validation has flattened)",
     )
     g.add_argument(
-        "--max-train-steps", type=int, default=None, metavar="N",
+        "--max-train-steps",
+        type=int,
+        default=None,
+        metavar="N",
         help="a cap on each retriever model's optimisation steps (none; 0: no cap)",
     )
     g.add_argument(
-        "--train-workers", type=int, default=None, metavar="N",
+        "--train-workers",
+        type=int,
+        default=None,
+        metavar="N",
         help="train the retriever on N data-parallel processes (torch DDP; 1)",
     )
     g.add_argument(
-        "--train-nodes", type=int, default=None, metavar="M",
+        "--train-nodes",
+        type=int,
+        default=None,
+        metavar="M",
         help="machines that train together, each running torchrun (docs/DESIGN.md; 1)",
     )
     g.add_argument(
-        "--train-rendezvous", default=None, metavar="HOST:PORT",
+        "--train-rendezvous",
+        default=None,
+        metavar="HOST:PORT",
         help="the rendezvous every training machine reaches (with --train-nodes)",
     )
     g.add_argument("--encoder", default=None, help="local Hugging Face text encoder folder")
     g.add_argument("--ablations", action="store_true", help="also train the ablation models")
     g.add_argument(
-        "--refit", action="store_true",
+        "--refit",
+        action="store_true",
         help="fit new IDs even where LATEST's could be kept (every ID may change)",
-    )  # fmt: skip
+    )
     g = p.add_argument_group("removals (items of LATEST whose files vanished)")
     g.add_argument(
         "--allow-remove", action="store_true", help="publish even if indexed items would go"

@@ -130,10 +130,16 @@ def eval_table(e: dict) -> str:
 
 def query_results(p: dict) -> str:
     rows = [
-        [n + 1, fmt(r.get("relevance")), f"{r['score']:.3f}", r["modality"], r["sid"],
-         r["location"] or r["path"]]
+        [
+            n + 1,
+            fmt(r.get("relevance")),
+            f"{r['score']:.3f}",
+            r["modality"],
+            r["sid"],
+            r["location"] or r["path"],
+        ]
         for n, r in enumerate(p["results"])
-    ]  # fmt: skip
+    ]
     path = p.get("path")
     how = f"{path} path" if path == p["mode"] else p["mode"] + (f", {path} path" if path else "")
     head = f"{how} results for {p['query']!r} ({p['version']})"
@@ -142,8 +148,10 @@ def query_results(p: dict) -> str:
     header = ["#", "relevance", "score", "modality", "semantic id", "location"]
     text = head + "\n" + table(rows, header)
     if "keyword_results" in p:
-        found = [[n + 1, f"{r['score']:.3f}", r["modality"], r["location"] or r["path"]]
-                 for n, r in enumerate(p["keyword_results"])]  # fmt: skip
+        found = [
+            [n + 1, f"{r['score']:.3f}", r["modality"], r["location"] or r["path"]]
+            for n, r in enumerate(p["keyword_results"])
+        ]
         text += "\nfile-name and caption matches (BM25):\n" + (
             table(found, ["#", "bm25", "modality", "location"]) if found else "  none"
         )
@@ -153,8 +161,18 @@ def query_results(p: dict) -> str:
 def versions(rows: list[dict], store: str) -> str:
     if not rows:
         return f"no versions in {store}"
-    header = ["version", "parent", "operation", "created", "items", "failed", "served R@1",
-              "gen R@1", "dense R@1", "sources"]  # fmt: skip
+    header = [
+        "version",
+        "parent",
+        "operation",
+        "created",
+        "items",
+        "failed",
+        "served R@1",
+        "gen R@1",
+        "dense R@1",
+        "sources",
+    ]
     cells = [
         [
             ("* " if r["latest"] else "  ") + r["version"],

@@ -25,8 +25,9 @@ def add_commands(sub, common) -> None:
     p.add_argument("--since", default=None, help="only items dated on or after (2024-05-01)")
     p.add_argument("--until", default=None, help="only items dated on or before (2024-05)")
     p.add_argument("--sort", choices=SORTS, default="relevance", help="result order")
-    p.add_argument("--keywords", action="store_true",
-                   help="also file-name and caption matches (BM25)")  # fmt: skip
+    p.add_argument(
+        "--keywords", action="store_true", help="also file-name and caption matches (BM25)"
+    )
     add_path_option(p)
     p.set_defaults(func=cmd_query)
 
@@ -42,8 +43,13 @@ def add_commands(sub, common) -> None:
     p.add_argument("--host", default="127.0.0.1", help="bind address (default loopback)")
     p.add_argument("--port", type=int, default=8765, help="port (default 8765)")
     p.add_argument("--token", default=None, help="required for a non-loopback bind")
-    p.add_argument("--play-cache-mb", type=int, default=2048, metavar="MB",
-                   help="bound of the kept browser-playable renditions (default 2048)")  # fmt: skip
+    p.add_argument(
+        "--play-cache-mb",
+        type=int,
+        default=2048,
+        metavar="MB",
+        help="bound of the kept browser-playable renditions (default 2048)",
+    )
     p.set_defaults(func=cmd_serve)
 
     p = sub.add_parser("verify", parents=[common], help="check a version's files (sha256)")
@@ -75,14 +81,21 @@ def cmd_query(args) -> int:
     filters = checked_filters(args.source, args.since, args.until)
     searcher = Searcher(args.store)
     answer = searcher.search(
-        [args.text], args.k, path=path, modality=args.modality, version=args.version,
-        beam=args.beam, filters=filters, sort=args.sort,
-    )  # fmt: skip
+        [args.text],
+        args.k,
+        path=path,
+        modality=args.modality,
+        version=args.version,
+        beam=args.beam,
+        filters=filters,
+        sort=args.sort,
+    )
     payload = answer.payload(0)
     if args.keywords:
         loaded = searcher.version(args.version)
-        payload["keyword_results"] = keyword_matches(loaded, args.text, args.k, args.modality,
-                                                     filters)  # fmt: skip
+        payload["keyword_results"] = keyword_matches(
+            loaded, args.text, args.k, args.modality, filters
+        )
     present.emit(args, payload, present.query_results)
     return 0
 
@@ -164,7 +177,9 @@ def cmd_serve(args) -> int:
     if args.play_cache_mb < 0:
         raise UsageError(f"--play-cache-mb must be 0 or more, got {args.play_cache_mb}")
     Store(args.store).resolve(None)  # a store with nothing to serve is an error now
-    print(f"serving {args.store} on http://{args.host}:{args.port}/ (API docs: /docs)",
-          file=sys.stderr)  # fmt: skip
+    print(
+        f"serving {args.store} on http://{args.host}:{args.port}/ (API docs: /docs)",
+        file=sys.stderr,
+    )
     serve(args.store, args.host, args.port, token, play_cache_mb=args.play_cache_mb)
     return 0

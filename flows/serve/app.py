@@ -150,9 +150,12 @@ def _catalog_routes(app: FastAPI, holder: VersionHolder, store: str) -> None:
     @app.get("/healthz")
     def healthz():  # open to all: no server paths (the server log has them)
         current, error = holder.current, holder.last_error
-        return {"status": "ok" if current else "unavailable",
-                "version": current.version if current else None,
-                "loading": holder.loading, "last_error": error and public(error)}  # fmt: skip
+        return {
+            "status": "ok" if current else "unavailable",
+            "version": current.version if current else None,
+            "loading": holder.loading,
+            "last_error": error and public(error),
+        }
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     def page():
@@ -174,11 +177,15 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-def serve(store: str, host: str = "127.0.0.1", port: int = 8765, token: str | None = None,
-          play_cache_mb: int = DEFAULT_MAX_MB):  # fmt: skip
+def serve(
+    store: str,
+    host: str = "127.0.0.1",
+    port: int = 8765,
+    token: str | None = None,
+    play_cache_mb: int = DEFAULT_MAX_MB,
+):
     """Run the service until interrupted (blocking)."""
     import uvicorn
 
     app = create_app(store, token=token, play_cache_mb=play_cache_mb)
-    uvicorn.run(app, host=host, port=port, log_level="warning",
-                http=HeaderDeadlineProtocol)  # fmt: skip
+    uvicorn.run(app, host=host, port=port, log_level="warning", http=HeaderDeadlineProtocol)

@@ -31,8 +31,15 @@ class SearchBatcher:
         self.queue: asyncio.Queue | None = None
         self.executor = ThreadPoolExecutor(1, thread_name_prefix="ace-search")
 
-    async def search(self, vm: LoadedVersion, text: str, k: int, path: str, modality=None,
-                     filters: Filters = NO_FILTERS):  # fmt: skip
+    async def search(
+        self,
+        vm: LoadedVersion,
+        text: str,
+        k: int,
+        path: str,
+        modality=None,
+        filters: Filters = NO_FILTERS,
+    ):
         """The payload of one query (as Answer.payload gives it)."""
         future = asyncio.get_running_loop().create_future()
         await self.queue.put((vm, text, k, path, modality, filters, future))

@@ -27,8 +27,11 @@ def example_routes(app: FastAPI, holder: VersionHolder) -> None:
             results = similar_items(vm, item_id, k)
         except QueryError as e:
             raise query_error(e) from None
-        return {"item_id": item_id, "version": vm.version,
-                "results": [with_urls(r) for r in results]}  # fmt: skip
+        return {
+            "item_id": item_id,
+            "version": vm.version,
+            "results": [with_urls(r) for r in results],
+        }
 
     @app.post("/api/search/file")
     def search_file(
@@ -49,8 +52,11 @@ def example_routes(app: FastAPI, holder: VersionHolder) -> None:
             except AceInputError as e:  # the version's encoders cannot be built here
                 raise HTTPException(503, public(str(e))) from None
         results = [with_urls(r) for r in found["results"]]
-        return {"version": vm.version, "example": {"name": file.filename,
-                "modality": found["modality"]}, "results": results}  # fmt: skip
+        return {
+            "version": vm.version,
+            "example": {"name": file.filename, "modality": found["modality"]},
+            "results": results,
+        }
 
 
 def copy_bounded(src, dst, limit: int) -> None:

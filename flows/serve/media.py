@@ -97,5 +97,13 @@ def _cache_thumbnail(cached: Path, data: bytes) -> None:
 
 
 def _subtype(suffix: str) -> str:
-    return {"jpg": "jpeg", "tif": "tiff", "mp3": "mpeg", "mpg": "mpeg", "mkv": "x-matroska",
-            "m4a": "mp4", "wav": "wav", "ogg": "ogg"}.get(suffix, suffix)  # fmt: skip
+    return {
+        "jpg": "jpeg",
+        "tif": "tiff",
+        "mp3": "mpeg",
+        "mpg": "mpeg",
+        "mkv": "x-matroska",
+        "m4a": "mp4",
+        "wav": "wav",
+        "ogg": "ogg",
+    }.get(suffix, suffix)

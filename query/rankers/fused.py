@@ -23,7 +23,7 @@ from ace_core.retrieval.keywords import KeywordIndex
 from query.filters import Filters
 from query.rankers.base import Ranked, RankRequest
 from query.request import QueryError
-from query.towers import towers_are_trained
+from storage.formats.shards import towers_are_trained
 
 MAX_KEPT = 8  # item subsets (modality, filters) whose dense indexes a loaded version keeps
 

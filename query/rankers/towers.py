@@ -8,7 +8,7 @@ from ace_core.errors import AceInputError
 from ace_core.retrieval.zero_shot import tower_dense_search
 from query.loaded import LoadedVersion
 from query.rankers.base import Ranked, RankRequest
-from query.towers import towers_are_trained
+from storage.formats.shards import towers_are_trained
 
 
 class TextTowerRanker:

@@ -30,10 +30,11 @@ def with_dates(items: pa.Table) -> pa.Table:
     dates = [
         media_date(loc, modality) if status == "ok" and loc else (None, None)
         for loc, modality, status in zip(
-            items["location"].to_pylist(), items["modality"].to_pylist(),
+            items["location"].to_pylist(),
+            items["modality"].to_pylist(),
             items["status"].to_pylist(),
         )
-    ]  # fmt: skip
+    ]
     for n, name in enumerate(("date", "date_source")):
         idx = items.schema.get_field_index(name)
         items = items.set_column(idx, name, pa.array([d[n] for d in dates], pa.string()))

@@ -23,7 +23,7 @@ from ace_core.index_config import IndexConfig
 from ace_core.media.discovery import sha256_file
 from ace_core.retrieval.constrained_generation import Trie
 from storage.build.audit import id_diff
-from storage.formats.codebooks import read_semantic_ids
+from storage.formats.semantic_id_table import read_semantic_ids
 from storage.formats.version_data import ok_item_ids, read_version_items, version_embeddings
 from storage.store import Store, StoreError
 from storage.store.layout import VersionLayout

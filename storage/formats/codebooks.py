@@ -20,10 +20,6 @@ from safetensors.torch import load_file
 from ace_core.config_io import from_dict, to_dict
 from ace_core.ids.rqvae import RQVAE
 from ace_core.ids.semantic_ids import SemanticIDConfig, SemanticIndexer
-from storage.formats.semantic_id_table import (  # noqa: F401 - re-exported
-    read_semantic_ids,
-    write_semantic_ids,
-)
 from storage.formats.tables import (
     save_weights,
 )

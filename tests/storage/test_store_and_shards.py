@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from ace_core.ids.semantic_ids import SemanticIDs
+from ace_core.ids.sids import SemanticIDs
 from ace_core.media.discovery import MediaFile
 from storage.build.audit import id_diff
 from storage.formats.shards import load_shard_files, plan_shards, with_current_paths
