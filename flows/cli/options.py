@@ -198,6 +198,8 @@ def _train_workers_from_args(args, train):
             raise UsageError(f"--{flag.replace('_', '-')} must be 1 or more")
     if args.train_nodes and args.train_nodes > 1 and not args.train_rendezvous:
         raise UsageError("--train-nodes above 1 needs --train-rendezvous HOST:PORT")
+    if not (args.train_workers or args.train_nodes or args.train_rendezvous):
+        return train  # nothing asked (and a --config's train is checked as it is)
     return replace(
         train,
         workers=args.train_workers or train.workers,
