@@ -175,7 +175,7 @@ def test_an_ingest_of_captionless_items_publishes_weights_that_know_them(toy):
     """Validation sees only old items' captions here; the parent's weights (which never saw
     the new items) must not win the checkpoint choice, or the new items are unreachable. (A
     decoder without tied vectors: a tied one finds an item by its embedding before training,
-    tests/ace_core/test_tied.py.)"""
+    tests/ace_core/retrieval/test_tied.py.)"""
     from dataclasses import replace
 
     from ace_core.retrieval.fine_tune import IngestConfig, InitState

@@ -15,7 +15,7 @@ import pytest
 from ace_core.media.renditions import RenditionError, playable_as_is, write_rendition
 from query.rendition_cache import RenditionCache
 
-SHARED = Path(__file__).resolve().parents[3] / "shared" / "media"
+SHARED = Path(__file__).resolve().parents[4] / "shared" / "media"
 
 
 def _mpeg4_part2(path: Path, frames: int = 12) -> Path:

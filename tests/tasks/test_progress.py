@@ -1,0 +1,30 @@
+"""Training's progress as an operator reads it (tasks/_progress.py): the expected time once
+the first steps are timed, examples per item and time left, a line per validation, and the
+progress at 100% when validation ends training before its budget."""
+
+import logging
+
+from tasks import _progress
+
+
+def test_training_progress_says_what_it_expects_and_ends_at_100(monkeypatch, caplog):
+    updates = []
+    monkeypatch.setattr(_progress, "_progress_artifact", lambda key, what: "artifact")
+    monkeypatch.setattr(_progress, "_update_artifact", lambda a, p: updates.append(p))
+    caplog.set_level(logging.INFO, logger="ace")
+    progress = _progress.TrainingProgress("ace-store-training", n_items=100)
+    for step in range(1, 26):
+        progress.step(step, 200, step * 64)
+    progress.epoch(1, {"loss": 0.5, "steps": 25, "val": {"MRR@10": 0.4, "R@1": 0.3}})
+    progress.close()  # validation flattened at step 25 of 200
+    text = caplog.text
+    assert "training: 200 steps planned (128 examples per item)" in text
+    assert "it stops earlier once validation flattens" in text
+    assert "examples/item" in text and "left" in text
+    assert "training: epoch 1 (step 25), loss 0.5000, validation MRR@10 0.400, R@1 0.300" in text
+    assert updates[-1] == 100.0
+
+
+def test_durations_read_as_minutes_or_hours():
+    assert _progress._duration(75) == "1m15s"
+    assert _progress._duration(3 * 3600 + 125) == "3h02m"
