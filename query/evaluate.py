@@ -84,6 +84,7 @@ def every_method(vm: LoadedVersion, texts, gold, path: str = "auto", beam=DEFAUL
         "generative_path": generative.path,
         "auto": _metrics(answer, vm, gold),
         "generative": _metrics(generative, vm, gold),
+        "methods": ["generative", *(e.eval_key for e in RANKERS if e.eval_key)],
     }
     for entry in RANKERS:
         if entry.eval_key:
