@@ -22,8 +22,10 @@ intervals). Each fit is scored on:
   training captions and file name; where a space holds more than 25,000 items, also the
   text-tower search the fused path runs there (faiss IVF, ace_core.retrieval.dense_index).
 
-With ``--corpus DIR`` the embeddings are kept in DIR/embeddings.npz and read back by the next
-run (embedding 100k items took about 7 minutes on 2 cores).
+With ``--corpus DIR`` the embeddings are kept in DIR/embeddings.npz and the caption features
+in DIR/text-features/, read back by the next run (embedding 100k items took about 7 minutes
+on 2 cores), and each fit saves its training to DIR/checkpoints/PROTOCOL-SEED after every
+epoch: a run that is killed resumes there when started again with the same arguments.
 
 Figures: means over every (generator seed, training seed, query), with 95% bootstrap
 intervals over queries (1,000 resamples). At most ``--max-queries`` queries per protocol and
@@ -34,6 +36,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import shutil
 import sys
 import tempfile
 import time
@@ -124,12 +127,15 @@ def one_fit(protocol, seed, data, enc, args) -> dict[str, dict[str, np.ndarray]]
     if args.curve and protocol == "unseen":
         unseen = sampled(all_queries(protocol, ids, captions, None, train_caps), 300, seed)
     config = RetrieverConfig(seed=seed, tied=not args.untied)
+    checkpoint = Path(args.corpus) / "checkpoints" / f"{protocol}-{seed}" if args.corpus else None
     with recording([], unseen, towers, modalities, x.shape[1], echo=args.curve) as curve:
         fit = fit_retrieval(
             ids, x, sids, indexer, train_caps, config=config, train=train, encoder=enc,
             dense=bool(train_caps), zero_shot=ZeroShotInputs(modalities, towers),
-            features=args.features,
+            features=args.features, checkpoint=checkpoint,
         )
+    if checkpoint:
+        shutil.rmtree(checkpoint, ignore_errors=True)  # done: the next run starts afresh
     if args.curve:
         print_curve(f"{protocol} seed {seed}", curve)
     model, dim = fit.model, x.shape[1]

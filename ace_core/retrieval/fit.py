@@ -8,6 +8,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -16,11 +17,10 @@ from ace_core.errors import AceInputError
 from ace_core.ids.semantic_ids import SemanticIndexer
 from ace_core.ids.sids import SemanticIDs
 from ace_core.retrieval._torch import Stopwatch
-from ace_core.retrieval.dense import dense_search, train_dense
+from ace_core.retrieval.dense import train_dense
 from ace_core.retrieval.distributed import train_in_workers
 from ace_core.retrieval.evaluation import (
     QuerySplit,
-    retrieval_metrics,
     scored_sample,
     split_queries,
 )
@@ -31,7 +31,7 @@ from ace_core.retrieval.fine_tune import (
     load_init,
     replay_sample,
 )
-from ace_core.retrieval.generation import generative_search
+from ace_core.retrieval.held_out import test_metrics
 from ace_core.retrieval.item_offsets import calibrate_offsets
 from ace_core.retrieval.model import RetrieverConfig
 from ace_core.retrieval.retrieval_model import (
@@ -107,6 +107,7 @@ def fit_retrieval(
     features: FeatureSource | None = None,
     zero_shot: ZeroShotInputs | None = None,
     workdir: str | None = None,
+    checkpoint: str | None = None,
 ) -> FitResult:
     """Train the generative retriever (and the dense baseline) for a set of items with IDs.
 
@@ -117,6 +118,7 @@ def fit_retrieval(
     once and memory-maps it). ``zero_shot``: the item encoders' text towers, so validation
     scores pure generation as served (both paths merged; without them the captions path).
     ``workdir``: where data-parallel workers' inputs are written (``train.workers`` > 1).
+    ``checkpoint``: a folder training saves itself to after every epoch and resumes from.
     """
     if list(item_ids) != sids.item_ids:
         raise AceInputError("items and semantic IDs are not aligned (both must be sorted)")
@@ -132,13 +134,13 @@ def fit_retrieval(
     start_counts = _start_is_a_candidate(init, train_split, new_rows)
     train_args = _train_args(model, feats, gold, train, replay, start_counts)
     train_args["val"] = _validation(model, feats, gold, train_split, zero_shot)
-    report = _train(train_args, device, progress, on_step, workdir)
+    report = _train(train_args, device, progress, on_step, workdir, checkpoint)
     report.uncaptioned_bias = _calibrate(model, split, feats["val"], gold["val"])
     clock.lap("generative_training")
     if dense and len(gold["train"]):
         _train_dense(model, feats, gold, train)
     clock.lap("dense_training")
-    ev = _test_metrics(model, train_split, feats["test"], gold["test"], dense, new_rows, init)
+    ev = test_metrics(model, train_split, feats["test"], gold["test"], dense, new_rows, init)
     clock.lap("test_metrics")
     return FitResult(model, split, report, ev["eval"], ev["subsets"], clock.seconds)
 
@@ -178,12 +180,16 @@ def _train_args(model, feats, gold, train, replay, validate_initial: bool) -> di
     }
 
 
-def _train(args: dict, device, progress, on_step, workdir):
-    """train_generative here, or on ``train.workers`` data-parallel workers."""
+def _train(args: dict, device, progress, on_step, workdir, checkpoint):
+    """train_generative here (resumable from ``checkpoint``), or on ``train.workers``
+    data-parallel workers."""
     cfg = args["cfg"]
     if cfg.workers > 1 or cfg.nodes > 1:
         return train_in_workers(args, cfg, progress=progress, on_step=on_step, workdir=workdir)
-    return train_generative(**args, device=device, progress=progress, on_step=on_step)
+    folder = Path(checkpoint) if checkpoint else None
+    return train_generative(
+        **args, device=device, progress=progress, on_step=on_step, checkpoint=folder
+    )
 
 
 def _calibrate(model: RetrievalModel, split: QuerySplit, feats, gold) -> float | None:
@@ -237,19 +243,6 @@ def _new_model(item_ids, item_emb, sids, indexer, config, encoder, device, init)
     return model
 
 
-def _test_metrics(model, split, feats, gold, dense, new_rows, init) -> dict:
-    ev = {
-        "protocol": split.protocol,
-        "queries": {"train": len(split.train), "val": len(split.val), "test": len(split.test)},
-    }
-    ev["generative"], subsets = _generative_test_metrics(
-        model, feats, gold, new_rows if init is not None else None
-    )
-    if dense:
-        ev["dense"] = _dense_test_metrics(model, feats, gold)
-    return {"eval": ev, "subsets": subsets}
-
-
 def _start_is_a_candidate(init, split: QuerySplit, new_rows: set[int]) -> bool:
     """Fine-tuning: the parent's weights compete with the fine-tuned ones (never publish a
     fine-tune worse than its start) only when validation can see the new items. When every new
@@ -268,33 +261,3 @@ def _features(model: RetrievalModel, split: QuerySplit, source: FeatureSource):
 
 def _in_memory(texts: list[str], model: RetrievalModel) -> TextFeatures:
     return model.features(texts)
-
-
-def _generative_test_metrics(
-    model: RetrievalModel, feats: TextFeatures, gold: np.ndarray, new_rows: set[int] | None
-) -> tuple[dict, dict | None]:
-    """Test metrics, and (fine-tuning) the same split into old-item and new-item queries."""
-    if not len(gold):
-        return retrieval_metrics([], []), None
-    ranked = [
-        [i for i, _ in r]
-        for r in generative_search(model.decoder, feats, model.trie, 10, 10, device=model.device)
-    ]
-    if new_rows is None:
-        return retrieval_metrics(ranked, list(gold)), None
-    is_new = np.isin(gold, sorted(new_rows))
-    subsets = {}
-    for name, mask in (("old_items", ~is_new), ("new_items", is_new)):
-        rows = np.flatnonzero(mask)
-        subsets[name] = {
-            **retrieval_metrics([ranked[r] for r in rows], list(gold[rows])),
-            "queries": int(len(rows)),
-        }
-    return retrieval_metrics(ranked, list(gold)), subsets
-
-
-def _dense_test_metrics(model: RetrievalModel, feats: TextFeatures, gold: np.ndarray) -> dict:
-    if not len(gold):
-        return retrieval_metrics([], [])
-    ranked = dense_search(model.dense, feats, model.item_emb, 10)
-    return retrieval_metrics([[i for i, _ in r] for r in ranked], list(gold))

@@ -101,12 +101,15 @@ class Optimizer:
         self.opts = [adamw] + ([torch.optim.SparseAdam(offsets, lr=cfg.lr)] if offsets else [])
         self.cfg, self.schedules = cfg, []
 
-    def plan(self, planned: int) -> None:
-        """The cosine decay over ``planned`` steps, once (none without ``lr_decay``)."""
+    def plan(self, planned: int, done: int = 0) -> None:
+        """The cosine decay over ``planned`` steps, once (none without ``lr_decay``);
+        ``done``: steps already taken (a resumed run: its optimisers' state is loaded)."""
         if not self.cfg.lr_decay or self.schedules:
             return
         self.schedules = [
-            torch.optim.lr_scheduler.LambdaLR(o, lambda step: cosine_factor(step, planned))
+            torch.optim.lr_scheduler.LambdaLR(
+                o, lambda step: cosine_factor(step, planned), last_epoch=done - 1
+            )
             for o in self.opts
         ]
 

@@ -16,6 +16,7 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -27,6 +28,7 @@ from ace_core.retrieval.constrained_generation import Trie
 from ace_core.retrieval.dense import DenseTrainConfig
 from ace_core.retrieval.model import IDDecoder
 from ace_core.retrieval.parallel import data_parallel, shard, world
+from ace_core.retrieval.resume import load_checkpoint, save_checkpoint
 from ace_core.retrieval.text_features import TextFeatures
 from ace_core.retrieval.train_steps import Optimizer, StepTargets, step_loss, train_epoch
 from ace_core.retrieval.validation import Validation
@@ -152,13 +154,15 @@ def train_generative(
     on_step: StepProgress | None = None,
     replay: Replay | None = None,
     validate_initial: bool = False,
+    checkpoint: Path | None = None,
 ) -> TrainReport:
     """Train ``decoder`` in place under the step budget; keeps the state with the best
     validation MRR@10.
 
     ``replay`` (fine-tuning): which captions and indexing-task items each epoch trains on
     (default: all of them, every epoch). ``validate_initial``: the starting weights are a
-    candidate too, as epoch 0."""
+    candidate too, as epoch 0. ``checkpoint``: a folder the run is saved to after every epoch
+    and resumed from when it holds one (resume.py; one worker)."""
     device = torch.device(device)
     decoder.to(device)
     targets = StepTargets.of(decoder, item_emb, id_tokens, train_items, trie, device)
@@ -168,9 +172,10 @@ def train_generative(
     if share:
         share.settle()
     with seeded(cfg.seed, device):
-        if validate_initial and best.has_val:
+        done = load_checkpoint(checkpoint, run, best) if checkpoint else 0
+        if validate_initial and best.has_val and not done:
             best.consider(0, {"epoch": 0})
-        for epoch in range(1, cfg.epochs + 1):
+        for epoch in range(done + 1, cfg.epochs + 1):
             if share and epoch > 1:
                 share.update()  # the cores other processes left free over the last epoch
             row = run.epoch(replay, on_step)
@@ -180,6 +185,8 @@ def train_generative(
             if run.spent or best.flattened():
                 run.stopped = "budget" if run.spent else "flattened"
                 break
+            if checkpoint:
+                save_checkpoint(checkpoint, run, best)
     torch.set_num_threads(threads)  # the pool as it was before training
     decoder.load_state_dict(best.state)
     decoder.eval()

@@ -1,0 +1,87 @@
+"""A training run's checkpoint after every epoch, so a long run that is killed resumes where
+its last finished epoch ended: the decoder's weights, both optimisers' moments, the batch
+order's generator and torch's RNG, the budget and the counts, the history, and the best state
+validation has kept so far. Tensors go to safetensors, the rest to JSON (no pickle); the
+folder is replaced whole (written beside it, then renamed), so a kill while saving leaves the
+previous checkpoint.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file, save_file
+
+
+def save_checkpoint(folder: Path, run, best) -> None:
+    """``run``: training._Run; ``best``: training._BestCheckpoint."""
+    tmp = folder.with_name(folder.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    tensors = {f"decoder.{k}": v for k, v in _dense(run.decoder.state_dict()).items()}
+    tensors.update({f"best.{k}": v for k, v in _dense(best.state or {}).items()})
+    opts = []
+    for n, opt in enumerate(run.opt.opts):
+        state = opt.state_dict()
+        for p, moments in state["state"].items():
+            for name, value in moments.items():
+                tensors[f"opt{n}.{p}.{name}"] = _dense({"v": torch.as_tensor(value)})["v"]
+        opts.append(state["param_groups"])
+    tensors["rng.batches"] = run.gen.get_state()
+    tensors["rng.torch"] = torch.get_rng_state()
+    save_file({k: v.contiguous() for k, v in tensors.items()}, str(tmp / "tensors.safetensors"))
+    meta = {
+        "steps": run.steps, "examples": run.examples, "budget": run.budget,
+        "history": run.history, "optimizers": opts, "best": _best_meta(best),
+    }  # fmt: skip
+    (tmp / "state.json").write_text(json.dumps(meta, default=float))
+    shutil.rmtree(folder, ignore_errors=True)
+    tmp.rename(folder)
+
+
+def load_checkpoint(folder: Path, run, best) -> int:
+    """The run and best state as the checkpoint left them; returns the epochs it had done
+    (0: no checkpoint)."""
+    if not (folder / "state.json").exists():
+        return 0
+    meta = json.loads((folder / "state.json").read_text())
+    tensors = load_file(str(folder / "tensors.safetensors"))
+    run.decoder.load_state_dict(_part(tensors, "decoder."))
+    for n, opt in enumerate(run.opt.opts):
+        moments: dict = {}
+        for key, value in _part(tensors, f"opt{n}.").items():
+            p, name = key.split(".", 1)
+            moments.setdefault(int(p), {})[name] = value
+        opt.load_state_dict({"state": moments, "param_groups": meta["optimizers"][n]})
+    run.gen.set_state(tensors["rng.batches"])
+    torch.set_rng_state(tensors["rng.torch"])
+    run.steps, run.examples, run.budget = meta["steps"], meta["examples"], meta["budget"]
+    run.history = meta["history"]
+    run.opt.plan(run.budget, done=run.steps)
+    _load_best(best, meta["best"], _part(tensors, "best."))
+    return len(run.history)
+
+
+def _best_meta(best) -> dict:
+    return {
+        "key": list(best.key) if best.key is not None else None, "epoch": best.epoch,
+        "metrics": best.metrics, "gained_at": best.gained_at, "since_gain": best.since_gain,
+    }  # fmt: skip
+
+
+def _load_best(best, meta: dict, state: dict) -> None:
+    best.key = tuple(meta["key"]) if meta["key"] is not None else None
+    best.epoch, best.metrics = meta["epoch"], meta["metrics"]
+    best.gained_at, best.since_gain = meta["gained_at"], meta["since_gain"]
+    best.state = state or None
+
+
+def _dense(state: dict) -> dict:
+    return {k: (v.to_dense() if v.is_sparse else v).detach().cpu() for k, v in state.items()}
+
+
+def _part(tensors: dict, prefix: str) -> dict:
+    return {k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)}

@@ -1,0 +1,70 @@
+"""A killed training run resumes from its last epoch's checkpoint (ace_core/retrieval/resume.py)
+and ends where an uninterrupted run ends."""
+
+import numpy as np
+import pytest
+import torch
+
+from ace_core.retrieval.constrained_generation import Trie
+from ace_core.retrieval.model import IDDecoder, RetrieverConfig, Vocab
+from ace_core.retrieval.text_features import TextFeatures
+from ace_core.retrieval.training import TrainConfig, train_generative
+
+
+class Killed(Exception):
+    pass
+
+
+def _setup():
+    rng = np.random.default_rng(0)
+    n, dim = 40, 8
+    vocab = Vocab(n_coarse=4, levels=1, codebook_size=4, n_suffix=4)
+    raw = np.stack([np.arange(n) % 4, (np.arange(n) // 4) % 4, np.arange(n) // 16], 1)
+    tokens = vocab.encode(raw)
+    emb = rng.standard_normal((n, dim)).astype(np.float32)
+    emb /= np.linalg.norm(emb, axis=1, keepdims=True)
+    layers = [rng.standard_normal((1, 2, 6)).astype(np.float16) for _ in range(2 * n)]
+    pooled = [rng.standard_normal((2 * n, 6)).astype(np.float32)]
+    torch.manual_seed(0)
+    cfg = RetrieverConfig(d_model=16, n_layers=1, n_heads=2, index_memory_tokens=2)
+    decoder = IDDecoder(cfg, vocab, enc_hidden=6, n_enc_layers=2, item_dim=dim, n_items=n)
+
+    class Enc:
+        n_layers, hidden = 2, 6
+
+    feats = TextFeatures.of_blocks(layers, pooled, Enc, "cpu")
+    return decoder, feats, np.arange(2 * n) % n, emb, tokens, Trie(tokens).tie(emb)
+
+
+def _train(tmp_path, kill_at=None):
+    decoder, feats, items, emb, tokens, trie = _setup()
+    cfg = TrainConfig(epochs=5, examples_per_item=None, batch_size=16)
+
+    def progress(epoch, row):
+        if epoch == kill_at:
+            raise Killed
+
+    report = train_generative(
+        decoder,
+        feats,
+        items,
+        emb,
+        tokens,
+        trie,
+        cfg,
+        progress=progress,
+        checkpoint=tmp_path / "ckpt",
+    )
+    return decoder, report
+
+
+def test_a_killed_run_resumes_from_its_last_epoch_and_ends_where_a_whole_run_ends(tmp_path):
+    whole, whole_report = _train(tmp_path / "whole")
+    with pytest.raises(Killed):
+        _train(tmp_path / "cut", kill_at=3)  # epochs 1 and 2 saved
+    assert (tmp_path / "cut" / "ckpt" / "state.json").exists()
+    resumed, report = _train(tmp_path / "cut")
+    assert [h["epoch"] for h in report.history] == [1, 2, 3, 4, 5]
+    assert report.steps == whole_report.steps and report.examples == whole_report.examples
+    for (name, a), b in zip(whole.state_dict().items(), resumed.state_dict().values()):
+        assert torch.allclose(a.to_dense(), b.to_dense(), atol=1e-4), (name, (a - b).abs().max())
