@@ -20,6 +20,7 @@ from storage.build import audit as store_audit
 from storage.formats.manifest import recorded_config, version_config
 from storage.store import Store
 from tasks import build as t
+from tasks import train as trained
 from tasks.embed import discover_ingest_folder, discover_sources
 from tasks.source_folders import plan_folder, sources_to_index
 from tasks.stable_ids import keep_or_fit_ids
@@ -79,7 +80,7 @@ def index_corpus(
             ids_report = None if refit else t.reuse_published(store, staged, cfg)
             if ids_report is None:
                 ids_report = keep_or_fit_ids(staged, store, cfg, refit)
-                t.train_retriever(store, staged, cfg)
+                trained.train_retriever(store, staged, cfg)
             elif t.same_as_latest(store, staged):
                 return _unchanged(store, Store(store).latest(), started, shards)
             published = t.publish_version(store, staged, "full_rebuild", None, cfg, ids_report)
@@ -107,7 +108,7 @@ def ingest_batch(
         staged = t.stage_ingest(store, discovery, shards, parent)
         with discarded_unless_published(store, staged):
             ids_report = t.assign_ids(staged, store, parent)
-            t.train_retriever(store, staged, cfg, str(Store(store).version(parent).retriever))
+            trained.train_retriever(store, staged, cfg, str(Store(store).version(parent).retriever))
             published = t.publish_version(
                 store, staged, "incremental_append", parent, cfg, ids_report
             )
@@ -125,7 +126,7 @@ def train_retriever(store: str, version: str | None = None, ablations: bool = Fa
         cfg = t.with_ablations(version_config(store, base), ablations)
         staged = t.stage_copy(store, base)
         with discarded_unless_published(store, staged):
-            t.train_retriever(store, staged, cfg)
+            trained.train_retriever(store, staged, cfg)
             ids = Store(store).manifest(base)["ids"]
             published = t.publish_version(store, staged, "retrain", Store(store).latest(), cfg, ids)
     return _report(published, [], started, evaluate_served(store, published["version"]))
