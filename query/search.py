@@ -1,5 +1,6 @@
 """The one search entry: ``Searcher.search(texts, k, *, path, modality, version)`` over a
-store, ``search_version`` over a loaded version.
+store, ``search_version`` over a loaded version; ``SearchRequest`` and ``completed`` are the
+one pipeline the command line and the service share (checks, filters, sort, keywords).
 
 A request is checked once (query.request.checked_request) and ``auto`` resolved once, here;
 ``k`` is clamped to the items there are (query.rankers.registry.rank), and the beam search
@@ -15,13 +16,59 @@ from dataclasses import dataclass
 
 from ace_core.retrieval.fusion import COMPONENTS
 from ace_core.retrieval.relevance import Calibration
-from query.filters import Filters, checked_sort, sort_by_date
+from query.filters import Filters, checked_filters, checked_sort, sort_by_date
 from query.loaded import NO_FILTERS, LoadedVersion, load_version
 from query.rankers.base import rank
 from query.relevance import calibration
 from query.request import DEFAULT_BEAM, QueryError, checked_request
 from storage.formats.shards import towers_are_trained
 from storage.store import Store
+
+
+@dataclass(frozen=True)
+class SearchRequest:
+    """One query as the command line and the service take it, checked before any version
+    is loaded (a bad one is a QueryError)."""
+
+    text: str
+    k: int = 10
+    path: str = "auto"
+    modality: str | None = None
+    filters: Filters = NO_FILTERS
+    sort: str = "relevance"
+    keywords: bool = False  # also file-name and caption matches (BM25)
+
+    @classmethod
+    def checked(
+        cls,
+        text: str,
+        k: int = 10,
+        path: str = "auto",
+        modality: str | None = None,
+        *,
+        dense: bool = False,
+        source: str | None = None,
+        since: str | None = None,
+        until: str | None = None,
+        sort: str = "relevance",
+        keywords: bool = False,
+    ) -> SearchRequest:
+        """The request of these arguments (``dense``: the dense path, whatever ``path``)."""
+        texts, k, path, modality = checked_request([text], k, "dense" if dense else path, modality)
+        filters = checked_filters(source, since, until)
+        return cls(texts[0], k, path, modality, filters, checked_sort(sort), keywords)
+
+
+def completed(payload: dict, loaded: LoadedVersion, request: SearchRequest) -> dict:
+    """One query's payload in the request's order, with its keyword matches when asked for
+    (the first keyword search of a version builds its BM25 index: off an event loop)."""
+    if request.sort == "date":
+        sort_by_date(payload["results"], loaded.items)
+    if request.keywords:
+        payload["keyword_results"] = keyword_matches(
+            loaded, request.text, request.k, request.modality, request.filters
+        )
+    return payload
 
 
 @dataclass
@@ -186,14 +233,27 @@ class Searcher:
         version: str | None = None,
         beam: int = DEFAULT_BEAM,
         filters: Filters = NO_FILTERS,
-        sort: str = "relevance",
     ) -> Answer:
-        """``search_version`` on ``version`` (LATEST by default), in ``sort`` order; a bad
-        request fails before any version is loaded."""
-        request, sort = checked_request(texts, k, path, modality), checked_sort(sort)
+        """``search_version`` on ``version`` (LATEST by default); a bad request fails before
+        any version is loaded."""
+        request = checked_request(texts, k, path, modality)
+        return search_checked(self.version(version), *request, beam, filters)
+
+    def answer(
+        self, request: SearchRequest, version: str | None = None, beam: int = DEFAULT_BEAM
+    ) -> dict:
+        """The payload of one checked request on ``version`` (LATEST by default)."""
         loaded = self.version(version)
-        answer = search_checked(loaded, *request, beam, filters)
-        return in_order(answer, loaded, sort)
+        found = search_checked(
+            loaded,
+            [request.text],
+            request.k,
+            request.path,
+            request.modality,
+            beam,
+            request.filters,
+        )
+        return completed(found.payload(0), loaded, request)
 
 
 def warm_up(loaded: LoadedVersion) -> None:
@@ -204,11 +264,3 @@ def warm_up(loaded: LoadedVersion) -> None:
             search_checked(loaded, ["warm up"], 10, "auto", None, DEFAULT_BEAM)
         except QueryError:
             pass
-
-
-def in_order(answer: Answer, loaded: LoadedVersion, sort: str) -> Answer:
-    """The answer's results newest first for ``sort="date"`` (as they are for relevance)."""
-    if sort == "date":
-        for row in answer.results:
-            sort_by_date(row, loaded.items)
-    return answer

@@ -6,22 +6,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import numpy as np
-
 from ace_core.config_io import config_hash
 from ace_core.index_config import IndexConfig
 from ace_core.media.modalities import SPACE_OF_MODALITY
 from ace_core.retrieval.evaluation import scored_sample
 from ace_core.retrieval.fit import FitResult
-from ace_core.retrieval.fused_search import (
-    FusedInputs,
-    fit_version_fusion,
-    spaces_of_rows,
-    trained_rows,
-    training_keywords,
-)
+from ace_core.retrieval.fused_search import corpus_inputs, fit_version_fusion
 from ace_core.retrieval.validation import ZeroShotInputs
-from ace_core.retrieval.zero_shot import text_spaces
 from storage.formats.shards import read_encoders, towers_are_trained
 from storage.formats.version_data import read_version_items
 from storage.store import Store
@@ -64,22 +55,8 @@ def fit_fusion_weights(
 ) -> dict | None:
     """The version's fusion record (None: nothing to fit: no validation queries, or a single
     component)."""
-    model, n = fit.model, len(fit.model.item_ids)
-    modalities, paths = items.modalities, items.paths
-    spaces = {}
-    if items.towers:
-        spaces = text_spaces(modalities, model.id_tokens, items.towers, model.trie_of)
-    captioned = trained_rows(n, fit.split.train)
-    keywords = training_keywords(paths, fit.split.train) if has_captions else None
-    inp = FusedInputs(
-        model,
-        np.arange(n),
-        model.trie,
-        spaces,
-        has_captions,
-        captioned,
-        spaces_of_rows(modalities),
-        keywords=keywords,
+    inp = corpus_inputs(
+        fit.model, items.modalities, items.paths, items.towers, fit.split.train, has_captions
     )
     t = config.train
     val = scored_sample(fit.split, t.max_val_queries, t.max_test_queries, t.seed, set()).val

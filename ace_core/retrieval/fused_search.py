@@ -29,7 +29,13 @@ from ace_core.retrieval.fusion import (
 from ace_core.retrieval.generation import generative_search
 from ace_core.retrieval.keywords import KeywordIndex, item_document, row_mask
 from ace_core.retrieval.retrieval_model import RetrievalModel
-from ace_core.retrieval.zero_shot import TextSpace, tower_hits, tower_queries, zero_shot_search
+from ace_core.retrieval.zero_shot import (
+    TextSpace,
+    text_spaces,
+    tower_hits,
+    tower_queries,
+    zero_shot_search,
+)
 
 
 @dataclass
@@ -60,6 +66,32 @@ class FusedInputs:
         tower_side = ["zero_shot", "text_tower"] if self.spaces else []
         lexical = ["bm25"] if self.keywords is not None else []
         return [c for c in COMPONENTS if c in caption_side + tower_side + lexical]
+
+
+def corpus_inputs(
+    model: RetrievalModel,
+    modalities: Sequence[str],
+    paths: Sequence[str],
+    towers: dict | None,
+    train: Sequence[tuple[str, int]],
+    with_captions: bool,
+) -> FusedInputs:
+    """The fused inputs over every item of ``model``, as a build's fusion fit and the
+    benches search them: the towers' text spaces (none without ``towers``), the rows with
+    training captions ``train`` (text, row), and (``with_captions``) BM25 over those
+    captions and the items' ``paths``."""
+    n = len(model.item_ids)
+    spaces = text_spaces(modalities, model.id_tokens, towers, model.trie_of) if towers else {}
+    return FusedInputs(
+        model,
+        np.arange(n),
+        model.trie,
+        spaces,
+        with_captions,
+        trained_rows(n, train),
+        spaces_of_rows(modalities),
+        keywords=training_keywords(paths, train) if with_captions else None,
+    )
 
 
 def component_table(

@@ -74,28 +74,21 @@ def _add_eval(sub, common) -> None:
 
 
 def cmd_query(args) -> int:
-    from query.filters import checked_filters
-    from query.search import Searcher, keyword_matches
+    from query.search import Searcher, SearchRequest
 
-    path = "dense" if args.dense else args.path
-    filters = checked_filters(args.source, args.since, args.until)
-    searcher = Searcher(args.store)
-    answer = searcher.search(
-        [args.text],
+    request = SearchRequest.checked(
+        args.text,
         args.k,
-        path=path,
-        modality=args.modality,
-        version=args.version,
-        beam=args.beam,
-        filters=filters,
+        args.path,
+        args.modality,
+        dense=args.dense,
+        source=args.source,
+        since=args.since,
+        until=args.until,
         sort=args.sort,
+        keywords=args.keywords,
     )
-    payload = answer.payload(0)
-    if args.keywords:
-        loaded = searcher.version(args.version)
-        payload["keyword_results"] = keyword_matches(
-            loaded, args.text, args.k, args.modality, filters
-        )
+    payload = Searcher(args.store).answer(request, args.version, args.beam)
     present.emit(args, payload, present.query_results)
     return 0
 

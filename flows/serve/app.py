@@ -26,10 +26,10 @@ from flows.serve.guard import TOKEN_COOKIE, HeaderDeadlineProtocol, public, toke
 from flows.serve.holder import VersionHolder
 from flows.serve.media import media_routes
 from flows.serve.results import query_error, with_urls
-from query.filters import SORTS, checked_filters, sort_by_date
+from query.filters import SORTS
 from query.rendition_cache import DEFAULT_MAX_MB
-from query.request import MAX_K, PATH_HELP, PATHS, QueryError, checked_request
-from query.search import keyword_matches
+from query.request import MAX_K, PATH_HELP, PATHS, QueryError
+from query.search import SearchRequest, completed
 from storage.build.audit import audit
 from storage.catalog.versions import list_versions, version_eval
 from storage.store import Store, StoreError
@@ -100,21 +100,34 @@ def _search_routes(app: FastAPI, holder: VersionHolder, batcher: SearchBatcher) 
         keywords: bool = Query(False, description="also file-name and caption matches (BM25)"),
     ):
         try:
-            q, k, path, modality = checked_request([q], k, "dense" if dense else path, modality)
-            filters = checked_filters(source, since, until)
+            request = SearchRequest.checked(
+                q,
+                k,
+                path,
+                modality,
+                dense=dense,
+                source=source,
+                since=since,
+                until=until,
+                sort=sort,
+                keywords=keywords,
+            )
         except QueryError as e:
             raise query_error(e) from None
         vm = holder.get(version)
         try:
-            payload = await batcher.search(vm, q[0], k, path, modality, filters)
+            payload = await batcher.search(
+                vm, request.text, request.k, request.path, request.modality, request.filters
+            )
         except QueryError as e:  # what only the version can tell (an unknown source)
             raise query_error(e) from None
-        if sort == "date":
-            sort_by_date(payload["results"], vm.items)
+        if keywords:  # off the event loop: a version's first one builds its BM25 index
+            payload = await asyncio.to_thread(completed, payload, vm, request)
+        else:
+            payload = completed(payload, vm, request)
         payload["results"] = [with_urls(r) for r in payload["results"]]
-        if keywords:  # off the event loop: the first one builds the version's BM25 index
-            found = await asyncio.to_thread(keyword_matches, vm, q[0], k, modality, filters)
-            payload["keyword_results"] = [with_urls(r) for r in found]
+        if keywords:
+            payload["keyword_results"] = [with_urls(r) for r in payload["keyword_results"]]
         return payload
 
     @app.get("/api/items/{item_id}")

@@ -13,11 +13,30 @@ from __future__ import annotations
 
 import asyncio
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 
 from query.filters import Filters
 from query.loaded import NO_FILTERS, LoadedVersion
 from query.request import DEFAULT_BEAM
 from query.search import search_checked
+
+
+@dataclass(frozen=True)
+class Pending:
+    """One query waiting in the batcher's queue, and the future its request awaits."""
+
+    version: LoadedVersion
+    text: str
+    k: int
+    path: str
+    modality: str | None
+    filters: Filters
+    future: asyncio.Future
+
+    @property
+    def group(self) -> tuple:
+        """What queries must share to be answered by one batched search."""
+        return id(self.version), self.path, self.modality, self.filters
 
 
 class SearchBatcher:
@@ -42,7 +61,7 @@ class SearchBatcher:
     ):
         """The payload of one query (as Answer.payload gives it)."""
         future = asyncio.get_running_loop().create_future()
-        await self.queue.put((vm, text, k, path, modality, filters, future))
+        await self.queue.put(Pending(vm, text, k, path, modality, filters, future))
         return await future
 
     async def run(self) -> None:
@@ -50,9 +69,9 @@ class SearchBatcher:
         loop = asyncio.get_running_loop()
         while True:
             batch = await self._next_batch(loop)
-            groups: dict[tuple, list] = {}
+            groups: dict[tuple, list[Pending]] = {}
             for entry in batch:
-                groups.setdefault((id(entry[0]), *entry[3:6]), []).append(entry)
+                groups.setdefault(entry.group, []).append(entry)
             for group in groups.values():
                 await self._answer(loop, group)
 
@@ -77,21 +96,29 @@ class SearchBatcher:
         self.expected = len(batch)
         return batch
 
-    async def _answer(self, loop, group: list) -> None:
-        vm, path, modality, filters = group[0][0], *group[0][3:6]
-        k = max(e[2] for e in group)
-        texts = [e[1] for e in group]
+    async def _answer(self, loop, group: list[Pending]) -> None:
+        first = group[0]
+        k = max(e.k for e in group)
+        texts = [e.text for e in group]
         try:
             answer = await loop.run_in_executor(
                 self.executor,
-                lambda: search_checked(vm, texts, k, path, modality, DEFAULT_BEAM, filters),
+                lambda: search_checked(
+                    first.version,
+                    texts,
+                    k,
+                    first.path,
+                    first.modality,
+                    DEFAULT_BEAM,
+                    first.filters,
+                ),
             )
         except Exception as e:  # noqa: BLE001 - each waiting request gets the error
             for entry in group:
-                if not entry[6].done():  # done: cancelled, its client went away
-                    entry[6].set_exception(e)
+                if not entry.future.done():  # done: cancelled, its client went away
+                    entry.future.set_exception(e)
             return
         for n, entry in enumerate(group):
-            if not entry[6].done():
+            if not entry.future.done():
                 payload = answer.payload(n)
-                entry[6].set_result({**payload, "results": payload["results"][: entry[2]]})
+                entry.future.set_result({**payload, "results": payload["results"][: entry.k]})
