@@ -25,7 +25,7 @@ test-all: $(STAMP)
 	$(BIN)/python -m pytest -q -m ""
 
 bench: $(STAMP)
-	$(BIN)/python bench/embed.py
+	$(BIN)/python -m bench embed
 
 lint: $(STAMP)
 	$(BIN)/ruff check ace_core storage query tasks flows tests bench

@@ -1,7 +1,7 @@
 """Training next to another CPU-bound process (issue: scale and speed, "a busy machine").
 Prints markdown; not a test.
 
-  .venv/bin/python bench/busy.py [--index]
+  .venv/bin/python bench/busy.py [--index] [--items 300] [--epochs 4]
 
 The same small retriever training (300 items, 1,500 captions, 4 epochs; the real MiniLM
 encoder and fusion decoder) runs in a fresh process alone and beside one busy-looping
@@ -14,6 +14,7 @@ ACE's.
 
 from __future__ import annotations
 
+import argparse
 import os
 import subprocess
 import sys
@@ -34,17 +35,18 @@ from ace_core.retrieval.dense import DenseTrainConfig
 from ace_core.retrieval.fit import fit_retrieval
 from ace_core.retrieval.training import TrainConfig
 rng = np.random.default_rng(0)
-ids = [f"{i:064x}" for i in range(300)]
-x = l2n(rng.standard_normal((300, 64)).astype(np.float32))
+ids = [f"{i:064x}" for i in range(ITEMS)]
+x = l2n(rng.standard_normal((ITEMS, 64)).astype(np.float32))
 words = ["red", "blue", "green", "circle", "square", "loud", "soft"]
 caps = {i: CaptionEntry([" ".join(rng.choice(words, 5)) + f" {k}" for k in range(5)]) for i in ids}
 cfg = SemanticIDConfig(kmeans=KMeansConfig(k=8), rqvae=RQVAEConfig(max_epochs=2))
 indexer, sids = fit_semantic_ids(ids, x, cfg)
 t = time.perf_counter()
-train = TrainConfig(epochs=4, eval_every=4, dense=DenseTrainConfig(epochs=2))
+train = TrainConfig(epochs=EPOCHS, eval_every=EPOCHS, dense=DenseTrainConfig(epochs=2))
 fit_retrieval(ids, x, sids, indexer, caps, train=train)
 print(time.perf_counter() - t)
 """.replace("ROOT_PATH", repr(str(ROOT)))
+SMOKE = ["--items", "40", "--epochs", "1"]
 
 VARIANTS = {
     "torch defaults (ACE_THREADS=fixed: 2 threads, spin-waiting)": {"ACE_THREADS": "fixed"},
@@ -54,8 +56,10 @@ VARIANTS = {
 }
 
 
-def train_seconds(env: dict) -> float:
-    out = subprocess.run([sys.executable, "-c", TRAIN], env={**os.environ, **env},
+def train_seconds(env: dict, items: int, epochs: int) -> float:
+    """The training of TRAIN (``items`` items, ``epochs`` epochs) in a fresh process."""
+    script = TRAIN.replace("ITEMS", str(items)).replace("EPOCHS", str(epochs))
+    out = subprocess.run([sys.executable, "-c", script], env={**os.environ, **env},
                          capture_output=True, text=True, check=True)  # fmt: skip
     return float(out.stdout.strip().splitlines()[-1])
 
@@ -97,8 +101,13 @@ def whole_index() -> None:
 
 
 def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--index", action="store_true", help="a whole `ace index` instead")
+    ap.add_argument("--items", type=int, default=300, help="items of the training")
+    ap.add_argument("--epochs", type=int, default=4, help="epochs of the training")
+    args = ap.parse_args()
     print(f"{os.cpu_count()} CPUs\n")
-    if "--index" in sys.argv:
+    if args.index:
         sys.path.insert(0, str(ROOT))
         whole_index()
         return
@@ -106,11 +115,11 @@ def main() -> None:
     print("|---|---|---|---|---|")
     base = None
     for name, env in VARIANTS.items():
-        alone = train_seconds(env)
+        alone = train_seconds(env, args.items, args.epochs)
         hog = subprocess.Popen([sys.executable, "-c", "while True: pass"])
         time.sleep(1)
         try:
-            busy = train_seconds(env)
+            busy = train_seconds(env, args.items, args.epochs)
         finally:
             hog.kill()
         base = base or alone

@@ -36,10 +36,11 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "bench"))
 VENV = ROOT / ".bench-venvs" / "clip-retrieval"
 CLIP_RETRIEVAL = "clip-retrieval==2.45.0"
 ENV = {**os.environ, "CUDA_VISIBLE_DEVICES": "", "HF_HUB_OFFLINE": "1", "WANDB_MODE": "disabled"}
+
+SMOKE = ["--images", "8", "--repeats", "1", "--work", "clip-retrieval"]
 
 
 def ensure_venv() -> Path:
@@ -149,12 +150,11 @@ def agreement(images: Path, cr_out: Path, store: Path) -> tuple[float, float, in
 
 def overlap(images: Path, weights: Path, repeats: int) -> tuple[float, float, float]:
     """ace's pipeline vs bare model images/s for ViT-B-32 on these JPEGs (batch 32)."""
-    from embed import modality_rates  # bench/embed.py
-
     from ace_core.media.discovery import discover
     from ace_core.media.embed_config import EmbedConfig
     from ace_core.media.encoders import ImageEncoderConfig
     from ace_core.media.pipeline import build_encoder
+    from bench.embed import modality_rates
 
     files = discover(images).files
     enc = build_encoder("image", EmbedConfig(image=ImageEncoderConfig("ViT-B-32", str(weights))))

@@ -23,6 +23,8 @@ sys.path.insert(0, str(ROOT))
 
 from ace_core.caption_formats import convert  # noqa: E402
 
+SMOKE = ["coco"]
+
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])

@@ -24,6 +24,8 @@ FAST = {"train": {"epochs": 3, "dense": {"epochs": 3}}, "ids": {"rqvae": {"max_e
         "embed": {"image": {"model": "ace-tiny-vit", "pretrained": "random"},
                   "audio": {"checkpoint": "random"}}}  # fmt: skip
 
+SMOKE = ["--repeats", "1"]
+
 
 def _run(argv: list[str]) -> float:
     env = {**os.environ, "PREFECT_API_URL": ""}

@@ -36,6 +36,9 @@ from ace_core.retrieval.constrained_generation import Trie, constrained_beam_sea
 from ace_core.retrieval.model import IDDecoder, RetrieverConfig, Vocab  # noqa: E402
 from ace_core.retrieval.train_steps import Optimizer, StepTargets, step_loss  # noqa: E402
 from ace_core.retrieval.training import TrainConfig  # noqa: E402
+from bench.timing import median_time  # noqa: E402
+
+SMOKE = ["--repeats", "1", "--steps", "1", "--items", "500"]
 
 
 def build(items: int, seed: int = 0):
@@ -144,16 +147,13 @@ def time_beam_search(w: Workload, rounds: int) -> float:
     trie = Trie(w.targets.cpu().numpy()).tie(w.emb.cpu().numpy())
     w.decoder.eval()
     layers, pad, _ = w.next_batch()
-    times = []
     with torch.no_grad():
         memory, mpad, q = w.decoder.memory_from_text(layers[:, :32], pad[:32])
-        for _ in range(rounds):
-            w.sync()
-            t = time.perf_counter()
+
+        def search():
             constrained_beam_search(w.decoder, memory, mpad, trie, 10, query=q)
-            w.sync()
-            times.append(time.perf_counter() - t)
-    return 1000 * statistics.median(times)
+
+        return 1000 * median_time(search, rounds, sync=w.sync)
 
 
 def main() -> None:

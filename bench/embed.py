@@ -1,6 +1,6 @@
 """Embedding figures (issue: embedding stage). Prints a markdown table; not a test.
 
-  .venv/bin/python bench/embed.py [--repeats 3] [--quick]
+  .venv/bin/python bench/embed.py [--repeats 3] [--quick] [--memory-sizes 200 2000]
 
 - items/s per modality, default (ViT-B-32, HTSAT-tiny) and tiny (ace-tiny-vit) configs, CPU;
 - overlap ratio: pipeline items/s (decode in workers + model) / bare model items/s on
@@ -20,16 +20,16 @@ import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
-
-from _timing import median_time, reset_peak_rss, status_kb  # noqa: E402
 
 from ace_core.media.discovery import discover  # noqa: E402
 from ace_core.media.embed_config import EmbedConfig, PipelineConfig
 from ace_core.media.encoders import AudioEncoderConfig, ImageEncoderConfig  # noqa: E402
 from ace_core.media.pipeline import build_encoder, default_decoders, embed_files, embed_prepared
 from ace_core.synth import CorpusCounts, write_sample_corpus  # noqa: E402
+from bench.timing import median_time, reset_peak_rss, status_kb  # noqa: E402
+
+SMOKE = ["--repeats", "1", "--quick", "--memory-sizes", "20", "40"]
 
 
 def modality_rates(files, encoders, batch, repeats):
@@ -80,6 +80,14 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--quick", action="store_true", help="skip the default (ViT-B-32) config")
+    ap.add_argument(
+        "--memory-sizes",
+        type=int,
+        nargs=2,
+        default=[200, 2000],
+        metavar="IMAGES",
+        help="the two corpora of the memory figure (the second 10x the first)",
+    )
     ap.add_argument("--memory-child", nargs=2, metavar=("CORPUS", "SHARD"))
     args = ap.parse_args()
     if args.memory_child:
@@ -114,7 +122,7 @@ def main() -> None:
     )
     print("|---|---|---|---|")
     peaks = []
-    for n in (200, 2000):
+    for n in args.memory_sizes:
         write_sample_corpus(tmp / f"m{n}", seed=1, counts=CorpusCounts(images=n, audio=0, videos=0))
         out = subprocess.run(
             [sys.executable, __file__, "--memory-child", str(tmp / f"m{n}"), "100"],

@@ -1,7 +1,7 @@
 """The fault matrix: runs tests/faults (every case of the faults issues that is quick), per
 fault class, and the slow cases here, and prints how many held. Not a test.
 
-  .venv/bin/python bench/faults.py [--captions 10000]
+  .venv/bin/python bench/faults.py [--captions 10000] [--fault-tests tests/faults]
 
 Slow cases: a benchmark-sized caption set (>= 10,000 captions) trains, both with its caption
 features cached and with a cache too small for them (recomputed per batch, used in backward).
@@ -20,6 +20,13 @@ sys.path.insert(0, str(ROOT))
 
 from tasks import _env  # noqa: E402,F401
 
+SMOKE = [
+    "--captions",
+    "120",
+    "--fault-tests",
+    "tests/faults/test_commands.py::test_an_unknown_option_shows_the_subcommands_usage",
+]
+
 FAULT_CLASSES = {
     "test_fault_matrix": "round one: damaged files, publish window, locks, disks, captions",
     "test_store_upkeep": "lost LATEST, rollback, prune, manifest checksum, verify --all",
@@ -29,8 +36,9 @@ FAULT_CLASSES = {
 }
 
 
-def matrix() -> tuple[list[tuple[str, int, int]], float]:
-    """(class, held, total) per fault module of tests/faults, and the seconds it took."""
+def matrix(tests: list[str]) -> tuple[list[tuple[str, int, int]], float]:
+    """(class, held, total) per fault module of ``tests`` (pytest paths under the repository:
+    tests/faults), and the seconds it took."""
     import tempfile
     import xml.etree.ElementTree as ET
 
@@ -38,7 +46,7 @@ def matrix() -> tuple[list[tuple[str, int, int]], float]:
     with tempfile.TemporaryDirectory() as tmp:
         report = Path(tmp) / "faults.xml"
         subprocess.run(
-            [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests/faults",
+            [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *tests,
              f"--junitxml={report}"],
             cwd=ROOT, capture_output=True, text=True,
         )  # fmt: skip
@@ -101,8 +109,14 @@ def many_captions(n_captions: int, cache_mb: int) -> tuple[bool, str]:
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--captions", type=int, default=10_000)
+    ap.add_argument(
+        "--fault-tests",
+        nargs="+",
+        default=["tests/faults"],
+        help="the pytest paths the matrix runs (default: every fault test)",
+    )
     args = ap.parse_args()
-    classes, secs = matrix()
+    classes, secs = matrix(args.fault_tests)
     rows = [
         (f"{FAULT_CLASSES.get(m, m)} ({m}.py)", held == total, f"{held}/{total} held")
         for m, held, total in classes

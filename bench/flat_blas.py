@@ -17,11 +17,11 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "bench"))
-
-from _timing import median_time  # noqa: E402
 
 from ace_core.retrieval.dense_index import BLAS_FROM, flat_index, searched  # noqa: E402
+from bench.timing import median_time  # noqa: E402
+
+SMOKE = ["--sizes", "1000", "--runs", "1"]
 
 
 def main() -> None:

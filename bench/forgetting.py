@@ -22,6 +22,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from tasks import _env  # noqa: E402,F401
 
+SMOKE = ["{store}"]
+
 
 def main() -> None:
     ap = argparse.ArgumentParser()

@@ -27,10 +27,6 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "bench"))
-
-from fused_protocols import all_queries, embedded, ranks, sampled  # noqa: E402
-from protocols import protocol_queries  # noqa: E402
 
 from ace_core.retrieval import fusion as F  # noqa: E402
 from ace_core.retrieval.evaluation import scored_sample, split_queries  # noqa: E402
@@ -43,8 +39,12 @@ from ace_core.retrieval.fused_search import (  # noqa: E402
 )
 from ace_core.retrieval.fusion import COMPONENTS, Fusion, fit_fusion, fused  # noqa: E402
 from ace_core.retrieval.zero_shot import TextSpace  # noqa: E402
+from bench.fused_protocols import all_queries, embedded, ranks, sampled  # noqa: E402
+from bench.protocols import protocol_queries  # noqa: E402
 
 PRESENT = ["captions", "text_tower", "bm25"]
+
+SMOKE = ["--corpus", "{corpus}", "--max-queries", "50"]
 
 
 def inputs(corpus: Path, seed: int, max_queries: int = 1000):

@@ -30,21 +30,20 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import statistics
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "bench"))
 
-import clip_retrieval  # noqa: E402
-import decoder_step  # noqa: E402
 import torch  # noqa: E402
 
 from ace_core.retrieval.training import TrainConfig  # noqa: E402
+from bench import clip_retrieval, decoder_step  # noqa: E402
+from bench.timing import median_time  # noqa: E402
+
+SMOKE = ["--device", "cpu", "--sizes", "1000", "--steps", "1", "--batch", "2"]
 
 
 def _sync(device: torch.device) -> None:
@@ -54,14 +53,7 @@ def _sync(device: torch.device) -> None:
 
 def _median_s(fn, device: torch.device, rounds: int) -> float:
     fn()  # warm-up (CUDA kernels, allocator)
-    times = []
-    for _ in range(rounds):
-        _sync(device)
-        t = time.perf_counter()
-        fn()
-        _sync(device)
-        times.append(time.perf_counter() - t)
-    return statistics.median(times)
+    return median_time(fn, rounds, sync=lambda: _sync(device))
 
 
 def image_model_rate(device: torch.device, batch: int, rounds: int) -> float:

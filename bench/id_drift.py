@@ -25,6 +25,8 @@ from ace_core.ids.rqvae import RQVAEConfig  # noqa: E402
 from ace_core.ids.semantic_ids import SemanticIDConfig, fit_semantic_ids, l2n  # noqa: E402
 from ace_core.ids.stable_ids import MAX_DRIFT, codebook_drift  # noqa: E402
 
+SMOKE = ["--n", "200", "--seeds", "1"]
+
 
 def clusters(rng, n_clusters: int, dim: int) -> np.ndarray:
     return rng.standard_normal((n_clusters, dim)).astype(np.float32)

@@ -24,6 +24,8 @@ sys.path.insert(0, str(ROOT))
 
 from ace_core.ids.semantic_ids import SemanticIDConfig, fit_semantic_ids  # noqa: E402
 
+SMOKE = ["--sizes", "50", "--dim", "16"]
+
 
 def mixture(n: int, dim: int, seed: int = 0, topics: int = 40) -> np.ndarray:
     rng = np.random.default_rng(seed)

@@ -20,9 +20,6 @@ import faiss
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from _timing import median_time  # noqa: E402
 
 from ace_core.ids.kmeans import KMeansConfig, auto_k, fit_kmeans  # noqa: E402
 from ace_core.ids.quality import collision_rate, faiss_rq_reference  # noqa: E402
@@ -32,6 +29,9 @@ from ace_core.ids.semantic_ids import (  # noqa: E402
     fit_semantic_ids,
     l2n,
 )
+from bench.timing import median_time  # noqa: E402
+
+SMOKE = ["--sizes", "300", "--repeats", "1", "--rq-max-epochs", "2"]
 
 
 def data(n, d=512, clusters=500, seed=0):

@@ -29,11 +29,11 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "bench"))
-
-from ivf_lists import ivf, recall, space_queries  # noqa: E402
 
 from ace_core.retrieval import dense_index  # noqa: E402
+from bench.ivf_lists import ivf, recall, space_queries  # noqa: E402
+
+SMOKE = ["--items", "2000", "--runs", "1"]
 
 
 def code_lists(x: np.ndarray, lists: int):

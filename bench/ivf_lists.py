@@ -21,13 +21,13 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "bench"))
-
-from fused_protocols import embedded, sampled  # noqa: E402
 
 from ace_core.media.encoders import to_common_dim  # noqa: E402
 from ace_core.retrieval.dense_index import TRAIN_PER_LIST  # noqa: E402
 from ace_core.retrieval.fused_search import spaces_of_rows  # noqa: E402
+from bench.fused_protocols import embedded, sampled  # noqa: E402
+
+SMOKE = ["--corpus", "{corpus}", "--queries", "20", "--probes", "4"]
 
 
 def ivf(x: np.ndarray, lists: int, probes: int):

@@ -27,6 +27,8 @@ from tasks import _env  # noqa: E402,F401
 
 TRIVIAL = "from prefect import flow\n@flow\ndef f():\n    return 1\nf()\n"
 
+SMOKE = ["--image-model", "ace-tiny-vit"]
+
 
 def cold_start() -> tuple[float, float]:
     def once(home: str) -> float:
@@ -59,7 +61,7 @@ def direct_steps(corpus: str, store: str, ic) -> dict[str, float]:
     from storage.build.staging import stage_rebuild
     from storage.formats.shards import load_shard_files, plan_shards, write_embed_shard
     from storage.store import Store
-    from tasks import build
+    from tasks import build, train
     from tasks.embed import encoders_for
 
     times = {}
@@ -84,7 +86,7 @@ def direct_steps(corpus: str, store: str, ic) -> dict[str, float]:
     ids = build.fit_ids.fn(str(staged), ic)
     times["ids"] = time.perf_counter() - t
     t = time.perf_counter()
-    build.train_retriever.fn(store, str(staged), ic)
+    train.train_retriever.fn(store, str(staged), ic)
     times["train+eval"] = time.perf_counter() - t
     t = time.perf_counter()
     publish_version(
@@ -124,19 +126,19 @@ def main() -> None:
     flow(lambda: 1)()  # warm this process's ephemeral API
 
     stages = direct_steps(str(tmp / "corpus"), str(tmp / "direct"), cfg)
-    embed_tasks._encoders.cache_clear()  # the flow loads its models like the direct run did
+    embed_tasks._encoder.cache_clear()  # the flow loads its models like the direct run did
     t = time.perf_counter()
     first = index_corpus(str(tmp / "corpus"), str(tmp / "store"), cfg)
     t_index = time.perf_counter() - t
-    embed_tasks._encoders.cache_clear()  # every run pays its model loading, as a new process would
+    embed_tasks._encoder.cache_clear()  # every run pays its model loading, as a new process would
     t = time.perf_counter()
     ingest = ingest_batch(str(tmp / "batch"), str(tmp / "store"))
     t_ingest = time.perf_counter() - t
-    embed_tasks._encoders.cache_clear()
+    embed_tasks._encoder.cache_clear()
     t = time.perf_counter()
     nightly = index_corpus(None, str(tmp / "store"), cfg)  # every source: corpus + batch
     t_nightly = time.perf_counter() - t
-    embed_tasks._encoders.cache_clear()
+    embed_tasks._encoder.cache_clear()
     t = time.perf_counter()
     again = index_corpus(None, str(tmp / "store"), cfg)  # nothing changed since
     t_again = time.perf_counter() - t

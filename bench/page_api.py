@@ -23,9 +23,11 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from bench._timing import median_time  # noqa: E402
+from bench.timing import median_time  # noqa: E402
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "media"
+
+SMOKE = ["--items", "1000", "--repeats", "1"]
 
 
 def _clips(tmp: Path) -> list[Path]:

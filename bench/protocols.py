@@ -57,6 +57,8 @@ from ace_core.retrieval.zero_shot import (  # noqa: E402
 TINY = ROOT / "models" / "tiny"
 METRICS = ("R@1", "R@5", "R@10", "MRR@10")
 
+SMOKE = ["--images", "10", "--audio", "4", "--videos", "2", "--epochs", "1", "--train-seeds", "0"]
+
 
 def tiny_encoders():
     """(EmbedConfig, {modality: encoder}) of the tiny aligned encoders."""

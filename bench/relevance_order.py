@@ -19,6 +19,8 @@ import query.search as qs  # noqa: E402
 from query.evaluate import evaluate_served_path  # noqa: E402
 from storage.store import Store  # noqa: E402
 
+SMOKE = ["--store", "{store}"]
+
 
 def _by_score(answer, cal, served=qs.with_relevance):
     out = served(answer, cal)

@@ -30,9 +30,6 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from _timing import median_time  # noqa: E402
 
 from ace_core.ids.semantic_ids import SemanticIDConfig, fit_semantic_ids  # noqa: E402
 from ace_core.media.discovery import discover  # noqa: E402
@@ -43,6 +40,9 @@ from ace_core.retrieval.model import IDDecoder, RetrieverConfig, Vocab  # noqa: 
 from ace_core.retrieval.text_encoder import build_text_encoder  # noqa: E402
 from ace_core.retrieval.text_features import TextFeatures  # noqa: E402
 from ace_core.retrieval.training import TrainConfig  # noqa: E402
+from bench.timing import median_time  # noqa: E402
+
+SMOKE = ["throughput", "--sizes", "1000", "--repeats", "1", "--batches", "1", "--hnsw-max", "1000"]
 
 
 def embed_corpus(corpus: Path, model: str):
@@ -144,6 +144,7 @@ def synthetic_ids(n: int, levels=3, K=256, seed=0) -> np.ndarray:
 def throughput(args) -> None:
     from ace_core.retrieval.constrained_generation import Trie
     from ace_core.retrieval.generation import generative_search
+    from ace_core.retrieval.retrieval_model import feature_spec
 
     torch.manual_seed(0)
     enc, tok, _ = build_text_encoder(RetrieverConfig())
@@ -159,7 +160,12 @@ def throughput(args) -> None:
     def med(fn):
         return median_time(fn, args.repeats)
 
-    t_enc = med(lambda: TextFeatures(enc, tok, texts, device="cpu", batch=32))
+    spec = feature_spec(RetrieverConfig())  # what a served query computes
+
+    def features():
+        return TextFeatures.compute(enc, tok, texts, device="cpu", batch=32, spec=spec)
+
+    t_enc = med(features)
     print(
         f"{len(texts)} queries, batch 32, beam 10, {torch.get_num_threads()} threads; text "
         f"encoder alone: {len(texts) / t_enc:.1f} q/s"
@@ -174,7 +180,7 @@ def throughput(args) -> None:
         tokens, k, K = synthetic_ids(n)
         vocab = Vocab(k, 3, K, int(tokens[:, -1].max()) + 1)
         trie = Trie(vocab.encode(tokens))
-        dec = IDDecoder(RetrieverConfig(), vocab, enc.hidden, enc.n_layers, 512).eval()
+        dec = IDDecoder(RetrieverConfig(), vocab, enc.hidden, enc.n_layers, 512, n).eval()
         emb = np.random.default_rng(1).standard_normal((n, 512)).astype(np.float32)
         emb /= np.linalg.norm(emb, axis=1, keepdims=True)
         dense = DenseProjection(enc.hidden, 512).eval()
@@ -184,12 +190,12 @@ def throughput(args) -> None:
         index.add(emb)
 
         def gen():
-            feats = TextFeatures(enc, tok, texts, device="cpu", batch=32)
+            feats = features()
             generative_search(dec, feats, trie, 10, 10, batch=32)
 
         def den(idx):
             def run():
-                feats = TextFeatures(enc, tok, texts, device="cpu", batch=32)
+                feats = features()
                 for i in range(0, len(texts), 32):
                     sub = TextFeatures.__new__(TextFeatures)
                     sub.pooled = feats.pooled[i : i + 32]

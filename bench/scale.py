@@ -27,11 +27,12 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "bench"))
 TINY = ROOT / "models" / "tiny"
-from _timing import reset_peak_rss, status_kb  # noqa: E402
+from bench.timing import reset_peak_rss, status_kb  # noqa: E402
 
 SEEDS = {1000: 101, 10000: 102, 100000: 103}  # corpus seeds (other sizes: 100 + size)
+
+SMOKE = ["--sizes", "100", "--max-train-steps", "10", "--ingest-at", "100", "--work", "scale"]
 
 
 def corpus(work: Path, n: int, seed: int, name: str) -> Path:
@@ -118,6 +119,7 @@ class StageMeter:
 def instrument() -> StageMeter:
     import flows.index as fi
     from tasks import build as tb
+    from tasks import train as tt
 
     meter = StageMeter()
     for module, attr, name in (
@@ -127,7 +129,7 @@ def instrument() -> StageMeter:
         (tb, "stage_ingest", "stage"),
         (tb, "fit_ids", "ids"),
         (tb, "assign_ids", "ids"),
-        (tb, "train_retriever", "train+eval"),
+        (tt, "train_retriever", "train+eval"),
         (tb, "publish_version", "publish"),
     ):
         meter.wrap(module, attr, name)

@@ -36,6 +36,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.timing import median_time  # noqa: E402
 from flows import serve as _serve  # noqa: E402,F401
 from tasks import _env  # noqa: E402,F401
 
@@ -67,11 +68,11 @@ FITS = {
     },
 }
 
+SMOKE = ["--sizes", "100", "--clients", "1", "--seconds", "1", "--paths", "auto"]
+
 
 def synthetic_version(n: int):
     """A VersionModel over n synthetic IDs (the decoder and dense head untrained)."""
-    import importlib.util
-
     import torch
 
     from ace_core.retrieval.dense import DenseProjection
@@ -79,11 +80,9 @@ def synthetic_version(n: int):
     from ace_core.retrieval.model import IDDecoder, RetrieverConfig, Vocab
     from ace_core.retrieval.retrieval_model import RetrievalModel
     from ace_core.retrieval.text_encoder import build_text_encoder
+    from bench import retrieval as bench_retrieval  # its synthetic IDs, same as there
     from query.loaded import LoadedVersion
 
-    spec = importlib.util.spec_from_file_location("bench_retrieval", ROOT / "bench/retrieval.py")
-    bench_retrieval = importlib.util.module_from_spec(spec)  # its synthetic IDs, same as there
-    spec.loader.exec_module(bench_retrieval)
     torch.manual_seed(0)
     enc, tok, _ = build_text_encoder(RetrieverConfig())
     tokens, k, K = bench_retrieval.synthetic_ids(n)
@@ -91,7 +90,7 @@ def synthetic_version(n: int):
     emb = np.random.default_rng(1).standard_normal((n, 512)).astype(np.float32)
     emb /= np.linalg.norm(emb, axis=1, keepdims=True)
     ids = [f"{i:064x}" for i in range(n)]
-    decoder = IDDecoder(RetrieverConfig(), vocab, enc.hidden, enc.n_layers, 512).eval()
+    decoder = IDDecoder(RetrieverConfig(), vocab, enc.hidden, enc.n_layers, 512, n).eval()
     model = RetrievalModel(RetrieverConfig(), vocab, ids, emb, vocab.encode(tokens), enc.eval(),
                            tok, decoder, DenseProjection(enc.hidden, 512).eval())  # fmt: skip
     _ = model.trie  # built before serving
@@ -216,13 +215,8 @@ def cli_cost() -> float:
                    '"pretrained": "random"}, "audio": {"checkpoint": "random"}}}')  # fmt: skip
     subprocess.run([*ace, "index", str(tmp / "c"), "--store", str(tmp / "s"), "--config",
                     str(cfg)], check=True, capture_output=True)  # fmt: skip
-    times = []
-    for _ in range(3):
-        t = time.perf_counter()
-        subprocess.run([*ace, "query", "a red circle", "--store", str(tmp / "s"), "-k", "3"],
-                       check=True, capture_output=True)  # fmt: skip
-        times.append(time.perf_counter() - t)
-    return statistics.median(times)
+    query = [*ace, "query", "a red circle", "--store", str(tmp / "s"), "-k", "3"]
+    return median_time(lambda: subprocess.run(query, check=True, capture_output=True), 3)
 
 
 def main() -> None:

@@ -24,7 +24,6 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "bench"))
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
@@ -43,6 +42,8 @@ from ace_core.retrieval.text_encoder import build_text_encoder, default_encoder_
 from ace_core.retrieval.train_steps import Optimizer, StepTargets, step_loss  # noqa: E402
 from ace_core.retrieval.training import TrainConfig  # noqa: E402
 from storage.formats.text_features import feature_source  # noqa: E402
+
+SMOKE = ["--corpus", "{corpus}", "--steps", "2", "--rounds", "1"]
 
 
 class Corpus:

@@ -28,6 +28,8 @@ from ace_core.world import vocab  # noqa: E402
 from ace_core.world.captions import picture_caption  # noqa: E402
 from ace_core.world.corpus import draw_item  # noqa: E402
 
+SMOKE = ["--items", "20"]
+
 
 def rotated(p, field):
     values = [getattr(t, field) for t in p.things]

@@ -18,6 +18,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from ace_core.world.corpus import descriptions, shared_description_share  # noqa: E402
 
+SMOKE = ["--sizes", "100"]
+
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])

@@ -25,9 +25,6 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "bench"))
-
-from fused_protocols import embedded, sampled  # noqa: E402
 
 from ace_core.cpu_share import flush_denormals  # noqa: E402
 from ace_core.ids.semantic_ids import SemanticIDConfig, fit_semantic_ids  # noqa: E402
@@ -42,6 +39,9 @@ from ace_core.retrieval.zero_shot import (  # noqa: E402
     tower_queries,
     zero_shot_search,
 )
+from bench.fused_protocols import embedded, sampled  # noqa: E402
+
+SMOKE = ["--corpus", "{corpus}", "--epochs", "1", "--max-steps", "5"]
 
 
 def nearby_points(x: np.ndarray, rows: np.ndarray, n: int, seed: int):

@@ -4,14 +4,25 @@ import statistics
 import time
 
 
-def median_time(fn, repeats: int) -> float:
-    """Median wall time of ``repeats`` calls of ``fn`` (seconds)."""
+def run_times(fn, repeats: int, sync=None) -> list[float]:
+    """Wall time of each of ``repeats`` calls of ``fn`` (seconds). ``sync``, a device's wait
+    (e.g. ``torch.cuda.synchronize``), is called before each clock starts and again before it
+    is read."""
     times = []
     for _ in range(repeats):
+        if sync:
+            sync()
         t = time.perf_counter()
         fn()
+        if sync:
+            sync()
         times.append(time.perf_counter() - t)
-    return statistics.median(times)
+    return times
+
+
+def median_time(fn, repeats: int, sync=None) -> float:
+    """Median wall time of ``repeats`` calls of ``fn`` (seconds); ``sync`` as in run_times."""
+    return statistics.median(run_times(fn, repeats, sync))
 
 
 def reset_peak_rss() -> None:
