@@ -54,12 +54,9 @@ from ace_core.retrieval.dense_index import EXACT_MAX  # noqa: E402
 from ace_core.retrieval.evaluation import scored_sample  # noqa: E402
 from ace_core.retrieval.fit import fit_retrieval  # noqa: E402
 from ace_core.retrieval.fused_search import (  # noqa: E402
-    FusedInputs,
+    corpus_inputs,
     fit_version_fusion,
     fused_search,
-    spaces_of_rows,
-    trained_rows,
-    training_keywords,
 )
 from ace_core.retrieval.fusion import GENERATIVE, Fusion, default_fusion  # noqa: E402
 from ace_core.retrieval.generation import generative_search  # noqa: E402
@@ -69,7 +66,6 @@ from ace_core.retrieval.training import TrainConfig  # noqa: E402
 from ace_core.retrieval.validation import ZeroShotInputs  # noqa: E402
 from ace_core.retrieval.zero_shot import (  # noqa: E402
     merge_generated,
-    text_spaces,
     tower_dense_search,
     tower_hits,
     tower_queries,
@@ -139,11 +135,8 @@ def one_fit(protocol, seed, data, enc, args) -> dict[str, dict[str, np.ndarray]]
     if args.curve:
         print_curve(f"{protocol} seed {seed}", curve)
     model, dim = fit.model, x.shape[1]
-    spaces = text_spaces(modalities, model.id_tokens, towers, model.trie_of)
-    captioned = trained_rows(len(ids), fit.split.train)
-    keywords = training_keywords([paths[i] for i in ids], fit.split.train) if train_caps else None
-    inp = FusedInputs(model, np.arange(len(ids)), model.trie, spaces, bool(train_caps), captioned,
-                      spaces_of_rows(modalities), keywords=keywords)  # fmt: skip
+    item_paths = [paths[i] for i in ids]
+    inp = corpus_inputs(model, modalities, item_paths, towers, fit.split.train, bool(train_caps))
     val = scored_sample(fit.split, 500, 500, seed, set()).val
     record = fit_version_fusion(inp, val, 10)
     fusion = Fusion.from_record(record) if record else default_fusion(inp.present)

@@ -4,14 +4,17 @@ space (InfoNCE), searched with a faiss flat inner-product index."""
 from __future__ import annotations
 
 import copy
+import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 from torch import nn
 from torch.nn import functional as F
+from torch.optim.lr_scheduler import LambdaLR
 
-from ace_core.retrieval._torch import seeded, steps_left
+from ace_core.retrieval._torch import cosine_factor, seeded, steps_left
 from ace_core.retrieval.dense_index import flat_index, searched
 from ace_core.retrieval.evaluation import retrieval_metrics
 from ace_core.retrieval.losses import info_nce
@@ -25,9 +28,17 @@ class DenseTrainConfig:
     batch_size: int = 128
     weight_decay: float = 0.01
     patience: int = 36  # epochs without validation improvement before stopping
-    max_steps: int | None = 20_000  # optimisation-step budget (None: no cap), as TrainConfig's
+    max_steps: int | None = None  # a cap on optimisation steps (None: the budget alone)
+    examples_per_item: float | None = 160.0  # the budget in training examples per item, as
+    #   TrainConfig's: the baseline's cost grows with the corpus as the generative path's does
+    #   (at 10k items 12,500 steps; with the decay, as good as 20,000 constant-rate steps)
+    lr_decay: bool = True  # cosine decay of the learning rate over the budget (to 5%)
     negatives: int | None = 8192  # above this many items, InfoNCE samples this many negatives
     #                               (a step's cost stops growing with the corpus; None: all)
+
+
+# what a version built before the dense budget (issue 40) trained its baseline with
+DENSE_BEFORE_BUDGET = {"max_steps": 20_000, "examples_per_item": None, "lr_decay": False}
 
 
 class DenseProjection(nn.Module):
@@ -51,22 +62,37 @@ def train_dense(
     *,
     seed: int = 0,
     val: tuple[TextFeatures, np.ndarray] | None = None,
+    on_epoch: Callable[[int, int, dict | None], None] | None = None,
 ) -> dict | None:
-    """InfoNCE against all items; keeps the state with the best validation MRR@10."""
+    """InfoNCE against all items; keeps the state with the best validation MRR@10.
+    ``on_epoch(epoch, steps so far, validation metrics or None)`` after each epoch."""
     with seeded(seed, torch.device("cpu")):
-        return _train_dense(proj, feats, items, item_emb, cfg, val, seed)
+        return _train_dense(proj, feats, items, item_emb, cfg, val, seed, on_epoch)
 
 
-def _train_dense(proj, feats, items, item_emb, cfg, val, seed) -> dict | None:
+def dense_step_budget(cfg: DenseTrainConfig, n_items: int) -> int | None:
+    """The steps the dense baseline may take: ``examples_per_item`` x items / batch, capped
+    by ``max_steps`` (None: no cap)."""
+    if cfg.examples_per_item is None:
+        return cfg.max_steps
+    steps = max(1, math.ceil(cfg.examples_per_item * n_items / cfg.batch_size))
+    return min(steps, cfg.max_steps) if cfg.max_steps else steps
+
+
+def _train_dense(proj, feats, items, item_emb, cfg, val, seed, on_epoch) -> dict | None:
     gen = torch.Generator().manual_seed(seed)
     cands = F.normalize(torch.from_numpy(np.asarray(item_emb, np.float32)), dim=-1)
     x, y = feats.pooled, torch.from_numpy(np.asarray(items, np.int64))
     opt = torch.optim.AdamW(proj.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     best, best_state, since = None, copy.deepcopy(proj.state_dict()), 0
-    steps = 0
-    for _ in range(cfg.epochs):
+    steps, budget = 0, dense_step_budget(cfg, len(cands))
+    planned = min(budget or math.inf, cfg.epochs * math.ceil(len(y) / cfg.batch_size))
+    schedule = None
+    if cfg.lr_decay:
+        schedule = LambdaLR(opt, lambda step: cosine_factor(step, planned))
+    for epoch in range(1, cfg.epochs + 1):
         batches = torch.randperm(len(y), generator=gen).split(cfg.batch_size)
-        batches = batches[: steps_left(cfg.max_steps, steps)]
+        batches = batches[: steps_left(budget, steps)]
         steps += len(batches)
         proj.train()
         for b in batches:
@@ -75,13 +101,19 @@ def _train_dense(proj, feats, items, item_emb, cfg, val, seed) -> dict | None:
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
-        spent = steps_left(cfg.max_steps, steps) == 0
+            if schedule is not None:
+                schedule.step()
+        spent = steps_left(budget, steps) == 0
         if val is None or not len(val[0]):
+            if on_epoch:
+                on_epoch(epoch, steps, None)
             if spent:
                 break
             continue
         ranked = dense_search(proj, val[0], cands.numpy(), 10)
         m = retrieval_metrics([[i for i, _ in r] for r in ranked], list(val[1]))
+        if on_epoch:
+            on_epoch(epoch, steps, m)
         if best is None or (m["MRR@10"], m["R@1"]) > (best["MRR@10"], best["R@1"]):
             best, best_state, since = m, copy.deepcopy(proj.state_dict()), 0
         else:

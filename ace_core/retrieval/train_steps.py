@@ -11,7 +11,7 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
-from ace_core.retrieval._torch import autocast
+from ace_core.retrieval._torch import autocast, cosine_factor
 from ace_core.retrieval.constrained_generation import Trie
 from ace_core.retrieval.losses import id_loss, info_nce
 
@@ -81,12 +81,6 @@ def step_loss(decoder, kind: str, b, train_feats, t: StepTargets, cfg, device) -
         nce = info_nce(q, t.emb, items, cfg.bridge_negatives, offsets=decoder.item_offset)
         loss = loss + cfg.bridge_weight * nce
     return loss
-
-
-def cosine_factor(step: int, planned: int) -> float:
-    """The learning rate's factor at ``step``: a cosine from 1 to 5% over ``planned`` steps,
-    then 5%."""
-    return 0.05 + 0.95 * 0.5 * (1 + np.cos(np.pi * min(step / max(planned, 1), 1.0)))
 
 
 class Optimizer:

@@ -7,6 +7,7 @@ import json
 
 from ace_core.config_io import from_dict
 from ace_core.index_config import IndexConfig
+from ace_core.retrieval.dense import DENSE_BEFORE_BUDGET
 from ace_core.retrieval.model import BEFORE_TIED
 from ace_core.retrieval.training import TRAIN_BEFORE_BUDGET
 from storage.store import Store
@@ -39,6 +40,9 @@ def config_from_manifest(config: dict) -> IndexConfig:
     for section, before in (("retriever", BEFORE_TIED), ("train", TRAIN_BEFORE_BUDGET)):
         for key, value in before.items():  # older versions: the ACE decoder alone, in steps
             config.setdefault(section, {}).setdefault(key, value)
+    dense = config.setdefault("train", {}).setdefault("dense", {})
+    for key, value in DENSE_BEFORE_BUDGET.items():  # and the dense baseline in steps
+        dense.setdefault(key, value)
     return from_dict(IndexConfig, config)
 
 

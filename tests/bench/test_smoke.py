@@ -30,15 +30,13 @@ NEEDS = {  # what a bench reads that a checkout may lack: skipped without it
     "coco_corpus": ROOT.parent / "shared" / "realdata" / "coco-mini",
     "clip_retrieval": ROOT / ".bench-venvs" / "clip-retrieval" / "bin" / "clip-retrieval",
 }
-BROKEN = {
-    "faults": "TrainConfig has no feature_cache_mb since 9f2e750 (caption features are "
-    "memory-mapped now): its 'features over the cache' case needs a new design",
-}
+BROKEN: dict[str, str] = {}  # bench -> why its smoke run is expected to fail
 PRINTS = {  # a line of its figures: the bench ran to its end
     "busy": r"\| 1 thread \(OMP_NUM_THREADS=1\) \| [\d.]+ \| [\d.]+ \|",
     "clip_retrieval": r"embedding agreement over \d+ images: median cosine [\d.]+",
     "coco_corpus": r"\d+ photos, \d+ captions -> ",
     "commands": r"\| `ace query 'three red circles'` \| [\d.]+ \|",
+    "dense_budget": r"\| 4 examples/item.* \| [\d,]+ \| \d+ \| [\d.]+ \[",
     "decoder_step": r"train_step_ms: [\d.]+\n(.*\n)*beam_search_ms: [\d.]+",
     "embed": r"memory ratio 10x corpus / 1x corpus: [\d.]+",
     "faults": r"fault matrix: \d+ of \d+ cases held",
@@ -63,6 +61,7 @@ PRINTS = {  # a line of its figures: the bench ran to its end
     "serve": r"\| 100 \| auto \| 1 \| [\d.]+ \|(.*\n)*`ace query` per call .*: [\d.]+ s",
     "step_cost": r"\| corpus \| \d+ \| [\d.]+ \| [\d.]+ \|",
     "tiny_binding": r"\| presence: a shape not in the picture \| \d+ \| [\d.]+ \|",
+    "train_workers": r"\| 2 \| [\d.]+ \| [\d,]+ \| [\d.]+x \| [\d.]+ \[",
     "world_distinct": r"\| video \| 100 \| \d+ \| \d+ \|",
     "zero_shot_diagnosis": r"zero-shot R@1 [\d.]+, towers R@1 [\d.]+",
 }

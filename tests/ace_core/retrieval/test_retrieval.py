@@ -316,7 +316,7 @@ def test_the_learning_rate_decays_to_a_twentieth_over_the_planned_steps(
 ):
     """The plan is epochs x the first epoch's batches, capped by the step budget; the rate
     falls along a cosine and then holds at 5%."""
-    from ace_core.retrieval.train_steps import cosine_factor
+    from ace_core.retrieval._torch import cosine_factor
     from ace_core.retrieval.training import step_budget
 
     cfg = TrainConfig(epochs=epochs, max_steps=max_steps, examples_per_item=None)
