@@ -36,6 +36,7 @@ PRINTS = {  # a line of its figures: the bench ran to its end
     "clip_retrieval": r"embedding agreement over \d+ images: median cosine [\d.]+",
     "coco_corpus": r"\d+ photos, \d+ captions -> ",
     "commands": r"\| `ace query 'three red circles'` \| [\d.]+ \|",
+    "decoder_variants": r"\| generation \(merged\), leaf [\d.]+ \| [\d.]+ \| [\d.]+ \|",
     "dense_budget": r"\| 4 examples/item.* \| [\d,]+ \| \d+ \| [\d.]+ \[",
     "decoder_step": r"train_step_ms: [\d.]+\n(.*\n)*beam_search_ms: [\d.]+",
     "embed": r"memory ratio 10x corpus / 1x corpus: [\d.]+",
