@@ -143,7 +143,7 @@ def component_growth(versions: dict, runs: int) -> None:
 def probe_ratio(versions: dict, probes: int, runs: int) -> str:
     """The fused path's size ratio with ``probes`` on every IVF index the versions built."""
     ivfs = [index.index for vm in versions.values()
-            for kept in vm.fused_cache.get("indexes", {}).values() for index in kept.values()
+            for kept in vm.cache.dense_indexes.values() for index in kept.values()
             if isinstance(index, dense_index.Rescored)]  # fmt: skip
     try:
         for ivf in ivfs:

@@ -105,10 +105,10 @@ def synthetic_version(n: int):
     vm = LoadedVersion("v000001", model, items, sids, {}, captions,
                        encoders={m: {"text_sha256": "tiny", "weights_source": "tiny"}
                                  for m in mods})  # fmt: skip
-    vm._spaces = tiny_spaces([items[i]["modality"] for i in ids], model.id_tokens)
-    vm.fused_cache["captioned"] = np.arange(n) % 4 != 0  # a quarter without captions
+    vm.cache.text_spaces = tiny_spaces([items[i]["modality"] for i in ids], model.id_tokens)
+    vm.cache.captioned = np.arange(n) % 4 != 0  # a quarter without captions
     train = [(captions[i][0], j) for j, i in enumerate(ids) if j % 4 != 0]
-    vm.fused_cache["keywords"] = training_keywords([items[i]["path"] for i in ids], train)
+    vm.cache.training_keywords = training_keywords([items[i]["path"] for i in ids], train)
     vm.fusion = FITTED  # a typical fit on the three-protocol corpora (docs/BENCHMARKS.md)
     return vm
 

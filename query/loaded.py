@@ -7,7 +7,6 @@ queries over it; callers search through ``query.search``, which validates and re
 
 from __future__ import annotations
 
-import threading
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -20,6 +19,7 @@ from ace_core.retrieval.retrieval_model import RetrievalModel
 from ace_core.retrieval.zero_shot import TextSpace, text_spaces
 from query.filters import Filters
 from query.towers import load_text_towers
+from query.version_cache import VersionCache
 from storage.formats.manifest import config_from_manifest, version_config, version_sources
 from storage.formats.retriever import load_retriever
 from storage.formats.semantic_id_table import read_semantic_ids
@@ -46,16 +46,9 @@ class LoadedVersion:
     captions: dict[str, list[str]] = field(default_factory=dict)  # item_id -> captions
     embed: EmbedConfig | None = None  # the version's embedding config (its query towers)
     encoders: dict = field(default_factory=dict)  # the manifest's encoder records
-    _rows: dict[str, int] | None = None
-    _spaces: dict | None = None
-    _subsets: dict = field(default_factory=dict)
-    _example_encoders: dict = field(default_factory=dict)
     store: str | None = None  # where it was loaded from (its kept calibrations)
-    calibrations: dict = field(default_factory=dict)  # path -> Calibration | None
-    _keywords: KeywordIndex | None = None
-    _lock: threading.RLock = field(default_factory=threading.RLock)  # the caches above
     fusion: dict | None = None  # the manifest's fitted fusion weights (None: defaults)
-    fused_cache: dict = field(default_factory=dict)  # fused ranker indexes, held-out split
+    cache: VersionCache = field(default_factory=VersionCache)  # what it builds on first use
 
     @property
     def generative_path(self) -> str:
@@ -81,37 +74,34 @@ class LoadedVersion:
     def text_spaces(self) -> dict:
         """The encoders' text towers by item space (loaded once; AceInputError when the
         weights at hand are not the version's)."""
-        if self._spaces is None:
-            towers = load_text_towers(
-                self.version, self.embed or EmbedConfig(), self.encoders, device=self.model.device
-            )
-            modalities = [self.items[i]["modality"] for i in self.model.item_ids]
-            self._spaces = text_spaces(modalities, self.model.id_tokens, towers, self.model.trie_of)
-        return self._spaces
+        return self.cache.once("text_spaces", self._text_spaces)
+
+    def _text_spaces(self) -> dict:
+        towers = load_text_towers(
+            self.version, self.embed or EmbedConfig(), self.encoders, device=self.model.device
+        )
+        modalities = [self.items[i]["modality"] for i in self.model.item_ids]
+        return text_spaces(modalities, self.model.id_tokens, towers, self.model.trie_of)
 
     def keyword_index(self) -> KeywordIndex:
         """BM25 over the items' file names and captions (built on first use)."""
-        if self._keywords is None:
-            self._keywords = KeywordIndex(
-                [
-                    item_document(self.items[i]["path"] or "", self.captions.get(i, []))
-                    for i in self.model.item_ids
-                ]
-            )
-        return self._keywords
+        documents = [
+            item_document(self.items[i]["path"] or "", self.captions.get(i, []))
+            for i in self.model.item_ids
+        ]
+        return self.cache.once("file_keywords", lambda: KeywordIndex(documents))
 
     def held_out_queries(self) -> QuerySplit:
         """The version's training split and its validation and test queries (seeded
         samples), as its build trained, validated and evaluated on them; computed once."""
-        with self._lock:
-            if "held_out" not in self.fused_cache:
-                train = version_config(self.store, self.version).train
-                captions = read_captions(Store(self.store).version(self.version))
-                split = split_queries(self.model.item_ids, captions, seed=train.seed)
-                self.fused_cache["held_out"] = scored_sample(
-                    split, train.max_val_queries, train.max_test_queries, train.seed, set()
-                )
-            return self.fused_cache["held_out"]
+        return self.cache.once("held_out", self._held_out)
+
+    def _held_out(self) -> QuerySplit:
+        train = version_config(self.store, self.version).train
+        captions = read_captions(Store(self.store).version(self.version))
+        split = split_queries(self.model.item_ids, captions, seed=train.seed)
+        t = train
+        return scored_sample(split, t.max_val_queries, t.max_test_queries, t.seed, set())
 
     def embed_config(self) -> EmbedConfig:
         return self.embed or EmbedConfig()
@@ -119,21 +109,22 @@ class LoadedVersion:
     def example_encoder(self, kind: str, build):
         """The media encoder of ``kind`` for query by file, built once by
         ``build(kind, shared)`` (``shared(space)``: the encoder of another kind's space)."""
-        if kind not in self._example_encoders:
-            self._example_encoders[kind] = build(kind, lambda k: self.example_encoder(k, build))
-        return self._example_encoders[kind]
+        encoders = self.cache.example_encoders
+        if kind not in encoders:
+            encoders[kind] = build(kind, lambda k: self.example_encoder(k, build))
+        return encoders[kind]
 
     def subset_of(self, modalities: list[str]) -> tuple[np.ndarray, Trie]:
         """The rows of the items of ``modalities`` and a trie of their IDs."""
         if len(modalities) == 1:
             return self.subset(modalities[0])
         key = tuple(sorted(modalities))
-        with self._lock:
-            if key in self._subsets:
-                return self._subsets[key]
-            rows = self._rows_passing(set(key), NO_FILTERS)
-            self._subsets[key] = (rows, self.model.trie_of(rows))
-            return self._subsets[key]
+        subsets = self.cache.subsets
+        with self.cache.lock:
+            if key not in subsets:
+                rows = self._rows_passing(set(key), NO_FILTERS)
+                subsets[key] = (rows, self.model.trie_of(rows))
+            return subsets[key]
 
     def subset(
         self, modality: str | None, filters: Filters = NO_FILTERS
@@ -141,21 +132,22 @@ class LoadedVersion:
         """The rows of the items that pass (one modality's, or all for None; and
         ``filters``) and a trie of their IDs; the last MAX_FILTERED filtered sets are kept."""
         key = (modality, filters) if filters.active else modality
-        with self._lock:
+        with self.cache.lock:
             return self._subset(key, modality, filters)
 
     def _subset(self, key, modality: str | None, filters: Filters) -> tuple[np.ndarray, Trie]:
-        if key not in self._subsets:
+        subsets = self.cache.subsets
+        if key not in subsets:
             kinds = {modality} if modality else None
             rows = self._rows_passing(kinds, filters)
             if modality is None and not filters.active:
-                self._subsets[key] = (rows, self.model.trie)
+                subsets[key] = (rows, self.model.trie)
             else:
-                self._subsets[key] = (rows, self.model.trie_of(rows))
-            filtered = [k for k in self._subsets if isinstance(k, tuple) and k[-1] != NO_FILTERS]
+                subsets[key] = (rows, self.model.trie_of(rows))
+            filtered = [k for k in subsets if isinstance(k, tuple) and k[-1] != NO_FILTERS]
             for old in filtered[:-MAX_FILTERED]:
-                self._subsets.pop(old)
-        return self._subsets[key]
+                subsets.pop(old)
+        return subsets[key]
 
     def _rows_passing(self, kinds: set[str] | None, filters: Filters) -> np.ndarray:
         items = self.items
@@ -174,9 +166,10 @@ class LoadedVersion:
         if modality is None and not filters.active:
             return spaces
         key = ("spaces", modality, filters)
-        with self._lock:
-            if key in self._subsets:
-                return self._subsets[key]
+        subsets = self.cache.subsets
+        with self.cache.lock:
+            if key in subsets:
+                return subsets[key]
             rows, _ = self.subset(modality, filters)
             keep, out = set(rows.tolist()), {}
             for name, space in spaces.items():
@@ -184,7 +177,7 @@ class LoadedVersion:
                 if len(mine):
                     trie = self.model.trie_of(mine)
                     out[name] = TextSpace(space.embed_text, mine, trie)
-            self._subsets[key] = out
+            subsets[key] = out
             return out
 
     def result(self, row: int, score: float) -> dict:
@@ -220,9 +213,7 @@ class LoadedVersion:
 
     @property
     def row_of(self) -> dict[str, int]:
-        if self._rows is None:
-            self._rows = {i: n for n, i in enumerate(self.model.item_ids)}
-        return self._rows
+        return self.cache.once("row_of", lambda: {i: n for n, i in enumerate(self.model.item_ids)})
 
 
 def load_version(store: str, version: str | None = None) -> LoadedVersion:

@@ -22,14 +22,14 @@ RANKED = 10  # results per validation query that the calibration sees
 
 def calibration(loaded: LoadedVersion, path: str) -> Calibration | None:
     """The calibration of ``path`` (resolved) on ``loaded``: kept, or fit now and kept."""
-    if path in loaded.calibrations:
-        return loaded.calibrations[path]
+    if path in loaded.cache.calibrations:
+        return loaded.cache.calibrations[path]
     cal = _kept(loaded, path) if loaded.store else None
     if cal is None and loaded.store:
         cal = _fit(loaded, path)
         if cal is not None:
             _keep(loaded, path, cal)
-    loaded.calibrations[path] = cal
+    loaded.cache.calibrations[path] = cal
     return cal
 
 

@@ -80,8 +80,8 @@ def fused_inputs(loaded: LoadedVersion, modality: str | None, filters: Filters) 
 
 def _indexes(loaded: LoadedVersion, key) -> dict:
     """The dense indexes of an item subset, kept for the last MAX_KEPT subsets."""
-    with loaded._lock:
-        kept = loaded.fused_cache.setdefault("indexes", {})
+    kept = loaded.cache.dense_indexes
+    with loaded.cache.lock:
         if key not in kept and len(kept) >= MAX_KEPT:
             kept.pop(next(iter(kept)))
         return kept.setdefault(key, {})
@@ -92,17 +92,15 @@ def exact_index(loaded: LoadedVersion, modality: str | None, filters: Filters, r
     (modality, filters): the ``dense`` path's, built once per kept subset (building one per
     batch copied the embeddings every time: 8 s a batch at 1M items)."""
     kept = _indexes(loaded, (modality, filters))
-    with loaded._lock:
+    with loaded.cache.lock:
         if "exact" not in kept:
             kept["exact"] = flat_index(loaded.model.item_emb[rows])
         return kept["exact"]
 
 
 def _spaces_of_rows(loaded: LoadedVersion) -> np.ndarray:
-    if "space_of_row" not in loaded.fused_cache:
-        modalities = [loaded.items[i]["modality"] for i in loaded.model.item_ids]
-        loaded.fused_cache["space_of_row"] = spaces_of_rows(modalities)
-    return loaded.fused_cache["space_of_row"]
+    modalities = [loaded.items[i]["modality"] for i in loaded.model.item_ids]
+    return loaded.cache.once("space_of_row", lambda: spaces_of_rows(modalities))
 
 
 def training_index(loaded: LoadedVersion) -> KeywordIndex | None:
@@ -110,17 +108,19 @@ def training_index(loaded: LoadedVersion) -> KeywordIndex | None:
     path's lexical component and the bm25 baseline; built once per loaded version."""
     if not loaded.captions:
         return None
-    with loaded._lock:
-        if "keywords" not in loaded.fused_cache:
-            paths = [loaded.items[i]["path"] for i in loaded.model.item_ids]
-            train = loaded.held_out_queries().train
-            loaded.fused_cache["keywords"] = training_keywords(paths, train)
-        return loaded.fused_cache["keywords"]
+
+    def build() -> KeywordIndex:
+        paths = [loaded.items[i]["path"] for i in loaded.model.item_ids]
+        return training_keywords(paths, loaded.held_out_queries().train)
+
+    return loaded.cache.once("training_keywords", build)
 
 
 def captioned(loaded: LoadedVersion) -> np.ndarray:
     """Per row of the version's items: trained on captions (the protocol's training split)."""
-    if "captioned" not in loaded.fused_cache:
+
+    def build() -> np.ndarray:
         train = loaded.held_out_queries().train if loaded.captions else []
-        loaded.fused_cache["captioned"] = trained_rows(loaded.n_items, train)
-    return loaded.fused_cache["captioned"]
+        return trained_rows(loaded.n_items, train)
+
+    return loaded.cache.once("captioned", build)

@@ -72,9 +72,9 @@ def test_the_dense_path_is_exact_search_over_an_index_built_once(store, modality
     vm = load_version(str(store))
     rows, _ = vm.subset(modality)
     first = rank(vm, "dense", TEXTS, 4, modality).hits
-    index = vm.fused_cache["indexes"][(modality, NO_FILTERS)]["exact"]
+    index = vm.cache.dense_indexes[(modality, NO_FILTERS)]["exact"]
     assert rank(vm, "dense", TEXTS, 4, modality).hits == first
-    assert vm.fused_cache["indexes"][(modality, NO_FILTERS)]["exact"] is index
+    assert vm.cache.dense_indexes[(modality, NO_FILTERS)]["exact"] is index
     with torch.no_grad():
         q = vm.model.dense(vm.model.features(TEXTS).pooled).numpy()
     scores = q @ vm.model.item_emb[rows].T

@@ -577,5 +577,5 @@ def test_a_new_version_is_warmed_up_before_it_is_served(store):
     assert holder.refresh()
     vm = holder.current
     assert vm.resolve("auto") == "fused"
-    built = vm.fused_cache["indexes"][(None, NO_FILTERS)]  # by the warm-up, not a request
+    built = vm.cache.dense_indexes[(None, NO_FILTERS)]  # by the warm-up, not a request
     assert "dense" in built

@@ -1,0 +1,45 @@
+"""What a loaded version builds on first use and keeps for its lifetime: one typed cache per
+version (``LoadedVersion.cache``), its slots named and typed here, filled under one lock.
+
+``once(slot, build)`` fills a slot the first time (re-entrant: a slot's build may read
+another); the keyed slots (subsets, dense indexes, encoders, calibrations) are dictionaries
+their owners fill under ``lock``."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TypeVar
+
+import numpy as np
+
+from ace_core.retrieval.evaluation import QuerySplit
+from ace_core.retrieval.keywords import KeywordIndex
+
+T = TypeVar("T")
+
+
+@dataclass
+class VersionCache:
+    row_of: dict[str, int] | None = None  # item_id -> row of the model's items
+    text_spaces: dict | None = None  # the towers' text spaces over every item (by space)
+    file_keywords: KeywordIndex | None = None  # BM25: file names and every caption
+    held_out: QuerySplit | None = None  # the build's training split, validation, test
+    training_keywords: KeywordIndex | None = None  # BM25: file names and training captions
+    captioned: np.ndarray | None = None  # per row: had training captions
+    space_of_row: np.ndarray | None = None  # per row: its item space
+    subsets: dict = field(default_factory=dict)  # item subset key -> (rows, trie) or spaces
+    dense_indexes: dict = field(default_factory=dict)  # (modality, filters) -> side -> index
+    example_encoders: dict = field(default_factory=dict)  # media kind -> encoder
+    calibrations: dict = field(default_factory=dict)  # path -> Calibration | None
+    lock: threading.RLock = field(default_factory=threading.RLock)
+
+    def once(self, slot: str, build: Callable[[], T]) -> T:
+        """Slot ``slot``, built by ``build()`` if it is still empty."""
+        with self.lock:
+            value = getattr(self, slot)
+            if value is None:
+                value = build()
+                setattr(self, slot, value)
+            return value
