@@ -222,7 +222,7 @@ def fit_fusion(
         captioned = np.ones_like(captioned)  # scores every candidate alike
     grid, ugrid = weight_grid(present, step), uncaptioned_grid(present)
     mrr = reciprocal_ranks(table, gold, captioned, grid, ugrid).mean(axis=0)
-    mixed = not captioned.all() and "captions" in present
+    mixed = not captioned.all() and bool(set(CAPTION_TRAINED) & set(present))
     if mixed:
         blind = reciprocal_ranks(table, gold, captioned, grid, ugrid, blind=True).mean(axis=0)
         mrr = 0.5 * mrr + 0.5 * blind

@@ -108,6 +108,26 @@ def test_the_fit_finds_an_uncaptioned_scale_between_coarse_steps(monkeypatch):
     assert coarse["val_mrr@10"] < fit["val_mrr@10"]
 
 
+def test_without_the_captions_beam_items_without_captions_still_get_their_scale():
+    """The fit without generative components (dense, towers, BM25) still scores every query
+    blinded, so the uncaptioned scale is chosen by validation, not left at the grid's first."""
+    tower, bm25 = F.COMPONENTS.index("text_tower"), F.COMPONENTS.index("bm25")
+
+    def query(rows, towers, words):
+        feats = np.zeros((len(rows), len(F.COMPONENTS)), np.float32)
+        feats[:, tower], feats[:, bm25] = towers, words
+        return F.Candidates(np.array(rows), feats)
+
+    # item 0 (the gold) leads on the towers; captioned item 1 has a keyword match
+    table = [query([0, 1], [1.0, 0.6], [0.0, 1.0])] * 4
+    captioned = np.array([True, True, False])
+    fit = F.fit_fusion(table, [0] * 4, ["text_tower", "bm25"], captioned)
+    assert fit["both_kinds"] and fit["weights"] == {"text_tower": 1.0, "bm25": 0.0}
+    # blinded, item 0 is an uncaptioned item and item 1 scores 0.6: only a scale above 0.6
+    # puts item 0 first (before the fix: the grid's first scale, 0.2, and R@10 0 on them)
+    assert fit["uncaptioned"]["text_tower"] > 0.6
+
+
 def test_the_weight_grid_covers_the_simplex():
     grid = F.weight_grid(["captions", "dense", "text_tower"], step=0.1)
     assert len(grid) == 66 and np.allclose(grid.sum(axis=1), 1.0)  # C(12, 2)
