@@ -85,11 +85,14 @@ class LoadedVersion:
 
     def keyword_index(self) -> KeywordIndex:
         """BM25 over the items' file names and captions (built on first use)."""
+        return self.cache.once("file_keywords", self._file_keywords)
+
+    def _file_keywords(self) -> KeywordIndex:
+        items, captions = self.items, self.captions
         documents = [
-            item_document(self.items[i]["path"] or "", self.captions.get(i, []))
-            for i in self.model.item_ids
+            item_document(items[i]["path"] or "", captions.get(i, [])) for i in self.model.item_ids
         ]
-        return self.cache.once("file_keywords", lambda: KeywordIndex(documents))
+        return KeywordIndex(documents)
 
     def held_out_queries(self) -> QuerySplit:
         """The version's training split and its validation and test queries (seeded

@@ -99,8 +99,10 @@ def exact_index(loaded: LoadedVersion, modality: str | None, filters: Filters, r
 
 
 def _spaces_of_rows(loaded: LoadedVersion) -> np.ndarray:
-    modalities = [loaded.items[i]["modality"] for i in loaded.model.item_ids]
-    return loaded.cache.once("space_of_row", lambda: spaces_of_rows(modalities))
+    def build() -> np.ndarray:
+        return spaces_of_rows([loaded.items[i]["modality"] for i in loaded.model.item_ids])
+
+    return loaded.cache.once("space_of_row", build)
 
 
 def training_index(loaded: LoadedVersion) -> KeywordIndex | None:
