@@ -1,9 +1,9 @@
 """What a loaded version builds on first use and keeps for its lifetime: one typed cache per
 version (``LoadedVersion.cache``), its slots named and typed here, filled under one lock.
 
-``once(slot, build)`` fills a slot the first time (re-entrant: a slot's build may read
-another); the keyed slots (subsets, dense indexes, encoders, calibrations) are dictionaries
-their owners fill under ``lock``."""
+``once(slot, build)`` fills a slot the first time (under that slot's own lock; a slot's
+build may read another); the keyed slots (subsets, dense indexes, encoders, calibrations) are
+dictionaries their owners fill under ``lock``."""
 
 from __future__ import annotations
 
@@ -33,13 +33,23 @@ class VersionCache:
     dense_indexes: dict = field(default_factory=dict)  # (modality, filters) -> side -> index
     example_encoders: dict = field(default_factory=dict)  # media kind -> encoder
     calibrations: dict = field(default_factory=dict)  # path -> Calibration | None
-    lock: threading.RLock = field(default_factory=threading.RLock)
+    lock: threading.RLock = field(default_factory=threading.RLock)  # the keyed slots
+    slot_locks: dict = field(default_factory=dict, repr=False)  # slot -> its build's lock
 
     def once(self, slot: str, build: Callable[[], T]) -> T:
-        """Slot ``slot``, built by ``build()`` if it is still empty."""
-        with self.lock:
+        """Slot ``slot``, built by ``build()`` if it is still empty. A filled slot is read
+        without a lock; a build holds its own slot's lock only, so a long one (BM25 at 100k
+        items: seconds) does not hold up searches that read other slots."""
+        value = getattr(self, slot)
+        if value is not None:
+            return value
+        with self._slot_lock(slot):
             value = getattr(self, slot)
             if value is None:
                 value = build()
                 setattr(self, slot, value)
             return value
+
+    def _slot_lock(self, slot: str) -> threading.RLock:
+        with self.lock:
+            return self.slot_locks.setdefault(slot, threading.RLock())

@@ -72,9 +72,9 @@ def train_dense(
 
 def dense_step_budget(cfg: DenseTrainConfig, n_items: int) -> int | None:
     """The steps the dense baseline may take: ``examples_per_item`` x items / batch, capped
-    by ``max_steps`` (None: no cap)."""
+    by ``max_steps`` (0 or None: no cap)."""
     if cfg.examples_per_item is None:
-        return cfg.max_steps
+        return cfg.max_steps or None
     steps = max(1, math.ceil(cfg.examples_per_item * n_items / cfg.batch_size))
     return min(steps, cfg.max_steps) if cfg.max_steps else steps
 
