@@ -34,9 +34,13 @@ def save_checkpoint(folder: Path, run, best) -> None:
     tensors["rng.torch"] = torch.get_rng_state()
     save_file({k: v.contiguous() for k, v in tensors.items()}, str(tmp / "tensors.safetensors"))
     meta = {
-        "steps": run.steps, "examples": run.examples, "budget": run.budget,
-        "history": run.history, "optimizers": opts, "best": _best_meta(best),
-    }  # fmt: skip
+        "steps": run.steps,
+        "examples": run.examples,
+        "budget": run.budget,
+        "history": run.history,
+        "optimizers": opts,
+        "best": _best_meta(best),
+    }
     (tmp / "state.json").write_text(json.dumps(meta, default=float))
     shutil.rmtree(folder, ignore_errors=True)
     tmp.rename(folder)
@@ -67,9 +71,12 @@ def load_checkpoint(folder: Path, run, best) -> int:
 
 def _best_meta(best) -> dict:
     return {
-        "key": list(best.key) if best.key is not None else None, "epoch": best.epoch,
-        "metrics": best.metrics, "gained_at": best.gained_at, "since_gain": best.since_gain,
-    }  # fmt: skip
+        "key": list(best.key) if best.key is not None else None,
+        "epoch": best.epoch,
+        "metrics": best.metrics,
+        "gained_at": best.gained_at,
+        "since_gain": best.since_gain,
+    }
 
 
 def _load_best(best, meta: dict, state: dict) -> None:
