@@ -36,23 +36,54 @@ TOKEN_COOKIE = "ace_token"
 
 
 class HeaderDeadlineProtocol(H11Protocol):
-    """uvicorn's h11 protocol with a deadline for each request's headers."""
+    """uvicorn's h11 protocol with deadlines for a request's headers and body.
+
+    One timer per connection, replaced (never stacked) each time it is armed: the headers
+    deadline runs from the connection's start or its last response, the body deadline from
+    the request's headers. A stale timer of an earlier request never closes a kept-alive
+    connection (issue 42: that dropped 0.35-1.4% of searches under 32 clients)."""
 
     header_timeout_s = 10.0
+    body_timeout_s = 120.0  # a 64 MiB upload at about 0.5 MB/s
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        self._deadline: asyncio.TimerHandle | None = None
         super().connection_made(transport)
-        self._arm_header_deadline()
+        self._arm(self.header_timeout_s, self._header_deadline)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._disarm()
+        super().connection_lost(exc)
+
+    def handle_events(self) -> None:
+        waiting = self.conn.their_state == h11.IDLE
+        super().handle_events()
+        if waiting and self.conn.their_state == h11.SEND_BODY:
+            self._arm(self.body_timeout_s, self._body_deadline)
+        elif waiting and self.conn.their_state != h11.IDLE:
+            self._disarm()
 
     def on_response_complete(self) -> None:
         super().on_response_complete()
-        self._arm_header_deadline()
+        if self.conn.their_state == h11.IDLE:
+            self._arm(self.header_timeout_s, self._header_deadline)
 
-    def _arm_header_deadline(self) -> None:
-        self.loop.call_later(self.header_timeout_s, self._header_deadline)
+    def _arm(self, seconds: float, deadline) -> None:
+        self._disarm()
+        self._deadline = self.loop.call_later(seconds, deadline)
+
+    def _disarm(self) -> None:
+        if self._deadline is not None:
+            self._deadline.cancel()
+            self._deadline = None
 
     def _header_deadline(self) -> None:
         """Close a connection still waiting for a request's headers (none is being served)."""
         idle = self.cycle is None or self.cycle.response_complete
         if idle and self.conn.their_state == h11.IDLE and not self.transport.is_closing():
+            self.transport.close()
+
+    def _body_deadline(self) -> None:
+        """Close a connection whose request body is still arriving."""
+        if self.conn.their_state == h11.SEND_BODY and not self.transport.is_closing():
             self.transport.close()

@@ -115,34 +115,72 @@ def test_thumbnails_are_served_when_the_cache_cannot_be_written(served, store, m
     assert serve_media  # the module under test
 
 
-def test_a_client_that_never_finishes_its_headers_is_closed():
+@pytest.fixture
+def deadline_server():
+    """A port served by the smallest ASGI app (it reads the body, answers "ok") over the
+    service's protocol, with deadlines of 0.5 s for headers and 1 s for a body."""
     import uvicorn
 
     from flows.serve.guard import HeaderDeadlineProtocol
 
-    async def app(scope, receive, send):  # the smallest ASGI app
+    async def app(scope, receive, send):
+        while (await receive()).get("more_body"):
+            pass
         await send({"type": "http.response.start", "status": 200, "headers": []})
         await send({"type": "http.response.body", "body": b"ok"})
 
-    HeaderDeadlineProtocol.header_timeout_s = 0.5
+    saved = HeaderDeadlineProtocol.header_timeout_s, HeaderDeadlineProtocol.body_timeout_s
+    HeaderDeadlineProtocol.header_timeout_s, HeaderDeadlineProtocol.body_timeout_s = 0.5, 1.0
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, port=port, http=HeaderDeadlineProtocol,
-                                           log_level="warning", lifespan="off"))  # fmt: skip
+    config = uvicorn.Config(
+        app, port=port, http=HeaderDeadlineProtocol, log_level="warning", lifespan="off",
+        timeout_keep_alive=30,
+    )
+    server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     try:
         while not server.started:
             time.sleep(0.05)
-        with socket.create_connection(("127.0.0.1", port), timeout=5) as c:
-            c.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n")  # headers never finished
-            t = time.monotonic()
-            assert c.recv(100) == b"" and time.monotonic() - t < 3  # closed by the server
-        with socket.create_connection(("127.0.0.1", port), timeout=5) as c:
-            c.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
-            assert b"200 OK" in c.recv(200)
+        yield port
     finally:
-        HeaderDeadlineProtocol.header_timeout_s = 10.0
+        HeaderDeadlineProtocol.header_timeout_s, HeaderDeadlineProtocol.body_timeout_s = saved
         server.should_exit = True
         thread.join(5)
+
+
+def test_a_client_that_never_finishes_its_headers_is_closed(deadline_server):
+    with socket.create_connection(("127.0.0.1", deadline_server), timeout=5) as c:
+        c.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n")  # headers never finished
+        t = time.monotonic()
+        assert c.recv(100) == b"" and time.monotonic() - t < 3  # closed by the server
+    with socket.create_connection(("127.0.0.1", deadline_server), timeout=5) as c:
+        c.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert b"200 OK" in c.recv(200)
+
+
+def test_a_kept_alive_connection_is_not_closed_by_an_earlier_requests_deadline(
+    deadline_server,
+):
+    """Requests 0.3 s apart on one connection: the deadline armed at the connection's start
+    (0.5 s) falls between two of them and must not close it (issue 42: dropped searches)."""
+    with socket.create_connection(("127.0.0.1", deadline_server), timeout=5) as c:
+        for _ in range(6):
+            c.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+            assert b"200 OK" in c.recv(200)
+            time.sleep(0.3)
+
+
+def test_a_trickled_body_is_closed_at_its_deadline(deadline_server):
+    with socket.create_connection(("127.0.0.1", deadline_server), timeout=5) as c:
+        c.sendall(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n")
+        t = time.monotonic()
+        with pytest.raises((ConnectionError, BrokenPipeError)):
+            for _ in range(40):  # a byte every 0.1 s: 4 s if never closed
+                c.sendall(b"x")
+                time.sleep(0.1)
+            assert c.recv(100) == b""  # closed, nothing answered
+            raise ConnectionError("closed")
+        assert time.monotonic() - t < 3
