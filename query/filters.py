@@ -7,11 +7,13 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from datetime import datetime
 
 from query.request import QueryError
 
 SORTS = ("relevance", "date")
-_DATE = re.compile(r"^\d{4}(-\d{2}(-\d{2}(T\d{2}(:\d{2}(:\d{2})?)?)?)?)?$")
+_DATE = re.compile(r"[0-9]{4}(-[0-9]{2}(-[0-9]{2}(T[0-9]{2}(:[0-9]{2}(:[0-9]{2})?)?)?)?)?")
+_EARLIEST = "0001-01-01T00:00:00"  # what a prefix is completed with to check it
 
 
 @dataclass(frozen=True)
@@ -41,7 +43,7 @@ def checked_filters(
     source: str | None = None, since: str | None = None, until: str | None = None
 ) -> Filters:
     for name, value in (("since", since), ("until", until)):
-        if value and not _DATE.match(value):
+        if value and not _is_date(value):
             raise QueryError(f"{name} must be an ISO date such as 2024-05-01, got {value!r}")
     if since and until and since[: len(until)] > until:
         raise QueryError(f"since {since} is after until {until}")
@@ -57,3 +59,15 @@ def checked_sort(sort: str) -> str:
 def sort_by_date(results: list[dict], items: dict[str, dict]) -> None:
     """Newest first; items without a date last (in their relevance order)."""
     results.sort(key=lambda r: items[r["item_id"]].get("date") or "", reverse=True)
+
+
+def _is_date(value: str) -> bool:
+    """An ISO date or a prefix of one ("2024", "2024-05") that names a real day, month or
+    time (not 2024-13-01 or 2024-02-30), in ASCII digits."""
+    if not _DATE.fullmatch(value):
+        return False
+    try:
+        datetime.fromisoformat(value + _EARLIEST[len(value) :])
+    except ValueError:
+        return False
+    return True

@@ -25,7 +25,7 @@ from flows.serve.examples import example_routes
 from flows.serve.guard import TOKEN_COOKIE, HeaderDeadlineProtocol, public, token_ok
 from flows.serve.holder import VersionHolder
 from flows.serve.media import media_routes
-from flows.serve.results import query_error, with_urls
+from flows.serve.results import query_error, store_error, with_urls
 from query.filters import SORTS
 from query.rendition_cache import DEFAULT_MAX_MB
 from query.request import MAX_K, PATH_HELP, PATHS, QueryError
@@ -144,7 +144,7 @@ def _catalog_routes(app: FastAPI, holder: VersionHolder, store: str) -> None:
         try:
             return fn(*args)
         except StoreError as e:
-            raise HTTPException(404, public(str(e))) from None
+            raise store_error(e) from None
 
     @app.get("/api/versions")
     def versions():

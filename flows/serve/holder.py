@@ -9,6 +9,7 @@ import threading
 from fastapi import HTTPException
 
 from flows.serve.guard import public
+from flows.serve.results import store_error
 from query.loaded import LoadedVersion
 from query.search import Searcher
 from storage.store import StoreError
@@ -62,4 +63,4 @@ class VersionHolder(Searcher):
         try:
             return self.version(version)
         except StoreError as e:
-            raise HTTPException(404, public(str(e))) from None
+            raise store_error(e) from None

@@ -1,11 +1,14 @@
 """How results and request errors travel over HTTP: a result with its ID tokens and media
-URLs (server paths left out), a QueryError as the 4xx it names."""
+URLs (server paths left out), a QueryError as the 4xx it names, a StoreError as 400 (a
+malformed version) or 404 (one the store does not have)."""
 
 from __future__ import annotations
 
 from fastapi import HTTPException
 
+from flows.serve.guard import public
 from query.request import QueryError
+from storage.store import StoreError, VersionNameError
 
 
 def with_urls(result: dict) -> dict:
@@ -27,3 +30,7 @@ def with_urls(result: dict) -> dict:
 
 def query_error(e: QueryError) -> HTTPException:
     return HTTPException(e.status, str(e))
+
+
+def store_error(e: StoreError) -> HTTPException:
+    return HTTPException(400 if isinstance(e, VersionNameError) else 404, public(str(e)))

@@ -87,7 +87,11 @@ def load_retriever(
     tokenizer = load_tokenizer(str(folder / "tokenizer"), path)
     state = load_file(str(folder / "weights.safetensors"))
     decoder = IDDecoder(
-        cfg, vocab, meta["encoder"]["hidden"], meta["encoder"]["n_layers"], meta["item_dim"],
+        cfg,
+        vocab,
+        meta["encoder"]["hidden"],
+        meta["encoder"]["n_layers"],
+        meta["item_dim"],
         n_items=len(item_ids),
     )
     decoder.load_state_dict({k[8:]: v for k, v in state.items() if k.startswith("decoder.")})

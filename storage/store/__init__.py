@@ -2,6 +2,12 @@
 (``layout``), its sources (``sources``) and the check of a version against its manifest
 (``verify``). ``Store`` and its errors are re-exported here: every layer opens a store."""
 
-from storage.store.store import DamagedStoreError, Store, StoreError
+from storage.store.store import (
+    DamagedStoreError,
+    Store,
+    StoreError,
+    VersionNameError,
+    version_name,
+)
 
-__all__ = ["DamagedStoreError", "Store", "StoreError"]
+__all__ = ["DamagedStoreError", "Store", "StoreError", "VersionNameError", "version_name"]

@@ -13,3 +13,8 @@ class DamagedStoreError(StoreError):
 
     def __init__(self, message: str):
         super().__init__(f"damaged store: {message}")
+
+
+class VersionNameError(StoreError):
+    """A version that is neither a number ("3") nor a version name ("v000003"): the
+    request's fault (HTTP 400), not an unknown version (404)."""

@@ -38,7 +38,7 @@ from pathlib import Path
 
 from ace_core.bounded_read import one_reason, read_bounded
 from storage.store.disk import fsync_dir, fsync_tree, owner_alive, write_durably
-from storage.store.errors import DamagedStoreError, StoreError
+from storage.store.errors import DamagedStoreError, StoreError, VersionNameError
 from storage.store.history import append_history, read_history
 from storage.store.layout import (
     MANIFEST_MAX_BYTES,
@@ -50,7 +50,8 @@ from storage.store.locks import build_lock, build_lock_held_elsewhere, publish_l
 
 logger = logging.getLogger(__name__)
 
-VERSION_RE = re.compile(r"^v(\d{6,})$")
+VERSION_RE = re.compile(r"^v(\d{6,})\Z", re.ASCII)
+_VERSION_NUMBER = re.compile(r"[0-9]{1,9}")
 
 
 class Store:
@@ -191,9 +192,8 @@ class Store:
             if name is None:
                 raise StoreError(f"no published version in {self.root} (run `ace index` first)")
             return name
-        if version.isdigit():
-            version = f"v{int(version):06d}"
-        if not VERSION_RE.match(version) or version not in self.versions():
+        version = version_name(version)
+        if version not in self.versions():
             known = ", ".join(self.versions()[-5:]) or "none"
             raise StoreError(f"unknown version {version[:40]!r} (known: {known})")
         return version
@@ -298,3 +298,15 @@ OWNER_FILE = ".owner"
 
 def _number(version: str) -> int:
     return int(VERSION_RE.match(version).group(1))
+
+
+def version_name(version: str) -> str:
+    """A version folder's name from what a user typed: a number ("3") or a name ("v000003"),
+    ASCII digits only (``"²".isdigit()`` is True; "١" must not mean v000001)."""
+    if _VERSION_NUMBER.fullmatch(version):
+        return f"v{int(version):06d}"
+    if VERSION_RE.match(version):
+        return version
+    raise VersionNameError(
+        f"a version is a number such as 3 or a name such as v000003, got {version[:40]!r}"
+    )

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import shutil
 
-from storage.store.store import DamagedStoreError, Store, StoreError
+from storage.store.store import DamagedStoreError, Store, StoreError, version_name
 from storage.store.verify import folder_report
 
 
@@ -34,7 +34,7 @@ def rollback(store: str, version: str | None = None) -> dict:
 def _candidates(s: Store, served: str | None, version: str | None) -> list[str]:
     folders = s.version_folders()
     if version is not None:
-        name = f"v{int(version):06d}" if version.isdigit() else version
+        name = version_name(version)
         if name not in folders:
             raise StoreError(
                 f"unknown version {name[:40]!r} (known: {', '.join(folders[-5:]) or 'none'})"

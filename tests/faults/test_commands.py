@@ -49,6 +49,15 @@ def test_a_missing_store_is_the_same_error_everywhere(tmp_path, capsys, argv):
     assert not (tmp_path / "nope").exists()
 
 
+@pytest.mark.parametrize(
+    "argv", [["eval", "--version", "²"], ["query", "x", "--version", "١"], ["rollback", "²"]]
+)
+def test_a_version_in_other_digits_is_a_usage_error(store, capsys, argv):
+    code, out, err = ace(capsys, *argv, "--store", str(store))
+    assert code == 2 and out == ""
+    one_line_error(err, "a version is a number")
+
+
 def test_an_unknown_option_shows_the_subcommands_usage(capsys):
     code, _, err = ace(capsys, "index", "--bogus", "x")
     assert code == 2 and err.startswith("usage: ace index") and "--bogus" in err

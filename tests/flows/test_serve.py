@@ -96,7 +96,12 @@ def test_search_returns_results_with_ids_and_urls(client):
         ({"q": "x", "k": 0}, 400),
         ({"q": "x", "k": 1000}, 400),
         ({"q": "x", "modality": "text"}, 422),
-        ({"q": "x", "version": "../../etc"}, 404),
+        ({"q": "x", "version": "../../etc"}, 400),
+        ({"q": "x", "version": "²"}, 400),
+        ({"q": "x", "version": "١"}, 400),
+        ({"q": "x", "version": "v000099"}, 404),
+        ({"q": "x", "since": "9999-99-99"}, 400),
+        ({"q": "x", "until": "2024-02-30"}, 400),
     ],
 )
 def test_bad_requests_get_a_4xx_with_a_reason_and_no_trace(client, params, status):
@@ -144,6 +149,9 @@ def test_items_similar_versions_audit_eval(client, store):
     ev = client.get("/api/eval", params={"version": "v000001"}).json()
     assert ev["version"] == "v000001" and "R@1" in ev["generative"] and ev["ids"]["utilization"]
     assert client.get("/api/items/" + "0" * 64).status_code == 404
+    for route in ("/api/eval", f"/api/items/{hit['item_id']}"):
+        assert client.get(route, params={"version": "²"}).status_code == 400
+    assert client.get("/api/audit", params={"from": "١", "to": "2"}).status_code == 400
     assert client.get("/healthz").json() == {
         "status": "ok", "version": "v000002", "loading": False, "last_error": None
     }  # fmt: skip

@@ -39,3 +39,17 @@ def test_every_path_and_modality_is_offered_once():
     assert SPACE_OF_MODALITY == {"image": "image", "audio": "audio", "video": "image"}
     for name, kind in KINDS.items():  # a kind's space is a kind that lives in itself
         assert kind.mime_prefix == f"{name}/" and KINDS[kind.space].space == kind.space
+
+
+@pytest.mark.parametrize(
+    "date",
+    ["9999-99-99", "2024-13-01", "2024-02-30", "2023-02-29", "2024-05-01T25", "２０２４", "0000"],
+)
+def test_a_date_filter_names_a_real_day_in_ascii_digits(date):
+    from query.filters import checked_filters
+
+    with pytest.raises(QueryError, match="must be an ISO date") as e:
+        checked_filters(since=date)
+    assert e.value.status == 400
+    kept = checked_filters(since="2024-02-29", until="2024-05-01T13:05")
+    assert kept.keeps({"date": "2024-03-01T00:00:00"})

@@ -6,7 +6,7 @@ from ace_core.media.discovery import MediaFile
 from storage.build.audit import id_diff
 from storage.formats.shards import load_shard_files, plan_shards, with_current_paths
 from storage.formats.tables import items_table
-from storage.store import Store, StoreError
+from storage.store import Store, StoreError, VersionNameError
 
 
 def _files(paths):
@@ -72,6 +72,9 @@ def test_store_resolve_and_latest(tmp_path):
     assert s.latest() == "v000001" and s.resolve("1") == "v000001"
     with pytest.raises(StoreError, match="unknown version"):
         s.resolve("v000009")
+    for typed in ("²", "١", "v٠٠٠٠٠١", "v000001\n", "../v000001", "-1"):
+        with pytest.raises(VersionNameError, match="a version is a number"):
+            s.resolve(typed)  # Unicode digits are not version numbers (int("١") == 1)
     staged2 = s.new_staging_version()
     staged2.manifest.write_text("{}")
     with pytest.raises(StoreError, match="already exists"):
