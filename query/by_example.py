@@ -7,10 +7,12 @@ videos; a sound finds sounds), or among ``modality``'s items."""
 from __future__ import annotations
 
 import os
+import threading
 from pathlib import Path
 
 import numpy as np
 
+from ace_core.media.decoding import pixels_to_decode
 from ace_core.media.discovery import MediaFile, sha256_file, sniff_modality
 from ace_core.media.modalities import SPACE_OF_MODALITY, kinds_sharing_spaces
 from ace_core.media.pipeline import build_encoder, embed_files
@@ -20,6 +22,9 @@ from query.request import DEFAULT_BEAM, QueryError, checked_k, checked_modality
 from query.towers import checked_encoder
 
 MAX_FILE_BYTES = 64 << 20  # an uploaded example (a photo, a sound, a short clip)
+MAX_EXAMPLE_PIXELS = 16_000_000  # decoded (a JPEG at its reduced scale): about 64 MB as RGBA
+LARGEST_INPUT_SIDE = 224  # px: the largest side an image encoder reads (a JPEG's draft floor)
+_EMBEDDING = threading.BoundedSemaphore(2)  # examples decoded and embedded at once
 
 
 def similar_items(loaded: LoadedVersion, item_id: str, k: int) -> list[dict]:
@@ -74,9 +79,17 @@ def embed_example(loaded: LoadedVersion, path: str | Path) -> tuple[str, np.ndar
     kind = sniff_modality(path)
     if kind is None:
         raise QueryError("not an image, sound or video this index reads", 415)
+    pixels = pixels_to_decode(str(path), LARGEST_INPUT_SIDE) if kind == "image" else 0
+    if pixels > MAX_EXAMPLE_PIXELS:
+        raise QueryError(
+            f"image too large to search by ({pixels / 1e6:.0f} Mpx decoded, "
+            f"at most {MAX_EXAMPLE_PIXELS / 1e6:.0f}; a JPEG may be larger)",
+            413,
+        )
     f = MediaFile("example", str(path), sha256_file(path), kind, size)
     encoder = loaded.example_encoder(kind, _encoder_factory(loaded))
-    result = next(embed_files([f], {kind: encoder}, loaded.embed_config().pipeline))
+    with _EMBEDDING:  # a decode holds up to a few hundred MB: a few at a time
+        result = next(embed_files([f], {kind: encoder}, loaded.embed_config().pipeline))
     if result.embedding is None:
         raise QueryError(f"cannot read the {kind} file: {result.error}", 415)
     return kind, np.asarray(result.embedding, np.float32)

@@ -114,6 +114,23 @@ def decode_image(
     return Decoded(rgb, {"width": w, "height": h, "n_frames": n_frames})
 
 
+def pixels_to_decode(path: str, min_side: int | None = None) -> int:
+    """How many pixels decoding the image at ``path`` would hold, read from its header (no
+    pixel is decoded): a JPEG at the reduced scale ``decode_image`` would use for
+    ``min_side``, any other format at full size. 0 when Pillow cannot read the header."""
+    from PIL import Image
+
+    register_image_formats()
+    try:
+        with Image.open(path) as im:
+            if min_side and im.format == "JPEG":
+                im.draft(None, (min_side, min_side))
+            w, h = im.size
+    except Exception:  # noqa: BLE001 - not an image Pillow reads: decode_image says why
+        return 0
+    return w * h
+
+
 def _check_pixels(im: Any, max_pixels: int) -> None:
     w, h = im.size
     if w * h > max_pixels:

@@ -22,10 +22,17 @@ from fastapi_offline import FastAPIOffline
 from ace_core.media.modalities import MODALITY_NAMES
 from flows.serve.batcher import SearchBatcher
 from flows.serve.examples import example_routes
-from flows.serve.guard import TOKEN_COOKIE, HeaderDeadlineProtocol, public, token_ok
+from flows.serve.guard import (
+    TOKEN_COOKIE,
+    BodyLimit,
+    HeaderDeadlineProtocol,
+    public,
+    token_ok,
+)
 from flows.serve.holder import VersionHolder
 from flows.serve.media import media_routes
 from flows.serve.results import query_error, store_error, with_urls
+from query.by_example import MAX_FILE_BYTES
 from query.filters import SORTS
 from query.rendition_cache import DEFAULT_MAX_MB
 from query.request import MAX_K, PATH_HELP, PATHS, QueryError
@@ -36,6 +43,7 @@ from storage.store import Store, StoreError
 
 logger = logging.getLogger(__name__)
 STATIC = Path(__file__).parent / "static"
+FORM_OVERHEAD_BYTES = 1 << 20  # an upload's multipart headers and form fields
 
 
 def create_app(
@@ -71,6 +79,8 @@ def create_app(
         if token and request.url.path == "/" and allowed:  # the page's media requests
             response.set_cookie(TOKEN_COOKIE, token, httponly=True, samesite="strict")
         return response
+
+    app.add_middleware(BodyLimit, limit=MAX_FILE_BYTES + FORM_OVERHEAD_BYTES)
 
     @app.exception_handler(Exception)
     async def internal(request: Request, exc: Exception):  # no stack trace in a response

@@ -1,6 +1,7 @@
 """What guards the service: the token (query, header or the page's cookie, compared in
-constant time), error bodies without server paths, and a deadline for request headers (a
-client that never finishes its headers is closed, not held)."""
+constant time), error bodies without server paths, a bound on request bodies checked before
+they are spooled, and deadlines for a request's headers and body (a client that never
+finishes them is closed, not held)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,8 @@ import hmac
 import re
 
 import h11
-from fastapi import Request
+from fastapi import HTTPException, Request
+from fastapi.responses import JSONResponse
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
 
@@ -33,6 +35,35 @@ def public(message: str) -> str:
 
 _PATH = re.compile(r"(?<![\w<])/[^\s'\"(),;]+")
 TOKEN_COOKIE = "ace_token"
+
+
+class BodyLimit:
+    """ASGI middleware: a request body over ``limit`` bytes is refused with a 413 before the
+    app reads it, by its Content-Length at once or, sent without one, as soon as the bytes
+    received pass the limit (nothing past it is spooled to disk)."""
+
+    def __init__(self, app, limit: int):
+        self.app, self.limit = app, limit
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        length = dict(scope["headers"]).get(b"content-length", b"0")
+        if not length.isdigit() or int(length) > self.limit:
+            detail = f"request body too large (at most {self.limit} bytes)"
+            response = JSONResponse({"detail": detail}, 413, headers={"connection": "close"})
+            return await response(scope, receive, send)
+        received = 0
+
+        async def bounded_receive():
+            nonlocal received
+            message = await receive()
+            received += len(message.get("body", b""))
+            if received > self.limit:
+                raise HTTPException(413, f"request body too large (at most {self.limit} bytes)")
+            return message
+
+        await self.app(scope, bounded_receive, send)
 
 
 class HeaderDeadlineProtocol(H11Protocol):

@@ -13,6 +13,7 @@ import threading
 import time
 
 import pytest
+from fastapi import File, UploadFile  # module level: the route's annotations name them
 
 from storage.store import Store
 
@@ -135,7 +136,11 @@ def deadline_server():
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     config = uvicorn.Config(
-        app, port=port, http=HeaderDeadlineProtocol, log_level="warning", lifespan="off",
+        app,
+        port=port,
+        http=HeaderDeadlineProtocol,
+        log_level="warning",
+        lifespan="off",
         timeout_keep_alive=30,
     )
     server = uvicorn.Server(config)
@@ -184,3 +189,66 @@ def test_a_trickled_body_is_closed_at_its_deadline(deadline_server):
             assert c.recv(100) == b""  # closed, nothing answered
             raise ConnectionError("closed")
         assert time.monotonic() - t < 3
+
+
+@pytest.fixture
+def upload_server():
+    """A port served by a FastAPI app with one upload route behind a 1000-byte BodyLimit;
+    the route counts the bytes it was given."""
+    import uvicorn
+    from fastapi import FastAPI
+
+    from flows.serve.guard import BodyLimit
+
+    app, seen = FastAPI(), []
+
+    @app.post("/up")
+    def up(file: UploadFile = File(...)):
+        seen.append(len(file.file.read()))
+        return {"bytes": seen[-1]}
+
+    app.add_middleware(BodyLimit, limit=1000)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(app, port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    try:
+        while not server.started:
+            time.sleep(0.05)
+        yield port, seen
+    finally:
+        server.should_exit = True
+        thread.join(5)
+
+
+def _multipart(payload: bytes) -> tuple[bytes, bytes]:
+    head = b'--b\r\nContent-Disposition: form-data; name="file"; filename="x.png"\r\n\r\n'
+    return b"multipart/form-data; boundary=b", head + payload + b"\r\n--b--\r\n"
+
+
+def test_an_upload_over_the_limit_is_refused_before_its_body_is_read(upload_server):
+    import httpx
+
+    port, seen = upload_server
+    url = f"http://127.0.0.1:{port}/up"
+    kind, body = _multipart(b"x" * 500)
+    ok = httpx.post(url, content=body, headers={"content-type": kind.decode()})
+    assert ok.json() == {"bytes": 500}
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as c:  # declared too large
+        c.sendall(b"POST /up HTTP/1.1\r\nHost: x\r\nContent-Length: 1073741824\r\n"
+                  b"Content-Type: " + kind + b"\r\n\r\n")  # fmt: skip
+        t = time.monotonic()
+        answer = c.recv(500)
+        assert b" 413 " in answer and b"at most 1000 bytes" in answer
+        assert time.monotonic() - t < 2  # at once: no gigabyte waited for
+    kind, body = _multipart(b"x" * 5000)
+
+    def chunks():  # no Content-Length: counted as it arrives
+        for i in range(0, len(body), 400):
+            yield body[i : i + 400]
+
+    refused = httpx.post(url, content=chunks(), headers={"content-type": kind.decode()})
+    assert refused.status_code == 413 and "at most 1000 bytes" in refused.json()["detail"]
+    assert seen == [500]  # the route never saw the oversized file

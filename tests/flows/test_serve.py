@@ -437,6 +437,24 @@ def test_an_upload_over_the_limit_is_refused_before_any_work(client, monkeypatch
     assert r.status_code == 413 and "at most 1000 bytes" in r.json()["detail"]
 
 
+def test_an_image_too_large_to_decode_is_refused_from_its_header(client, tmp_path):
+    """A 9000x9000 PNG (about 0.2 MB) would decode to 81 Mpx: refused from its header; an
+    8000x6000 JPEG decodes at 1/8 scale (0.75 Mpx) and is searched."""
+    from PIL import Image
+
+    Image.new("RGB", (9000, 9000)).save(tmp_path / "bomb.png")
+    Image.new("RGB", (8000, 6000), (200, 30, 30)).save(tmp_path / "big.jpg", quality=50)
+
+    def upload(name: str):
+        sent = {"file": (name, (tmp_path / name).read_bytes())}
+        return client.post("/api/search/file", files=sent)
+
+    bomb = upload("bomb.png")
+    assert bomb.status_code == 413 and "81 Mpx decoded" in bomb.json()["detail"]
+    big = upload("big.jpg")
+    assert big.status_code == 200 and big.json()["example"]["modality"] == "image"
+
+
 def test_a_file_given_back_finds_itself_first(client, store):
     """POST /api/search/file: an indexed image given back finds itself first; any indexed
     file given back answers as query by example of that item does (embedded as indexing
