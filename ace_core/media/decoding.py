@@ -22,6 +22,7 @@ logger = logging.getLogger(__name__)
 
 DEFAULT_MAX_PIXELS = 89_478_485  # Pillow's default MAX_IMAGE_PIXELS (about 0.25 GB of RGBA)
 MIN_IMAGE_SIDE = 4  # px: a smaller image carries nothing an encoder can use
+_BARE_PATH = re.compile(r"(?<![\w<'])/(?:[^\s'\"(),;]*/)?([^\s'\"(),;/]+)")
 
 
 class DecodeError(Exception):
@@ -37,9 +38,11 @@ class Decoded:
 
 
 def _one_line(e: BaseException, limit: int = 240) -> str:
-    """``Type: first line of the message`` without absolute paths, at most ``limit`` chars."""
+    """``Type: first line of the message`` with each absolute path, quoted or bare (decord
+    names its file unquoted), cut to the file's name; at most ``limit`` chars."""
     msg = str(e).strip().splitlines()[0] if str(e).strip() else ""
     msg = re.sub(r"'([^']*/)([^'/]+)'", r"'\2'", msg)
+    msg = _BARE_PATH.sub(r"\1", msg)
     out = f"{type(e).__name__}: {msg}" if msg else type(e).__name__
     return out if len(out) <= limit else out[: limit - 3] + "..."
 

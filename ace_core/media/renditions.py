@@ -1,13 +1,18 @@
 """Browser-playable renditions of video and audio items (PyAV): a file a browser plays as it
 is (MP4 with H.264/AAC, WebM with VP8/VP9/AV1 and Opus/Vorbis, WAV, MP3, FLAC, Ogg) is
 served as it is; any other (MPEG-1/2, MPEG-4 Part 2, most AVI/MKV, AIFF, ...) is transcoded
-to MP4: H.264 (yuv420p, at most 720 lines) with AAC sound, or AAC alone for audio. At most
-``MAX_SECONDS`` of a long file are rendered (the original stays at /media)."""
+to MP4: H.264 (yuv420p, at most 720 lines) with AAC sound, or AAC alone for audio; a sound
+only soundfile reads (WAV codecs FFmpeg lacks, such as NMS ADPCM) is read by soundfile, as the
+decoders read it. At most ``MAX_SECONDS`` of a long file are rendered (the original stays at
+/media). ``probe_rendition`` tells a whole rendition from a damaged or truncated one."""
 
 from __future__ import annotations
 
 from fractions import Fraction
 from pathlib import Path
+from typing import BinaryIO
+
+import numpy as np
 
 MAX_SECONDS = 600.0
 MAX_LINES = 720
@@ -19,10 +24,12 @@ PLAYABLE = {  # container (by av format name) -> (video codecs, audio codecs) br
     "flac": (set(), {"flac"}),
     "ogg": ({"theora", "vp8"}, {"vorbis", "opus", "flac"}),
 }
+_MP4_OPTIONS = {"movflags": "+faststart"}  # the index first: plays before it is all sent
 
 
 class RenditionError(Exception):
-    """The file cannot be made playable (unreadable, no stream to render)."""
+    """The file cannot be made playable (unreadable, no stream to render); the message names
+    no path."""
 
 
 def playable_as_is(path: str | Path) -> bool:
@@ -70,11 +77,77 @@ def write_rendition(src: str | Path, dst: str | Path) -> str:
             audio = next(iter(inp.streams.audio), None)
             if video is None and audio is None:
                 raise RenditionError("no video or audio stream")
-            with av.open(str(dst), "w", format="mp4", options={"movflags": "+faststart"}) as out:
+            with av.open(str(dst), "w", format="mp4", options=_MP4_OPTIONS) as out:
                 _transcode(inp, out, video, audio)
     except av.FFmpegError as e:
-        raise RenditionError(f"cannot decode: {e}") from e
+        if not _soundfile_reads(src):
+            raise RenditionError(f"cannot decode: {e.strerror or type(e).__name__}") from e
+        _write_soundfile_rendition(src, dst)  # a sound FFmpeg cannot decode, read as indexed
+        return "audio/mp4"
     return "video/mp4" if video is not None else "audio/mp4"
+
+
+def probe_rendition(file: str | Path | BinaryIO) -> bool:
+    """True when ``file`` (a path or an open binary file) is a whole rendition: it opens, has
+    a video or audio stream and a duration, and every packet its index lists reads in full (a
+    truncated file's are missing or cut). Reads the packets without decoding them."""
+    import av
+
+    try:
+        with av.open(file if hasattr(file, "read") else str(file)) as c:
+            streams = [s for s in c.streams if s.type in ("video", "audio")]
+            listed = sum(s.frames for s in streams)
+            if not streams or not c.duration or c.duration <= 0 or listed <= 0:
+                return False
+            read = 0
+            for packet in c.demux(*streams):
+                if packet.is_corrupt:
+                    return False
+                read += packet.size > 0
+            return read == listed
+    except (av.FFmpegError, OSError, ValueError):
+        return False
+
+
+def _soundfile_reads(src: str | Path) -> bool:
+    import soundfile as sf
+
+    try:
+        return sf.info(str(src)).frames > 0
+    except Exception:  # noqa: BLE001 - soundfile raises several types for what it cannot read
+        return False
+
+
+def _write_soundfile_rendition(src: str | Path, dst: str | Path) -> None:
+    """AAC in MP4 of a sound read by soundfile, second by second (more than two channels are
+    mixed down to one)."""
+    import av
+    import soundfile as sf
+
+    try:
+        with sf.SoundFile(str(src)) as f:
+            rate, limit = f.samplerate, int(MAX_SECONDS * f.samplerate)
+            layout = "stereo" if f.channels == 2 else "mono"
+            with av.open(str(dst), "w", format="mp4", options=_MP4_OPTIONS) as out:
+                a_out = out.add_stream("aac", rate=48000, layout="stereo")
+                resample = _aac_resampler()
+                read = 0
+                while read < limit:  # read(), not blocks(): some (NMS ADPCM) cannot seek
+                    block = f.read(min(rate, limit - read), dtype="float32", always_2d=True)
+                    if not len(block):
+                        break
+                    read += len(block)
+                    block = block if f.channels <= 2 else block.mean(axis=1, keepdims=True)
+                    frame = av.AudioFrame.from_ndarray(
+                        np.ascontiguousarray(block).reshape(1, -1), format="flt", layout=layout
+                    )  # (1, samples * channels): interleaved
+                    frame.rate = rate
+                    for part in resample.resample(frame):
+                        out.mux(a_out.encode(part))
+                _flush_audio(out, a_out, resample)
+    except (av.FFmpegError, sf.LibsndfileError, RuntimeError) as e:
+        reason = (isinstance(e, av.FFmpegError) and e.strerror) or type(e).__name__
+        raise RenditionError(f"cannot decode: {reason}") from e
 
 
 def _transcode(inp, out, video, audio) -> None:
@@ -82,7 +155,7 @@ def _transcode(inp, out, video, audio) -> None:
 
     v_out = _video_stream(out, video) if video is not None else None
     a_out = out.add_stream("aac", rate=48000, layout="stereo") if audio is not None else None
-    resample = av.AudioResampler(format="fltp", layout="stereo", rate=48000, frame_size=1024)
+    resample = _aac_resampler()
     streams = [s for s in (video, audio) if s is not None]
     n_frames = 0
     for frame in inp.decode(*streams):
@@ -100,11 +173,21 @@ def _transcode(inp, out, video, audio) -> None:
             for part in resample.resample(frame):
                 out.mux(a_out.encode(part))
     if a_out is not None:
-        for part in resample.resample(None):
-            out.mux(a_out.encode(part))
-        out.mux(a_out.encode())
+        _flush_audio(out, a_out, resample)
     if v_out is not None:
         out.mux(v_out.encode())
+
+
+def _aac_resampler():
+    import av
+
+    return av.AudioResampler(format="fltp", layout="stereo", rate=48000, frame_size=1024)
+
+
+def _flush_audio(out, a_out, resample) -> None:
+    for part in resample.resample(None):
+        out.mux(a_out.encode(part))
+    out.mux(a_out.encode())
 
 
 def _video_stream(out, video):
