@@ -1,15 +1,20 @@
 """Which file the service may send for an item: only one that still resolves, as a regular
 file, inside the item's source, and still holds the bytes that were indexed (its sha256 is
-the item id; checked once per file state, then remembered by inode, size and mtime)."""
+the item id; checked once per file state, then remembered by inode, size and mtime); and how
+the service's own cache files are opened (``open_cached``: regular files only, no link)."""
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import os
 import stat
 import threading
 from pathlib import Path
 
 from ace_core.media.discovery import sha256_file
+
+logger = logging.getLogger(__name__)
 
 
 class FileGone(Exception):
@@ -56,3 +61,32 @@ class ServedFiles:
             if len(self._checked) >= self._max:
                 self._checked.clear()
             self._checked[item["item_id"]] = state
+
+
+def open_cached(path: Path) -> int | None:
+    """A read-only descriptor of the service's own cache file at ``path`` (a rendition, a
+    thumbnail), or None when there is none to serve. Opened without following a link and
+    required to be a regular file: whatever else is there (a link, a FIFO, a socket, a
+    device) is treated as absent and removed, a link itself and never its target (a folder
+    stays). Serve from the descriptor: the path may change after the check."""
+    flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC  # a FIFO never blocks
+    try:
+        fd = os.open(path, flags)
+    except FileNotFoundError:
+        return None
+    except OSError:  # a link (ELOOP), a socket (ENXIO), an unreadable file
+        _drop_planted(path)
+        return None
+    if stat.S_ISREG(os.fstat(fd).st_mode):
+        return fd
+    os.close(fd)
+    _drop_planted(path)
+    return None
+
+
+def _drop_planted(path: Path) -> None:
+    with contextlib.suppress(OSError):
+        mode = os.lstat(path).st_mode
+        if not stat.S_ISREG(mode) and not stat.S_ISDIR(mode):
+            os.unlink(path)  # removes the link itself
+            logger.warning("removed a non-regular file planted in a cache (%s)", path.name)

@@ -1,25 +1,29 @@
 """The service's media routes: /media (the original file, HTTP Range), /play (a browser-
 playable rendition of a video or sound: the original when a browser plays it, else an MP4
 made once and kept within a bound) and /thumb (a cached JPEG), each only for a file that
-still resolves inside its source with the indexed bytes (query/served_files.py)."""
+still resolves inside its source with the indexed bytes (query/served_files.py). The caches'
+files are sent from the descriptor that was checked (a regular file, not a link), never
+opened again by path; no error names a server path."""
 
 from __future__ import annotations
 
 import contextlib
 import logging
 import os
-import threading
+import tempfile
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import anyio
 from fastapi import FastAPI, HTTPException
 from fastapi.responses import FileResponse, Response
-from starlette.background import BackgroundTask
 
 from ace_core.media.modalities import media_kind, thumbnail_jpeg
 from ace_core.media.renditions import RenditionError, playable_as_is
+from flows.serve.guard import public
 from query.rendition_cache import RenditionCache
-from query.served_files import FileGone, ServedFiles
+from query.served_files import FileGone, ServedFiles, open_cached
 from storage.store import Store
 
 if TYPE_CHECKING:
@@ -65,34 +69,70 @@ def media_routes(app: FastAPI, holder: VersionHolder, store: str, play_bytes: in
         if as_is[key]:
             return media(item_id, version)
         try:
-            out, mime, temporary = renditions.get(item_id, path, found["modality"])
+            rendition = renditions.open(item_id, path, found["modality"])
         except RenditionError as e:
-            raise HTTPException(415, f"item {item_id[:12]}: no playable rendition ({e})") from None
-        cleanup = BackgroundTask(os.unlink, out) if temporary else None
-        return FileResponse(out, media_type=mime, background=cleanup)
+            detail = public(f"item {item_id[:12]}: no playable rendition ({e})")
+            raise HTTPException(415, detail) from None
+        if rendition.temporary:  # sent from its descriptor: the name can go now
+            with contextlib.suppress(OSError):
+                os.unlink(rendition.path)
+        return OpenFileResponse(rendition.fd, media_type=rendition.mime)
 
     @app.get("/thumb/{item_id}")
     def thumb(item_id: str, version: str | None = None):
         found, path = indexed(item_id, version)
         cached = Store(store).thumbnail_file(item_id)
-        try:
-            data = cached.read_bytes()
-        except OSError:
+        fd = open_cached(cached)
+        if fd is not None:
+            with os.fdopen(fd, "rb") as f:
+                data = f.read()
+        else:
             data = thumbnail_jpeg(str(path), found["modality"])
             _cache_thumbnail(cached, data)
         return Response(data, media_type="image/jpeg", headers={"cache-control": "max-age=86400"})
 
 
+class OpenFileResponse(FileResponse):
+    """A FileResponse (HTTP Range included) sent from an open descriptor of a regular file,
+    never opened again by path; the descriptor is closed once the response is done."""
+
+    def __init__(self, fd: int, media_type: str):
+        self.fd = fd
+        super().__init__(f"<descriptor {fd}>", media_type=media_type, stat_result=os.fstat(fd))
+
+    async def __call__(self, scope, receive, send) -> None:
+        extensions = dict(scope.get("extensions") or {})
+        extensions.pop("http.response.pathsend", None)  # that would send a path
+        try:
+            await super().__call__({**scope, "extensions": extensions}, receive, send)
+        finally:
+            os.close(self.fd)
+
+    @asynccontextmanager
+    async def _open_file(self):  # Starlette's one opener of self.path, for every response kind
+        file = anyio.wrap_file(os.fdopen(os.dup(self.fd), "rb"))
+        try:
+            await file.seek(0)
+            yield file
+        finally:
+            with anyio.CancelScope(shield=True):
+                await file.aclose()
+
+
 def _cache_thumbnail(cached: Path, data: bytes) -> None:
-    """Keep a drawn thumbnail (a read-only or full store serves it uncached)."""
-    tmp = cached.with_suffix(f".tmp-{threading.get_ident()}")
+    """Keep a drawn thumbnail (a read-only or full store serves it uncached), written to a
+    fresh temporary name (never through a link planted there) and renamed into place."""
+    tmp = None
     try:
         cached.parent.mkdir(parents=True, exist_ok=True)
-        tmp.write_bytes(data)
-        tmp.replace(cached)
+        fd, tmp = tempfile.mkstemp(prefix=f".{cached.stem}.", suffix=".tmp", dir=cached.parent)
+        os.close(fd)
+        Path(tmp).write_bytes(data)
+        os.replace(tmp, cached)
     except OSError as e:
-        with contextlib.suppress(OSError):
-            tmp.unlink(missing_ok=True)
+        if tmp is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
         logger.warning("thumbnail not cached (%s)", e.strerror or e)
 
 

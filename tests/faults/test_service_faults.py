@@ -252,3 +252,24 @@ def test_an_upload_over_the_limit_is_refused_before_its_body_is_read(upload_serv
     refused = httpx.post(url, content=chunks(), headers={"content-type": kind.decode()})
     assert refused.status_code == 413 and "at most 1000 bytes" in refused.json()["detail"]
     assert seen == [500]  # the route never saw the oversized file
+
+
+def test_an_example_that_cannot_be_decoded_is_refused_without_a_server_path(served, tmp_path):
+    """A cut MP4 given to search by is a 415 whose reason names no path (the decoders named
+    the server's temporary copy of the upload)."""
+    import re
+
+    import av
+    import numpy as np
+
+    with av.open(str(tmp_path / "clip.mp4"), "w") as c:  # the index (moov) at the end
+        s = c.add_stream("mpeg4", rate=8)
+        s.width, s.height, s.pix_fmt = 64, 48, "yuv420p"
+        for k in range(8):
+            frame = np.full((48, 64, 3), 30 * k, np.uint8)
+            c.mux(s.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
+        c.mux(s.encode())
+    cut = (tmp_path / "clip.mp4").read_bytes()[:-200]
+    r = served.post("/api/search/file", files={"file": ("clip.mp4", cut)})
+    assert r.status_code == 415, r.text
+    assert not re.search(r"(?<![\w<])/[^\s'\"(),;]+", r.json()["detail"]), r.json()["detail"]
