@@ -6,6 +6,7 @@ from ace_core.ids.sids import SemanticIDs
 from storage.formats.semantic_id_table import read_semantic_ids
 from storage.formats.tables import read_parquet
 from storage.store import Store, StoreError
+from storage.store.history import moves_made
 
 MOVES_SHOWN = 10  # recent moves of LATEST in an audit report
 
@@ -49,7 +50,7 @@ def audit(store: str, from_version: str | None = None, to_version: str | None = 
     why = why_ids(s.manifest(to_v).get("ids", {}).get("id_policy"))
     if rollback:
         why = f"LATEST rolled back from {from_v} to {to_v} at {rollback['at']}"
-    moves = s.history()[-MOVES_SHOWN:]
+    moves = moves_made(s.history(), s.latest())[-MOVES_SHOWN:]
     diff = _with_file_names(id_diff(old, new, detail=True), s, from_v, to_v)
     return {"from": from_v, "to": to_v, "why": why, "moves": moves, **diff}
 

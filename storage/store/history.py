@@ -1,6 +1,8 @@
 """STORE/history.jsonl: one JSON line per move of LATEST (publish, rollback), appended and
-fsynced after LATEST moved. It tells a rolled-back version (published once, kept) from the
-folder of a publish killed before LATEST moved (never served)."""
+fsynced. It tells a rolled-back version (published once, kept) from the folder of a publish
+killed before LATEST moved (never served). A publish is recorded after LATEST moved, a
+rollback before: a rollback killed in between leaves an entry whose move never happened,
+which the next move (its ``previous``) or LATEST itself contradicts (``moves_made``)."""
 
 from __future__ import annotations
 
@@ -45,3 +47,15 @@ def append_history(
         f.write(json.dumps(entry) + "\n")
         f.flush()
         os.fsync(f.fileno())
+
+
+def moves_made(entries: list[dict], latest: str | None) -> list[dict]:
+    """The entries whose move happened: a rollback entry is dropped when the move after it
+    started elsewhere, or, the last one, when LATEST names another version (``latest``
+    None: unknown, kept)."""
+    made = []
+    for entry, after in zip(entries, [*entries[1:], None]):
+        then = latest if after is None else after.get("previous")
+        if entry.get("operation") != "rollback" or then in (None, entry["latest"]):
+            made.append(entry)
+    return made

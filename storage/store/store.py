@@ -276,11 +276,18 @@ class Store:
 
     def move_latest(self, version: str, operation: str) -> None:
         """Point LATEST at a published version and record the move in the history (call
-        under ``lock()``)."""
+        under ``lock()``). A publish records it after LATEST moved (a folder LATEST never
+        named stays unlisted); any other move records it before, so a kill between the two
+        never leaves a move unrecorded, only an entry LATEST contradicts (readers take LATEST
+        as the truth: storage/store/history.py)."""
         previous = self.readable_latest()
-        self._write_latest(version)
         layout = VersionLayout(self.version_dir(version))
-        append_history(self.history_file, operation, version, previous, manifest_sum(layout))
+        entry = (self.history_file, operation, version, previous, manifest_sum(layout))
+        if operation != "publish":
+            append_history(*entry)
+        self._write_latest(version)
+        if operation == "publish":
+            append_history(*entry)
 
     def readable_latest(self) -> str | None:
         """LATEST, or None when it is missing or damaged (a repair moves it anyway)."""
