@@ -29,8 +29,10 @@ from storage.store import Store, StoreError
 from storage.store.layout import VersionLayout
 from storage.store.sources import (
     Source,
-    pop_planned_sources,
-    register_sources,
+    check_planned_sources,
+    planned_sources,
+    read_sources,
+    settle_sources,
     sources_holding,
 )
 
@@ -84,8 +86,9 @@ def publish_version(
     """Validate, write the manifest, move into versions/ and replace LATEST (under the lock)."""
     s = Store(store)
     validate_version(staged)
-    walked = pop_planned_sources(staged.root)
+    walked = planned_sources(staged.root)  # registered once LATEST names this version
     with s.lock(lock_timeout_s):
+        settle_sources(s)  # a publish killed after LATEST moved, before registering
         parent = s.latest()
         if operation == "incremental_append" and parent != expected_parent:
             raise StoreError(
@@ -117,8 +120,9 @@ def publish_version(
                 "fusion": ev.get("fusion"),  # the fused path's fitted weights (None: defaults)
             },
         )
-        register_sources(s, walked)
+        check_planned_sources(read_sources(s), walked)
         s.publish(staged, version)
+        settle_sources(s)
     return manifest
 
 

@@ -2,8 +2,11 @@
 
 STORE/sources.json holds ``{"sources": [{"source_id", "location"}, ...]}`` (written atomically
 under the store lock). A build plans a new folder's source (``plan_source``) and registers it
-only when its version publishes (``register_sources``): a failed or killed run registers
-nothing. A source is never ``/``, a special file system, the store or a folder holding it.
+only once its version is LATEST (``settle_sources``): a failed run, or one killed before
+LATEST moved, registers nothing. The planned sources travel in the version folder
+(``.sources.json``, hidden: not a published file) until they are registered, so a run killed
+after LATEST moved has them read from there and registered by the next publish or sources
+command. A source is never ``/``, a special file system, the store or a folder holding it.
 Every item row carries its ``source_id`` and its path relative to that source's location,
 so every item is traceable to one file; each version's manifest keeps the sources it was
 built from. A store without sources.json (a copy, or one written before
@@ -22,6 +25,7 @@ from ace_core.bounded_read import one_reason, read_bounded
 from ace_core.errors import AceInputError
 from ace_core.media.discovery import Discovery, discover, merge_discoveries, with_source
 from storage.store import DamagedStoreError, Store, StoreError
+from storage.store.disk import write_durably
 
 SOURCES_MAX_BYTES = 16 << 20
 
@@ -79,8 +83,9 @@ def check_source_location(store: Store, location: str) -> None:
         )
 
 
-def read_sources(store: Store) -> list[Source]:
-    """The registered sources (a damaged sources.json is a damaged store, exit 3)."""
+def read_recorded_sources(store: Store) -> list[Source]:
+    """The registered sources as recorded, unchecked (a damaged sources.json is a damaged
+    store, exit 3)."""
     try:
         raw = read_bounded(store.sources_file, SOURCES_MAX_BYTES)
     except FileNotFoundError:
@@ -94,6 +99,22 @@ def read_sources(store: Store) -> list[Source]:
     except ValueError as e:
         raise DamagedStoreError(f"{store.sources_file} is not JSON ({one_reason(e)})") from e
     return _sources_in(data.get("sources") if isinstance(data, dict) else None, store.sources_file)
+
+
+def read_sources(store: Store) -> list[Source]:
+    """The registered sources, with those LATEST's publish planned and was killed before
+    registering; each checked as a new one is (a hand-edited ``/`` is a damaged store, exit 3,
+    never a walk of the whole file system)."""
+    sources = _with_pending(store, read_recorded_sources(store))
+    for s in sources:
+        try:
+            check_source_location(store, s.location)
+        except StoreError as e:
+            raise DamagedStoreError(
+                f"{store.sources_file} names the source {s.source_id}, which cannot be one "
+                f"({e}); `ace sources remove {s.source_id}` unregisters it"
+            ) from e
+    return sources
 
 
 def _sources_in(rows: object, where: Path) -> list[Source]:
@@ -112,10 +133,14 @@ def _sources_in(rows: object, where: Path) -> list[Source]:
 
 
 def write_sources(store: Store, sources: list[Source]) -> None:
+    """Replace sources.json durably (call under the store lock); the sources LATEST's publish
+    left to register are in it from now on."""
     store.root.mkdir(parents=True, exist_ok=True)
-    tmp = store.sources_file.with_name(f".sources.json.tmp-{os.getpid()}")
-    tmp.write_text(json.dumps({"sources": [asdict(s) for s in sources]}, indent=2) + "\n")
-    os.replace(tmp, store.sources_file)
+    text = json.dumps({"sources": [asdict(s) for s in sources]}, indent=2) + "\n"
+    write_durably(store.sources_file, text)
+    pending = _pending_file(store)
+    if pending is not None:
+        pending.unlink(missing_ok=True)
 
 
 def match_folder(sources: list[Source], location: str) -> SourceMatch | None:
@@ -146,9 +171,19 @@ def plan_source(store: Store, folder: str | os.PathLike) -> SourceMatch:
 
 
 def register_sources(store: Store, new: list[Source]) -> None:
-    """Write planned sources into sources.json (call under the store lock, at publish). A
-    source id taken meanwhile by another folder stops the publish."""
-    sources = read_sources(store)
+    """Write sources into sources.json (call under the store lock). A source id taken
+    meanwhile by another folder stops the command."""
+    sources = _with_pending(store, read_recorded_sources(store))
+    check_planned_sources(sources, new)
+    by_id = {s.source_id for s in sources}
+    added = [s for s in new if s.source_id not in by_id]
+    if added or not store.sources_file.exists():
+        write_sources(store, [*sources, *added])
+
+
+def check_planned_sources(sources: list[Source], new: list[Source]) -> None:
+    """A planned source whose id now names another folder stops the publish (before LATEST
+    moves)."""
     by_id = {s.source_id: s for s in sources}
     for s in new:
         if s.source_id in by_id and by_id[s.source_id] != s:
@@ -156,28 +191,62 @@ def register_sources(store: Store, new: list[Source]) -> None:
                 f"source {s.source_id} now names {by_id[s.source_id].location}, not "
                 f"{s.location}; run the command again"
             )
-    added = [s for s in new if s.source_id not in by_id]
-    if added or not store.sources_file.exists():
-        write_sources(store, [*sources, *added])
 
 
-PLANNED_SOURCES = ".sources.json"  # in a staged version; hidden: not a published file
+def settle_sources(store: Store) -> None:
+    """Register the sources LATEST's publish planned, kept in its folder until now, and write
+    sources.json for a store that has none (call under the store lock, once LATEST has
+    moved)."""
+    recorded = read_recorded_sources(store)
+    sources = _with_pending(store, recorded)
+    if sources != recorded or not store.sources_file.exists():
+        write_sources(store, sources)  # the planned sources' record goes with it
+        return
+    pending = _pending_file(store)
+    if pending is not None:
+        pending.unlink(missing_ok=True)
+
+
+PLANNED_SOURCES = ".sources.json"  # in a version folder; hidden: not a published file
 
 
 def write_planned_sources(staged: os.PathLike, walked: list[Source]) -> None:
-    """The sources a staged version's items were found in (registered at its publish)."""
+    """The sources a staged version's items were found in (registered once it is LATEST)."""
     path = Path(staged) / PLANNED_SOURCES
     path.write_text(json.dumps([asdict(s) for s in walked]))
 
 
-def pop_planned_sources(staged: os.PathLike) -> list[Source]:
-    """The staged version's walked sources, its record removed (none for a retrain)."""
-    path = Path(staged) / PLANNED_SOURCES
-    if not path.exists():
+def planned_sources(folder: os.PathLike) -> list[Source]:
+    """The sources a version folder's build walked and has not registered (none for a
+    retrain, or once registered)."""
+    path = Path(folder) / PLANNED_SOURCES
+    try:
+        raw = read_bounded(path, SOURCES_MAX_BYTES)
+    except FileNotFoundError:
         return []
-    walked = [Source(**s) for s in json.loads(path.read_text())]
-    path.unlink()
-    return walked
+    except (OSError, AceInputError) as e:
+        raise DamagedStoreError(f"cannot read {path}: {one_reason(e)}") from e
+    try:
+        rows = json.loads(raw)
+    except ValueError as e:
+        raise DamagedStoreError(f"{path} is not JSON ({one_reason(e)})") from e
+    return _sources_in(rows, path)
+
+
+def _pending_file(store: Store) -> Path | None:
+    """LATEST's planned sources (left by a publish killed before registering them)."""
+    latest = store.readable_latest()
+    return store.version_dir(latest) / PLANNED_SOURCES if latest else None
+
+
+def _with_pending(store: Store, sources: list[Source]) -> list[Source]:
+    """``sources`` and, after them, LATEST's planned sources whose ids they lack."""
+    pending = _pending_file(store)
+    taken = {s.source_id for s in sources}
+    new = [
+        s for s in (planned_sources(pending.parent) if pending else []) if s.source_id not in taken
+    ]
+    return [*sources, *new]
 
 
 def add_source(store: Store, folder: str | os.PathLike) -> SourceMatch:
@@ -193,7 +262,7 @@ def remove_source(store: Store, key: str) -> Source:
     """Unregister a source by id or location. Its items leave the index at the next
     re-index (which then needs --allow-remove)."""
     with store.lock():
-        sources = read_sources(store)
+        sources = _with_pending(store, read_recorded_sources(store))  # unchecked: `/` goes
         for s in sources:
             if key in (s.source_id, s.location):
                 write_sources(store, [o for o in sources if o is not s])

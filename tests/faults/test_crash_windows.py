@@ -1,0 +1,173 @@
+"""Crash windows (issue 42): a command killed at a named point of its work, then the next
+command sees a correct store. A kill is a ``Killed`` raised at that point (a BaseException:
+no ``except Exception`` handles it, as none runs after a SIGKILL)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+from fault_helpers import ace
+
+from storage.store import Store
+from storage.store.layout import VersionLayout
+
+
+class Killed(BaseException):
+    """The process dies here."""
+
+
+def _staged_copy(store) -> VersionLayout:
+    """A staged version: a copy of LATEST's files without its manifest (valid,
+    publishable)."""
+    s = Store(store)
+    staged = s.staging_dir / "versions" / "copy"
+    shutil.copytree(s.version_dir(s.latest()), staged)
+    for name in ("manifest.json", "manifest.sha256"):
+        (staged / name).unlink()
+    return VersionLayout(staged)
+
+
+def _sources(capsys, store) -> list[str]:
+    code, out, err = ace(capsys, "sources", "list", "--store", str(store), "--json")
+    assert code == 0, err
+    return [r["source_id"] for r in json.loads(out)]
+
+
+# ----------------------------------------------------------------------------- publish
+
+
+def _publish(store, extra=None) -> dict:
+    """Publish a staged copy of LATEST (its parent), whose build walked the folder ``extra``
+    too when given."""
+    from storage.build.publish import publish_version
+    from storage.formats.manifest import version_config
+    from storage.store.sources import Source, read_sources, write_planned_sources
+
+    s = Store(store)
+    staged = _staged_copy(store)
+    if extra is not None:
+        extra.mkdir(exist_ok=True)
+        write_planned_sources(
+            staged.root, [*read_sources(s), Source("extra", str(extra.resolve()))]
+        )
+    ids = s.manifest()["ids"]
+    config = version_config(str(store))
+    return publish_version(
+        str(store),
+        staged,
+        operation="full_rebuild",
+        expected_parent=None,
+        config=config,
+        ids_report=ids,
+    )
+
+
+def _killed_at_move_latest(monkeypatch, after: bool) -> None:
+    """Kill the publish just before LATEST moves, or just after."""
+    move = Store.move_latest
+
+    def killed(self, version, operation):
+        if after:
+            move(self, version, operation)
+        raise Killed(f"killed {'after' if after else 'before'} LATEST moved")
+
+    monkeypatch.setattr(Store, "move_latest", killed)
+
+
+def test_a_publish_killed_before_latest_moved_registers_no_source(
+    store, tmp_path, capsys, monkeypatch
+):
+    s = Store(store)
+    before = (store / "sources.json").read_text()
+    _killed_at_move_latest(monkeypatch, after=False)
+    with pytest.raises(Killed):
+        _publish(store, tmp_path / "extra")
+    monkeypatch.undo()
+    assert (store / "sources.json").read_text() == before
+    assert "extra" not in _sources(capsys, store)
+    assert s.latest() == "v000001" and s.orphans() == ["v000002"]
+    assert _publish(store, tmp_path / "extra")["version"] == "v000003"
+    assert "extra" in _sources(capsys, store)
+
+
+def test_a_publish_killed_after_latest_moved_has_its_source_registered_next(
+    store, tmp_path, capsys, monkeypatch
+):
+    s = Store(store)
+    _killed_at_move_latest(monkeypatch, after=True)
+    with pytest.raises(Killed):
+        _publish(store, tmp_path / "extra")
+    monkeypatch.undo()
+    assert s.latest() == "v000002" and "extra" not in (store / "sources.json").read_text()
+    assert "extra" in _sources(capsys, store)  # LATEST's items come from it: it is a source
+    code, _, err = ace(capsys, "sources", "remove", "extra", "--store", str(store))
+    assert code == 0, err
+    assert "extra" not in _sources(capsys, store)  # removed for good, not read back again
+    assert not (s.version_dir("v000002") / ".sources.json").exists()
+
+
+# ----------------------------------------------------------------------------- rollback
+
+
+def _killed_after_first_write(monkeypatch) -> None:
+    """Kill a rollback between its two writes (LATEST and history.jsonl), in either order."""
+    from storage.store import store as store_module
+
+    def dies_after(write):
+        def written(*args):
+            write(*args)
+            raise Killed(f"killed after {write.__name__}")
+
+        return written
+
+    monkeypatch.setattr(store_module, "append_history", dies_after(store_module.append_history))
+    monkeypatch.setattr(Store, "_write_latest", dies_after(Store._write_latest))
+
+
+def test_a_rollback_killed_between_its_writes_leaves_a_true_audit(store, capsys, monkeypatch):
+    s = Store(store)
+    v2 = _publish(store)["version"]
+    _killed_after_first_write(monkeypatch)
+    with pytest.raises(Killed):
+        ace(capsys, "rollback", "--store", str(store))
+    monkeypatch.undo()
+    code, out, err = ace(capsys, "audit", "--store", str(store), "--json")
+    assert code == 0, err
+    audit = json.loads(out)
+    assert (
+        (audit["from"], audit["to"])
+        == ("v000001", v2)
+        == (s.manifest()["parent_version"], s.latest())
+    )
+    assert [m["operation"] for m in audit["moves"]] == ["publish", "publish"]  # none unmade
+    assert ace(capsys, "rollback", "--store", str(store))[0] == 0
+    code, out, err = ace(capsys, "audit", "--store", str(store), "--json")
+    audit = json.loads(out)
+    assert code == 0 and (audit["from"], audit["to"]) == (v2, "v000001")
+    assert [m["operation"] for m in audit["moves"]] == ["publish", "publish", "rollback"]
+    assert s.versions() == ["v000001", v2] and s.orphans() == []
+
+
+# ----------------------------------------------------------------------------- sources.json
+
+
+@pytest.mark.parametrize("where", ["/", "holds the store"])
+def test_a_recorded_source_that_cannot_be_one_is_a_damaged_store(store, built, capsys, where):
+    from fault_helpers import one_line_error
+
+    from flows.cli import EXIT_DAMAGED
+
+    before = _sources(capsys, store)
+    data = json.loads((store / "sources.json").read_text())
+    location = "/" if where == "/" else str(store.parent.resolve())
+    data["sources"].append({"source_id": "wide", "location": location})
+    (store / "sources.json").write_text(json.dumps(data))
+    for argv in (["index"], ["sources", "list"], ["index", str(built / "corpus")]):
+        code, out, err = ace(capsys, *argv, "--store", str(store))
+        assert code == EXIT_DAMAGED, (argv, err[-2000:])
+        one_line_error(err, "damaged store", "sources.json", "wide", "ace sources remove wide")
+    code, _, err = ace(capsys, "sources", "remove", "wide", "--store", str(store))
+    assert code == 0, err
+    assert _sources(capsys, store) == before
