@@ -16,6 +16,25 @@ _DATE = re.compile(r"[0-9]{4}(-[0-9]{2}(-[0-9]{2}(T[0-9]{2}(:[0-9]{2}(:[0-9]{2})
 _EARLIEST = "0001-01-01T00:00:00"  # what a prefix is completed with to check it
 
 
+def _date_pattern() -> str:
+    """The dates ``checked_filters`` accepts as one regular expression (for the API's schema;
+    tests/query/test_request.py checks that both agree): a year, a month, a day of that
+    month (February 29 in leap years only), an hour, minutes, seconds."""
+    year = "(000[1-9]|00[1-9][0-9]|0[1-9][0-9]{2}|[1-9][0-9]{3})"
+    leap = "([0-9]{2}(0[48]|[2468][048]|[13579][26])|(0[48]|[2468][048]|[13579][26])00)"
+    time = "(T([01][0-9]|2[0-3])(:[0-5][0-9](:[0-5][0-9])?)?)?"
+    days = {
+        "(0[13578]|1[02])": "(0[1-9]|[12][0-9]|3[01])",
+        "(0[469]|11)": "(0[1-9]|[12][0-9]|30)",
+        "02": "(0[1-9]|1[0-9]|2[0-8])",
+    }
+    month_days = "|".join(f"{m}(-{d}{time})?" for m, d in days.items())
+    return f"^({year}(-({month_days}))?|{leap}-02-29{time})$"
+
+
+DATE_PATTERN = _date_pattern()
+
+
 @dataclass(frozen=True)
 class Filters:
     source: str | None = None
@@ -45,8 +64,6 @@ def checked_filters(
     for name, value in (("since", since), ("until", until)):
         if value and not _is_date(value):
             raise QueryError(f"{name} must be an ISO date such as 2024-05-01, got {value!r}")
-    if since and until and since[: len(until)] > until:
-        raise QueryError(f"since {since} is after until {until}")
     return Filters(source or None, since or None, until or None)
 
 

@@ -126,7 +126,7 @@ def search_checked(
         raise QueryError("the index holds no items")
     if filters.source and filters.source not in loaded.sources:
         known = ", ".join(sorted(loaded.sources)) or "none"
-        raise QueryError(f"unknown source {filters.source!r} in {loaded.version} ({known})")
+        raise QueryError(f"unknown source {filters.source!r} in {loaded.version} ({known})", 404)
     ranked = rank(loaded, path, texts, k, modality, beam, filters)
     results = [[loaded.result(i, score) for i, score in row] for row in ranked.hits]
     if ranked.tables:

@@ -19,8 +19,22 @@ from fastapi import FastAPI, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi_offline import FastAPIOffline
 
+from ace_core.errors import AceInputError
 from ace_core.media.modalities import MODALITY_NAMES
 from flows.serve.batcher import SearchBatcher
+from flows.serve.contract import (
+    DATE_BOUNDS,
+    K_BOUNDS,
+    Q_BOUNDS,
+    VERSION_BOUNDS,
+    Audit,
+    Evaluation,
+    Health,
+    Item,
+    SearchResponse,
+    VersionRow,
+    errors,
+)
 from flows.serve.examples import example_routes
 from flows.serve.guard import (
     TOKEN_COOKIE,
@@ -43,6 +57,9 @@ from storage.store import Store, StoreError
 
 logger = logging.getLogger(__name__)
 STATIC = Path(__file__).parent / "static"
+SINCE_HELP = "only items dated on or after (an ISO date or its prefix: 2024, 2024-05)"
+UNTIL_HELP = "only items dated on or before (an ISO date or its prefix: 2024-05 keeps May)"
+AUDIT_ERRORS = errors(400, 401, 404, 422)
 FORM_OVERHEAD_BYTES = 1 << 20  # an upload's multipart headers and form fields
 
 
@@ -95,17 +112,21 @@ def create_app(
 
 
 def _search_routes(app: FastAPI, holder: VersionHolder, batcher: SearchBatcher) -> None:
-    @app.get("/api/search")
+    @app.get(
+        "/api/search",
+        response_model=None,
+        responses={200: {"model": SearchResponse}, **errors(400, 401, 404, 413, 422, 503)},
+    )
     async def search(
-        q: str = Query(..., description="the text query"),
-        k: int = Query(10, description=f"results, 1 to {MAX_K}"),
+        q: str = Query(..., description="the text query", **Q_BOUNDS),
+        k: int = Query(10, description=f"results, 1 to {MAX_K}", **K_BOUNDS),
         modality: str | None = Query(None, pattern=f"^({'|'.join(MODALITY_NAMES)})$"),
-        version: str | None = Query(None, description="default: LATEST"),
+        version: str | None = Query(None, description="default: LATEST", **VERSION_BOUNDS),
         path: str = Query("auto", pattern=f"^({'|'.join(PATHS)})$", description=PATH_HELP),
         dense: bool = Query(False, description="the dense baseline (same as path=dense)"),
         source: str | None = Query(None, description="only items of this source"),
-        since: str | None = Query(None, description="only items dated on or after (ISO date)"),
-        until: str | None = Query(None, description="only items dated on or before (ISO date)"),
+        since: str | None = Query(None, description=SINCE_HELP, **DATE_BOUNDS),
+        until: str | None = Query(None, description=UNTIL_HELP, **DATE_BOUNDS),
         sort: str = Query("relevance", pattern=f"^({'|'.join(SORTS)})$"),
         keywords: bool = Query(False, description="also file-name and caption matches (BM25)"),
     ):
@@ -129,7 +150,7 @@ def _search_routes(app: FastAPI, holder: VersionHolder, batcher: SearchBatcher) 
             payload = await batcher.search(
                 vm, request.text, request.k, request.path, request.modality, request.filters
             )
-        except QueryError as e:  # what only the version can tell (an unknown source)
+        except AceInputError as e:  # what only the version can tell (an unknown source)
             raise query_error(e) from None
         if keywords:  # off the event loop: a version's first one builds its BM25 index
             payload = await asyncio.to_thread(completed, payload, vm, request)
@@ -140,8 +161,12 @@ def _search_routes(app: FastAPI, holder: VersionHolder, batcher: SearchBatcher) 
             payload["keyword_results"] = [with_urls(r) for r in payload["keyword_results"]]
         return payload
 
-    @app.get("/api/items/{item_id}")
-    def item(item_id: str, version: str | None = None):
+    @app.get(
+        "/api/items/{item_id}",
+        response_model=None,
+        responses={200: {"model": Item}, **errors(400, 401, 404, 422, 503)},
+    )
+    def item(item_id: str, version: str | None = Query(None, **VERSION_BOUNDS)):
         found = holder.get(version).item(item_id)
         if found is None:
             raise HTTPException(404, f"item {item_id[:64]!r} is not in the served version")
@@ -156,21 +181,32 @@ def _catalog_routes(app: FastAPI, holder: VersionHolder, store: str) -> None:
         except StoreError as e:
             raise store_error(e) from None
 
-    @app.get("/api/versions")
+    @app.get(
+        "/api/versions",
+        response_model=None,
+        responses={200: {"model": list[VersionRow]}, **errors(401, 404)},
+    )
     def versions():
         return guarded(list_versions, store)
 
-    @app.get("/api/audit")
-    def audit_versions(from_: str | None = Query(None, alias="from"), to: str | None = None):
+    @app.get("/api/audit", response_model=None, responses={200: {"model": Audit}, **AUDIT_ERRORS})
+    def audit_versions(
+        from_: str | None = Query(None, alias="from", **VERSION_BOUNDS),
+        to: str | None = Query(None, **VERSION_BOUNDS),
+    ):
         return guarded(audit, store, from_, to)
 
-    @app.get("/api/eval")
-    def evaluation(version: str | None = None):
+    @app.get(
+        "/api/eval",
+        response_model=None,
+        responses={200: {"model": Evaluation}, **errors(400, 401, 404, 422)},
+    )
+    def evaluation(version: str | None = Query(None, **VERSION_BOUNDS)):
         out = guarded(version_eval, store, version)
         out["ids"] = guarded(Store(store).manifest, out["version"]).get("ids")
         return out
 
-    @app.get("/healthz")
+    @app.get("/healthz", response_model=None, responses={200: {"model": Health}})
     def healthz():  # open to all: no server paths (the server log has them)
         current, error = holder.current, holder.last_error
         return {

@@ -6,10 +6,18 @@ from __future__ import annotations
 import tempfile
 from typing import TYPE_CHECKING
 
-from fastapi import FastAPI, File, Form, HTTPException, UploadFile
+from fastapi import FastAPI, File, Form, HTTPException, Query, UploadFile
 
 from ace_core.errors import AceInputError
 from ace_core.media.modalities import MODALITY_NAMES
+from flows.serve.contract import (
+    K_BOUNDS,
+    VERSION_BOUNDS,
+    FileSearchResponse,
+    SimilarResponse,
+    bounds,
+    errors,
+)
 from flows.serve.guard import public
 from flows.serve.results import query_error, with_urls
 from query.by_example import MAX_FILE_BYTES, search_by_file, similar_items
@@ -18,10 +26,21 @@ from query.request import MAX_K, QueryError
 if TYPE_CHECKING:
     from flows.serve.holder import VersionHolder
 
+FILE_HELP = f"an image, a sound or a video clip ({MAX_FILE_BYTES >> 20} MiB at most)"
+FILE_BOUNDS = bounds(minLength=1, maxLength=MAX_FILE_BYTES)
+
 
 def example_routes(app: FastAPI, holder: VersionHolder) -> None:
-    @app.get("/api/similar/{item_id}")
-    def similar(item_id: str, k: int = 10, version: str | None = None):
+    @app.get(
+        "/api/similar/{item_id}",
+        response_model=None,
+        responses={200: {"model": SimilarResponse}, **errors(400, 401, 404, 422, 503)},
+    )
+    def similar(
+        item_id: str,
+        k: int = Query(10, description=f"results, 1 to {MAX_K}", **K_BOUNDS),
+        version: str | None = Query(None, description="default: LATEST", **VERSION_BOUNDS),
+    ):
         vm = holder.get(version)
         try:
             results = similar_items(vm, item_id, k)
@@ -33,16 +52,23 @@ def example_routes(app: FastAPI, holder: VersionHolder) -> None:
             "results": [with_urls(r) for r in results],
         }
 
-    @app.post("/api/search/file")
+    @app.post(
+        "/api/search/file",
+        response_model=None,
+        responses={
+            200: {"model": FileSearchResponse},
+            **errors(400, 401, 404, 413, 415, 422, 503),
+        },
+    )
     def search_file(
-        file: UploadFile = File(..., description="an image, a sound or a video clip"),
-        k: int = Form(10, description=f"results, 1 to {MAX_K}"),
-        modality: str | None = Form(None, pattern=f"^({'|'.join(MODALITY_NAMES)})$"),
-        version: str | None = Form(None, description="default: LATEST"),
+        file: UploadFile = File(..., description=FILE_HELP, **FILE_BOUNDS),
+        k: int = Form(10, description=f"results, 1 to {MAX_K}", **K_BOUNDS),
+        modality: str = Form("", pattern=f"^({'|'.join(('', *MODALITY_NAMES))})$"),
+        version: str = Form("", description="default (empty): LATEST", **VERSION_BOUNDS),
     ):
         """Query by example with a file: embedded with the version's own encoders and
         searched through the item-memory path among the items of its space."""
-        vm = holder.get(version)
+        vm, modality = holder.get(version or None), modality or None
         with tempfile.NamedTemporaryFile(prefix="ace-example-") as tmp:
             copy_bounded(file.file, tmp, MAX_FILE_BYTES)
             try:

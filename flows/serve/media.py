@@ -16,11 +16,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import anyio
-from fastapi import FastAPI, HTTPException
+from fastapi import FastAPI, HTTPException, Query
 from fastapi.responses import FileResponse, Response
 
 from ace_core.media.modalities import media_kind, thumbnail_jpeg
 from ace_core.media.renditions import RenditionError, playable_as_is
+from flows.serve.contract import VERSION_BOUNDS, errors
 from flows.serve.guard import public
 from query.rendition_cache import RenditionCache
 from query.served_files import FileGone, ServedFiles, open_cached
@@ -30,6 +31,18 @@ if TYPE_CHECKING:
     from flows.serve.holder import VersionHolder
 
 logger = logging.getLogger(__name__)
+VERSION = Query(None, description="default: LATEST", **VERSION_BOUNDS)
+ORIGINAL = {"image/*": {}, "audio/*": {}, "video/*": {}}  # the indexed file as it is
+PLAYABLE = {"video/*": {}, "audio/*": {}}  # the original or an MP4 rendition
+THUMB = {"image/jpeg": {}}
+
+
+def _sends(content: dict, *codes: int) -> dict:
+    """OpenAPI ``responses`` of a route that sends a file of these media types (a part of
+    it for a Range request) or one of the errors every media route has, plus ``codes``."""
+    sent = {"content": content, "description": "the file"}
+    part = {"content": content, "description": "part of the file (a Range request)"}
+    return {200: sent, 206: part, **errors(400, 401, 404, 416, 422, 503, *codes)}
 
 
 def media_routes(app: FastAPI, holder: VersionHolder, store: str, play_bytes: int) -> None:
@@ -49,15 +62,15 @@ def media_routes(app: FastAPI, holder: VersionHolder, store: str, play_bytes: in
         except FileGone as e:
             raise HTTPException(410, f"item {item_id[:12]}: {e}") from None
 
-    @app.get("/media/{item_id}")
-    def media(item_id: str, version: str | None = None):
+    @app.get("/media/{item_id}", response_class=Response, responses=_sends(ORIGINAL, 410))
+    def media(item_id: str, version: str | None = VERSION):
         found, path = indexed(item_id, version)
         suffix = path.suffix.lstrip(".").lower() or "octet-stream"
         kind = media_kind(found["modality"]).mime_prefix
         return FileResponse(path, media_type=kind + _subtype(suffix))  # HTTP Range
 
-    @app.get("/play/{item_id}")
-    def play(item_id: str, version: str | None = None):
+    @app.get("/play/{item_id}", response_class=Response, responses=_sends(PLAYABLE, 410, 415))
+    def play(item_id: str, version: str | None = VERSION):
         found, path = indexed(item_id, version)
         if found["modality"] == "image":
             raise HTTPException(404, f"item {item_id[:12]} is an image: /media/{item_id} shows it")
@@ -78,8 +91,8 @@ def media_routes(app: FastAPI, holder: VersionHolder, store: str, play_bytes: in
                 os.unlink(rendition.path)
         return OpenFileResponse(rendition.fd, media_type=rendition.mime)
 
-    @app.get("/thumb/{item_id}")
-    def thumb(item_id: str, version: str | None = None):
+    @app.get("/thumb/{item_id}", response_class=Response, responses=_sends(THUMB, 410, 415))
+    def thumb(item_id: str, version: str | None = VERSION):
         found, path = indexed(item_id, version)
         cached = Store(store).thumbnail_file(item_id)
         fd = open_cached(cached)

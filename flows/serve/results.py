@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from fastapi import HTTPException
 
+from ace_core.errors import AceInputError
 from flows.serve.guard import public
 from query.request import QueryError
 from storage.store import StoreError, VersionNameError
@@ -28,8 +29,10 @@ def with_urls(result: dict) -> dict:
     return out
 
 
-def query_error(e: QueryError) -> HTTPException:
-    return HTTPException(e.status, str(e))
+def query_error(e: AceInputError) -> HTTPException:
+    """A QueryError as the status it names; any other input error met while searching (the
+    version's text tower cannot be built on this machine) as 503."""
+    return HTTPException(e.status if isinstance(e, QueryError) else 503, public(str(e)))
 
 
 def store_error(e: StoreError) -> HTTPException:

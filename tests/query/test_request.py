@@ -53,3 +53,19 @@ def test_a_date_filter_names_a_real_day_in_ascii_digits(date):
     assert e.value.status == 400
     kept = checked_filters(since="2024-02-29", until="2024-05-01T13:05")
     assert kept.keeps({"date": "2024-03-01T00:00:00"})
+
+
+def test_the_schemas_date_pattern_accepts_exactly_the_dates_the_service_does():
+    import re
+    from datetime import date, timedelta
+
+    from query.filters import DATE_PATTERN, _is_date
+
+    days = [date(1899, 12, 25) + timedelta(d) for d in range(0, 365 * 3)]
+    days += [date(y, 2, 28) + timedelta(1) for y in (1900, 2000, 2023, 2024, 2100, 2400)]
+    typed = [d.isoformat() for d in days] + [d.isoformat()[:7] for d in days]
+    typed += ["2024-02-29", "2023-02-29", "1900-02-29", "2000-02-29", "0000", "0001", "9999"]
+    typed += ["2024-04-31", "2024-13", "2024-00", "2024-05-00", "2024-05-01T23:59:59"]
+    typed += ["2024-05-01T24", "2024-05-01T12:60", "2024-05-01T12:30:61", "2024-5-1", "24"]
+    for value in typed:
+        assert bool(re.fullmatch(DATE_PATTERN, value)) == _is_date(value), value
