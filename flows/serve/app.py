@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import logging
+import shutil
 from pathlib import Path
 
 from fastapi import FastAPI, HTTPException, Query, Request
@@ -40,6 +41,7 @@ from flows.serve.guard import (
     TOKEN_COOKIE,
     BodyLimit,
     HeaderDeadlineProtocol,
+    own_tempdir,
     public,
     token_ok,
 )
@@ -246,5 +248,9 @@ def serve(
     """Run the service until interrupted (blocking)."""
     import uvicorn
 
+    temp = own_tempdir()
     app = create_app(store, token=token, play_cache_mb=play_cache_mb)
-    uvicorn.run(app, host=host, port=port, log_level="warning", http=HeaderDeadlineProtocol)
+    try:
+        uvicorn.run(app, host=host, port=port, log_level="warning", http=HeaderDeadlineProtocol)
+    finally:
+        shutil.rmtree(temp, ignore_errors=True)

@@ -1,13 +1,18 @@
 """What guards the service: the token (query, header or the page's cookie, compared in
 constant time), error bodies without server paths, a bound on request bodies checked before
 they are spooled, and deadlines for a request's headers and body (a client that never
-finishes them is closed, not held)."""
+finishes them is closed, not held), and the service's own temp folder (what a killed service
+left there is removed by the next one)."""
 
 from __future__ import annotations
 
 import asyncio
 import hmac
+import os
 import re
+import shutil
+import tempfile
+from pathlib import Path
 
 import h11
 from fastapi import HTTPException, Request
@@ -28,6 +33,31 @@ def token_ok(request: Request, token: str | None) -> bool:
     return hmac.compare_digest(given.encode(), token.encode())
 
 
+def own_tempdir() -> Path:
+    """A temp folder of this service process, made the process's default (uploads spooled
+    by Starlette, examples' copies, temporary renditions), after removing those of services
+    that are gone: a service killed mid-upload (kill -9) leaves its files to the next."""
+    base = Path(tempfile.gettempdir())
+    for old in base.glob(f"{TEMP_PREFIX}*"):
+        pid = old.name.removeprefix(TEMP_PREFIX)
+        if pid.isdigit() and not _alive(int(pid)):
+            shutil.rmtree(old, ignore_errors=True)
+    mine = base / f"{TEMP_PREFIX}{os.getpid()}"
+    mine.mkdir(mode=0o700, exist_ok=True)
+    tempfile.tempdir = str(mine)
+    return mine
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 def public(message: str) -> str:
     """An error message without server paths (for response bodies)."""
     return _PATH.sub("<path>", message)
@@ -35,6 +65,7 @@ def public(message: str) -> str:
 
 _PATH = re.compile(r"(?<![\w<])/[^\s'\"(),;]+")
 TOKEN_COOKIE = "ace_token"
+TEMP_PREFIX = "ace-serve-"
 
 
 class BodyLimit:

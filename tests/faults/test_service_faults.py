@@ -11,6 +11,7 @@ import socket
 import stat
 import threading
 import time
+from pathlib import Path
 
 import pytest
 from fastapi import File, UploadFile  # module level: the route's annotations name them
@@ -273,3 +274,25 @@ def test_an_example_that_cannot_be_decoded_is_refused_without_a_server_path(serv
     r = served.post("/api/search/file", files={"file": ("clip.mp4", cut)})
     assert r.status_code == 415, r.text
     assert not re.search(r"(?<![\w<])/[^\s'\"(),;]+", r.json()["detail"]), r.json()["detail"]
+
+
+def test_a_killed_services_temp_files_are_removed_by_the_next(tmp_path, monkeypatch):
+    import subprocess
+    import sys
+    import tempfile
+
+    from flows.serve.guard import TEMP_PREFIX, own_tempdir
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True)  # fmt: skip
+    killed = tmp_path / f"{TEMP_PREFIX}{gone.stdout.strip()}"  # a service killed mid-upload
+    (killed / "upload").mkdir(parents=True)
+    (killed / "upload" / "part").write_bytes(b"x" * 1000)
+    running = tmp_path / f"{TEMP_PREFIX}1"  # pid 1 runs: another live service's folder
+    running.mkdir()
+    mine = own_tempdir()
+    assert not killed.exists() and running.exists()
+    assert mine.parent == tmp_path and tempfile.gettempdir() == str(mine)
+    with tempfile.NamedTemporaryFile() as spooled:  # where uploads now go
+        assert Path(spooled.name).parent == mine
