@@ -53,4 +53,7 @@ def cmd_prune(args) -> int:
 def _pruned(o: dict) -> str:
     verb = "would delete" if o["dry_run"] else "deleted"
     which = f": {', '.join(o['deleted'])}" if o["deleted"] else ""
-    return f"{verb} {len(o['deleted'])} version(s){which}; kept {', '.join(o['kept'])}"
+    line = f"{verb} {len(o['deleted'])} version(s){which}; kept {', '.join(o['kept'])}"
+    if o["reclaimed"]:  # what a killed prune left in versions/
+        line += f"\n{verb} {len(o['reclaimed'])} leftover folder(s): {', '.join(o['reclaimed'])}"
+    return line

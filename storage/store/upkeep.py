@@ -1,12 +1,18 @@
 """Store upkeep: `ace rollback` (LATEST back to an older version, or repaired to the newest
 version that verifies) and `ace prune` (the only code path that deletes a published
-version; never the served one)."""
+version; never the served one). A deleted version leaves versions/ in one rename before its
+files go, so a killed prune never leaves a half-deleted version; the next prune reclaims what
+it left."""
 
 from __future__ import annotations
 
+import os
 import shutil
+from pathlib import Path
 
-from storage.store.store import DamagedStoreError, Store, StoreError, version_name
+from storage.store.disk import fsync_dir
+from storage.store.layout import VersionLayout
+from storage.store.store import VERSION_RE, DamagedStoreError, Store, StoreError, version_name
 from storage.store.verify import folder_report
 
 
@@ -48,8 +54,8 @@ def _candidates(s: Store, served: str | None, version: str | None) -> list[str]:
 
 
 def prune(store: str, keep: int, dry_run: bool = False) -> dict:
-    """Delete all but the ``keep`` newest versions (the served one is always kept) and the
-    folders of publishes that never completed."""
+    """Delete all but the ``keep`` newest versions (the served one is always kept), the
+    folders of publishes that never completed, and what a killed prune left (``reclaimed``)."""
     if keep < 1:
         raise StoreError(f"--keep must be at least 1, got {keep}")
     s = Store(store)
@@ -58,8 +64,54 @@ def prune(store: str, keep: int, dry_run: bool = False) -> dict:
         listed = s.versions()
         kept = set(listed[-keep:]) | ({served} if served else set())
         doomed = [v for v in listed if v not in kept] + s.orphans()
+        leftovers = _leftovers(s, served)
         if not dry_run:
             for v in doomed:
-                shutil.rmtree(s.version_dir(v))
-                s.ablations_file(v).unlink(missing_ok=True)
-    return {"deleted": sorted(doomed), "kept": sorted(kept), "served": served, "dry_run": dry_run}
+                _delete_version(s, v)
+            for path in leftovers:
+                shutil.rmtree(path)
+    return {
+        "deleted": sorted(doomed),
+        "reclaimed": [p.name for p in leftovers],
+        "kept": sorted(kept),
+        "served": served,
+        "dry_run": dry_run,
+    }
+
+
+DELETING = ".deleting-"  # a version folder being deleted, out of versions/'s listing
+
+
+def _delete_version(s: Store, v: str) -> None:
+    """The folder leaves versions/ at once (a rename), then its files go: a prune killed
+    midway leaves a hidden folder that the next prune reclaims, never a half-deleted
+    version."""
+    trash = s.versions_dir / f"{DELETING}{v}"
+    if trash.exists():  # a killed prune's, of a folder since published under this number
+        shutil.rmtree(trash)
+    os.rename(s.version_dir(v), trash)
+    fsync_dir(s.versions_dir)
+    s.ablations_file(v).unlink(missing_ok=True)
+    shutil.rmtree(trash)
+
+
+def _leftovers(s: Store, served: str | None) -> list[Path]:
+    """Folders in versions/ that hold no version: a killed prune's deletions, and version
+    folders without a manifest that LATEST does not name (a publish renames a folder in
+    with its manifest, so only a deletion leaves one)."""
+    if not s.versions_dir.is_dir():
+        return []
+    return sorted(
+        p
+        for p in s.versions_dir.iterdir()
+        if p.is_dir()
+        and not p.is_symlink()
+        and (
+            p.name.startswith(DELETING)
+            or (VERSION_RE.match(p.name) and p.name != served and not _has_manifest(p))
+        )
+    )
+
+
+def _has_manifest(folder: Path) -> bool:
+    return VersionLayout(folder).manifest.exists()

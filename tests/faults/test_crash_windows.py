@@ -171,3 +171,50 @@ def test_a_recorded_source_that_cannot_be_one_is_a_damaged_store(store, built, c
     code, _, err = ace(capsys, "sources", "remove", "wide", "--store", str(store))
     assert code == 0, err
     assert _sources(capsys, store) == before
+
+
+# ----------------------------------------------------------------------------- prune
+
+
+def _killed_while_deleting(monkeypatch) -> None:
+    """Kill a prune while it deletes a folder: its manifest and a few files are gone."""
+    from pathlib import Path
+
+    from storage.store import upkeep
+
+    def rmtree(path, *args, **kwargs):
+        files = sorted(p for p in Path(path).rglob("*") if p.is_file())
+        for f in [Path(path) / "manifest.json", *files[:3]]:
+            f.unlink(missing_ok=True)
+        raise Killed("killed while deleting")
+
+    monkeypatch.setattr(upkeep.shutil, "rmtree", rmtree)
+
+
+def test_a_prune_killed_midway_leaves_no_half_version_and_the_next_one_ends_it(
+    store, capsys, monkeypatch
+):
+    s = Store(store)
+    v2 = _publish(store)["version"]
+    _killed_while_deleting(monkeypatch)
+    with pytest.raises(Killed):
+        ace(capsys, "prune", "--keep", "1", "--store", str(store))
+    monkeypatch.undo()
+    assert s.versions() == [v2] and ace(capsys, "verify", "--all", "--store", str(store))[0] == 0
+    code, out, err = ace(capsys, "prune", "--keep", "1", "--store", str(store), "--json")
+    assert code == 0, err
+    assert json.loads(out)["deleted"] == [] and len(json.loads(out)["reclaimed"]) == 1
+    assert [p.name for p in s.versions_dir.iterdir()] == [v2]
+
+
+def test_prune_reclaims_a_version_folder_without_a_manifest(store, capsys):
+    s = Store(store)
+    v2 = _publish(store)["version"]
+    for name in ("manifest.json", "manifest.sha256"):  # what an older prune left
+        (s.version_dir("v000001") / name).unlink()
+    code, out, err = ace(capsys, "prune", "--keep", "5", "--store", str(store), "--dry-run")
+    assert code == 0 and "would delete 1 leftover folder(s): v000001" in out, err
+    assert s.version_dir("v000001").is_dir()
+    code, out, err = ace(capsys, "prune", "--keep", "5", "--store", str(store), "--json")
+    assert code == 0 and json.loads(out)["reclaimed"] == ["v000001"], err
+    assert [p.name for p in s.versions_dir.iterdir()] == [v2] and s.latest() == v2
