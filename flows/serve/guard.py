@@ -15,7 +15,7 @@ import tempfile
 from pathlib import Path
 
 import h11
-from fastapi import HTTPException, Request
+from fastapi import Request
 from fastapi.responses import JSONResponse
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
@@ -71,7 +71,8 @@ TEMP_PREFIX = "ace-serve-"
 class BodyLimit:
     """ASGI middleware: a request body over ``limit`` bytes is refused with a 413 before the
     app reads it, by its Content-Length at once or, sent without one, as soon as the bytes
-    received pass the limit (nothing past it is spooled to disk)."""
+    received pass the limit (nothing past it is spooled to disk): the app is then told the
+    client left, and whatever it answers is replaced by the 413."""
 
     def __init__(self, app, limit: int):
         self.app, self.limit = app, limit
@@ -79,22 +80,32 @@ class BodyLimit:
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
+        too_large = JSONResponse(
+            {"detail": f"request body too large (at most {self.limit} bytes)"},
+            413,
+            headers={"connection": "close"},
+        )
         length = dict(scope["headers"]).get(b"content-length", b"0")
         if not length.isdigit() or int(length) > self.limit:
-            detail = f"request body too large (at most {self.limit} bytes)"
-            response = JSONResponse({"detail": detail}, 413, headers={"connection": "close"})
-            return await response(scope, receive, send)
-        received = 0
+            return await too_large(scope, receive, send)
+        received, refused = 0, False
 
         async def bounded_receive():
-            nonlocal received
+            nonlocal received, refused
             message = await receive()
             received += len(message.get("body", b""))
             if received > self.limit:
-                raise HTTPException(413, f"request body too large (at most {self.limit} bytes)")
+                refused = True
+                return {"type": "http.disconnect"}
             return message
 
-        await self.app(scope, bounded_receive, send)
+        async def answer(message):
+            if not refused:
+                await send(message)
+            elif message["type"] == "http.response.start":
+                await too_large(scope, receive, send)
+
+        await self.app(scope, bounded_receive, answer)
 
 
 class HeaderDeadlineProtocol(H11Protocol):

@@ -194,8 +194,8 @@ def test_a_trickled_body_is_closed_at_its_deadline(deadline_server):
 
 @pytest.fixture
 def upload_server():
-    """A port served by a FastAPI app with one upload route behind a 1000-byte BodyLimit;
-    the route counts the bytes it was given."""
+    """A port served by a FastAPI app with one upload route behind a 1000-byte BodyLimit
+    and an HTTP middleware (as the service's); the route counts the bytes it was given."""
     import uvicorn
     from fastapi import FastAPI
 
@@ -207,6 +207,10 @@ def upload_server():
     def up(file: UploadFile = File(...)):
         seen.append(len(file.file.read()))
         return {"bytes": seen[-1]}
+
+    @app.middleware("http")  # as the service's token check: it wraps the body's receive
+    async def passthrough(request, call_next):
+        return await call_next(request)
 
     app.add_middleware(BodyLimit, limit=1000)
     with socket.socket() as s:
