@@ -250,9 +250,15 @@ class Removals:
 def plan_removals(
     store: str, found: Discovery, sources: list[Source], missing: list[Source]
 ) -> Removals:
+    """LATEST's ok items that ``found`` lacks. LATEST is verified first: its rows are
+    compared with the folders, and damaged bytes there are a damaged store (exit 3), never
+    files that vanished."""
+    from storage.store.verify import verify_version
+
     s = Store(store)
     if s.latest() is None:
         return Removals([], [m.source_id for m in missing])
+    verify_version(store, s.latest())
     where = {src.source_id: src for src in sources}
     present = {f.item_id for f in found.files}
     gone = []

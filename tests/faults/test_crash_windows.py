@@ -218,3 +218,25 @@ def test_prune_reclaims_a_version_folder_without_a_manifest(store, capsys):
     code, out, err = ace(capsys, "prune", "--keep", "5", "--store", str(store), "--json")
     assert code == 0 and json.loads(out)["reclaimed"] == ["v000001"], err
     assert [p.name for p in s.versions_dir.iterdir()] == [v2] and s.latest() == v2
+
+
+# ----------------------------------------------------------------------------- a damaged LATEST
+
+
+def test_damaged_rows_in_latest_are_a_damaged_store_not_vanished_files(store, capsys):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    from fault_helpers import one_line_error
+
+    from flows.cli import EXIT_DAMAGED
+
+    items = Store(store).version().items
+    table = pq.read_table(items)  # zeroed item ids: still a table that reads
+    zeroed = pa.array(["\0" * len(i) for i in table["item_id"].to_pylist()])
+    pq.write_table(
+        table.set_column(table.schema.get_field_index("item_id"), "item_id", zeroed), items
+    )
+    code, out, err = ace(capsys, "index", "--store", str(store))
+    assert code == EXIT_DAMAGED and out == "", err[-2000:]
+    last = one_line_error(err, "damaged store", "items.parquet", "sha256")
+    assert "vanished" not in last and "--allow-remove" not in last
