@@ -43,7 +43,8 @@ class VersionHolder(Searcher):
         """Load LATEST if it moved; on failure keep serving what is loaded."""
         try:
             latest = self.moved_latest()
-            if latest is None:
+            if latest is None:  # the store reads well as it is now (a LATEST repaired to
+                self.last_error = None  # the loaded version): an old error no longer holds
                 return False
             self.loading = True
             self.swap_in(latest)

@@ -240,3 +240,25 @@ def test_damaged_rows_in_latest_are_a_damaged_store_not_vanished_files(store, ca
     assert code == EXIT_DAMAGED and out == "", err[-2000:]
     last = one_line_error(err, "damaged store", "items.parquet", "sha256")
     assert "vanished" not in last and "--allow-remove" not in last
+
+
+# ----------------------------------------------------------------------------- the service
+
+
+def test_healthz_shows_the_store_as_it_is_now(store):
+    from fastapi.testclient import TestClient
+
+    from flows.serve.app import create_app
+    from flows.serve.holder import VersionHolder
+
+    holder = VersionHolder(str(store), watch_s=3600)  # refreshed here, not by its watcher
+    with TestClient(create_app(str(store), token="s3cret", holder=holder)) as client:
+        assert client.get("/healthz").json()["last_error"] is None
+        latest = (store / "LATEST").read_text()
+        (store / "LATEST").write_text("garbage\n")
+        holder.refresh()
+        assert "damaged store" in client.get("/healthz").json()["last_error"]
+        (store / "LATEST").write_text(latest)  # repaired to the version it serves
+        holder.refresh()
+        health = client.get("/healthz").json()
+        assert health["last_error"] is None and health["status"] == "ok"
