@@ -2,12 +2,14 @@
 on the version's validation queries (the protocol's split and seeded sample that training
 validated on) searched through that path as it is served, kept under evaluations/ (the
 build computes the default path's; another path's is fit on its first query). A version
-without validation queries (no captions) has none: its results carry no relevance."""
+without validation queries (no captions) has none: its results carry no relevance. Query by
+example fits its own through ``kept_or_fit`` (query/by_example.py)."""
 
 from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable
 
 from ace_core.retrieval.relevance import Calibration, fit_calibration
 from query.loaded import LoadedVersion
@@ -22,12 +24,20 @@ RANKED = 10  # results per validation query that the calibration sees
 
 def calibration(loaded: LoadedVersion, path: str) -> Calibration | None:
     """The calibration of ``path`` (resolved) on ``loaded``: kept, or fit now and kept."""
+    return kept_or_fit(loaded, path, lambda: _fit(loaded, path) if loaded.store else None)
+
+
+def kept_or_fit(
+    loaded: LoadedVersion, path: str, fit: Callable[[], Calibration | None]
+) -> Calibration | None:
+    """Calibration ``path`` of ``loaded``: known to this loaded version, kept under
+    evaluations/, or ``fit()`` now (and kept where the version has a store)."""
     if path in loaded.cache.calibrations:
         return loaded.cache.calibrations[path]
     cal = _kept(loaded, path) if loaded.store else None
-    if cal is None and loaded.store:
-        cal = _fit(loaded, path)
-        if cal is not None:
+    if cal is None:
+        cal = fit()
+        if cal is not None and loaded.store:
             _keep(loaded, path, cal)
     loaded.cache.calibrations[path] = cal
     return cal

@@ -21,6 +21,7 @@ from flows.serve.contract import (
 from flows.serve.guard import public
 from flows.serve.results import query_error, with_urls
 from query.by_example import MAX_FILE_BYTES, search_by_file, similar_items
+from query.filters import DATE_PATTERN, checked_filters
 from query.request import MAX_K, QueryError
 
 if TYPE_CHECKING:
@@ -28,6 +29,10 @@ if TYPE_CHECKING:
 
 FILE_HELP = f"an image, a sound or a video clip ({MAX_FILE_BYTES >> 20} MiB at most)"
 FILE_BOUNDS = bounds(minLength=1, maxLength=MAX_FILE_BYTES)
+OPTIONAL_DATE_BOUNDS = bounds(pattern=f"^$|{DATE_PATTERN}")  # a form's empty field: no filter
+# as /api/search's (flows/serve/app.py, which imports this module)
+SINCE_HELP = "only items dated on or after (an ISO date or its prefix: 2024, 2024-05)"
+UNTIL_HELP = "only items dated on or before (an ISO date or its prefix: 2024-05 keeps May)"
 
 
 def example_routes(app: FastAPI, holder: VersionHolder) -> None:
@@ -43,13 +48,15 @@ def example_routes(app: FastAPI, holder: VersionHolder) -> None:
     ):
         vm = holder.get(version)
         try:
-            results = similar_items(vm, item_id, k)
+            found = similar_items(vm, item_id, k)
         except QueryError as e:
             raise query_error(e) from None
         return {
             "item_id": item_id,
             "version": vm.version,
-            "results": [with_urls(r) for r in results],
+            "results": [with_urls(r) for r in found.results],
+            "relevance_calibrated": found.calibrated,  # else the default (query/by_example.py)
+            "no_good_match": found.no_good_match,
         }
 
     @app.post(
@@ -65,23 +72,32 @@ def example_routes(app: FastAPI, holder: VersionHolder) -> None:
         k: int = Form(10, description=f"results, 1 to {MAX_K}", **K_BOUNDS),
         modality: str = Form("", pattern=f"^({'|'.join(('', *MODALITY_NAMES))})$"),
         version: str = Form("", description="default (empty): LATEST", **VERSION_BOUNDS),
+        source: str = Form("", description="only items of this source"),
+        since: str = Form("", description=SINCE_HELP, **OPTIONAL_DATE_BOUNDS),
+        until: str = Form("", description=UNTIL_HELP, **OPTIONAL_DATE_BOUNDS),
     ):
         """Query by example with a file: embedded with the version's own encoders and
-        searched through the item-memory path among the items of its space."""
+        searched through the item-memory path among the items of its space that pass the
+        modality, source and date filters."""
+        try:
+            filters = checked_filters(source, since, until)
+        except QueryError as e:
+            raise query_error(e) from None
         vm, modality = holder.get(version or None), modality or None
         with tempfile.NamedTemporaryFile(prefix="ace-example-") as tmp:
             copy_bounded(file.file, tmp, MAX_FILE_BYTES)
             try:
-                found = search_by_file(vm, tmp.name, k, modality)
+                found = search_by_file(vm, tmp.name, k, modality, filters)
             except QueryError as e:
                 raise query_error(e) from None
             except AceInputError as e:  # the version's encoders cannot be built here
                 raise HTTPException(503, public(str(e))) from None
-        results = [with_urls(r) for r in found["results"]]
         return {
             "version": vm.version,
-            "example": {"name": file.filename, "modality": found["modality"]},
-            "results": results,
+            "example": {"name": file.filename, "modality": found.modality},
+            "results": [with_urls(r) for r in found.results],
+            "relevance_calibrated": found.calibrated,
+            "no_good_match": found.no_good_match,
         }
 
 

@@ -607,3 +607,81 @@ def test_a_new_version_is_warmed_up_before_it_is_served(store):
     assert vm.resolve("auto") == "fused"
     built = vm.cache.dense_indexes[(None, NO_FILTERS)]  # by the warm-up, not a request
     assert "dense" in built
+
+
+def test_similar_and_file_results_carry_a_relevance(client, store):
+    """Query by example: every result has a relevance in [0, 1], best first; a version of
+    too few items to fit a calibration on has the documented default and says so."""
+    items = pq_rows(Store(store).version().items)
+    for row in items[:3]:
+        body = client.get(f"/api/similar/{row['item_id']}", params={"k": 5}).json()
+        rel = [r["relevance"] for r in body["results"]]
+        assert rel and all(0 <= x <= 1 for x in rel) and rel == sorted(rel, reverse=True)
+        assert body["relevance_calibrated"] is False and body["no_good_match"] is None
+    image = next(r for r in items if r["modality"] == "image")
+    data = client.get(f"/media/{image['item_id']}").content
+    found = client.post("/api/search/file", files={"file": ("x.png", data)}).json()
+    assert all(0 <= r["relevance"] <= 1 for r in found["results"])
+    assert found["relevance_calibrated"] is False
+
+
+def test_the_by_example_calibration_is_fit_on_the_items_themselves(store, tmp_path, monkeypatch):
+    """Each item searched by its own embedding, its own item the right answer: the fit
+    orders the right answers above the rest, is kept under evaluations/ and read back."""
+    from query import by_example
+    from query.loaded import load_version
+
+    copy = tmp_path / "s"
+    shutil.copytree(store, copy)
+    monkeypatch.setattr(by_example, "MIN_SELF_QUERIES", 4)
+    loaded = load_version(str(copy), "v000002")
+    cal = by_example.example_calibration(loaded)
+    assert cal is not None and cal.queries == loaded.n_items and 0 <= cal.threshold <= 1
+    assert all(a > 0 for a in cal.slopes.values())
+    kept = Store(copy).evaluation_file("v000002", "relevance-by-example")
+    assert json.loads(kept.read_text())["queries"] == cal.queries
+    again = load_version(str(copy), "v000002")
+    monkeypatch.setattr(by_example, "fit_example_calibration", lambda *a: 1 / 0)  # read back
+    assert by_example.example_calibration(again) == cal
+    item = loaded.model.item_ids[0]
+    answer = by_example.similar_items(again, item, 3)
+    assert answer.calibrated and answer.results[0]["item_id"] == item
+    assert answer.no_good_match == (answer.results[0]["relevance"] < cal.threshold)
+
+
+def test_an_exact_duplicate_ranks_first(client, store):
+    """Every item searched by its own embedding finds itself first (relevance 1), and so
+    does an indexed video or sound given back as a file (the decoder alone ranked some
+    neighbours above them)."""
+    items = [r for r in pq_rows(Store(store).version().items) if r["status"] == "ok"]
+    for row in items:
+        first = client.get(f"/api/similar/{row['item_id']}", params={"k": 3}).json()["results"][0]
+        assert first["item_id"] == row["item_id"] and first["relevance"] == 1.0
+    for row in (r for r in items if r["modality"] != "image"):
+        data = client.get(f"/media/{row['item_id']}").content
+        body = client.post("/api/search/file", files={"file": ("x", data)}, data={"k": "2"})
+        assert body.json()["results"][0]["item_id"] == row["item_id"]
+
+
+def test_a_search_by_file_honours_the_source_and_date_filters(client, store):
+    items = [r for r in pq_rows(Store(store).version().items) if r["status"] == "ok"]
+    image = next(r for r in items if r["modality"] == "image")
+    data = client.get(f"/media/{image['item_id']}").content
+
+    def by_file(**form):
+        return client.post("/api/search/file", files={"file": ("x.png", data)}, data=form)
+
+    future = by_file(since="2999-01-01")
+    assert future.status_code == 200 and future.json()["results"] == []
+    assert future.json()["no_good_match"] is None  # nothing passed: not "no good match"
+    assert by_file(since="2025", until="2024").json()["results"] == []  # inverted: nothing
+    assert by_file(source="nope").status_code == 404
+    assert by_file(until="May 2024").status_code == 400
+    source = by_file(source=image["source_id"], k="10").json()["results"]
+    assert source and {r["source_id"] for r in source} == {image["source_id"]}
+    day = image["date"][:10]
+    dated = by_file(since=day, until=day, k="10").json()["results"]
+    assert dated[0]["item_id"] == image["item_id"]
+    assert all(r["date"][:10] == day for r in dated)
+    videos = by_file(modality="video", since="1900", k="10").json()["results"]
+    assert videos and {r["modality"] for r in videos} == {"video"}
