@@ -567,10 +567,31 @@ def test_the_page_keeps_its_search_in_the_url_pages_details_similar_and_files(se
         kw = browser.find_element(By.CSS_SELECTOR, "#keyword-results .card")
         assert kw.get_attribute("data-item") == image["item_id"]
         assert browser.find_element(By.ID, "sort").get_attribute("value") == "date"
+        order = "const top = (s) => document.querySelector(s).getBoundingClientRect().top;" \
+                "return top('#results .card') < top('#keyword-results .card')"  # fmt: skip
+        assert browser.execute_script(order)  # the semantic results first, keywords below
 
+        browser.get(served + "/?q=a&since=2999-01-01")  # emptied by a filter: not "no good match"
+        wait.until(lambda b: b.find_elements(By.ID, "nothing-passes"))
+        assert not browser.find_elements(By.ID, "no-good-match")
+
+        status = "return document.getElementById('search-status').textContent"
+        browser.get(served + "/?q=a")
+        wait.until(lambda b: b.execute_script(cards))
         browser.find_element(By.ID, "file").send_keys(image["location"])  # query by file
-        wait.until(lambda b: "items like" in b.find_element(By.ID, "search-status").text)
+        wait.until(lambda b: "items like" in b.execute_script(status))
         assert browser.execute_script(cards)[0] == image["item_id"]  # it finds itself first
+        assert "file=" in browser.current_url and "q=" not in browser.current_url
+        preview = browser.find_element(By.CSS_SELECTOR, "#example img")
+        assert preview.get_attribute("src").startswith("blob:")
+        assert browser.find_elements(By.ID, "uncalibrated")  # too few items to calibrate
+        browser.refresh()  # the file is kept while the page is open
+        wait.until(lambda b: "items like" in b.execute_script(status))
+        assert browser.execute_script(cards)[0] == image["item_id"]
+        assert browser.find_elements(By.CSS_SELECTOR, "#example img")
+        browser.get(browser.current_url + "&since=2999-01-01")  # the page's filters apply
+        wait.until(lambda b: b.find_elements(By.ID, "nothing-passes"))
+        assert not browser.execute_script(cards) and "items like" in browser.execute_script(status)
     finally:
         browser.quit()
 
