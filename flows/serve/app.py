@@ -27,6 +27,8 @@ from flows.serve.contract import (
     DATE_BOUNDS,
     K_BOUNDS,
     Q_BOUNDS,
+    SINCE_HELP,
+    UNTIL_HELP,
     VERSION_BOUNDS,
     Audit,
     Evaluation,
@@ -59,8 +61,6 @@ from storage.store import Store, StoreError
 
 logger = logging.getLogger(__name__)
 STATIC = Path(__file__).parent / "static"
-SINCE_HELP = "only items dated on or after (an ISO date or its prefix: 2024, 2024-05)"
-UNTIL_HELP = "only items dated on or before (an ISO date or its prefix: 2024-05 keeps May)"
 AUDIT_ERRORS = errors(400, 401, 404, 422)
 FORM_OVERHEAD_BYTES = 1 << 20  # an upload's multipart headers and form fields
 

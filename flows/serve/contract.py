@@ -130,6 +130,8 @@ def bounds(**schema: Any) -> dict[str, Any]:
     return {"json_schema_extra": schema}
 
 
+SINCE_HELP = "only items dated on or after (an ISO date or its prefix: 2024, 2024-05)"
+UNTIL_HELP = "only items dated on or before (an ISO date or its prefix: 2024-05 keeps May)"
 VERSION_PATTERN = r"^(|v[0-9]{6,}|[0-9]{1,9}|LATEST|latest)$"  # empty: LATEST
 Q_BOUNDS = bounds(minLength=1, maxLength=MAX_QUERY_CHARS, pattern=r"\S")
 K_BOUNDS = bounds(minimum=1, maximum=MAX_K)

@@ -12,6 +12,8 @@ from ace_core.errors import AceInputError
 from ace_core.media.modalities import MODALITY_NAMES
 from flows.serve.contract import (
     K_BOUNDS,
+    SINCE_HELP,
+    UNTIL_HELP,
     VERSION_BOUNDS,
     FileSearchResponse,
     SimilarResponse,
@@ -30,9 +32,6 @@ if TYPE_CHECKING:
 FILE_HELP = f"an image, a sound or a video clip ({MAX_FILE_BYTES >> 20} MiB at most)"
 FILE_BOUNDS = bounds(minLength=1, maxLength=MAX_FILE_BYTES)
 OPTIONAL_DATE_BOUNDS = bounds(pattern=f"^$|{DATE_PATTERN}")  # a form's empty field: no filter
-# as /api/search's (flows/serve/app.py, which imports this module)
-SINCE_HELP = "only items dated on or after (an ISO date or its prefix: 2024, 2024-05)"
-UNTIL_HELP = "only items dated on or before (an ISO date or its prefix: 2024-05 keeps May)"
 
 
 def example_routes(app: FastAPI, holder: VersionHolder) -> None:
