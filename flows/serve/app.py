@@ -14,10 +14,11 @@ import asyncio
 import ipaddress
 import logging
 import shutil
+import time
 from pathlib import Path
 
 from fastapi import FastAPI, HTTPException, Query, Request
-from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.responses import HTMLResponse, JSONResponse, Response
 from fastapi_offline import FastAPIOffline
 
 from ace_core.errors import AceInputError
@@ -49,6 +50,7 @@ from flows.serve.guard import (
 )
 from flows.serve.holder import VersionHolder
 from flows.serve.media import media_routes
+from flows.serve.metrics import ServiceMetrics, route_of
 from flows.serve.results import query_error, store_error, with_urls
 from query.by_example import MAX_FILE_BYTES
 from query.filters import SORTS
@@ -62,6 +64,10 @@ from storage.store import Store, StoreError
 logger = logging.getLogger(__name__)
 STATIC = Path(__file__).parent / "static"
 AUDIT_ERRORS = errors(400, 401, 404, 422)
+METRICS_RESPONSES = {
+    200: {"content": {"text/plain": {}}, "description": "the Prometheus text format"},
+    **errors(401),
+}
 FORM_OVERHEAD_BYTES = 1 << 20  # an upload's multipart headers and form fields
 
 
@@ -100,6 +106,21 @@ def create_app(
         return response
 
     app.add_middleware(BodyLimit, limit=MAX_FILE_BYTES + FORM_OVERHEAD_BYTES)
+    metrics = ServiceMetrics(store)
+
+    @app.middleware("http")
+    async def measured(request: Request, call_next):
+        started = time.perf_counter()
+        response = await call_next(request)
+        seconds = time.perf_counter() - started
+        metrics.observe(route_of(request.scope), response.status_code, seconds)
+        return response
+
+    @app.get("/metrics", response_class=Response, responses=METRICS_RESPONSES)
+    def prometheus():
+        current = holder.current
+        body, kind = metrics.render(current.version if current else None)
+        return Response(body, media_type=kind)
 
     @app.exception_handler(Exception)
     async def internal(request: Request, exc: Exception):  # no stack trace in a response

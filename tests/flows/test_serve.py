@@ -706,3 +706,24 @@ def test_a_search_by_file_honours_the_source_and_date_filters(client, store):
     assert all(r["date"][:10] == day for r in dated)
     videos = by_file(modality="video", since="1900", k="10").json()["results"]
     assert videos and {r["modality"] for r in videos} == {"video"}
+
+
+def test_metrics_count_requests_by_route_template_and_name_the_version(client):
+    """GET /metrics (Prometheus text): requests by route template and status (an item id
+    never becomes a label), latency, the version served and its build's age."""
+    before = client.get("/metrics").text
+    client.get("/api/search", params={"q": "a red circle"})
+    client.get("/api/items/" + "0" * 64)
+    text = client.get("/metrics").text
+
+    def count(line: str, body: str) -> float:
+        found = [row for row in body.splitlines() if row.startswith(line + " ")]
+        return float(found[0].split()[-1]) if found else 0.0
+
+    search = 'ace_requests_total{route="/api/search",status="200"}'
+    missing = 'ace_requests_total{route="/api/items/{item_id}",status="404"}'
+    assert count(search, text) == count(search, before) + 1
+    assert count(missing, text) == count(missing, before) + 1
+    assert "0" * 64 not in text and 'ace_request_seconds_bucket{le="0.1",route=' in text
+    assert count('ace_version_served{version="v000002"}', text) == 1.0
+    assert 0 < count("ace_build_age_seconds", text) < 86_400
