@@ -9,9 +9,11 @@ from storage.store import Store
 
 
 def list_versions(store: str) -> list[dict]:
-    """One row per published version, oldest first."""
+    """One row per published version, oldest first; ``pinned``: the version a rollback holds
+    in place (storage/store/pin.py), so that no scheduled or triggered run publishes."""
     s = Store(store)
     latest = s.latest()
+    pin = s.pin()
     rows = []
     for v in s.versions():
         m = s.manifest(v)
@@ -26,6 +28,7 @@ def list_versions(store: str) -> list[dict]:
                 "failed": c.get("failed"),
                 "sources": [src["source_id"] for src in m.get("sources", [])],
                 "latest": v == latest,
+                "pinned": pin is not None and v == pin["version"],
                 "eval": {k: (ev.get(k) or {}).get("R@1") for k in ("generative", "dense")},
                 "served": _served_r1(s, v),
             }

@@ -2,12 +2,8 @@
 (``layout``), its sources (``sources``) and the check of a version against its manifest
 (``verify``). ``Store`` and its errors are re-exported here: every layer opens a store."""
 
-from storage.store.store import (
-    DamagedStoreError,
-    Store,
-    StoreError,
-    VersionNameError,
-    version_name,
-)
+from storage.store.errors import DamagedStoreError, StoreError, VersionNameError
+from storage.store.names import version_name
+from storage.store.store import Store
 
 __all__ = ["DamagedStoreError", "Store", "StoreError", "VersionNameError", "version_name"]

@@ -4,8 +4,26 @@ the process that staged a folder still runs."""
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 from pathlib import Path
+
+OWNER_FILE = ".owner"  # in a staged folder: "host pid" of the process that builds it
+
+
+def mark_owner(folder: Path) -> None:
+    (folder / OWNER_FILE).write_text(f"{socket.gethostname()} {os.getpid()}\n")
+
+
+def remove_unowned(folder: Path) -> list[str]:
+    """Remove the staged folders under ``folder`` whose builder process is gone (killed
+    runs); their names."""
+    removed = []
+    for path in sorted(folder.iterdir()) if folder.is_dir() else []:
+        if not owner_alive(path / OWNER_FILE):
+            shutil.rmtree(path, ignore_errors=True)
+            removed.append(path.name)
+    return removed
 
 
 def owner_alive(owner: Path) -> bool:

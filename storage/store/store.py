@@ -10,6 +10,7 @@ STORE/
   thumbs/<item_id>.jpg  thumbnails the service drew (derived, safe to delete)
   renditions/<item_id>.mp4  playable copies of videos and sounds the service made (bounded)
   history.jsonl         every move of LATEST (publish, rollback), with the manifest's sha256
+  PIN                   the version a rollback holds in place (storage/store/pin.py)
   .lock                 held by a publisher (flock); a second publisher waits, then fails
 
 A version folder's own file names are in storage/store/layout.py.
@@ -31,14 +32,13 @@ import logging
 import os
 import re
 import shutil
-import socket
 import time
 import uuid
 from pathlib import Path
 
 from ace_core.bounded_read import one_reason, read_bounded
-from storage.store.disk import fsync_dir, fsync_tree, owner_alive, write_durably
-from storage.store.errors import DamagedStoreError, StoreError, VersionNameError
+from storage.store import disk
+from storage.store.errors import DamagedStoreError, StoreError
 from storage.store.history import append_history, read_history
 from storage.store.layout import (
     MANIFEST_MAX_BYTES,
@@ -47,11 +47,10 @@ from storage.store.layout import (
     manifest_sum,
 )
 from storage.store.locks import build_lock, build_lock_held_elsewhere, publish_lock
+from storage.store.names import VERSION_RE, version_name, version_number
+from storage.store.pin import pin_in_force, remove_pin
 
 logger = logging.getLogger(__name__)
-
-VERSION_RE = re.compile(r"^v(\d{6,})\Z", re.ASCII)
-_VERSION_NUMBER = re.compile(r"[0-9]{1,9}")
 
 
 class Store:
@@ -182,8 +181,9 @@ class Store:
         entry (published before the store kept a history; a store without one: up to
         LATEST)."""
         known = {e["latest"] for e in self.history()}
-        before = min(map(_number, known)) if known else (_number(latest) + 1 if latest else 0)
-        return {v for v in self.version_folders() if v in known or _number(v) < before}
+        number = version_number
+        before = min(map(number, known)) if known else (number(latest) + 1 if latest else 0)
+        return {v for v in self.version_folders() if v in known or number(v) < before}
 
     def resolve(self, version: str | None = None) -> str:
         """A published version name: ``version`` itself, or LATEST when None."""
@@ -218,7 +218,7 @@ class Store:
     def next_version(self) -> str:
         """The name the next publish takes (call under ``lock()``): after every version
         folder, orphans included, so a number is never used twice."""
-        nums = [_number(v) for v in self.version_folders()]
+        nums = [version_number(v) for v in self.version_folders()]
         return f"v{(max(nums) + 1 if nums else 1):06d}"
 
     def new_staging_version(self) -> VersionLayout:
@@ -228,7 +228,7 @@ class Store:
             / f"{time.strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:8]}"
         )
         path.mkdir(parents=True)
-        (path / OWNER_FILE).write_text(f"{socket.gethostname()} {os.getpid()}\n")
+        disk.mark_owner(path)
         return VersionLayout(path)
 
     def discard_staged(self, staged: VersionLayout | str) -> None:
@@ -239,13 +239,7 @@ class Store:
 
     def clean_staging(self) -> list[str]:
         """Remove staged versions whose builder process is gone (killed runs)."""
-        folder = self.staging_dir / "versions"
-        removed = []
-        for path in sorted(folder.iterdir()) if folder.is_dir() else []:
-            if not owner_alive(path / OWNER_FILE):
-                shutil.rmtree(path, ignore_errors=True)
-                removed.append(path.name)
-        return removed
+        return disk.remove_unowned(self.staging_dir / "versions")
 
     def build_lock_held_elsewhere(self) -> bool:
         return build_lock_held_elsewhere(self.root)
@@ -267,10 +261,11 @@ class Store:
         if target.exists():
             raise StoreError(f"version {version} already exists")
         self.versions_dir.mkdir(parents=True, exist_ok=True)
-        (staged.root / OWNER_FILE).unlink(missing_ok=True)
-        fsync_tree(staged.root)
+        (staged.root / disk.OWNER_FILE).unlink(missing_ok=True)
+        disk.fsync_tree(staged.root)
         os.rename(staged.root, target)
-        fsync_dir(self.versions_dir)
+        disk.fsync_dir(self.versions_dir)
+        remove_pin(self.root)  # a publish lifts a rollback's pin, before LATEST moves away
         self.move_latest(version, "publish")
         return target
 
@@ -289,6 +284,10 @@ class Store:
         if operation == "publish":
             append_history(*entry)
 
+    def pin(self) -> dict | None:
+        """The pin of a rollback while LATEST names its version (storage/store/pin.py)."""
+        return pin_in_force(self.root, self.readable_latest())
+
     def readable_latest(self) -> str | None:
         """LATEST, or None when it is missing or damaged (a repair moves it anyway)."""
         try:
@@ -297,23 +296,4 @@ class Store:
             return None
 
     def _write_latest(self, version: str) -> None:
-        write_durably(self.latest_file, version + "\n")
-
-
-OWNER_FILE = ".owner"
-
-
-def _number(version: str) -> int:
-    return int(VERSION_RE.match(version).group(1))
-
-
-def version_name(version: str) -> str:
-    """A version folder's name from what a user typed: a number ("3") or a name ("v000003"),
-    ASCII digits only (``"²".isdigit()`` is True; "١" must not mean v000001)."""
-    if _VERSION_NUMBER.fullmatch(version):
-        return f"v{int(version):06d}"
-    if VERSION_RE.match(version):
-        return version
-    raise VersionNameError(
-        f"a version is a number such as 3 or a name such as v000003, got {version[:40]!r}"
-    )
+        disk.write_durably(self.latest_file, version + "\n")

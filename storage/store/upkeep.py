@@ -1,5 +1,6 @@
 """Store upkeep: `ace rollback` (LATEST back to an older version, or repaired to the newest
-version that verifies) and `ace prune` (the only code path that deletes a published
+version that verifies, and pinned there: storage/store/pin.py), `ace rollback --unpin` and
+`ace prune` (the only code path that deletes a published
 version; never the served one). A deleted version leaves versions/ in one rename before its
 files go, so a killed prune never leaves a half-deleted version; the next prune reclaims what
 it left."""
@@ -11,15 +12,19 @@ import shutil
 from pathlib import Path
 
 from storage.store.disk import fsync_dir
+from storage.store.errors import DamagedStoreError, StoreError
 from storage.store.layout import VersionLayout
-from storage.store.store import VERSION_RE, DamagedStoreError, Store, StoreError, version_name
+from storage.store.names import VERSION_RE, version_name
+from storage.store.pin import read_pin, remove_pin, write_pin
+from storage.store.store import Store
 from storage.store.verify import folder_report
 
 
-def rollback(store: str, version: str | None = None) -> dict:
+def rollback(store: str, version: str | None = None, reason: str | None = None) -> dict:
     """Point LATEST at ``version`` (after verifying it), or by default at the newest
     version older than the served one that verifies; with LATEST unreadable, at the newest
-    version that verifies. Recorded in the store's history."""
+    version that verifies. Recorded in the store's history and pinned (``reason``: why, in
+    the user's words), so that no scheduled or triggered run publishes over it."""
     s = Store(store)
     with s.build_lock("ace rollback"), s.lock():
         served = s.readable_latest()
@@ -27,14 +32,37 @@ def rollback(store: str, version: str | None = None) -> dict:
         for v in _candidates(s, served, version):
             report = folder_report(s, v)
             if report["ok"]:
-                s.move_latest(v, "rollback")
-                return {"latest": v, "previous": served, "skipped": skipped}
+                pin = _move_and_pin(s, v, served, reason)
+                return {"latest": v, "previous": served, "skipped": skipped, "pinned": pin}
             skipped.append({"version": v, "damaged": report["damaged"]})
     if version is not None:
         raise DamagedStoreError(f"{version} does not verify: {skipped[0]['damaged'][0]}")
     raise StoreError(
         f"no version {'older than ' + served + ' ' if served else ''}verifies in {s.root}"
     )
+
+
+def _move_and_pin(s: Store, v: str, served: str | None, reason: str | None) -> dict:
+    """LATEST to ``v``, then the pin on it: an older pin goes first, so that a kill at any
+    point never leaves a pin naming a version LATEST does not name."""
+    remove_pin(s.root)
+    s.move_latest(v, "rollback")
+    why = reason or (f"rolled back from {served}" if served else "LATEST repaired")
+    return write_pin(s.root, v, why, served)
+
+
+def unpin(store: str) -> dict:
+    """`ace rollback --unpin`: lift the pin, so that scheduled and triggered runs publish
+    again (``unpinned``: the pin lifted, None when there was none; an unreadable PIN is
+    removed too)."""
+    s = Store(store)
+    with s.build_lock("ace rollback --unpin"), s.lock():
+        try:
+            pin = read_pin(s.root)
+        except DamagedStoreError as e:
+            pin = {"version": None, "at": None, "reason": str(e), "previous": None}
+        remove_pin(s.root)
+        return {"unpinned": pin, "latest": s.readable_latest()}
 
 
 def _candidates(s: Store, served: str | None, version: str | None) -> list[str]:
