@@ -19,6 +19,7 @@ from flows.store_queue import queued_behind_other_builds
 from storage.build import audit as store_audit
 from storage.formats.manifest import recorded_config, version_config
 from storage.store import Store
+from storage.store.pin import remove_pin
 from tasks import build as t
 from tasks import train as trained
 from tasks.embed import discover_ingest_folder, discover_sources
@@ -54,19 +55,27 @@ def index_corpus(
     max_remove: int | None = 0,
     runner: ShardRunner | None = None,
     refit: bool = False,
+    explicit: bool = False,
 ) -> dict:
     """Full re-index of every source of the store (``corpus`` is added as a source when new):
     embed (shard cache), fit IDs, train, evaluate, validate, publish. A run that would remove
     more than ``max_remove`` indexed items (None: any number) stops before embedding. Shards
     are embedded on ``runner`` (default: this process). LATEST's IDs are kept for every item
     still present unless ``refit`` (or drift, or other settings) says otherwise; a re-index
-    that changes nothing publishes nothing."""
+    that changes nothing publishes nothing. While a rollback pins LATEST, a run no person
+    started (``explicit`` False: the nightly schedule) publishes nothing; an explicit one lifts
+    the pin."""
     started = time.perf_counter()
+    if not explicit and (pin := Store(store).pin()) is not None:
+        return _pinned(pin, "ace index")  # before the configuration's lines: one line
     flush_denormals()  # before this run's thread pools exist (training's speed)
     cfg = config or _recorded_or_default(store)
     check_config(cfg)  # a deployment's parameters too: before the lock and any work
     _say_encoders(cfg)
     with building(store, "ace index"):
+        pin = Store(store).pin()  # stable from here: every rollback takes this lock
+        if pin is not None and not explicit:
+            return _pinned(pin, "ace index")
         sources = sources_to_index(store, corpus)
         discovery, removals = discover_sources(store, sources)
         t.check_removals(removals, max_remove)
@@ -82,29 +91,36 @@ def index_corpus(
                 ids_report = keep_or_fit_ids(staged, store, cfg, refit)
                 trained.train_retriever(store, staged, cfg)
             elif t.same_as_latest(store, staged):
-                return _unchanged(store, Store(store).latest(), started, shards)
+                return _unchanged(store, Store(store).latest(), started, shards, pin)
             published = t.publish_version(store, staged, "full_rebuild", None, cfg, ids_report)
     served = evaluate_served(store, published["version"])
-    return _report(published, shards, started, served, removed=removals.items)
+    return _lifted(pin, _report(published, shards, started, served, removed=removals.items))
 
 
 @flow(name="ingest-batch")
 def ingest_batch(
-    corpus: str, store: str = "./ace-store", runner: ShardRunner | None = None
+    corpus: str,
+    store: str = "./ace-store",
+    runner: ShardRunner | None = None,
+    explicit: bool = False,
 ) -> dict:
     """Incremental append on top of LATEST with its frozen codebooks and config; the folder
     becomes a source (or its files join the source that holds it). A folder with nothing new
-    publishes nothing."""
+    publishes nothing, nor does a run no person started (``explicit`` False) while a rollback
+    pins LATEST; an explicit one lifts the pin."""
     started = time.perf_counter()
     flush_denormals()  # before this run's thread pools exist (training's speed)
     with building(store, "ace ingest"):
+        pin = Store(store).pin()  # stable from here: every rollback takes this lock
+        if pin is not None and not explicit:
+            return _pinned(pin, "ace ingest")
         parent = t.verified_latest(store)
         cfg = version_config(store, parent)
         match = plan_folder(store, corpus)
         discovery = discover_ingest_folder(store, match, corpus)
         shards = embed_on(runner)(discovery, store, cfg.embed, exclude_version=parent)
         if not any(o["ok"] + o["failed"] for o in shards):
-            return _unchanged(store, parent, started)
+            return _unchanged(store, parent, started, pin=pin)
         staged = t.stage_ingest(store, discovery, shards, parent)
         with discarded_unless_published(store, staged):
             ids_report = t.assign_ids(staged, store, parent)
@@ -112,16 +128,23 @@ def ingest_batch(
             published = t.publish_version(
                 store, staged, "incremental_append", parent, cfg, ids_report
             )
-    return _report(published, shards, started, evaluate_served(store, published["version"]))
+    served = evaluate_served(store, published["version"])
+    return _lifted(pin, _report(published, shards, started, served))
 
 
 @flow(name="train-retriever")
-def train_retriever(store: str, version: str | None = None, ablations: bool = False) -> dict:
+def train_retriever(
+    store: str, version: str | None = None, ablations: bool = False, explicit: bool = False
+) -> dict:
     """Retrain the retriever of a version (same items and IDs) and publish it as a new
-    version (operation ``retrain``)."""
+    version (operation ``retrain``); nothing while a rollback pins LATEST, unless a person
+    started the run (``explicit``: it lifts the pin; the trigger after an ingest is not)."""
     started = time.perf_counter()
     flush_denormals()  # before this run's thread pools exist (training's speed)
     with building(store, "ace retrain"):
+        pin = Store(store).pin()  # stable from here: every rollback takes this lock
+        if pin is not None and not explicit:
+            return _pinned(pin, "retrain")
         base = t.verified_latest(store, version)
         cfg = t.with_ablations(version_config(store, base), ablations)
         staged = t.stage_copy(store, base)
@@ -129,7 +152,9 @@ def train_retriever(store: str, version: str | None = None, ablations: bool = Fa
             trained.train_retriever(store, staged, cfg)
             ids = Store(store).manifest(base)["ids"]
             published = t.publish_version(store, staged, "retrain", Store(store).latest(), cfg, ids)
-    return _report(published, [], started, evaluate_served(store, published["version"]))
+    return _lifted(
+        pin, _report(published, [], started, evaluate_served(store, published["version"]))
+    )
 
 
 @task(name="audit-diff")
@@ -169,17 +194,57 @@ def _say_encoders(cfg: IndexConfig) -> None:
     )
 
 
-def _unchanged(store: str, parent: str, started: float, shards: list[dict] = ()) -> dict:
+def _unchanged(
+    store: str, parent: str, started: float, shards: list[dict] = (), pin: dict | None = None
+) -> dict:
     """The report of a run that changed nothing (an ingest with nothing new, a re-index of
-    the same files): LATEST stays as it is and nothing is published."""
+    the same files): LATEST stays as it is and nothing is published. An explicit run lifts
+    the pin all the same (call under the build lock)."""
     from tasks._progress import stage
 
     m = Store(store).manifest(parent)
     zero = {"added": 0, "removed": 0, "changed": 0, "unchanged": m["counts"]["ok"]}
     published = {**m, "id_diff": zero, "reused_from": None}
     stage("nothing changed since %s: nothing published", parent)
+    if pin is not None:
+        remove_pin(store)
     report = _report(published, list(shards), started, evaluate_served(store, parent))
-    return {**report, "published": False, "operation": "none"}
+    return _lifted(pin, {**report, "published": False, "operation": "none"})
+
+
+def _pinned(pin: dict, what: str) -> dict:
+    """The result of a run that no person started while a rollback pins LATEST: nothing
+    published, said in one line."""
+    from tasks._progress import stage
+
+    stage(
+        "pinned: %s stays served (%s at %s): this %s run, not started by a person, publishes "
+        "nothing; `ace rollback --unpin` or an explicit `ace index` lifts the pin",
+        pin["version"],
+        pin["reason"],
+        pin["at"],
+        what,
+    )
+    return {
+        "published": False,
+        "pinned": True,
+        "operation": "none",
+        "version": pin["version"],
+        "pin": pin,
+    }
+
+
+def _lifted(pin: dict | None, report: dict) -> dict:
+    """An explicit run's report, saying in one line that it lifted a rollback's pin (the
+    publish removed it before LATEST moved; storage/store/pin.py)."""
+    from tasks._progress import stage
+
+    if pin is None:
+        return {**report, "pin_lifted": None}
+    stage(
+        "lifted the pin on %s (%s): this run was started by a person", pin["version"], pin["reason"]
+    )
+    return {**report, "pin_lifted": pin}
 
 
 @task(name="evaluate-served-path")

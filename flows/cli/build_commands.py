@@ -85,7 +85,9 @@ def cmd_index(args) -> int:
     config = _index_config(args)
     runner = shard_runner_from_args(args)
     embedded_api.adopt_if_spawned()
-    report = index_corpus(args.corpus, args.store, config, max_remove, runner, args.refit)
+    report = index_corpus(
+        args.corpus, args.store, config, max_remove, runner, args.refit, explicit=True
+    )  # a person's run: it lifts a rollback's pin (flows/index.py)
     report["seconds"] = command_seconds(args)
     present.emit(args, report, present.publish_report)
     return 0
@@ -97,7 +99,7 @@ def cmd_ingest(args) -> int:
     require_dir(args.corpus)
     runner = shard_runner_from_args(args)
     embedded_api.adopt_if_spawned()
-    report = ingest_batch(args.corpus, args.store, runner)
+    report = ingest_batch(args.corpus, args.store, runner, explicit=True)  # lifts a pin
     report["seconds"] = command_seconds(args)
     present.emit(args, report, present.publish_report)
     return 0

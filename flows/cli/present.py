@@ -72,6 +72,8 @@ def failed_lines(failed: list[dict], limit: int = 10) -> list[str]:
 
 
 def publish_report(r: dict) -> str:
+    if r.get("pinned"):  # a flow run no person started, while a rollback pins LATEST
+        return "nothing published: " + pinned_line(r["pin"])
     if not r.get("published", True):
         latest, took = r["version"], r["seconds"]
         return f"nothing changed: nothing published, LATEST stays {latest} ({took:.1f} s)"
@@ -158,7 +160,9 @@ def query_results(p: dict) -> str:
     return text
 
 
-def versions(rows: list[dict], store: str) -> str:
+def versions(rows: list[dict], store: str, pin: dict | None = None) -> str:
+    """The versions table; ``pin``: the rollback's pin in force (its version marked, its
+    when and why below the table)."""
     if not rows:
         return f"no versions in {store}"
     header = [
@@ -175,7 +179,7 @@ def versions(rows: list[dict], store: str) -> str:
     ]
     cells = [
         [
-            ("* " if r["latest"] else "  ") + r["version"],
+            ("* " if r["latest"] else "  ") + r["version"] + (" pinned" if r.get("pinned") else ""),
             r["parent_version"] or "-",
             r["operation"],
             r["created_at"],
@@ -188,7 +192,16 @@ def versions(rows: list[dict], store: str) -> str:
         ]
         for r in rows
     ]
-    return table(cells, header)
+    if pin is None:
+        return table(cells, header)
+    return table(cells, header) + "\n" + pinned_line(pin)
+
+
+def pinned_line(pin: dict) -> str:
+    return (
+        f"{pin['version']} pinned at {pin['at']} ({pin['reason']}): scheduled and triggered runs "
+        "publish nothing until `ace rollback --unpin` or an explicit `ace index` / `ace ingest`"
+    )
 
 
 def _served_cell(served: dict | None) -> str:

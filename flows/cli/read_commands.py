@@ -95,9 +95,11 @@ def cmd_query(args) -> int:
 
 def cmd_versions(args) -> int:
     from storage.catalog.versions import list_versions
+    from storage.store import Store
 
     rows = list_versions(args.store)
-    present.emit(args, rows, lambda rs: present.versions(rs, args.store))
+    pin = Store(args.store).pin() if any(r["pinned"] for r in rows) else None
+    present.emit(args, rows, lambda rs: present.versions(rs, args.store, pin))
     return 0
 
 

@@ -59,7 +59,9 @@ def test_rollback_serves_an_older_version_and_keeps_the_newer_one(store, capsys)
     s = Store(store)
     v2 = _second_version(store)
     code, out, _ = ace(capsys, "rollback", "--store", str(store), "--json")
-    assert code == 0 and json.loads(out) == {"latest": "v000001", "previous": v2, "skipped": []}
+    r = json.loads(out)
+    assert code == 0 and r.pop("pinned")["version"] == "v000001"  # tests/faults/test_rollback_pin
+    assert r == {"latest": "v000001", "previous": v2, "skipped": []}
     assert s.latest() == "v000001" and s.versions() == ["v000001", v2]  # v2 still listed
     assert s.next_version() == "v000003"
     code, out, _ = ace(capsys, "audit", "--store", str(store), "--json")  # what ID holders saw
