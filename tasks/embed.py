@@ -29,7 +29,7 @@ from storage.formats.shards import (
     write_embed_shard,
 )
 from storage.formats.version_data import known_item_ids
-from storage.store import Store, StoreError
+from storage.store import Store, StoreError, source_discovery
 from storage.store import sources as src
 from tasks._progress import Progress, stage
 
@@ -119,7 +119,7 @@ def discover_corpus(corpus: str, store: str) -> str:
 @task(name="discover-sources")
 def discover_sources(store: str, sources: list[src.Source]) -> tuple[str, Removals]:
     """Walk every source; the discovery record and what LATEST would lose by it."""
-    found, missing = src.discover_sources(sources)
+    found, missing = source_discovery.discover_sources(sources)
     if not missing:
         _require_media(found, ", ".join(s.location for s in sources))
     return _save(store, found, sources), plan_removals(store, found, sources, missing)
@@ -128,7 +128,7 @@ def discover_sources(store: str, sources: list[src.Source]) -> tuple[str, Remova
 @task(name="discover-ingest-folder")
 def discover_ingest_folder(store: str, match: src.SourceMatch, folder: str) -> str:
     """Walk a folder being ingested; paths relative to the source that holds it."""
-    found = src.discover_folder(match, folder)
+    found = source_discovery.discover_folder(match, folder)
     _require_media(found, folder)
     return _save(store, found, [match.source])
 

@@ -95,39 +95,9 @@ def create_app(
     app = FastAPIOffline(title="ACE Index", lifespan=lifespan, version=_version())
     app.state.holder, app.state.batcher = holder, batcher
 
-    @app.middleware("http")
-    async def require_token(request: Request, call_next):
-        allowed = token_ok(request, token)
-        if token and not allowed and request.url.path not in ("/", "/healthz"):
-            return JSONResponse({"detail": "a valid token is required"}, status_code=401)
-        response = await call_next(request)
-        if token and request.url.path == "/" and allowed:  # the page's media requests
-            response.set_cookie(TOKEN_COOKIE, token, httponly=True, samesite="strict")
-        return response
-
-    app.add_middleware(BodyLimit, limit=MAX_FILE_BYTES + FORM_OVERHEAD_BYTES)
-    metrics = ServiceMetrics(store)
-
-    @app.middleware("http")
-    async def measured(request: Request, call_next):
-        started = time.perf_counter()
-        response = await call_next(request)
-        seconds = time.perf_counter() - started
-        metrics.observe(route_of(request.scope), response.status_code, seconds)
-        return response
-
-    @app.get("/metrics", response_class=Response, responses=METRICS_RESPONSES)
-    def prometheus():
-        current = holder.current
-        body, kind = metrics.render(current.version if current else None)
-        return Response(body, media_type=kind)
-
-    @app.exception_handler(Exception)
-    async def internal(request: Request, exc: Exception):  # no stack trace in a response
-        logger.exception("internal error on %s", request.url.path)
-        return JSONResponse({"detail": f"internal error ({type(exc).__name__})"}, 500)
-
+    _guards(app, holder, store, token)
     _search_routes(app, holder, batcher)
+    _item_routes(app, holder)
     example_routes(app, holder)
     _catalog_routes(app, holder, store)
     media_routes(app, holder, store, play_cache_mb << 20)
@@ -184,6 +154,44 @@ def _search_routes(app: FastAPI, holder: VersionHolder, batcher: SearchBatcher) 
             payload["keyword_results"] = [with_urls(r) for r in payload["keyword_results"]]
         return payload
 
+
+def _guards(app: FastAPI, holder: VersionHolder, store: str, token: str | None) -> None:
+    """The token check, the body limit, the metrics (and GET /metrics) and the 500 handler."""
+
+    @app.middleware("http")
+    async def require_token(request: Request, call_next):
+        allowed = token_ok(request, token)
+        if token and not allowed and request.url.path not in ("/", "/healthz"):
+            return JSONResponse({"detail": "a valid token is required"}, status_code=401)
+        response = await call_next(request)
+        if token and request.url.path == "/" and allowed:  # the page's media requests
+            response.set_cookie(TOKEN_COOKIE, token, httponly=True, samesite="strict")
+        return response
+
+    app.add_middleware(BodyLimit, limit=MAX_FILE_BYTES + FORM_OVERHEAD_BYTES)
+    metrics = ServiceMetrics(store)
+
+    @app.middleware("http")
+    async def measured(request: Request, call_next):
+        started = time.perf_counter()
+        response = await call_next(request)
+        seconds = time.perf_counter() - started
+        metrics.observe(route_of(request.scope), response.status_code, seconds)
+        return response
+
+    @app.get("/metrics", response_class=Response, responses=METRICS_RESPONSES)
+    def prometheus():
+        current = holder.current
+        body, kind = metrics.render(current.version if current else None)
+        return Response(body, media_type=kind)
+
+    @app.exception_handler(Exception)
+    async def internal(request: Request, exc: Exception):  # no stack trace in a response
+        logger.exception("internal error on %s", request.url.path)
+        return JSONResponse({"detail": f"internal error ({type(exc).__name__})"}, 500)
+
+
+def _item_routes(app: FastAPI, holder: VersionHolder) -> None:
     @app.get(
         "/api/items/{item_id}",
         response_model=None,

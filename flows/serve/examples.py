@@ -20,7 +20,6 @@ from flows.serve.contract import (
     bounds,
     errors,
 )
-from flows.serve.guard import public
 from flows.serve.results import query_error, with_urls
 from query.by_example import MAX_FILE_BYTES, search_by_file, similar_items
 from query.filters import DATE_PATTERN, checked_filters
@@ -35,6 +34,11 @@ OPTIONAL_DATE_BOUNDS = bounds(pattern=f"^$|{DATE_PATTERN}")  # a form's empty fi
 
 
 def example_routes(app: FastAPI, holder: VersionHolder) -> None:
+    _similar_route(app, holder)
+    _file_route(app, holder)
+
+
+def _similar_route(app: FastAPI, holder: VersionHolder) -> None:
     @app.get(
         "/api/similar/{item_id}",
         response_model=None,
@@ -58,6 +62,8 @@ def example_routes(app: FastAPI, holder: VersionHolder) -> None:
             "no_good_match": found.no_good_match,
         }
 
+
+def _file_route(app: FastAPI, holder: VersionHolder) -> None:
     @app.post(
         "/api/search/file",
         response_model=None,
@@ -87,10 +93,8 @@ def example_routes(app: FastAPI, holder: VersionHolder) -> None:
             copy_bounded(file.file, tmp, MAX_FILE_BYTES)
             try:
                 found = search_by_file(vm, tmp.name, k, modality, filters)
-            except QueryError as e:
+            except AceInputError as e:  # 503: the version's encoders cannot be built here
                 raise query_error(e) from None
-            except AceInputError as e:  # the version's encoders cannot be built here
-                raise HTTPException(503, public(str(e))) from None
         return {
             "version": vm.version,
             "example": {"name": file.filename, "modality": found.modality},

@@ -23,7 +23,6 @@ from pathlib import Path
 
 from ace_core.bounded_read import one_reason, read_bounded
 from ace_core.errors import AceInputError
-from ace_core.media.discovery import Discovery, discover, merge_discoveries, with_source
 from storage.store import DamagedStoreError, Store, StoreError
 from storage.store.disk import write_durably
 
@@ -278,23 +277,6 @@ def _new_source_id(sources: list[Source], location: str) -> str:
     while name in taken:
         name, n = f"{base}-{n}", n + 1
     return name
-
-
-def discover_sources(sources: list[Source]) -> tuple[Discovery, list[Source]]:
-    """One discovery over every reachable source, and the sources that were not reachable
-    (their items count as vanished)."""
-    parts, missing = [], []
-    for s in sources:
-        if not Path(s.location).is_dir():
-            missing.append(s)
-            continue
-        parts.append(with_source(discover(s.location), s.source_id))
-    return merge_discoveries(parts), missing
-
-
-def discover_folder(match: SourceMatch, folder: str | os.PathLike) -> Discovery:
-    """Discovery of one folder, its paths relative to the source that holds it."""
-    return with_source(discover(folder), match.source.source_id, match.prefix)
 
 
 def sources_holding(store: Store, source_ids: set[str]) -> list[Source]:

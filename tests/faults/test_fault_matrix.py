@@ -96,7 +96,7 @@ def test_a_bad_latest_is_a_damaged_store_not_a_read_elsewhere(store, capsys, lat
 
 def test_version_names_from_the_user_never_leave_the_store(store, capsys):
     code, _, err = ace(capsys, "query", "x", "--store", str(store), "--version", "../../x")
-    assert code == 2 and "unknown version" in one_line_error(err)
+    assert code == 2 and "a version is a number" in one_line_error(err)
 
 
 def test_published_parts_share_no_bytes_with_the_mutable_cache(store):

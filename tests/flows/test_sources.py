@@ -111,7 +111,8 @@ def test_sources_add_list_remove_and_folders_under_a_source(tmp_path, folders, c
 
 
 def test_ingest_of_a_folder_under_a_source_keeps_that_source(tmp_path, folders):
-    from storage.store.sources import add_source, discover_folder
+    from storage.store.source_discovery import discover_folder
+    from storage.store.sources import add_source
 
     s = Store(tmp_path / "store")
     add_source(s, folders / "photos")
