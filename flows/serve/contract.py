@@ -87,6 +87,7 @@ class VersionRow(Open):
     items: int
     failed: int
     latest: bool
+    pinned: bool = False  # held by a rollback: nightly and triggered builds publish nothing
 
 
 class Audit(Open):
