@@ -31,7 +31,11 @@ RANGES: dict[str, tuple[float, float]] = {  # inclusive bounds beyond the defaul
     "dropout": (0, 0.99),
     "val_fraction": (0.001, 0.9),
 }
-CHOICES = {"mode": ("ace", "no_coarse", "hkmeans", "random"), "init": ("kmeans", "faiss_rq")}
+CHOICES = {
+    "mode": ("ace", "no_coarse", "hkmeans", "random"),
+    "init": ("kmeans", "faiss_rq"),
+    "updates": ("all", "new-items", "new-offsets"),  # ace_core.retrieval.fine_tune.UPDATES
+}
 
 
 class ConfigError(AceInputError):

@@ -22,6 +22,7 @@ class Replay:
     new_rows: np.ndarray
     old_rows: np.ndarray
     per_epoch_rows: int
+    updates: str = "all"  # IngestConfig.updates: what the fine-tune may change
 
     def draw(self, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
         def pick(new, old, k):

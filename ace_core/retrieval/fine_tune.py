@@ -73,7 +73,13 @@ REPLAY_MIN = 64  # at least this many old pairs / items are replayed per epoch
 
 
 def replay_sample(
-    split: QuerySplit, new_rows: set[int], n_items: int, ratio: float, epochs: int, seed: int
+    split: QuerySplit,
+    new_rows: set[int],
+    n_items: int,
+    ratio: float,
+    epochs: int,
+    seed: int,
+    updates: str = "all",
 ) -> tuple[QuerySplit, Replay]:
     """Fine-tuning data: the new items' caption pairs, and a pool of old pairs from which
     every epoch draws ``ratio`` per new pair (at least REPLAY_MIN); the same for the indexing
@@ -94,8 +100,16 @@ def replay_sample(
         new_rows=np.asarray(sorted(new_rows), np.int64),
         old_rows=old_rows,
         per_epoch_rows=max(REPLAY_MIN, int(ratio * len(new_rows))),
+        updates=updates,
     )
     return replace(split, train=new + pool), replay
+
+
+UPDATES = {
+    "all": "every weight, old items' offsets included",
+    "new-items": "the shared weights and the new items' offsets (old items' offsets kept)",
+    "new-offsets": "the new items' offsets alone (the parent's weights kept: nothing to forget)",
+}
 
 
 @dataclass(frozen=True)
@@ -108,6 +122,7 @@ class IngestConfig:
     eval_every: int = 4  # validate every N epochs
     max_val_queries: int = 256  # new items' first, then a sample of old items'
     max_test_queries: int = 500  # the same (old-item vs new-item recall in eval.json)
+    updates: str = "all"  # what the fine-tune changes (UPDATES)
 
     def fine_tune(self, train: TrainConfig) -> TrainConfig:
         """The training settings of a fine-tune: its cost follows the batch, not the corpus."""

@@ -207,7 +207,13 @@ def _training_split(split, new_rows, n_items, train, ingest, init):
     replay = None
     if init is not None:
         split, replay = replay_sample(
-            split, new_rows, n_items, ingest.replay_ratio, train.epochs, train.seed
+            split,
+            new_rows,
+            n_items,
+            ingest.replay_ratio,
+            train.epochs,
+            train.seed,
+            ingest.updates,
         )
     if not split.train and not train.index_task:
         raise AceInputError("no training captions and the indexing task is off: nothing to learn")

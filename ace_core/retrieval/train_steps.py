@@ -86,13 +86,23 @@ def step_loss(decoder, kind: str, b, train_feats, t: StepTargets, cfg, device) -
 class Optimizer:
     """AdamW, fused (one kernel for all parameters; CPU: 7.4 -> 2.4 ms a step), over the
     dense parameters, gradients clipped to norm 1; SparseAdam over the per-item offsets (a
-    step updates only the rows it read). Both follow the cosine decay when ``lr_decay``."""
+    step updates only the rows it read). Both follow the cosine decay when ``lr_decay``.
+    A fine-tune's ``replay.updates`` may keep old items' offsets ("new-items") or every
+    weight but the new items' offsets ("new-offsets") as the parent left them."""
 
-    def __init__(self, decoder, cfg):
+    def __init__(self, decoder, cfg, replay=None):
+        updates = replay.updates if replay is not None else "all"
         offsets = [] if decoder.item_offset is None else [decoder.item_offset.vectors.weight]
-        self.params = [p for p in decoder.parameters() if all(p is not o for o in offsets)]
-        adamw = torch.optim.AdamW(self.params, lr=cfg.lr, weight_decay=cfg.weight_decay, fused=True)
-        self.opts = [adamw] + ([torch.optim.SparseAdam(offsets, lr=cfg.lr)] if offsets else [])
+        shared = [p for p in decoder.parameters() if all(p is not o for o in offsets)]
+        self.params = [] if updates == "new-offsets" else shared
+        self.opts = (
+            [torch.optim.AdamW(self.params, lr=cfg.lr, weight_decay=cfg.weight_decay, fused=True)]
+            if self.params
+            else []
+        )
+        self.opts += [torch.optim.SparseAdam(offsets, lr=cfg.lr)] if offsets else []
+        if offsets and updates != "all":
+            offsets[0].register_hook(rows_only(torch.as_tensor(replay.new_rows)))
         self.cfg, self.schedules = cfg, []
 
     def plan(self, planned: int, done: int = 0) -> None:
@@ -117,3 +127,25 @@ class Optimizer:
             o.step()
         for sched in self.schedules:
             sched.step()
+
+
+def rows_only(rows: torch.Tensor):
+    """A gradient hook that keeps the gradient of ``rows`` of a table and drops the rest (a
+    sparse gradient stays sparse: SparseAdam then never touches the other rows)."""
+
+    def hook(grad: torch.Tensor) -> torch.Tensor:
+        if not grad.is_sparse:
+            kept = torch.zeros_like(grad)
+            kept[rows] = grad[rows]
+            return kept
+        grad = grad.coalesce()
+        keep = torch.isin(grad.indices()[0], rows.to(grad.device))
+        return torch.sparse_coo_tensor(
+            grad.indices()[:, keep],
+            grad.values()[keep],
+            grad.shape,
+            is_coalesced=True,  # a subset of coalesced indices stays sorted and unique
+            check_invariants=False,
+        )
+
+    return hook

@@ -166,7 +166,7 @@ def train_generative(
     device = torch.device(device)
     decoder.to(device)
     targets = StepTargets.of(decoder, item_emb, id_tokens, train_items, trie, device)
-    run = _Run(decoder, train_feats, targets, cfg, device)
+    run = _Run(decoder, train_feats, targets, cfg, device, replay)
     best = _BestCheckpoint(decoder, val, trie, cfg, device)
     share, threads = (CoreShare() if device.type == "cpu" else None), torch.get_num_threads()
     if share:
@@ -196,10 +196,11 @@ def train_generative(
 class _Run:
     """One training run's state: the optimiser, the budget and the counts so far."""
 
-    def __init__(self, decoder, train_feats, t: StepTargets, cfg: TrainConfig, device):
+    def __init__(self, decoder, train_feats, t: StepTargets, cfg: TrainConfig, device, replay=None):
         self.decoder, self.train_feats, self.t = decoder, train_feats, t
         self.cfg, self.device = cfg, device
-        self.opt, self.gen = Optimizer(decoder, cfg), torch.Generator().manual_seed(cfg.seed)
+        self.opt = Optimizer(decoder, cfg, replay)
+        self.gen = torch.Generator().manual_seed(cfg.seed)
         self.loss = data_parallel(
             decoder, lambda dec, kind, b: step_loss(dec, kind, b, train_feats, t, cfg, device)
         )

@@ -387,3 +387,42 @@ def test_training_stops_once_validation_has_flattened(toy):
     gains = [h["val"]["MRR@10"] for h in r.history if "val" in h]
     best = max(gains[: -train.patience])  # the last gain, then `patience` without one
     assert all(g < best + train.min_gain for g in gains[-train.patience :])
+
+
+@pytest.mark.parametrize("updates", ["new-items", "new-offsets"])
+def test_an_ingest_keeps_what_its_updates_setting_keeps(toy, updates):
+    """``ingest.updates``: "new-items" keeps old items' offsets as the parent trained them,
+    "new-offsets" keeps every weight but the new items' offsets (nothing to forget)."""
+    from dataclasses import replace
+
+    import torch
+
+    from ace_core.retrieval.fine_tune import IngestConfig, InitState
+
+    ids, x, sids, caps, fit = toy
+    parent = fit.model.decoder.state_dict()
+    new = {i for n, i in enumerate(ids) if i in caps and n % 5 == 0}
+    init = InitState(
+        decoder={k: v.clone() for k, v in parent.items()},
+        dense=fit.model.dense.state_dict(),
+        vocab=fit.model.vocab,
+        item_ids=set(ids) - new,  # the parent's rows are all of ``ids``' rows, in order
+        item_order=list(ids),
+    )
+    child = fit_retrieval(
+        ids, x, sids, toy_indexer(toy), caps, device="cpu", config=fit.model.config,
+        train=TrainConfig(epochs=4, dense=DenseTrainConfig(epochs=1)), init=init,
+        ingest=replace(IngestConfig(), epochs=4, eval_every=2, updates=updates),
+    )  # fmt: skip
+    after = child.model.decoder.state_dict()
+    offsets = "item_offset.vectors.weight"
+    rows = torch.tensor([n for n, i in enumerate(ids) if i not in new])
+    assert torch.equal(after[offsets][rows], parent[offsets][rows])  # old items' offsets
+    shared = [k for k, v in parent.items() if "item_offset" not in k and v.is_floating_point()]
+    unchanged = [k for k in shared if torch.equal(after[k], parent[k])]
+    if updates == "new-offsets":
+        assert unchanged == shared
+    if child.generative_report.best_epoch > 0:  # a fine-tuned epoch was kept
+        assert updates == "new-offsets" or unchanged != shared
+        fresh = torch.tensor([n for n, i in enumerate(ids) if i in new])
+        assert not torch.equal(after[offsets][fresh], parent[offsets][fresh])
