@@ -122,7 +122,7 @@ class IngestConfig:
     eval_every: int = 4  # validate every N epochs
     max_val_queries: int = 256  # new items' first, then a sample of old items'
     max_test_queries: int = 500  # the same (old-item vs new-item recall in eval.json)
-    updates: str = "all"  # what the fine-tune changes (UPDATES)
+    updates: str = "new-items"  # what the fine-tune changes (UPDATES; docs/BENCHMARKS.md)
 
     def fine_tune(self, train: TrainConfig) -> TrainConfig:
         """The training settings of a fine-tune: its cost follows the batch, not the corpus."""
