@@ -33,6 +33,8 @@ FAULT_CLASSES = {
     "test_input_faults": "store indexing itself, hangs, config schema, store files, imports",
     "test_service_faults": "files outside the corpus, paths in responses, token, headers",
     "test_commands": "small commands, interrupts, empty folders, evaluation of a served path",
+    "test_crash_windows": "round three: killed prune, publish, rollback; stale health; sources",
+    "test_media_cache_faults": "round three: planted links and FIFOs, damaged renditions, codecs",
 }
 
 
