@@ -66,9 +66,9 @@ def index_corpus(
     started (``explicit`` False: the nightly schedule) publishes nothing; an explicit one lifts
     the pin."""
     started = time.perf_counter()
+    flush_denormals()  # before this run's thread pools exist (training's speed)
     if not explicit and (pin := Store(store).pin()) is not None:
         return _pinned(pin, "ace index")  # before the configuration's lines: one line
-    flush_denormals()  # before this run's thread pools exist (training's speed)
     cfg = config or _recorded_or_default(store)
     check_config(cfg)  # a deployment's parameters too: before the lock and any work
     _say_encoders(cfg)

@@ -95,6 +95,7 @@ class Optimizer:
         offsets = [] if decoder.item_offset is None else [decoder.item_offset.vectors.weight]
         shared = [p for p in decoder.parameters() if all(p is not o for o in offsets)]
         self.params = [] if updates == "new-offsets" else shared
+        self.frozen = shared if updates == "new-offsets" else []  # their grads dropped
         self.opts = (
             [torch.optim.AdamW(self.params, lr=cfg.lr, weight_decay=cfg.weight_decay, fused=True)]
             if self.params
@@ -120,6 +121,8 @@ class Optimizer:
     def zero_grad(self) -> None:
         for o in self.opts:
             o.zero_grad(set_to_none=True)
+        for p in self.frozen:
+            p.grad = None
 
     def step(self) -> None:
         torch.nn.utils.clip_grad_norm_(self.params, 1.0)

@@ -59,3 +59,19 @@ def moves_made(entries: list[dict], latest: str | None) -> list[dict]:
         if entry.get("operation") != "rollback" or then in (None, entry["latest"]):
             made.append(entry)
     return made
+
+
+def served_versions(entries: list[dict], latest: str | None, folders: list[str], number) -> set:
+    """The version folders LATEST ever named: LATEST itself (a publish killed after LATEST
+    moved has no entry yet), every entry's version and the one it moved from, and those
+    older than the first publish entry (published before the store kept a history; with no
+    publish entry: up to the newest version named). ``number``: a version name's number."""
+    known = {latest} if latest else set()
+    known |= {e["latest"] for e in entries}
+    known |= {e["previous"] for e in entries if e.get("previous")}
+    published = [number(e["latest"]) for e in entries if e.get("operation") != "rollback"]
+    if published:
+        before = min(published)
+    else:
+        before = max(map(number, known)) + 1 if known else 0
+    return {v for v in folders if v in known or number(v) < before}

@@ -17,6 +17,7 @@ one; readers still take a pin as in force only while LATEST names its version.
 from __future__ import annotations
 
 import json
+import shutil
 import time
 from pathlib import Path
 
@@ -39,7 +40,7 @@ def read_pin(root: str | Path) -> dict | None:
     hint = f"; `ace rollback --unpin --store {root}` removes it"
     try:
         raw = read_bounded(path, PIN_MAX_BYTES)
-    except FileNotFoundError:
+    except (FileNotFoundError, NotADirectoryError):  # no PIN, or no store there at all
         return None
     except (OSError, ValueError) as e:  # a directory, a FIFO, too long, unreadable
         raise DamagedStoreError(f"cannot read {path} ({one_reason(e)}){hint}") from e
@@ -80,5 +81,7 @@ def remove_pin(root: str | Path) -> bool:
         path.unlink()
     except FileNotFoundError:
         return False
+    except IsADirectoryError:  # a damaged store's PIN: not ours to keep either
+        shutil.rmtree(path)
     fsync_dir(path.parent)
     return True

@@ -39,7 +39,7 @@ from pathlib import Path
 from ace_core.bounded_read import one_reason, read_bounded
 from storage.store import disk
 from storage.store.errors import DamagedStoreError, StoreError
-from storage.store.history import append_history, read_history
+from storage.store.history import append_history, read_history, served_versions
 from storage.store.layout import (
     MANIFEST_MAX_BYTES,
     VersionLayout,
@@ -177,13 +177,7 @@ class Store:
         return [v for v in self.version_folders() if v not in self._served(latest)]
 
     def _served(self, latest: str | None) -> set[str]:
-        """Versions LATEST ever named: those in the history, and those older than its first
-        entry (published before the store kept a history; a store without one: up to
-        LATEST)."""
-        known = {e["latest"] for e in self.history()}
-        number = version_number
-        before = min(map(number, known)) if known else (number(latest) + 1 if latest else 0)
-        return {v for v in self.version_folders() if v in known or number(v) < before}
+        return served_versions(self.history(), latest, self.version_folders(), version_number)
 
     def resolve(self, version: str | None = None) -> str:
         """A published version name: ``version`` itself, or LATEST when None."""

@@ -91,13 +91,13 @@ def prune(store: str, keep: int, dry_run: bool = False) -> dict:
         served = s.latest()
         listed = s.versions()
         kept = set(listed[-keep:]) | ({served} if served else set())
-        doomed = [v for v in listed if v not in kept] + s.orphans()
+        doomed = [v for v in listed if v not in kept] + [o for o in s.orphans() if o not in kept]
         leftovers = _leftovers(s, served)
         if not dry_run:
             for v in doomed:
                 _delete_version(s, v)
-            for path in leftovers:
-                shutil.rmtree(path)
+            for path in leftovers:  # one may have gone with a version deleted again above
+                shutil.rmtree(path, ignore_errors=True)
     return {
         "deleted": sorted(doomed),
         "reclaimed": [p.name for p in leftovers],

@@ -164,8 +164,12 @@ def test_ace_rollback_unpin(store, capsys):
     one_line_error(err, "--unpin takes no version")
 
 
-def test_an_unreadable_pin_is_a_damaged_store_that_unpin_repairs(store, capsys):
-    pin_file(store).write_text("not json")
+@pytest.mark.parametrize("damage", ["not json", "a folder"])
+def test_an_unreadable_pin_is_a_damaged_store_that_unpin_repairs(store, capsys, damage):
+    if damage == "a folder":
+        pin_file(store).mkdir()
+    else:
+        pin_file(store).write_text(damage)
     code, out, err = ace(capsys, "versions", "--store", str(store))
     assert code == EXIT_DAMAGED and out == ""
     one_line_error(err, "damaged store", "PIN", "ace rollback --unpin")

@@ -80,3 +80,27 @@ def test_store_resolve_and_latest(tmp_path):
     with pytest.raises(StoreError, match="already exists"):
         s.publish(staged2, "v000001")
     assert s.latest() == "v000001"
+
+
+def test_served_versions_count_latest_and_every_move_from_and_to():
+    """LATEST is served even before its publish entry (a publish killed after LATEST moved);
+    versions published before the store kept a history stay served after a rollback; only a
+    folder LATEST never named is an orphan."""
+    from storage.store.history import served_versions
+    from storage.store.store import version_number
+
+    folders = ["v000001", "v000002", "v000003"]
+
+    def served(entries, latest):
+        return served_versions(entries, latest, folders, version_number)
+
+    def move(op, latest, previous):
+        return {"operation": op, "latest": latest, "previous": previous}
+
+    published = [move("publish", "v000001", None), move("publish", "v000002", "v000001")]
+    assert served(published, "v000002") == set(folders[:2])  # v000003: an orphan
+    assert served(published, "v000003") == set(folders)  # killed before its entry
+    older = [move("publish", "v000003", "v000002"), move("rollback", "v000001", "v000003")]
+    assert served(older, "v000001") == set(folders)  # v1, v2 came before the history
+    assert served([move("rollback", "v000002", "v000003")], "v000002") == set(folders)
+    assert served([], "v000002") == set(folders[:2])
