@@ -2,8 +2,9 @@
 on the version's validation queries (the protocol's split and seeded sample that training
 validated on) searched through that path as it is served, kept under evaluations/ (the
 build computes the default path's; another path's is fit on its first query). A version
-without validation queries (no captions) has none: its results carry no relevance. Query by
-example fits its own through ``kept_or_fit`` (query/by_example.py)."""
+without validation queries (no captions) has none: its results carry the default relevance
+(query.search.default_relevance) and say so. Query by example fits its own through
+``kept_or_fit`` (query/by_example.py)."""
 
 from __future__ import annotations
 

@@ -10,6 +10,7 @@ service, ``ace eval --queries`` and the benchmarks all come through this module.
 
 from __future__ import annotations
 
+import math
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -80,6 +81,7 @@ class Answer:
     queries: list[str]
     results: list[list[dict]]  # per query: LoadedVersion.result rows, best first
     no_good_match: list[bool | None] | None = None  # per query (None: not calibrated)
+    calibrated: bool = True  # False: relevance is the documented default (default_relevance)
 
     @property
     def mode(self) -> str:
@@ -93,6 +95,7 @@ class Answer:
             "mode": self.mode,
             "path": None if self.path == "dense" else self.path,
             "no_good_match": self.no_good_match[n] if self.no_good_match else None,
+            "relevance_calibrated": self.calibrated,
             "results": self.results[n],
         }
 
@@ -144,12 +147,18 @@ def with_components(row: list[dict], table, loaded: LoadedVersion) -> None:
 
 
 def with_relevance(answer: Answer, cal: Calibration | None) -> Answer:
-    """Each result's ``relevance`` (None without a calibration), the results ordered by it
-    (it puts the modalities' score scales on one footing; within a modality the order of
-    the scores stays), and per query ``no_good_match``: no result reaches the threshold."""
+    """Each result's ``relevance``, the results ordered by it (it puts the modalities' score
+    scales on one footing; within a modality the order of the scores stays), and per query
+    ``no_good_match``: no result reaches the threshold. A version without validation queries
+    has no calibration: its relevance is the documented default (``default_relevance``), the
+    answer says ``calibrated`` False and claims no "no good match"."""
+    answer.calibrated = cal is not None
     for row in answer.results:
         for r in row:
-            r["relevance"] = cal.relevance(r["score"], r["modality"]) if cal else None
+            if cal is None:
+                r["relevance"] = default_relevance(answer.path, r["score"])
+            else:
+                r["relevance"] = cal.relevance(r["score"], r["modality"])
         if cal is not None:
             row.sort(key=lambda r: -r["relevance"])
     if cal is not None:
@@ -157,6 +166,15 @@ def with_relevance(answer: Answer, cal: Calibration | None) -> Answer:
             not row or row[0]["relevance"] < cal.threshold for row in answer.results
         ]
     return answer
+
+
+def default_relevance(path: str, score: float) -> float:
+    """Relevance without a calibration: on the fused path its score (a weighted mean of
+    components in [0, 1]), on the dense path the cosine (below 0: 0), on a generative path
+    the decoder's own probability of the ID (its score is a log-probability)."""
+    if path in ("fused", "dense"):
+        return round(min(1.0, max(0.0, score)), 4)
+    return round(math.exp(min(score, 0.0)), 4)
 
 
 def keyword_matches(

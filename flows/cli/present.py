@@ -147,6 +147,8 @@ def query_results(p: dict) -> str:
     head = f"{how} results for {p['query']!r} ({p['version']})"
     if p.get("no_good_match"):
         head += "\nno good match: no result reaches this version's relevance threshold"
+    if p.get("relevance_calibrated") is False and p["results"]:
+        head += "\nrelevance uncalibrated (no validation queries): the model's own probability"
     header = ["#", "relevance", "score", "modality", "semantic id", "location"]
     text = head + "\n" + table(rows, header)
     if "keyword_results" in p:

@@ -49,6 +49,7 @@ class SearchResponse(Open):
     no_good_match: bool | None
     results: list[Result]
     keyword_results: list[Result] | None = None
+    relevance_calibrated: bool | None = None  # False: the default relevance (no calibration)
 
 
 class Example(Open):

@@ -5,6 +5,7 @@ search; the towers are pinned by the version's manifest."""
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import numpy as np
@@ -62,6 +63,12 @@ def test_a_captionless_corpus_answers_through_the_text_towers(captionless, capsy
     assert set(fused["results"][0]["components"]) == set(COMPONENTS)
     out = run(capsys, "query", first, "--store", str(store), "-k", "10", "--path", "generative")
     assert out["path"] == "zero-shot"  # pure generation: the version has no captions
+    for answer in (fused, out):  # no validation queries: the default relevance, said so
+        assert answer["relevance_calibrated"] is False and answer["no_good_match"] is None
+        rel = [r["relevance"] for r in answer["results"]]
+        assert all(0 <= x <= 1 for x in rel) and rel == sorted(rel, reverse=True)
+    top = out["results"][0]
+    assert top["relevance"] == round(math.exp(top["score"]), 4)  # the decoder's probability
     loaded, texts = _cached_model(store, load_version), [c[0] for c in captions.values()]
     generated = search_version(loaded, texts, 10, path="generative")  # what the CLI ran above
     assert [r["path"] for r in generated.results[0]] == [r["path"] for r in out["results"]]
