@@ -36,7 +36,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.timing import median_time  # noqa: E402
+from bench.timing import median_time, run_clients  # noqa: E402
 from flows import serve as _serve  # noqa: E402,F401
 from tasks import _env  # noqa: E402,F401
 
@@ -187,15 +187,7 @@ def _client_loops(url: str, clients: int, seconds: float, path: str) -> dict:
                 r.raise_for_status()
                 latencies.append(time.perf_counter() - t)
 
-    threads = [threading.Thread(target=loop, args=(i,)) for i in range(clients)]
-    started = time.perf_counter()
-    for t in threads:
-        t.start()
-    time.sleep(seconds)
-    stop.set()
-    for t in threads:
-        t.join()
-    took = time.perf_counter() - started
+    took = run_clients(loop, clients, seconds, stop)
     lat = sorted(latencies)
     return {
         "qps": len(lat) / took,

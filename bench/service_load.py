@@ -30,6 +30,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.timing import run_clients  # noqa: E402
+
 SMOKE = ["--store", "{store}", "--clients", "4", "--seconds", "3", "--uploads", "3"]
 SERVE = {
     "ace": "from flows.serve.app import serve; serve({store!r}, port={port})",
@@ -108,15 +110,7 @@ def client_loops(url: str, clients: int, seconds: float) -> None:
                 except httpx.HTTPError as e:
                     failures[type(e).__name__] += 1
 
-    threads = [threading.Thread(target=loop, args=(i,)) for i in range(clients)]
-    t0 = time.perf_counter()
-    for t in threads:
-        t.start()
-    time.sleep(seconds)
-    stop.set()
-    for t in threads:
-        t.join()
-    took = time.perf_counter() - t0
+    took = run_clients(loop, clients, seconds, stop)
     print(json.dumps({"requests": done["requests"], "seconds": took, "failures": failures}))
 
 

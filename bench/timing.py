@@ -1,6 +1,7 @@
 """Shared timing and memory helpers of the benchmark scripts."""
 
 import statistics
+import threading
 import time
 
 
@@ -38,3 +39,17 @@ def status_kb(field: str) -> int:
             if line.startswith(field + ":"):
                 return int(line.split()[1])
     raise KeyError(field)
+
+
+def run_clients(loop, clients: int, seconds: float, stop: threading.Event) -> float:
+    """``clients`` threads each running ``loop(i)`` until ``stop`` is set, ``seconds`` after
+    they started; the wall seconds until the last one ended."""
+    threads = [threading.Thread(target=loop, args=(i,)) for i in range(clients)]
+    started = time.perf_counter()
+    for t in threads:
+        t.start()
+    time.sleep(seconds)
+    stop.set()
+    for t in threads:
+        t.join()
+    return time.perf_counter() - started

@@ -5,7 +5,11 @@ from __future__ import annotations
 import atexit
 import os
 import shutil
+import socket
 import tempfile
+import threading
+import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -50,6 +54,28 @@ def tiny_encoder_args(shard_size: int) -> list[str]:
     """The command-line flags of the tiny random-weight encoders."""
     return ["--image-model", "ace-tiny-vit", "--image-weights", "random",
             "--audio-checkpoint", "random", "--shard-size", str(shard_size)]  # fmt: skip
+
+
+@contextmanager
+def serving(app, **config):
+    """``app`` served by uvicorn in a thread on a free loopback port (``config``: more
+    uvicorn.Config settings); yields the port, stops the server after."""
+    import uvicorn
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(app, port=port, log_level="warning", **config))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 60
+    while not server.started and time.monotonic() < deadline:
+        time.sleep(0.05)
+    try:
+        yield port
+    finally:
+        server.should_exit = True
+        thread.join(10)
 
 
 @pytest.fixture(scope="session")

@@ -19,6 +19,8 @@ from fastapi import Request
 from fastapi.responses import JSONResponse
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
+from storage.store.disk import pid_alive
+
 
 def token_ok(request: Request, token: str | None) -> bool:
     """The token from the query, an Authorization header or the page's cookie (compared in
@@ -40,22 +42,12 @@ def own_tempdir() -> Path:
     base = Path(tempfile.gettempdir())
     for old in base.glob(f"{TEMP_PREFIX}*"):
         pid = old.name.removeprefix(TEMP_PREFIX)
-        if pid.isdigit() and not _alive(int(pid)):
+        if pid.isdigit() and not pid_alive(int(pid)):
             shutil.rmtree(old, ignore_errors=True)
     mine = base / f"{TEMP_PREFIX}{os.getpid()}"
     mine.mkdir(mode=0o700, exist_ok=True)
     tempfile.tempdir = str(mine)
     return mine
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def public(message: str) -> str:

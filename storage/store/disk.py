@@ -35,12 +35,21 @@ def owner_alive(owner: Path) -> bool:
     if host != socket.gethostname():
         return True  # another machine's run: not ours to judge
     try:
-        os.kill(int(pid), 0)
+        number = int(pid)
+    except ValueError:
+        return True  # not ours to judge either
+    return number != 0 and pid_alive(number)
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether a process of this host runs under ``pid`` (one we may not signal does)."""
+    try:
+        os.kill(pid, 0)
     except ProcessLookupError:
         return False
-    except (PermissionError, ValueError):
+    except PermissionError:
         return True
-    return int(pid) != 0
+    return True
 
 
 def fsync_dir(path: Path) -> None:

@@ -85,19 +85,30 @@ def check_source_location(store: Store, location: str) -> None:
 def read_recorded_sources(store: Store) -> list[Source]:
     """The registered sources as recorded, unchecked (a damaged sources.json is a damaged
     store, exit 3)."""
-    try:
-        raw = read_bounded(store.sources_file, SOURCES_MAX_BYTES)
-    except FileNotFoundError:
+    data = _read_json(store.sources_file)
+    if data is _MISSING:
         if store.latest() is not None:
             return _sources_in(store.manifest().get("sources", []), store.version().manifest)
         return []
-    except (OSError, AceInputError) as e:
-        raise DamagedStoreError(f"cannot read {store.sources_file}: {one_reason(e)}") from e
-    try:
-        data = json.loads(raw)
-    except ValueError as e:
-        raise DamagedStoreError(f"{store.sources_file} is not JSON ({one_reason(e)})") from e
     return _sources_in(data.get("sources") if isinstance(data, dict) else None, store.sources_file)
+
+
+_MISSING = object()
+
+
+def _read_json(path: Path) -> object:
+    """The JSON in ``path`` (``_MISSING`` when there is no such file); a file that cannot be
+    read or is not JSON is a damaged store."""
+    try:
+        raw = read_bounded(path, SOURCES_MAX_BYTES)
+    except FileNotFoundError:
+        return _MISSING
+    except (OSError, AceInputError) as e:
+        raise DamagedStoreError(f"cannot read {path}: {one_reason(e)}") from e
+    try:
+        return json.loads(raw)
+    except ValueError as e:
+        raise DamagedStoreError(f"{path} is not JSON ({one_reason(e)})") from e
 
 
 def read_sources(store: Store) -> list[Source]:
@@ -219,17 +230,8 @@ def planned_sources(folder: os.PathLike) -> list[Source]:
     """The sources a version folder's build walked and has not registered (none for a
     retrain, or once registered)."""
     path = Path(folder) / PLANNED_SOURCES
-    try:
-        raw = read_bounded(path, SOURCES_MAX_BYTES)
-    except FileNotFoundError:
-        return []
-    except (OSError, AceInputError) as e:
-        raise DamagedStoreError(f"cannot read {path}: {one_reason(e)}") from e
-    try:
-        rows = json.loads(raw)
-    except ValueError as e:
-        raise DamagedStoreError(f"{path} is not JSON ({one_reason(e)})") from e
-    return _sources_in(rows, path)
+    rows = _read_json(path)
+    return [] if rows is _MISSING else _sources_in(rows, path)
 
 
 def _pending_file(store: Store) -> Path | None:

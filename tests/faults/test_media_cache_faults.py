@@ -140,20 +140,12 @@ def test_decoder_messages_name_no_server_path(tmp_path):
     """What the decoders say of a file they cannot read (kept in items, sent back for an
     example given to search by) names the file, never the folder it is in: decord named the
     server's temporary copy of an upload unquoted."""
-    import av
+    from fault_helpers import cut_mp4
 
     from ace_core.media.decoding import DecodeError, decode_video
 
-    clip = tmp_path / "clip.mp4"
-    with av.open(str(clip), "w") as c:  # the index (moov) at the end: a cut file has none
-        s = c.add_stream("mpeg4", rate=8)
-        s.width, s.height, s.pix_fmt = 64, 48, "yuv420p"
-        for k in range(8):
-            frame = np.full((48, 64, 3), 30 * k, np.uint8)
-            c.mux(s.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
-        c.mux(s.encode())
     cut = tmp_path / "ace-example-x1y2"
-    cut.write_bytes(clip.read_bytes()[:-200])
+    cut.write_bytes(cut_mp4(tmp_path / "clip.mp4"))
     with pytest.raises(DecodeError) as e:
         decode_video(str(cut), n_frames=2)
     assert not SERVER_PATH.search(str(e.value)) and str(tmp_path) not in str(e.value)

@@ -9,11 +9,11 @@ import os
 import shutil
 import socket
 import stat
-import threading
 import time
 from pathlib import Path
 
 import pytest
+from conftest import serving
 from fastapi import File, UploadFile  # module level: the route's annotations name them
 
 from storage.store import Store
@@ -121,8 +121,6 @@ def test_thumbnails_are_served_when_the_cache_cannot_be_written(served, store, m
 def deadline_server():
     """A port served by the smallest ASGI app (it reads the body, answers "ok") over the
     service's protocol, with deadlines of 0.5 s for headers and 1 s for a body."""
-    import uvicorn
-
     from flows.serve.guard import HeaderDeadlineProtocol
 
     async def app(scope, receive, send):
@@ -134,28 +132,12 @@ def deadline_server():
 
     saved = HeaderDeadlineProtocol.header_timeout_s, HeaderDeadlineProtocol.body_timeout_s
     HeaderDeadlineProtocol.header_timeout_s, HeaderDeadlineProtocol.body_timeout_s = 0.5, 1.0
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    config = uvicorn.Config(
-        app,
-        port=port,
-        http=HeaderDeadlineProtocol,
-        log_level="warning",
-        lifespan="off",
-        timeout_keep_alive=30,
-    )
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
+    config = {"http": HeaderDeadlineProtocol, "lifespan": "off", "timeout_keep_alive": 30}
     try:
-        while not server.started:
-            time.sleep(0.05)
-        yield port
+        with serving(app, **config) as port:
+            yield port
     finally:
         HeaderDeadlineProtocol.header_timeout_s, HeaderDeadlineProtocol.body_timeout_s = saved
-        server.should_exit = True
-        thread.join(5)
 
 
 def test_a_client_that_never_finishes_its_headers_is_closed(deadline_server):
@@ -203,7 +185,6 @@ def test_a_trickled_body_is_closed_at_its_deadline(deadline_server):
 def upload_server():
     """A port served by a FastAPI app with one upload route behind a 1000-byte BodyLimit
     and an HTTP middleware (as the service's); the route counts the bytes it was given."""
-    import uvicorn
     from fastapi import FastAPI
 
     from flows.serve.guard import BodyLimit
@@ -220,19 +201,8 @@ def upload_server():
         return await call_next(request)
 
     app.add_middleware(BodyLimit, limit=1000)
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    try:
-        while not server.started:
-            time.sleep(0.05)
+    with serving(app) as port:
         yield port, seen
-    finally:
-        server.should_exit = True
-        thread.join(5)
 
 
 def _multipart(payload: bytes) -> tuple[bytes, bytes]:
@@ -273,17 +243,9 @@ def test_an_example_that_cannot_be_decoded_is_refused_without_a_server_path(serv
     the server's temporary copy of the upload)."""
     import re
 
-    import av
-    import numpy as np
+    from fault_helpers import cut_mp4
 
-    with av.open(str(tmp_path / "clip.mp4"), "w") as c:  # the index (moov) at the end
-        s = c.add_stream("mpeg4", rate=8)
-        s.width, s.height, s.pix_fmt = 64, 48, "yuv420p"
-        for k in range(8):
-            frame = np.full((48, 64, 3), 30 * k, np.uint8)
-            c.mux(s.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
-        c.mux(s.encode())
-    cut = (tmp_path / "clip.mp4").read_bytes()[:-200]
+    cut = cut_mp4(tmp_path / "clip.mp4")
     r = served.post("/api/search/file", files={"file": ("clip.mp4", cut)})
     assert r.status_code == 415, r.text
     assert not re.search(r"(?<![\w<])/[^\s'\"(),;]+", r.json()["detail"]), r.json()["detail"]

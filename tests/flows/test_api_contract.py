@@ -6,14 +6,12 @@ types and response bodies against their documented schemas, negative data reject
 from __future__ import annotations
 
 import json
-import socket
 import subprocess
 import sys
-import threading
-import time
 from pathlib import Path
 
 import pytest
+from conftest import serving
 
 SCHEMATHESIS = Path(sys.executable).with_name("schemathesis")
 CONFIG = Path(__file__).with_name("schemathesis.toml")
@@ -38,23 +36,10 @@ def store(prefect_harness, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def live(store):
-    import uvicorn
-
     from flows.serve.app import create_app
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    app = create_app(str(store), watch_s=0.5)
-    server = uvicorn.Server(uvicorn.Config(app, port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 60
-    while not server.started and time.monotonic() < deadline:
-        time.sleep(0.1)
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(10)
+    with serving(create_app(str(store), watch_s=0.5)) as port:
+        yield f"http://127.0.0.1:{port}"
 
 
 @pytest.mark.slow  # about 100 s: a store of its own and about 900 generated requests

@@ -11,7 +11,7 @@ import threading
 import time
 
 import pytest
-from conftest import SHARED_MEDIA, fast_config
+from conftest import SHARED_MEDIA, fast_config, serving
 
 from flows.cli import main
 from storage.store import Store
@@ -300,20 +300,10 @@ def _browser():
 
 @pytest.fixture
 def served(store):
-    import uvicorn
-
     from flows.serve.app import create_app
 
-    port = _free_port()
-    server = uvicorn.Server(uvicorn.Config(create_app(str(store)), port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 60
-    while not server.started and time.monotonic() < deadline:
-        time.sleep(0.1)
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(10)
+    with serving(create_app(str(store))) as port:
+        yield f"http://127.0.0.1:{port}"
 
 
 def test_the_page_searches_plays_switches_versions_and_audits(served):
