@@ -28,7 +28,7 @@ bench: $(STAMP)
 	$(BIN)/python -m bench embed
 
 lint: $(STAMP)
-	$(BIN)/ruff check ace_core storage query tasks flows tests bench
+	$(BIN)/ruff check ace_index ace_core storage query tasks flows tests bench
 
 clean:
 	rm -rf demo-store demo-corpus demo-batch .pytest_cache

@@ -25,7 +25,7 @@ ROOT = Path(__file__).resolve().parents[1]
 TRAIN = r"""
 import sys, time
 sys.path.insert(0, ROOT_PATH)
-from tasks import _env  # noqa
+from ace_index.tasks import _env  # noqa
 import numpy as np
 from ace_core.ids.kmeans import KMeansConfig
 from ace_core.ids.rqvae import RQVAEConfig

@@ -133,8 +133,7 @@ def agreement(images: Path, cr_out: Path, store: Path) -> tuple[float, float, in
     """(median, min) cosine between ace's and clip-retrieval's embedding of each image."""
     import numpy as np
     import pyarrow.parquet as pq
-
-    from storage.formats.tables import read_embeddings
+    from ace_index.storage.formats.tables import read_embeddings
 
     ids, _, ace = read_embeddings(sorted(store.rglob("*.emb.parquet")))
     by_id = dict(zip(ids, ace))
@@ -163,7 +162,7 @@ def overlap(images: Path, weights: Path, repeats: int) -> tuple[float, float, fl
 
 def api_start_seconds(repeats: int) -> float:
     """Median seconds for Prefect's embedded API, spawned alone, to answer /health."""
-    from flows import embedded_api
+    from ace_index.flows import embedded_api
 
     runs = []
     for _ in range(repeats):

@@ -38,7 +38,7 @@ def _run(argv: list[str]) -> float:
 
 
 def _store(work: Path) -> Path:
-    ace = [sys.executable, "-m", "flows.cli"]
+    ace = [sys.executable, "-m", "ace_index.flows.cli"]
     _run([*ace, "sample-corpus", str(work / "corpus")])
     (work / "fast.json").write_text(json.dumps(FAST))
     store = work / "store"
@@ -53,7 +53,7 @@ def main() -> None:
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         store = str(_store(Path(tmp)))
-        ace = [sys.executable, "-m", "flows.cli"]
+        ace = [sys.executable, "-m", "ace_index.flows.cli"]
         commands = {
             "python -c pass": [sys.executable, "-c", "pass"],
             "python -c 'import torch'": [sys.executable, "-c", "import torch"],

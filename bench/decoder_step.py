@@ -80,7 +80,7 @@ class Workload:
         if trained is None:
             decoder, emb, targets = build(items, seed)
         else:
-            from query.loaded import load_version
+            from ace_index.query.loaded import load_version
 
             vm = load_version(trained)
             m = vm.model

@@ -52,7 +52,7 @@ def modality_rates(files, encoders, batch, repeats):
 
 def memory_child(corpus: str, shard_size: int) -> None:
     """Run in a child: embed the corpus shard by shard (as the flow does), print peak RSS."""
-    from storage.formats.shards import load_shard_files, plan_shards, write_embed_shard
+    from ace_index.storage.formats.shards import load_shard_files, plan_shards, write_embed_shard
 
     cfg = EmbedConfig(image=ImageEncoderConfig("ace-tiny-vit", "random"), shard_size=shard_size)
     enc = {"image": build_encoder("image", cfg)}

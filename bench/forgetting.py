@@ -20,7 +20,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tasks import _env  # noqa: E402,F401
+from ace_index.tasks import _env  # noqa: E402,F401
 
 SMOKE = ["{store}"]
 
@@ -32,11 +32,12 @@ def main() -> None:
     ap.add_argument("--ingest", default="v000002")
     ap.add_argument("--variant", action="append", default=None, help="field=value[,field=value]")
     args = ap.parse_args()
+    from ace_index.storage.formats.manifest import version_config
+    from ace_index.storage.formats.retriever import load_retriever_state
+    from ace_index.storage.formats.version_data import training_data
+    from ace_index.storage.store import Store
+
     from ace_core.retrieval.fit import fit_retrieval
-    from storage.formats.manifest import version_config
-    from storage.formats.retriever import load_retriever_state
-    from storage.formats.version_data import training_data
-    from storage.store import Store
 
     s = Store(args.store)
     parent, ingest = s.version(args.parent), s.version(args.ingest)

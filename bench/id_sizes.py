@@ -40,8 +40,8 @@ def demo_embeddings() -> np.ndarray | None:
     store = ROOT / "demo-store"
     if not (store / "LATEST").exists():
         return None
-    from storage.formats.version_data import version_embeddings
-    from storage.store import Store
+    from ace_index.storage.formats.version_data import version_embeddings
+    from ace_index.storage.store import Store
 
     s = Store(str(store))
     return version_embeddings(s.version(s.latest()))[2]

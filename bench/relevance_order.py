@@ -15,9 +15,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import query.search as qs  # noqa: E402
-from query.evaluate import evaluate_served_path  # noqa: E402
-from storage.store import Store  # noqa: E402
+import ace_index.query.search as qs  # noqa: E402
+from ace_index.query.evaluate import evaluate_served_path  # noqa: E402
+from ace_index.storage.store import Store  # noqa: E402
 
 SMOKE = ["--store", "{store}"]
 

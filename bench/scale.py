@@ -117,9 +117,9 @@ class StageMeter:
 
 
 def instrument() -> StageMeter:
-    import flows.index as fi
-    from tasks import build as tb
-    from tasks import train as tt
+    import ace_index.flows.index as fi
+    from ace_index.tasks import build as tb
+    from ace_index.tasks import train as tt
 
     meter = StageMeter()
     for module, attr, name in (
@@ -138,8 +138,8 @@ def instrument() -> StageMeter:
 
 
 def query_rate(store: str, texts: list[str]) -> tuple[str, float]:
-    from query.loaded import load_version
-    from query.search import search_version
+    from ace_index.query.loaded import load_version
+    from ace_index.query.search import search_version
 
     vm = load_version(store)
     search_version(vm, texts[:8], 10)  # warm-up
@@ -151,10 +151,10 @@ def query_rate(store: str, texts: list[str]) -> tuple[str, float]:
 def held_out(store: str, version: str, limit: int, exclude: set[str] = frozenset()):
     """(caption, item id) test pairs of a version's split (never trained on), seeded sample."""
     import numpy as np
+    from ace_index.storage.formats.version_data import training_data
+    from ace_index.storage.store import Store
 
     from ace_core.retrieval.evaluation import split_queries
-    from storage.formats.version_data import training_data
-    from storage.store import Store
 
     data = training_data(Store(store).version(version))
     pairs = [
@@ -167,8 +167,8 @@ def held_out(store: str, version: str, limit: int, exclude: set[str] = frozenset
 
 
 def recall_at_1(store: str, version: str, pairs) -> float:
-    from query.loaded import load_version
-    from query.search import search_version
+    from ace_index.query.loaded import load_version
+    from ace_index.query.search import search_version
 
     vm = load_version(store, version)
     answer = search_version(vm, [t for t, _ in pairs], 10, path="captions")
@@ -184,7 +184,7 @@ def warm_api() -> None:
 
 
 def child(n: int, work: Path, max_steps: int | None, ingest: bool) -> dict:
-    from flows.index import index_corpus, ingest_batch
+    from ace_index.flows.index import index_corpus, ingest_batch
 
     src = corpus(work, n, SEEDS.get(n, 100 + n), f"c{n}")
     store = str(work / f"store{n}-{int(time.time())}")
@@ -225,7 +225,7 @@ def ingest_only(work: Path, n: int, parent_store: Path) -> None:
     its first version; the full index's figures are read from work/result-N.json)."""
     import shutil
 
-    from flows.index import ingest_batch
+    from ace_index.flows.index import ingest_batch
 
     store = work / f"ingest-into-{parent_store.name}-{int(time.time())}"
     shutil.copytree(parent_store, store, symlinks=True)

@@ -36,9 +36,10 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from ace_index.flows import serve as _serve  # noqa: E402,F401
+from ace_index.tasks import _env  # noqa: E402,F401
+
 from bench.timing import median_time, run_clients  # noqa: E402
-from flows import serve as _serve  # noqa: E402,F401
-from tasks import _env  # noqa: E402,F401
 
 FITTED = {
     "weights": {"captions": 0.1, "zero_shot": 0.0, "dense": 0.3, "text_tower": 0.1, "bm25": 0.5},
@@ -74,6 +75,7 @@ SMOKE = ["--sizes", "100", "--clients", "1", "--seconds", "1", "--paths", "auto"
 def synthetic_version(n: int):
     """A VersionModel over n synthetic IDs (the decoder and dense head untrained)."""
     import torch
+    from ace_index.query.loaded import LoadedVersion
 
     from ace_core.retrieval.dense import DenseProjection
     from ace_core.retrieval.fused_search import training_keywords
@@ -81,7 +83,6 @@ def synthetic_version(n: int):
     from ace_core.retrieval.retrieval_model import RetrievalModel
     from ace_core.retrieval.text_encoder import build_text_encoder
     from bench import retrieval as bench_retrieval  # its synthetic IDs, same as there
-    from query.loaded import LoadedVersion
 
     torch.manual_seed(0)
     enc, tok, _ = build_text_encoder(RetrieverConfig())
@@ -137,10 +138,9 @@ def _free_port() -> int:
 
 def start(vm):
     import uvicorn
-
-    from flows.serve.app import create_app
-    from flows.serve.holder import VersionHolder
-    from query.search import warm_up
+    from ace_index.flows.serve.app import create_app
+    from ace_index.flows.serve.holder import VersionHolder
+    from ace_index.query.search import warm_up
 
     holder = VersionHolder("unused")
     warm_up(vm)  # as VersionHolder.swap_in does before a version is served
@@ -199,7 +199,7 @@ def _client_loops(url: str, clients: int, seconds: float, path: str) -> dict:
 def cli_cost() -> float:
     """Seconds of one `ace query` (a new process: imports, model load, one search)."""
     tmp = Path(tempfile.mkdtemp(prefix="ace-bench-serve-"))
-    ace = [sys.executable, "-m", "flows.cli"]
+    ace = [sys.executable, "-m", "ace_index.flows.cli"]
     subprocess.run([*ace, "sample-corpus", str(tmp / "c"), "--images", "6", "--audio", "0",
                     "--videos", "0"], check=True, capture_output=True)  # fmt: skip
     cfg = tmp / "fast.json"

@@ -34,9 +34,9 @@ from bench.timing import run_clients  # noqa: E402
 
 SMOKE = ["--store", "{store}", "--clients", "4", "--seconds", "3", "--uploads", "3"]
 SERVE = {
-    "ace": "from flows.serve.app import serve; serve({store!r}, port={port})",
+    "ace": "from ace_index.flows.serve.app import serve; serve({store!r}, port={port})",
     "stock": (
-        "import uvicorn; from flows.serve.app import create_app; "
+        "import uvicorn; from ace_index.flows.serve.app import create_app; "
         "uvicorn.run(create_app({store!r}), port={port}, log_level='warning', http='h11')"
     ),
 }
@@ -46,7 +46,7 @@ WORDS = ["red", "blue", "circle", "square", "loud", "tone", "moving", "bird", "r
 def small_store() -> Path:
     """A store of 12 sample items indexed with the tiny random-weight encoders."""
     tmp = Path(tempfile.mkdtemp(prefix="ace-bench-load-"))
-    ace = [sys.executable, "-m", "flows.cli"]
+    ace = [sys.executable, "-m", "ace_index.flows.cli"]
     corpus = ["--images", "8", "--audio", "2", "--videos", "2"]
     subprocess.run([*ace, "sample-corpus", str(tmp / "c"), *corpus], check=True)
     cfg = {"train": {"epochs": 2}, "embed": {"image": {"model": "ace-tiny-vit",

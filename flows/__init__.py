@@ -1,3 +1,3 @@
 """Prefect flows and the `ace` command line."""
 
-from tasks import _env  # noqa: F401  (must run before prefect is imported)
+from ace_index.tasks import _env  # noqa: F401  (must run before prefect is imported)

@@ -9,22 +9,22 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+from ace_index.flows.embed import ShardRunner, embed_on
+from ace_index.flows.store_queue import queued_behind_other_builds
+from ace_index.storage.build import audit as store_audit
+from ace_index.storage.formats.manifest import recorded_config, version_config
+from ace_index.storage.store import Store
+from ace_index.storage.store.pin import remove_pin
+from ace_index.tasks import build as t
+from ace_index.tasks import train as trained
+from ace_index.tasks.embed import discover_ingest_folder, discover_sources
+from ace_index.tasks.source_folders import plan_folder, sources_to_index
+from ace_index.tasks.stable_ids import keep_or_fit_ids
 from prefect import flow, task
 
 from ace_core.config_check import check_config
 from ace_core.cpu_share import flush_denormals
 from ace_core.index_config import IndexConfig
-from flows.embed import ShardRunner, embed_on
-from flows.store_queue import queued_behind_other_builds
-from storage.build import audit as store_audit
-from storage.formats.manifest import recorded_config, version_config
-from storage.store import Store
-from storage.store.pin import remove_pin
-from tasks import build as t
-from tasks import train as trained
-from tasks.embed import discover_ingest_folder, discover_sources
-from tasks.source_folders import plan_folder, sources_to_index
-from tasks.stable_ids import keep_or_fit_ids
 
 
 @contextmanager
@@ -172,7 +172,7 @@ def audit_versions(
 def _recorded_or_default(store: str) -> IndexConfig:
     """A deployment's re-index without a config: LATEST's recorded one (never the defaults
     over a store built with other encoders), the defaults for a new store."""
-    from tasks._progress import stage
+    from ace_index.tasks._progress import stage
 
     recorded = recorded_config(store)
     if recorded is None:
@@ -182,7 +182,7 @@ def _recorded_or_default(store: str) -> IndexConfig:
 
 
 def _say_encoders(cfg: IndexConfig) -> None:
-    from tasks._progress import stage
+    from ace_index.tasks._progress import stage
 
     image, audio = cfg.embed.image, cfg.embed.audio
     stage(
@@ -200,7 +200,7 @@ def _unchanged(
     """The report of a run that changed nothing (an ingest with nothing new, a re-index of
     the same files): LATEST stays as it is and nothing is published. An explicit run lifts
     the pin all the same (call under the build lock)."""
-    from tasks._progress import stage
+    from ace_index.tasks._progress import stage
 
     m = Store(store).manifest(parent)
     zero = {"added": 0, "removed": 0, "changed": 0, "unchanged": m["counts"]["ok"]}
@@ -215,7 +215,7 @@ def _unchanged(
 def _pinned(pin: dict, what: str) -> dict:
     """The result of a run that no person started while a rollback pins LATEST: nothing
     published, said in one line."""
-    from tasks._progress import stage
+    from ace_index.tasks._progress import stage
 
     stage(
         "pinned: %s stays served (%s at %s): this %s run, not started by a person, publishes "
@@ -237,7 +237,7 @@ def _pinned(pin: dict, what: str) -> dict:
 def _lifted(pin: dict | None, report: dict) -> dict:
     """An explicit run's report, saying in one line that it lifted a rollback's pin (the
     publish removed it before LATEST moved; storage/store/pin.py)."""
-    from tasks._progress import stage
+    from ace_index.tasks._progress import stage
 
     if pin is None:
         return {**report, "pin_lifted": None}
@@ -252,9 +252,12 @@ def evaluate_served(store: str, version: str) -> dict | None:
     """The published version's test queries on the path its queries are served by (``auto``),
     kept beside it for ``ace versions``, ``ace eval`` and the page; None without test
     captions (nothing to score on)."""
+    from ace_index.query.evaluate import (
+        evaluate_served_path,  # the read side, once a version exists
+    )
+    from ace_index.tasks._progress import stage
+
     from ace_core.errors import AceInputError
-    from query.evaluate import evaluate_served_path  # the read side, once a version exists
-    from tasks._progress import stage
 
     try:
         out = evaluate_served_path(store, version, "auto")

@@ -14,13 +14,14 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from ace_index.query.loaded import LoadedVersion, load_version
+from ace_index.query.rankers.base import rank
+from ace_index.query.rankers.registry import RANKERS, ranker
+from ace_index.query.search import DEFAULT_BEAM, search_version
+
 from ace_core.bounded_read import read_text_bounded
 from ace_core.errors import AceInputError
 from ace_core.retrieval.evaluation import retrieval_metrics
-from query.loaded import LoadedVersion, load_version
-from query.rankers.base import rank
-from query.rankers.registry import RANKERS, ranker
-from query.search import DEFAULT_BEAM, search_version
 
 MAX_LINE = 1 << 20
 MAX_QUERY_FILE = 256 << 20  # the whole --queries file (an endless one stops here)
@@ -121,8 +122,8 @@ def evaluate_served_path(store: str, version: str | None, path: str = "auto") ->
     """The version's own test queries (the protocol's split and seeded sample, as its build
     evaluated them) scored on ``path`` as it is served, beside the dense caption baseline and
     the text towers' exact search; kept in the store (versions are immutable)."""
-    from storage.formats.tables import write_json_atomic
-    from storage.store import Store
+    from ace_index.storage.formats.tables import write_json_atomic
+    from ace_index.storage.store import Store
 
     s = Store(store)
     v = s.resolve(version)

@@ -10,6 +10,21 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
+from ace_index.query.filters import Filters
+from ace_index.query.towers import load_text_towers
+from ace_index.query.version_cache import VersionCache
+from ace_index.storage.formats.manifest import config_from_manifest, version_config, version_sources
+from ace_index.storage.formats.retriever import load_retriever
+from ace_index.storage.formats.semantic_id_table import read_semantic_ids
+from ace_index.storage.formats.shards import towers_are_trained
+from ace_index.storage.formats.version_data import (
+    read_captions,
+    read_version_items,
+    version_embeddings,
+)
+from ace_index.storage.store import Store, StoreError
+from ace_index.storage.store.sources import Source
+from ace_index.storage.store.verify import verify_version
 
 from ace_core.media.embed_config import EmbedConfig
 from ace_core.retrieval.constrained_generation import Trie
@@ -17,17 +32,6 @@ from ace_core.retrieval.evaluation import QuerySplit, scored_sample, split_queri
 from ace_core.retrieval.keywords import KeywordIndex, item_document
 from ace_core.retrieval.retrieval_model import RetrievalModel
 from ace_core.retrieval.zero_shot import TextSpace, text_spaces
-from query.filters import Filters
-from query.towers import load_text_towers
-from query.version_cache import VersionCache
-from storage.formats.manifest import config_from_manifest, version_config, version_sources
-from storage.formats.retriever import load_retriever
-from storage.formats.semantic_id_table import read_semantic_ids
-from storage.formats.shards import towers_are_trained
-from storage.formats.version_data import read_captions, read_version_items, version_embeddings
-from storage.store import Store, StoreError
-from storage.store.sources import Source
-from storage.store.verify import verify_version
 
 NO_FILTERS = Filters()
 MAX_FILTERED = 32  # filtered item sets (and their tries) kept per loaded version

@@ -12,12 +12,13 @@ import json
 import logging
 from collections.abc import Callable
 
+from ace_index.query.loaded import LoadedVersion
+from ace_index.query.rankers.base import rank
+from ace_index.query.request import DEFAULT_BEAM
+from ace_index.storage.formats.tables import write_json_atomic
+from ace_index.storage.store import Store
+
 from ace_core.retrieval.relevance import Calibration, fit_calibration
-from query.loaded import LoadedVersion
-from query.rankers.base import rank
-from query.request import DEFAULT_BEAM
-from storage.formats.tables import write_json_atomic
-from storage.store import Store
 
 logger = logging.getLogger(__name__)
 RANKED = 10  # results per validation query that the calibration sees

@@ -10,6 +10,16 @@ import errno
 import shutil
 from dataclasses import replace
 
+from ace_index.storage.build import staging
+from ace_index.storage.build.publish import publish_version as publish
+from ace_index.storage.formats.codebooks import load_indexer, save_indexer
+from ace_index.storage.formats.semantic_id_table import read_semantic_ids, write_semantic_ids
+from ace_index.storage.formats.shards import read_encoders
+from ace_index.storage.formats.version_data import failed_items, version_embeddings
+from ace_index.storage.store import Store
+from ace_index.storage.store.layout import VersionLayout
+from ace_index.storage.store.verify import verify_version
+from ace_index.tasks._progress import stage
 from prefect import task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.events import emit_event
@@ -18,16 +28,6 @@ from prefect.runtime import flow_run
 from ace_core.config_io import config_hash
 from ace_core.ids.semantic_ids import fit_semantic_ids
 from ace_core.index_config import IndexConfig
-from storage.build import staging
-from storage.build.publish import publish_version as publish
-from storage.formats.codebooks import load_indexer, save_indexer
-from storage.formats.semantic_id_table import read_semantic_ids, write_semantic_ids
-from storage.formats.shards import read_encoders
-from storage.formats.version_data import failed_items, version_embeddings
-from storage.store import Store
-from storage.store.layout import VersionLayout
-from storage.store.verify import verify_version
-from tasks._progress import stage
 
 TRANSIENT = {errno.EAGAIN, errno.EBUSY, errno.EIO, errno.ENOSPC, errno.ETIMEDOUT, errno.ESTALE}
 

@@ -10,6 +10,20 @@ import threading
 from dataclasses import asdict
 from pathlib import Path
 
+from ace_index.storage.build.discovery_record import load_discovery, save_discovery
+from ace_index.storage.build.staging import Removals, plan_removals
+from ace_index.storage.formats.shards import (
+    ShardSpec,
+    finished_shard,
+    load_shard_files,
+    plan_shards,
+    record_encoders,
+    write_embed_shard,
+)
+from ace_index.storage.formats.version_data import known_item_ids
+from ace_index.storage.store import Store, StoreError, source_discovery
+from ace_index.storage.store import sources as src
+from ace_index.tasks._progress import Progress, stage
 from prefect import task
 from prefect.cache_policies import INPUTS, TASK_SOURCE
 
@@ -18,20 +32,6 @@ from ace_core.media.discovery import discover, sniff_modality
 from ace_core.media.embed_config import EmbedConfig, common_dim
 from ace_core.media.modalities import SPACE_OF_MODALITY, kinds_sharing_spaces
 from ace_core.media.pipeline import build_encoder, embed_files
-from storage.build.discovery_record import load_discovery, save_discovery
-from storage.build.staging import Removals, plan_removals
-from storage.formats.shards import (
-    ShardSpec,
-    finished_shard,
-    load_shard_files,
-    plan_shards,
-    record_encoders,
-    write_embed_shard,
-)
-from storage.formats.version_data import known_item_ids
-from storage.store import Store, StoreError, source_discovery
-from storage.store import sources as src
-from tasks._progress import Progress, stage
 
 logger = logging.getLogger(__name__)
 _BUILDING = threading.Lock()  # one build per model, also against the warm-up thread

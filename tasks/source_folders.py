@@ -3,10 +3,9 @@ the run's version publishes)."""
 
 from __future__ import annotations
 
+from ace_index.storage.store import Store, StoreError
+from ace_index.storage.store import sources as src
 from prefect import task
-
-from storage.store import Store, StoreError
-from storage.store import sources as src
 
 
 @task(name="resolve-sources")

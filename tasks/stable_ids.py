@@ -7,18 +7,18 @@ from __future__ import annotations
 
 import shutil
 
+from ace_index.storage.formats.codebooks import load_indexer
+from ace_index.storage.formats.manifest import version_config
+from ace_index.storage.formats.semantic_id_table import read_semantic_ids, write_semantic_ids
+from ace_index.storage.formats.version_data import version_embeddings
+from ace_index.storage.store import Store
+from ace_index.storage.store.layout import VersionLayout
+from ace_index.tasks._progress import stage
+from ace_index.tasks.build import fit_version_ids, ids_fitted
 from prefect import task
 
 from ace_core.ids.stable_ids import MAX_DRIFT, codebook_drift, keep_ids
 from ace_core.index_config import IndexConfig
-from storage.formats.codebooks import load_indexer
-from storage.formats.manifest import version_config
-from storage.formats.semantic_id_table import read_semantic_ids, write_semantic_ids
-from storage.formats.version_data import version_embeddings
-from storage.store import Store
-from storage.store.layout import VersionLayout
-from tasks._progress import stage
-from tasks.build import fit_version_ids, ids_fitted
 
 
 @task(name="keep-or-fit-semantic-ids")

@@ -20,7 +20,7 @@ if "PREFECT_HOME" not in os.environ:  # the session's own, removed when it ends
 # torch's own thread count, unchanged between runs: seeded training is compared bit for bit
 # (tests/ace_core/test_cpu_share.py checks the default "auto" sizing on its own)
 os.environ.setdefault("ACE_THREADS", "fixed")
-from tasks import _env  # noqa: E402,F401  (before prefect is imported anywhere)
+from ace_index.tasks import _env  # noqa: E402,F401  (before prefect is imported anywhere)
 
 SHARED_MEDIA = Path(__file__).resolve().parents[1].parent / "shared" / "media"
 
@@ -152,8 +152,9 @@ def built(prefect_harness, tmp_path_factory):
     """A published two-item-kind store to damage (copied per test)."""
     import json
 
+    from ace_index.flows.cli import main
+
     from ace_core.synth import CorpusCounts, write_sample_corpus
-    from flows.cli import main
 
     root = tmp_path_factory.mktemp("faults")
     write_sample_corpus(root / "corpus", seed=5, counts=CorpusCounts(images=6, audio=2, videos=0))

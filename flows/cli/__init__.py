@@ -8,10 +8,10 @@
 - ``console``: which log lines reach the terminal.
 
 Exit codes: 0 success, 2 bad usage or input (one-line reason on stderr), 3 a damaged store,
-1 internal failure. The ``ace`` console script is ``flows.cli:run``.
+1 internal failure. The ``ace`` console script is ``ace_index.flows.cli:run``.
 """
 
-from flows.cli.main import main, run
-from flows.cli.options import EXIT_DAMAGED
+from ace_index.flows.cli.main import main, run
+from ace_index.flows.cli.options import EXIT_DAMAGED
 
 __all__ = ["EXIT_DAMAGED", "main", "run"]

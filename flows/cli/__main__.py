@@ -1,5 +1,5 @@
 """`python -m flows.cli`: the `ace` command line."""
 
-from flows.cli.main import run
+from ace_index.flows.cli.main import run
 
 run()

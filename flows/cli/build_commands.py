@@ -5,9 +5,9 @@ from __future__ import annotations
 import sys
 import time
 
-from flows import embedded_api
-from flows.cli import present
-from flows.cli.options import (
+from ace_index.flows import embedded_api
+from ace_index.flows.cli import present
+from ace_index.flows.cli.options import (
     UsageError,
     add_dask_options,
     add_embed_options,
@@ -58,8 +58,8 @@ def precheck(args) -> None:
 
 
 def cmd_embed(args) -> int:
-    from flows.embed import embed_corpus
-    from tasks.embed import warm_up_encoders
+    from ace_index.flows.embed import embed_corpus
+    from ace_index.tasks.embed import warm_up_encoders
 
     require_dir(args.corpus)
     config = embed_config_from_args(args)
@@ -75,7 +75,7 @@ def cmd_embed(args) -> int:
 
 
 def cmd_index(args) -> int:
-    from flows.index import index_corpus
+    from ace_index.flows.index import index_corpus
 
     if args.corpus is not None:
         require_dir(args.corpus)
@@ -94,7 +94,7 @@ def cmd_index(args) -> int:
 
 
 def cmd_ingest(args) -> int:
-    from flows.index import ingest_batch
+    from ace_index.flows.index import ingest_batch
 
     require_dir(args.corpus)
     runner = shard_runner_from_args(args)
@@ -108,7 +108,7 @@ def cmd_ingest(args) -> int:
 def _index_config(args):
     """The store's recorded configuration (LATEST's) with the options given on top; the
     defaults for a new store; a --config file replaces the recorded one. Says which."""
-    from storage.formats.manifest import recorded_config
+    from ace_index.storage.formats.manifest import recorded_config
 
     recorded = None if args.config else recorded_config(args.store)
     config = index_config_from_args(args, recorded[0] if recorded else None)
@@ -153,8 +153,8 @@ def command_seconds(args) -> float:
 
 
 def cmd_sources(args) -> int:
-    from storage.store import Store
-    from storage.store import sources as src
+    from ace_index.storage.store import Store
+    from ace_index.storage.store import sources as src
 
     store = Store(args.store)
     if args.action == "add":

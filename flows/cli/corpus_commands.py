@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 import os
 
-from flows.cli import present
-from flows.cli.options import UsageError
+from ace_index.flows.cli import present
+from ace_index.flows.cli.options import UsageError
 
 
 def add_commands(sub, common) -> None:

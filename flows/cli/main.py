@@ -12,11 +12,17 @@ import sys
 import threading
 import time
 
-from flows import embedded_api
-from flows.cli import build_commands, corpus_commands, interrupts, read_commands, upkeep_commands
-from flows.cli.console import configure_logging, filter_prefect_console
-from flows.cli.options import EXIT_DAMAGED, Parser, UsageError
-from tasks import _env
+from ace_index.flows import embedded_api
+from ace_index.flows.cli import (
+    build_commands,
+    corpus_commands,
+    interrupts,
+    read_commands,
+    upkeep_commands,
+)
+from ace_index.flows.cli.console import configure_logging, filter_prefect_console
+from ace_index.flows.cli.options import EXIT_DAMAGED, Parser, UsageError
+from ace_index.tasks import _env
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -98,7 +104,7 @@ def _build_lock(args):
     """The store's build lock for the commands that publish (index, ingest), else nothing."""
     if args.command not in build_commands.BUILD_COMMANDS:
         return contextlib.nullcontext()
-    from storage.store import Store
+    from ace_index.storage.store import Store
 
     return Store(args.store).build_lock(f"ace {args.command}")
 
@@ -106,7 +112,7 @@ def _build_lock(args):
 def _report_failure(e: Exception) -> int:
     """One line on stderr and the exit code: 3 a damaged store, 2 the user's input or the
     machine's (disk full, permissions), 1 anything else (details with -v)."""
-    from storage.store import DamagedStoreError
+    from ace_index.storage.store import DamagedStoreError
 
     if isinstance(e, DamagedStoreError):
         print(f"ace: {e}", file=sys.stderr)
@@ -134,8 +140,9 @@ def one_line(e: BaseException) -> str:
 
 
 def _user_errors() -> tuple[type[BaseException], ...]:
+    from ace_index.storage.store import StoreError
+
     from ace_core.errors import AceInputError
-    from storage.store import StoreError
 
     return (UsageError, AceInputError, StoreError, FileNotFoundError, NotADirectoryError)
 

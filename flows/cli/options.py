@@ -6,7 +6,7 @@ import argparse
 import json
 import os
 
-from query.request import PATH_HELP, PATHS
+from ace_index.query.request import PATH_HELP, PATHS
 
 CONFIG_MAX_BYTES = 1 << 20  # a --config file
 
@@ -130,7 +130,7 @@ def add_dask_options(p: argparse.ArgumentParser) -> None:
 
 def shard_runner_from_args(args):
     """Where embedding shards run (flows.embed.ShardRunner), from the Dask options."""
-    from flows.embed import ShardRunner
+    from ace_index.flows.embed import ShardRunner
 
     address, local = getattr(args, "dask_address", None), getattr(args, "dask_local", None)
     if local is not None and local <= 0:

@@ -100,7 +100,7 @@ def publish_report(r: dict) -> str:
 
 
 def _why_ids(ids: dict) -> str:
-    from storage.build.audit import why_ids
+    from ace_index.storage.build.audit import why_ids
 
     return f" ({why_ids(ids['id_policy'])})" if ids.get("id_policy") else ""
 

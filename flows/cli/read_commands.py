@@ -6,11 +6,12 @@ from __future__ import annotations
 import os
 import sys
 
+from ace_index.flows.cli import present
+from ace_index.flows.cli.options import EXIT_DAMAGED, UsageError, add_path_option
+from ace_index.query.filters import SORTS
+from ace_index.query.request import DEFAULT_BEAM, MAX_K
+
 from ace_core.media.modalities import MODALITY_NAMES
-from flows.cli import present
-from flows.cli.options import EXIT_DAMAGED, UsageError, add_path_option
-from query.filters import SORTS
-from query.request import DEFAULT_BEAM, MAX_K
 
 
 def add_commands(sub, common) -> None:
@@ -74,7 +75,7 @@ def _add_eval(sub, common) -> None:
 
 
 def cmd_query(args) -> int:
-    from query.search import Searcher, SearchRequest
+    from ace_index.query.search import Searcher, SearchRequest
 
     request = SearchRequest.checked(
         args.text,
@@ -94,8 +95,8 @@ def cmd_query(args) -> int:
 
 
 def cmd_versions(args) -> int:
-    from storage.catalog.versions import list_versions
-    from storage.store import Store
+    from ace_index.storage.catalog.versions import list_versions
+    from ace_index.storage.store import Store
 
     rows = list_versions(args.store)
     pin = Store(args.store).pin() if any(r["pinned"] for r in rows) else None
@@ -104,7 +105,7 @@ def cmd_versions(args) -> int:
 
 
 def cmd_audit(args) -> int:
-    from storage.build.audit import audit
+    from ace_index.storage.build.audit import audit
 
     report = audit(args.store, args.from_version, args.to_version)
     present.emit(args, report, present.audit_report)
@@ -112,11 +113,11 @@ def cmd_audit(args) -> int:
 
 
 def cmd_eval(args) -> int:
-    from storage.catalog.ablations import ablation_metrics
-    from storage.catalog.versions import version_eval
+    from ace_index.storage.catalog.ablations import ablation_metrics
+    from ace_index.storage.catalog.versions import version_eval
 
     if args.queries:
-        from query.evaluate import evaluate_query_file
+        from ace_index.query.evaluate import evaluate_query_file
 
         path = args.path or "auto"
         out = evaluate_query_file(args.store, args.version, args.queries, path=path)
@@ -124,7 +125,7 @@ def cmd_eval(args) -> int:
         return 0
     out = version_eval(args.store, args.version)
     if args.path:  # the version's test queries on that path as served (kept once computed)
-        from query.evaluate import evaluate_served_path
+        from ace_index.query.evaluate import evaluate_served_path
 
         out["served"] = evaluate_served_path(args.store, out["version"], args.path)
     if args.ablations:
@@ -137,8 +138,8 @@ def cmd_eval(args) -> int:
 
 def cmd_verify(args) -> int:
     """Every damaged file of the version (of every version with --all); exit 3 when any."""
-    from storage.store import Store
-    from storage.store.verify import version_report
+    from ace_index.storage.store import Store
+    from ace_index.storage.store.verify import version_report
 
     versions = Store(args.store).versions() if args.all else [args.version]
     reports = [version_report(args.store, v) for v in versions]
@@ -158,8 +159,8 @@ def cmd_verify(args) -> int:
 
 
 def cmd_serve(args) -> int:
-    from flows.serve.app import is_loopback, serve
-    from storage.store import Store
+    from ace_index.flows.serve.app import is_loopback, serve
+    from ace_index.storage.store import Store
 
     token = args.token or os.environ.get("ACE_SERVE_TOKEN")
     if not is_loopback(args.host) and not token:

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from flows.cli import present
-from flows.cli.options import UsageError
+from ace_index.flows.cli import present
+from ace_index.flows.cli.options import UsageError
 
 
 def add_commands(sub, common) -> None:
@@ -36,7 +36,7 @@ def add_commands(sub, common) -> None:
 
 
 def cmd_rollback(args) -> int:
-    from storage.store.upkeep import rollback, unpin
+    from ace_index.storage.store.upkeep import rollback, unpin
 
     if args.unpin:
         if args.version is not None or args.reason is not None:
@@ -69,7 +69,7 @@ def _unpinned(o: dict) -> str:
 
 
 def cmd_prune(args) -> int:
-    from storage.store.upkeep import prune
+    from ace_index.storage.store.upkeep import prune
 
     out = prune(args.store, args.keep, args.dry_run)
     present.emit(args, out, _pruned)

@@ -17,14 +17,8 @@ import shutil
 import time
 from pathlib import Path
 
-from fastapi import FastAPI, HTTPException, Query, Request
-from fastapi.responses import HTMLResponse, JSONResponse, Response
-from fastapi_offline import FastAPIOffline
-
-from ace_core.errors import AceInputError
-from ace_core.media.modalities import MODALITY_NAMES
-from flows.serve.batcher import SearchBatcher
-from flows.serve.contract import (
+from ace_index.flows.serve.batcher import SearchBatcher
+from ace_index.flows.serve.contract import (
     DATE_BOUNDS,
     K_BOUNDS,
     Q_BOUNDS,
@@ -39,8 +33,8 @@ from flows.serve.contract import (
     VersionRow,
     errors,
 )
-from flows.serve.examples import example_routes
-from flows.serve.guard import (
+from ace_index.flows.serve.examples import example_routes
+from ace_index.flows.serve.guard import (
     TOKEN_COOKIE,
     BodyLimit,
     HeaderDeadlineProtocol,
@@ -48,18 +42,24 @@ from flows.serve.guard import (
     public,
     token_ok,
 )
-from flows.serve.holder import VersionHolder
-from flows.serve.media import media_routes
-from flows.serve.metrics import ServiceMetrics, route_of
-from flows.serve.results import query_error, store_error, with_urls
-from query.by_example import MAX_FILE_BYTES
-from query.filters import SORTS
-from query.rendition_cache import DEFAULT_MAX_MB
-from query.request import MAX_K, PATH_HELP, PATHS, QueryError
-from query.search import SearchRequest, completed
-from storage.build.audit import audit
-from storage.catalog.versions import list_versions, version_eval
-from storage.store import Store, StoreError
+from ace_index.flows.serve.holder import VersionHolder
+from ace_index.flows.serve.media import media_routes
+from ace_index.flows.serve.metrics import ServiceMetrics, route_of
+from ace_index.flows.serve.results import query_error, store_error, with_urls
+from ace_index.query.by_example import MAX_FILE_BYTES
+from ace_index.query.filters import SORTS
+from ace_index.query.rendition_cache import DEFAULT_MAX_MB
+from ace_index.query.request import MAX_K, PATH_HELP, PATHS, QueryError
+from ace_index.query.search import SearchRequest, completed
+from ace_index.storage.build.audit import audit
+from ace_index.storage.catalog.versions import list_versions, version_eval
+from ace_index.storage.store import Store, StoreError
+from fastapi import FastAPI, HTTPException, Query, Request
+from fastapi.responses import HTMLResponse, JSONResponse, Response
+from fastapi_offline import FastAPIOffline
+
+from ace_core.errors import AceInputError
+from ace_core.media.modalities import MODALITY_NAMES
 
 logger = logging.getLogger(__name__)
 STATIC = Path(__file__).parent / "static"

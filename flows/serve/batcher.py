@@ -15,10 +15,10 @@ import asyncio
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
-from query.filters import Filters
-from query.loaded import NO_FILTERS, LoadedVersion
-from query.request import DEFAULT_BEAM
-from query.search import search_checked
+from ace_index.query.filters import Filters
+from ace_index.query.loaded import NO_FILTERS, LoadedVersion
+from ace_index.query.request import DEFAULT_BEAM
+from ace_index.query.search import search_checked
 
 
 @dataclass(frozen=True)

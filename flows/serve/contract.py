@@ -8,10 +8,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from ace_index.query.filters import DATE_PATTERN
+from ace_index.query.request import MAX_K, MAX_QUERY_CHARS
 from pydantic import BaseModel, ConfigDict, Field
-
-from query.filters import DATE_PATTERN
-from query.request import MAX_K, MAX_QUERY_CHARS
 
 
 class Open(BaseModel):

@@ -6,11 +6,7 @@ from __future__ import annotations
 import tempfile
 from typing import TYPE_CHECKING
 
-from fastapi import FastAPI, File, Form, HTTPException, Query, UploadFile
-
-from ace_core.errors import AceInputError
-from ace_core.media.modalities import MODALITY_NAMES
-from flows.serve.contract import (
+from ace_index.flows.serve.contract import (
     K_BOUNDS,
     SINCE_HELP,
     UNTIL_HELP,
@@ -20,13 +16,17 @@ from flows.serve.contract import (
     bounds,
     errors,
 )
-from flows.serve.results import query_error, with_urls
-from query.by_example import MAX_FILE_BYTES, search_by_file, similar_items
-from query.filters import DATE_PATTERN, checked_filters
-from query.request import MAX_K, QueryError
+from ace_index.flows.serve.results import query_error, with_urls
+from ace_index.query.by_example import MAX_FILE_BYTES, search_by_file, similar_items
+from ace_index.query.filters import DATE_PATTERN, checked_filters
+from ace_index.query.request import MAX_K, QueryError
+from fastapi import FastAPI, File, Form, HTTPException, Query, UploadFile
+
+from ace_core.errors import AceInputError
+from ace_core.media.modalities import MODALITY_NAMES
 
 if TYPE_CHECKING:
-    from flows.serve.holder import VersionHolder
+    from ace_index.flows.serve.holder import VersionHolder
 
 FILE_HELP = f"an image, a sound or a video clip ({MAX_FILE_BYTES >> 20} MiB at most)"
 FILE_BOUNDS = bounds(minLength=1, maxLength=MAX_FILE_BYTES)

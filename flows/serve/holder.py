@@ -6,13 +6,12 @@ from __future__ import annotations
 import logging
 import threading
 
+from ace_index.flows.serve.guard import public
+from ace_index.flows.serve.results import store_error
+from ace_index.query.loaded import LoadedVersion
+from ace_index.query.search import Searcher
+from ace_index.storage.store import StoreError
 from fastapi import HTTPException
-
-from flows.serve.guard import public
-from flows.serve.results import store_error
-from query.loaded import LoadedVersion
-from query.search import Searcher
-from storage.store import StoreError
 
 logger = logging.getLogger(__name__)
 

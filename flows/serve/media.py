@@ -16,19 +16,19 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import anyio
+from ace_index.flows.serve.contract import VERSION_BOUNDS, errors
+from ace_index.flows.serve.guard import public
+from ace_index.query.rendition_cache import RenditionCache
+from ace_index.query.served_files import FileGone, ServedFiles, open_cached
+from ace_index.storage.store import Store
 from fastapi import FastAPI, HTTPException, Query
 from fastapi.responses import FileResponse, Response
 
 from ace_core.media.modalities import media_kind, thumbnail_jpeg
 from ace_core.media.renditions import RenditionError, playable_as_is
-from flows.serve.contract import VERSION_BOUNDS, errors
-from flows.serve.guard import public
-from query.rendition_cache import RenditionCache
-from query.served_files import FileGone, ServedFiles, open_cached
-from storage.store import Store
 
 if TYPE_CHECKING:
-    from flows.serve.holder import VersionHolder
+    from ace_index.flows.serve.holder import VersionHolder
 
 logger = logging.getLogger(__name__)
 VERSION = Query(None, description="default: LATEST", **VERSION_BOUNDS)

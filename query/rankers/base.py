@@ -6,11 +6,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
-from query.filters import Filters
-from query.rankers.registry import ranker
+from ace_index.query.filters import Filters
+from ace_index.query.rankers.registry import ranker
 
 if TYPE_CHECKING:
-    from query.loaded import LoadedVersion
+    from ace_index.query.loaded import LoadedVersion
 
 Hits = list[list[tuple[int, float]]]  # per query: (row of the model's items, score), best first
 

@@ -4,9 +4,9 @@ where the version has captions; the fused ranker reads the same index as a compo
 
 from __future__ import annotations
 
-from query.loaded import LoadedVersion
-from query.rankers.base import Ranked, RankRequest
-from query.rankers.fused import training_index
+from ace_index.query.loaded import LoadedVersion
+from ace_index.query.rankers.base import Ranked, RankRequest
+from ace_index.query.rankers.fused import training_index
 
 
 class KeywordsRanker:

@@ -3,9 +3,10 @@ constrained to the trie of the items that pass."""
 
 from __future__ import annotations
 
+from ace_index.query.loaded import LoadedVersion
+from ace_index.query.rankers.base import Ranked, RankRequest, to_rows
+
 from ace_core.retrieval.generation import generative_search
-from query.loaded import LoadedVersion
-from query.rankers.base import Ranked, RankRequest, to_rows
 
 
 class CaptionsRanker:

@@ -3,10 +3,11 @@ searched exactly over the embeddings of the items that pass (an index kept per s
 
 from __future__ import annotations
 
+from ace_index.query.loaded import LoadedVersion
+from ace_index.query.rankers.base import Ranked, RankRequest, to_rows
+from ace_index.query.rankers.fused import exact_index
+
 from ace_core.retrieval.dense import dense_search
-from query.loaded import LoadedVersion
-from query.rankers.base import Ranked, RankRequest, to_rows
-from query.rankers.fused import exact_index
 
 
 class DenseCaptionRanker:

@@ -21,13 +21,13 @@ class Entry:
 
 
 RANKERS = (
-    Entry("fused", "query.rankers.fused:FusedRanker", served=True),
-    Entry("captions", "query.rankers.captions:CaptionsRanker", served=True),
-    Entry("zero-shot", "query.rankers.zero_shot:ZeroShotRanker", served=True),
-    Entry("both", "query.rankers.both:BothRanker", served=True),
-    Entry("towers", "query.rankers.towers:TextTowerRanker", False, "text_tower_dense"),
-    Entry("dense", "query.rankers.dense:DenseCaptionRanker", served=True, eval_key="dense"),
-    Entry("bm25", "query.rankers.bm25:KeywordsRanker", served=False, eval_key="bm25"),
+    Entry("fused", "ace_index.query.rankers.fused:FusedRanker", served=True),
+    Entry("captions", "ace_index.query.rankers.captions:CaptionsRanker", served=True),
+    Entry("zero-shot", "ace_index.query.rankers.zero_shot:ZeroShotRanker", served=True),
+    Entry("both", "ace_index.query.rankers.both:BothRanker", served=True),
+    Entry("towers", "ace_index.query.rankers.towers:TextTowerRanker", False, "text_tower_dense"),
+    Entry("dense", "ace_index.query.rankers.dense:DenseCaptionRanker", True, "dense"),
+    Entry("bm25", "ace_index.query.rankers.bm25:KeywordsRanker", served=False, eval_key="bm25"),
 )
 SERVED = tuple(e.name for e in RANKERS if e.served)
 BASELINES = {e.eval_key: e.name for e in RANKERS if e.eval_key}  # ace eval key -> ranker

@@ -17,17 +17,16 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow.parquet as pq
-
-from ace_core.config_io import config_hash, to_dict
-from ace_core.index_config import IndexConfig
-from ace_core.media.discovery import sha256_file
-from ace_core.retrieval.constrained_generation import Trie
-from storage.build.audit import id_diff
-from storage.formats.semantic_id_table import read_semantic_ids
-from storage.formats.version_data import ok_item_ids, read_version_items, version_embeddings
-from storage.store import Store, StoreError
-from storage.store.layout import VersionLayout
-from storage.store.sources import (
+from ace_index.storage.build.audit import id_diff
+from ace_index.storage.formats.semantic_id_table import read_semantic_ids
+from ace_index.storage.formats.version_data import (
+    ok_item_ids,
+    read_version_items,
+    version_embeddings,
+)
+from ace_index.storage.store import Store, StoreError
+from ace_index.storage.store.layout import VersionLayout
+from ace_index.storage.store.sources import (
     Source,
     check_planned_sources,
     planned_sources,
@@ -35,6 +34,11 @@ from storage.store.sources import (
     settle_sources,
     sources_holding,
 )
+
+from ace_core.config_io import config_hash, to_dict
+from ace_core.index_config import IndexConfig
+from ace_core.media.discovery import sha256_file
+from ace_core.retrieval.constrained_generation import Trie
 
 
 class ValidationError(Exception):

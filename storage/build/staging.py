@@ -15,26 +15,26 @@ from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
-
-from ace_core.config_io import config_hash
-from ace_core.index_config import IndexConfig
-from ace_core.media.discovery import CaptionEntry, Discovery, sha256_file
-from ace_core.media.embed_config import EmbedConfig
-from storage.build.discovery_record import discovery_sources, load_discovery
-from storage.build.item_rows import with_dates, with_locations
-from storage.build.publish import code_version
-from storage.formats.shards import read_shard_items, with_current_paths
-from storage.formats.tables import embeddings_table, write_table_atomic
-from storage.formats.version_data import (
+from ace_index.storage.build.discovery_record import discovery_sources, load_discovery
+from ace_index.storage.build.item_rows import with_dates, with_locations
+from ace_index.storage.build.publish import code_version
+from ace_index.storage.formats.shards import read_shard_items, with_current_paths
+from ace_index.storage.formats.tables import embeddings_table, write_table_atomic
+from ace_index.storage.formats.version_data import (
     captions_table,
     ok_item_ids,
     read_captions,
     read_items_table,
     version_embeddings,
 )
-from storage.store import Store, StoreError
-from storage.store.layout import VersionLayout
-from storage.store.sources import Source, write_planned_sources
+from ace_index.storage.store import Store, StoreError
+from ace_index.storage.store.layout import VersionLayout
+from ace_index.storage.store.sources import Source, write_planned_sources
+
+from ace_core.config_io import config_hash
+from ace_core.index_config import IndexConfig
+from ace_core.media.discovery import CaptionEntry, Discovery, sha256_file
+from ace_core.media.embed_config import EmbedConfig
 
 
 def stage_ingest(
@@ -91,8 +91,8 @@ def _new_staged(s: Store) -> Iterator[VersionLayout]:
 def embedding_base(store: str, embed: EmbedConfig) -> str | None:
     """LATEST when its embeddings were made with ``embed``: a full rebuild takes them from it
     instead of embedding those files again."""
-    from storage.formats.manifest import version_config
-    from storage.store.verify import verify_version
+    from ace_index.storage.formats.manifest import version_config
+    from ace_index.storage.store.verify import verify_version
 
     s = Store(store)
     if s.latest() is None or version_config(store).embed != embed:
@@ -253,7 +253,7 @@ def plan_removals(
     """LATEST's ok items that ``found`` lacks. LATEST is verified first: its rows are
     compared with the folders, and damaged bytes there are a damaged store (exit 3), never
     files that vanished."""
-    from storage.store.verify import verify_version
+    from ace_index.storage.store.verify import verify_version
 
     s = Store(store)
     if s.latest() is None:

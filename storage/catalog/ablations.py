@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import json
 
-from storage.formats.tables import write_json_atomic
-from storage.store import Store
+from ace_index.storage.formats.tables import write_json_atomic
+from ace_index.storage.store import Store
 
 
 def ablation_metrics(store: str, version: str | None = None) -> dict:
@@ -29,9 +29,10 @@ def ablation_metrics(store: str, version: str | None = None) -> dict:
         data = json.loads(saved.read_text())
         if data.get("for") == identity:
             return data["ablations"]
+    from ace_index.storage.formats.manifest import version_config
+    from ace_index.storage.formats.version_data import training_data
+
     from ace_core.retrieval.ablations import run_ablations  # torch: only when training
-    from storage.formats.manifest import version_config
-    from storage.formats.version_data import training_data
 
     result = run_ablations(training_data(s.version(v)), version_config(store, v))
     write_json_atomic({"for": identity, "ablations": result}, saved)

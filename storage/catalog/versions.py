@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 
-from storage.store import Store
+from ace_index.storage.store import Store
 
 
 def list_versions(store: str) -> list[dict]:

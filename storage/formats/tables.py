@@ -103,7 +103,7 @@ def read_parquet(path: str | os.PathLike, columns: list[str] | None = None) -> p
     except (pa.ArrowException, OSError) as e:
         if "versions" not in Path(path).parts or isinstance(e, FileNotFoundError):
             raise
-        from storage.store import DamagedStoreError
+        from ace_index.storage.store import DamagedStoreError
 
         reason = str(e).splitlines()[0][:120] if str(e) else type(e).__name__
         raise DamagedStoreError(

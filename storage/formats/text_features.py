@@ -24,10 +24,10 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
+from ace_index.storage.store.disk import write_durably
 
 from ace_core.media.discovery import sha256_file
 from ace_core.retrieval.text_features import FeatureSpec, TextFeatures, encode_texts
-from storage.store.disk import write_durably
 
 logger = logging.getLogger(__name__)
 
@@ -206,7 +206,7 @@ def feature_source(staging: str | os.PathLike, encoder_path: str, progress=None)
 @functools.lru_cache(maxsize=8)
 def encoder_key(encoder_path: str) -> str:
     """16 hex digits of the encoder's weights file's sha256 (of its path where it has none)."""
-    from storage.formats.retriever import encoder_weights_file
+    from ace_index.storage.formats.retriever import encoder_weights_file
 
     weights = encoder_weights_file(encoder_path)
     digest = sha256_file(weights) if weights else hashlib.sha256(encoder_path.encode()).hexdigest()

@@ -2,8 +2,8 @@
 (``layout``), its sources (``sources``) and the check of a version against its manifest
 (``verify``). ``Store`` and its errors are re-exported here: every layer opens a store."""
 
-from storage.store.errors import DamagedStoreError, StoreError, VersionNameError
-from storage.store.names import version_name
-from storage.store.store import Store
+from ace_index.storage.store.errors import DamagedStoreError, StoreError, VersionNameError
+from ace_index.storage.store.names import version_name
+from ace_index.storage.store.store import Store
 
 __all__ = ["DamagedStoreError", "Store", "StoreError", "VersionNameError", "version_name"]

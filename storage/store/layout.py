@@ -21,7 +21,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from storage.store.errors import DamagedStoreError
+from ace_index.storage.store.errors import DamagedStoreError
 
 MANIFEST_MAX_BYTES = 256 << 20
 

@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from storage.store.errors import StoreError
+from ace_index.storage.store.errors import StoreError
 
 _BUILD_LOCKS_HELD: set[str] = set()  # stores whose build lock this process holds
 

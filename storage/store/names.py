@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 
-from storage.store.errors import VersionNameError
+from ace_index.storage.store.errors import VersionNameError
 
 VERSION_RE = re.compile(r"^v(\d{6,})\Z", re.ASCII)
 _VERSION_NUMBER = re.compile(r"[0-9]{1,9}")

@@ -11,13 +11,13 @@ import os
 import shutil
 from pathlib import Path
 
-from storage.store.disk import fsync_dir
-from storage.store.errors import DamagedStoreError, StoreError
-from storage.store.layout import VersionLayout
-from storage.store.names import VERSION_RE, version_name
-from storage.store.pin import read_pin, remove_pin, write_pin
-from storage.store.store import Store
-from storage.store.verify import folder_report
+from ace_index.storage.store.disk import fsync_dir
+from ace_index.storage.store.errors import DamagedStoreError, StoreError
+from ace_index.storage.store.layout import VersionLayout
+from ace_index.storage.store.names import VERSION_RE, version_name
+from ace_index.storage.store.pin import read_pin, remove_pin, write_pin
+from ace_index.storage.store.store import Store
+from ace_index.storage.store.verify import folder_report
 
 
 def rollback(store: str, version: str | None = None, reason: str | None = None) -> dict:

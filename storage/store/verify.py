@@ -4,8 +4,8 @@ is checked against the sha256 written beside it at publish."""
 
 from __future__ import annotations
 
-from storage.store import DamagedStoreError, Store
-from storage.store.layout import VersionLayout
+from ace_index.storage.store import DamagedStoreError, Store
+from ace_index.storage.store.layout import VersionLayout
 
 
 def verify_version(store: str, version: str | None = None) -> dict:

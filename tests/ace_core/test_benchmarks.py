@@ -96,7 +96,7 @@ def test_malformed_input_is_a_clear_error(tmp_path):
 
 
 def test_cli_writes_a_corpus_captions_file(tmp_path, capsys):
-    from flows.cli import main
+    from ace_index.flows.cli import main
 
     src = tmp_path / "dev.csv"
     src.write_text("file_name,caption_1\nx.wav,rain\n")

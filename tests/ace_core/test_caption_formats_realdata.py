@@ -58,7 +58,7 @@ def test_clotho_csv_imports_in_utf8_and_in_a_legacy_encoding(realdata, tmp_path)
 
 @pytest.mark.slow  # over 30 s: `make test-slow` (CI runs it)
 def test_the_real_media_index_with_their_captions(prefect_harness, realdata, tmp_path, capsys):
-    from flows.cli import main
+    from ace_index.flows.cli import main
 
     corpus = tmp_path / "corpus"
     for split in ("val", "train"):

@@ -98,7 +98,7 @@ def test_merged_paths_add_the_probabilities_of_an_item_both_paths_found():
 
 
 def test_auto_path_follows_captions_and_the_encoders_weights():
-    from query.loaded import LoadedVersion
+    from ace_index.query.loaded import LoadedVersion
 
     trained = {"image": {"weights_source": "/w/clip.safetensors", "text_sha256": "a" * 64}}
     random = {"image": {"weights_source": "random-init", "text_sha256": "a" * 64}}
@@ -113,8 +113,9 @@ def test_auto_path_follows_captions_and_the_encoders_weights():
 
 
 def test_towers_that_hash_differently_from_the_version_are_refused(shipped):
+    from ace_index.query.towers import load_text_towers
+
     from ace_core.media.embed_config import EmbedConfig
-    from query.towers import load_text_towers
 
     weights = str(shipped / "ace-tiny-clip.safetensors")
     embed = EmbedConfig(image=ImageEncoderConfig("ace-tiny-clip", weights))

@@ -143,7 +143,7 @@ def two_version_store(tmp_path_factory) -> Path:
 
     work = tmp_path_factory.mktemp("bench-store")
     (work / "fast.json").write_text(json.dumps(FAST_INDEX))
-    ace, store = ["-m", "flows.cli"], ["--store", str(work / "store")]
+    ace, store = ["-m", "ace_index.flows.cli"], ["--store", str(work / "store")]
     for folder, (seed, images, audio, videos) in SAMPLE_FOLDERS.items():
         counts = ["--images", str(images), "--audio", str(audio), "--videos", str(videos)]
         checked(run([*ace, "sample-corpus", folder, "--seed", str(seed), *counts], work))

@@ -24,7 +24,7 @@ def _ace(*argv: str) -> tuple[int, str, str, float]:
     """`python -m flows.cli` in a fresh process: (exit code, stdout, stderr, seconds)."""
     env = {**os.environ, "PREFECT_API_URL": ""}  # a command that needed the API would start one
     t = time.perf_counter()
-    p = subprocess.run([sys.executable, "-m", "flows.cli", *argv], cwd=ROOT, env=env,
+    p = subprocess.run([sys.executable, "-m", "ace_index.flows.cli", *argv], cwd=ROOT, env=env,
                        capture_output=True, text=True, timeout=120)  # fmt: skip
     return p.returncode, p.stdout, p.stderr, time.perf_counter() - t
 
@@ -88,13 +88,13 @@ def test_an_empty_folder_says_so_and_registers_nothing(store, tmp_path, capsys):
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
 def test_an_interrupt_ends_a_build_at_once_and_leaves_nothing_behind(built, tmp_path, sig):
-    from flows.cli.interrupts import descendants
+    from ace_index.flows.cli.interrupts import descendants
 
     out = tmp_path / "s"
     argv = ["index", str(built / "corpus"), "--store", str(out), "--config",
             str(built / "fast.json")]  # fmt: skip
     env = {**os.environ, "PREFECT_API_URL": ""}  # the command spawns its own API: a child
-    p = subprocess.Popen([sys.executable, "-m", "flows.cli", *argv], cwd=ROOT, env=env,
+    p = subprocess.Popen([sys.executable, "-m", "ace_index.flows.cli", *argv], cwd=ROOT, env=env,
                          stderr=subprocess.PIPE, text=True)  # fmt: skip
     seen = []
     for line in p.stderr:  # until the run is at work (its API child up, a stage line out)
@@ -119,9 +119,8 @@ def test_an_interrupt_ends_a_build_at_once_and_leaves_nothing_behind(built, tmp_
 def test_a_flow_run_by_a_command_leaves_its_signal_handlers_in_place(prefect_harness):
     """Prefect's SIGTERM bridge (installed by a flow run in the main thread) turned SIGTERM
     into an exception that could end the command as exit 1 with a traceback."""
+    from ace_index.flows.cli.interrupts import run_off_main_thread
     from prefect import flow
-
-    from flows.cli.interrupts import run_off_main_thread
 
     def ours(_signum, _frame):
         raise AssertionError("not called")

@@ -8,10 +8,9 @@ import json
 import shutil
 
 import pytest
+from ace_index.storage.store import Store
+from ace_index.storage.store.layout import VersionLayout
 from fault_helpers import ace
-
-from storage.store import Store
-from storage.store.layout import VersionLayout
 
 
 class Killed(BaseException):
@@ -41,9 +40,9 @@ def _sources(capsys, store) -> list[str]:
 def _publish(store, extra=None) -> dict:
     """Publish a staged copy of LATEST (its parent), whose build walked the folder ``extra``
     too when given."""
-    from storage.build.publish import publish_version
-    from storage.formats.manifest import version_config
-    from storage.store.sources import Source, read_sources, write_planned_sources
+    from ace_index.storage.build.publish import publish_version
+    from ace_index.storage.formats.manifest import version_config
+    from ace_index.storage.store.sources import Source, read_sources, write_planned_sources
 
     s = Store(store)
     staged = _staged_copy(store)
@@ -113,7 +112,7 @@ def test_a_publish_killed_after_latest_moved_has_its_source_registered_next(
 
 def _killed_after_first_write(monkeypatch) -> None:
     """Kill a rollback between its two writes (LATEST and history.jsonl), in either order."""
-    from storage.store import store as store_module
+    from ace_index.storage.store import store as store_module
 
     def dies_after(write):
         def written(*args):
@@ -155,9 +154,8 @@ def test_a_rollback_killed_between_its_writes_leaves_a_true_audit(store, capsys,
 
 @pytest.mark.parametrize("where", ["/", "holds the store"])
 def test_a_recorded_source_that_cannot_be_one_is_a_damaged_store(store, built, capsys, where):
+    from ace_index.flows.cli import EXIT_DAMAGED
     from fault_helpers import one_line_error
-
-    from flows.cli import EXIT_DAMAGED
 
     before = _sources(capsys, store)
     data = json.loads((store / "sources.json").read_text())
@@ -180,7 +178,7 @@ def _killed_while_deleting(monkeypatch) -> None:
     """Kill a prune while it deletes a folder: its manifest and a few files are gone."""
     from pathlib import Path
 
-    from storage.store import upkeep
+    from ace_index.storage.store import upkeep
 
     def rmtree(path, *args, **kwargs):
         files = sorted(p for p in Path(path).rglob("*") if p.is_file())
@@ -226,9 +224,8 @@ def test_prune_reclaims_a_version_folder_without_a_manifest(store, capsys):
 def test_damaged_rows_in_latest_are_a_damaged_store_not_vanished_files(store, capsys):
     import pyarrow as pa
     import pyarrow.parquet as pq
+    from ace_index.flows.cli import EXIT_DAMAGED
     from fault_helpers import one_line_error
-
-    from flows.cli import EXIT_DAMAGED
 
     items = Store(store).version().items
     table = pq.read_table(items)  # zeroed item ids: still a table that reads
@@ -246,10 +243,9 @@ def test_damaged_rows_in_latest_are_a_damaged_store_not_vanished_files(store, ca
 
 
 def test_healthz_shows_the_store_as_it_is_now(store):
+    from ace_index.flows.serve.app import create_app
+    from ace_index.flows.serve.holder import VersionHolder
     from fastapi.testclient import TestClient
-
-    from flows.serve.app import create_app
-    from flows.serve.holder import VersionHolder
 
     holder = VersionHolder(str(store), watch_s=3600)  # refreshed here, not by its watcher
     with TestClient(create_app(str(store), token="s3cret", holder=holder)) as client:

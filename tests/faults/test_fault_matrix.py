@@ -20,11 +20,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from ace_index.flows.cli import EXIT_DAMAGED
+from ace_index.storage.store import Store
 from fault_helpers import FAST, ace, one_line_error
 
 from ace_core.media.discovery import discover, sha256_file
-from flows.cli import EXIT_DAMAGED
-from storage.store import Store
 
 
 def _flip(path: Path, n: int = 64, seed: int = 0) -> None:
@@ -179,7 +179,7 @@ def test_an_ingest_with_nothing_new_publishes_nothing(store, built, capsys):
 def test_a_full_or_read_only_disk_is_one_line_and_leaves_no_staging(
     store, built, capsys, monkeypatch, err_no
 ):
-    from storage.build import staging
+    from ace_index.storage.build import staging
 
     real = staging._stage_tables
 
@@ -197,7 +197,7 @@ def test_a_full_or_read_only_disk_is_one_line_and_leaves_no_staging(
 
 
 def test_a_failed_copy_is_reported_in_one_line():
-    from flows.cli.main import one_line
+    from ace_index.flows.cli.main import one_line
 
     e = shutil.Error([("/s/a" * 40, "/d/a" * 40, "[Errno 28] No space left on device")] * 20)
     assert one_line(e).startswith("cannot copy /s/a") and "\n" not in one_line(e)
@@ -305,11 +305,11 @@ def test_stored_caption_features_train_with_backward(tmp_path):
     """Caption features read from the feature store's memory-mapped files (any real build)
     must be usable in a backward pass."""
     import torch
+    from ace_index.storage.formats.text_features import TextFeatureStore
 
     from ace_core.retrieval.model import RetrieverConfig
     from ace_core.retrieval.text_encoder import build_text_encoder
     from ace_core.retrieval.text_features import FeatureSpec
-    from storage.formats.text_features import TextFeatureStore
 
     enc, tok, _ = build_text_encoder(RetrieverConfig())
     store = TextFeatureStore(tmp_path, enc, tok, FeatureSpec(pooled_memory=False))

@@ -13,11 +13,11 @@ import time
 
 import numpy as np
 import pytest
+from ace_index.flows.cli import EXIT_DAMAGED
+from ace_index.storage.store import Store
 from fault_helpers import FAST, ace, one_line_error
 
 from ace_core.media.discovery import discover
-from flows.cli import EXIT_DAMAGED
-from storage.store import Store
 
 
 def _quick(capsys, *argv, limit_s: float = 20.0) -> tuple[int, str]:
@@ -148,8 +148,7 @@ def test_an_unreadable_items_table_is_a_damaged_store_naming_it(store, capsys):
 def test_a_full_disk_while_weights_are_written_is_an_os_error(monkeypatch, tmp_path):
     import safetensors.torch
     import torch
-
-    from storage.formats.tables import save_weights
+    from ace_index.storage.formats.tables import save_weights
 
     class SafetensorError(Exception):
         pass
@@ -209,7 +208,7 @@ def test_two_splits_mapped_to_one_path_are_refused(tmp_path, capsys):
 
 
 def test_a_run_that_fails_registers_no_source(store, built, tmp_path, capsys, monkeypatch):
-    from storage.build import publish
+    from ace_index.storage.build import publish
 
     extra = tmp_path / "extra"
     from ace_core.synth import CorpusCounts, write_sample_corpus

@@ -14,12 +14,11 @@ from pathlib import Path
 
 import pytest
 import yaml
+from ace_index.flows.cli import EXIT_DAMAGED
+from ace_index.storage.store import Store
+from ace_index.storage.store.layout import VersionLayout
+from ace_index.storage.store.pin import pin_file, read_pin
 from fault_helpers import ace, one_line_error
-
-from flows.cli import EXIT_DAMAGED
-from storage.store import Store
-from storage.store.layout import VersionLayout
-from storage.store.pin import pin_file, read_pin
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -71,7 +70,7 @@ def test_a_rollback_pins_the_served_version_and_versions_lists_it(store, capsys)
 
 
 def test_a_run_no_person_started_publishes_nothing_while_pinned(store, built, caplog):
-    from flows.index import index_corpus, ingest_batch, train_retriever
+    from ace_index.flows.index import index_corpus, ingest_batch, train_retriever
 
     v2 = _publish_copy(store)
     assert _rollback_in_process(store) == "v000001"
@@ -95,7 +94,7 @@ def test_a_run_no_person_started_publishes_nothing_while_pinned(store, built, ca
 
 
 def _rollback_in_process(store: Path) -> str:
-    from storage.store.upkeep import rollback
+    from ace_index.storage.store.upkeep import rollback
 
     return rollback(str(store))["latest"]
 
@@ -104,7 +103,7 @@ def test_deployments_leave_explicit_false_so_they_honour_the_pin():
     """The deployments (schedule, trigger) never pass ``explicit``; the flows default it to
     False, and only the CLI passes True (checked without a Prefect server: the deployment
     run itself is covered by calling the flows as a deployment would)."""
-    import flows.index as index_flows
+    import ace_index.flows.index as index_flows
 
     for deployment in yaml.safe_load((ROOT / "prefect.yaml").read_text())["deployments"]:
         assert "explicit" not in (deployment.get("parameters") or {}), deployment["name"]
@@ -196,8 +195,8 @@ def _dies_after(monkeypatch, module, name: str) -> None:
 def test_a_killed_rollback_never_leaves_a_pin_naming_another_version(
     store, capsys, monkeypatch, point
 ):
-    from storage.store import store as store_module
-    from storage.store import upkeep
+    from ace_index.storage.store import store as store_module
+    from ace_index.storage.store import upkeep
 
     v2 = _publish_copy(store)
     _publish_copy(store)
@@ -220,7 +219,7 @@ def test_a_killed_rollback_never_leaves_a_pin_naming_another_version(
 def test_a_killed_publish_never_leaves_a_pin_naming_another_version(
     store, capsys, monkeypatch, point
 ):
-    from storage.store import store as store_module
+    from ace_index.storage.store import store as store_module
 
     _publish_copy(store)
     _rolled_back(capsys, store)

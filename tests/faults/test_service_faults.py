@@ -13,18 +13,16 @@ import time
 from pathlib import Path
 
 import pytest
+from ace_index.storage.store import Store
 from conftest import serving
 from fastapi import File, UploadFile  # module level: the route's annotations name them
-
-from storage.store import Store
 
 
 @pytest.fixture
 def served(store, tmp_path):
     """A client over a copy of the store whose corpus is a copy too (safe to damage)."""
+    from ace_index.flows.serve.app import create_app
     from fastapi.testclient import TestClient
-
-    from flows.serve.app import create_app
 
     with TestClient(create_app(str(store), token="s3cret")) as c:
         c.cookies.set("ace_token", "s3cret")
@@ -75,9 +73,8 @@ def test_health_and_errors_print_no_server_paths(served, store):
 
 
 def test_the_token_is_a_cookie_never_a_url(store):
+    from ace_index.flows.serve.app import create_app
     from fastapi.testclient import TestClient
-
-    from flows.serve.app import create_app
 
     with TestClient(create_app(str(store), token="s3cret")) as c:
         assert c.get("/api/versions").status_code == 401
@@ -104,7 +101,7 @@ def test_thumbnails_on_a_read_only_store_are_served_uncached(served, store):
 
 
 def test_thumbnails_are_served_when_the_cache_cannot_be_written(served, store, monkeypatch):
-    from flows.serve import media as serve_media
+    from ace_index.flows.serve import media as serve_media
 
     def full(self, data):
         raise OSError(28, "No space left on device")
@@ -121,7 +118,7 @@ def test_thumbnails_are_served_when_the_cache_cannot_be_written(served, store, m
 def deadline_server():
     """A port served by the smallest ASGI app (it reads the body, answers "ok") over the
     service's protocol, with deadlines of 0.5 s for headers and 1 s for a body."""
-    from flows.serve.guard import HeaderDeadlineProtocol
+    from ace_index.flows.serve.guard import HeaderDeadlineProtocol
 
     async def app(scope, receive, send):
         while (await receive()).get("more_body"):
@@ -185,9 +182,8 @@ def test_a_trickled_body_is_closed_at_its_deadline(deadline_server):
 def upload_server():
     """A port served by a FastAPI app with one upload route behind a 1000-byte BodyLimit
     and an HTTP middleware (as the service's); the route counts the bytes it was given."""
+    from ace_index.flows.serve.guard import BodyLimit
     from fastapi import FastAPI
-
-    from flows.serve.guard import BodyLimit
 
     app, seen = FastAPI(), []
 
@@ -256,7 +252,7 @@ def test_a_killed_services_temp_files_are_removed_by_the_next(tmp_path, monkeypa
     import sys
     import tempfile
 
-    from flows.serve.guard import TEMP_PREFIX, own_tempdir
+    from ace_index.flows.serve.guard import TEMP_PREFIX, own_tempdir
 
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
     gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],

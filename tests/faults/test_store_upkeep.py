@@ -8,15 +8,14 @@ import json
 import shutil
 
 import pytest
+from ace_index.flows.cli import EXIT_DAMAGED
+from ace_index.storage.store import Store
 from fault_helpers import ace, one_line_error
-
-from flows.cli import EXIT_DAMAGED
-from storage.store import Store
 
 
 def _second_version(store) -> str:
     """A second published version (a copy of the first, published as v000002)."""
-    from storage.store.layout import VersionLayout
+    from ace_index.storage.store.layout import VersionLayout
 
     s = Store(store)
     staged = s.staging_dir / "versions" / "copy"

@@ -21,10 +21,10 @@ CONFIG = Path(__file__).with_name("schemathesis.toml")
 def store(prefect_harness, tmp_path_factory):
     """Photos and clips (no sounds: the random-weight HTSAT's text tower needs laion-clap's
     tokenizer from the Hugging Face cache, so a zero-shot search here would be a 503)."""
+    from ace_index.flows.cli import main
     from conftest import FAULTS_FAST
 
     from ace_core.synth import CorpusCounts, write_sample_corpus
-    from flows.cli import main
 
     root = tmp_path_factory.mktemp("contract")
     write_sample_corpus(root / "c", seed=9, counts=CorpusCounts(images=5, audio=0, videos=2))
@@ -36,7 +36,7 @@ def store(prefect_harness, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def live(store):
-    from flows.serve.app import create_app
+    from ace_index.flows.serve.app import create_app
 
     with serving(create_app(str(store), watch_s=0.5)) as port:
         yield f"http://127.0.0.1:{port}"

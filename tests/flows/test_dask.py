@@ -8,12 +8,11 @@ import json
 
 import numpy as np
 import pytest
+from ace_index.flows import embed as embed_flows
+from ace_index.flows.cli import main
+from ace_index.storage.formats.version_data import version_embeddings
+from ace_index.storage.store import Store
 from conftest import fast_config
-
-from flows import embed as embed_flows
-from flows.cli import main
-from storage.formats.version_data import version_embeddings
-from storage.store import Store
 
 FAST = fast_config(2, 2, 3, 2, shard_size=4)  # several shards
 
@@ -21,7 +20,7 @@ FAST = fast_config(2, 2, 3, 2, shard_size=4)  # several shards
 @pytest.fixture
 def runners_used(monkeypatch):
     """The task runner each index run's embedding subflow was given (where it is called)."""
-    import flows.index
+    import ace_index.flows.index as index_flows
 
     used = []
 
@@ -30,7 +29,7 @@ def runners_used(monkeypatch):
         used.append(type(stage.task_runner).__name__)
         return stage
 
-    monkeypatch.setattr(flows.index, "embed_on", spy)
+    monkeypatch.setattr(index_flows, "embed_on", spy)
     return used
 
 

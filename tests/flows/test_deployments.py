@@ -13,9 +13,8 @@ import time
 from pathlib import Path
 
 import pytest
-
-from flows.cli import main
-from storage.store import Store
+from ace_index.flows.cli import main
+from ace_index.storage.store import Store
 
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
@@ -100,7 +99,7 @@ def _run(env, *argv, timeout=300) -> str:
 def _emit(env, store: Path, operation: str) -> None:
     code = (
         "from prefect.events import emit_event\n"
-        "from storage.store import Store\n"
+        "from ace_index.storage.store import Store\n"
         f"s = Store({str(store)!r})\n"
         "emit_event(event='ace.version.published', resource={"
         f"'prefect.resource.id': f'ace.version.{{s.key}}.v000009', 'ace.store': {str(store)!r},"

@@ -15,7 +15,7 @@ ROOT = Path(__file__).resolve().parents[2]
 # spawn before prefect is imported, adopt, then report what Prefect uses and the server's pid
 SCRIPT = """
 import sys
-from flows import embedded_api
+from ace_index.flows import embedded_api
 embedded_api.spawn_if_unconfigured()
 server = embedded_api._API.process
 if sys.argv[1:] == ["hang"]:  # killed while the server starts
@@ -93,7 +93,7 @@ def test_the_server_dies_with_a_killed_command(tmp_path):
 
 
 def test_no_server_is_spawned_where_prefect_already_has_an_api(prefect_harness, monkeypatch):
-    from flows import embedded_api
+    from ace_index.flows import embedded_api
 
     monkeypatch.setattr(embedded_api, "_API", None)
     monkeypatch.delenv("PREFECT_API_URL", raising=False)  # the harness sets it in settings only
@@ -104,7 +104,7 @@ def test_no_server_is_spawned_where_prefect_already_has_an_api(prefect_harness, 
 # the port picked for the server is taken by another process before the server binds it
 RACE = """
 import socket
-from flows import embedded_api
+from ace_index.flows import embedded_api
 held = socket.socket()
 held.bind(("127.0.0.1", 0))
 held.listen()

@@ -27,7 +27,7 @@ def test_default_prefect_home_is_created_per_user(tmp_path):
 def test_the_console_script_exits_with_mains_code_and_flushed_output(tmp_path):
     """`ace` (flows.cli:run) skips the interpreter's module teardown: the exit code and
     everything printed must still come through."""
-    run = [sys.executable, "-c", "from flows.cli import run; run()"]
+    run = [sys.executable, "-c", "from ace_index.flows.cli import run; run()"]
     (tmp_path / "empty-store").mkdir()
     ok = subprocess.run(
         [*run, "sources", "list", "--store", str(tmp_path / "empty-store"), "--json"],
@@ -45,7 +45,7 @@ def test_the_console_script_exits_with_mains_code_and_flushed_output(tmp_path):
 _FLOW_THEN_PROBE = """
 import json, sys, threading
 import torch
-from flows.index import {flow}
+from ace_index.flows.index import {flow}
 try:  # the store path is under a file: the flow fails at its first store access
     {flow}.fn({args}store=sys.argv[1])
 except OSError:

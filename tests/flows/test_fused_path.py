@@ -6,12 +6,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from ace_index.query.loaded import NO_FILTERS, load_version
+from ace_index.query.rankers.base import rank
+from ace_index.query.search import search_version
+from ace_index.storage.store import Store
 
 from ace_core.retrieval.fusion import COMPONENTS
-from query.loaded import NO_FILTERS, load_version
-from query.rankers.base import rank
-from query.search import search_version
-from storage.store import Store
 
 TEXTS = ["a red circle", "a loud high tone", "a blue square at the top"]
 

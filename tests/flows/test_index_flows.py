@@ -6,10 +6,9 @@ import threading
 
 import pyarrow.parquet as pq
 import pytest
+from ace_index.flows.cli import main
+from ace_index.storage.store import Store, StoreError
 from conftest import fast_config, tiny_encoder_args
-
-from flows.cli import main
-from storage.store import Store, StoreError
 
 FAST = fast_config(6, 3, 20, 5, ingest_epochs=3, shard_size=None)
 TINY = tiny_encoder_args(16)
@@ -86,7 +85,7 @@ def test_index_publishes_a_full_rebuild(indexed):
         "faiss_rq_perplexity",
     ):
         assert key in v1["ids"]
-    from flows.cli.present import publish_report
+    from ace_index.flows.cli.present import publish_report
 
     summary = publish_report(v1)
     ids = v1["ids"]
@@ -113,7 +112,7 @@ def test_ingest_adds_new_items_with_existing_ids_frozen(indexed):
     assert [(f["path"], bool(f["error"])) for f in v2["failed_items"]] == [
         ("images/corrupt.png", True)
     ]
-    from flows.cli.present import publish_report
+    from ace_index.flows.cli.present import publish_report
 
     assert f"failed: {v2['failed_items'][0]['location']}: " in publish_report(v2)
     assert "old_items" in v2["eval"]["subsets"] and "new_items" in v2["eval"]["subsets"]
@@ -192,7 +191,7 @@ def test_reindex_keeps_ingested_items_and_ids_and_an_unchanged_one_publishes_not
     v4 = run(capsys, "index", "--store", str(store))
     assert v4["shards_computed"] == 0 and v4["published"] is False
     assert v4["version"] == v3["version"] == Store(store).latest()
-    from flows.cli.present import publish_report
+    from ace_index.flows.cli.present import publish_report
 
     assert "nothing" in publish_report(v4).lower() or "unchanged" in publish_report(v4).lower()
 
@@ -209,8 +208,8 @@ def test_refit_is_explicit_and_recorded(indexed, tmp_path, config_file, capsys):
 def test_build_outputs_are_reused_only_for_identical_inputs(indexed):
     from dataclasses import replace
 
-    from storage.build.staging import reuse_published, stage_copy
-    from storage.formats.manifest import version_config
+    from ace_index.storage.build.staging import reuse_published, stage_copy
+    from ace_index.storage.formats.manifest import version_config
 
     store, _, _ = indexed
     cfg = version_config(str(store), "v000001")
@@ -227,7 +226,7 @@ def test_build_outputs_are_reused_only_for_identical_inputs(indexed):
 
 def _staged_retrain(store):
     """A staged copy of v000001 ready to publish (as a retrain would leave it)."""
-    from storage.build.staging import stage_copy
+    from ace_index.storage.build.staging import stage_copy
 
     v1 = Store(store).version("v000001")
     staged = stage_copy(str(store), "v000001")
@@ -237,8 +236,8 @@ def _staged_retrain(store):
 
 
 def _publish_retrain(store, staged, **kw) -> dict:
-    from storage.build.publish import publish_version
-    from storage.formats.manifest import version_config
+    from ace_index.storage.build.publish import publish_version
+    from ace_index.storage.formats.manifest import version_config
 
     return publish_version(
         str(store),
@@ -304,7 +303,7 @@ def test_kill_9_during_index_leaves_store_intact_and_rerun_reuses_shards(
     import sys
     import time
 
-    from storage.build.publish import validate_version
+    from ace_index.storage.build.publish import validate_version
 
     store = tmp_path / "store"
     shutil.copytree(indexed[0], store)
@@ -333,7 +332,7 @@ def test_kill_9_during_index_leaves_store_intact_and_rerun_reuses_shards(
         [
             sys.executable,
             "-m",
-            "flows.cli",
+            "ace_index.flows.cli",
             "index",
             str(corpus),
             "--store",
@@ -367,7 +366,7 @@ def test_kill_9_during_index_leaves_store_intact_and_rerun_reuses_shards(
 
 
 def test_train_flow_retrains_a_version_with_the_same_ids(indexed):
-    from flows.index import train_retriever
+    from ace_index.flows.index import train_retriever
 
     store, _, _ = indexed
     parts = sorted((store / "staging" / "text-features").glob("*/part-*.json"))

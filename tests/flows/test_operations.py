@@ -11,10 +11,9 @@ import sys
 import time
 
 import pytest
+from ace_index.flows.cli import main
+from ace_index.storage.store import Store
 from conftest import fast_config
-
-from flows.cli import main
-from storage.store import Store
 
 FAST = fast_config(3, 3, 3, 2)
 STAGES = (
@@ -31,8 +30,8 @@ STAGES = (
 
 def _ace(env, *argv) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "flows.cli", *argv], env=env, capture_output=True, text=True,
-        timeout=600,
+        [sys.executable, "-m", "ace_index.flows.cli", *argv], env=env, capture_output=True,
+        text=True, timeout=600,
     )  # fmt: skip
 
 

@@ -6,7 +6,7 @@ import asyncio
 import threading
 import time
 
-from flows.serve.batcher import SearchBatcher
+from ace_index.flows.serve.batcher import SearchBatcher
 
 
 def _batch_of(batcher: SearchBatcher, arrivals: list[float]) -> tuple[int, float]:
@@ -56,7 +56,7 @@ def test_clients_that_do_not_come_back_cost_at_most_max_wait():
 
 def test_a_request_cancelled_while_its_batch_runs_does_not_stop_the_batcher(monkeypatch):
     """A client that goes away cancels its request; the others, and later ones, are answered."""
-    from flows.serve import batcher as search_batcher
+    from ace_index.flows.serve import batcher as search_batcher
 
     running = threading.Event()
 

@@ -11,10 +11,9 @@ import threading
 import time
 
 import pytest
+from ace_index.flows.cli import main
+from ace_index.storage.store import Store
 from conftest import SHARED_MEDIA, fast_config, serving
-
-from flows.cli import main
-from storage.store import Store
 
 FAST = fast_config(2, 2, 3, 2)
 
@@ -46,9 +45,9 @@ def store(prefect_harness, tmp_path_factory):
 
 def publish_copy(store) -> str:
     """Publish LATEST again as a retrain (same items and IDs): a new version, cheaply."""
-    from storage.build.publish import publish_version
-    from storage.build.staging import stage_copy
-    from storage.formats.manifest import version_config
+    from ace_index.storage.build.publish import publish_version
+    from ace_index.storage.build.staging import stage_copy
+    from ace_index.storage.formats.manifest import version_config
 
     s = Store(store)
     latest = s.version()
@@ -64,9 +63,8 @@ def publish_copy(store) -> str:
 
 @pytest.fixture(scope="module")
 def client(store):
+    from ace_index.flows.serve.app import create_app
     from fastapi.testclient import TestClient
-
-    from flows.serve.app import create_app
 
     with TestClient(create_app(str(store), watch_s=0.2)) as c:
         yield c
@@ -179,9 +177,8 @@ def test_media_streams_with_ranges_and_thumbnails_are_jpegs(client):
 
 
 def test_a_token_guards_everything_but_the_page_and_health(store):
+    from ace_index.flows.serve.app import create_app
     from fastapi.testclient import TestClient
-
-    from flows.serve.app import create_app
 
     with TestClient(create_app(str(store), token="s3cret")) as c:
         assert c.get("/api/versions").status_code == 401
@@ -197,8 +194,8 @@ def test_a_public_bind_needs_a_token(store, capsys):
 
 
 def test_concurrent_searches_share_one_beam_search(client, monkeypatch):
-    from flows.serve.app import SearchBatcher
-    from query.rankers.fused import FusedRanker
+    from ace_index.flows.serve.app import SearchBatcher
+    from ace_index.query.rankers.fused import FusedRanker
 
     calls = []
     real = FusedRanker.rank  # the default path's search
@@ -233,8 +230,7 @@ def _free_port() -> int:
 def test_a_version_swap_under_load_loses_no_request(store, tmp_path):
     import httpx
     import uvicorn
-
-    from flows.serve.app import create_app
+    from ace_index.flows.serve.app import create_app
 
     copy = tmp_path / "s"
     shutil.copytree(store, copy)
@@ -300,7 +296,7 @@ def _browser():
 
 @pytest.fixture
 def served(store):
-    from flows.serve.app import create_app
+    from ace_index.flows.serve.app import create_app
 
     with serving(create_app(str(store))) as port:
         yield f"http://127.0.0.1:{port}"
@@ -372,7 +368,7 @@ def test_relevance_filters_sorting_and_keywords(client, store):
     """Results carry a calibrated relevance (ordered by it) and the answer says whether any
     reaches the version's threshold; source and date filters narrow the items, sort=date
     orders newest first; keywords=true adds file-name and caption matches."""
-    from storage.store import Store
+    from ace_index.storage.store import Store
 
     body = client.get("/api/search", params={"q": "a red circle", "k": 6}).json()
     rel = [r["relevance"] for r in body["results"]]
@@ -422,7 +418,7 @@ def test_the_cli_filters_sorts_and_matches_keywords_as_the_service_does(client, 
 
 
 def test_an_upload_over_the_limit_is_refused_before_any_work(client, monkeypatch):
-    from flows.serve import examples as serve_examples
+    from ace_index.flows.serve import examples as serve_examples
 
     monkeypatch.setattr(serve_examples, "MAX_FILE_BYTES", 1000)
     r = client.post("/api/search/file", files={"file": ("big.png", b"x" * 5000)})
@@ -488,10 +484,9 @@ def test_heic_and_avif_photos_are_indexed_and_drawn(client, store):
 def test_play_sends_what_a_browser_plays(client, store, monkeypatch):
     """/play: the original when a browser plays it (the sample corpus's H.264 video, its WAV
     sounds), else an MP4 rendition made once and kept under renditions/; no image plays."""
+    from ace_index.flows.serve import media as serve_media
+    from ace_index.flows.serve.app import create_app
     from fastapi.testclient import TestClient
-
-    from flows.serve import media as serve_media
-    from flows.serve.app import create_app
 
     hits = {m: client.get("/api/search", params={"q": "a", "k": 1, "modality": m}).json()
             ["results"][0] for m in ("video", "audio", "image")}  # fmt: skip
@@ -513,10 +508,9 @@ def test_play_sends_what_a_browser_plays(client, store, monkeypatch):
 
 
 def test_the_page_keeps_its_search_in_the_url_pages_details_similar_and_files(served, store):
+    from ace_index.storage.store import Store
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
-
-    from storage.store import Store
 
     items = pq_rows(Store(store).version().items)
     image = next(r for r in items if r["modality"] == "image" and r["status"] == "ok")
@@ -593,7 +587,7 @@ def pq_rows(path) -> list[dict]:
 
 
 def test_a_version_that_fails_to_load_leaves_the_old_one_serving(store, tmp_path):
-    from flows.serve.holder import VersionHolder
+    from ace_index.flows.serve.holder import VersionHolder
 
     copy = tmp_path / "s"
     shutil.copytree(store, copy)
@@ -609,8 +603,8 @@ def test_a_version_that_fails_to_load_leaves_the_old_one_serving(store, tmp_path
 
 
 def test_a_new_version_is_warmed_up_before_it_is_served(store):
-    from flows.serve.holder import VersionHolder
-    from query.loaded import NO_FILTERS
+    from ace_index.flows.serve.holder import VersionHolder
+    from ace_index.query.loaded import NO_FILTERS
 
     holder = VersionHolder(str(store))
     assert holder.refresh()
@@ -639,8 +633,8 @@ def test_similar_and_file_results_carry_a_relevance(client, store):
 def test_the_by_example_calibration_is_fit_on_the_items_themselves(store, tmp_path, monkeypatch):
     """Each item searched by its own embedding, its own item the right answer: the fit
     orders the right answers above the rest, is kept under evaluations/ and read back."""
-    from query import by_example
-    from query.loaded import load_version
+    from ace_index.query import by_example
+    from ace_index.query.loaded import load_version
 
     copy = tmp_path / "s"
     shutil.copytree(store, copy)

@@ -5,12 +5,12 @@ import json
 import shutil
 
 import pytest
+from ace_index.flows.cli import main
+from ace_index.storage.formats.tables import read_items_table
+from ace_index.storage.store import Store
 from conftest import fast_config
 
 from ace_core.media.discovery import sha256_file
-from flows.cli import main
-from storage.formats.tables import read_items_table
-from storage.store import Store
 
 FAST = fast_config(4, 2, 10, 4, ingest_epochs=2)
 
@@ -111,8 +111,8 @@ def test_sources_add_list_remove_and_folders_under_a_source(tmp_path, folders, c
 
 
 def test_ingest_of_a_folder_under_a_source_keeps_that_source(tmp_path, folders):
-    from storage.store.source_discovery import discover_folder
-    from storage.store.sources import add_source
+    from ace_index.storage.store.source_discovery import discover_folder
+    from ace_index.storage.store.sources import add_source
 
     s = Store(tmp_path / "store")
     add_source(s, folders / "photos")
@@ -137,7 +137,7 @@ def test_store_written_before_sources_is_read_and_says_how_to_upgrade(
     m.pop("sources")
     m["config"]["ingest_epochs"] = m["config"].pop("ingest")["epochs"]  # pre-nesting names
     pq.write_table(pq.read_table(v.items).drop(["source_id", "location"]), v.items)
-    from storage.build.publish import file_list
+    from ace_index.storage.build.publish import file_list
 
     m["files"] = file_list(v)  # a consistent older version: its manifest lists its files
     v.manifest.write_text(json.dumps(m))
@@ -149,7 +149,7 @@ def test_store_written_before_sources_is_read_and_says_how_to_upgrade(
     err = ace(capsys, "index", "--store", str(store), code=2)
     assert "predates sources" in err and "ace sources add" in err
 
-    from storage.formats.manifest import version_config
+    from ace_index.storage.formats.manifest import version_config
 
     assert version_config(str(store)).ingest.epochs == FAST["ingest"]["epochs"]
 

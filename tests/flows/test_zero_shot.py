@@ -10,11 +10,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from ace_index.flows.cli import main
+from ace_index.query.loaded import load_version
 
 from ace_core.retrieval.fusion import COMPONENTS
 from ace_core.tiny_encoders import index_args
-from flows.cli import main
-from query.loaded import load_version
 
 TINY = Path(__file__).resolve().parents[2] / "models" / "tiny"
 FAST = {
@@ -55,7 +55,7 @@ def captionless(prefect_harness, tmp_path_factory):
 
 def test_a_captionless_corpus_answers_through_the_text_towers(captionless, capsys):
     store, captions = captionless
-    from query.search import search_version
+    from ace_index.query.search import search_version
 
     first = next(iter(captions.values()))[0]
     fused = run(capsys, "query", first, "--store", str(store), "-k", "10")
@@ -109,7 +109,7 @@ def _cached_model(store, load):
 
 def test_the_manifest_pins_the_text_towers(captionless, capsys):
     store, _ = captionless
-    from storage.store import Store
+    from ace_index.storage.store import Store
 
     manifest = Store(str(store)).manifest()
     for record in manifest["encoders"].values():
@@ -146,8 +146,9 @@ def test_an_ingest_with_captions_into_a_captionless_store_fits_every_component(
     into the caption-less store weighs all five components, and both kinds of item."""
     import shutil
 
+    from ace_index.storage.store import Store
+
     from ace_core.world import write_world_corpus
-    from storage.store import Store
 
     store = tmp_path / "s"
     shutil.copytree(captionless[0], store, symlinks=True)

@@ -4,9 +4,8 @@ from it, and every entry names a class that ranks."""
 import importlib
 
 import pytest
-
-from query.rankers import registry
-from query.request import PATHS, QueryError, checked_path
+from ace_index.query.rankers import registry
+from ace_index.query.request import PATHS, QueryError, checked_path
 
 
 def test_every_entry_names_a_ranker_class_with_the_protocol():

@@ -2,10 +2,10 @@
 carries the HTTP status the service answers with."""
 
 import pytest
+from ace_index.query.request import MAX_K, PATHS, QueryError, checked_request
 
 from ace_core.errors import AceInputError
 from ace_core.media.modalities import KINDS, MODALITY_NAMES, SPACE_OF_MODALITY
-from query.request import MAX_K, PATHS, QueryError, checked_request
 
 
 @pytest.mark.parametrize(
@@ -46,7 +46,7 @@ def test_every_path_and_modality_is_offered_once():
     ["9999-99-99", "2024-13-01", "2024-02-30", "2023-02-29", "2024-05-01T25", "２０２４", "0000"],
 )
 def test_a_date_filter_names_a_real_day_in_ascii_digits(date):
-    from query.filters import checked_filters
+    from ace_index.query.filters import checked_filters
 
     with pytest.raises(QueryError, match="must be an ISO date") as e:
         checked_filters(since=date)
@@ -59,7 +59,7 @@ def test_the_schemas_date_pattern_accepts_exactly_the_dates_the_service_does():
     import re
     from datetime import date, timedelta
 
-    from query.filters import DATE_PATTERN, _is_date
+    from ace_index.query.filters import DATE_PATTERN, _is_date
 
     days = [date(1899, 12, 25) + timedelta(d) for d in range(0, 365 * 3)]
     days += [date(y, 2, 28) + timedelta(1) for y in (1900, 2000, 2023, 2024, 2100, 2400)]

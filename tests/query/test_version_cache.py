@@ -4,7 +4,7 @@ ask at the same time, and a slow build holds up only the readers of its own slot
 import threading
 import time
 
-from query.version_cache import VersionCache
+from ace_index.query.version_cache import VersionCache
 
 
 def test_a_slot_is_built_once_by_concurrent_readers():

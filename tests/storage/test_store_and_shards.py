@@ -1,12 +1,12 @@
 import numpy as np
 import pytest
+from ace_index.storage.build.audit import id_diff
+from ace_index.storage.formats.shards import load_shard_files, plan_shards, with_current_paths
+from ace_index.storage.formats.tables import items_table
+from ace_index.storage.store import Store, StoreError, VersionNameError
 
 from ace_core.ids.sids import SemanticIDs
 from ace_core.media.discovery import MediaFile
-from storage.build.audit import id_diff
-from storage.formats.shards import load_shard_files, plan_shards, with_current_paths
-from storage.formats.tables import items_table
-from storage.store import Store, StoreError, VersionNameError
 
 
 def _files(paths):
@@ -36,8 +36,7 @@ def test_items_rows_take_the_current_source_and_path():
 def test_items_tables_without_source_ids_are_read_in_the_current_schema(tmp_path):
     import pyarrow as pa
     import pyarrow.parquet as pq
-
-    from storage.formats.tables import ITEMS_SCHEMA, read_items_table
+    from ace_index.storage.formats.tables import ITEMS_SCHEMA, read_items_table
 
     old = pa.table({"item_id": ["1"], "path": ["a.png"], "modality": ["image"], "status": ["ok"]})
     pq.write_table(old, tmp_path / "items.parquet")
@@ -86,8 +85,8 @@ def test_served_versions_count_latest_and_every_move_from_and_to():
     """LATEST is served even before its publish entry (a publish killed after LATEST moved);
     versions published before the store kept a history stay served after a rollback; only a
     folder LATEST never named is an orphan."""
-    from storage.store.history import served_versions
-    from storage.store.store import version_number
+    from ace_index.storage.store.history import served_versions
+    from ace_index.storage.store.store import version_number
 
     folders = ["v000001", "v000002", "v000003"]
 

@@ -4,11 +4,11 @@ content hash, equal to features computed in memory, and never trusted when damag
 import numpy as np
 import pytest
 import torch
+from ace_index.storage.formats.text_features import TextFeatureStore
 
 from ace_core.retrieval.model import RetrieverConfig
 from ace_core.retrieval.text_encoder import build_text_encoder
 from ace_core.retrieval.text_features import FeatureSpec, TextFeatures
-from storage.formats.text_features import TextFeatureStore
 
 TEXTS = [
     f"a {c} {s} at the {p}"
@@ -72,7 +72,7 @@ def test_texts_are_encoded_once_and_reused_by_content_hash(tmp_path, encoder):
 
 
 def test_a_damaged_feature_file_is_encoded_again_not_trusted(tmp_path, encoder, caplog):
-    import storage.formats.text_features as tf
+    import ace_index.storage.formats.text_features as tf
 
     enc, tok = encoder
     counting = Counting(enc)

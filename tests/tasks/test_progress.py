@@ -4,7 +4,7 @@ progress at 100% when validation ends training before its budget."""
 
 import logging
 
-from tasks import _progress
+from ace_index.tasks import _progress
 
 
 def test_training_progress_says_what_it_expects_and_ends_at_100(monkeypatch, caplog):

@@ -119,8 +119,8 @@ def test_fit_gives_unique_deterministic_ids_and_a_report(fitted):
 
 
 def test_save_load_reproduces_ids_bit_for_bit(tmp_path, fitted):
-    from storage.formats.codebooks import load_indexer, save_indexer
-    from storage.formats.semantic_id_table import read_semantic_ids, write_semantic_ids
+    from ace_index.storage.formats.codebooks import load_indexer, save_indexer
+    from ace_index.storage.formats.semantic_id_table import read_semantic_ids, write_semantic_ids
 
     ids, x, _, indexer, sids = fitted
     save_indexer(indexer, tmp_path / "codebooks")

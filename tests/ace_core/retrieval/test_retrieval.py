@@ -97,7 +97,7 @@ def test_results_are_distinct_items_from_the_index(toy):
 
 
 def test_save_load_round_trip_gives_the_same_results(toy, tmp_path):
-    from storage.formats.retriever import load_retriever, save_retriever
+    from ace_index.storage.formats.retriever import load_retriever, save_retriever
 
     ids, x, sids, _, fit = toy
     save_retriever(
