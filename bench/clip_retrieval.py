@@ -133,6 +133,7 @@ def agreement(images: Path, cr_out: Path, store: Path) -> tuple[float, float, in
     """(median, min) cosine between ace's and clip-retrieval's embedding of each image."""
     import numpy as np
     import pyarrow.parquet as pq
+
     from ace_index.storage.formats.tables import read_embeddings
 
     ids, _, ace = read_embeddings(sorted(store.rglob("*.emb.parquet")))

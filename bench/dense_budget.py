@@ -25,7 +25,6 @@ sys.path.insert(0, str(ROOT))
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
-from ace_index.storage.formats.text_features import feature_source  # noqa: E402
 
 from ace_core.cpu_share import flush_denormals  # noqa: E402
 from ace_core.ids.semantic_ids import SemanticIDConfig, fit_semantic_ids  # noqa: E402
@@ -42,6 +41,7 @@ from ace_core.retrieval.evaluation import split_queries  # noqa: E402
 from ace_core.retrieval.model import RetrieverConfig  # noqa: E402
 from ace_core.retrieval.retrieval_model import RetrievalModel, build_vocab, new_decoder, new_dense  # noqa: E402
 from ace_core.retrieval.text_encoder import build_text_encoder, default_encoder_path  # noqa: E402
+from ace_index.storage.formats.text_features import feature_source  # noqa: E402
 
 SMOKE = ["--corpus", "{corpus}", "--budgets", "4", "--test-queries", "50"]
 

@@ -72,7 +72,6 @@ def many_captions(n_captions: int, stored: bool) -> tuple[bool, str]:
     import tempfile
 
     import numpy as np
-    from ace_index.storage.formats.text_features import feature_source
 
     from ace_core.ids.kmeans import KMeansConfig
     from ace_core.ids.rqvae import RQVAEConfig
@@ -82,6 +81,7 @@ def many_captions(n_captions: int, stored: bool) -> tuple[bool, str]:
     from ace_core.retrieval.fit import fit_retrieval
     from ace_core.retrieval.text_encoder import default_encoder_path
     from ace_core.retrieval.training import TrainConfig
+    from ace_index.storage.formats.text_features import feature_source
 
     per_item = 5
     n_items = -(-n_captions // (per_item - 2))

@@ -32,12 +32,11 @@ def main() -> None:
     ap.add_argument("--ingest", default="v000002")
     ap.add_argument("--variant", action="append", default=None, help="field=value[,field=value]")
     args = ap.parse_args()
+    from ace_core.retrieval.fit import fit_retrieval
     from ace_index.storage.formats.manifest import version_config
     from ace_index.storage.formats.retriever import load_retriever_state
     from ace_index.storage.formats.version_data import training_data
     from ace_index.storage.store import Store
-
-    from ace_core.retrieval.fit import fit_retrieval
 
     s = Store(args.store)
     parent, ingest = s.version(args.parent), s.version(args.ingest)

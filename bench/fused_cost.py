@@ -27,12 +27,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from ace_core.retrieval import dense_index  # noqa: E402
+from ace_core.retrieval.fused_search import component_table  # noqa: E402
 from ace_index.query.loaded import NO_FILTERS  # noqa: E402
 from ace_index.query.rankers.fused import fused_inputs  # noqa: E402
 from ace_index.query.search import search_version  # noqa: E402
-
-from ace_core.retrieval import dense_index  # noqa: E402
-from ace_core.retrieval.fused_search import component_table  # noqa: E402
 from bench.serve import synthetic_version  # noqa: E402
 
 PARTS = ("captions", "dense", "text_tower", "bm25")

@@ -47,8 +47,6 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from ace_index.storage.formats.text_features import feature_source  # noqa: E402
-
 from ace_core.cpu_share import flush_denormals  # noqa: E402
 from ace_core.ids.semantic_ids import SemanticIDConfig, fit_semantic_ids  # noqa: E402
 from ace_core.retrieval.dense import dense_search  # noqa: E402
@@ -73,6 +71,7 @@ from ace_core.retrieval.zero_shot import (  # noqa: E402
     tower_queries,
     zero_shot_search,
 )
+from ace_index.storage.formats.text_features import feature_source  # noqa: E402
 from bench.curve_hook import print_curve, recording  # noqa: E402
 from bench.protocols import TINY, embed, protocol_queries, tiny_encoders, towers_of  # noqa: E402
 

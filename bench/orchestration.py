@@ -52,6 +52,10 @@ def direct_steps(corpus: str, store: str, ic) -> dict[str, float]:
     """The index steps without Prefect (the tasks' own functions): {stage: seconds}."""
     import dataclasses
 
+    from ace_core.config_io import config_hash
+    from ace_core.media.discovery import discover
+    from ace_core.media.embed_config import common_dim
+    from ace_core.media.pipeline import embed_files
     from ace_index.storage.build.discovery_record import save_discovery
     from ace_index.storage.build.publish import publish_version
     from ace_index.storage.build.staging import stage_rebuild
@@ -59,11 +63,6 @@ def direct_steps(corpus: str, store: str, ic) -> dict[str, float]:
     from ace_index.storage.store import Store
     from ace_index.tasks import build, train
     from ace_index.tasks.embed import encoders_for
-
-    from ace_core.config_io import config_hash
-    from ace_core.media.discovery import discover
-    from ace_core.media.embed_config import common_dim
-    from ace_core.media.pipeline import embed_files
 
     times = {}
     t = time.perf_counter()
@@ -102,14 +101,14 @@ def main() -> None:
     ap.add_argument("--image-model", default="ViT-B-32")
     ap.add_argument("--seed", type=int, default=31)
     args = ap.parse_args()
-    from ace_index.flows.index import index_corpus, ingest_batch
-    from ace_index.tasks import embed as embed_tasks
     from prefect import flow
 
     from ace_core.index_config import IndexConfig
     from ace_core.media.embed_config import EmbedConfig
     from ace_core.media.encoders import AudioEncoderConfig, ImageEncoderConfig
     from ace_core.synth import CorpusCounts, write_sample_corpus
+    from ace_index.flows.index import index_corpus, ingest_batch
+    from ace_index.tasks import embed as embed_tasks
 
     tmp = Path(tempfile.mkdtemp(prefix="ace-bench-flows-"))
     write_sample_corpus(tmp / "corpus", seed=args.seed)

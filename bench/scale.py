@@ -151,10 +151,10 @@ def query_rate(store: str, texts: list[str]) -> tuple[str, float]:
 def held_out(store: str, version: str, limit: int, exclude: set[str] = frozenset()):
     """(caption, item id) test pairs of a version's split (never trained on), seeded sample."""
     import numpy as np
-    from ace_index.storage.formats.version_data import training_data
-    from ace_index.storage.store import Store
 
     from ace_core.retrieval.evaluation import split_queries
+    from ace_index.storage.formats.version_data import training_data
+    from ace_index.storage.store import Store
 
     data = training_data(Store(store).version(version))
     pairs = [

@@ -38,7 +38,6 @@ sys.path.insert(0, str(ROOT))
 
 from ace_index.flows import serve as _serve  # noqa: E402,F401
 from ace_index.tasks import _env  # noqa: E402,F401
-
 from bench.timing import median_time, run_clients  # noqa: E402
 
 FITTED = {
@@ -75,13 +74,13 @@ SMOKE = ["--sizes", "100", "--clients", "1", "--seconds", "1", "--paths", "auto"
 def synthetic_version(n: int):
     """A VersionModel over n synthetic IDs (the decoder and dense head untrained)."""
     import torch
-    from ace_index.query.loaded import LoadedVersion
 
     from ace_core.retrieval.dense import DenseProjection
     from ace_core.retrieval.fused_search import training_keywords
     from ace_core.retrieval.model import IDDecoder, RetrieverConfig, Vocab
     from ace_core.retrieval.retrieval_model import RetrievalModel
     from ace_core.retrieval.text_encoder import build_text_encoder
+    from ace_index.query.loaded import LoadedVersion
     from bench import retrieval as bench_retrieval  # its synthetic IDs, same as there
 
     torch.manual_seed(0)
@@ -138,6 +137,7 @@ def _free_port() -> int:
 
 def start(vm):
     import uvicorn
+
     from ace_index.flows.serve.app import create_app
     from ace_index.flows.serve.holder import VersionHolder
     from ace_index.query.search import warm_up

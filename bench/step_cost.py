@@ -27,7 +27,6 @@ sys.path.insert(0, str(ROOT))
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
-from ace_index.storage.formats.text_features import feature_source  # noqa: E402
 
 from ace_core.cpu_share import flush_denormals  # noqa: E402
 from ace_core.ids.semantic_ids import SemanticIDConfig, fit_semantic_ids  # noqa: E402
@@ -42,6 +41,7 @@ from ace_core.retrieval.retrieval_model import (  # noqa: E402
 from ace_core.retrieval.text_encoder import build_text_encoder, default_encoder_path  # noqa: E402
 from ace_core.retrieval.train_steps import Optimizer, StepTargets, step_loss  # noqa: E402
 from ace_core.retrieval.training import TrainConfig  # noqa: E402
+from ace_index.storage.formats.text_features import feature_source  # noqa: E402
 
 SMOKE = ["--corpus", "{corpus}", "--steps", "2", "--rounds", "1"]
 

@@ -23,7 +23,6 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 import numpy as np  # noqa: E402
-from ace_index.storage.formats.text_features import feature_source  # noqa: E402
 
 from ace_core.cpu_share import flush_denormals  # noqa: E402
 from ace_core.ids.semantic_ids import SemanticIDConfig, fit_semantic_ids  # noqa: E402
@@ -34,6 +33,7 @@ from ace_core.retrieval.generation import generative_search  # noqa: E402
 from ace_core.retrieval.model import RetrieverConfig  # noqa: E402
 from ace_core.retrieval.text_encoder import build_text_encoder, default_encoder_path  # noqa: E402
 from ace_core.retrieval.training import TrainConfig  # noqa: E402
+from ace_index.storage.formats.text_features import feature_source  # noqa: E402
 
 SMOKE = ["--corpus", "{corpus}", "--examples-per-item", "2"]
 

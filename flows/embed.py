@@ -7,6 +7,10 @@ import time
 from dataclasses import dataclass
 
 import pyarrow.compute as pc
+from prefect import flow
+from prefect.task_runners import ThreadPoolTaskRunner
+
+from ace_core.media.embed_config import EmbedConfig
 from ace_index.storage.build.discovery_record import load_discovery
 from ace_index.storage.formats.shards import read_shard_items, summarize_items
 from ace_index.tasks.embed import (
@@ -15,10 +19,6 @@ from ace_index.tasks.embed import (
     plan_embed_shards,
     shard_outputs_present,
 )
-from prefect import flow
-from prefect.task_runners import ThreadPoolTaskRunner
-
-from ace_core.media.embed_config import EmbedConfig
 
 
 @flow(name="embed-stage", task_runner=ThreadPoolTaskRunner(max_workers=1))

@@ -9,6 +9,11 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+from prefect import flow, task
+
+from ace_core.config_check import check_config
+from ace_core.cpu_share import flush_denormals
+from ace_core.index_config import IndexConfig
 from ace_index.flows.embed import ShardRunner, embed_on
 from ace_index.flows.store_queue import queued_behind_other_builds
 from ace_index.storage.build import audit as store_audit
@@ -20,11 +25,6 @@ from ace_index.tasks import train as trained
 from ace_index.tasks.embed import discover_ingest_folder, discover_sources
 from ace_index.tasks.source_folders import plan_folder, sources_to_index
 from ace_index.tasks.stable_ids import keep_or_fit_ids
-from prefect import flow, task
-
-from ace_core.config_check import check_config
-from ace_core.cpu_share import flush_denormals
-from ace_core.index_config import IndexConfig
 
 
 @contextmanager
@@ -252,12 +252,11 @@ def evaluate_served(store: str, version: str) -> dict | None:
     """The published version's test queries on the path its queries are served by (``auto``),
     kept beside it for ``ace versions``, ``ace eval`` and the page; None without test
     captions (nothing to score on)."""
+    from ace_core.errors import AceInputError
     from ace_index.query.evaluate import (
         evaluate_served_path,  # the read side, once a version exists
     )
     from ace_index.tasks._progress import stage
-
-    from ace_core.errors import AceInputError
 
     try:
         out = evaluate_served_path(store, version, "auto")

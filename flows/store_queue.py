@@ -11,10 +11,11 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from ace_index.storage.store import Store
 from prefect.client.orchestration import get_client
 from prefect.concurrency.sync import concurrency
 from prefect.exceptions import ObjectAlreadyExists, ObjectNotFound
+
+from ace_index.storage.store import Store
 
 LEASE_S = 60  # renewed while the build runs; a killed build's slot frees after this, or
 # at once when the next build finds the store's build lock free (nothing runs, so the slot's
@@ -29,8 +30,9 @@ def store_limit_name(store: str) -> str:
 def queued_behind_other_builds(store: str) -> Iterator[None]:
     """Hold the store's slot on the Prefect API for the body (waits while another build of
     the store holds it, and says so once)."""
-    from ace_index.tasks._progress import stage
     from prefect.context import FlowRunContext
+
+    from ace_index.tasks._progress import stage
 
     if FlowRunContext.get() is None:  # the flow's function called directly: no run to queue
         yield

@@ -22,11 +22,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from ace_index.query.filters import Filters
-from ace_index.query.loaded import NO_FILTERS, LoadedVersion
-from ace_index.query.relevance import RANKED, kept_or_fit
-from ace_index.query.request import DEFAULT_BEAM, QueryError, checked_k, checked_modality
-from ace_index.query.towers import checked_encoder
 
 from ace_core.media.decoding import pixels_to_decode
 from ace_core.media.discovery import MediaFile, sha256_file, sniff_modality
@@ -35,6 +30,11 @@ from ace_core.media.pipeline import build_encoder, embed_files
 from ace_core.retrieval.constrained_generation import Trie
 from ace_core.retrieval.generation import search_by_embedding
 from ace_core.retrieval.relevance import Calibration, fit_calibration
+from ace_index.query.filters import Filters
+from ace_index.query.loaded import NO_FILTERS, LoadedVersion
+from ace_index.query.relevance import RANKED, kept_or_fit
+from ace_index.query.request import DEFAULT_BEAM, QueryError, checked_k, checked_modality
+from ace_index.query.towers import checked_encoder
 
 MAX_FILE_BYTES = 64 << 20  # an uploaded example (a photo, a sound, a short clip)
 MAX_EXAMPLE_PIXELS = 16_000_000  # decoded (a JPEG at its reduced scale): about 64 MB as RGBA

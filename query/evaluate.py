@@ -14,14 +14,13 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from ace_core.bounded_read import read_text_bounded
+from ace_core.errors import AceInputError
+from ace_core.retrieval.evaluation import retrieval_metrics
 from ace_index.query.loaded import LoadedVersion, load_version
 from ace_index.query.rankers.base import rank
 from ace_index.query.rankers.registry import RANKERS, ranker
 from ace_index.query.search import DEFAULT_BEAM, search_version
-
-from ace_core.bounded_read import read_text_bounded
-from ace_core.errors import AceInputError
-from ace_core.retrieval.evaluation import retrieval_metrics
 
 MAX_LINE = 1 << 20
 MAX_QUERY_FILE = 256 << 20  # the whole --queries file (an endless one stops here)

@@ -10,6 +10,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
+
+from ace_core.media.embed_config import EmbedConfig
+from ace_core.retrieval.constrained_generation import Trie
+from ace_core.retrieval.evaluation import QuerySplit, scored_sample, split_queries
+from ace_core.retrieval.keywords import KeywordIndex, item_document
+from ace_core.retrieval.retrieval_model import RetrievalModel
+from ace_core.retrieval.zero_shot import TextSpace, text_spaces
 from ace_index.query.filters import Filters
 from ace_index.query.towers import load_text_towers
 from ace_index.query.version_cache import VersionCache
@@ -25,13 +32,6 @@ from ace_index.storage.formats.version_data import (
 from ace_index.storage.store import Store, StoreError
 from ace_index.storage.store.sources import Source
 from ace_index.storage.store.verify import verify_version
-
-from ace_core.media.embed_config import EmbedConfig
-from ace_core.retrieval.constrained_generation import Trie
-from ace_core.retrieval.evaluation import QuerySplit, scored_sample, split_queries
-from ace_core.retrieval.keywords import KeywordIndex, item_document
-from ace_core.retrieval.retrieval_model import RetrievalModel
-from ace_core.retrieval.zero_shot import TextSpace, text_spaces
 
 NO_FILTERS = Filters()
 MAX_FILTERED = 32  # filtered item sets (and their tries) kept per loaded version

@@ -12,13 +12,12 @@ import json
 import logging
 from collections.abc import Callable
 
+from ace_core.retrieval.relevance import Calibration, fit_calibration
 from ace_index.query.loaded import LoadedVersion
 from ace_index.query.rankers.base import rank
 from ace_index.query.request import DEFAULT_BEAM
 from ace_index.storage.formats.tables import write_json_atomic
 from ace_index.storage.store import Store
-
-from ace_core.retrieval.relevance import Calibration, fit_calibration
 
 logger = logging.getLogger(__name__)
 RANKED = 10  # results per validation query that the calibration sees

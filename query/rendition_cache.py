@@ -14,9 +14,8 @@ import threading
 from pathlib import Path
 from typing import NamedTuple
 
-from ace_index.query.served_files import open_cached
-
 from ace_core.media.renditions import probe_rendition, write_rendition
+from ace_index.query.served_files import open_cached
 
 logger = logging.getLogger(__name__)
 DEFAULT_MAX_MB = 2048

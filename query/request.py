@@ -6,10 +6,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from ace_index.query.rankers.registry import SERVED
-
 from ace_core.errors import AceInputError
 from ace_core.media.modalities import MODALITY_NAMES
+from ace_index.query.rankers.registry import SERVED
 
 # the query paths both interfaces offer: auto (the fused path) and generative (pure
 # generation: the version's generative path), then the served rankers of the registry:

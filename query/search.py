@@ -15,6 +15,8 @@ import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from ace_core.retrieval.fusion import COMPONENTS
+from ace_core.retrieval.relevance import Calibration
 from ace_index.query.filters import Filters, checked_filters, checked_sort, sort_by_date
 from ace_index.query.loaded import NO_FILTERS, LoadedVersion, load_version
 from ace_index.query.rankers.base import rank
@@ -22,9 +24,6 @@ from ace_index.query.relevance import calibration
 from ace_index.query.request import DEFAULT_BEAM, QueryError, checked_request
 from ace_index.storage.formats.shards import towers_are_trained
 from ace_index.storage.store import Store
-
-from ace_core.retrieval.fusion import COMPONENTS
-from ace_core.retrieval.relevance import Calibration
 
 
 @dataclass(frozen=True)

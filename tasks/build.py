@@ -10,6 +10,14 @@ import errno
 import shutil
 from dataclasses import replace
 
+from prefect import task
+from prefect.artifacts import create_markdown_artifact, create_table_artifact
+from prefect.events import emit_event
+from prefect.runtime import flow_run
+
+from ace_core.config_io import config_hash
+from ace_core.ids.semantic_ids import fit_semantic_ids
+from ace_core.index_config import IndexConfig
 from ace_index.storage.build import staging
 from ace_index.storage.build.publish import publish_version as publish
 from ace_index.storage.formats.codebooks import load_indexer, save_indexer
@@ -20,14 +28,6 @@ from ace_index.storage.store import Store
 from ace_index.storage.store.layout import VersionLayout
 from ace_index.storage.store.verify import verify_version
 from ace_index.tasks._progress import stage
-from prefect import task
-from prefect.artifacts import create_markdown_artifact, create_table_artifact
-from prefect.events import emit_event
-from prefect.runtime import flow_run
-
-from ace_core.config_io import config_hash
-from ace_core.ids.semantic_ids import fit_semantic_ids
-from ace_core.index_config import IndexConfig
 
 TRANSIENT = {errno.EAGAIN, errno.EBUSY, errno.EIO, errno.ENOSPC, errno.ETIMEDOUT, errno.ESTALE}
 

@@ -10,6 +10,14 @@ import threading
 from dataclasses import asdict
 from pathlib import Path
 
+from prefect import task
+from prefect.cache_policies import INPUTS, TASK_SOURCE
+
+from ace_core.config_io import config_hash
+from ace_core.media.discovery import discover, sniff_modality
+from ace_core.media.embed_config import EmbedConfig, common_dim
+from ace_core.media.modalities import SPACE_OF_MODALITY, kinds_sharing_spaces
+from ace_core.media.pipeline import build_encoder, embed_files
 from ace_index.storage.build.discovery_record import load_discovery, save_discovery
 from ace_index.storage.build.staging import Removals, plan_removals
 from ace_index.storage.formats.shards import (
@@ -24,14 +32,6 @@ from ace_index.storage.formats.version_data import known_item_ids
 from ace_index.storage.store import Store, StoreError, source_discovery
 from ace_index.storage.store import sources as src
 from ace_index.tasks._progress import Progress, stage
-from prefect import task
-from prefect.cache_policies import INPUTS, TASK_SOURCE
-
-from ace_core.config_io import config_hash
-from ace_core.media.discovery import discover, sniff_modality
-from ace_core.media.embed_config import EmbedConfig, common_dim
-from ace_core.media.modalities import SPACE_OF_MODALITY, kinds_sharing_spaces
-from ace_core.media.pipeline import build_encoder, embed_files
 
 logger = logging.getLogger(__name__)
 _BUILDING = threading.Lock()  # one build per model, also against the warm-up thread

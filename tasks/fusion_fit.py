@@ -6,13 +6,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ace_index.storage.formats.shards import read_encoders, towers_are_trained
-from ace_index.storage.formats.version_data import read_version_items
-from ace_index.storage.store import Store
-from ace_index.storage.store.layout import VersionLayout
-from ace_index.tasks._progress import stage
-from ace_index.tasks.embed import encoders_for
-
 from ace_core.config_io import config_hash
 from ace_core.index_config import IndexConfig
 from ace_core.media.modalities import SPACE_OF_MODALITY
@@ -20,6 +13,12 @@ from ace_core.retrieval.evaluation import scored_sample
 from ace_core.retrieval.fit import FitResult
 from ace_core.retrieval.fused_search import corpus_inputs, fit_version_fusion
 from ace_core.retrieval.validation import ZeroShotInputs
+from ace_index.storage.formats.shards import read_encoders, towers_are_trained
+from ace_index.storage.formats.version_data import read_version_items
+from ace_index.storage.store import Store
+from ace_index.storage.store.layout import VersionLayout
+from ace_index.tasks._progress import stage
+from ace_index.tasks.embed import encoders_for
 
 BEAM = 10  # the served beam (query.request.DEFAULT_BEAM)
 

@@ -3,9 +3,10 @@ the run's version publishes)."""
 
 from __future__ import annotations
 
+from prefect import task
+
 from ace_index.storage.store import Store, StoreError
 from ace_index.storage.store import sources as src
-from prefect import task
 
 
 @task(name="resolve-sources")

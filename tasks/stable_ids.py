@@ -7,6 +7,10 @@ from __future__ import annotations
 
 import shutil
 
+from prefect import task
+
+from ace_core.ids.stable_ids import MAX_DRIFT, codebook_drift, keep_ids
+from ace_core.index_config import IndexConfig
 from ace_index.storage.formats.codebooks import load_indexer
 from ace_index.storage.formats.manifest import version_config
 from ace_index.storage.formats.semantic_id_table import read_semantic_ids, write_semantic_ids
@@ -15,10 +19,6 @@ from ace_index.storage.store import Store
 from ace_index.storage.store.layout import VersionLayout
 from ace_index.tasks._progress import stage
 from ace_index.tasks.build import fit_version_ids, ids_fitted
-from prefect import task
-
-from ace_core.ids.stable_ids import MAX_DRIFT, codebook_drift, keep_ids
-from ace_core.index_config import IndexConfig
 
 
 @task(name="keep-or-fit-semantic-ids")

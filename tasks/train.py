@@ -9,13 +9,6 @@ import json
 import shutil
 
 import numpy as np
-from ace_index.storage.formats.retriever import load_retriever_state, save_retriever
-from ace_index.storage.formats.text_features import feature_source
-from ace_index.storage.formats.version_data import training_data
-from ace_index.storage.store import Store
-from ace_index.storage.store.layout import VersionLayout
-from ace_index.tasks._progress import run_logger, stage, text_progress, training_progress
-from ace_index.tasks.fusion_fit import VersionItems, fit_fusion_weights
 from prefect import task
 
 from ace_core.config_io import config_hash
@@ -23,6 +16,13 @@ from ace_core.index_config import IndexConfig
 from ace_core.retrieval.ablations import run_ablations
 from ace_core.retrieval.fit import fit_retrieval
 from ace_core.retrieval.text_encoder import default_encoder_path
+from ace_index.storage.formats.retriever import load_retriever_state, save_retriever
+from ace_index.storage.formats.text_features import feature_source
+from ace_index.storage.formats.version_data import training_data
+from ace_index.storage.store import Store
+from ace_index.storage.store.layout import VersionLayout
+from ace_index.tasks._progress import run_logger, stage, text_progress, training_progress
+from ace_index.tasks.fusion_fit import VersionItems, fit_fusion_weights
 
 
 @task(name="train-retriever")

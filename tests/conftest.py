@@ -152,9 +152,8 @@ def built(prefect_harness, tmp_path_factory):
     """A published two-item-kind store to damage (copied per test)."""
     import json
 
-    from ace_index.flows.cli import main
-
     from ace_core.synth import CorpusCounts, write_sample_corpus
+    from ace_index.flows.cli import main
 
     root = tmp_path_factory.mktemp("faults")
     write_sample_corpus(root / "corpus", seed=5, counts=CorpusCounts(images=6, audio=2, videos=0))

@@ -140,9 +140,8 @@ def one_line(e: BaseException) -> str:
 
 
 def _user_errors() -> tuple[type[BaseException], ...]:
-    from ace_index.storage.store import StoreError
-
     from ace_core.errors import AceInputError
+    from ace_index.storage.store import StoreError
 
     return (UsageError, AceInputError, StoreError, FileNotFoundError, NotADirectoryError)
 

@@ -6,12 +6,11 @@ from __future__ import annotations
 import os
 import sys
 
+from ace_core.media.modalities import MODALITY_NAMES
 from ace_index.flows.cli import present
 from ace_index.flows.cli.options import EXIT_DAMAGED, UsageError, add_path_option
 from ace_index.query.filters import SORTS
 from ace_index.query.request import DEFAULT_BEAM, MAX_K
-
-from ace_core.media.modalities import MODALITY_NAMES
 
 
 def add_commands(sub, common) -> None:

@@ -17,6 +17,12 @@ import shutil
 import time
 from pathlib import Path
 
+from fastapi import FastAPI, HTTPException, Query, Request
+from fastapi.responses import HTMLResponse, JSONResponse, Response
+from fastapi_offline import FastAPIOffline
+
+from ace_core.errors import AceInputError
+from ace_core.media.modalities import MODALITY_NAMES
 from ace_index.flows.serve.batcher import SearchBatcher
 from ace_index.flows.serve.contract import (
     DATE_BOUNDS,
@@ -54,12 +60,6 @@ from ace_index.query.search import SearchRequest, completed
 from ace_index.storage.build.audit import audit
 from ace_index.storage.catalog.versions import list_versions, version_eval
 from ace_index.storage.store import Store, StoreError
-from fastapi import FastAPI, HTTPException, Query, Request
-from fastapi.responses import HTMLResponse, JSONResponse, Response
-from fastapi_offline import FastAPIOffline
-
-from ace_core.errors import AceInputError
-from ace_core.media.modalities import MODALITY_NAMES
 
 logger = logging.getLogger(__name__)
 STATIC = Path(__file__).parent / "static"

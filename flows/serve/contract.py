@@ -8,9 +8,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from pydantic import BaseModel, ConfigDict, Field
+
 from ace_index.query.filters import DATE_PATTERN
 from ace_index.query.request import MAX_K, MAX_QUERY_CHARS
-from pydantic import BaseModel, ConfigDict, Field
 
 
 class Open(BaseModel):

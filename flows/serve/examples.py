@@ -6,6 +6,10 @@ from __future__ import annotations
 import tempfile
 from typing import TYPE_CHECKING
 
+from fastapi import FastAPI, File, Form, HTTPException, Query, UploadFile
+
+from ace_core.errors import AceInputError
+from ace_core.media.modalities import MODALITY_NAMES
 from ace_index.flows.serve.contract import (
     K_BOUNDS,
     SINCE_HELP,
@@ -20,10 +24,6 @@ from ace_index.flows.serve.results import query_error, with_urls
 from ace_index.query.by_example import MAX_FILE_BYTES, search_by_file, similar_items
 from ace_index.query.filters import DATE_PATTERN, checked_filters
 from ace_index.query.request import MAX_K, QueryError
-from fastapi import FastAPI, File, Form, HTTPException, Query, UploadFile
-
-from ace_core.errors import AceInputError
-from ace_core.media.modalities import MODALITY_NAMES
 
 if TYPE_CHECKING:
     from ace_index.flows.serve.holder import VersionHolder

@@ -15,10 +15,11 @@ import tempfile
 from pathlib import Path
 
 import h11
-from ace_index.storage.store.disk import pid_alive
 from fastapi import Request
 from fastapi.responses import JSONResponse
 from uvicorn.protocols.http.h11_impl import H11Protocol
+
+from ace_index.storage.store.disk import pid_alive
 
 
 def token_ok(request: Request, token: str | None) -> bool:

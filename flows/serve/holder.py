@@ -6,12 +6,13 @@ from __future__ import annotations
 import logging
 import threading
 
+from fastapi import HTTPException
+
 from ace_index.flows.serve.guard import public
 from ace_index.flows.serve.results import store_error
 from ace_index.query.loaded import LoadedVersion
 from ace_index.query.search import Searcher
 from ace_index.storage.store import StoreError
-from fastapi import HTTPException
 
 logger = logging.getLogger(__name__)
 

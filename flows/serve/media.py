@@ -16,16 +16,16 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import anyio
-from ace_index.flows.serve.contract import VERSION_BOUNDS, errors
-from ace_index.flows.serve.guard import public
-from ace_index.query.rendition_cache import RenditionCache
-from ace_index.query.served_files import FileGone, ServedFiles, open_cached
-from ace_index.storage.store import Store
 from fastapi import FastAPI, HTTPException, Query
 from fastapi.responses import FileResponse, Response
 
 from ace_core.media.modalities import media_kind, thumbnail_jpeg
 from ace_core.media.renditions import RenditionError, playable_as_is
+from ace_index.flows.serve.contract import VERSION_BOUNDS, errors
+from ace_index.flows.serve.guard import public
+from ace_index.query.rendition_cache import RenditionCache
+from ace_index.query.served_files import FileGone, ServedFiles, open_cached
+from ace_index.storage.store import Store
 
 if TYPE_CHECKING:
     from ace_index.flows.serve.holder import VersionHolder

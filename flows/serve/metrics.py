@@ -8,7 +8,6 @@ from __future__ import annotations
 import time
 from datetime import UTC, datetime
 
-from ace_index.storage.store import Store, StoreError
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
@@ -17,6 +16,8 @@ from prometheus_client import (
     Histogram,
     generate_latest,
 )
+
+from ace_index.storage.store import Store, StoreError
 
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
 

@@ -4,12 +4,12 @@ malformed version) or 404 (one the store does not have)."""
 
 from __future__ import annotations
 
-from ace_index.flows.serve.guard import public
-from ace_index.query.request import QueryError
-from ace_index.storage.store import StoreError, VersionNameError
 from fastapi import HTTPException
 
 from ace_core.errors import AceInputError
+from ace_index.flows.serve.guard import public
+from ace_index.query.request import QueryError
+from ace_index.storage.store import StoreError, VersionNameError
 
 
 def with_urls(result: dict) -> dict:

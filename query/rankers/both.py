@@ -3,12 +3,11 @@ trained towers): ace_core.retrieval.zero_shot.merge_generated."""
 
 from __future__ import annotations
 
+from ace_core.retrieval.zero_shot import merge_generated
 from ace_index.query.loaded import LoadedVersion
 from ace_index.query.rankers.base import Ranked, RankRequest
 from ace_index.query.rankers.captions import CaptionsRanker
 from ace_index.query.rankers.zero_shot import ZeroShotRanker
-
-from ace_core.retrieval.zero_shot import merge_generated
 
 
 class BothRanker:

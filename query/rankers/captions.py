@@ -3,10 +3,9 @@ constrained to the trie of the items that pass."""
 
 from __future__ import annotations
 
+from ace_core.retrieval.generation import generative_search
 from ace_index.query.loaded import LoadedVersion
 from ace_index.query.rankers.base import Ranked, RankRequest, to_rows
-
-from ace_core.retrieval.generation import generative_search
 
 
 class CaptionsRanker:

@@ -3,11 +3,10 @@ searched exactly over the embeddings of the items that pass (an index kept per s
 
 from __future__ import annotations
 
+from ace_core.retrieval.dense import dense_search
 from ace_index.query.loaded import LoadedVersion
 from ace_index.query.rankers.base import Ranked, RankRequest, to_rows
 from ace_index.query.rankers.fused import exact_index
-
-from ace_core.retrieval.dense import dense_search
 
 
 class DenseCaptionRanker:

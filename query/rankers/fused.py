@@ -9,10 +9,6 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 import numpy as np
-from ace_index.query.filters import Filters
-from ace_index.query.rankers.base import Ranked, RankRequest
-from ace_index.query.request import QueryError
-from ace_index.storage.formats.shards import towers_are_trained
 
 from ace_core.retrieval.dense_index import flat_index
 from ace_core.retrieval.fused_search import (
@@ -24,6 +20,10 @@ from ace_core.retrieval.fused_search import (
 )
 from ace_core.retrieval.fusion import Fusion, default_fusion
 from ace_core.retrieval.keywords import KeywordIndex
+from ace_index.query.filters import Filters
+from ace_index.query.rankers.base import Ranked, RankRequest
+from ace_index.query.request import QueryError
+from ace_index.storage.formats.shards import towers_are_trained
 
 MAX_KEPT = 8  # item subsets (modality, filters) whose dense indexes a loaded version keeps
 

@@ -4,12 +4,11 @@ baseline ``ace eval`` reports beside it, where the towers are trained and load."
 
 from __future__ import annotations
 
+from ace_core.errors import AceInputError
+from ace_core.retrieval.zero_shot import tower_dense_search
 from ace_index.query.loaded import LoadedVersion
 from ace_index.query.rankers.base import Ranked, RankRequest
 from ace_index.storage.formats.shards import towers_are_trained
-
-from ace_core.errors import AceInputError
-from ace_core.retrieval.zero_shot import tower_dense_search
 
 
 class TextTowerRanker:

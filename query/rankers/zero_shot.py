@@ -3,10 +3,9 @@ each item space decoded against its own items' trie, merged by score."""
 
 from __future__ import annotations
 
+from ace_core.retrieval.zero_shot import zero_shot_search
 from ace_index.query.loaded import LoadedVersion
 from ace_index.query.rankers.base import Ranked, RankRequest
-
-from ace_core.retrieval.zero_shot import zero_shot_search
 
 
 class ZeroShotRanker:

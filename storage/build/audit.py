@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
+from ace_core.ids.sids import SemanticIDs
 from ace_index.storage.formats.semantic_id_table import read_semantic_ids
 from ace_index.storage.formats.tables import read_parquet
 from ace_index.storage.store import Store, StoreError
 from ace_index.storage.store.history import moves_made
-
-from ace_core.ids.sids import SemanticIDs
 
 MOVES_SHOWN = 10  # recent moves of LATEST in an audit report
 

@@ -12,9 +12,8 @@ from collections.abc import Sequence
 from dataclasses import asdict
 from pathlib import Path
 
-from ace_index.storage.store.sources import Source
-
 from ace_core.media.discovery import CaptionEntry, Discovery, MediaFile
+from ace_index.storage.store.sources import Source
 
 
 def save_discovery(found: Discovery, folder: Path, sources: Sequence[Source] = ()) -> Path:

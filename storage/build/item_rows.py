@@ -6,10 +6,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import pyarrow as pa
-from ace_index.storage.store import Store
-from ace_index.storage.store.sources import Source, sources_holding
 
 from ace_core.media.dates import media_date
+from ace_index.storage.store import Store
+from ace_index.storage.store.sources import Source, sources_holding
 
 
 def with_locations(items: pa.Table, store: Store, walked: Sequence[Source]) -> pa.Table:

@@ -17,6 +17,11 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow.parquet as pq
+
+from ace_core.config_io import config_hash, to_dict
+from ace_core.index_config import IndexConfig
+from ace_core.media.discovery import sha256_file
+from ace_core.retrieval.constrained_generation import Trie
 from ace_index.storage.build.audit import id_diff
 from ace_index.storage.formats.semantic_id_table import read_semantic_ids
 from ace_index.storage.formats.version_data import (
@@ -34,11 +39,6 @@ from ace_index.storage.store.sources import (
     settle_sources,
     sources_holding,
 )
-
-from ace_core.config_io import config_hash, to_dict
-from ace_core.index_config import IndexConfig
-from ace_core.media.discovery import sha256_file
-from ace_core.retrieval.constrained_generation import Trie
 
 
 class ValidationError(Exception):

@@ -15,6 +15,11 @@ from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+
+from ace_core.config_io import config_hash
+from ace_core.index_config import IndexConfig
+from ace_core.media.discovery import CaptionEntry, Discovery, sha256_file
+from ace_core.media.embed_config import EmbedConfig
 from ace_index.storage.build.discovery_record import discovery_sources, load_discovery
 from ace_index.storage.build.item_rows import with_dates, with_locations
 from ace_index.storage.build.publish import code_version
@@ -30,11 +35,6 @@ from ace_index.storage.formats.version_data import (
 from ace_index.storage.store import Store, StoreError
 from ace_index.storage.store.layout import VersionLayout
 from ace_index.storage.store.sources import Source, write_planned_sources
-
-from ace_core.config_io import config_hash
-from ace_core.index_config import IndexConfig
-from ace_core.media.discovery import CaptionEntry, Discovery, sha256_file
-from ace_core.media.embed_config import EmbedConfig
 
 
 def stage_ingest(

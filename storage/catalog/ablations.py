@@ -29,10 +29,9 @@ def ablation_metrics(store: str, version: str | None = None) -> dict:
         data = json.loads(saved.read_text())
         if data.get("for") == identity:
             return data["ablations"]
+    from ace_core.retrieval.ablations import run_ablations  # torch: only when training
     from ace_index.storage.formats.manifest import version_config
     from ace_index.storage.formats.version_data import training_data
-
-    from ace_core.retrieval.ablations import run_ablations  # torch: only when training
 
     result = run_ablations(training_data(s.version(v)), version_config(store, v))
     write_json_atomic({"for": identity, "ablations": result}, saved)

@@ -15,14 +15,14 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from ace_index.storage.formats.tables import (
-    save_weights,
-)
 from safetensors.torch import load_file
 
 from ace_core.config_io import from_dict, to_dict
 from ace_core.ids.rqvae import RQVAE
 from ace_core.ids.semantic_ids import SemanticIDConfig, SemanticIndexer
+from ace_index.storage.formats.tables import (
+    save_weights,
+)
 
 
 def save_indexer(indexer: SemanticIndexer, folder: str | os.PathLike) -> None:

@@ -5,14 +5,13 @@ from __future__ import annotations
 
 import json
 
-from ace_index.storage.store import Store
-from ace_index.storage.store.sources import Source
-
 from ace_core.config_io import from_dict
 from ace_core.index_config import IndexConfig
 from ace_core.retrieval.dense import DENSE_BEFORE_BUDGET
 from ace_core.retrieval.model import BEFORE_TIED
 from ace_core.retrieval.training import TRAIN_BEFORE_BUDGET
+from ace_index.storage.store import Store
+from ace_index.storage.store.sources import Source
 
 # settings renamed when configs were nested: old manifests are read with their new names
 _LEGACY_CONFIG_KEYS = {

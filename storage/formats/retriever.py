@@ -18,7 +18,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from ace_index.storage.formats.tables import save_weights
 from safetensors.torch import load_file
 
 from ace_core.config_io import from_dict, to_dict
@@ -28,6 +27,7 @@ from ace_core.retrieval.fine_tune import InitState
 from ace_core.retrieval.model import BEFORE_TIED, IDDecoder, RetrieverConfig, Vocab
 from ace_core.retrieval.retrieval_model import RetrievalModel
 from ace_core.retrieval.text_encoder import build_text_encoder, load_tokenizer
+from ace_index.storage.formats.tables import save_weights
 
 logger = logging.getLogger(__name__)
 

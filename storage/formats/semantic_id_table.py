@@ -6,9 +6,9 @@ import os
 
 import numpy as np
 import pyarrow as pa
-from ace_index.storage.formats.tables import SEMANTIC_IDS_SCHEMA, read_parquet, write_table_atomic
 
 from ace_core.ids.sids import SemanticIDs
+from ace_index.storage.formats.tables import SEMANTIC_IDS_SCHEMA, read_parquet, write_table_atomic
 
 
 def write_semantic_ids(sids: SemanticIDs, path: str | os.PathLike) -> None:

@@ -16,11 +16,11 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
-from ace_index.storage.formats.tables import embeddings_table, items_table, write_table_atomic
 
 from ace_core.media.discovery import MediaFile
 from ace_core.media.encoders import to_common_dim
 from ace_core.media.pipeline import EmbedResult
+from ace_index.storage.formats.tables import embeddings_table, items_table, write_table_atomic
 
 logger = logging.getLogger(__name__)
 
@@ -130,6 +130,7 @@ def write_embed_shard(
 def read_shard_items(outputs: Sequence[dict]):
     """All items rows of the given shard outputs as one pyarrow Table (sorted by item_id)."""
     import pyarrow as pa
+
     from ace_index.storage.formats.tables import ITEMS_SCHEMA, read_items_table
 
     tables = [read_items_table(o["items_path"]) for o in outputs]

@@ -24,10 +24,10 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
-from ace_index.storage.store.disk import write_durably
 
 from ace_core.media.discovery import sha256_file
 from ace_core.retrieval.text_features import FeatureSpec, TextFeatures, encode_texts
+from ace_index.storage.store.disk import write_durably
 
 logger = logging.getLogger(__name__)
 

@@ -6,14 +6,14 @@ from dataclasses import dataclass
 
 import numpy as np
 import pyarrow as pa
-from ace_index.storage.formats.codebooks import load_indexer
-from ace_index.storage.formats.semantic_id_table import read_semantic_ids
-from ace_index.storage.formats.tables import read_embeddings, read_items_table, read_parquet
-from ace_index.storage.store.layout import VersionLayout
 
 from ace_core.ids.semantic_ids import SemanticIndexer
 from ace_core.ids.sids import SemanticIDs
 from ace_core.media.discovery import CaptionEntry
+from ace_index.storage.formats.codebooks import load_indexer
+from ace_index.storage.formats.semantic_id_table import read_semantic_ids
+from ace_index.storage.formats.tables import read_embeddings, read_items_table, read_parquet
+from ace_index.storage.store.layout import VersionLayout
 
 CAPTIONS_SCHEMA = pa.schema(
     [("item_id", pa.string()), ("caption", pa.string()), ("split", pa.string())]

@@ -21,11 +21,10 @@ import shutil
 import time
 from pathlib import Path
 
+from ace_core.bounded_read import one_reason, read_bounded
 from ace_index.storage.store.disk import fsync_dir, write_durably
 from ace_index.storage.store.errors import DamagedStoreError
 from ace_index.storage.store.names import VERSION_RE
-
-from ace_core.bounded_read import one_reason, read_bounded
 
 PIN_MAX_BYTES = 4096
 

@@ -6,9 +6,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from ace_index.storage.store.sources import Source, SourceMatch
-
 from ace_core.media.discovery import Discovery, discover, merge_discoveries, with_source
+from ace_index.storage.store.sources import Source, SourceMatch
 
 
 def discover_sources(sources: list[Source]) -> tuple[Discovery, list[Source]]:

@@ -21,11 +21,10 @@ import re
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from ace_index.storage.store import DamagedStoreError, Store, StoreError
-from ace_index.storage.store.disk import write_durably
-
 from ace_core.bounded_read import one_reason, read_bounded
 from ace_core.errors import AceInputError
+from ace_index.storage.store import DamagedStoreError, Store, StoreError
+from ace_index.storage.store.disk import write_durably
 
 SOURCES_MAX_BYTES = 16 << 20
 

@@ -36,6 +36,7 @@ import time
 import uuid
 from pathlib import Path
 
+from ace_core.bounded_read import one_reason, read_bounded
 from ace_index.storage.store import disk
 from ace_index.storage.store.errors import DamagedStoreError, StoreError
 from ace_index.storage.store.history import append_history, read_history, served_versions
@@ -48,8 +49,6 @@ from ace_index.storage.store.layout import (
 from ace_index.storage.store.locks import build_lock, build_lock_held_elsewhere, publish_lock
 from ace_index.storage.store.names import VERSION_RE, version_name, version_number
 from ace_index.storage.store.pin import pin_in_force, remove_pin
-
-from ace_core.bounded_read import one_reason, read_bounded
 
 logger = logging.getLogger(__name__)
 

@@ -113,9 +113,8 @@ def test_auto_path_follows_captions_and_the_encoders_weights():
 
 
 def test_towers_that_hash_differently_from_the_version_are_refused(shipped):
-    from ace_index.query.towers import load_text_towers
-
     from ace_core.media.embed_config import EmbedConfig
+    from ace_index.query.towers import load_text_towers
 
     weights = str(shipped / "ace-tiny-clip.safetensors")
     embed = EmbedConfig(image=ImageEncoderConfig("ace-tiny-clip", weights))

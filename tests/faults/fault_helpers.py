@@ -5,6 +5,7 @@ tests/conftest.py)."""
 from __future__ import annotations
 
 import conftest
+
 from ace_index.flows.cli import main
 
 FAST = conftest.FAULTS_FAST  # the config of the shared store's build

@@ -20,10 +20,11 @@ with Store(sys.argv[1]).build_lock("a test build"):
 
 
 def test_a_reindex_waits_for_the_build_that_holds_the_stores_slot(store, caplog):
-    from ace_index.flows.index import index_corpus
-    from ace_index.flows.store_queue import _slots_taken, store_limit_name
     from prefect.client.orchestration import get_client
     from prefect.concurrency.sync import concurrency
+
+    from ace_index.flows.index import index_corpus
+    from ace_index.flows.store_queue import _slots_taken, store_limit_name
 
     name = store_limit_name(str(store))
     assert _slots_taken(name) == 0  # created on first use, one slot
@@ -62,9 +63,10 @@ def test_a_failed_runs_state_message_is_its_one_line_reason(built, tmp_path):
 def test_the_slot_of_a_killed_build_is_freed_by_the_next_build(store, caplog):
     """A build killed with -9 keeps its slot until its lease ends; the next build sees the
     store's build lock free (nothing runs) and frees it at once instead of waiting."""
+    from prefect.client.orchestration import get_client
+
     from ace_index.flows.index import index_corpus
     from ace_index.flows.store_queue import _slots_taken, store_limit_name
-    from prefect.client.orchestration import get_client
 
     name = store_limit_name(str(store))
     assert _slots_taken(name) == 0

@@ -119,8 +119,9 @@ def test_an_interrupt_ends_a_build_at_once_and_leaves_nothing_behind(built, tmp_
 def test_a_flow_run_by_a_command_leaves_its_signal_handlers_in_place(prefect_harness):
     """Prefect's SIGTERM bridge (installed by a flow run in the main thread) turned SIGTERM
     into an exception that could end the command as exit 1 with a traceback."""
-    from ace_index.flows.cli.interrupts import run_off_main_thread
     from prefect import flow
+
+    from ace_index.flows.cli.interrupts import run_off_main_thread
 
     def ours(_signum, _frame):
         raise AssertionError("not called")

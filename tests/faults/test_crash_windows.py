@@ -8,9 +8,10 @@ import json
 import shutil
 
 import pytest
+from fault_helpers import ace
+
 from ace_index.storage.store import Store
 from ace_index.storage.store.layout import VersionLayout
-from fault_helpers import ace
 
 
 class Killed(BaseException):
@@ -154,8 +155,9 @@ def test_a_rollback_killed_between_its_writes_leaves_a_true_audit(store, capsys,
 
 @pytest.mark.parametrize("where", ["/", "holds the store"])
 def test_a_recorded_source_that_cannot_be_one_is_a_damaged_store(store, built, capsys, where):
-    from ace_index.flows.cli import EXIT_DAMAGED
     from fault_helpers import one_line_error
+
+    from ace_index.flows.cli import EXIT_DAMAGED
 
     before = _sources(capsys, store)
     data = json.loads((store / "sources.json").read_text())
@@ -224,8 +226,9 @@ def test_prune_reclaims_a_version_folder_without_a_manifest(store, capsys):
 def test_damaged_rows_in_latest_are_a_damaged_store_not_vanished_files(store, capsys):
     import pyarrow as pa
     import pyarrow.parquet as pq
-    from ace_index.flows.cli import EXIT_DAMAGED
     from fault_helpers import one_line_error
+
+    from ace_index.flows.cli import EXIT_DAMAGED
 
     items = Store(store).version().items
     table = pq.read_table(items)  # zeroed item ids: still a table that reads
@@ -243,9 +246,10 @@ def test_damaged_rows_in_latest_are_a_damaged_store_not_vanished_files(store, ca
 
 
 def test_healthz_shows_the_store_as_it_is_now(store):
+    from fastapi.testclient import TestClient
+
     from ace_index.flows.serve.app import create_app
     from ace_index.flows.serve.holder import VersionHolder
-    from fastapi.testclient import TestClient
 
     holder = VersionHolder(str(store), watch_s=3600)  # refreshed here, not by its watcher
     with TestClient(create_app(str(store), token="s3cret", holder=holder)) as client:

@@ -20,11 +20,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from ace_index.flows.cli import EXIT_DAMAGED
-from ace_index.storage.store import Store
 from fault_helpers import FAST, ace, one_line_error
 
 from ace_core.media.discovery import discover, sha256_file
+from ace_index.flows.cli import EXIT_DAMAGED
+from ace_index.storage.store import Store
 
 
 def _flip(path: Path, n: int = 64, seed: int = 0) -> None:
@@ -305,11 +305,11 @@ def test_stored_caption_features_train_with_backward(tmp_path):
     """Caption features read from the feature store's memory-mapped files (any real build)
     must be usable in a backward pass."""
     import torch
-    from ace_index.storage.formats.text_features import TextFeatureStore
 
     from ace_core.retrieval.model import RetrieverConfig
     from ace_core.retrieval.text_encoder import build_text_encoder
     from ace_core.retrieval.text_features import FeatureSpec
+    from ace_index.storage.formats.text_features import TextFeatureStore
 
     enc, tok, _ = build_text_encoder(RetrieverConfig())
     store = TextFeatureStore(tmp_path, enc, tok, FeatureSpec(pooled_memory=False))

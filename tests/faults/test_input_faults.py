@@ -13,11 +13,11 @@ import time
 
 import numpy as np
 import pytest
-from ace_index.flows.cli import EXIT_DAMAGED
-from ace_index.storage.store import Store
 from fault_helpers import FAST, ace, one_line_error
 
 from ace_core.media.discovery import discover
+from ace_index.flows.cli import EXIT_DAMAGED
+from ace_index.storage.store import Store
 
 
 def _quick(capsys, *argv, limit_s: float = 20.0) -> tuple[int, str]:
@@ -148,6 +148,7 @@ def test_an_unreadable_items_table_is_a_damaged_store_naming_it(store, capsys):
 def test_a_full_disk_while_weights_are_written_is_an_os_error(monkeypatch, tmp_path):
     import safetensors.torch
     import torch
+
     from ace_index.storage.formats.tables import save_weights
 
     class SafetensorError(Exception):

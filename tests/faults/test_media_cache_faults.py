@@ -13,6 +13,7 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
+
 from ace_index.storage.store import Store
 
 SERVER_PATH = re.compile(r"(?<![\w<])/[^\s'\"(),;]+")  # what flows.serve.guard.public hides
@@ -22,9 +23,10 @@ SERVER_PATH = re.compile(r"(?<![\w<])/[^\s'\"(),;]+")  # what flows.serve.guard.
 def media(tmp_path):
     """/media, /play and /thumb of media_routes over items added by ``media.add(path,
     modality)``: a stand-in for a served version (one source, tmp_path/src)."""
-    from ace_index.flows.serve.media import media_routes
     from fastapi import FastAPI
     from fastapi.testclient import TestClient
+
+    from ace_index.flows.serve.media import media_routes
 
     src, items = tmp_path / "src", {}
     src.mkdir()

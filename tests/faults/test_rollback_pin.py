@@ -14,11 +14,12 @@ from pathlib import Path
 
 import pytest
 import yaml
+from fault_helpers import ace, one_line_error
+
 from ace_index.flows.cli import EXIT_DAMAGED
 from ace_index.storage.store import Store
 from ace_index.storage.store.layout import VersionLayout
 from ace_index.storage.store.pin import pin_file, read_pin
-from fault_helpers import ace, one_line_error
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -13,16 +13,18 @@ import time
 from pathlib import Path
 
 import pytest
-from ace_index.storage.store import Store
 from conftest import serving
 from fastapi import File, UploadFile  # module level: the route's annotations name them
+
+from ace_index.storage.store import Store
 
 
 @pytest.fixture
 def served(store, tmp_path):
     """A client over a copy of the store whose corpus is a copy too (safe to damage)."""
-    from ace_index.flows.serve.app import create_app
     from fastapi.testclient import TestClient
+
+    from ace_index.flows.serve.app import create_app
 
     with TestClient(create_app(str(store), token="s3cret")) as c:
         c.cookies.set("ace_token", "s3cret")
@@ -73,8 +75,9 @@ def test_health_and_errors_print_no_server_paths(served, store):
 
 
 def test_the_token_is_a_cookie_never_a_url(store):
-    from ace_index.flows.serve.app import create_app
     from fastapi.testclient import TestClient
+
+    from ace_index.flows.serve.app import create_app
 
     with TestClient(create_app(str(store), token="s3cret")) as c:
         assert c.get("/api/versions").status_code == 401
@@ -182,8 +185,9 @@ def test_a_trickled_body_is_closed_at_its_deadline(deadline_server):
 def upload_server():
     """A port served by a FastAPI app with one upload route behind a 1000-byte BodyLimit
     and an HTTP middleware (as the service's); the route counts the bytes it was given."""
-    from ace_index.flows.serve.guard import BodyLimit
     from fastapi import FastAPI
+
+    from ace_index.flows.serve.guard import BodyLimit
 
     app, seen = FastAPI(), []
 

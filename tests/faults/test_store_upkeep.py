@@ -8,9 +8,10 @@ import json
 import shutil
 
 import pytest
+from fault_helpers import ace, one_line_error
+
 from ace_index.flows.cli import EXIT_DAMAGED
 from ace_index.storage.store import Store
-from fault_helpers import ace, one_line_error
 
 
 def _second_version(store) -> str:

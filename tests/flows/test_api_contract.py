@@ -21,10 +21,10 @@ CONFIG = Path(__file__).with_name("schemathesis.toml")
 def store(prefect_harness, tmp_path_factory):
     """Photos and clips (no sounds: the random-weight HTSAT's text tower needs laion-clap's
     tokenizer from the Hugging Face cache, so a zero-shot search here would be a 503)."""
-    from ace_index.flows.cli import main
     from conftest import FAULTS_FAST
 
     from ace_core.synth import CorpusCounts, write_sample_corpus
+    from ace_index.flows.cli import main
 
     root = tmp_path_factory.mktemp("contract")
     write_sample_corpus(root / "c", seed=9, counts=CorpusCounts(images=5, audio=0, videos=2))

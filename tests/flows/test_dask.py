@@ -8,11 +8,12 @@ import json
 
 import numpy as np
 import pytest
+from conftest import fast_config
+
 from ace_index.flows import embed as embed_flows
 from ace_index.flows.cli import main
 from ace_index.storage.formats.version_data import version_embeddings
 from ace_index.storage.store import Store
-from conftest import fast_config
 
 FAST = fast_config(2, 2, 3, 2, shard_size=4)  # several shards
 

@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
+
 from ace_index.flows.cli import main
 from ace_index.storage.store import Store
 

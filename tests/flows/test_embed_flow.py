@@ -4,8 +4,9 @@ import shutil
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from ace_index.flows.cli import main
 from conftest import tiny_encoder_args
+
+from ace_index.flows.cli import main
 
 
 def _run(capsys, *argv) -> dict:
@@ -86,11 +87,10 @@ def test_bad_usage_exits_2_with_one_line(capsys, tmp_path):
 
 
 def test_encoders_warm_up_in_the_background_and_are_built_once(tmp_path, monkeypatch):
-    from ace_index.tasks import embed as tasks_embed
-
     from ace_core.media.embed_config import EmbedConfig
     from ace_core.media.encoders import AudioEncoderConfig, ImageEncoderConfig
     from ace_core.synth import CorpusCounts, write_sample_corpus
+    from ace_index.tasks import embed as tasks_embed
 
     write_sample_corpus(tmp_path / "c", seed=3, counts=CorpusCounts(images=2, audio=1, videos=0))
     write_sample_corpus(tmp_path / "a", seed=3, counts=CorpusCounts(images=0, audio=1, videos=0))

@@ -6,12 +6,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+
+from ace_core.retrieval.fusion import COMPONENTS
 from ace_index.query.loaded import NO_FILTERS, load_version
 from ace_index.query.rankers.base import rank
 from ace_index.query.search import search_version
 from ace_index.storage.store import Store
-
-from ace_core.retrieval.fusion import COMPONENTS
 
 TEXTS = ["a red circle", "a loud high tone", "a blue square at the top"]
 

@@ -6,9 +6,10 @@ import threading
 
 import pyarrow.parquet as pq
 import pytest
+from conftest import fast_config, tiny_encoder_args
+
 from ace_index.flows.cli import main
 from ace_index.storage.store import Store, StoreError
-from conftest import fast_config, tiny_encoder_args
 
 FAST = fast_config(6, 3, 20, 5, ingest_epochs=3, shard_size=None)
 TINY = tiny_encoder_args(16)

@@ -11,9 +11,10 @@ import sys
 import time
 
 import pytest
+from conftest import fast_config
+
 from ace_index.flows.cli import main
 from ace_index.storage.store import Store
-from conftest import fast_config
 
 FAST = fast_config(3, 3, 3, 2)
 STAGES = (

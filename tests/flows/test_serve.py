@@ -11,9 +11,10 @@ import threading
 import time
 
 import pytest
+from conftest import SHARED_MEDIA, fast_config, serving
+
 from ace_index.flows.cli import main
 from ace_index.storage.store import Store
-from conftest import SHARED_MEDIA, fast_config, serving
 
 FAST = fast_config(2, 2, 3, 2)
 
@@ -63,8 +64,9 @@ def publish_copy(store) -> str:
 
 @pytest.fixture(scope="module")
 def client(store):
-    from ace_index.flows.serve.app import create_app
     from fastapi.testclient import TestClient
+
+    from ace_index.flows.serve.app import create_app
 
     with TestClient(create_app(str(store), watch_s=0.2)) as c:
         yield c
@@ -177,8 +179,9 @@ def test_media_streams_with_ranges_and_thumbnails_are_jpegs(client):
 
 
 def test_a_token_guards_everything_but_the_page_and_health(store):
-    from ace_index.flows.serve.app import create_app
     from fastapi.testclient import TestClient
+
+    from ace_index.flows.serve.app import create_app
 
     with TestClient(create_app(str(store), token="s3cret")) as c:
         assert c.get("/api/versions").status_code == 401
@@ -230,6 +233,7 @@ def _free_port() -> int:
 def test_a_version_swap_under_load_loses_no_request(store, tmp_path):
     import httpx
     import uvicorn
+
     from ace_index.flows.serve.app import create_app
 
     copy = tmp_path / "s"
@@ -484,9 +488,10 @@ def test_heic_and_avif_photos_are_indexed_and_drawn(client, store):
 def test_play_sends_what_a_browser_plays(client, store, monkeypatch):
     """/play: the original when a browser plays it (the sample corpus's H.264 video, its WAV
     sounds), else an MP4 rendition made once and kept under renditions/; no image plays."""
+    from fastapi.testclient import TestClient
+
     from ace_index.flows.serve import media as serve_media
     from ace_index.flows.serve.app import create_app
-    from fastapi.testclient import TestClient
 
     hits = {m: client.get("/api/search", params={"q": "a", "k": 1, "modality": m}).json()
             ["results"][0] for m in ("video", "audio", "image")}  # fmt: skip
@@ -508,9 +513,10 @@ def test_play_sends_what_a_browser_plays(client, store, monkeypatch):
 
 
 def test_the_page_keeps_its_search_in_the_url_pages_details_similar_and_files(served, store):
-    from ace_index.storage.store import Store
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
+
+    from ace_index.storage.store import Store
 
     items = pq_rows(Store(store).version().items)
     image = next(r for r in items if r["modality"] == "image" and r["status"] == "ok")

@@ -5,12 +5,12 @@ import json
 import shutil
 
 import pytest
-from ace_index.flows.cli import main
-from ace_index.storage.formats.tables import read_items_table
-from ace_index.storage.store import Store
 from conftest import fast_config
 
 from ace_core.media.discovery import sha256_file
+from ace_index.flows.cli import main
+from ace_index.storage.formats.tables import read_items_table
+from ace_index.storage.store import Store
 
 FAST = fast_config(4, 2, 10, 4, ingest_epochs=2)
 

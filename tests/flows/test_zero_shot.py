@@ -10,11 +10,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from ace_index.flows.cli import main
-from ace_index.query.loaded import load_version
 
 from ace_core.retrieval.fusion import COMPONENTS
 from ace_core.tiny_encoders import index_args
+from ace_index.flows.cli import main
+from ace_index.query.loaded import load_version
 
 TINY = Path(__file__).resolve().parents[2] / "models" / "tiny"
 FAST = {
@@ -146,9 +146,8 @@ def test_an_ingest_with_captions_into_a_captionless_store_fits_every_component(
     into the caption-less store weighs all five components, and both kinds of item."""
     import shutil
 
-    from ace_index.storage.store import Store
-
     from ace_core.world import write_world_corpus
+    from ace_index.storage.store import Store
 
     store = tmp_path / "s"
     shutil.copytree(captionless[0], store, symlinks=True)

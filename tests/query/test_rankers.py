@@ -4,6 +4,7 @@ from it, and every entry names a class that ranks."""
 import importlib
 
 import pytest
+
 from ace_index.query.rankers import registry
 from ace_index.query.request import PATHS, QueryError, checked_path
 

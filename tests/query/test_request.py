@@ -2,10 +2,10 @@
 carries the HTTP status the service answers with."""
 
 import pytest
-from ace_index.query.request import MAX_K, PATHS, QueryError, checked_request
 
 from ace_core.errors import AceInputError
 from ace_core.media.modalities import KINDS, MODALITY_NAMES, SPACE_OF_MODALITY
+from ace_index.query.request import MAX_K, PATHS, QueryError, checked_request
 
 
 @pytest.mark.parametrize(

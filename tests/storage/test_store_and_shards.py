@@ -1,12 +1,12 @@
 import numpy as np
 import pytest
+
+from ace_core.ids.sids import SemanticIDs
+from ace_core.media.discovery import MediaFile
 from ace_index.storage.build.audit import id_diff
 from ace_index.storage.formats.shards import load_shard_files, plan_shards, with_current_paths
 from ace_index.storage.formats.tables import items_table
 from ace_index.storage.store import Store, StoreError, VersionNameError
-
-from ace_core.ids.sids import SemanticIDs
-from ace_core.media.discovery import MediaFile
 
 
 def _files(paths):
@@ -36,6 +36,7 @@ def test_items_rows_take_the_current_source_and_path():
 def test_items_tables_without_source_ids_are_read_in_the_current_schema(tmp_path):
     import pyarrow as pa
     import pyarrow.parquet as pq
+
     from ace_index.storage.formats.tables import ITEMS_SCHEMA, read_items_table
 
     old = pa.table({"item_id": ["1"], "path": ["a.png"], "modality": ["image"], "status": ["ok"]})

@@ -4,11 +4,11 @@ content hash, equal to features computed in memory, and never trusted when damag
 import numpy as np
 import pytest
 import torch
-from ace_index.storage.formats.text_features import TextFeatureStore
 
 from ace_core.retrieval.model import RetrieverConfig
 from ace_core.retrieval.text_encoder import build_text_encoder
 from ace_core.retrieval.text_features import FeatureSpec, TextFeatures
+from ace_index.storage.formats.text_features import TextFeatureStore
 
 TEXTS = [
     f"a {c} {s} at the {p}"

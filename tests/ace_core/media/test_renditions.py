@@ -11,9 +11,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from ace_index.query.rendition_cache import RenditionCache
 
 from ace_core.media.renditions import RenditionError, playable_as_is, write_rendition
+from ace_index.query.rendition_cache import RenditionCache
 
 SHARED = Path(__file__).resolve().parents[4] / "shared" / "media"
 

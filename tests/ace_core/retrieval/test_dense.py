@@ -3,7 +3,6 @@ generative path's, with a cosine decay; versions built before it keep their step
 
 import numpy as np
 import torch
-from ace_index.storage.formats.manifest import config_from_manifest
 
 from ace_core.config_io import to_dict
 from ace_core.index_config import IndexConfig
@@ -15,6 +14,7 @@ from ace_core.retrieval.dense import (
     train_dense,
 )
 from ace_core.retrieval.text_features import TextFeatures
+from ace_index.storage.formats.manifest import config_from_manifest
 
 
 def test_the_budget_is_examples_per_item_capped_by_max_steps():

@@ -9,7 +9,6 @@ from collections import Counter
 
 import numpy as np
 import pytest
-from ace_index.flows.cli import main
 
 from ace_core.world import vocab
 from ace_core.world.corpus import (
@@ -18,6 +17,7 @@ from ace_core.world.corpus import (
     shared_description_share,
     write_world_corpus,
 )
+from ace_index.flows.cli import main
 
 
 @pytest.mark.slow  # about 60 s for the three: `make test-slow` (CI runs it)
