@@ -36,7 +36,7 @@ def cold_start() -> tuple[float, float]:
         env.pop("PREFECT_API_URL", None)
         t = time.perf_counter()
         subprocess.run(
-            [sys.executable, "-c", "from tasks import _env\n" + TRIVIAL],
+            [sys.executable, "-c", "from ace_index.tasks import _env\n" + TRIVIAL],
             env=env,
             check=True,
             capture_output=True,

@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 import sys
 
-PROJECT_LOGGERS = ("ace_core", "storage", "tasks", "flows", "ace")
+PROJECT_LOGGERS = ("ace_core", "ace_index", "ace")
 
 
 def configure_logging(verbose: bool) -> None:

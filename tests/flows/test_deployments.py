@@ -106,7 +106,7 @@ def _emit(env, store: Path, operation: str) -> None:
         f"'prefect.resource.id': f'ace.version.{{s.key}}.v000009', 'ace.store': {str(store)!r},"
         f" 'ace.operation': {operation!r}}})\n"
     )
-    _run(env, "python", "-c", "from tasks import _env\n" + code)
+    _run(env, "python", "-c", "from ace_index.tasks import _env\n" + code)
 
 
 def _flow_runs(env, deployment: str) -> list[dict]:
