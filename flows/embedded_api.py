@@ -114,8 +114,26 @@ def spawn_if_unconfigured() -> None:
 
 
 def adopt_if_spawned() -> None:
+    """Adopt the spawned server (if any), then say in one stage line which API this command's
+    runs and artifacts go to: the configured one (PREFECT_API_URL, a profile, prefect.toml)
+    or the embedded one, which ends with the command."""
     if _API is not None and _API.process is not None:
         _API.adopt()
+    print(api_line(), file=sys.stderr)
+
+
+def api_line() -> str:
+    from prefect.settings import get_current_settings
+
+    url = get_current_settings().api.url
+    if _API is not None and _API.process is not None and url == _API.api_url:
+        return (
+            "Prefect API: embedded for this command (set PREFECT_API_URL to report to a "
+            "server)"
+        )
+    if url:
+        return f"Prefect API: {url} (configured): this run and its artifacts are kept there"
+    return "Prefect API: Prefect's ephemeral one for this command"
 
 
 def _prefect_would_start_one() -> bool:

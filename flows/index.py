@@ -15,6 +15,7 @@ from ace_core.config_check import check_config
 from ace_core.cpu_share import flush_denormals
 from ace_core.index_config import IndexConfig
 from ace_index.flows.embed import ShardRunner, embed_on
+from ace_index.flows.run_policy import run_options
 from ace_index.flows.store_queue import queued_behind_other_builds
 from ace_index.storage.build import audit as store_audit
 from ace_index.storage.formats.manifest import recorded_config, version_config
@@ -47,7 +48,7 @@ def discarded_unless_published(store: str, staged: str) -> Iterator[None]:
         Store(store).discard_staged(staged)
 
 
-@flow(name="index-corpus")
+@flow(name="index-corpus", **run_options("index"))
 def index_corpus(
     corpus: str | None = None,
     store: str = "./ace-store",
@@ -97,7 +98,7 @@ def index_corpus(
     return _lifted(pin, _report(published, shards, started, served, removed=removals.items))
 
 
-@flow(name="ingest-batch")
+@flow(name="ingest-batch", **run_options("ingest"))
 def ingest_batch(
     corpus: str,
     store: str = "./ace-store",
@@ -132,7 +133,7 @@ def ingest_batch(
     return _lifted(pin, _report(published, shards, started, served))
 
 
-@flow(name="train-retriever")
+@flow(name="train-retriever", **run_options("retrain"))
 def train_retriever(
     store: str, version: str | None = None, ablations: bool = False, explicit: bool = False
 ) -> dict:
@@ -162,7 +163,7 @@ def audit_diff(store: str, from_version: str | None, to_version: str | None) -> 
     return store_audit.audit(store, from_version, to_version)
 
 
-@flow(name="audit-versions")
+@flow(name="audit-versions", **run_options("audit"))
 def audit_versions(
     store: str, from_version: str | None = None, to_version: str | None = None
 ) -> dict:

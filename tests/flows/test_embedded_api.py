@@ -38,12 +38,14 @@ def _env(tmp_path: Path, **extra: str) -> dict:
     return env
 
 
-def _run(env: dict, *args: str) -> list[str]:
+def _run(env: dict, *args: str, stderr: list | None = None) -> list[str]:
     proc = subprocess.run(
         [sys.executable, "-c", SCRIPT, *args], env=env, cwd=ROOT, capture_output=True,
         text=True, timeout=180,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-2000:]
+    if stderr is not None:
+        stderr.extend(proc.stderr.splitlines())
     return proc.stdout.split()
 
 
@@ -60,7 +62,10 @@ def _gone(pid: int, within_s: float = 10.0) -> bool:
 
 @pytest.mark.slow  # over 30 s: `make test-slow` (CI runs it)
 def test_unconfigured_prefect_runs_flows_on_the_spawned_server_stopped_at_exit(tmp_path):
-    url, pid, in_use, result, has_ui = _run(_env(tmp_path), "flow")
+    err = []
+    url, pid, in_use, result, has_ui = _run(_env(tmp_path), "flow", stderr=err)
+    said = "Prefect API: embedded for this command (set PREFECT_API_URL to report to a server)"
+    assert said in err
     assert url.startswith("http://127.0.0.1:") and url.endswith("/api")
     assert in_use == "True" and result == "42"
     assert has_ui == "False"  # the server serves no UI: no "View at" links in the logs
@@ -72,8 +77,13 @@ def test_an_api_from_a_profile_is_kept_and_the_spawned_server_stopped(tmp_path):
     profiles.write_text(
         'active = "team"\n[profiles.team]\nPREFECT_API_URL = "http://127.0.0.1:9/api"\n'
     )
-    url, pid, in_use = _run(_env(tmp_path, PREFECT_PROFILES_PATH=str(profiles)))
+    err = []
+    url, pid, in_use = _run(_env(tmp_path, PREFECT_PROFILES_PATH=str(profiles)), stderr=err)
     assert url == "http://127.0.0.1:9/api"
+    # the command says where its runs go, in one line (issue 43)
+    said = [line for line in err if line.startswith("Prefect API: ")]
+    assert said == ["Prefect API: http://127.0.0.1:9/api (configured): this run and its "
+                    "artifacts are kept there"]  # fmt: skip
     assert in_use == "False" and _gone(int(pid))
 
 
