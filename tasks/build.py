@@ -11,7 +11,6 @@ import shutil
 from dataclasses import replace
 
 from prefect import task
-from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.events import emit_event
 from prefect.runtime import flow_run
 
@@ -28,6 +27,7 @@ from ace_index.storage.store import Store
 from ace_index.storage.store.layout import VersionLayout
 from ace_index.storage.store.verify import verify_version
 from ace_index.tasks._progress import stage
+from ace_index.tasks.run_summary import publish_artifacts
 
 TRANSIENT = {errno.EAGAIN, errno.EBUSY, errno.EIO, errno.ENOSPC, errno.ETIMEDOUT, errno.ESTALE}
 
@@ -152,7 +152,7 @@ def publish_version(
         flow_run_id=str(run_id) if run_id else None,
         encoders=read_encoders(Store(store).embed_cache_dir(config_hash(config.embed))),
     )
-    _artifacts(Store(store).key, manifest)
+    publish_artifacts(store, manifest)
     _emit_published(store, manifest)
     stage(
         "published %s (%s, parent %s)",
@@ -187,25 +187,4 @@ def _emit_published(store: str, manifest: dict) -> None:
             "parent_version": manifest["parent_version"],
             "store": str(s.root.resolve()),
         },
-    )
-
-
-def _artifacts(store_key: str, m: dict) -> None:
-    key = f"ace-{store_key}-{m['version']}"
-    rows = [
-        {"metric": "items", "value": m["counts"]["items"]},
-        {"metric": "ok", "value": m["counts"]["ok"]},
-        {"metric": "failed", "value": m["counts"]["failed"]},
-    ]
-    for which in ("generative", "dense"):
-        for k, v in (m["eval"].get(which) or {}).items():
-            rows.append({"metric": f"{which} {k}", "value": v})
-    create_table_artifact(rows, key=key, description=f"ACE index {m['version']}: counts and eval")
-    d = m["id_diff"]
-    create_markdown_artifact(
-        f"# ID diff {m['parent_version'] or '(none)'} -> {m['version']}\n\n"
-        f"| added | removed | changed | unchanged |\n|---|---|---|---|\n"
-        f"| {d['added']} | {d['removed']} | {d['changed']} | {d['unchanged']} |\n",
-        key=f"{key}-diff",
-        description="identifier diff against the parent version",
     )

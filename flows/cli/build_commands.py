@@ -89,6 +89,7 @@ def cmd_index(args) -> int:
         args.corpus, args.store, config, max_remove, runner, args.refit, explicit=True
     )  # a person's run: it lifts a rollback's pin (flows/index.py)
     report["seconds"] = command_seconds(args)
+    report["files"] = _run_files(args.store, report)
     present.emit(args, report, present.publish_report)
     return 0
 
@@ -101,8 +102,16 @@ def cmd_ingest(args) -> int:
     embedded_api.adopt_if_spawned()
     report = ingest_batch(args.corpus, args.store, runner, explicit=True)  # lifts a pin
     report["seconds"] = command_seconds(args)
+    report["files"] = _run_files(args.store, report)
     present.emit(args, report, present.publish_report)
     return 0
+
+
+def _run_files(store: str, report: dict) -> dict | None:
+    """The published version's added, removed and failed files (None: nothing published)."""
+    from ace_index.storage.build.audit import run_files
+
+    return run_files(store, report["version"]) if report.get("published") else None
 
 
 def _index_config(args):

@@ -65,9 +65,18 @@ def embed_report(r: dict) -> str:
 
 
 def failed_lines(failed: list[dict], limit: int = 10) -> list[str]:
-    lines = [f"  failed: {f.get('location') or f['path']}: {f['error']}" for f in failed[:limit]]
-    if len(failed) > limit:
-        lines.append(f"  ... and {len(failed) - limit} more failed files (--json lists all)")
+    names = [f"{f.get('location') or f['path']}: {f['error']}" for f in failed]
+    return listed("failed", names, limit)
+
+
+FILES_SHOWN = 20  # files of each kind a build summary or an audit names
+
+
+def listed(what: str, names: list[str], limit: int = FILES_SHOWN) -> list[str]:
+    """``  what: name`` lines, the first ``limit`` of them, then how many more."""
+    lines = [f"  {what}: {n}" for n in names[:limit]]
+    if len(names) > limit:
+        lines.append(f"  ... and {len(names) - limit} more {what} files (--json lists all)")
     return lines
 
 
@@ -91,11 +100,11 @@ def publish_report(r: dict) -> str:
         f"ID diff vs parent: {d['added']} added, {d['removed']} removed, {d['changed']} changed, "
         f"{d['unchanged']} unchanged" + _why_ids(r["ids"]),
     ]
-    lines += failed_lines(r.get("failed_items") or [])
-    removed = r.get("removed_items") or []
-    lines += [f"  removed (file vanished): {x['source_id']}:{x['path']}" for x in removed[:20]]
-    if len(removed) > 20:
-        lines.append(f"  ... and {len(removed) - 20} more")
+    files = r.get("files") or {}  # the CLI's (storage/build/audit.py run_files)
+    lines += listed("added", files.get("added") or [])
+    vanished = [f"{x['source_id']}:{x['path']}" for x in r.get("removed_items") or []]
+    lines += listed("removed", files.get("removed", vanished))
+    lines += failed_lines(r.get("failed_items") or [], FILES_SHOWN)
     return "\n".join([*lines, eval_table(r["eval"])])
 
 
@@ -221,7 +230,12 @@ def audit_report(d: dict) -> str:
         )
         + "".join(
             f"\n  changed {c.get('file') or c['item_id'][:12]}: {c['from']} -> {c['to']}"
-            for c in d["changed_items"][:20]
+            for c in d["changed_items"][:FILES_SHOWN]
+        )
+        + "".join(
+            "\n" + line
+            for what in ("added", "removed")
+            for line in listed(what, [x.get("file") or x["item_id"] for x in d[f"{what}_items"]])
         )
         + "".join(
             f"\n  rollback at {m['at']}: {m.get('previous') or '-'} -> {m['latest']}" for m in moves

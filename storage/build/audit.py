@@ -67,6 +67,36 @@ def _with_file_names(diff: dict, s: Store, from_v: str, to_v: str) -> dict:
     return diff
 
 
+def run_files(store: str, version: str) -> dict:
+    """A build's summary by file (``source_id:path``): the ok files ``version`` added and
+    removed against its parent (every file for a first version), and the files it recorded
+    as failed, with their reasons. Names are sorted; callers cap what they show."""
+    s = Store(store)
+    parent = s.manifest(version).get("parent_version")
+    new = _ok_files(s, version)
+    old = _ok_files(s, parent) if parent else {}
+    failed = read_parquet(s.version(version).items, ["source_id", "path", "status", "error"])
+    return {
+        "added": sorted(new[i] for i in set(new) - set(old)),
+        "removed": sorted(old[i] for i in set(old) - set(new)),
+        "failed": [
+            {"file": f"{r['source_id'] or '-'}:{r['path']}", "error": r["error"]}
+            for r in failed.to_pylist()
+            if r["status"] == "failed"
+        ],
+    }
+
+
+def _ok_files(s: Store, version: str) -> dict[str, str]:
+    """item_id -> ``source_id:path`` of a version's ok items."""
+    rows = read_parquet(s.version(version).items, ["item_id", "source_id", "path", "status"])
+    return {
+        r["item_id"]: f"{r['source_id'] or '-'}:{r['path']}"
+        for r in rows.to_pylist()
+        if r["status"] == "ok"
+    }
+
+
 def _last_rollback(s: Store) -> dict | None:
     """The last move of LATEST when it was a rollback to the version LATEST names now."""
     history = s.history()

@@ -75,3 +75,12 @@ def served_versions(entries: list[dict], latest: str | None, folders: list[str],
     else:
         before = max(map(number, known)) + 1 if known else 0
     return {v for v in folders if v in known or number(v) < before}
+
+
+def missing_version(version: str, entries: list[dict], listed: list[str]) -> str:
+    """Why a well-formed version name is not served: LATEST once named it and `ace prune`
+    deleted it since, or no such version was ever published."""
+    kept = ", ".join(listed[-5:]) or "none"
+    if any(version in (e["latest"], e.get("previous")) for e in entries):
+        return f"{version} was pruned (`ace prune` deleted it; versions kept: {kept})"
+    return f"unknown version {version[:40]!r} (known: {kept})"

@@ -39,7 +39,12 @@ from pathlib import Path
 from ace_core.bounded_read import one_reason, read_bounded
 from ace_index.storage.store import disk
 from ace_index.storage.store.errors import DamagedStoreError, StoreError
-from ace_index.storage.store.history import append_history, read_history, served_versions
+from ace_index.storage.store.history import (
+    append_history,
+    missing_version,
+    read_history,
+    served_versions,
+)
 from ace_index.storage.store.layout import (
     MANIFEST_MAX_BYTES,
     VersionLayout,
@@ -188,8 +193,7 @@ class Store:
             return name
         version = version_name(version)
         if version not in self.versions():
-            known = ", ".join(self.versions()[-5:]) or "none"
-            raise StoreError(f"unknown version {version[:40]!r} (known: {known})")
+            raise StoreError(missing_version(version, self.history(), self.versions()))
         return version
 
     def manifest(self, version: str | None = None) -> dict:

@@ -95,6 +95,9 @@ def test_stage_lines_and_progress_artifacts_reach_prefect(piped):
         assert {f"ace-{key}-embedding", f"ace-{key}-training", f"ace-{key}-v000001"} <= set(by_key)
         assert by_key[f"ace-{key}-training"].type == "progress"
         assert float(by_key[f"ace-{key}-training"].data) == 100.0
+        summary = by_key[f"ace-{key}-v000001-diff"].data  # the run summary names the files
+        assert "## Added files (6)" in summary and "images/img_0000.png`" in summary, summary
+        assert "## Removed files: none" in summary and "## Failed files: none" in summary
 
 
 def test_two_stores_do_not_share_artifact_keys(tmp_path):
