@@ -23,6 +23,7 @@ from ace_index.storage.store import Store
 from ace_index.storage.store.layout import VersionLayout
 from ace_index.tasks._progress import run_logger, stage, text_progress, training_progress
 from ace_index.tasks.fusion_fit import VersionItems, fit_fusion_weights
+from ace_index.tasks.validation_check import warn_if_no_validation
 
 
 @task(name="train-retriever")
@@ -38,6 +39,7 @@ def train_retriever(
     encoder_path = config.retriever.encoder_path or default_encoder_path()
     n = len(data.item_ids)
     checkpoint = Store(store).staging_dir / "training" / training_key(data, config, init_from)
+    warn_if_no_validation(data.item_ids, data.captions, config.train.seed)
     with text_progress(f"{key}-features") as on_texts, training_progress(key, n) as progress:
         fit = fit_retrieval(
             data.item_ids,
