@@ -15,6 +15,7 @@ from prefect.client.orchestration import get_client
 from prefect.concurrency.sync import concurrency
 from prefect.exceptions import ObjectAlreadyExists, ObjectNotFound
 
+from ace_core.errors import AceInputError
 from ace_index.storage.store import Store
 
 LEASE_S = 60  # renewed while the build runs; a killed build's slot frees after this, or
@@ -34,6 +35,11 @@ def queued_behind_other_builds(store: str) -> Iterator[None]:
 
     from ace_index.tasks._progress import stage
 
+    if not str(store).strip():  # a deployment's `{{ prefect.variables.ace_store }}` unset
+        raise AceInputError(
+            "no store given: set the Prefect variable ace_store (`prefect variable set ace_store "
+            "/srv/ace/store`) and run `prefect deploy --all` again, or pass the store parameter"
+        )
     if FlowRunContext.get() is None:  # the flow's function called directly: no run to queue
         yield
         return

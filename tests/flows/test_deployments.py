@@ -1,6 +1,9 @@
 """prefect.yaml deployed to a real Prefect server (started on loopback by this test): the
 publish event of an ingest triggers the retrain deployment, which a process worker runs to
-completion on the store the event names; a full rebuild's event triggers nothing."""
+completion on the store the event names; a full rebuild's event triggers nothing. The store's
+default comes from the Prefect Variable ace_store; runs are named and tagged after their store
+(a CLI build reports to the configured server too); a second run of a build deployment waits
+for its slot (issue 43)."""
 
 from __future__ import annotations
 
@@ -14,7 +17,6 @@ from pathlib import Path
 
 import pytest
 
-from ace_index.flows.cli import main
 from ace_index.storage.store import Store
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -103,10 +105,43 @@ def _emit(env, store: Path, operation: str) -> None:
         "from ace_index.storage.store import Store\n"
         f"s = Store({str(store)!r})\n"
         "emit_event(event='ace.version.published', resource={"
-        f"'prefect.resource.id': f'ace.version.{{s.key}}.v000009', 'ace.store': {str(store)!r},"
-        f" 'ace.operation': {operation!r}}})\n"
+        f"'prefect.resource.id': f'ace.version.{{s.key}}.v000001', 'ace.store': {str(store)!r},"
+        f" 'ace.operation': {operation!r}}}, payload={{'version': 'v000001'}})\n"
     )
     _run(env, "python", "-c", "from ace_index.tasks import _env\n" + code)
+
+
+def _py(env, code: str):
+    """``code`` run against the server; it prints one JSON value last."""
+    prelude = (
+        "import json\nfrom prefect.client.orchestration import get_client\n"
+        "from prefect.client.schemas import filters as F\n"
+    )
+    return json.loads(_run(env, "python", "-c", prelude + code).strip().splitlines()[-1])
+
+
+def _store_runs(env, store: Path) -> list[dict]:
+    """The server's flow runs tagged with the store's key, oldest first."""
+    tag = f"store:{Store(store).key}"
+    return _py(env, (
+        "with get_client(sync_client=True) as c:\n"
+        "    runs = c.read_flow_runs(flow_run_filter=F.FlowRunFilter("
+        f"tags=F.FlowRunFilterTags(all_=[{tag!r}])))\n"
+        "    flows = {f.id: f.name for f in c.read_flows()}\n"
+        "    runs = sorted(runs, key=lambda r: r.created)\n"
+        "    print(json.dumps([{'flow': flows[r.flow_id], 'name': r.name, 'tags': r.tags,"
+        " 'state': r.state_type.value} for r in runs]))\n"
+    ))  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def deployed(server, tmp_path_factory):
+    """prefect.yaml deployed with the Variable ace_store set first; yields that store."""
+    default_store = tmp_path_factory.mktemp("default") / "store"
+    _run(server, "prefect", "variable", "set", "ace_store", str(default_store))
+    _run(server, "prefect", "work-pool", "create", "ace-process", "--type", "process")
+    _run(server, "prefect", "--no-prompt", "deploy", "--all")
+    return default_store
 
 
 def _flow_runs(env, deployment: str) -> list[dict]:
@@ -123,31 +158,31 @@ def _flow_runs(env, deployment: str) -> list[dict]:
 
 
 @pytest.mark.slow  # over 30 s: `make test-slow` (CI runs it)
-def test_an_ingest_event_runs_the_retrain_deployment_on_its_store(
-    prefect_harness, server, tmp_path
-):
+def test_an_ingest_event_runs_the_retrain_deployment_on_its_store(server, deployed, tmp_path):
     from ace_core.synth import CorpusCounts, write_sample_corpus
 
     write_sample_corpus(tmp_path / "c", seed=4, counts=CorpusCounts(images=4, audio=0, videos=0))
     (tmp_path / "fast.json").write_text(json.dumps(FAST))
     store = tmp_path / "store"
-    argv = [
-        "index",
-        str(tmp_path / "c"),
-        "--store",
-        str(store),
-        "--config",
-        str(tmp_path / "fast.json"),
-    ]
-    assert main(argv) == 0
-    _run(server, "prefect", "work-pool", "create", "ace-process", "--type", "process")
-    _run(server, "prefect", "--no-prompt", "deploy", "--all")
+    # a CLI build with PREFECT_API_URL set reports to that server (not an embedded one)
+    cli = subprocess.run(
+        [str(BIN / "ace"), "index", str(tmp_path / "c"), "--store", str(store), "--config",
+         str(tmp_path / "fast.json")], env=server, cwd=ROOT, capture_output=True, text=True,
+        timeout=400,
+    )  # fmt: skip
+    assert cli.returncode == 0, cli.stderr[-3000:]
+    assert f"Prefect API: {server['PREFECT_API_URL']} (configured)" in cli.stderr
+    [built] = _store_runs(server, store)
+    assert built["flow"] == "index-corpus" and built["state"] == "COMPLETED"
+    assert built["name"].startswith("index-store-20")
+    assert {"ace", "op:index", f"store:{Store(store).key}"} <= set(built["tags"])
 
     _emit(server, store, "full_rebuild")  # must not trigger the retrain
     _emit(server, store, "incremental_append")
     runs = _wait(lambda: _flow_runs(server, "train-after-ingest"), 90,
                  "the automation never created a flow run")  # fmt: skip
-    assert [r["parameters"] for r in runs] == [{"store": str(store)}]  # rendered, one run
+    rendered = {"store": str(store), "version": "v000001"}  # the event's store and version
+    assert [r["parameters"] for r in runs] == [rendered]  # rendered, one run
 
     _run(server, "prefect", "worker", "start", "--pool", "ace-process", "--run-once",
          timeout=400)  # fmt: skip
@@ -170,3 +205,41 @@ def test_an_ingest_event_runs_the_retrain_deployment_on_its_store(
     latest = s.manifest()
     assert latest["config"]["embed"]["image"]["model"] == "ace-tiny-vit"
     assert latest["id_diff"]["changed"] == 0  # the nightly run moved no ID
+
+    # the store's runs on the server, found by its tag: named after operation and store
+    runs = _store_runs(server, store)
+    assert [(r["flow"], r["name"].split("-20")[0]) for r in runs] == [
+        ("index-corpus", "index-store"), ("train-retriever", "retrain-store"),
+        ("index-corpus", "index-store"),
+    ]  # fmt: skip
+    assert "op:retrain" in runs[1]["tags"] and "op:index" in runs[2]["tags"]
+    assert not _store_runs(server, tmp_path / "elsewhere")  # another store: none of them
+
+
+@pytest.mark.slow  # over 30 s: `make test-slow` (CI runs it)
+def test_a_second_run_of_a_build_deployment_waits_for_its_slot(server, deployed):
+    """The store's default is the Variable's value; one run of a build deployment at a time:
+    the second is Scheduled as AwaitingConcurrencySlot (no worker process), as a worker
+    would find it when it proposes Pending for it."""
+    got = _py(server, (
+        "from prefect.states import Pending, Cancelled\n"
+        "with get_client(sync_client=True) as c:\n"
+        "    d = c.read_deployment_by_name('ingest-batch/ingest')\n"
+        "    a, b = (c.create_flow_run_from_deployment(d.id) for _ in range(2))\n"
+        "    first = c.set_flow_run_state(a.id, Pending())\n"
+        "    second = c.set_flow_run_state(b.id, Pending())\n"
+        "    after = c.read_flow_run(b.id).state\n"
+        "    for r in (a, b):\n"
+        "        c.set_flow_run_state(r.id, Cancelled(), force=True)\n"
+        "        c.delete_flow_run(r.id)\n"
+        "    print(json.dumps({'store': d.parameters['store'], 'tags': d.tags,"
+        " 'limit': d.global_concurrency_limit.limit,"
+        " 'strategy': d.concurrency_options.collision_strategy.value,"
+        " 'first': first.status.value, 'second': second.status.value,"
+        " 'after': [after.type.value, after.name]}))\n"
+    ))  # fmt: skip
+    assert got["store"] == str(deployed)  # {{ prefect.variables.ace_store }}, rendered
+    assert {"ace", "op:ingest"} <= set(got["tags"])
+    assert (got["limit"], got["strategy"]) == (1, "ENQUEUE")
+    assert got["first"] == "ACCEPT" and got["second"] == "REJECT"
+    assert got["after"] == ["SCHEDULED", "AwaitingConcurrencySlot"]

@@ -141,3 +141,13 @@ def test_a_block_that_cannot_be_loaded_costs_a_warning_only(prefect_harness, tmp
         Variable.unset(run_hooks.VARIABLE)
     assert state.is_failed() and "ZeroDivisionError" in (state.message or "")
     assert "failure notification not sent through block ace-test-notifier/missing" in caplog.text
+
+
+def test_a_deployment_run_without_a_store_fails_before_any_work(prefect_harness, tmp_path):
+    """`{{ prefect.variables.ace_store }}` deployed while the Variable was unset is ""."""
+    from ace_index.flows.index import ingest_batch
+
+    state = ingest_batch(str(tmp_path), "", return_state=True)
+    assert state.is_failed()
+    assert "no store given: set the Prefect variable ace_store" in state.message
+    assert list(tmp_path.iterdir()) == []
