@@ -6,8 +6,7 @@ report a failure through a notification block (flows/run_hooks.py).
 - Tags: ``ace``, ``store:<store key>`` (``Store.key``: folder name + path hash, the key of the
   store's artifacts and events) and ``op:<op>``, added when the run starts (its parameters name
   the store: a deployment's default, a `--param`, a trigger's event), so the runs of one store
-  are found on the server with the tag filter (``prefect flow-run ls --tag store:KEY``... or
-  ``FlowRunFilterTags(all_=[...])``).
+  are found on the server by tag (the UI's filter, ``FlowRunFilterTags(all_=["store:KEY"])``).
 - Timeouts: ``ACE_BUILD_TIMEOUT_HOURS`` (default 24; 0: none) for the builds, read when the
   flows are imported (a worker's environment); an audit gets an hour.
 - Retries: the audit only (read-only); see docs/DESIGN.md "Versions, flows, crash safety".
