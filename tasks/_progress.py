@@ -134,6 +134,21 @@ class TrainingProgress:
             v = row["val"]
             line = "training: epoch %d (step %d), loss %.4f, validation MRR@10 %.3f, R@1 %.3f"
             stage(line, epoch, row.get("steps", 0), row["loss"], v["MRR@10"], v["R@1"])
+        if row.get("stopped") and self.bar is not None:  # the last epoch's row
+            self._stopped(row.get("steps", self.bar.done), row["stopped"])
+
+    def _stopped(self, steps: int, why: str) -> None:
+        """Training that stops before its step budget (validation flattened, its epochs done)
+        ends its bar, its lines and its artifact at 100%, saying where and why."""
+        bar = self.bar
+        if steps >= bar.total:
+            return  # the budget is spent: the last step line read N/N already
+        bar.bar.total = bar.done = bar.bar.n = max(steps, 1)
+        bar.bar.refresh()
+        reason = STOPPED.get(why, why)
+        line = f"training stopped early at step {steps} of {bar.total}: {reason} (100% done)"
+        run_logger().info(line, extra=PROGRESS)
+        _update_artifact(bar.artifact, 100.0)
 
     def close(self) -> None:
         """The bar and the artifact end at 100% even when validation stopped training before
@@ -141,6 +156,9 @@ class TrainingProgress:
         if self.bar is not None:
             _update_artifact(self.bar.artifact, 100.0)
             self.bar.close()
+
+
+STOPPED = {"flattened": "validation flattened", "epochs": "its epochs are done"}
 
 
 def _duration(seconds: float) -> str:

@@ -180,10 +180,12 @@ def train_generative(
                 share.update()  # the cores other processes left free over the last epoch
             row = run.epoch(replay, on_step)
             best.consider(epoch, row, final=run.spent)
-            if progress:
-                progress(epoch, row)
             if run.spent or best.flattened():
                 run.stopped = "budget" if run.spent else "flattened"
+            last = run.stopped != "epochs" or epoch == cfg.epochs  # the last row says why
+            if progress:
+                progress(epoch, {**row, "stopped": run.stopped} if last else row)
+            if run.stopped != "epochs":
                 break
             if checkpoint:
                 save_checkpoint(checkpoint, run, best)

@@ -16,7 +16,14 @@ def test_training_progress_says_what_it_expects_and_ends_at_100(monkeypatch, cap
     for step in range(1, 26):
         progress.step(step, 200, step * 64)
     progress.epoch(1, {"loss": 0.5, "steps": 25, "val": {"MRR@10": 0.4, "R@1": 0.3}})
-    progress.close()  # validation flattened at step 25 of 200
+    assert updates[-1] < 100.0
+    row = {"loss": 0.4, "steps": 26, "val": {"MRR@10": 0.4, "R@1": 0.3}, "stopped": "flattened"}
+    progress.epoch(2, row)  # validation flattened at step 26 of 200: the last row says so
+    assert updates[-1] == 100.0 and progress.bar.bar.n == progress.bar.bar.total == 26
+    assert "training stopped early at step 26 of 200: validation flattened (100% done)" in (
+        caplog.text
+    )
+    progress.close()
     text = caplog.text
     assert "training: 200 steps planned (128 examples per item)" in text
     assert "it stops earlier once validation flattens" in text

@@ -380,10 +380,15 @@ def test_training_stops_once_validation_has_flattened(toy):
     ids, x, sids, caps, _ = toy
     train = TrainConfig(examples_per_item=5_000, eval_every=1, patience=2, min_gain=0.05,
                         dense=DenseTrainConfig(epochs=1))  # fmt: skip
+    rows = []
     fit = fit_retrieval(ids, x, sids, toy_indexer(toy), caps, device="cpu", train=train,
-                        config=RetrieverConfig(d_model=32, n_layers=1), dense=False)  # fmt: skip
+                        config=RetrieverConfig(d_model=32, n_layers=1), dense=False,
+                        progress=lambda epoch, row: rows.append(row))  # fmt: skip
     r = fit.generative_report
     assert r.stopped == "flattened" and r.steps < r.budget_steps
+    # the last row tells the progress why it ends short of its budget (issue 43), no other
+    assert rows[-1]["stopped"] == "flattened" and rows[-1]["steps"] == r.steps
+    assert not any("stopped" in row for row in rows[:-1])
     gains = [h["val"]["MRR@10"] for h in r.history if "val" in h]
     best = max(gains[: -train.patience])  # the last gain, then `patience` without one
     assert all(g < best + train.min_gain for g in gains[-train.patience :])
