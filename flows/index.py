@@ -15,12 +15,20 @@ from ace_core.config_check import check_config
 from ace_core.cpu_share import flush_denormals
 from ace_core.index_config import IndexConfig
 from ace_index.flows.embed import ShardRunner, embed_on
+from ace_index.flows.outcomes import (
+    dropped_calibrations,
+    lifted,
+    pinned,
+    publish_evaluated,
+    report,
+    retrain_base,
+    unchanged,
+)
 from ace_index.flows.run_policy import run_options
 from ace_index.flows.store_queue import queued_behind_other_builds
 from ace_index.storage.build import audit as store_audit
 from ace_index.storage.formats.manifest import recorded_config, version_config
 from ace_index.storage.store import Store
-from ace_index.storage.store.pin import remove_pin
 from ace_index.tasks import build as t
 from ace_index.tasks import train as trained
 from ace_index.tasks.embed import discover_ingest_folder, discover_sources
@@ -46,6 +54,7 @@ def discarded_unless_published(store: str, staged: str) -> Iterator[None]:
         yield
     finally:
         Store(store).discard_staged(staged)
+        dropped_calibrations(store, staged)  # those fitted while scoring it, if unpublished
 
 
 @flow(name="index-corpus", **run_options("index"))
@@ -69,14 +78,14 @@ def index_corpus(
     started = time.perf_counter()
     flush_denormals()  # before this run's thread pools exist (training's speed)
     if not explicit and (pin := Store(store).pin()) is not None:
-        return _pinned(pin, "ace index")  # before the configuration's lines: one line
+        return pinned(pin, "ace index")  # before the configuration's lines: one line
     cfg = config or _recorded_or_default(store)
     check_config(cfg)  # a deployment's parameters too: before the lock and any work
     _say_encoders(cfg)
     with building(store, "ace index"):
         pin = Store(store).pin()  # stable from here: every rollback takes this lock
         if pin is not None and not explicit:
-            return _pinned(pin, "ace index")
+            return pinned(pin, "ace index")
         sources = sources_to_index(store, corpus)
         discovery, removals = discover_sources(store, sources)
         t.check_removals(removals, max_remove)
@@ -91,11 +100,12 @@ def index_corpus(
             if ids_report is None:
                 ids_report = keep_or_fit_ids(staged, store, cfg, refit)
                 trained.train_retriever(store, staged, cfg)
-            elif t.same_as_latest(store, staged):
-                return _unchanged(store, Store(store).latest(), started, shards, pin)
-            published = t.publish_version(store, staged, "full_rebuild", None, cfg, ids_report)
-    served = evaluate_served(store, published["version"])
-    return _lifted(pin, _report(published, shards, started, served, removed=removals.items))
+            elif (equal := t.equal_published(store, staged)) is not None:
+                return unchanged(store, started, shards, pin, equal)  # LATEST or an older one
+            published, served = publish_evaluated(
+                store, staged, cfg, "full_rebuild", None, ids_report
+            )
+    return lifted(pin, report(published, shards, started, served, removed=removals.items))
 
 
 @flow(name="ingest-batch", **run_options("ingest"))
@@ -114,23 +124,22 @@ def ingest_batch(
     with building(store, "ace ingest"):
         pin = Store(store).pin()  # stable from here: every rollback takes this lock
         if pin is not None and not explicit:
-            return _pinned(pin, "ace ingest")
+            return pinned(pin, "ace ingest")
         parent = t.verified_latest(store)
         cfg = version_config(store, parent)
         match = plan_folder(store, corpus)
         discovery = discover_ingest_folder(store, match, corpus)
         shards = embed_on(runner)(discovery, store, cfg.embed, exclude_version=parent)
         if not any(o["ok"] + o["failed"] for o in shards):
-            return _unchanged(store, parent, started, pin=pin)
+            return unchanged(store, started, pin=pin)
         staged = t.stage_ingest(store, discovery, shards, parent)
         with discarded_unless_published(store, staged):
             ids_report = t.assign_ids(staged, store, parent)
             trained.train_retriever(store, staged, cfg, str(Store(store).version(parent).retriever))
-            published = t.publish_version(
-                store, staged, "incremental_append", parent, cfg, ids_report
+            published, served = publish_evaluated(
+                store, staged, cfg, "incremental_append", parent, ids_report
             )
-    served = evaluate_served(store, published["version"])
-    return _lifted(pin, _report(published, shards, started, served))
+    return lifted(pin, report(published, shards, started, served))
 
 
 @flow(name="train-retriever", **run_options("retrain"))
@@ -145,17 +154,19 @@ def train_retriever(
     with building(store, "ace retrain"):
         pin = Store(store).pin()  # stable from here: every rollback takes this lock
         if pin is not None and not explicit:
-            return _pinned(pin, "retrain")
+            return pinned(pin, "retrain")
+        version, skipped = retrain_base(store, version, explicit)  # a newer build covers it?
+        if skipped is not None:
+            return skipped
         base = t.verified_latest(store, version)
         cfg = t.with_ablations(version_config(store, base), ablations)
         staged = t.stage_copy(store, base)
         with discarded_unless_published(store, staged):
             trained.train_retriever(store, staged, cfg)
             ids = Store(store).manifest(base)["ids"]
-            published = t.publish_version(store, staged, "retrain", Store(store).latest(), cfg, ids)
-    return _lifted(
-        pin, _report(published, [], started, evaluate_served(store, published["version"]))
-    )
+            latest = Store(store).latest()
+            published, served = publish_evaluated(store, staged, cfg, "retrain", latest, ids)
+    return lifted(pin, report(published, [], started, served))
 
 
 @task(name="audit-diff")
@@ -193,103 +204,3 @@ def _say_encoders(cfg: IndexConfig) -> None:
         audio.model,
         audio.checkpoint,
     )
-
-
-def _unchanged(
-    store: str, parent: str, started: float, shards: list[dict] = (), pin: dict | None = None
-) -> dict:
-    """The report of a run that changed nothing (an ingest with nothing new, a re-index of
-    the same files): LATEST stays as it is and nothing is published. An explicit run lifts
-    the pin all the same (call under the build lock)."""
-    from ace_index.tasks._progress import stage
-
-    m = Store(store).manifest(parent)
-    zero = {"added": 0, "removed": 0, "changed": 0, "unchanged": m["counts"]["ok"]}
-    published = {**m, "id_diff": zero, "reused_from": None}
-    stage("nothing changed since %s: nothing published", parent)
-    if pin is not None:
-        remove_pin(store)
-    report = _report(published, list(shards), started, evaluate_served(store, parent))
-    return _lifted(pin, {**report, "published": False, "operation": "none"})
-
-
-def _pinned(pin: dict, what: str) -> dict:
-    """The result of a run that no person started while a rollback pins LATEST: nothing
-    published, said in one line."""
-    from ace_index.tasks._progress import stage
-
-    stage(
-        "pinned: %s stays served (%s at %s): this %s run, not started by a person, publishes "
-        "nothing; `ace rollback --unpin` or an explicit `ace index` lifts the pin",
-        pin["version"],
-        pin["reason"],
-        pin["at"],
-        what,
-    )
-    return {
-        "published": False,
-        "pinned": True,
-        "operation": "none",
-        "version": pin["version"],
-        "pin": pin,
-    }
-
-
-def _lifted(pin: dict | None, report: dict) -> dict:
-    """An explicit run's report, saying in one line that it lifted a rollback's pin (the
-    publish removed it before LATEST moved; storage/store/pin.py)."""
-    from ace_index.tasks._progress import stage
-
-    if pin is None:
-        return {**report, "pin_lifted": None}
-    stage(
-        "lifted the pin on %s (%s): this run was started by a person", pin["version"], pin["reason"]
-    )
-    return {**report, "pin_lifted": pin}
-
-
-@task(name="evaluate-served-path")
-def evaluate_served(store: str, version: str) -> dict | None:
-    """The published version's test queries on the path its queries are served by (``auto``),
-    kept beside it for ``ace versions``, ``ace eval`` and the page; None without test
-    captions (nothing to score on)."""
-    from ace_core.errors import AceInputError
-    from ace_index.query.evaluate import (
-        evaluate_served_path,  # the read side, once a version exists
-    )
-    from ace_index.tasks._progress import stage
-
-    try:
-        out = evaluate_served_path(store, version, "auto")
-    except AceInputError as e:
-        stage("served path not evaluated: %s", e)
-        return None
-    stage(
-        "served path (%s): test R@1 %s, R@10 %s; dense R@1 %s",
-        out["path"],
-        out["served"]["R@1"],
-        out["served"]["R@10"],
-        out["dense"]["R@1"],
-    )
-    return out
-
-
-def _report(
-    published: dict, shards: list[dict], started: float, served: dict | None, removed=()
-) -> dict:
-    return {
-        "published": True,
-        "version": published["version"],
-        "parent_version": published["parent_version"],
-        "operation": published["operation"],
-        "items": published["counts"],
-        "ids": published["ids"],
-        "eval": {"version": published["version"], **published["eval"]},
-        "served": served,
-        "reused_from": published["reused_from"],
-        "id_diff": published["id_diff"],
-        "removed_items": list(removed),
-        "failed_items": published.get("failed_items", []),
-        "shards_computed": sum(o["computed"] for o in shards),
-        "seconds": round(time.perf_counter() - started, 2),
-    }

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from ace_core.bounded_read import read_text_bounded
 from ace_core.errors import AceInputError
-from ace_core.retrieval.evaluation import retrieval_metrics
+from ace_core.retrieval.evaluation import retrieval_metrics, sample_queries
 from ace_index.query.loaded import LoadedVersion, load_version
 from ace_index.query.rankers.base import rank
 from ace_index.query.rankers.registry import RANKERS, ranker
@@ -117,31 +117,53 @@ def _rows_by_path(vm: LoadedVersion) -> dict[str, int]:
     return rows
 
 
+SERVED_TEST_QUERIES = 200  # test queries a build scores its served path on (a seeded sample)
+SAMPLE_SEED = 2  # the same sample for the build and for `ace eval --path` afterwards
+
+
 def evaluate_served_path(store: str, version: str | None, path: str = "auto") -> dict:
-    """The version's own test queries (the protocol's split and seeded sample, as its build
-    evaluated them) scored on ``path`` as it is served, beside the dense caption baseline and
-    the text towers' exact search; kept in the store (versions are immutable)."""
+    """The version's own test queries (the protocol's split, then a seeded sample of at most
+    SERVED_TEST_QUERIES) scored on ``path`` as it is served, beside the dense caption baseline
+    and the text towers' exact search; kept in the store (versions are immutable). ``auto``
+    of a version built since issue 43 is the one its build scored before publishing."""
+    from ace_index.storage.catalog.versions import served_evaluation
     from ace_index.storage.formats.tables import write_json_atomic
     from ace_index.storage.store import Store
 
     s = Store(store)
     v = s.resolve(version)
-    saved = s.evaluation_file(v, path)
-    if saved.exists():
-        return json.loads(saved.read_text())
-    vm = load_version(store, v)
+    kept = served_evaluation(s, v, path)
+    if kept is not None:
+        return kept
+    out = {"version": v, **served_figures(load_version(store, v), path)}
+    write_json_atomic(out, s.evaluation_file(v, path))
+    return out
+
+
+def evaluate_staged(store: str, staged: str, config, encoders: dict) -> dict:
+    """A staged version's served path (``auto``) scored as ``evaluate_served_path`` scores a
+    published one, kept in the staged folder (served_eval.json: published with it)."""
+    from ace_index.query.staged import load_staged
+    from ace_index.storage.formats.tables import write_json_atomic
+    from ace_index.storage.store.layout import VersionLayout
+
+    out = served_figures(load_staged(store, staged, config, encoders), "auto")
+    write_json_atomic(out, VersionLayout(staged).served_eval)
+    return out
+
+
+def served_figures(vm: LoadedVersion, path: str) -> dict:
+    """``path`` as served, and the baselines, on the sampled test queries of ``vm``."""
     split = vm.held_out_queries()
-    test = split.test
-    if not test:
-        raise AceInputError(f"{v} has no test captions to score a query path on")
+    if not split.test:
+        raise AceInputError(f"{vm.version} has no test captions to score a query path on")
+    test = sample_queries(split.test, SERVED_TEST_QUERIES, SAMPLE_SEED, set())
     texts, gold = [t for t, _ in test], [n for _, n in test]
     methods = every_method(vm, texts, gold, path)
-    out = {
-        "version": v,
+    return {
         "queries": len(test),
+        "sampled_from": len(split.test),
         "protocol": split.protocol,
         **methods,
         "served": methods["auto"],
     }
-    write_json_atomic(out, saved)
-    return out

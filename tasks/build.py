@@ -17,7 +17,7 @@ from prefect.runtime import flow_run
 from ace_core.config_io import config_hash
 from ace_core.ids.semantic_ids import fit_semantic_ids
 from ace_core.index_config import IndexConfig
-from ace_index.storage.build import staging
+from ace_index.storage.build import dedupe, staging
 from ace_index.storage.build.publish import publish_version as publish
 from ace_index.storage.formats.codebooks import load_indexer, save_indexer
 from ace_index.storage.formats.semantic_id_table import read_semantic_ids, write_semantic_ids
@@ -79,11 +79,12 @@ def stage_copy(store: str, version: str) -> str:
     return str(staging.stage_copy(store, version))
 
 
-@task(name="same-as-latest")
-def same_as_latest(store: str, staged: str) -> bool:
-    """A staged rebuild that reuses LATEST's build and holds exactly its items (same files,
-    sources, paths and failures): publishing it would change nothing."""
-    return staging.same_as_latest(Store(store), VersionLayout(staged))
+@task(name="equal-published")
+def equal_published(store: str, staged: str) -> str | None:
+    """The published version (LATEST first, then any older one) whose build the staged
+    rebuild reuses and whose items it holds exactly (same files, sources, paths, failures):
+    publishing it would add a copy of that version (storage/build/dedupe.py)."""
+    return dedupe.equal_published(Store(store), VersionLayout(staged))
 
 
 @task(name="reuse-published")

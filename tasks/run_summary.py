@@ -15,7 +15,7 @@ def publish_artifacts(store: str, m: dict) -> None:
     """The artifacts of the version ``m`` (its manifest) just published in ``store``."""
     key = f"ace-{Store(store).key}-{m['version']}"
     rows = [{"metric": k, "value": m["counts"][k]} for k in ("items", "ok", "failed")]
-    for which in ("generative", "dense"):
+    for which in ("generative", "dense", "served"):  # served: scored before publishing
         for k, v in (m["eval"].get(which) or {}).items():
             rows.append({"metric": f"{which} {k}", "value": v})
     create_table_artifact(rows, key=key, description=f"ACE index {m['version']}: counts and eval")

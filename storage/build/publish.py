@@ -120,7 +120,10 @@ def publish_version(
                 "counts": counts(staged, ids_report),
                 "ids": ids_report,
                 "id_diff": id_diff(old, new),
-                "eval": eval_summary(ev := json.loads(staged.eval.read_text())),
+                "eval": {
+                    **eval_summary(ev := json.loads(staged.eval.read_text())),
+                    "served": served_summary(staged),  # scored before publishing (issue 43)
+                },
                 "fusion": ev.get("fusion"),  # the fused path's fitted weights (None: defaults)
             },
         )
@@ -140,6 +143,15 @@ def _item_sources(s: Store, staged: VersionLayout, walked: list[Source]) -> list
 def eval_summary(ev: dict) -> dict:
     keys = ("protocol", "queries", "generative", "dense", "ablations", "subsets", "training")
     return {k: ev[k] for k in keys if k in ev}
+
+
+def served_summary(staged: VersionLayout) -> dict | None:
+    """The served path's test metrics the build scored on the staged version (None: not
+    scored, no test captions)."""
+    if not staged.served_eval.exists():
+        return None
+    out = json.loads(staged.served_eval.read_text())
+    return {"path": out["path"], "queries": out["queries"], **out["served"]}
 
 
 def code_version() -> str:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 
 from ace_index.storage.store import Store
+from ace_index.storage.store.layout import VersionLayout
 
 
 def list_versions(store: str) -> list[dict]:
@@ -47,12 +48,17 @@ def version_eval(store: str, version: str | None = None) -> dict:
 
 
 def served_evaluation(s: Store, version: str, path: str = "auto") -> dict | None:
-    """The kept evaluation of ``path`` as served (written by the build or ``ace eval
-    --path``); None when none was computed (versions built before it existed)."""
-    try:
-        return json.loads(s.evaluation_file(version, path).read_text())
-    except (OSError, ValueError):
-        return None
+    """The kept evaluation of ``path`` as served: for ``auto``, the one the version was
+    published with (served_eval.json, since issue 43), else the one evaluations/ keeps
+    (written by ``ace eval --path``, or by the build of a version published before); None
+    when none was computed."""
+    files = [VersionLayout(s.version_dir(version)).served_eval] if path == "auto" else []
+    for f in [*files, s.evaluation_file(version, path)]:
+        try:
+            return {"version": version, **json.loads(f.read_text())}
+        except (OSError, ValueError):
+            continue
+    return None
 
 
 def _served_r1(s: Store, version: str) -> dict | None:

@@ -10,6 +10,7 @@ versions/<version>/
   codebooks/                 K-Means centroids, RQ-VAE weights + config
   retriever/                 retriever weights + config + tokenizer
   eval.json                  metrics of this version
+  served_eval.json           its test queries (a sample) on the path it serves, before publish
   build_key                  hash of what decided IDs and retriever (reuse of a published build)
   reused_from                the version whose build this one reuses, when it does
 """
@@ -81,6 +82,12 @@ class VersionLayout:
     @property
     def eval(self) -> Path:
         return self.root / "eval.json"
+
+    @property
+    def served_eval(self) -> Path:
+        """The served path's evaluation, made by the build before publishing (versions
+        published before it have theirs under the store's evaluations/)."""
+        return self.root / "served_eval.json"
 
     @property
     def build_key(self) -> Path:
