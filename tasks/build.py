@@ -27,6 +27,7 @@ from ace_index.storage.store import Store
 from ace_index.storage.store.layout import VersionLayout
 from ace_index.storage.store.verify import verify_version
 from ace_index.tasks._progress import stage
+from ace_index.tasks.removals import refuse_removals
 from ace_index.tasks.run_summary import publish_artifacts
 
 TRANSIENT = {errno.EAGAIN, errno.EBUSY, errno.EIO, errno.ENOSPC, errno.ETIMEDOUT, errno.ESTALE}
@@ -54,7 +55,7 @@ def verified_latest(store: str, version: str | None = None) -> str:
 
 @task(name="check-removals")
 def check_removals(removals: staging.Removals, max_remove: int | None) -> None:
-    staging.check_removals(removals, max_remove)
+    refuse_removals(removals, max_remove)  # names the store; an event in a deployment
 
 
 @task(name="embedding-base")

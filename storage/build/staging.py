@@ -272,9 +272,10 @@ def plan_removals(
     return Removals(gone, [m.source_id for m in missing])
 
 
-def check_removals(removals: Removals, max_remove: int | None) -> None:
+def check_removals(removals: Removals, max_remove: int | None, store: str | None = None) -> None:
     """Refuse (StoreError, before any expensive work) a re-index that would remove more than
-    ``max_remove`` items; None allows any number."""
+    ``max_remove`` items; None allows any number. The one line names the first vanished files
+    and the exact command (and deployment parameter) that allows it."""
     n = len(removals.items)
     if max_remove is None or n <= max_remove:
         return
@@ -286,7 +287,9 @@ def check_removals(removals: Removals, max_remove: int | None) -> None:
         if removals.missing_sources
         else ""
     )
+    command = f"ace index{f' --store {store}' if store else ''} --max-remove {n}"
     raise StoreError(
         f"re-index would remove {n} indexed item(s) whose files vanished ({names}){unreachable}; "
-        f"restore them, or pass --allow-remove (or --max-remove N) to publish without them"
+        f"restore them, or allow it: `{command}` (a deployment: its parameter max_remove: {n}; "
+        "--allow-remove: any number)"
     )
