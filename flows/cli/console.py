@@ -4,9 +4,13 @@ output only our stage lines and its warnings."""
 from __future__ import annotations
 
 import logging
+import os
 import sys
 
 PROJECT_LOGGERS = ("ace_core", "ace_index", "ace")
+# Dask's own loggers: a `--dask-local` run printed some 33 INFO lines (scheduler, workers,
+# nanny) that say nothing an operator acts on; warnings and errors still show (issue 43)
+DASK_LOGGERS = ("distributed", "bokeh", "tornado")
 
 
 def configure_logging(verbose: bool) -> None:
@@ -21,6 +25,17 @@ def configure_logging(verbose: bool) -> None:
         log.propagate = False
     if verbose:
         logging.getLogger().setLevel(logging.DEBUG)
+    else:
+        quiet_dask()
+
+
+def quiet_dask() -> None:
+    """Dask's loggers at WARNING: through dask's config (read when distributed is imported,
+    here and in the worker processes a local cluster starts) and on any already imported."""
+    os.environ.setdefault("DASK_LOGGING__DISTRIBUTED", "warning")  # bokeh, tornado: above it
+    for name in DASK_LOGGERS:
+        log = logging.getLogger(name)
+        log.setLevel(max(log.level, logging.WARNING))
 
 
 class _CliConsole(logging.Filter):
