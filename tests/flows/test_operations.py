@@ -109,7 +109,12 @@ def test_a_user_error_inside_a_flow_is_one_line(piped, tmp_path):
     root, env, _, _ = piped
     out = _ace(env, "ingest", str(root / "c"), "--store", str(tmp_path / "empty"))
     assert out.returncode == 2, out.stderr[-2000:]
-    assert out.stderr.strip().splitlines() == [
+    api, *error = out.stderr.strip().splitlines()  # the API the run reports to, then the error
+    assert api == (
+        f"Prefect API: {env['PREFECT_API_URL']} (configured): this run and its artifacts are "
+        "kept there"
+    )
+    assert error == [
         f"ace: error: no published version in {tmp_path / 'empty'} (run `ace index` first)"
     ]
 
