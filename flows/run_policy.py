@@ -86,11 +86,11 @@ def run_namer(op: str):
 
 
 def run_tags(flow_name: str, store: str | None) -> list[str]:
-    from ace_index.storage.store import Store
+    from ace_index.storage.store import open_store
 
     tags = ["ace", f"op:{OPERATIONS.get(flow_name, flow_name)}"]
     if store:
-        tags.append(f"store:{Store(store).key}")
+        tags.append(f"store:{open_store(store).key}")
     return tags
 
 

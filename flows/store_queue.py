@@ -16,7 +16,7 @@ from prefect.concurrency.sync import concurrency
 from prefect.exceptions import ObjectAlreadyExists, ObjectNotFound
 
 from ace_core.errors import AceInputError
-from ace_index.storage.store import Store
+from ace_index.storage.store import open_store
 
 LEASE_S = 60  # renewed while the build runs; a killed build's slot frees after this, or
 # at once when the next build finds the store's build lock free (nothing runs, so the slot's
@@ -24,7 +24,7 @@ LEASE_S = 60  # renewed while the build runs; a killed build's slot frees after 
 
 
 def store_limit_name(store: str) -> str:
-    return f"ace-build-{Store(store).key}"
+    return f"ace-build-{open_store(store).key}"
 
 
 @contextmanager
@@ -45,7 +45,7 @@ def queued_behind_other_builds(store: str) -> Iterator[None]:
         return
     name = store_limit_name(store)
     taken = _slots_taken(name)
-    if taken and not Store(store).build_lock_held_elsewhere():
+    if taken and not open_store(store).build_lock_held_elsewhere():
         _release(name, taken)  # its holder is gone (killed): the slot would wait out its lease
         stage("freed the slot of a build of this store that is no longer running (%s)", name)
     elif taken:

@@ -29,7 +29,7 @@ from ace_index.storage.formats.version_data import (
     read_version_items,
     version_embeddings,
 )
-from ace_index.storage.store import Store, StoreError
+from ace_index.storage.store import StoreError, open_store
 from ace_index.storage.store.sources import Source
 from ace_index.storage.store.verify import verify_version
 
@@ -105,7 +105,7 @@ class LoadedVersion:
 
     def _held_out(self) -> QuerySplit:
         train = version_config(self.store, self.version).train
-        captions = read_captions(Store(self.store).version(self.version))
+        captions = read_captions(open_store(self.store).version(self.version))
         split = split_queries(self.model.item_ids, captions, seed=train.seed)
         t = train
         return scored_sample(split, t.max_val_queries, t.max_test_queries, t.seed, set())
@@ -225,7 +225,7 @@ class LoadedVersion:
 
 def load_version(store: str, version: str | None = None) -> LoadedVersion:
     """A published version (LATEST by default), verified against its manifest first."""
-    s = Store(store)
+    s = open_store(store)
     v = s.resolve(version)
     layout = s.version(v)
     if not layout.retriever_weights.exists():

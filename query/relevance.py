@@ -17,7 +17,7 @@ from ace_index.query.loaded import LoadedVersion
 from ace_index.query.rankers.base import rank
 from ace_index.query.request import DEFAULT_BEAM
 from ace_index.storage.formats.tables import write_json_atomic
-from ace_index.storage.store import Store
+from ace_index.storage.store import open_store
 
 logger = logging.getLogger(__name__)
 RANKED = 10  # results per validation query that the calibration sees
@@ -45,7 +45,7 @@ def kept_or_fit(
 
 
 def _file(loaded: LoadedVersion, path: str):
-    return Store(loaded.store).evaluation_file(loaded.version, f"relevance-{path}")
+    return open_store(loaded.store).evaluation_file(loaded.version, f"relevance-{path}")
 
 
 def _kept(loaded: LoadedVersion, path: str) -> Calibration | None:

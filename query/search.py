@@ -23,7 +23,7 @@ from ace_index.query.rankers.base import rank
 from ace_index.query.relevance import calibration
 from ace_index.query.request import DEFAULT_BEAM, QueryError, checked_request
 from ace_index.storage.formats.shards import towers_are_trained
-from ace_index.storage.store import Store
+from ace_index.storage.store import open_store
 
 
 @dataclass(frozen=True)
@@ -211,7 +211,7 @@ class Searcher:
 
     def moved_latest(self) -> str | None:
         """LATEST's name when it is not the loaded version (None: nothing to load)."""
-        latest = Store(self.store).latest()
+        latest = open_store(self.store).latest()
         if latest is None or (self.current and self.current.version == latest):
             return None
         return latest
@@ -233,7 +233,7 @@ class Searcher:
             current = self.current
         if current is not None and name in (None, "", current.version):
             return current
-        resolved = Store(self.store).resolve(name or None)
+        resolved = open_store(self.store).resolve(name or None)
         with self._lock:
             if resolved not in self.pinned:
                 if len(self.pinned) >= self.max_pinned:

@@ -29,7 +29,7 @@ from ace_index.storage.formats.shards import (
     write_embed_shard,
 )
 from ace_index.storage.formats.version_data import known_item_ids
-from ace_index.storage.store import Store, StoreError, source_discovery
+from ace_index.storage.store import StoreError, open_store, source_discovery
 from ace_index.storage.store import sources as src
 from ace_index.tasks._progress import Progress, stage
 
@@ -107,7 +107,7 @@ def _save(store: str, found, sources=()) -> str:
         sum(map(len, found.duplicates.values())),
         len(found.caption_errors),
     )
-    return str(save_discovery(found, Store(store).staging_dir / "discovery", sources))
+    return str(save_discovery(found, open_store(store).staging_dir / "discovery", sources))
 
 
 @task(name="discover-folder")
@@ -145,9 +145,10 @@ def plan_embed_shards(
     items, and its failed ones too unless ``exclude_failed`` is False)."""
     files = load_discovery(discovery_path).files
     if exclude_version:
-        known = known_item_ids(Store(store).version(exclude_version), ok_only=not exclude_failed)
+        excluded = open_store(store).version(exclude_version)
+        known = known_item_ids(excluded, ok_only=not exclude_failed)
         files = [f for f in files if f.item_id not in known]
-    cache = Store(store).embed_cache_dir(config_hash(config))
+    cache = open_store(store).embed_cache_dir(config_hash(config))
     specs = plan_shards(files, config.shard_size, config_hash(config), cache / "specs")
     return [asdict(s) for s in specs]
 
@@ -161,7 +162,7 @@ def plan_embed_shards(
 def embed_shard(spec: dict, store: str, config: EmbedConfig) -> dict:
     """Embed one shard (keyed by content hashes) into the store's embedding cache."""
     shard = ShardSpec(**spec)
-    cache = Store(store).embed_cache_dir(config_hash(config))
+    cache = open_store(store).embed_cache_dir(config_hash(config))
     done = finished_shard(cache, shard)
     if done is not None:
         return asdict(done)
@@ -169,7 +170,7 @@ def embed_shard(spec: dict, store: str, config: EmbedConfig) -> dict:
     encoders = encoders_for(config, {f.modality for f in files})
     record_encoders(cache, encoders)
     progress = Progress(
-        f"embedding {shard.name}", len(files), "items", f"ace-{Store(store).key}-embedding"
+        f"embedding {shard.name}", len(files), "items", f"ace-{open_store(store).key}-embedding"
     )
     results = embed_files(files, encoders, config.pipeline, on_result=lambda _: progress.update())
     try:

@@ -15,7 +15,7 @@ from ace_core.retrieval.fused_search import corpus_inputs, fit_version_fusion
 from ace_core.retrieval.validation import ZeroShotInputs
 from ace_index.storage.formats.shards import read_encoders, towers_are_trained
 from ace_index.storage.formats.version_data import read_version_items
-from ace_index.storage.store import Store
+from ace_index.storage.store import open_store
 from ace_index.storage.store.layout import VersionLayout
 from ace_index.tasks._progress import stage
 from ace_index.tasks.embed import encoders_for
@@ -38,7 +38,7 @@ class VersionItems:
         row_of = {item_id: row for row, item_id in enumerate(items["item_id"])}
         modalities = [items["modality"][row_of[i]] for i in item_ids]
         paths = [items["path"][row_of[i]] for i in item_ids]
-        encoders = read_encoders(Store(store).embed_cache_dir(config_hash(config.embed)))
+        encoders = read_encoders(open_store(store).embed_cache_dir(config_hash(config.embed)))
         towers = None
         if towers_are_trained(encoders):
             built = encoders_for(config.embed, set(modalities))

@@ -8,7 +8,7 @@ from prefect.events import emit_event
 from prefect.runtime import deployment, flow_run
 
 from ace_index.storage.build import staging
-from ace_index.storage.store import Store, StoreError
+from ace_index.storage.store import StoreError, open_store
 
 FILES_IN_EVENT = 20  # vanished files named in the event's payload
 
@@ -30,7 +30,7 @@ def deployment_id() -> str | None:
 
 
 def emit_refused(store: str, removals: staging.Removals, max_remove: int | None) -> None:
-    s = Store(store)
+    s = open_store(store)
     root = str(s.root.resolve())
     files = [f"{r['source_id'] or '?'}:{r['path']}" for r in removals.items]
     emit_event(

@@ -6,14 +6,14 @@ from __future__ import annotations
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
 from ace_index.storage.build.audit import run_files
-from ace_index.storage.store import Store
+from ace_index.storage.store import open_store
 
 FILES_SHOWN = 20  # files of each kind the markdown names (`ace audit --json` lists all)
 
 
 def publish_artifacts(store: str, m: dict) -> None:
     """The artifacts of the version ``m`` (its manifest) just published in ``store``."""
-    key = f"ace-{Store(store).key}-{m['version']}"
+    key = f"ace-{open_store(store).key}-{m['version']}"
     rows = [{"metric": k, "value": m["counts"][k]} for k in ("items", "ok", "failed")]
     for which in ("generative", "dense", "served"):  # served: scored before publishing
         for k, v in (m["eval"].get(which) or {}).items():

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from prefect import task
 
-from ace_index.storage.store import Store, StoreError
+from ace_index.storage.store import StoreError, open_store
 from ace_index.storage.store import sources as src
 
 
@@ -13,7 +13,7 @@ from ace_index.storage.store import sources as src
 def sources_to_index(store: str, corpus: str | None) -> list[src.Source]:
     """Every source of the store, with ``corpus`` planned as a new one when no source holds
     it."""
-    s = Store(store)
+    s = open_store(store)
     sources = src.read_sources(s)
     if corpus is not None:
         match = src.plan_source(s, corpus)
@@ -32,4 +32,4 @@ def sources_to_index(store: str, corpus: str | None) -> list[src.Source]:
 @task(name="plan-ingest-folder")
 def plan_folder(store: str, folder: str) -> src.SourceMatch:
     """The source that holds ``folder`` (a new one, registered at publish, when none does)."""
-    return src.plan_source(Store(store), folder)
+    return src.plan_source(open_store(store), folder)

@@ -15,7 +15,7 @@ from ace_index.storage.formats.codebooks import load_indexer
 from ace_index.storage.formats.manifest import version_config
 from ace_index.storage.formats.semantic_id_table import read_semantic_ids, write_semantic_ids
 from ace_index.storage.formats.version_data import version_embeddings
-from ace_index.storage.store import Store
+from ace_index.storage.store import open_store
 from ace_index.storage.store.layout import VersionLayout
 from ace_index.tasks._progress import stage
 from ace_index.tasks.build import fit_version_ids, ids_fitted
@@ -24,7 +24,7 @@ from ace_index.tasks.build import fit_version_ids, ids_fitted
 @task(name="keep-or-fit-semantic-ids")
 def keep_or_fit_ids(staged: str, store: str, config: IndexConfig, refit: bool = False) -> dict:
     """IDs for a staged full rebuild: LATEST's kept where they can be, else refitted."""
-    latest = Store(store).latest()
+    latest = open_store(store).latest()
     reason = refit_reason(store, latest, config, refit)
     if reason is None:
         report = _keep(staged, store, latest)
@@ -50,7 +50,7 @@ def refit_reason(store: str, latest: str | None, config: IndexConfig, refit: boo
 
 
 def _keep(staged: str, store: str, latest: str) -> dict:
-    v, p = VersionLayout(staged), Store(store).version(latest)
+    v, p = VersionLayout(staged), open_store(store).version(latest)
     indexer = load_indexer(p.codebooks)
     ids, _, x = version_embeddings(v)
     drift = codebook_drift(indexer, x, version_embeddings(p)[2])

@@ -162,10 +162,10 @@ def command_seconds(args) -> float:
 
 
 def cmd_sources(args) -> int:
-    from ace_index.storage.store import Store
+    from ace_index.storage.store import open_store
     from ace_index.storage.store import sources as src
 
-    store = Store(args.store)
+    store = open_store(args.store)
     if args.action == "add":
         m = src.add_source(store, args.folder)
         held = f"already held by {m.source.source_id}" + (f" (as {m.prefix}/)" if m.prefix else "")

@@ -104,9 +104,9 @@ def _build_lock(args):
     """The store's build lock for the commands that publish (index, ingest), else nothing."""
     if args.command not in build_commands.BUILD_COMMANDS:
         return contextlib.nullcontext()
-    from ace_index.storage.store import Store
+    from ace_index.storage.store import open_store
 
-    return Store(args.store).build_lock(f"ace {args.command}")
+    return open_store(args.store).build_lock(f"ace {args.command}")
 
 
 def _report_failure(e: Exception) -> int:

@@ -95,10 +95,10 @@ def cmd_query(args) -> int:
 
 def cmd_versions(args) -> int:
     from ace_index.storage.catalog.versions import list_versions
-    from ace_index.storage.store import Store
+    from ace_index.storage.store import open_store
 
     rows = list_versions(args.store)
-    pin = Store(args.store).pin() if any(r["pinned"] for r in rows) else None
+    pin = open_store(args.store).pin() if any(r["pinned"] for r in rows) else None
     present.emit(args, rows, lambda rs: present.versions(rs, args.store, pin))
     return 0
 
@@ -137,10 +137,10 @@ def cmd_eval(args) -> int:
 
 def cmd_verify(args) -> int:
     """Every damaged file of the version (of every version with --all); exit 3 when any."""
-    from ace_index.storage.store import Store
+    from ace_index.storage.store import open_store
     from ace_index.storage.store.verify import version_report
 
-    versions = Store(args.store).versions() if args.all else [args.version]
+    versions = open_store(args.store).versions() if args.all else [args.version]
     reports = [version_report(args.store, v) for v in versions]
     payload = reports if args.all else reports[0]
     present.emit(args, payload, lambda _: present.verify_reports(reports))
@@ -159,7 +159,7 @@ def cmd_verify(args) -> int:
 
 def cmd_serve(args) -> int:
     from ace_index.flows.serve.app import is_loopback, serve
-    from ace_index.storage.store import Store
+    from ace_index.storage.store import open_store
 
     token = args.token or os.environ.get("ACE_SERVE_TOKEN")
     if not is_loopback(args.host) and not token:
@@ -171,7 +171,7 @@ def cmd_serve(args) -> int:
         raise UsageError(f"--port must be 1..65535, got {args.port}")
     if args.play_cache_mb < 0:
         raise UsageError(f"--play-cache-mb must be 0 or more, got {args.play_cache_mb}")
-    Store(args.store).resolve(None)  # a store with nothing to serve is an error now
+    open_store(args.store).resolve(None)  # a store with nothing to serve is an error now
     print(
         f"serving {args.store} on http://{args.host}:{args.port}/ (API docs: /docs)",
         file=sys.stderr,

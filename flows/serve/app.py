@@ -59,7 +59,7 @@ from ace_index.query.request import MAX_K, PATH_HELP, PATHS, QueryError
 from ace_index.query.search import SearchRequest, completed
 from ace_index.storage.build.audit import audit
 from ace_index.storage.catalog.versions import list_versions, version_eval
-from ace_index.storage.store import Store, StoreError
+from ace_index.storage.store import StoreError, open_store
 
 logger = logging.getLogger(__name__)
 STATIC = Path(__file__).parent / "static"
@@ -234,7 +234,7 @@ def _catalog_routes(app: FastAPI, holder: VersionHolder, store: str) -> None:
     )
     def evaluation(version: str | None = Query(None, **VERSION_BOUNDS)):
         out = guarded(version_eval, store, version)
-        out["ids"] = guarded(Store(store).manifest, out["version"]).get("ids")
+        out["ids"] = guarded(open_store(store).manifest, out["version"]).get("ids")
         return out
 
     @app.get("/healthz", response_model=None, responses={200: {"model": Health}})

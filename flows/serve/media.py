@@ -25,7 +25,7 @@ from ace_index.flows.serve.contract import VERSION_BOUNDS, errors
 from ace_index.flows.serve.guard import public
 from ace_index.query.rendition_cache import RenditionCache
 from ace_index.query.served_files import FileGone, ServedFiles, open_cached
-from ace_index.storage.store import Store
+from ace_index.storage.store import open_store
 
 if TYPE_CHECKING:
     from ace_index.flows.serve.holder import VersionHolder
@@ -47,7 +47,7 @@ def _sends(content: dict, *codes: int) -> dict:
 
 def media_routes(app: FastAPI, holder: VersionHolder, store: str, play_bytes: int) -> None:
     files = ServedFiles()
-    renditions = RenditionCache(Store(store).renditions_dir, play_bytes)
+    renditions = RenditionCache(open_store(store).renditions_dir, play_bytes)
     as_is: dict[tuple, bool] = {}  # (item_id, path) -> a browser plays the original
 
     def indexed(item_id: str, version: str | None) -> tuple[dict, Path]:
@@ -94,7 +94,7 @@ def media_routes(app: FastAPI, holder: VersionHolder, store: str, play_bytes: in
     @app.get("/thumb/{item_id}", response_class=Response, responses=_sends(THUMB, 410, 415))
     def thumb(item_id: str, version: str | None = VERSION):
         found, path = indexed(item_id, version)
-        cached = Store(store).thumbnail_file(item_id)
+        cached = open_store(store).thumbnail_file(item_id)
         fd = open_cached(cached)
         if fd is not None:
             with os.fdopen(fd, "rb") as f:

@@ -17,7 +17,7 @@ from prometheus_client import (
     generate_latest,
 )
 
-from ace_index.storage.store import Store, StoreError
+from ace_index.storage.store import StoreError, open_store
 
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
 
@@ -62,7 +62,7 @@ class ServiceMetrics:
     def _created(self, version: str) -> float | None:
         if version not in self.created:
             try:
-                stamp = Store(self.store).manifest(version).get("created_at")
+                stamp = open_store(self.store).manifest(version).get("created_at")
             except StoreError:
                 return None
             self.created[version] = _epoch(stamp) if stamp else None

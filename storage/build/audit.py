@@ -5,7 +5,7 @@ from __future__ import annotations
 from ace_core.ids.sids import SemanticIDs
 from ace_index.storage.formats.semantic_id_table import read_semantic_ids
 from ace_index.storage.formats.tables import read_parquet
-from ace_index.storage.store import Store, StoreError
+from ace_index.storage.store import IndexStore, StoreError, open_store
 from ace_index.storage.store.history import moves_made
 
 MOVES_SHOWN = 10  # recent moves of LATEST in an audit report
@@ -36,7 +36,7 @@ def audit(store: str, from_version: str | None = None, to_version: str | None = 
     """Identifier diff between two versions. By default LATEST against its parent or, when
     LATEST last moved by a rollback, against the version served before it (what holders of
     IDs saw change); ``moves`` lists the recent moves of LATEST from the store's history."""
-    s = Store(store)
+    s = open_store(store)
     to_v = s.resolve(to_version)
     rollback = _last_rollback(s) if from_version is None and to_version is None else None
     from_v = (
@@ -55,7 +55,7 @@ def audit(store: str, from_version: str | None = None, to_version: str | None = 
     return {"from": from_v, "to": to_v, "why": why, "moves": moves, **diff}
 
 
-def _with_file_names(diff: dict, s: Store, from_v: str, to_v: str) -> dict:
+def _with_file_names(diff: dict, s: IndexStore, from_v: str, to_v: str) -> dict:
     """Each listed item with its ``source_id:path`` (from the version that holds it)."""
     names = {}
     for v in (from_v, to_v):
@@ -71,7 +71,7 @@ def run_files(store: str, version: str) -> dict:
     """A build's summary by file (``source_id:path``): the ok files ``version`` added and
     removed against its parent (every file for a first version), and the files it recorded
     as failed, with their reasons. Names are sorted; callers cap what they show."""
-    s = Store(store)
+    s = open_store(store)
     parent = s.manifest(version).get("parent_version")
     new = _ok_files(s, version)
     old = _ok_files(s, parent) if parent else {}
@@ -87,7 +87,7 @@ def run_files(store: str, version: str) -> dict:
     }
 
 
-def _ok_files(s: Store, version: str) -> dict[str, str]:
+def _ok_files(s: IndexStore, version: str) -> dict[str, str]:
     """item_id -> ``source_id:path`` of a version's ok items."""
     rows = read_parquet(s.version(version).items, ["item_id", "source_id", "path", "status"])
     return {
@@ -97,7 +97,7 @@ def _ok_files(s: Store, version: str) -> dict[str, str]:
     }
 
 
-def _last_rollback(s: Store) -> dict | None:
+def _last_rollback(s: IndexStore) -> dict | None:
     """The last move of LATEST when it was a rollback to the version LATEST names now."""
     history = s.history()
     last = history[-1] if history else None

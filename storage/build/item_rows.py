@@ -8,11 +8,11 @@ from collections.abc import Sequence
 import pyarrow as pa
 
 from ace_core.media.dates import media_date
-from ace_index.storage.store import Store
+from ace_index.storage.store import IndexStore
 from ace_index.storage.store.sources import Source, sources_holding
 
 
-def with_locations(items: pa.Table, store: Store, walked: Sequence[Source]) -> pa.Table:
+def with_locations(items: pa.Table, store: IndexStore, walked: Sequence[Source]) -> pa.Table:
     """Items rows with ``location``: their source's location joined with their path."""
     source_ids = items["source_id"].to_pylist()
     where = {s.source_id: s for s in sources_holding(store, {i for i in source_ids if i})}

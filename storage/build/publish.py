@@ -29,7 +29,7 @@ from ace_index.storage.formats.version_data import (
     read_version_items,
     version_embeddings,
 )
-from ace_index.storage.store import Store, StoreError
+from ace_index.storage.store import IndexStore, StoreError, open_store
 from ace_index.storage.store.layout import VersionLayout
 from ace_index.storage.store.sources import (
     Source,
@@ -88,7 +88,7 @@ def publish_version(
     lock_timeout_s: float = 30.0,
 ) -> dict:
     """Validate, write the manifest, move into versions/ and replace LATEST (under the lock)."""
-    s = Store(store)
+    s = open_store(store)
     validate_version(staged)
     walked = planned_sources(staged.root)  # registered once LATEST names this version
     with s.lock(lock_timeout_s):
@@ -133,7 +133,7 @@ def publish_version(
     return manifest
 
 
-def _item_sources(s: Store, staged: VersionLayout, walked: list[Source]) -> list[Source]:
+def _item_sources(s: IndexStore, staged: VersionLayout, walked: list[Source]) -> list[Source]:
     ids = {i for i in read_version_items(staged)["source_id"].to_pylist() if i is not None}
     known = {src.source_id: src for src in sources_holding(s, ids)}
     known.update({src.source_id: src for src in walked if src.source_id in ids})

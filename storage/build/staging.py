@@ -32,7 +32,7 @@ from ace_index.storage.formats.version_data import (
     read_items_table,
     version_embeddings,
 )
-from ace_index.storage.store import Store, StoreError
+from ace_index.storage.store import IndexStore, StoreError, open_store
 from ace_index.storage.store.layout import VersionLayout
 from ace_index.storage.store.sources import Source, write_planned_sources
 
@@ -42,7 +42,7 @@ def stage_ingest(
 ) -> VersionLayout:
     """A staged ingest: the parent's items, embeddings and captions (its captions win) plus
     the new items of the shards."""
-    s = Store(store)
+    s = open_store(store)
     p = s.version(parent)
     found = load_discovery(discovery_path)
     items = pa.concat_tables([read_items_table(p.items), read_shard_items(shard_outputs)])
@@ -62,7 +62,7 @@ def stage_rebuild(
     ``base`` (a published version with the same embedding config) for the ok items it holds
     that are still present; every row takes its current source and path, captions are the
     current ones."""
-    s = Store(store)
+    s = open_store(store)
     found = load_discovery(discovery_path)
     items = read_shard_items(shard_outputs)
     parts = [Path(o["embeddings_path"]) for o in shard_outputs]
@@ -78,7 +78,7 @@ def stage_rebuild(
 
 
 @contextmanager
-def _new_staged(s: Store) -> Iterator[VersionLayout]:
+def _new_staged(s: IndexStore) -> Iterator[VersionLayout]:
     """A new staged version folder, removed again if filling it fails (a full disk)."""
     staged = s.new_staging_version()
     try:
@@ -94,7 +94,7 @@ def embedding_base(store: str, embed: EmbedConfig) -> str | None:
     from ace_index.storage.formats.manifest import version_config
     from ace_index.storage.store.verify import verify_version
 
-    s = Store(store)
+    s = open_store(store)
     if s.latest() is None or version_config(store).embed != embed:
         return None
     verify_version(store, s.latest())  # its files are carried into the new version
@@ -125,7 +125,7 @@ def _stage_tables(
     items: pa.Table,
     embedding_parts: Sequence[Path],
     captions: dict[str, CaptionEntry],
-    store: Store,
+    store: IndexStore,
     walked: Sequence[Source],
 ) -> None:
     """items.parquet, embeddings/part-*.parquet, captions.parquet, and the sources walked
@@ -153,7 +153,7 @@ def _stage_tables(
 
 def stage_copy(store: str, version: str) -> VersionLayout:
     """A staged copy of a version's tables, IDs and codebooks (retrain on the same items)."""
-    s = Store(store)
+    s = open_store(store)
     src = s.version(version)
     with _new_staged(s) as staged:
         for a, b in zip(src.data_files(), staged.data_files()):
@@ -198,7 +198,7 @@ def reuse_published(store: str, staged: VersionLayout, config: IndexConfig) -> d
     """If a published version was built from exactly the same inputs, link its IDs, codebooks,
     retriever and eval into the staged version (an unchanged nightly re-index is then cheap)
     and return its ID report; otherwise None."""
-    s = Store(store)
+    s = open_store(store)
     key = build_key(staged, config, code_version())
     staged.build_key.write_text(key)
     for v in reversed(s.versions()):
@@ -211,7 +211,7 @@ def reuse_published(store: str, staged: VersionLayout, config: IndexConfig) -> d
     return None
 
 
-def same_as_latest(s: Store, staged: VersionLayout) -> bool:
+def same_as_latest(s: IndexStore, staged: VersionLayout) -> bool:
     """The staged version reuses LATEST's build and its items table equals LATEST's."""
     latest = s.latest()
     if latest is None or not staged.reused_from.exists():
@@ -255,7 +255,7 @@ def plan_removals(
     files that vanished."""
     from ace_index.storage.store.verify import verify_version
 
-    s = Store(store)
+    s = open_store(store)
     if s.latest() is None:
         return Removals([], [m.source_id for m in missing])
     verify_version(store, s.latest())

@@ -6,14 +6,14 @@ from __future__ import annotations
 import json
 
 from ace_index.storage.formats.tables import write_json_atomic
-from ace_index.storage.store import Store
+from ace_index.storage.store import open_store
 
 
 def ablation_metrics(store: str, version: str | None = None) -> dict:
     """Test metrics of the ablations of a version: from its eval.json when it was built with
     them, else from the store's ablation results of that version, else trained now (each
     ablation trains its own model) and saved there, so the next call reuses them."""
-    s = Store(store)
+    s = open_store(store)
     v = s.resolve(version)
     built = json.loads(s.version(v).eval.read_text()).get("ablations")
     if built:

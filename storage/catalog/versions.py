@@ -5,14 +5,14 @@ from __future__ import annotations
 
 import json
 
-from ace_index.storage.store import Store
+from ace_index.storage.store import IndexStore, open_store
 from ace_index.storage.store.layout import VersionLayout
 
 
 def list_versions(store: str) -> list[dict]:
     """One row per published version, oldest first; ``pinned``: the version a rollback holds
     in place (storage/store/pin.py), so that no scheduled or triggered run publishes."""
-    s = Store(store)
+    s = open_store(store)
     latest = s.latest()
     pin = s.pin()
     rows = []
@@ -40,14 +40,14 @@ def list_versions(store: str) -> list[dict]:
 def version_eval(store: str, version: str | None = None) -> dict:
     """The eval.json of a version, with the version's name, and the evaluation of its served
     path (``auto``) when the build kept one."""
-    s = Store(store)
+    s = open_store(store)
     v = s.resolve(version)
     ev = json.loads(s.version(v).eval.read_text())
     keys = ("protocol", "queries", "generative", "dense", "subsets", "ablations")
     return {"version": v, **{k: ev.get(k) for k in keys}, "served": served_evaluation(s, v)}
 
 
-def served_evaluation(s: Store, version: str, path: str = "auto") -> dict | None:
+def served_evaluation(s: IndexStore, version: str, path: str = "auto") -> dict | None:
     """The kept evaluation of ``path`` as served: for ``auto``, the one the version was
     published with (served_eval.json, since issue 43), else the one evaluations/ keeps
     (written by ``ace eval --path``, or by the build of a version published before); None
@@ -61,6 +61,6 @@ def served_evaluation(s: Store, version: str, path: str = "auto") -> dict | None
     return None
 
 
-def _served_r1(s: Store, version: str) -> dict | None:
+def _served_r1(s: IndexStore, version: str) -> dict | None:
     served = served_evaluation(s, version)
     return {"path": served["path"], "R@1": served["served"]["R@1"]} if served else None

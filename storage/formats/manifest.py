@@ -10,7 +10,7 @@ from ace_core.index_config import IndexConfig
 from ace_core.retrieval.dense import DENSE_BEFORE_BUDGET
 from ace_core.retrieval.model import BEFORE_TIED
 from ace_core.retrieval.training import TRAIN_BEFORE_BUDGET
-from ace_index.storage.store import Store
+from ace_index.storage.store import open_store
 from ace_index.storage.store.sources import Source
 
 # settings renamed when configs were nested: old manifests are read with their new names
@@ -47,17 +47,18 @@ def config_from_manifest(config: dict) -> IndexConfig:
 
 
 def version_config(store: str, version: str | None = None) -> IndexConfig:
-    return config_from_manifest(Store(store).manifest(version)["config"])
+    return config_from_manifest(open_store(store).manifest(version)["config"])
 
 
 def recorded_config(store: str) -> tuple[IndexConfig, str] | None:
     """The configuration LATEST was built with and its version (None for a store that has
     published nothing): what a re-index uses unless options override it."""
-    s = Store(store)
+    s = open_store(store)
     if not s.root.is_dir() or s.latest() is None:
         return None
     return version_config(store), s.latest()
 
 
 def version_sources(store: str, version: str | None = None) -> dict[str, Source]:
-    return {s["source_id"]: Source(**s) for s in Store(store).manifest(version).get("sources", [])}
+    recorded = open_store(store).manifest(version).get("sources", [])
+    return {s["source_id"]: Source(**s) for s in recorded}

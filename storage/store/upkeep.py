@@ -16,7 +16,7 @@ from ace_index.storage.store.errors import DamagedStoreError, StoreError
 from ace_index.storage.store.layout import VersionLayout
 from ace_index.storage.store.names import VERSION_RE, version_name
 from ace_index.storage.store.pin import read_pin, remove_pin, write_pin
-from ace_index.storage.store.store import Store
+from ace_index.storage.store.protocol import IndexStore, open_store
 from ace_index.storage.store.verify import folder_report
 
 
@@ -25,7 +25,7 @@ def rollback(store: str, version: str | None = None, reason: str | None = None) 
     version older than the served one that verifies; with LATEST unreadable, at the newest
     version that verifies. Recorded in the store's history and pinned (``reason``: why, in
     the user's words), so that no scheduled or triggered run publishes over it."""
-    s = Store(store)
+    s = open_store(store)
     with s.build_lock("ace rollback"), s.lock():
         served = s.readable_latest()
         skipped: list[dict] = []
@@ -42,7 +42,7 @@ def rollback(store: str, version: str | None = None, reason: str | None = None) 
     )
 
 
-def _move_and_pin(s: Store, v: str, served: str | None, reason: str | None) -> dict:
+def _move_and_pin(s: IndexStore, v: str, served: str | None, reason: str | None) -> dict:
     """LATEST to ``v``, then the pin on it: an older pin goes first, so that a kill at any
     point never leaves a pin naming a version LATEST does not name."""
     remove_pin(s.root)
@@ -55,7 +55,7 @@ def unpin(store: str) -> dict:
     """`ace rollback --unpin`: lift the pin, so that scheduled and triggered runs publish
     again (``unpinned``: the pin lifted, None when there was none; an unreadable PIN is
     removed too)."""
-    s = Store(store)
+    s = open_store(store)
     with s.build_lock("ace rollback --unpin"), s.lock():
         try:
             pin = read_pin(s.root)
@@ -65,7 +65,7 @@ def unpin(store: str) -> dict:
         return {"unpinned": pin, "latest": s.readable_latest()}
 
 
-def _candidates(s: Store, served: str | None, version: str | None) -> list[str]:
+def _candidates(s: IndexStore, served: str | None, version: str | None) -> list[str]:
     folders = s.version_folders()
     if version is not None:
         name = version_name(version)
@@ -86,7 +86,7 @@ def prune(store: str, keep: int, dry_run: bool = False) -> dict:
     folders of publishes that never completed, and what a killed prune left (``reclaimed``)."""
     if keep < 1:
         raise StoreError(f"--keep must be at least 1, got {keep}")
-    s = Store(store)
+    s = open_store(store)
     with s.build_lock("ace prune"), s.lock():
         served = s.latest()
         listed = s.versions()
@@ -110,7 +110,7 @@ def prune(store: str, keep: int, dry_run: bool = False) -> dict:
 DELETING = ".deleting-"  # a version folder being deleted, out of versions/'s listing
 
 
-def _delete_version(s: Store, v: str) -> None:
+def _delete_version(s: IndexStore, v: str) -> None:
     """The folder leaves versions/ at once (a rename), then its files go: a prune killed
     midway leaves a hidden folder that the next prune reclaims, never a half-deleted
     version."""
@@ -123,7 +123,7 @@ def _delete_version(s: Store, v: str) -> None:
     shutil.rmtree(trash)
 
 
-def _leftovers(s: Store, served: str | None) -> list[Path]:
+def _leftovers(s: IndexStore, served: str | None) -> list[Path]:
     """Folders in versions/ that hold no version: a killed prune's deletions, and version
     folders without a manifest that LATEST does not name (a publish renames a folder in
     with its manifest, so only a deletion leaves one)."""

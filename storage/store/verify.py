@@ -4,7 +4,7 @@ is checked against the sha256 written beside it at publish."""
 
 from __future__ import annotations
 
-from ace_index.storage.store import DamagedStoreError, Store
+from ace_index.storage.store import DamagedStoreError, IndexStore, open_store
 from ace_index.storage.store.layout import VersionLayout
 
 
@@ -23,11 +23,11 @@ def verify_version(store: str, version: str | None = None) -> dict:
 def version_report(store: str, version: str | None = None) -> dict:
     """Every problem of one version (``damaged``: one line per bad file), never raising for
     a damaged file; ``ok`` when there is none."""
-    s = Store(store)
+    s = open_store(store)
     return folder_report(s, s.resolve(version))
 
 
-def folder_report(s: Store, v: str) -> dict:
+def folder_report(s: IndexStore, v: str) -> dict:
     """``version_report`` of a version folder named directly (LATEST may be damaged)."""
     layout = VersionLayout(s.version_dir(v))
     try:
