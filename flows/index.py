@@ -28,7 +28,7 @@ from ace_index.flows.run_policy import run_options
 from ace_index.flows.store_queue import queued_behind_other_builds
 from ace_index.storage.build import audit as store_audit
 from ace_index.storage.formats.manifest import recorded_config, version_config
-from ace_index.storage.store import Store
+from ace_index.storage.store import open_store
 from ace_index.tasks import build as t
 from ace_index.tasks import train as trained
 from ace_index.tasks.embed import discover_ingest_folder, discover_sources
@@ -41,7 +41,7 @@ def building(store: str, what: str) -> Iterator[None]:
     """One build per store at a time: queued behind builds of the store on the same Prefect
     API (a deployment's nightly run behind an ingest), refused at once when another process
     holds the store's build lock; staged versions of killed runs cleaned first."""
-    s = Store(store)
+    s = open_store(store)
     with queued_behind_other_builds(store), s.build_lock(what):
         s.clean_staging()
         yield
@@ -53,7 +53,7 @@ def discarded_unless_published(store: str, staged: str) -> Iterator[None]:
     try:
         yield
     finally:
-        Store(store).discard_staged(staged)
+        open_store(store).discard_staged(staged)
         dropped_calibrations(store, staged)  # those fitted while scoring it, if unpublished
 
 
@@ -77,13 +77,13 @@ def index_corpus(
     the pin."""
     started = time.perf_counter()
     flush_denormals()  # before this run's thread pools exist (training's speed)
-    if not explicit and (pin := Store(store).pin()) is not None:
+    if not explicit and (pin := open_store(store).pin()) is not None:
         return pinned(pin, "ace index")  # before the configuration's lines: one line
     cfg = config or _recorded_or_default(store)
     check_config(cfg)  # a deployment's parameters too: before the lock and any work
     _say_encoders(cfg)
     with building(store, "ace index"):
-        pin = Store(store).pin()  # stable from here: every rollback takes this lock
+        pin = open_store(store).pin()  # stable from here: every rollback takes this lock
         if pin is not None and not explicit:
             return pinned(pin, "ace index")
         sources = sources_to_index(store, corpus)
@@ -122,7 +122,7 @@ def ingest_batch(
     started = time.perf_counter()
     flush_denormals()  # before this run's thread pools exist (training's speed)
     with building(store, "ace ingest"):
-        pin = Store(store).pin()  # stable from here: every rollback takes this lock
+        pin = open_store(store).pin()  # stable from here: every rollback takes this lock
         if pin is not None and not explicit:
             return pinned(pin, "ace ingest")
         parent = t.verified_latest(store)
@@ -135,7 +135,8 @@ def ingest_batch(
         staged = t.stage_ingest(store, discovery, shards, parent)
         with discarded_unless_published(store, staged):
             ids_report = t.assign_ids(staged, store, parent)
-            trained.train_retriever(store, staged, cfg, str(Store(store).version(parent).retriever))
+            parent_weights = str(open_store(store).version(parent).retriever)
+            trained.train_retriever(store, staged, cfg, parent_weights)
             published, served = publish_evaluated(
                 store, staged, cfg, "incremental_append", parent, ids_report
             )
@@ -152,7 +153,7 @@ def train_retriever(
     started = time.perf_counter()
     flush_denormals()  # before this run's thread pools exist (training's speed)
     with building(store, "ace retrain"):
-        pin = Store(store).pin()  # stable from here: every rollback takes this lock
+        pin = open_store(store).pin()  # stable from here: every rollback takes this lock
         if pin is not None and not explicit:
             return pinned(pin, "retrain")
         version, skipped = retrain_base(store, version, explicit)  # a newer build covers it?
@@ -163,8 +164,8 @@ def train_retriever(
         staged = t.stage_copy(store, base)
         with discarded_unless_published(store, staged):
             trained.train_retriever(store, staged, cfg)
-            ids = Store(store).manifest(base)["ids"]
-            latest = Store(store).latest()
+            ids = open_store(store).manifest(base)["ids"]
+            latest = open_store(store).latest()
             published, served = publish_evaluated(store, staged, cfg, "retrain", latest, ids)
     return lifted(pin, report(published, [], started, served))
 

@@ -20,7 +20,7 @@ from ace_core.index_config import IndexConfig
 from ace_index.storage.build.dedupe import retrain_target
 from ace_index.storage.catalog.versions import served_evaluation
 from ace_index.storage.formats.shards import read_encoders
-from ace_index.storage.store import Store
+from ace_index.storage.store import open_store
 from ace_index.storage.store.pin import remove_pin
 from ace_index.tasks import build as t
 from ace_index.tasks._progress import stage
@@ -32,7 +32,7 @@ def evaluate_staged(store: str, staged: str, config: IndexConfig) -> dict | None
     (``auto``), written into it; None without test captions (nothing to score on)."""
     from ace_index.query.evaluate import evaluate_staged as score
 
-    encoders = read_encoders(Store(store).embed_cache_dir(config_hash(config.embed)))
+    encoders = read_encoders(open_store(store).embed_cache_dir(config_hash(config.embed)))
     try:
         out = score(store, staged, config, encoders)
     except AceInputError as e:
@@ -83,7 +83,7 @@ def unchanged(
     published version whose inputs, settings and code LATEST holds (a retrain of it;
     storage/build/dedupe.py). An explicit run lifts the pin all the same (call under the
     build lock)."""
-    s = Store(store)
+    s = open_store(store)
     latest = s.latest()
     m = s.manifest(latest)
     zero = {"added": 0, "removed": 0, "changed": 0, "unchanged": m["counts"]["ok"]}
@@ -112,7 +112,7 @@ def retrain_base(
     named."""
     if not version or explicit:
         return version or None, None
-    s = Store(store)
+    s = open_store(store)
     target, why = retrain_target(s, s.resolve(version))
     if target is not None:
         if why:

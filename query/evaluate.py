@@ -128,9 +128,9 @@ def evaluate_served_path(store: str, version: str | None, path: str = "auto") ->
     of a version built since issue 43 is the one its build scored before publishing."""
     from ace_index.storage.catalog.versions import served_evaluation
     from ace_index.storage.formats.tables import write_json_atomic
-    from ace_index.storage.store import Store
+    from ace_index.storage.store import open_store
 
-    s = Store(store)
+    s = open_store(store)
     v = s.resolve(version)
     kept = served_evaluation(s, v, path)
     if kept is not None:

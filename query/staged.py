@@ -75,9 +75,9 @@ def load_staged(
 
 
 def _calibrations(store, name: str) -> list:
-    from ace_index.storage.store import Store
+    from ace_index.storage.store import open_store
 
-    folder = Store(store).evaluation_file(name, "x").parent
+    folder = open_store(store).evaluation_file(name, "x").parent
     return sorted(folder.glob(f"{name}-relevance-*.json")) if folder.is_dir() else []
 
 

@@ -23,7 +23,7 @@ from ace_index.storage.formats.codebooks import load_indexer, save_indexer
 from ace_index.storage.formats.semantic_id_table import read_semantic_ids, write_semantic_ids
 from ace_index.storage.formats.shards import read_encoders
 from ace_index.storage.formats.version_data import failed_items, version_embeddings
-from ace_index.storage.store import Store
+from ace_index.storage.store import open_store
 from ace_index.storage.store.layout import VersionLayout
 from ace_index.storage.store.verify import verify_version
 from ace_index.tasks._progress import stage
@@ -85,7 +85,7 @@ def equal_published(store: str, staged: str) -> str | None:
     """The published version (LATEST first, then any older one) whose build the staged
     rebuild reuses and whose items it holds exactly (same files, sources, paths, failures):
     publishing it would add a copy of that version (storage/build/dedupe.py)."""
-    return dedupe.equal_published(Store(store), VersionLayout(staged))
+    return dedupe.equal_published(open_store(store), VersionLayout(staged))
 
 
 @task(name="reuse-published")
@@ -124,7 +124,7 @@ def ids_fitted(r: dict) -> None:
 @task(name="assign-semantic-ids")
 def assign_ids(staged: str, store: str, parent: str) -> dict:
     """Frozen codebooks of the parent: its IDs unchanged, new items assigned."""
-    v, p = VersionLayout(staged), Store(store).version(parent)
+    v, p = VersionLayout(staged), open_store(store).version(parent)
     shutil.copytree(p.codebooks, v.codebooks)
     indexer = load_indexer(v.codebooks)
     ids, _, x = version_embeddings(v)
@@ -152,7 +152,7 @@ def publish_version(
         config=config,
         ids_report=ids_report,
         flow_run_id=str(run_id) if run_id else None,
-        encoders=read_encoders(Store(store).embed_cache_dir(config_hash(config.embed))),
+        encoders=read_encoders(open_store(store).embed_cache_dir(config_hash(config.embed))),
     )
     publish_artifacts(store, manifest)
     _emit_published(store, manifest)
@@ -166,7 +166,7 @@ def publish_version(
     return {
         **{k: manifest[k] for k in keys},
         "reused_from": manifest["reused_from"],
-        "failed_items": failed_items(Store(store).version(manifest["version"])),
+        "failed_items": failed_items(open_store(store).version(manifest["version"])),
     }
 
 
@@ -175,7 +175,7 @@ def with_ablations(config: IndexConfig, ablations: bool) -> IndexConfig:
 
 
 def _emit_published(store: str, manifest: dict) -> None:
-    s = Store(store)
+    s = open_store(store)
     emit_event(
         event="ace.version.published",
         resource={

@@ -19,7 +19,7 @@ from ace_core.retrieval.text_encoder import default_encoder_path
 from ace_index.storage.formats.retriever import load_retriever_state, save_retriever
 from ace_index.storage.formats.text_features import feature_source
 from ace_index.storage.formats.version_data import training_data
-from ace_index.storage.store import Store
+from ace_index.storage.store import open_store
 from ace_index.storage.store.layout import VersionLayout
 from ace_index.tasks._progress import run_logger, stage, text_progress, training_progress
 from ace_index.tasks.fusion_fit import VersionItems, fit_fusion_weights
@@ -35,10 +35,10 @@ def train_retriever(
     v, data = VersionLayout(staged), training_data(VersionLayout(staged))
     init = load_retriever_state(init_from) if init_from else None
     items = VersionItems.read(store, v, config, data.item_ids)
-    key = f"ace-{Store(store).key}"
+    key = f"ace-{open_store(store).key}"
     encoder_path = config.retriever.encoder_path or default_encoder_path()
     n = len(data.item_ids)
-    checkpoint = Store(store).staging_dir / "training" / training_key(data, config, init_from)
+    checkpoint = open_store(store).staging_dir / "training" / training_key(data, config, init_from)
     warn_if_no_validation(data.item_ids, data.captions, config.train.seed)
     with text_progress(f"{key}-features") as on_texts, training_progress(key, n) as progress:
         fit = fit_retrieval(
@@ -53,9 +53,9 @@ def train_retriever(
             init=init,
             progress=progress.epoch,
             on_step=progress.step,
-            features=feature_source(Store(store).staging_dir, encoder_path, on_texts),
+            features=feature_source(open_store(store).staging_dir, encoder_path, on_texts),
             zero_shot=items.zero_shot,
-            workdir=str(Store(store).staging_dir),
+            workdir=str(open_store(store).staging_dir),
             checkpoint=str(checkpoint),
         )
     shutil.rmtree(checkpoint, ignore_errors=True)  # trained: a later build starts afresh

@@ -211,16 +211,6 @@ def reuse_published(store: str, staged: VersionLayout, config: IndexConfig) -> d
     return None
 
 
-def same_as_latest(s: IndexStore, staged: VersionLayout) -> bool:
-    """The staged version reuses LATEST's build and its items table equals LATEST's."""
-    latest = s.latest()
-    if latest is None or not staged.reused_from.exists():
-        return False
-    if staged.reused_from.read_text() != latest:
-        return False
-    return read_items_table(staged.items).equals(read_items_table(s.version(latest).items))
-
-
 def _link_tree(src: Path, dst: Path) -> None:
     if src.is_dir():
         shutil.copytree(src, dst, copy_function=_link_or_copy)
