@@ -73,6 +73,8 @@ class ShardRunner:
             "processes": True,
             "threads_per_worker": 1,
             "dashboard_address": None,
+            "preload": ["ace_index.flows.dask_worker"],  # workers ignore SIGINT: the parent
+            #   ends them (a terminal's Ctrl-C reaches the whole process group)
         }
         return DaskTaskRunner(cluster_kwargs=cluster)
 

@@ -10,7 +10,6 @@ import os
 import signal
 import sys
 import threading
-import time
 from collections.abc import Callable
 
 EXIT_ON = {signal.SIGINT: 130, signal.SIGTERM: 143}
@@ -23,9 +22,10 @@ def install(what: str) -> None:
     def handler(signum, _frame):
         name = signal.Signals(signum).name
         try:
+            children = freeze_children()  # none prints after the line below
             os.write(2, f"ace: {what} interrupted ({name}): {BUSY_HINT}\n".encode())
-            stop_children(first=signal.SIGKILL)  # SIGTERM let the embedded API print its
-            #   services' shutdown tracebacks after this line (a flaky test caught it)
+            _kill(children)  # SIGTERM let the embedded API print its services' shutdown
+            #   tracebacks after this line (a flaky test caught it)
         finally:
             os._exit(EXIT_ON[signum])
 
@@ -55,16 +55,20 @@ def run_off_main_thread(work: Callable[[], int]) -> int:
     return outcome["code"]  # type: ignore[return-value]
 
 
-def stop_children(grace_s: float = 2.0, first: int = signal.SIGTERM) -> None:
-    """``first`` to every descendant process, SIGKILL to those left after ``grace_s``."""
+def freeze_children() -> list[int]:
+    """SIGSTOP to every descendant process: stopped, none writes to the terminal and none
+    dies, so Dask's nanny (a thread of this process) sees no worker die and starts none."""
     children = descendants(os.getpid())
     for pid in children:
-        _signal(pid, first)
-    deadline = time.monotonic() + grace_s
-    while children and time.monotonic() < deadline:
-        children = [pid for pid in children if _alive(pid)]
-        time.sleep(0.05)
-    for pid in children:
+        _signal(pid, signal.SIGSTOP)
+    return children
+
+
+def _kill(pids: list[int]) -> None:
+    """SIGKILL, without waiting: ``os._exit`` follows at once, with no I/O in between to
+    let another thread of this process run and notice a death (a wait here let Dask's nanny
+    log a worker's death and start another, whose resource tracker printed tracebacks)."""
+    for pid in pids:
         _signal(pid, signal.SIGKILL)
 
 
@@ -91,15 +95,6 @@ def _ppid(pid: int) -> int | None:
         return int(stat[stat.rindex(b")") + 2 :].split()[1])
     except (OSError, ValueError, IndexError):
         return None
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except OSError:
-        return False
-    with open(f"/proc/{pid}/stat", "rb") as f:  # a zombie is gone for our purpose
-        return b") Z " not in f.read(256)
 
 
 def _signal(pid: int, sig: int) -> None:

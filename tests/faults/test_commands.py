@@ -116,6 +116,41 @@ def test_an_interrupt_ends_a_build_at_once_and_leaves_nothing_behind(built, tmp_
     assert not (out / "LATEST").exists() and not list(out.glob("versions/v*"))
 
 
+@pytest.mark.slow  # a Dask cluster's start-up: over 30 s here
+def test_a_ctrl_c_ends_a_dask_build_with_one_line_and_no_worker_left(built, tmp_path):
+    """A terminal's Ctrl-C goes to the whole process group, the Dask workers included: they
+    died of it, the nanny restarted them and multiprocessing's resource tracker printed about
+    25 lines of tracebacks after the command's own line (issue 43)."""
+    from ace_index.flows.cli.interrupts import descendants
+
+    out = tmp_path / "s"
+    argv = ["index", str(built / "corpus"), "--store", str(out), "--config",
+            str(built / "fast.json"), "--dask-local", "2"]  # fmt: skip
+    env = {**os.environ, "PREFECT_API_URL": ""}
+    p = subprocess.Popen([sys.executable, "-m", "ace_index.flows.cli", *argv], cwd=ROOT, env=env,
+                         stderr=subprocess.PIPE, text=True, start_new_session=True)  # fmt: skip
+    seen = []
+    for line in p.stderr:  # until a worker is at work (it logs the shard it embeds)
+        seen.append(line)
+        if "embedding" in line:
+            break
+    children = descendants(p.pid)
+    workers = [c for c in children if b"spawn_main" in Path(f"/proc/{c}/cmdline").read_bytes()]
+    assert workers, "".join(seen)
+    t = time.perf_counter()
+    os.killpg(p.pid, signal.SIGINT)  # what a terminal's Ctrl-C does: the group, not one pid
+    rest = p.stderr.read()
+    code = p.wait(timeout=10)
+    assert time.perf_counter() - t < 5.0
+    assert code == 130
+    last = rest.strip().splitlines()[-1]
+    assert last.startswith("ace: ace index interrupted") and "Traceback" not in rest, rest
+    assert "distributed" not in rest and "resource_tracker" not in rest, rest
+    time.sleep(0.5)
+    assert not [c for c in children + descendants(p.pid) if _running(c)]
+    assert not (out / "LATEST").exists() and not list(out.glob("versions/v*"))
+
+
 def test_a_flow_run_by_a_command_leaves_its_signal_handlers_in_place(prefect_harness):
     """Prefect's SIGTERM bridge (installed by a flow run in the main thread) turned SIGTERM
     into an exception that could end the command as exit 1 with a traceback."""
