@@ -43,8 +43,7 @@ class RenditionCache:
             fd = self._open_kept(item_id, cached)
             if fd is not None:
                 return Rendition(fd, mime, cached, False)
-            made = self._make(item_id, src, cached)
-            fd = os.open(made, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+            made, fd = self._make(item_id, src, cached)
             if made == cached:
                 self._remember(item_id, fd)
         if made == cached:
@@ -96,8 +95,11 @@ class RenditionCache:
         self._remember(item_id, fd)
         return fd
 
-    def _make(self, item_id: str, src: Path, cached: Path) -> Path:
-        """Render ``src`` to ``cached``; to a temporary file when the store cannot keep it."""
+    def _make(self, item_id: str, src: Path, cached: Path) -> tuple[Path, int]:
+        """Render ``src`` to ``cached`` (to a temporary file when the store cannot keep it):
+        the path and the rendition, opened before it is renamed into place. Opened after, it
+        could be gone: another item's ``evict`` (outside this item's lock) may remove it the
+        moment it has a name there, and the request answered 500 (issue 42)."""
         try:
             self.folder.mkdir(parents=True, exist_ok=True)
             # a fresh name (O_EXCL): a read-only or full store fails here, not in the encoder
@@ -108,24 +110,29 @@ class RenditionCache:
             return self._temporary(src)
         try:
             write_rendition(src, tmp)
-            os.replace(tmp, cached)
+            fd = _open_read(tmp)
+            try:
+                os.replace(tmp, cached)
+            except BaseException:
+                os.close(fd)
+                raise
         except IsADirectoryError:  # a folder where the rendition goes: left alone
             logger.warning("rendition not cached (a folder is in its place)")
             return self._temporary(src)
         finally:
             with contextlib.suppress(OSError):
                 os.unlink(tmp)
-        return cached
+        return cached, fd
 
-    def _temporary(self, src: Path) -> Path:
+    def _temporary(self, src: Path) -> tuple[Path, int]:
         fd, name = tempfile.mkstemp(suffix=".mp4", prefix="ace-play-")
         os.close(fd)
         try:
             write_rendition(src, name)
+            return Path(name), _open_read(name)
         except BaseException:
             os.unlink(name)
             raise
-        return Path(name)
 
     def _remember(self, item_id: str, fd: int) -> None:
         with self._guard:
@@ -138,6 +145,10 @@ class RenditionCache:
             if len(self._locks) > 10_000:
                 self._locks = {k: v for k, v in self._locks.items() if v.locked()}
             return self._locks.setdefault(item_id, threading.Lock())
+
+
+def _open_read(path: str | Path) -> int:
+    return os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
 
 
 def _state(fd: int) -> tuple:

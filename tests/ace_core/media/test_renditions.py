@@ -102,6 +102,29 @@ def test_the_cache_keeps_within_its_bound_and_evicts_the_least_recently_served(t
     assert kept == ["a.mp4", "c.mp4"]  # b evicted; no temporary file left behind
 
 
+def test_a_rendition_evicted_as_soon_as_it_is_in_place_is_still_served(tmp_path, monkeypatch):
+    """Another item's ``evict`` runs outside this item's lock: it could remove the rendition
+    between its rename into place and the open that serves it, and /play answered 500
+    (issue 42). Here it does, at that very point, every time."""
+    from ace_index.query import rendition_cache
+
+    cache = RenditionCache(tmp_path / "renditions", max_bytes=1)  # any kept file is too many
+    real_replace = os.replace
+
+    def replace_then_evict(src, dst, **kw):
+        real_replace(src, dst, **kw)
+        if Path(dst).parent == cache.folder:
+            assert cache.evict() == [Path(dst)]  # as another item's request would
+
+    monkeypatch.setattr(rendition_cache.os, "replace", replace_then_evict)
+    rendition = cache.open("a", _mpeg4_part2(tmp_path / "v.mp4"), "video")
+    monkeypatch.undo()
+    with os.fdopen(rendition.fd, "rb") as f:
+        (tmp_path / "sent.mp4").write_bytes(f.read())
+    assert not rendition.temporary and not rendition.path.exists()
+    assert _streams(tmp_path / "sent.mp4")["frames"] == 12  # the whole rendition was served
+
+
 def test_a_store_it_cannot_write_still_plays_from_a_temporary_file(tmp_path):
     folder = tmp_path / "renditions"
     folder.write_text("a file where the folder should be")  # fails as a read-only store does
