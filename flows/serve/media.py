@@ -11,11 +11,9 @@ import contextlib
 import logging
 import os
 import tempfile
-from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import anyio
 from fastapi import FastAPI, HTTPException, Query
 from fastapi.responses import FileResponse, Response
 
@@ -23,6 +21,7 @@ from ace_core.media.modalities import media_kind, thumbnail_jpeg
 from ace_core.media.renditions import RenditionError, playable_as_is
 from ace_index.flows.serve.contract import VERSION_BOUNDS, errors
 from ace_index.flows.serve.guard import public
+from ace_index.flows.serve.open_file import OpenFileResponse
 from ace_index.query.rendition_cache import RenditionCache
 from ace_index.query.served_files import FileGone, ServedFiles, open_cached
 from ace_index.storage.store import open_store
@@ -103,33 +102,6 @@ def media_routes(app: FastAPI, holder: VersionHolder, store: str, play_bytes: in
             data = thumbnail_jpeg(str(path), found["modality"])
             _cache_thumbnail(cached, data)
         return Response(data, media_type="image/jpeg", headers={"cache-control": "max-age=86400"})
-
-
-class OpenFileResponse(FileResponse):
-    """A FileResponse (HTTP Range included) sent from an open descriptor of a regular file,
-    never opened again by path; the descriptor is closed once the response is done."""
-
-    def __init__(self, fd: int, media_type: str):
-        self.fd = fd
-        super().__init__(f"<descriptor {fd}>", media_type=media_type, stat_result=os.fstat(fd))
-
-    async def __call__(self, scope, receive, send) -> None:
-        extensions = dict(scope.get("extensions") or {})
-        extensions.pop("http.response.pathsend", None)  # that would send a path
-        try:
-            await super().__call__({**scope, "extensions": extensions}, receive, send)
-        finally:
-            os.close(self.fd)
-
-    @asynccontextmanager
-    async def _open_file(self):  # Starlette's one opener of self.path, for every response kind
-        file = anyio.wrap_file(os.fdopen(os.dup(self.fd), "rb"))
-        try:
-            await file.seek(0)
-            yield file
-        finally:
-            with anyio.CancelScope(shield=True):
-                await file.aclose()
 
 
 def _cache_thumbnail(cached: Path, data: bytes) -> None:
