@@ -63,7 +63,8 @@ def started(store: Path, protocol: str) -> tuple[subprocess.Popen, str]:
     with __import__("socket").socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    code = "from ace_index.tasks import _env; " + SERVE[protocol].format(store=str(store), port=port)
+    serve = SERVE[protocol].format(store=str(store), port=port)
+    code = "from ace_index.tasks import _env; " + serve
     proc = subprocess.Popen([sys.executable, "-c", code], cwd=ROOT)
     url = f"http://127.0.0.1:{port}"
     for _ in range(600):
