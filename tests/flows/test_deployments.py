@@ -214,6 +214,25 @@ def test_an_ingest_event_runs_the_retrain_deployment_on_its_store(server, deploy
     ]  # fmt: skip
     assert "op:retrain" in runs[1]["tags"] and "op:index" in runs[2]["tags"]
     assert not _store_runs(server, tmp_path / "elsewhere")  # another store: none of them
+    # the ingest's trigger and the nightly published one version between them
+    assert s.versions() == ["v000001", "v000002"]
+
+    # a rollback survives the nightly deployment: its run publishes nothing, LATEST stays
+    rollback = subprocess.run(
+        [str(BIN / "ace"), "rollback", "v000001", "--store", str(store), "--reason", "bad model"],
+        env=server, cwd=ROOT, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert rollback.returncode == 0, rollback.stderr[-2000:]
+    _run(server, "prefect", "deployment", "run", "index-corpus/nightly-reindex",
+         "--param", f"store={store}")  # fmt: skip
+    _run(server, "prefect", "worker", "start", "--pool", "ace-process", "--run-once",
+         timeout=400)  # fmt: skip
+    nightly = [
+        r for r in _flow_runs(server, "nightly-reindex") if r["parameters"]["store"] == str(store)
+    ]
+    assert [r["state"] for r in nightly] == ["COMPLETED", "COMPLETED"], nightly
+    assert s.latest() == "v000001" and s.versions() == ["v000001", "v000002"]
+    assert s.pin()["version"] == "v000001"
 
 
 @pytest.mark.slow  # over 30 s: `make test-slow` (CI runs it)
