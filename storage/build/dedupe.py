@@ -21,14 +21,14 @@ from __future__ import annotations
 
 from ace_index.storage.formats.tables import read_items_table
 from ace_index.storage.formats.version_data import known_item_ids
-from ace_index.storage.store import Store
+from ace_index.storage.store import IndexStore
 from ace_index.storage.store.layout import VersionLayout
 from ace_index.storage.store.names import version_number
 
 FROM_SCRATCH = ("full_rebuild", "retrain")
 
 
-def equal_published(s: Store, staged: VersionLayout) -> str | None:
+def equal_published(s: IndexStore, staged: VersionLayout) -> str | None:
     """The published version the staged rebuild equals (LATEST first, then newest first)
     where publishing it would change nothing served: LATEST itself, or a version whose
     inputs, settings and code LATEST holds too. None: publish (it differs from every one,
@@ -55,7 +55,7 @@ def equal_published(s: Store, staged: VersionLayout) -> str | None:
 DATA_FILES = ("items.parquet", "captions.parquet", "semantic_ids.parquet", "embeddings/")
 
 
-def same_inputs(s: Store, a: str, b: str) -> bool:
+def same_inputs(s: IndexStore, a: str, b: str) -> bool:
     """Two published versions built from the same inputs, settings and code: the same items,
     captions, IDs and embeddings (their manifests' sha256), configuration and code version."""
     ma, mb = s.manifest(a), s.manifest(b)
@@ -68,7 +68,7 @@ def _data_files(m: dict) -> dict[str, str]:
     return {f["path"]: f["sha256"] for f in m["files"] if f["path"].startswith(DATA_FILES)}
 
 
-def covering_version(s: Store, version: str) -> str | None:
+def covering_version(s: IndexStore, version: str) -> str | None:
     """The newest version published after ``version`` whose retriever was trained from
     scratch on every ok item of ``version``; None when there is none."""
     need = known_item_ids(s.version(version), ok_only=True)
@@ -81,7 +81,7 @@ def covering_version(s: Store, version: str) -> str | None:
     return None
 
 
-def retrain_target(s: Store, version: str) -> tuple[str | None, str | None]:
+def retrain_target(s: IndexStore, version: str) -> tuple[str | None, str | None]:
     """What a retrain that no person started, raised for ``version`` (the trigger after its
     ingest), trains: ``(version, None)`` while LATEST names it; otherwise ``(None, why)``
     when a newer version trained from scratch covers it, or when LATEST no longer holds its

@@ -23,7 +23,7 @@ from pathlib import Path
 
 from ace_core.bounded_read import one_reason, read_bounded
 from ace_core.errors import AceInputError
-from ace_index.storage.store import DamagedStoreError, Store, StoreError
+from ace_index.storage.store import DamagedStoreError, IndexStore, StoreError
 from ace_index.storage.store.disk import write_durably
 
 SOURCES_MAX_BYTES = 16 << 20
@@ -62,7 +62,7 @@ def folder_location(folder: str | os.PathLike) -> str:
     return str(path)
 
 
-def check_source_location(store: Store, location: str) -> None:
+def check_source_location(store: IndexStore, location: str) -> None:
     """A folder that can be a source of ``store``: not ``/``, not a special file system, not
     the store, inside it, or a folder that holds it."""
     from ace_core.media.walk import special_mount
@@ -82,7 +82,7 @@ def check_source_location(store: Store, location: str) -> None:
         )
 
 
-def read_recorded_sources(store: Store) -> list[Source]:
+def read_recorded_sources(store: IndexStore) -> list[Source]:
     """The registered sources as recorded, unchecked (a damaged sources.json is a damaged
     store, exit 3)."""
     data = _read_json(store.sources_file)
@@ -111,7 +111,7 @@ def _read_json(path: Path) -> object:
         raise DamagedStoreError(f"{path} is not JSON ({one_reason(e)})") from e
 
 
-def read_sources(store: Store) -> list[Source]:
+def read_sources(store: IndexStore) -> list[Source]:
     """The registered sources, with those LATEST's publish planned and was killed before
     registering; each checked as a new one is (a hand-edited ``/`` is a damaged store, exit 3,
     never a walk of the whole file system)."""
@@ -142,7 +142,7 @@ def _sources_in(rows: object, where: Path) -> list[Source]:
     return [Source(**r) for r in rows]
 
 
-def write_sources(store: Store, sources: list[Source]) -> None:
+def write_sources(store: IndexStore, sources: list[Source]) -> None:
     """Replace sources.json durably (call under the store lock); the sources LATEST's publish
     left to register are in it from now on."""
     store.root.mkdir(parents=True, exist_ok=True)
@@ -162,7 +162,7 @@ def match_folder(sources: list[Source], location: str) -> SourceMatch | None:
     return None
 
 
-def plan_source(store: Store, folder: str | os.PathLike) -> SourceMatch:
+def plan_source(store: IndexStore, folder: str | os.PathLike) -> SourceMatch:
     """The source that would hold ``folder``: the registered one that holds it, or a new
     one (``added``), checked but not written (``register_sources`` writes it)."""
     location = folder_location(folder)
@@ -180,7 +180,7 @@ def plan_source(store: Store, folder: str | os.PathLike) -> SourceMatch:
     return SourceMatch(Source(_new_source_id(sources, location), location), "", True)
 
 
-def register_sources(store: Store, new: list[Source]) -> None:
+def register_sources(store: IndexStore, new: list[Source]) -> None:
     """Write sources into sources.json (call under the store lock). A source id taken
     meanwhile by another folder stops the command."""
     sources = _with_pending(store, read_recorded_sources(store))
@@ -203,7 +203,7 @@ def check_planned_sources(sources: list[Source], new: list[Source]) -> None:
             )
 
 
-def settle_sources(store: Store) -> None:
+def settle_sources(store: IndexStore) -> None:
     """Register the sources LATEST's publish planned, kept in its folder until now, and write
     sources.json for a store that has none (call under the store lock, once LATEST has
     moved)."""
@@ -234,13 +234,13 @@ def planned_sources(folder: os.PathLike) -> list[Source]:
     return [] if rows is _MISSING else _sources_in(rows, path)
 
 
-def _pending_file(store: Store) -> Path | None:
+def _pending_file(store: IndexStore) -> Path | None:
     """LATEST's planned sources (left by a publish killed before registering them)."""
     latest = store.readable_latest()
     return store.version_dir(latest) / PLANNED_SOURCES if latest else None
 
 
-def _with_pending(store: Store, sources: list[Source]) -> list[Source]:
+def _with_pending(store: IndexStore, sources: list[Source]) -> list[Source]:
     """``sources`` and, after them, LATEST's planned sources whose ids they lack."""
     pending = _pending_file(store)
     taken = {s.source_id for s in sources}
@@ -250,7 +250,7 @@ def _with_pending(store: Store, sources: list[Source]) -> list[Source]:
     return [*sources, *new]
 
 
-def add_source(store: Store, folder: str | os.PathLike) -> SourceMatch:
+def add_source(store: IndexStore, folder: str | os.PathLike) -> SourceMatch:
     """Register ``folder`` as a source now (`ace sources add`; idempotent: a folder already
     under a source is matched to it, not added)."""
     with store.lock():
@@ -259,7 +259,7 @@ def add_source(store: Store, folder: str | os.PathLike) -> SourceMatch:
     return match
 
 
-def remove_source(store: Store, key: str) -> Source:
+def remove_source(store: IndexStore, key: str) -> Source:
     """Unregister a source by id or location. Its items leave the index at the next
     re-index (which then needs --allow-remove)."""
     with store.lock():
@@ -281,7 +281,7 @@ def _new_source_id(sources: list[Source], location: str) -> str:
     return name
 
 
-def sources_holding(store: Store, source_ids: set[str]) -> list[Source]:
+def sources_holding(store: IndexStore, source_ids: set[str]) -> list[Source]:
     """The sources (registered, or recorded by LATEST) with the given ids, for a manifest."""
     known: dict[str, Source] = {}
     if store.latest() is not None:
