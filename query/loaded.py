@@ -16,6 +16,7 @@ from ace_core.retrieval.constrained_generation import Trie
 from ace_core.retrieval.evaluation import QuerySplit, scored_sample, split_queries
 from ace_core.retrieval.keywords import KeywordIndex, item_document
 from ace_core.retrieval.retrieval_model import RetrievalModel
+from ace_core.retrieval.training import TrainConfig
 from ace_core.retrieval.zero_shot import TextSpace, text_spaces
 from ace_index.query.filters import Filters
 from ace_index.query.towers import load_text_towers
@@ -30,6 +31,7 @@ from ace_index.storage.formats.version_data import (
     version_embeddings,
 )
 from ace_index.storage.store import StoreError, open_store
+from ace_index.storage.store.layout import VersionLayout
 from ace_index.storage.store.sources import Source
 from ace_index.storage.store.verify import verify_version
 
@@ -104,11 +106,17 @@ class LoadedVersion:
         return self.cache.once("held_out", self._held_out)
 
     def _held_out(self) -> QuerySplit:
-        train = version_config(self.store, self.version).train
-        captions = read_captions(open_store(self.store).version(self.version))
-        split = split_queries(self.model.item_ids, captions, seed=train.seed)
-        t = train
+        t = self.train_config()
+        captions = read_captions(self.layout())
+        split = split_queries(self.model.item_ids, captions, seed=t.seed)
         return scored_sample(split, t.max_val_queries, t.max_test_queries, t.seed, set())
+
+    def train_config(self) -> TrainConfig:
+        """The training settings the version was built with (its split's seed and sizes)."""
+        return version_config(self.store, self.version).train
+
+    def layout(self) -> VersionLayout:
+        return open_store(self.store).version(self.version)
 
     def embed_config(self) -> EmbedConfig:
         return self.embed or EmbedConfig()
@@ -231,17 +239,13 @@ def load_version(store: str, version: str | None = None) -> LoadedVersion:
     if not layout.retriever_weights.exists():
         raise StoreError(f"version {v} has no retriever")
     verify_version(store, v)  # never answer from damaged files
-    ids, _, x = version_embeddings(layout)
-    sids = read_semantic_ids(layout.semantic_ids)
-    model = load_retriever(layout.retriever, ids, x, sids.tokens())
-    items = {r["item_id"]: r for r in read_version_items(layout).to_pylist()}
-    captions = {k: e.captions for k, e in read_captions(layout).items()}
     manifest = s.manifest(v)
+    model, items, sids, captions = read_for_queries(layout)
     return LoadedVersion(
         v,
         model,
         items,
-        dict(zip(sids.item_ids, sids.sids)),
+        sids,
         version_sources(store, v),
         captions,
         embed=config_from_manifest(manifest["config"]).embed,
@@ -249,3 +253,14 @@ def load_version(store: str, version: str | None = None) -> LoadedVersion:
         store=store,
         fusion=manifest.get("fusion"),
     )
+
+
+def read_for_queries(layout: VersionLayout) -> tuple[RetrievalModel, dict, dict, dict]:
+    """What a version folder (published or staged) holds for queries: the retriever over its
+    embeddings and IDs, its item rows, its semantic IDs and its captions by item."""
+    ids, _, x = version_embeddings(layout)
+    sids = read_semantic_ids(layout.semantic_ids)
+    model = load_retriever(layout.retriever, ids, x, sids.tokens())
+    items = {r["item_id"]: r for r in read_version_items(layout).to_pylist()}
+    captions = {k: e.captions for k, e in read_captions(layout).items()}
+    return model, items, dict(zip(sids.item_ids, sids.sids)), captions

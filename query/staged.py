@@ -16,16 +16,8 @@ import os
 from dataclasses import dataclass
 
 from ace_core.index_config import IndexConfig
-from ace_core.retrieval.evaluation import QuerySplit, scored_sample, split_queries
 from ace_core.retrieval.training import TrainConfig
-from ace_index.query.loaded import LoadedVersion
-from ace_index.storage.formats.retriever import load_retriever
-from ace_index.storage.formats.semantic_id_table import read_semantic_ids
-from ace_index.storage.formats.version_data import (
-    read_captions,
-    read_version_items,
-    version_embeddings,
-)
+from ace_index.query.loaded import LoadedVersion, read_for_queries
 from ace_index.storage.store.layout import VersionLayout
 
 PREFIX = "staged-"
@@ -36,13 +28,14 @@ class StagedVersion(LoadedVersion):
     """A LoadedVersion read from a staged folder: its held-out split from the folder's
     captions and the build's training settings (no manifest yet)."""
 
-    layout: VersionLayout | None = None
+    staged_layout: VersionLayout | None = None
     train: TrainConfig | None = None
 
-    def _held_out(self) -> QuerySplit:
-        t = self.train
-        split = split_queries(self.model.item_ids, read_captions(self.layout), seed=t.seed)
-        return scored_sample(split, t.max_val_queries, t.max_test_queries, t.seed, set())
+    def train_config(self) -> TrainConfig:
+        return self.train
+
+    def layout(self) -> VersionLayout:
+        return self.staged_layout
 
 
 def staged_name(staged: str | os.PathLike) -> str:
@@ -54,22 +47,19 @@ def load_staged(
 ) -> StagedVersion:
     """The staged version at ``staged`` (its retriever trained, its eval written)."""
     layout = VersionLayout(staged)
-    ids, _, x = version_embeddings(layout)
-    sids = read_semantic_ids(layout.semantic_ids)
-    model = load_retriever(layout.retriever, ids, x, sids.tokens())
-    captions = {k: e.captions for k, e in read_captions(layout).items()}
+    model, items, sids, captions = read_for_queries(layout)
     return StagedVersion(
         staged_name(staged),
         model,
-        {r["item_id"]: r for r in read_version_items(layout).to_pylist()},
-        dict(zip(sids.item_ids, sids.sids)),
+        items,
+        sids,
         {},  # sources: results' locations are not scored
         captions,
         embed=config.embed,
         encoders=encoders,
         store=store,
         fusion=json.loads(layout.eval.read_text()).get("fusion"),
-        layout=layout,
+        staged_layout=layout,
         train=config.train,
     )
 

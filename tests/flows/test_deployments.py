@@ -157,6 +157,17 @@ def _flow_runs(env, deployment: str) -> list[dict]:
     return json.loads(_run(env, "python", "-c", code).strip().splitlines()[-1])
 
 
+def _run_nightly(env, store: Path) -> list[dict]:
+    """One run of the nightly deployment on ``store``, taken by a process worker; every
+    nightly run of that store so far."""
+    _run(env, "prefect", "deployment", "run", "index-corpus/nightly-reindex",
+         "--param", f"store={store}")  # fmt: skip
+    _run(env, "prefect", "worker", "start", "--pool", "ace-process", "--run-once",
+         timeout=400)  # fmt: skip
+    runs = _flow_runs(env, "nightly-reindex")
+    return [r for r in runs if r["parameters"]["store"] == str(store)]
+
+
 @pytest.mark.slow  # over 30 s: `make test-slow` (CI runs it)
 def test_an_ingest_event_runs_the_retrain_deployment_on_its_store(server, deployed, tmp_path):
     from ace_core.synth import CorpusCounts, write_sample_corpus
@@ -194,13 +205,7 @@ def test_an_ingest_event_runs_the_retrain_deployment_on_its_store(server, deploy
 
     # the nightly deployment (only `store` given) re-indexes with the store's own encoders:
     # ace-tiny-vit with random weights here, never the defaults (not cached on this machine)
-    _run(server, "prefect", "deployment", "run", "index-corpus/nightly-reindex",
-         "--param", f"store={store}")  # fmt: skip
-    _run(server, "prefect", "worker", "start", "--pool", "ace-process", "--run-once",
-         timeout=400)  # fmt: skip
-    nightly = [
-        r for r in _flow_runs(server, "nightly-reindex") if r["parameters"]["store"] == str(store)
-    ]
+    nightly = _run_nightly(server, store)
     assert [r["state"] for r in nightly] == ["COMPLETED"], nightly  # (the cron's own runs wait)
     latest = s.manifest()
     assert latest["config"]["embed"]["image"]["model"] == "ace-tiny-vit"
@@ -223,13 +228,7 @@ def test_an_ingest_event_runs_the_retrain_deployment_on_its_store(server, deploy
         env=server, cwd=ROOT, capture_output=True, text=True, timeout=120,
     )  # fmt: skip
     assert rollback.returncode == 0, rollback.stderr[-2000:]
-    _run(server, "prefect", "deployment", "run", "index-corpus/nightly-reindex",
-         "--param", f"store={store}")  # fmt: skip
-    _run(server, "prefect", "worker", "start", "--pool", "ace-process", "--run-once",
-         timeout=400)  # fmt: skip
-    nightly = [
-        r for r in _flow_runs(server, "nightly-reindex") if r["parameters"]["store"] == str(store)
-    ]
+    nightly = _run_nightly(server, store)
     assert [r["state"] for r in nightly] == ["COMPLETED", "COMPLETED"], nightly
     assert s.latest() == "v000001" and s.versions() == ["v000001", "v000002"]
     assert s.pin()["version"] == "v000001"
