@@ -34,6 +34,7 @@ from ace_core.retrieval.fine_tune import (
 from ace_core.retrieval.held_out import test_metrics
 from ace_core.retrieval.item_offsets import calibrate_offsets
 from ace_core.retrieval.model import RetrieverConfig
+from ace_core.retrieval.resume import load_dense, save_dense
 from ace_core.retrieval.retrieval_model import (
     RetrievalModel,
     build_vocab,
@@ -138,7 +139,7 @@ def fit_retrieval(
     report.uncaptioned_bias = _calibrate(model, split, feats["val"], gold["val"])
     clock.lap("generative_training")
     if dense and len(gold["train"]):
-        _train_dense(model, feats, gold, train)
+        _train_dense(model, feats, gold, train, checkpoint)
     clock.lap("dense_training")
     ev = test_metrics(model, train_split, feats["test"], gold["test"], dense, new_rows, init)
     clock.lap("test_metrics")
@@ -152,7 +153,10 @@ def _validation(model, feats, gold, split: QuerySplit, zero_shot) -> Validation 
     return Validation.of(feats["val"], gold["val"], texts, model, zero_shot)
 
 
-def _train_dense(model: RetrievalModel, feats, gold, train: TrainConfig) -> None:
+def _train_dense(model: RetrievalModel, feats, gold, train: TrainConfig, checkpoint) -> None:
+    """The dense caption baseline, trained once per ``checkpoint`` folder (resume.py)."""
+    if checkpoint and load_dense(Path(checkpoint), model.dense):
+        return
     val = (feats["val"], gold["val"]) if len(gold["val"]) else None
     train_dense(
         model.dense,
@@ -163,6 +167,8 @@ def _train_dense(model: RetrievalModel, feats, gold, train: TrainConfig) -> None
         seed=train.seed,
         val=val,
     )
+    if checkpoint:
+        save_dense(Path(checkpoint), model.dense)
 
 
 def _train_args(model, feats, gold, train, replay, validate_initial: bool) -> dict:

@@ -37,6 +37,7 @@ def save_checkpoint(folder: Path, run, best) -> None:
         "steps": run.steps,
         "examples": run.examples,
         "budget": run.budget,
+        "stopped": run.stopped,
         "history": run.history,
         "optimizers": opts,
         "best": _best_meta(best),
@@ -63,10 +64,29 @@ def load_checkpoint(folder: Path, run, best) -> int:
     run.gen.set_state(tensors["rng.batches"])
     torch.set_rng_state(tensors["rng.torch"])
     run.steps, run.examples, run.budget = meta["steps"], meta["examples"], meta["budget"]
-    run.history = meta["history"]
+    run.history, run.stopped = meta["history"], meta.get("stopped", "epochs")
     run.opt.plan(run.budget, done=run.steps)
     _load_best(best, meta["best"], _part(tensors, "best."))
     return len(run.history)
+
+
+def save_dense(folder: Path, proj: torch.nn.Module) -> None:
+    """The trained dense baseline beside the generative run's checkpoint (written whole, then
+    renamed), so a run killed after it resumes at the test metrics."""
+    folder.mkdir(parents=True, exist_ok=True)
+    tmp = folder / "dense.safetensors.tmp"
+    save_file({k: v.contiguous() for k, v in proj.state_dict().items()}, str(tmp))
+    tmp.rename(folder / "dense.safetensors")
+
+
+def load_dense(folder: Path, proj: torch.nn.Module) -> bool:
+    """Whether the checkpoint held a trained dense baseline (then loaded into ``proj``)."""
+    path = folder / "dense.safetensors"
+    if not path.exists():
+        return False
+    proj.load_state_dict(load_file(str(path)))
+    proj.eval()
+    return True
 
 
 def _best_meta(best) -> dict:

@@ -176,6 +176,8 @@ def train_generative(
         if validate_initial and best.has_val and not done:
             best.consider(0, {"epoch": 0})
         for epoch in range(done + 1, cfg.epochs + 1):
+            if run.stopped != "epochs":
+                break  # resumed from the checkpoint of a run that had finished
             if share and epoch > 1:
                 share.update()  # the cores other processes left free over the last epoch
             row = run.epoch(replay, on_step)
@@ -185,10 +187,10 @@ def train_generative(
             last = run.stopped != "epochs" or epoch == cfg.epochs  # the last row says why
             if progress:
                 progress(epoch, {**row, "stopped": run.stopped} if last else row)
+            if checkpoint:  # the last epoch too: a kill after training keeps the training
+                save_checkpoint(checkpoint, run, best)
             if run.stopped != "epochs":
                 break
-            if checkpoint:
-                save_checkpoint(checkpoint, run, best)
     torch.set_num_threads(threads)  # the pool as it was before training
     decoder.load_state_dict(best.state)
     decoder.eval()

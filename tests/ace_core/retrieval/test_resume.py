@@ -1,11 +1,17 @@
 """A killed training run resumes from its last epoch's checkpoint (ace_core/retrieval/resume.py)
 and ends where an uninterrupted run ends."""
 
+from dataclasses import replace
+from types import SimpleNamespace
+
 import numpy as np
 import pytest
 import torch
 
+from ace_core.retrieval import fit as fit_module
+
 from ace_core.retrieval.constrained_generation import Trie
+from ace_core.retrieval.dense import DenseProjection
 from ace_core.retrieval.model import IDDecoder, RetrieverConfig, Vocab
 from ace_core.retrieval.text_features import TextFeatures
 from ace_core.retrieval.training import TrainConfig, train_generative
@@ -36,9 +42,9 @@ def _setup():
     return decoder, feats, np.arange(2 * n) % n, emb, tokens, Trie(tokens).tie(emb)
 
 
-def _train(tmp_path, kill_at=None):
+def _train(tmp_path, kill_at=None, on_step=None, **budget):
     decoder, feats, items, emb, tokens, trie = _setup()
-    cfg = TrainConfig(epochs=5, examples_per_item=None, batch_size=16)
+    cfg = TrainConfig(**{"epochs": 5, "examples_per_item": None, "batch_size": 16, **budget})
 
     def progress(epoch, row):
         if epoch == kill_at:
@@ -53,6 +59,7 @@ def _train(tmp_path, kill_at=None):
         trie,
         cfg,
         progress=progress,
+        on_step=on_step,
         checkpoint=tmp_path / "ckpt",
     )
     return decoder, report
@@ -68,3 +75,32 @@ def test_a_killed_run_resumes_from_its_last_epoch_and_ends_where_a_whole_run_end
     assert report.steps == whole_report.steps and report.examples == whole_report.examples
     for (name, a), b in zip(whole.state_dict().items(), resumed.state_dict().values()):
         assert torch.allclose(a.to_dense(), b.to_dense(), atol=1e-4), (name, (a - b).abs().max())
+
+
+def _no_step(*_):
+    raise AssertionError("a finished run trained again")
+
+
+@pytest.mark.parametrize("budget", [{}, {"max_steps": 6}], ids=["epochs", "step budget"])
+def test_a_finished_run_is_kept_and_a_second_start_takes_no_step(tmp_path, budget):
+    whole, report = _train(tmp_path, **budget)  # killed after training, e.g. in the dense fit
+    resumed, again = _train(tmp_path, on_step=_no_step, **budget)
+    assert again.history == report.history and again.stopped == report.stopped
+    for a, b in zip(whole.state_dict().values(), resumed.state_dict().values()):
+        assert torch.equal(a.to_dense(), b.to_dense())
+
+
+def test_the_dense_baseline_is_trained_once_per_checkpoint(tmp_path, monkeypatch):
+    _, feats, items, emb, _, _ = _setup()
+    train = TrainConfig()
+    train = replace(train, dense=replace(train.dense, epochs=2, examples_per_item=None))
+    feats, gold = {"train": feats, "val": feats}, {"train": items, "val": items}
+    first = SimpleNamespace(dense=DenseProjection(6, 8), item_emb=emb)
+    before = {k: v.clone() for k, v in first.dense.state_dict().items()}
+    fit_module._train_dense(first, feats, gold, train, str(tmp_path))
+    assert not torch.equal(before["proj.weight"], first.dense.state_dict()["proj.weight"])
+    monkeypatch.setattr(fit_module, "train_dense", _no_step)
+    second = SimpleNamespace(dense=DenseProjection(6, 8), item_emb=emb)
+    fit_module._train_dense(second, feats, gold, train, str(tmp_path))
+    for a, b in zip(first.dense.state_dict().values(), second.dense.state_dict().values()):
+        assert torch.equal(a, b)
