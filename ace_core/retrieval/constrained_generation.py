@@ -140,8 +140,13 @@ class BeamConfig:
 
 @torch.no_grad()
 def constrained_beam_search(
-    decoder, memory: torch.Tensor, mem_pad: torch.Tensor | None, trie: Trie, beam_size: int,
-    query: torch.Tensor | None = None, offsets=None,
+    decoder,
+    memory: torch.Tensor,
+    mem_pad: torch.Tensor | None,
+    trie: Trie,
+    beam_size: int,
+    query: torch.Tensor | None = None,
+    offsets=None,
 ) -> list[list[tuple[int, float]]]:
     """For each query: up to ``beam_size`` (item index, log-prob) pairs, best first.
 

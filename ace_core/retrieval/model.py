@@ -128,13 +128,22 @@ class IDDecoder(nn.Module):
     """Generates ID tokens from encoder layer outputs (or from an item embedding)."""
 
     def __init__(
-        self, cfg: RetrieverConfig, vocab: Vocab, enc_hidden: int, n_enc_layers: int,
-        item_dim: int, n_items: int = 0,
+        self,
+        cfg: RetrieverConfig,
+        vocab: Vocab,
+        enc_hidden: int,
+        n_enc_layers: int,
+        item_dim: int,
+        n_items: int = 0,
     ):
         super().__init__()
         self.cfg, self.vocab = cfg, vocab
-        self.dims = {"enc_hidden": enc_hidden, "n_enc_layers": n_enc_layers,
-                     "item_dim": item_dim, "n_items": n_items}  # what rebuilds it
+        self.dims = {
+            "enc_hidden": enc_hidden,
+            "n_enc_layers": n_enc_layers,
+            "item_dim": item_dim,
+            "n_items": n_items,
+        }  # what rebuilds it
         d = cfg.d_model
         self.n_enc_layers = n_enc_layers
         self.enc_proj = nn.ModuleList(nn.Linear(enc_hidden, d) for _ in range(n_enc_layers))

@@ -9,7 +9,6 @@ import pytest
 import torch
 
 from ace_core.retrieval import fit as fit_module
-
 from ace_core.retrieval.constrained_generation import Trie
 from ace_core.retrieval.dense import DenseProjection
 from ace_core.retrieval.model import IDDecoder, RetrieverConfig, Vocab
