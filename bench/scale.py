@@ -127,7 +127,7 @@ def instrument() -> StageMeter:
         (fi, "discover_ingest_folder", "discover"),
         (tb, "stage_rebuild", "stage"),
         (tb, "stage_ingest", "stage"),
-        (tb, "fit_ids", "ids"),
+        (fi, "keep_or_fit_ids", "ids"),  # a full rebuild keeps or refits IDs here
         (tb, "assign_ids", "ids"),
         (tt, "train_retriever", "train+eval"),
         (tb, "publish_version", "publish"),

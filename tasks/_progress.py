@@ -74,6 +74,12 @@ class Progress:
     def finished(self) -> bool:
         return self.done >= self.total
 
+    def grow(self, n: int) -> None:
+        """``n`` more units of work (a later part of the same work, on the same bar)."""
+        self.total += n
+        self.bar.total = self.total
+        self.bar.refresh()
+
     def close(self) -> None:
         self.bar.close()
 
@@ -181,11 +187,16 @@ def text_progress(key: str | None) -> Iterator[Callable[[int, int], None]]:
     """A ``progress(done, total)`` callback for encoding captions into the feature store: a
     bar and lines once texts are being encoded (nothing when every text is stored)."""
     bar: list[Progress] = []
+    counted = {"earlier calls": 0, "this call": 0}  # texts done by the store's earlier calls
 
     def update(done: int, total: int) -> None:
         if not bar:
             bar.append(Progress("caption features", total, "text", key))
-        bar[0].update(done - bar[0].done)
+        elif done <= counted["this call"]:  # within a call ``done`` only grows: a new call
+            counted["earlier calls"] = bar[0].done  # (a fit asks for train, val, then test)
+            bar[0].grow(total)
+        counted["this call"] = done
+        bar[0].update(counted["earlier calls"] + done - bar[0].done)
 
     try:
         yield update

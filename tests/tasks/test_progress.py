@@ -35,3 +35,27 @@ def test_training_progress_says_what_it_expects_and_ends_at_100(monkeypatch, cap
 def test_durations_read_as_minutes_or_hours():
     assert _progress._duration(75) == "1m15s"
     assert _progress._duration(3 * 3600 + 125) == "3h02m"
+
+
+def test_caption_features_count_each_text_once_over_a_fits_three_calls(monkeypatch, caplog):
+    """A fit asks the feature store for its train, val and test captions in turn; each call
+    reports (done, total) of its own texts. One bar counts them all, ending at its total."""
+    monkeypatch.setattr(_progress, "_progress_artifact", lambda key, what: None)
+    caplog.set_level(logging.INFO, logger="ace")
+    bars = []
+
+    class Recorded(_progress.Progress):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            bars.append(self)
+
+    monkeypatch.setattr(_progress, "Progress", Recorded)
+    calls = [[40, 80, 100], [5, 10], [10]]  # train 100 texts, val 10, test 10
+    with _progress.text_progress("ace-store-features") as update:
+        for steps in calls:
+            for done in steps:
+                update(done, steps[-1])
+        [bar] = bars
+        assert bar.done == bar.total == 120
+    assert "caption features 120/120" in caplog.text
+    assert not any(f"caption features {n}/" in caplog.text for n in range(121, 400))
