@@ -56,6 +56,7 @@ PRINTS = {  # a line of its figures: the bench ran to its end
     "orchestration": r"\| re-index with nothing changed / first index \| [\d.]+ / [\d.]+ = ",
     "page_api": r"relevance calibration on 512 validation queries x 10 results: [\d.]+ ms",
     "protocols": r"\*\*caption-less\*\*(.*\n)*\| generative \(zero-shot path\) \| [\d.]+ \|",
+    "query_parity": r"\| api \| \d+ \| [1-9]\d* \| \d+ \|(.*\n)*\d+ of \d+ answers differ",
     "relevance_order": r"\| v000002 \| zero-shot \| score \| \d+ \| [\d.]+ \|",
     "retrieval": r"\| 1,000 \| [\d.]+ \| [\d.]+ \| [\d.]+ \| [\d.]+ \|",
     "scale": r"ingest of 1 items into 100: [\d.]+ s",
