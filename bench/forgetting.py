@@ -33,14 +33,18 @@ def main() -> None:
     ap.add_argument("--variant", action="append", default=None, help="field=value[,field=value]")
     args = ap.parse_args()
     from ace_core.retrieval.fit import fit_retrieval
+    from ace_core.retrieval.text_encoder import default_encoder_path
     from ace_index.storage.formats.manifest import version_config
     from ace_index.storage.formats.retriever import load_retriever_state
+    from ace_index.storage.formats.text_features import feature_source
     from ace_index.storage.formats.version_data import training_data
-    from ace_index.storage.store import Store
+    from ace_index.storage.store import open_store
 
-    s = Store(args.store)
+    s = open_store(args.store)
     parent, ingest = s.version(args.parent), s.version(args.ingest)
     base, data = version_config(args.store, args.ingest), training_data(ingest)
+    encoder = base.retriever.encoder_path or default_encoder_path()
+    features = feature_source(s.staging_dir, encoder)  # the store's caption features, as a build
     print("| variant | old R@1 | old R@5 | new R@1 | new R@5 | fine-tune s | best epoch |")
     print("|---|---|---|---|---|---|---|")
     for variant in args.variant or [""]:
@@ -52,7 +56,7 @@ def main() -> None:
         fit = fit_retrieval(
             data.item_ids, data.embeddings, data.sids, data.indexer, data.captions,
             config=cfg.retriever, train=cfg.train, ingest=cfg.ingest,
-            init=load_retriever_state(parent.retriever),
+            init=load_retriever_state(parent.retriever), features=features,
         )  # fmt: skip
         took = time.perf_counter() - t
         old, new = fit.subsets["old_items"], fit.subsets["new_items"]
