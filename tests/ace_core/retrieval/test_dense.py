@@ -17,9 +17,11 @@ from ace_core.retrieval.text_features import TextFeatures
 from ace_index.storage.formats.manifest import config_from_manifest
 
 
-def test_the_budget_is_examples_per_item_capped_by_max_steps():
+def test_the_budget_is_examples_per_item_at_least_min_steps_capped_by_max_steps():
     cfg = DenseTrainConfig(examples_per_item=160, batch_size=128)
     assert dense_step_budget(cfg, 10_000) == 12_500
+    assert dense_step_budget(cfg, 1_000) == 5_000  # 1,250 by the examples: the floor
+    assert dense_step_budget(DenseTrainConfig(min_steps=0), 1_000) == 1_250
     assert dense_step_budget(DenseTrainConfig(examples_per_item=160, max_steps=500), 10_000) == 500
     assert dense_step_budget(DenseTrainConfig(examples_per_item=None, max_steps=700), 10) == 700
 
@@ -36,7 +38,9 @@ def _world(n_items=40, per_item=4, dim=16, seed=0):
 
 def test_training_stops_at_the_budget_and_learns():
     feats, rows, items = _world()
-    cfg = DenseTrainConfig(examples_per_item=64, batch_size=16, patience=10**6, lr=1e-2)
+    cfg = DenseTrainConfig(
+        examples_per_item=64, batch_size=16, patience=10**6, lr=1e-2, min_steps=0
+    )
     steps_seen = []
     torch.manual_seed(0)
     proj = DenseProjection(items.shape[1], items.shape[1])
