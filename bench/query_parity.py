@@ -92,8 +92,10 @@ def ace(code, *argv: str) -> str:
 
 
 def questions(corpus: Path, n: int) -> list[str]:
-    rows = [json.loads(line) for line in (corpus / "captions.jsonl").read_text().splitlines()]
-    captions = [c for r in rows for c in (r.get("captions") or [r.get("caption")]) if c]
+    """``n`` of the corpus's captions, spread over its captions.jsonl, and the NOVEL texts."""
+    from ace_core.media.discovery import discover
+
+    captions = [c for e in discover(corpus).captions.values() for c in e.captions]
     return captions[:: max(1, len(captions) // n)][:n] + list(NOVEL)
 
 
