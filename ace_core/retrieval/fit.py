@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -41,7 +41,7 @@ from ace_core.retrieval.retrieval_model import (
     new_decoder,
     new_dense,
 )
-from ace_core.retrieval.text_encoder import build_text_encoder
+from ace_core.retrieval.text_encoder import build_text_encoder, resolved_precision
 from ace_core.retrieval.text_features import TextFeatures
 from ace_core.retrieval.training import (
     StepProgress,
@@ -124,6 +124,7 @@ def fit_retrieval(
     if list(item_ids) != sids.item_ids:
         raise AceInputError("items and semantic IDs are not aligned (both must be sorted)")
     device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    config = replace(config, text_precision=resolved_precision(config.text_precision, device))
     train = ingest.fine_tune(train) if init is not None else train
     split = split_queries(item_ids, captions, seed=train.seed)
     new_rows = {n for n, i in enumerate(item_ids) if init is not None and i not in init.item_ids}
@@ -233,7 +234,7 @@ def _new_model(item_ids, item_emb, sids, indexer, config, encoder, device, init)
     """A RetrievalModel with a fresh decoder (ID embeddings from the codebooks), or the
     parent's weights when fine-tuning."""
     enc, tok, _ = encoder or build_text_encoder(config)
-    enc.eval().to(device)
+    enc.set_precision(config.text_precision).eval().to(device)
     vocab = build_vocab(sids, indexer)
     if init is not None:
         vocab = grown_vocab(vocab, init.vocab)

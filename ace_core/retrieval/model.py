@@ -59,11 +59,21 @@ class RetrieverConfig:
     merge_uncaptioned: float = 0.25  # probability (the rest the zero-shot path's), for items
     #                                  with training captions and without (item_offsets.py)
     bridge_hidden: int = 512  # the bridge's hidden width (0: one linear layer)
+    text_precision: str = "auto"  # the frozen text encoder's arithmetic: float32, bfloat16
+    #                               or auto (bfloat16 where the device has it natively: a
+    #                               GPU, a CPU with AVX512-BF16 or AMX; text_encoder.py)
     seed: int = 0
 
 
-# What every version trained before issue 40 had (their saved configs lack these keys).
-BEFORE_TIED = {"tied": False, "pooled_memory": False, "item_offsets": False, "bridge_hidden": 0}
+# What versions trained before a key existed had (their saved configs lack it): before issue
+# 40 the ACE decoder alone; before bfloat16 text features, a float32 text encoder.
+LEGACY_RETRIEVER = {
+    "tied": False,
+    "pooled_memory": False,
+    "item_offsets": False,
+    "bridge_hidden": 0,
+    "text_precision": "float32",
+}
 
 
 @dataclass(frozen=True)

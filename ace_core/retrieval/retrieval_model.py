@@ -18,7 +18,7 @@ from ace_core.ids.sids import SemanticIDs
 from ace_core.retrieval.constrained_generation import Trie
 from ace_core.retrieval.dense import DenseProjection
 from ace_core.retrieval.model import IDDecoder, RetrieverConfig, Vocab
-from ace_core.retrieval.text_encoder import TextEncoder
+from ace_core.retrieval.text_encoder import TextEncoder, resolved_precision
 from ace_core.retrieval.text_features import FeatureSpec, TextFeatures
 
 logger = logging.getLogger(__name__)
@@ -64,7 +64,11 @@ class RetrievalModel:
 
 
 def feature_spec(cfg: RetrieverConfig) -> FeatureSpec:
-    return FeatureSpec(max_tokens=cfg.max_query_tokens, pooled_memory=cfg.pooled_memory)
+    return FeatureSpec(
+        max_tokens=cfg.max_query_tokens,
+        pooled_memory=cfg.pooled_memory,
+        precision=resolved_precision(cfg.text_precision),
+    )
 
 
 def build_vocab(sids: SemanticIDs, indexer: SemanticIndexer) -> Vocab:

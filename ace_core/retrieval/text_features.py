@@ -26,10 +26,12 @@ class FeatureSpec:
 
     max_tokens: int = 48  # longer texts are truncated
     pooled_memory: bool = False  # one mean-pooled token per layer instead of every token
+    precision: str = "float32"  # the encoder's arithmetic (text_encoder.py), never "auto"
 
     @property
     def key(self) -> str:
-        return f"t{self.max_tokens}-{'pooled' if self.pooled_memory else 'tokens'}"
+        bf16 = "-bf16" if self.precision == "bfloat16" else ""
+        return f"t{self.max_tokens}-{'pooled' if self.pooled_memory else 'tokens'}{bf16}"
 
 
 def encode_texts(
@@ -44,6 +46,11 @@ def encode_texts(
     """Per batch: the positions in ``texts`` of the texts it holds, their blocks ((T_i, S, H)
     float16 each) and pooled last layers ((b, H) float32). Batches take the texts in order of
     length, so a batch pads little (the encoder's cost follows the longest text in it)."""
+    if getattr(encoder, "precision", "float32") != spec.precision:
+        raise ValueError(
+            f"the text encoder computes in {encoder.precision}, the features asked for are "
+            f"{spec.precision}"
+        )
     device = torch.device(device)
     order = np.argsort([len(t) for t in texts], kind="stable")
     for i in range(0, len(texts), batch):

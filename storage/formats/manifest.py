@@ -8,7 +8,7 @@ import json
 from ace_core.config_io import from_dict
 from ace_core.index_config import IndexConfig
 from ace_core.retrieval.dense import DENSE_BEFORE_BUDGET
-from ace_core.retrieval.model import BEFORE_TIED
+from ace_core.retrieval.model import LEGACY_RETRIEVER
 from ace_core.retrieval.training import TRAIN_BEFORE_BUDGET
 from ace_index.storage.store import open_store
 from ace_index.storage.store.sources import Source
@@ -37,7 +37,7 @@ def config_from_manifest(config: dict) -> IndexConfig:
                 target = target.setdefault(key, {})
             target[new[-1]] = value
     config.get("train", {}).pop("feature_cache_mb", None)  # features are stored since issue 40
-    for section, before in (("retriever", BEFORE_TIED), ("train", TRAIN_BEFORE_BUDGET)):
+    for section, before in (("retriever", LEGACY_RETRIEVER), ("train", TRAIN_BEFORE_BUDGET)):
         for key, value in before.items():  # older versions: the ACE decoder alone, in steps
             config.setdefault(section, {}).setdefault(key, value)
     dense = config.setdefault("train", {}).setdefault("dense", {})

@@ -24,7 +24,7 @@ from ace_core.config_io import from_dict, to_dict
 from ace_core.media.discovery import sha256_file
 from ace_core.retrieval.dense import DenseProjection
 from ace_core.retrieval.fine_tune import InitState
-from ace_core.retrieval.model import BEFORE_TIED, IDDecoder, RetrieverConfig, Vocab
+from ace_core.retrieval.model import LEGACY_RETRIEVER, IDDecoder, RetrieverConfig, Vocab
 from ace_core.retrieval.retrieval_model import RetrievalModel
 from ace_core.retrieval.text_encoder import build_text_encoder, load_tokenizer
 from ace_index.storage.formats.tables import save_weights
@@ -79,7 +79,7 @@ def load_retriever(
     if not (folder / "weights.safetensors").exists():
         raise FileNotFoundError(f"no retriever in {folder}")
     meta = json.loads((folder / "config.json").read_text())
-    cfg = from_dict(RetrieverConfig, {**BEFORE_TIED, **meta["config"]})
+    cfg = from_dict(RetrieverConfig, {**LEGACY_RETRIEVER, **meta["config"]})
     vocab = Vocab(**meta["vocab"])
     device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     encoder, _, path = build_text_encoder(cfg)

@@ -311,7 +311,7 @@ def test_stored_caption_features_train_with_backward(tmp_path):
     from ace_core.retrieval.text_features import FeatureSpec
     from ace_index.storage.formats.text_features import TextFeatureStore
 
-    enc, tok, _ = build_text_encoder(RetrieverConfig())
+    enc, tok, _ = build_text_encoder(RetrieverConfig(text_precision="float32"))
     store = TextFeatureStore(tmp_path, enc, tok, FeatureSpec(pooled_memory=False))
     feats = store.features(["a red circle", "two blue squares"])
     layers, _ = feats.layers(torch.tensor([0, 1]))

@@ -20,7 +20,7 @@ TEXTS = [
 
 @pytest.fixture(scope="module")
 def encoder():
-    enc, tok, _ = build_text_encoder(RetrieverConfig())
+    enc, tok, _ = build_text_encoder(RetrieverConfig(text_precision="float32"))
     return enc.eval(), tok
 
 

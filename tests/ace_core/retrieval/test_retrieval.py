@@ -113,6 +113,28 @@ def test_save_load_round_trip_gives_the_same_results(toy, tmp_path):
     assert dense[0] == dense[1]
 
 
+def test_a_fit_records_its_text_precision_and_older_retrievers_load_in_float32(toy, tmp_path):
+    """The saved config holds the precision the fit resolved (never ``auto``); a retriever
+    saved before bfloat16 text features (its config lacks the key) loads in float32."""
+    import json
+
+    from ace_core.retrieval.text_encoder import default_encoder_path, resolved_precision
+    from ace_index.storage.formats.retriever import load_retriever, save_retriever
+
+    ids, x, sids, _, fit = toy
+    assert fit.model.config.text_precision == resolved_precision("auto", "cpu")
+    assert fit.model.encoder.precision == fit.model.feature_spec.precision
+    save_retriever(fit.model, tmp_path / "r", default_encoder_path())
+    meta_file = tmp_path / "r" / "config.json"
+    meta = json.loads(meta_file.read_text())
+    assert meta["config"]["text_precision"] == fit.model.config.text_precision
+    del meta["config"]["text_precision"]
+    meta_file.write_text(json.dumps(meta))
+    old = load_retriever(tmp_path / "r", ids, x, sids.tokens(), device="cpu")
+    assert old.config.text_precision == old.encoder.precision == "float32"
+    assert old.feature_spec.key == fit.model.feature_spec.key.removesuffix("-bf16")
+
+
 def test_training_is_deterministic_for_a_seed(toy):
     ids, x, sids, caps, fit = toy
     from ace_core.ids.semantic_ids import SemanticIndexer
@@ -293,7 +315,7 @@ def test_caption_features_do_not_depend_on_the_batch_they_were_encoded_in(pooled
     from ace_core.retrieval.text_encoder import build_text_encoder
     from ace_core.retrieval.text_features import FeatureSpec, TextFeatures
 
-    enc, tok, _ = build_text_encoder(RetrieverConfig())
+    enc, tok, _ = build_text_encoder(RetrieverConfig(text_precision="float32"))
     texts = [t.format(c=c, s=s) for t in TEMPLATES for c in COLORS for s in SHAPES][:60]
     spec = FeatureSpec(pooled_memory=pooled)
     one = TextFeatures.compute(enc, tok, texts, device="cpu", spec=spec, batch=60)
