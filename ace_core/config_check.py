@@ -35,6 +35,7 @@ CHOICES = {
     "mode": ("ace", "no_coarse", "hkmeans", "random"),
     "init": ("kmeans", "faiss_rq"),
     "updates": ("all", "new-items", "new-offsets"),  # ace_core.retrieval.fine_tune.UPDATES
+    "text_precision": ("auto", "float32", "bfloat16"),  # ace_core.retrieval.text_encoder
 }
 
 

@@ -63,7 +63,7 @@ PRINTS = {  # a line of its figures: the bench ran to its end
     "serve": r"\| 100 \| auto \| 1 \| [\d.]+ \|(.*\n)*`ace query` per call .*: [\d.]+ s",
     "service_load": r"\| stock \| 4 \|(.*\n)*\d+ hostile uploads at once .*RSS at rest \d+ MB",
     "step_cost": r"\| corpus \| \d+ \| [\d.]+ \| [\d.]+ \|",
-    "text_precision": r"\| bfloat16 \| [\d.]+ \| [\d.]+x \| [\d.]+ \|(.*\n)*cosine min [\d.]+",
+    "text_precision": r"\| bfloat16 \| [\d.]+ \| [\d.]+x \| [\d.]+ \|(.*\n)*.*cosine min [\d.]+",
     "tiny_binding": r"\| presence: a shape not in the picture \| \d+ \| [\d.]+ \|",
     "train_workers": r"\| 2 \| [\d.]+ \| [\d,]+ \| [\d.]+x \| [\d.]+ \[",
     "world_distinct": r"\| video \| 100 \| \d+ \| \d+ \|",
