@@ -3,12 +3,13 @@ against a budget in training examples per item, paired on one corpus's split, st
 features and seed. Not a test.
 
     .venv/bin/python -m bench dense_budget --corpus /work/data/w10k [--budgets 40 0]
-        [--lr-decay]
+        [--lr-decay] [--seeds 0 1 2] [--text-precision auto|float32|bfloat16]
 
 ``--budgets``: examples per item (0: the budget before issue 40, a cap of 20,000 steps at a
 constant rate; ``--lr-decay``: the others with the cosine decay). Per budget: the steps it
 took (early stopping on validation as a build trains it), seconds, and R@1 / MRR@10 on the
-held-out test captions (95% bootstrap intervals).
+held-out test captions (95% bootstrap intervals), once per training seed (``--seeds``), with
+the text encoder's features in ``--text-precision`` (the store keeps each precision apart).
 """
 
 from __future__ import annotations
@@ -49,10 +50,9 @@ SMOKE = ["--corpus", "{corpus}", "--budgets", "4", "--test-queries", "50"]
 BEFORE = DenseTrainConfig(**DENSE_BEFORE_BUDGET)  # 20,000 steps at a constant rate
 
 
-def model_of(folder: Path, ids, x, encoder) -> RetrievalModel:
+def model_of(folder: Path, ids, x, encoder, config: RetrieverConfig) -> RetrievalModel:
     indexer, sids = fit_semantic_ids(ids, x, SemanticIDConfig())
     enc, tok, _ = encoder
-    config = RetrieverConfig()
     vocab = build_vocab(sids, indexer)
     decoder = new_decoder(config, vocab, enc, x.shape[1], indexer, len(ids))
     dense = new_dense(config, enc, x.shape[1])
@@ -72,14 +72,17 @@ def main(argv=None) -> None:
     ap.add_argument("--budgets", type=float, nargs="+", default=[40, 0])
     ap.add_argument("--test-queries", type=int, default=2000)
     ap.add_argument("--lr-decay", action="store_true", help="cosine decay over each budget")
+    ap.add_argument("--seeds", type=int, nargs="+", default=[0], help="training seeds")
+    ap.add_argument("--text-precision", default="auto", choices=("auto", "float32", "bfloat16"))
     args = ap.parse_args(argv)
     flush_denormals()
     folder = Path(args.corpus)
     saved = np.load(folder / "embeddings.npz")
     ids, x = saved["ids"].tolist(), saved["x"]
     captions = discover(folder).captions
-    encoder = build_text_encoder(RetrieverConfig())
-    model = model_of(folder, ids, x, encoder)
+    config = RetrieverConfig(text_precision=args.text_precision)
+    encoder = build_text_encoder(config, "cpu")
+    model = model_of(folder, ids, x, encoder, config)
     split = split_queries(ids, captions, seed=0)
     source = feature_source(folder, default_encoder_path())
     feats = {
@@ -92,7 +95,7 @@ def main(argv=None) -> None:
     }
     print(
         f"{folder}: {len(ids)} items, {len(gold['train'])} training captions, "
-        f"{len(gold['test'])} test captions",
+        f"{len(gold['test'])} test captions, text features in {encoder[0].precision}",
         flush=True,
     )
     base = DenseTrainConfig()
@@ -101,20 +104,22 @@ def main(argv=None) -> None:
     rows = []
     for epi in args.budgets:
         cfg = replace(base, examples_per_item=epi, lr_decay=args.lr_decay) if epi else BEFORE
-        rows.append(one_budget(cfg, model.dense.proj.in_features, x, feats, gold, test))
+        for seed in args.seeds:
+            rows.append(one_budget(cfg, model.dense.proj.in_features, x, feats, gold, test, seed))
     print("\n| budget | steps taken | seconds | test R@1 (best validation state) | test MRR@10 |")
     print("|---|---|---|---|---|")
     for row in rows:
         print(row, flush=True)
 
 
-def one_budget(cfg: DenseTrainConfig, text_dim: int, x, feats, gold, test) -> str:
+def one_budget(cfg: DenseTrainConfig, text_dim: int, x, feats, gold, test, seed: int) -> str:
     """Train one dense projection under ``cfg``; print its curve; its table row."""
-    torch.manual_seed(0)
+    torch.manual_seed(seed)
     proj = DenseProjection(text_dim, x.shape[1])
     clock = {"train": 0.0, "since": time.perf_counter(), "steps": 0}
     name = f"{cfg.examples_per_item:g} examples/item" if cfg.examples_per_item else "before"
     name += ", cosine decay" if cfg.lr_decay else ""
+    name += f", seed {seed}" if seed else ""
 
     def on_epoch(epoch: int, steps: int, val: dict | None) -> None:
         clock["train"] += time.perf_counter() - clock["since"]
@@ -133,7 +138,7 @@ def one_budget(cfg: DenseTrainConfig, text_dim: int, x, feats, gold, test) -> st
         gold["train"],
         x,
         cfg,
-        seed=0,
+        seed=seed,
         val=(feats["val"], gold["val"]),
         on_epoch=on_epoch,
     )

@@ -27,6 +27,7 @@ class InitState:
     vocab: Vocab
     item_ids: set[str]  # the items it was trained on
     item_order: list[str] = field(default_factory=list)  # the same, in its rows' order
+    text_precision: str = "float32"  # the parent's text encoder's arithmetic (its features)
 
 
 def grown_vocab(vocab: Vocab, old: Vocab) -> Vocab:

@@ -41,7 +41,11 @@ from ace_core.retrieval.retrieval_model import (
     new_decoder,
     new_dense,
 )
-from ace_core.retrieval.text_encoder import build_text_encoder, resolved_precision
+from ace_core.retrieval.text_encoder import (
+    build_text_encoder,
+    resolved_precision,
+    runnable_precision,
+)
 from ace_core.retrieval.text_features import TextFeatures
 from ace_core.retrieval.training import (
     StepProgress,
@@ -124,7 +128,7 @@ def fit_retrieval(
     if list(item_ids) != sids.item_ids:
         raise AceInputError("items and semantic IDs are not aligned (both must be sorted)")
     device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
-    config = replace(config, text_precision=resolved_precision(config.text_precision, device))
+    config = replace(config, text_precision=_fit_precision(config, init, device))
     train = ingest.fine_tune(train) if init is not None else train
     split = split_queries(item_ids, captions, seed=train.seed)
     new_rows = {n for n, i in enumerate(item_ids) if init is not None and i not in init.item_ids}
@@ -230,11 +234,25 @@ def _training_split(split, new_rows, n_items, train, ingest, init):
     return split, replay
 
 
+def _fit_precision(config: RetrieverConfig, init, device) -> str:
+    """The text encoder's precision for a fit: ``auto`` is the parent's for a fine-tune (its
+    features in the store are read again; float32 where bfloat16 would be emulated), and
+    bfloat16 where the device has it natively for a new fit."""
+    if init is not None and config.text_precision == "auto":
+        return runnable_precision(init.text_precision, device)
+    return resolved_precision(config.text_precision, device)
+
+
 def _new_model(item_ids, item_emb, sids, indexer, config, encoder, device, init):
     """A RetrievalModel with a fresh decoder (ID embeddings from the codebooks), or the
     parent's weights when fine-tuning."""
-    enc, tok, _ = encoder or build_text_encoder(config)
-    enc.set_precision(config.text_precision).eval().to(device)
+    enc, tok, _ = encoder or build_text_encoder(config, device)
+    if enc.precision != config.text_precision:
+        raise ValueError(
+            f"the text encoder given computes in {enc.precision}, this fit in "
+            f"{config.text_precision}"
+        )
+    enc.eval().to(device)
     vocab = build_vocab(sids, indexer)
     if init is not None:
         vocab = grown_vocab(vocab, init.vocab)

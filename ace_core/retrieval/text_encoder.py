@@ -67,8 +67,8 @@ class TextEncoder(nn.Module):
 def native_bfloat16(device: torch.device) -> bool:
     """Whether ``device`` computes bfloat16 matrix products natively (a GPU that supports
     it; a CPU with AVX512-BF16 or AMX), where autocast to bfloat16 is faster than float32."""
-    if device.type == "cuda":
-        return torch.cuda.is_bf16_supported()
+    if device.type == "cuda":  # Ampere (8.x) and later; older cards emulate it
+        return torch.cuda.get_device_capability(device)[0] >= 8
     if device.type != "cpu":
         return False
     try:  # private but stable helpers of torch.cpu (torch >= 2.1)
@@ -88,12 +88,25 @@ def resolved_precision(precision: str, device: torch.device | str | None = None)
     return "bfloat16" if native_bfloat16(device) else "float32"
 
 
-def build_text_encoder(cfg: RetrieverConfig) -> tuple[TextEncoder, object, str]:
-    """(encoder, tokenizer, path) for the configured or default encoder."""
+def runnable_precision(recorded: str, device: torch.device | str | None = None) -> str:
+    """The precision to compute a trained version's text features in on ``device``: the one
+    it recorded, except float32 where bfloat16 would be emulated (slower than float32; the
+    features are within cosine 0.9999 of each other)."""
+    precision = resolved_precision(recorded, device)
+    if precision == "bfloat16" and resolved_precision("auto", device) == "float32":
+        return "float32"
+    return precision
+
+
+def build_text_encoder(
+    cfg: RetrieverConfig, device: torch.device | str | None = None
+) -> tuple[TextEncoder, object, str]:
+    """(encoder, tokenizer, path) for the configured or default encoder, computing in the
+    configured precision (``auto`` resolved for ``device``, by default the GPU if any)."""
     path = cfg.encoder_path or default_encoder_path()
     try:
         tok = load_tokenizer(path)
-        enc = TextEncoder(path, resolved_precision(cfg.text_precision))
+        enc = TextEncoder(path, resolved_precision(cfg.text_precision, device))
     except OSError as e:
         raise FileNotFoundError(
             f"text encoder not found or unreadable at {path}: {str(e).splitlines()[0][:160]}"

@@ -28,6 +28,10 @@ class FeatureSpec:
     pooled_memory: bool = False  # one mean-pooled token per layer instead of every token
     precision: str = "float32"  # the encoder's arithmetic (text_encoder.py), never "auto"
 
+    def __post_init__(self):
+        if self.precision not in ("float32", "bfloat16"):
+            raise ValueError(f"features are float32 or bfloat16, not {self.precision!r}")
+
     @property
     def key(self) -> str:
         bf16 = "-bf16" if self.precision == "bfloat16" else ""
@@ -46,11 +50,7 @@ def encode_texts(
     """Per batch: the positions in ``texts`` of the texts it holds, their blocks ((T_i, S, H)
     float16 each) and pooled last layers ((b, H) float32). Batches take the texts in order of
     length, so a batch pads little (the encoder's cost follows the longest text in it)."""
-    if getattr(encoder, "precision", "float32") != spec.precision:
-        raise ValueError(
-            f"the text encoder computes in {encoder.precision}, the features asked for are "
-            f"{spec.precision}"
-        )
+    check_precision(encoder, spec)
     device = torch.device(device)
     order = np.argsort([len(t) for t in texts], kind="stable")
     for i in range(0, len(texts), batch):
@@ -71,6 +71,15 @@ def encode_texts(
             lay = lay.permute(1, 2, 0, 3).half().cpu().numpy()  # (b, T, S, H)
             blocks = [lay[k, : int(n)] for k, n in enumerate(mask.sum(1).tolist())]
         yield idx, blocks, pooled
+
+
+def check_precision(encoder, spec: FeatureSpec) -> None:
+    """Features are computed in the precision the encoder holds, never labelled otherwise."""
+    precision = getattr(encoder, "precision", "float32")
+    if precision != spec.precision:
+        raise ValueError(
+            f"the text encoder computes in {precision}, the features asked for are {spec.precision}"
+        )
 
 
 class TextFeatures:
@@ -95,10 +104,12 @@ class TextFeatures:
         texts: Sequence[str],
         *,
         device,
-        spec: FeatureSpec = FeatureSpec(),
+        spec: FeatureSpec | None = None,
         batch: int = 128,
     ) -> TextFeatures:
-        """The features of ``texts``, computed now and held in memory."""
+        """The features of ``texts``, computed now and held in memory (``spec`` by default:
+        token blocks in the encoder's precision)."""
+        spec = spec or FeatureSpec(precision=getattr(encoder, "precision", "float32"))
         blocks: list = [None] * len(texts)
         pooled = np.zeros((len(texts), encoder.hidden), np.float32)
         for idx, b, p in encode_texts(encoder, tokenizer, texts, spec, device=device, batch=batch):

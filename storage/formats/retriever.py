@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import logging
 import os
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import numpy as np
@@ -26,7 +26,11 @@ from ace_core.retrieval.dense import DenseProjection
 from ace_core.retrieval.fine_tune import InitState
 from ace_core.retrieval.model import LEGACY_RETRIEVER, IDDecoder, RetrieverConfig, Vocab
 from ace_core.retrieval.retrieval_model import RetrievalModel
-from ace_core.retrieval.text_encoder import build_text_encoder, load_tokenizer
+from ace_core.retrieval.text_encoder import (
+    build_text_encoder,
+    load_tokenizer,
+    runnable_precision,
+)
 from ace_index.storage.formats.tables import save_weights
 
 logger = logging.getLogger(__name__)
@@ -82,7 +86,8 @@ def load_retriever(
     cfg = from_dict(RetrieverConfig, {**LEGACY_RETRIEVER, **meta["config"]})
     vocab = Vocab(**meta["vocab"])
     device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
-    encoder, _, path = build_text_encoder(cfg)
+    cfg = replace(cfg, text_precision=runnable_precision(cfg.text_precision, device))
+    encoder, _, path = build_text_encoder(cfg, device)
     _check_encoder(path, meta["encoder"]["weights_sha256"])
     tokenizer = load_tokenizer(str(folder / "tokenizer"), path)
     state = load_file(str(folder / "weights.safetensors"))
@@ -123,6 +128,7 @@ def load_retriever_state(folder: str | os.PathLike):
         vocab=Vocab(**meta["vocab"]),
         item_ids=set(meta.get("item_ids", [])),
         item_order=list(meta.get("item_ids", [])),
+        text_precision={**LEGACY_RETRIEVER, **meta["config"]}["text_precision"],
     )
 
 

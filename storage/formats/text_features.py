@@ -26,7 +26,12 @@ from pathlib import Path
 import numpy as np
 
 from ace_core.media.discovery import sha256_file
-from ace_core.retrieval.text_features import FeatureSpec, TextFeatures, encode_texts
+from ace_core.retrieval.text_features import (
+    FeatureSpec,
+    TextFeatures,
+    check_precision,
+    encode_texts,
+)
 from ace_index.storage.store.disk import write_durably
 
 logger = logging.getLogger(__name__)
@@ -57,6 +62,7 @@ class TextFeatureStore:
     """One folder of parts: the features of one encoder under one FeatureSpec."""
 
     def __init__(self, folder: str | os.PathLike, encoder, tokenizer, spec: FeatureSpec):
+        check_precision(encoder, spec)  # stored features are read only under their own spec
         self.folder, self.spec = Path(folder), spec
         self.encoder, self.tokenizer = encoder, tokenizer
 

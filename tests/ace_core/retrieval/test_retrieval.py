@@ -113,11 +113,15 @@ def test_save_load_round_trip_gives_the_same_results(toy, tmp_path):
     assert dense[0] == dense[1]
 
 
-def test_a_fit_records_its_text_precision_and_older_retrievers_load_in_float32(toy, tmp_path):
+def test_a_fit_records_its_text_precision_and_older_retrievers_load_in_float32(
+    toy, tmp_path, monkeypatch
+):
     """The saved config holds the precision the fit resolved (never ``auto``); a retriever
-    saved before bfloat16 text features (its config lacks the key) loads in float32."""
+    saved before bfloat16 text features (its config lacks the key) loads in float32, and so
+    does one trained in bfloat16 on a device that would only emulate it."""
     import json
 
+    from ace_core.retrieval import text_encoder
     from ace_core.retrieval.text_encoder import default_encoder_path, resolved_precision
     from ace_index.storage.formats.retriever import load_retriever, save_retriever
 
@@ -133,6 +137,11 @@ def test_a_fit_records_its_text_precision_and_older_retrievers_load_in_float32(t
     old = load_retriever(tmp_path / "r", ids, x, sids.tokens(), device="cpu")
     assert old.config.text_precision == old.encoder.precision == "float32"
     assert old.feature_spec.key == fit.model.feature_spec.key.removesuffix("-bf16")
+    meta["config"]["text_precision"] = "bfloat16"  # trained where bfloat16 is native,
+    meta_file.write_text(json.dumps(meta))  # served where it would be emulated: float32
+    monkeypatch.setattr(text_encoder, "native_bfloat16", lambda device: False)
+    moved = load_retriever(tmp_path / "r", ids, x, sids.tokens(), device="cpu")
+    assert moved.config.text_precision == moved.encoder.precision == "float32"
 
 
 def test_training_is_deterministic_for_a_seed(toy):

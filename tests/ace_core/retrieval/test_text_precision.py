@@ -4,16 +4,20 @@ versions trained before it read back in float32."""
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import numpy as np
 import pytest
 import torch
 
 import ace_core.retrieval.text_encoder as te
 from ace_core.index_config import IndexConfig
+from ace_core.retrieval.fit import _fit_precision
 from ace_core.retrieval.model import RetrieverConfig
 from ace_core.retrieval.retrieval_model import feature_spec
 from ace_core.retrieval.text_features import FeatureSpec, TextFeatures
 from ace_index.storage.formats.manifest import config_from_manifest
+from ace_index.storage.formats.text_features import TextFeatureStore
 
 TEXTS = [
     f"a {c} {s} in the {p} of a busy street"
@@ -49,10 +53,18 @@ def test_bfloat16_features_are_float32_features_to_four_nines(encoders):
     assert linear and all(m.weight.dtype == torch.bfloat16 for m in linear)
 
 
-def test_an_encoder_computes_only_the_precision_it_holds(encoders):
+def test_an_encoder_computes_only_the_precision_it_holds(encoders, tmp_path):
     fp32, bf16, tok = encoders
     with pytest.raises(ValueError, match="computes in bfloat16"):
         TextFeatures.compute(bf16, tok, TEXTS[:2], device="cpu", spec=FeatureSpec())
+    with pytest.raises(ValueError, match="computes in float32"):  # even before a miss
+        TextFeatureStore(tmp_path, fp32, tok, FeatureSpec(precision="bfloat16"))
+    with pytest.raises(ValueError, match="float32 or bfloat16"):
+        FeatureSpec(precision="auto")
+    by_default = TextFeatures.compute(bf16, tok, TEXTS[:2], device="cpu")  # the encoder's own
+    assert not torch.equal(
+        by_default.pooled, TextFeatures.compute(fp32, tok, TEXTS[:2], device="cpu").pooled
+    )
     with pytest.raises(ValueError, match="load it again"):
         bf16.set_precision("float32")
     with pytest.raises(ValueError, match="float32 or bfloat16"):
@@ -75,12 +87,29 @@ def test_auto_is_bfloat16_only_where_the_device_has_it_natively(monkeypatch, nat
         te.resolved_precision("fp16")
 
 
+@pytest.mark.parametrize("native", [True, False])
+def test_a_version_computes_as_it_recorded_unless_bfloat16_would_be_emulated(monkeypatch, native):
+    monkeypatch.setattr(te, "native_bfloat16", lambda device: native)
+    assert te.runnable_precision("float32", "cpu") == "float32"
+    assert te.runnable_precision("bfloat16", "cpu") == ("bfloat16" if native else "float32")
+    parent = SimpleNamespace(text_precision="float32")  # an ingest's parent (InitState)
+    assert _fit_precision(RetrieverConfig(), parent, "cpu") == "float32"
+    parent.text_precision = "bfloat16"
+    assert _fit_precision(RetrieverConfig(), parent, "cpu") == ("bfloat16" if native else "float32")
+    assert _fit_precision(RetrieverConfig(), None, "cpu") == ("bfloat16" if native else "float32")
+    forced = RetrieverConfig(text_precision="bfloat16")  # asked for explicitly: kept
+    assert _fit_precision(forced, SimpleNamespace(text_precision="float32"), "cpu") == "bfloat16"
+
+
 def test_native_bfloat16_follows_the_cpus_instructions(monkeypatch):
     for avx512_bf16, amx, want in [(True, False, True), (False, True, True), (False, False, False)]:
         monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda v=avx512_bf16: v)
         monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda v=amx: v)
         assert te.native_bfloat16(torch.device("cpu")) is want
     assert te.native_bfloat16(torch.device("meta")) is False
+    for major, want in [(7, False), (8, True), (9, True)]:  # V100 / T4 emulate it
+        monkeypatch.setattr(torch.cuda, "get_device_capability", lambda d=None, m=major: (m, 0))
+        assert te.native_bfloat16(torch.device("cuda")) is want
 
 
 def test_versions_trained_before_it_read_back_in_float32():
