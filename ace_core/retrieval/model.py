@@ -60,8 +60,8 @@ class RetrieverConfig:
     #                                  with training captions and without (item_offsets.py)
     bridge_hidden: int = 512  # the bridge's hidden width (0: one linear layer)
     text_precision: str = "auto"  # the frozen text encoder's arithmetic: float32, bfloat16
-    #                               or auto (bfloat16 where the device has it natively: a
-    #                               GPU, a CPU with AVX512-BF16 or AMX; text_encoder.py)
+    #                               or auto (bfloat16 where the device has it natively: an
+    #                               Ampere+ GPU, a CPU with AVX512-BF16 or AMX; text_encoder.py)
     seed: int = 0
 
 

@@ -65,8 +65,9 @@ class TextEncoder(nn.Module):
 
 
 def native_bfloat16(device: torch.device) -> bool:
-    """Whether ``device`` computes bfloat16 matrix products natively (a GPU that supports
-    it; a CPU with AVX512-BF16 or AMX), where autocast to bfloat16 is faster than float32."""
+    """Whether ``device`` computes bfloat16 matrix products natively (a GPU of compute
+    capability 8 or later; a CPU with AVX512-BF16 or AMX), where autocast to bfloat16 is
+    faster than float32."""
     if device.type == "cuda":  # Ampere (8.x) and later; older cards emulate it
         return torch.cuda.get_device_capability(device)[0] >= 8
     if device.type != "cpu":
