@@ -65,11 +65,11 @@ class TrieVectors:
             used, which = torch.unique(slot[big], return_inverse=True)
             per_query = q @ self.kept_mean[depth][used].to(q.device, q.dtype).T  # (B, used)
             big = big.to(q.device)
-            out[big] = per_query[owner[big], which.to(q.device)]
+            out[big] = per_query[owner[big], which.to(q.device)].to(out.dtype)  # autocast
         small = (slot < 0).nonzero().flatten()
         if len(small):
             mine = q[owner[small.to(q.device)]]
-            out[small.to(q.device)] = self._small(mine, depth, nodes[small])
+            out[small.to(q.device)] = self._small(mine, depth, nodes[small]).to(out.dtype)
         return out
 
     def _small(self, q: torch.Tensor, depth: int, nodes: torch.Tensor) -> torch.Tensor:

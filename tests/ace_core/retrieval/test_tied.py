@@ -5,6 +5,7 @@ embeddings before any training."""
 import numpy as np
 import torch
 
+from ace_core.retrieval._torch import autocast
 from ace_core.retrieval.constrained_generation import Trie, constrained_beam_search
 from ace_core.retrieval.generation import search_by_embedding
 from ace_core.retrieval.model import IDDecoder, RetrieverConfig, Vocab
@@ -103,6 +104,24 @@ def test_tied_cross_entropy_matches_a_per_example_reference():
             total += float(torch.logsumexp(logit, 0) - logit[gold])
     assert abs(float(got.detach()) - total / (len(items) * tokens.shape[1])) < 1e-4
 
+
+
+def test_the_tied_loss_trains_under_bfloat16_autocast():
+    """A GPU trains under bfloat16 autocast: an indexing step's query vectors are float32
+    while the node scores' matmuls are bfloat16; the loss is float32's within bfloat16's
+    precision and its gradient flows (big nodes and small ones both scored)."""
+    vocab, tokens, emb = _world()
+    dec = _decoder(vocab, emb.shape[1])
+    trie = Trie(tokens).tie(emb)
+    items = np.arange(0, 300, 7)
+    q = torch.from_numpy(emb[items])
+    logits = torch.randn(len(items), tokens.shape[1], vocab.size, requires_grad=True)
+    want = tied_cross_entropy(dec, logits, q, trie, trie.paths(tokens[items]))
+    with autocast(torch.device("cpu"), "bfloat16"):
+        got = tied_cross_entropy(dec, logits, q, trie, trie.paths(tokens[items]))
+    got.backward()
+    assert abs(got.item() - want.item()) < 0.02 * want.item()
+    assert logits.grad is not None and torch.isfinite(logits.grad).all()
 
 def test_the_beam_normalises_over_allowed_tokens_only_when_tied():
     vocab, tokens, emb = _world(n=60)
