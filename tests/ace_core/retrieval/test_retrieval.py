@@ -123,7 +123,11 @@ def test_a_fit_records_its_text_precision_and_older_retrievers_load_in_float32(
 
     from ace_core.retrieval import text_encoder
     from ace_core.retrieval.text_encoder import default_encoder_path, resolved_precision
-    from ace_index.storage.formats.retriever import load_retriever, save_retriever
+    from ace_index.storage.formats.retriever import (
+        load_retriever,
+        load_retriever_state,
+        save_retriever,
+    )
 
     ids, x, sids, _, fit = toy
     assert fit.model.config.text_precision == resolved_precision("auto", "cpu")
@@ -132,8 +136,11 @@ def test_a_fit_records_its_text_precision_and_older_retrievers_load_in_float32(
     meta_file = tmp_path / "r" / "config.json"
     meta = json.loads(meta_file.read_text())
     assert meta["config"]["text_precision"] == fit.model.config.text_precision
+    parent = load_retriever_state(tmp_path / "r")  # what an ingest fine-tunes from
+    assert parent.text_precision == fit.model.config.text_precision
     del meta["config"]["text_precision"]
     meta_file.write_text(json.dumps(meta))
+    assert load_retriever_state(tmp_path / "r").text_precision == "float32"
     old = load_retriever(tmp_path / "r", ids, x, sids.tokens(), device="cpu")
     assert old.config.text_precision == old.encoder.precision == "float32"
     assert old.feature_spec.key == fit.model.feature_spec.key.removesuffix("-bf16")

@@ -12,7 +12,7 @@ import torch
 
 import ace_core.retrieval.text_encoder as te
 from ace_core.index_config import IndexConfig
-from ace_core.retrieval.fit import _fit_precision
+from ace_core.retrieval.fit import _fit_precision, _new_model
 from ace_core.retrieval.model import RetrieverConfig
 from ace_core.retrieval.retrieval_model import feature_spec
 from ace_core.retrieval.text_features import FeatureSpec, TextFeatures
@@ -126,3 +126,15 @@ def test_pooled_features_of_a_text_do_not_depend_on_its_batch_in_bfloat16(encode
     small = TextFeatures.compute(bf16, tok, TEXTS, device="cpu", spec=spec, batch=5)
     assert np.allclose(one.pooled.numpy(), small.pooled.numpy(), atol=2e-2)
     assert _cosine(one.pooled, small.pooled).min() > 0.9999
+
+
+def test_a_fit_refuses_an_encoder_of_another_precision(encoders):
+    """A caller's encoder must compute in the fit's precision: the other one's features would
+    sit in the feature store under the wrong key."""
+    fp32, bf16, tok = encoders
+    forced = RetrieverConfig(text_precision="bfloat16")
+    with pytest.raises(ValueError, match="computes in float32, this fit in bfloat16"):
+        _new_model([], np.zeros((0, 8)), None, None, forced, (fp32, tok, None), "cpu", None)
+    with pytest.raises(ValueError, match="computes in bfloat16, this fit in float32"):
+        _new_model([], np.zeros((0, 8)), None, None, RetrieverConfig(text_precision="float32"),
+                   (bf16, tok, None), "cpu", None)  # fmt: skip
