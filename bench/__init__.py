@@ -6,7 +6,8 @@ lists them. Each also declares ``SMOKE``, the argv of its smallest run, which
 tests/bench/test_smoke.py runs; there ``{tmp}`` stands for a fresh folder, ``{corpus}`` for a
 small captioned scenes-world corpus with its embeddings kept (as ``fused_protocols.py
 --corpus`` keeps them) and ``{store}`` for a small store with an index and an ingest on top
-of it. Helpers, not benches: timing.py (the one timer) and curve_hook.py.
+of it. Helpers, not benches: timing.py (the one timer), curve_hook.py and
+``spread_captions`` below.
 """
 
 import ast
@@ -33,3 +34,11 @@ def bench_names() -> list[str]:
 def summary(name: str) -> str:
     """The first line of bench/NAME.py's docstring."""
     return (ast.get_docstring(module_tree(name)) or "").strip().split("\n")[0]
+
+
+def spread_captions(corpus, n: int) -> list[str]:
+    """``n`` of a corpus folder's captions, spread evenly over its captions.jsonl."""
+    from ace_core.media.discovery import discover
+
+    captions = [c for e in discover(corpus).captions.values() for c in e.captions]
+    return captions[:: max(1, len(captions) // n)][:n]

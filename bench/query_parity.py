@@ -93,10 +93,10 @@ def ace(code, *argv: str) -> str:
 
 def questions(corpus: Path, n: int) -> list[str]:
     """``n`` of the corpus's captions, spread over its captions.jsonl, and the NOVEL texts."""
-    from ace_core.media.discovery import discover
+    sys.path.insert(0, str(ROOT))
+    from bench import spread_captions
 
-    captions = [c for e in discover(corpus).captions.values() for c in e.captions]
-    return captions[:: max(1, len(captions) // n)][:n] + list(NOVEL)
+    return spread_captions(corpus, n) + list(NOVEL)
 
 
 def compare_services(codes, store: Path, texts: list[str]) -> list[tuple]:

@@ -26,7 +26,6 @@ sys.path.insert(0, str(ROOT))
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from ace_core.media.discovery import discover  # noqa: E402
 from ace_core.retrieval.text_encoder import (  # noqa: E402
     TextEncoder,
     default_encoder_path,
@@ -34,14 +33,10 @@ from ace_core.retrieval.text_encoder import (  # noqa: E402
     native_bfloat16,
 )
 from ace_core.retrieval.text_features import FeatureSpec, TextFeatures  # noqa: E402
+from bench import spread_captions  # noqa: E402
 
 SMOKE = ["--corpus", "{corpus}", "--texts", "64", "--repeats", "1"]
 PRECISIONS = ("float32", "bfloat16")
-
-
-def corpus_texts(corpus: str, n: int) -> list[str]:
-    captions = [c for e in discover(corpus).captions.values() for c in e.captions]
-    return captions[:: max(1, len(captions) // n)][:n]
 
 
 def features(encoder, tok, texts, precision) -> tuple[TextFeatures, float]:
@@ -75,7 +70,7 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=3)
     args = ap.parse_args()
     torch.set_grad_enabled(False)
-    texts = corpus_texts(args.corpus, args.texts)
+    texts = spread_captions(args.corpus, args.texts)
     path = default_encoder_path()
     tok = load_tokenizer(path)
     encoders = {p: TextEncoder(path, p).eval() for p in PRECISIONS}
