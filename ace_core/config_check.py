@@ -36,6 +36,7 @@ CHOICES = {
     "init": ("kmeans", "faiss_rq"),
     "updates": ("all", "new-items", "new-offsets"),  # ace_core.retrieval.fine_tune.UPDATES
     "text_precision": ("auto", "float32", "bfloat16"),  # ace_core.retrieval.text_encoder
+    "precision": ("auto", "float32", "bfloat16"),  # train.dense (ace_core.retrieval.dense)
 }
 
 

@@ -4,12 +4,14 @@ features and seed. Not a test.
 
     .venv/bin/python -m bench dense_budget --corpus /work/data/w10k [--budgets 40 0]
         [--lr-decay] [--seeds 0 1 2] [--text-precision auto|float32|bfloat16]
+        [--dense-precision float32 bfloat16]
 
 ``--budgets``: examples per item (0: the budget before issue 40, a cap of 20,000 steps at a
 constant rate; ``--lr-decay``: the others with the cosine decay). Per budget: the steps it
 took (early stopping on validation as a build trains it), seconds, and R@1 / MRR@10 on the
 held-out test captions (95% bootstrap intervals), once per training seed (``--seeds``), with
-the text encoder's features in ``--text-precision`` (the store keeps each precision apart).
+the text encoder's features in ``--text-precision`` (the store keeps each precision apart),
+and the InfoNCE logits' product in each of ``--dense-precision`` in turn (train.dense.precision).
 """
 
 from __future__ import annotations
@@ -74,6 +76,8 @@ def main(argv=None) -> None:
     ap.add_argument("--lr-decay", action="store_true", help="cosine decay over each budget")
     ap.add_argument("--seeds", type=int, nargs="+", default=[0], help="training seeds")
     ap.add_argument("--text-precision", default="auto", choices=("auto", "float32", "bfloat16"))
+    ap.add_argument("--dense-precision", nargs="+", default=["auto"],
+                    choices=("auto", "float32", "bfloat16"))  # fmt: skip
     args = ap.parse_args(argv)
     flush_denormals()
     folder = Path(args.corpus)
@@ -101,11 +105,13 @@ def main(argv=None) -> None:
     base = DenseTrainConfig()
     test_sample = np.random.default_rng(0).permutation(len(gold["test"]))[: args.test_queries]
     test = (SimpleNamespace(pooled=feats["test"].pooled[test_sample]), gold["test"][test_sample])
-    rows = []
+    rows, text_dim = [], model.dense.proj.in_features
     for epi in args.budgets:
         cfg = replace(base, examples_per_item=epi, lr_decay=args.lr_decay) if epi else BEFORE
         for seed in args.seeds:
-            rows.append(one_budget(cfg, model.dense.proj.in_features, x, feats, gold, test, seed))
+            for precision in args.dense_precision:
+                cfg = replace(cfg, precision=precision)
+                rows.append(one_budget(cfg, text_dim, x, feats, gold, test, seed))
     print("\n| budget | steps taken | seconds | test R@1 (best validation state) | test MRR@10 |")
     print("|---|---|---|---|---|")
     for row in rows:
@@ -120,6 +126,7 @@ def one_budget(cfg: DenseTrainConfig, text_dim: int, x, feats, gold, test, seed:
     name = f"{cfg.examples_per_item:g} examples/item" if cfg.examples_per_item else "before"
     name += ", cosine decay" if cfg.lr_decay else ""
     name += f", seed {seed}" if seed else ""
+    name += f", {cfg.precision}" if cfg.precision != "auto" else ""
 
     def on_epoch(epoch: int, steps: int, val: dict | None) -> None:
         clock["train"] += time.perf_counter() - clock["since"]

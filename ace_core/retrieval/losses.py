@@ -18,22 +18,31 @@ def info_nce(
     right items ``items`` (B,): over every item, or, above ``negatives`` items, over the
     batch's own items and a uniform sample of that many others, so a step costs the same at
     any corpus size (a sampled item that is a row's own is masked out of its negatives).
-    ``offsets``: trained per-item vectors added to the embeddings (the decoder's)."""
+    ``offsets``: trained per-item vectors added to the embeddings (the decoder's). The
+    logits' product runs in the candidates' dtype (a bfloat16 ``emb``: the dense baseline's
+    mixed precision), the softmax in float32."""
     if negatives is None or len(emb) <= negatives:
-        return F.cross_entropy((q @ _vectors(emb, None, offsets).T).float() / temperature, items)
+        return F.cross_entropy(_logits(q, _vectors(emb, None, offsets), temperature), items)
     sample = torch.randint(0, len(emb), (negatives,), device=emb.device)
-    logits = (q @ _vectors(emb, torch.cat([items, sample]), offsets).T).float() / temperature
-    own = (sample[None] == items[:, None]).float()
-    logits[:, len(items) :] -= 1e4 * own
+    logits = _logits(q, _vectors(emb, torch.cat([items, sample]), offsets), temperature)
+    logits[:, len(items) :].masked_fill_(sample[None] == items[:, None], -1e4)
     return F.cross_entropy(logits, torch.arange(len(items), device=emb.device))
+
+
+def _logits(q, vectors, temperature) -> torch.Tensor:
+    """q . vectors / temperature; in bfloat16 the temperature scales ``q`` (one small product
+    instead of a pass over the (B, n) logits)."""
+    if vectors.dtype == torch.float32:
+        return (q @ vectors.T).float() / temperature
+    return ((q / temperature).to(vectors.dtype) @ vectors.T).float()
 
 
 def _vectors(emb, rows, offsets) -> torch.Tensor:
     """The candidates' vectors: embeddings (all, or ``rows``), plus their offsets."""
-    if rows is None:
-        rows = torch.arange(len(emb), device=emb.device)
-    out = emb[rows]
-    return out if offsets is None else out + offsets(rows)
+    out = emb if rows is None else emb[rows]
+    if offsets is None:
+        return out
+    return out + offsets(torch.arange(len(emb), device=emb.device) if rows is None else rows)
 
 
 def id_loss(

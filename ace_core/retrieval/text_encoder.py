@@ -82,7 +82,7 @@ def resolved_precision(precision: str, device: torch.device | str | None = None)
     """``precision`` with ``auto`` resolved for ``device`` (default: the GPU if there is one,
     else the CPU): bfloat16 where it is native, else float32."""
     if precision not in ("auto", "float32", "bfloat16"):
-        raise ValueError(f"text precision must be auto, float32 or bfloat16, not {precision!r}")
+        raise ValueError(f"precision must be auto, float32 or bfloat16, not {precision!r}")
     if precision != "auto":
         return precision
     device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
