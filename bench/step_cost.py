@@ -30,6 +30,7 @@ import torch  # noqa: E402
 
 from ace_core.cpu_share import flush_denormals  # noqa: E402
 from ace_core.ids.semantic_ids import SemanticIDConfig, fit_semantic_ids  # noqa: E402
+from ace_core.retrieval._torch import autocast  # noqa: E402
 from ace_core.retrieval.evaluation import split_queries  # noqa: E402
 from ace_core.retrieval.model import RetrieverConfig  # noqa: E402
 from ace_core.retrieval.retrieval_model import (  # noqa: E402
@@ -82,14 +83,15 @@ class Corpus:
         self.gen = torch.Generator().manual_seed(0)
         self.n_items, self.name = len(ids), folder.name
 
-    def step_ms(self, kind: str, steps: int, warm_up: int = 5) -> float:
+    def step_ms(self, kind: str, steps: int, precision: str, warm_up: int = 5) -> float:
         decoder, times = self.model.decoder, []
         decoder.train()
         n = len(self.t.cap_items) if kind == "cap" else self.n_items
         for s in range(warm_up + steps):
             b = torch.randint(0, n, (self.cfg.batch_size,), generator=self.gen)
             start = time.perf_counter()
-            loss = step_loss(decoder, kind, b, self.feats, self.t, self.cfg, "cpu")
+            with autocast(torch.device("cpu"), precision):
+                loss = step_loss(decoder, kind, b, self.feats, self.t, self.cfg, "cpu")
             self.opt.zero_grad()
             loss.backward()
             self.opt.step()
@@ -107,6 +109,8 @@ def main() -> None:
     ap.add_argument("--corpus", nargs="+", required=True, help="corpus folders, small first")
     ap.add_argument("--steps", type=int, default=60)
     ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--precision", nargs="+", default=["float32"],
+                    choices=["float32", "bfloat16"], help="the step's autocast (each in turn)")
     args = ap.parse_args()
     flush_denormals()
     encoder = build_text_encoder(RetrieverConfig())
@@ -118,24 +122,26 @@ def main() -> None:
             f"captions; peak memory so far {peak_rss_mb():.0f} MB",
             flush=True,
         )
-    runs: dict[tuple[str, str], list[float]] = {}
+    runs: dict[tuple[str, str, str], list[float]] = {}
     for r in range(args.rounds):
         for c in corpora:
-            for kind in ("cap", "item"):
-                runs.setdefault((c.name, kind), []).append(c.step_ms(kind, args.steps))
+            for p in args.precision:
+                for kind in ("cap", "item"):
+                    runs.setdefault((c.name, p, kind), []).append(c.step_ms(kind, args.steps, p))
         print(
             f"round {r + 1}: "
-            + ", ".join(f"{k[0]} {k[1]} {v[-1]:.1f} ms" for k, v in runs.items()),
+            + ", ".join(f"{k[0]} {k[1]} {k[2]} {v[-1]:.1f} ms" for k, v in runs.items()),
             flush=True,
         )
-    base = corpora[0].name
-    print("\n| corpus | items | caption step ms | indexing step ms | caption step / smallest |")
-    print("|---|---|---|---|---|")
+    base = (corpora[0].name, args.precision[0], "cap")
+    print("\n| corpus | items | precision | caption step ms | indexing step ms | caption step /"
+          " first row |\n|---|---|---|---|---|---|")  # fmt: skip
     for c in corpora:
-        cap = statistics.median(runs[(c.name, "cap")])
-        item = statistics.median(runs[(c.name, "item")])
-        ratio = cap / statistics.median(runs[(base, "cap")])
-        print(f"| {c.name} | {c.n_items:,} | {cap:.1f} | {item:.1f} | {ratio:.2f}x |")
+        for p in args.precision:
+            cap = statistics.median(runs[(c.name, p, "cap")])
+            item = statistics.median(runs[(c.name, p, "item")])
+            ratio = cap / statistics.median(runs[base])
+            print(f"| {c.name} | {c.n_items:,} | {p} | {cap:.1f} | {item:.1f} | {ratio:.2f}x |")
     print(f"\npeak resident memory: {peak_rss_mb():.0f} MB (every corpus loaded)")
 
 

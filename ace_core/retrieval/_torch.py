@@ -18,8 +18,13 @@ def seeded(seed: int, device: torch.device):
         yield
 
 
-def autocast(device: torch.device):
-    return torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else nullcontext()
+def autocast(device: torch.device, precision: str | None = None):
+    """Autocast to bfloat16 when ``precision`` is bfloat16 (None: on CUDA only), else none."""
+    if precision is None:
+        precision = "bfloat16" if device.type == "cuda" else "float32"
+    if precision == "bfloat16":
+        return torch.autocast(device.type, dtype=torch.bfloat16)
+    return nullcontext()
 
 
 def peak_memory_mb(device: torch.device) -> float:
