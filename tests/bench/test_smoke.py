@@ -62,7 +62,7 @@ PRINTS = {  # a line of its figures: the bench ran to its end
     "scale": r"ingest of 1 items into 100: [\d.]+ s",
     "serve": r"\| 100 \| auto \| 1 \| [\d.]+ \|(.*\n)*`ace query` per call .*: [\d.]+ s",
     "service_load": r"\| stock \| 4 \|(.*\n)*\d+ hostile uploads at once .*RSS at rest \d+ MB",
-    "step_cost": r"\| corpus \| \d+ \| [\d.]+ \| [\d.]+ \|",
+    "step_cost": r"\| corpus \| \d+ \| float32 \| [\d.]+ \| [\d.]+ \|",
     "text_precision": r"\| bfloat16 \| [\d.]+ \| [\d.]+x \| [\d.]+ \|(.*\n)*.*cosine min [\d.]+",
     "tiny_binding": r"\| presence: a shape not in the picture \| \d+ \| [\d.]+ \|",
     "train_workers": r"\| 2 \| [\d.]+ \| [\d,]+ \| [\d.]+x \| [\d.]+ \[",
