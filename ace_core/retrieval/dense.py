@@ -144,7 +144,7 @@ def dense_precision(cfg: DenseTrainConfig, n_items: int, device: torch.device) -
     """The InfoNCE logits' precision: ``cfg.precision``, where ``auto`` is bfloat16 on a
     device that has it natively once the examples-per-item budget, not the ``min_steps``
     floor, sets the steps (above 4,000 items at the defaults). At 10k items bfloat16 trains in
-    0.58x float32's time to the same R@1; at 1k (floor-bound, seconds of training) it read
+    0.56x float32's time to the same R@1; at 1k (floor-bound, seconds of training) it read
     1.3 points lower over 4 seeds (docs/BENCHMARKS.md)."""
     if cfg.precision == "auto":
         budget = dense_step_budget(cfg, n_items)

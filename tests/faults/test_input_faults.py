@@ -100,6 +100,7 @@ def test_a_queries_file_that_never_ends_is_refused(store, tmp_path, capsys, kind
         ({"ids": {"rqvae": {"levels": 0}}}, "ids.rqvae.levels"),
         ({"ids": {"rqvae": {"codebook_size": 10**9}}}, "ids.rqvae.codebook_size"),
         ({"retriever": {"text_precision": "fp16"}}, "retriever.text_precision"),
+        ({"train": {"dense": {"precision": "half"}}}, "train.dense.precision"),
     ],
 )
 def test_a_bad_configuration_fails_before_any_work(built, tmp_path, capsys, setting, field):
