@@ -39,8 +39,9 @@ class DenseTrainConfig:
     #   1,250 steps, test R@1 0.499 against 0.538; 5,000 steps 0.536, 16 s)
     negatives: int | None = 8192  # above this many items, InfoNCE samples this many negatives
     #                               (a step's cost stops growing with the corpus; None: all)
-    precision: str = "auto"  # the logits' product: bfloat16 where the device has it natively
-    #   (auto), float32 or bfloat16; the softmax, weights and search stay float32
+    precision: str = "auto"  # the logits' product: float32, bfloat16, or auto (bfloat16 where
+    #   the device has it natively and the budget sets the steps: dense_precision); the
+    #   softmax, weights and search stay float32
 
 
 # what a version built before the dense budget (issue 40) trained its baseline with
