@@ -13,14 +13,14 @@ def test_training_progress_says_what_it_expects_and_ends_at_100(monkeypatch, cap
     monkeypatch.setattr(_progress, "_update_artifact", lambda a, p: updates.append(p))
     caplog.set_level(logging.INFO, logger="ace")
     progress = _progress.TrainingProgress("ace-store-training", n_items=100)
-    for step in range(1, 26):
+    for step in range(1, 126):
         progress.step(step, 200, step * 64)
-    progress.epoch(1, {"loss": 0.5, "steps": 25, "val": {"MRR@10": 0.4, "R@1": 0.3}})
+    progress.epoch(1, {"loss": 0.5, "steps": 125, "val": {"MRR@10": 0.4, "R@1": 0.3}})
     assert updates[-1] < 100.0
-    row = {"loss": 0.4, "steps": 26, "val": {"MRR@10": 0.4, "R@1": 0.3}, "stopped": "flattened"}
-    progress.epoch(2, row)  # validation flattened at step 26 of 200: the last row says so
-    assert updates[-1] == 100.0 and progress.bar.bar.n == progress.bar.bar.total == 26
-    assert "training stopped early at step 26 of 200: validation flattened (100% done)" in (
+    row = {"loss": 0.4, "steps": 126, "val": {"MRR@10": 0.4, "R@1": 0.3}, "stopped": "flattened"}
+    progress.epoch(2, row)  # validation flattened at step 126 of 200: the last row says so
+    assert updates[-1] == 100.0 and progress.bar.bar.n == progress.bar.bar.total == 126
+    assert "training stopped early at step 126 of 200: validation flattened (100% done)" in (
         caplog.text
     )
     progress.close()
@@ -28,8 +28,26 @@ def test_training_progress_says_what_it_expects_and_ends_at_100(monkeypatch, cap
     assert "training: 200 steps planned (128 examples per item)" in text
     assert "it stops earlier once validation flattens" in text
     assert "examples/item" in text and "left" in text
-    assert "training: epoch 1 (step 25), loss 0.5000, validation MRR@10 0.400, R@1 0.300" in text
+    assert "training: epoch 1 (step 125), loss 0.5000, validation MRR@10 0.400, R@1 0.300" in text
     assert updates[-1] == 100.0
+
+
+def test_the_expected_time_leaves_out_the_warm_up_steps(monkeypatch, caplog):
+    """Ten slow first steps (1 s each), then steady ones (0.1 s): the expected time is the
+    steady steps', said once 100 of them are timed (the first 20 steps alone read 0.57 s)."""
+    clock = [0.0]
+    monkeypatch.setattr(_progress.time, "perf_counter", lambda: clock[0])
+    monkeypatch.setattr(_progress, "_progress_artifact", lambda key, what: None)
+    caplog.set_level(logging.INFO, logger="ace")
+    progress = _progress.TrainingProgress(None, n_items=100)
+    for step in range(1, 121):
+        clock[0] += 1.0 if step <= 11 else 0.1
+        progress.step(step, 1000, step * 64)
+        assert ("steps planned" in caplog.text) == (step >= 111)
+    assert "training: 1000 steps planned (640 examples per item), about 1m40s at 0.10 s a step" in (
+        caplog.text
+    )
+    progress.close()
 
 
 def test_durations_read_as_minutes_or_hours():
