@@ -188,6 +188,36 @@ class TrainingProgress:
 STOPPED = {"flattened": "validation flattened", "epochs": "its epochs are done"}
 
 
+class DenseProgress:
+    """The dense caption baseline's progress (ace_core.retrieval.dense.DenseProgress): a line
+    with the steps it plans, a bar over them (terminal) with a line every tenth or 30 s naming
+    the epoch and its validation R@1, and a line when it ends (validation may end it early)."""
+
+    def __init__(self, key: str | None):
+        self.key, self.bar = key, None
+        self.best: float | None = None
+
+    def __call__(self, epoch: int, steps: int, planned: int, val: dict | None) -> None:
+        if self.bar is None:
+            stage("dense baseline: %d steps planned", planned)
+            self.bar = Progress("dense baseline", planned, "step", self.key)
+        if epoch == 0:
+            return
+        note = f"epoch {epoch}"
+        if val:
+            self.best = max(self.best or 0.0, val["R@1"])
+            note += f", validation R@1 {val['R@1']:.3f}"
+        self.bar.update(steps - self.bar.done, note)
+
+    def close(self) -> None:
+        if self.bar is None:
+            return  # trained by an earlier run of this build (its checkpoint), or not at all
+        best = "" if self.best is None else f", best validation R@1 {self.best:.3f}"
+        stage("dense baseline trained: %d of %d steps%s", self.bar.done, self.bar.total, best)
+        _update_artifact(self.bar.artifact, 100.0)
+        self.bar.close()
+
+
 def _duration(seconds: float) -> str:
     minutes, sec = divmod(int(round(seconds)), 60)
     hours, minutes = divmod(minutes, 60)
@@ -197,6 +227,15 @@ def _duration(seconds: float) -> str:
 @contextmanager
 def training_progress(key: str | None, n_items: int) -> Iterator[TrainingProgress]:
     progress = TrainingProgress(key and f"{key}-training", n_items)
+    try:
+        yield progress
+    finally:
+        progress.close()
+
+
+@contextmanager
+def dense_progress(key: str | None) -> Iterator[DenseProgress]:
+    progress = DenseProgress(key and f"{key}-dense")
     try:
         yield progress
     finally:

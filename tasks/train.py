@@ -21,7 +21,13 @@ from ace_index.storage.formats.text_features import feature_source
 from ace_index.storage.formats.version_data import training_data
 from ace_index.storage.store import open_store
 from ace_index.storage.store.layout import VersionLayout
-from ace_index.tasks._progress import run_logger, stage, text_progress, training_progress
+from ace_index.tasks._progress import (
+    dense_progress,
+    run_logger,
+    stage,
+    text_progress,
+    training_progress,
+)
 from ace_index.tasks.fusion_fit import VersionItems, fit_fusion_weights
 from ace_index.tasks.validation_check import warn_if_no_validation
 
@@ -40,7 +46,11 @@ def train_retriever(
     n = len(data.item_ids)
     checkpoint = open_store(store).staging_dir / "training" / training_key(data, config, init_from)
     warn_if_no_validation(data.item_ids, data.captions, config.train.seed)
-    with text_progress(f"{key}-features") as on_texts, training_progress(key, n) as progress:
+    with (
+        text_progress(f"{key}-features") as on_texts,
+        training_progress(key, n) as progress,
+        dense_progress(key) as on_dense,
+    ):
         fit = fit_retrieval(
             data.item_ids,
             data.embeddings,
@@ -53,6 +63,7 @@ def train_retriever(
             init=init,
             progress=progress.epoch,
             on_step=progress.step,
+            on_dense=on_dense,
             features=feature_source(open_store(store).staging_dir, encoder_path, on_texts),
             zero_shot=items.zero_shot,
             workdir=str(open_store(store).staging_dir),

@@ -65,6 +65,9 @@ class DenseProjection(nn.Module):
         return F.normalize(self.proj(pooled), dim=-1)
 
 
+DenseProgress = Callable[[int, int, int, dict | None], None]  # (epoch, steps, planned, val?)
+
+
 def train_dense(
     proj: DenseProjection,
     feats: TextFeatures,
@@ -91,6 +94,13 @@ def dense_step_budget(cfg: DenseTrainConfig, n_items: int) -> int | None:
     return min(steps, cfg.max_steps) if cfg.max_steps else steps
 
 
+def dense_planned_steps(cfg: DenseTrainConfig, n_items: int, n_captions: int) -> int:
+    """The steps the dense baseline plans to take over ``n_captions`` training captions: its
+    budget (``dense_step_budget``), at most ``epochs`` passes (validation may stop it earlier)."""
+    budget = dense_step_budget(cfg, n_items)
+    return min(budget or math.inf, cfg.epochs * math.ceil(n_captions / cfg.batch_size))
+
+
 def _train_dense(proj, feats, items, item_emb, cfg, val, seed, on_epoch) -> dict | None:
     gen = torch.Generator().manual_seed(seed)
     cands = F.normalize(torch.from_numpy(np.asarray(item_emb, np.float32)), dim=-1)
@@ -101,7 +111,7 @@ def _train_dense(proj, feats, items, item_emb, cfg, val, seed, on_epoch) -> dict
     opt = torch.optim.AdamW(proj.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     best, best_state, since = None, copy.deepcopy(proj.state_dict()), 0
     steps, budget = 0, dense_step_budget(cfg, len(cands))
-    planned = min(budget or math.inf, cfg.epochs * math.ceil(len(y) / cfg.batch_size))
+    planned = dense_planned_steps(cfg, len(cands), len(y))
     schedule = None
     if cfg.lr_decay:
         schedule = LambdaLR(opt, lambda step: cosine_factor(step, planned))

@@ -17,7 +17,7 @@ from ace_core.errors import AceInputError
 from ace_core.ids.semantic_ids import SemanticIndexer
 from ace_core.ids.sids import SemanticIDs
 from ace_core.retrieval._torch import Stopwatch
-from ace_core.retrieval.dense import train_dense
+from ace_core.retrieval.dense import DenseProgress, dense_planned_steps, train_dense
 from ace_core.retrieval.distributed import train_in_workers
 from ace_core.retrieval.evaluation import (
     QuerySplit,
@@ -106,6 +106,7 @@ def fit_retrieval(
     encoder=None,
     progress: Callable[[int, dict], None] | None = None,  # (epoch, {loss, val?})
     on_step: StepProgress | None = None,  # (steps, step budget, examples)
+    on_dense: DenseProgress | None = None,  # (epoch, steps, steps planned, validation?)
     dense: bool = True,
     init: InitState | None = None,
     ingest: IngestConfig = IngestConfig(),
@@ -144,7 +145,7 @@ def fit_retrieval(
     report.uncaptioned_bias = _calibrate(model, split, feats["val"], gold["val"])
     clock.lap("generative_training")
     if dense and len(gold["train"]):
-        _train_dense(model, feats, gold, train, checkpoint)
+        _train_dense(model, feats, gold, train, checkpoint, on_dense)
     clock.lap("dense_training")
     ev = test_metrics(model, train_split, feats["test"], gold["test"], dense, new_rows, init)
     clock.lap("test_metrics")
@@ -158,11 +159,20 @@ def _validation(model, feats, gold, split: QuerySplit, zero_shot) -> Validation 
     return Validation.of(feats["val"], gold["val"], texts, model, zero_shot)
 
 
-def _train_dense(model: RetrievalModel, feats, gold, train: TrainConfig, checkpoint) -> None:
-    """The dense caption baseline, trained once per ``checkpoint`` folder (resume.py)."""
+def _train_dense(model: RetrievalModel, feats, gold, train: TrainConfig, checkpoint, on_dense):
+    """The dense caption baseline, trained once per ``checkpoint`` folder (resume.py);
+    ``on_dense(0, 0, planned, None)`` before it, then after each epoch."""
     if checkpoint and load_dense(Path(checkpoint), model.dense):
         return
     val = (feats["val"], gold["val"]) if len(gold["val"]) else None
+    planned = dense_planned_steps(train.dense, len(model.item_emb), len(gold["train"]))
+    if on_dense:
+        on_dense(0, 0, planned, None)
+
+    def on_epoch(epoch: int, steps: int, m: dict | None) -> None:
+        if on_dense:
+            on_dense(epoch, steps, planned, m)
+
     train_dense(
         model.dense,
         feats["train"],
@@ -171,6 +181,7 @@ def _train_dense(model: RetrievalModel, feats, gold, train: TrainConfig, checkpo
         train.dense,
         seed=train.seed,
         val=val,
+        on_epoch=on_epoch,
     )
     if checkpoint:
         save_dense(Path(checkpoint), model.dense)

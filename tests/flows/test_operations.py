@@ -25,6 +25,8 @@ STAGES = (
     "training: epoch 3 (step",
     "validation MRR@10",
     "training ended at step",
+    "dense baseline: ",
+    "dense baseline trained: ",
     "published v000001",
 )
 
@@ -93,8 +95,9 @@ def test_stage_lines_and_progress_artifacts_reach_prefect(piped):
         arts = c.read_artifacts(artifact_filter=ArtifactFilter(key=ArtifactFilterKey(like_=key)))
         by_key = {a.key: a for a in arts}
         assert {f"ace-{key}-embedding", f"ace-{key}-training", f"ace-{key}-v000001"} <= set(by_key)
-        assert by_key[f"ace-{key}-training"].type == "progress"
-        assert float(by_key[f"ace-{key}-training"].data) == 100.0
+        for part in ("training", "dense"):
+            assert by_key[f"ace-{key}-{part}"].type == "progress"
+            assert float(by_key[f"ace-{key}-{part}"].data) == 100.0
         summary = by_key[f"ace-{key}-v000001-diff"].data  # the run summary names the files
         assert "## Added files (6)" in summary and "images/img_0000.png`" in summary, summary
         assert "## Removed files: none" in summary and "## Failed files: none" in summary

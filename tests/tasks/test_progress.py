@@ -50,6 +50,25 @@ def test_the_expected_time_leaves_out_the_warm_up_steps(monkeypatch, caplog):
     progress.close()
 
 
+def test_the_dense_baseline_says_its_plan_its_epochs_and_its_end(monkeypatch, caplog):
+    """Validation ends it at step 300 of 500: the bar and artifact end at 100% and the last
+    line names the steps taken and the best validation R@1."""
+    updates = []
+    monkeypatch.setattr(_progress, "_progress_artifact", lambda key, what: "artifact")
+    monkeypatch.setattr(_progress, "_update_artifact", lambda a, p: updates.append(p))
+    caplog.set_level(logging.INFO, logger="ace")
+    with _progress.dense_progress("ace-store") as on_dense:
+        on_dense(0, 0, 500, None)
+        for epoch, r1 in ((1, 0.2), (2, 0.3), (3, 0.25)):
+            on_dense(epoch, 100 * epoch, 500, {"R@1": r1, "MRR@10": r1})
+        assert on_dense.bar.done == 300 and updates[-1] == 60.0
+    assert updates[-1] == 100.0
+    text = caplog.text
+    assert "dense baseline: 500 steps planned" in text
+    assert "dense baseline 100/500" in text and "epoch 1, validation R@1 0.200" in text
+    assert "dense baseline trained: 300 of 500 steps, best validation R@1 0.300" in text
+
+
 def test_durations_read_as_minutes_or_hours():
     assert _progress._duration(75) == "1m15s"
     assert _progress._duration(3 * 3600 + 125) == "3h02m"
