@@ -159,20 +159,15 @@ def _validation(model, feats, gold, split: QuerySplit, zero_shot) -> Validation 
     return Validation.of(feats["val"], gold["val"], texts, model, zero_shot)
 
 
-def _train_dense(model: RetrievalModel, feats, gold, train: TrainConfig, checkpoint, on_dense):
+def _train_dense(model: RetrievalModel, feats, gold, train: TrainConfig, checkpoint, on_dense=None):
     """The dense caption baseline, trained once per ``checkpoint`` folder (resume.py);
     ``on_dense(0, 0, planned, None)`` before it, then after each epoch."""
     if checkpoint and load_dense(Path(checkpoint), model.dense):
         return
     val = (feats["val"], gold["val"]) if len(gold["val"]) else None
     planned = dense_planned_steps(train.dense, len(model.item_emb), len(gold["train"]))
-    if on_dense:
-        on_dense(0, 0, planned, None)
-
-    def on_epoch(epoch: int, steps: int, m: dict | None) -> None:
-        if on_dense:
-            on_dense(epoch, steps, planned, m)
-
+    report = on_dense or (lambda *_: None)
+    report(0, 0, planned, None)
     train_dense(
         model.dense,
         feats["train"],
@@ -181,7 +176,7 @@ def _train_dense(model: RetrievalModel, feats, gold, train: TrainConfig, checkpo
         train.dense,
         seed=train.seed,
         val=val,
-        on_epoch=on_epoch,
+        on_epoch=lambda epoch, steps, m: report(epoch, steps, planned, m),
     )
     if checkpoint:
         save_dense(Path(checkpoint), model.dense)
