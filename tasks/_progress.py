@@ -106,7 +106,7 @@ class TrainingProgress:
     30 s with the examples per item so far and the time left, one line with the time it
     expects once steady steps are timed, and a line per validation. The first
     ``WARM_STEPS`` steps are left out of that timing (the 100k build's first 20 steps took
-    1.7x a steady step on average, and its expected time read 1h19m for about 48 minutes)."""
+    1.7x a steady step on average, and its expected time read 1h19m for 53 minutes)."""
 
     WARM_STEPS = 10
     TIMED_STEPS, TIMED_SECONDS = 100, 30.0  # what is timed before the expected time is said
@@ -209,12 +209,16 @@ class DenseProgress:
             note += f", validation R@1 {val['R@1']:.3f}"
         self.bar.update(steps - self.bar.done, note)
 
-    def close(self) -> None:
+    def close(self, trained: bool = True) -> None:
+        """The end line and the artifact at 100% once trained (``trained``: the fit returned;
+        a failed one only closes the bar)."""
         if self.bar is None:
             return  # trained by an earlier run of this build (its checkpoint), or not at all
-        best = "" if self.best is None else f", best validation R@1 {self.best:.3f}"
-        stage("dense baseline trained: %d of %d steps%s", self.bar.done, self.bar.total, best)
-        _update_artifact(self.bar.artifact, 100.0)
+        if trained:
+            best = "" if self.best is None else f", best validation R@1 {self.best:.3f}"
+            line = "dense baseline trained: %d of %d steps%s"
+            stage(line, self.bar.done, self.bar.total, best)
+            _update_artifact(self.bar.artifact, 100.0)
         self.bar.close()
 
 
@@ -238,8 +242,10 @@ def dense_progress(key: str | None) -> Iterator[DenseProgress]:
     progress = DenseProgress(key and f"{key}-dense")
     try:
         yield progress
-    finally:
-        progress.close()
+    except BaseException:
+        progress.close(trained=False)
+        raise
+    progress.close()
 
 
 @contextmanager

@@ -1,8 +1,10 @@
 """Training's progress as an operator reads it (tasks/_progress.py): the expected time once
-the first steps are timed, examples per item and time left, a line per validation, and the
-progress at 100% when validation ends training before its budget."""
+steady steps are timed, examples per item and time left, a line per validation, the progress
+at 100% when validation ends training before its budget, and the dense baseline's lines."""
 
 import logging
+
+import pytest
 
 from ace_index.tasks import _progress
 
@@ -67,6 +69,16 @@ def test_the_dense_baseline_says_its_plan_its_epochs_and_its_end(monkeypatch, ca
     assert "dense baseline: 500 steps planned" in text
     assert "dense baseline 100/500" in text and "epoch 1, validation R@1 0.200" in text
     assert "dense baseline trained: 300 of 500 steps, best validation R@1 0.300" in text
+
+
+def test_a_dense_baseline_that_fails_does_not_say_it_trained(monkeypatch, caplog):
+    monkeypatch.setattr(_progress, "_progress_artifact", lambda key, what: None)
+    caplog.set_level(logging.INFO, logger="ace")
+    with pytest.raises(MemoryError), _progress.dense_progress("ace-store") as on_dense:
+        on_dense(0, 0, 500, None)
+        raise MemoryError
+    assert "dense baseline: 500 steps planned" in caplog.text
+    assert "dense baseline trained" not in caplog.text
 
 
 def test_durations_read_as_minutes_or_hours():
