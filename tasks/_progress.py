@@ -188,7 +188,7 @@ class TrainingProgress:
 STOPPED = {"flattened": "validation flattened", "epochs": "its epochs are done"}
 
 
-class DenseProgress:
+class DenseBaselineProgress:
     """The dense caption baseline's progress (ace_core.retrieval.dense.DenseProgress): a line
     with the steps it plans, a bar over them (terminal) with a line every tenth or 30 s naming
     the epoch and its validation R@1, and a line when it ends (validation may end it early)."""
@@ -238,8 +238,8 @@ def training_progress(key: str | None, n_items: int) -> Iterator[TrainingProgres
 
 
 @contextmanager
-def dense_progress(key: str | None) -> Iterator[DenseProgress]:
-    progress = DenseProgress(key and f"{key}-dense")
+def dense_progress(key: str | None) -> Iterator[DenseBaselineProgress]:
+    progress = DenseBaselineProgress(key and f"{key}-dense")
     try:
         yield progress
     except BaseException:
