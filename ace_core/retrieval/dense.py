@@ -7,6 +7,7 @@ import copy
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -18,6 +19,7 @@ from ace_core.retrieval._torch import cosine_factor, seeded, steps_left
 from ace_core.retrieval.dense_index import flat_index, searched
 from ace_core.retrieval.evaluation import retrieval_metrics
 from ace_core.retrieval.losses import info_nce
+from ace_core.retrieval.resume import load_dense_run, save_dense_run
 from ace_core.retrieval.text_encoder import resolved_precision
 from ace_core.retrieval.text_features import TextFeatures
 
@@ -78,11 +80,13 @@ def train_dense(
     seed: int = 0,
     val: tuple[TextFeatures, np.ndarray] | None = None,
     on_epoch: Callable[[int, int, dict | None], None] | None = None,
+    checkpoint: Path | None = None,
 ) -> dict | None:
     """InfoNCE against all items; keeps the state with the best validation MRR@10.
-    ``on_epoch(epoch, steps so far, validation metrics or None)`` after each epoch."""
+    ``on_epoch(epoch, steps so far, validation metrics or None)`` after each epoch;
+    ``checkpoint``: a folder the fit saves itself to after each epoch and resumes from."""
     with seeded(seed, torch.device("cpu")):
-        return _train_dense(proj, feats, items, item_emb, cfg, val, seed, on_epoch)
+        return _train_dense(proj, feats, items, item_emb, cfg, val, seed, on_epoch, checkpoint)
 
 
 def dense_step_budget(cfg: DenseTrainConfig, n_items: int) -> int | None:
@@ -101,7 +105,19 @@ def dense_planned_steps(cfg: DenseTrainConfig, n_items: int, n_captions: int) ->
     return min(budget or math.inf, cfg.epochs * math.ceil(n_captions / cfg.batch_size))
 
 
-def _train_dense(proj, feats, items, item_emb, cfg, val, seed, on_epoch) -> dict | None:
+@dataclass
+class DenseRun:
+    """What a dense fit carries from one epoch to the next (resume.py saves it after each)."""
+
+    epoch: int = 0
+    steps: int = 0
+    best: dict | None = None  # the best validation metrics so far
+    best_state: dict | None = None  # the projection's state at them
+    since: int = 0  # epochs since validation last improved
+    done: bool = False  # the budget is spent or patience ran out
+
+
+def _train_dense(proj, feats, items, item_emb, cfg, val, seed, on_epoch, ckpt) -> dict | None:
     gen = torch.Generator().manual_seed(seed)
     cands = F.normalize(torch.from_numpy(np.asarray(item_emb, np.float32)), dim=-1)
     device = next(proj.parameters()).device
@@ -109,16 +125,18 @@ def _train_dense(proj, feats, items, item_emb, cfg, val, seed, on_epoch) -> dict
     scored = cands.to(torch.bfloat16) if bf16 else cands  # InfoNCE's (search: float32)
     x, y = feats.pooled, torch.from_numpy(np.asarray(items, np.int64))
     opt = torch.optim.AdamW(proj.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    best, best_state, since = None, copy.deepcopy(proj.state_dict()), 0
-    steps, budget = 0, dense_step_budget(cfg, len(cands))
+    budget = dense_step_budget(cfg, len(cands))
     planned = dense_planned_steps(cfg, len(cands), len(y))
-    schedule = None
-    if cfg.lr_decay:
-        schedule = LambdaLR(opt, lambda step: cosine_factor(step, planned))
-    for epoch in range(1, cfg.epochs + 1):
+    schedule = LambdaLR(opt, lambda step: cosine_factor(step, planned)) if cfg.lr_decay else None
+    run = DenseRun(best_state=copy.deepcopy(proj.state_dict()))
+    if ckpt is not None:
+        load_dense_run(ckpt, proj, opt, schedule, gen, run)
+    validating = val is not None and len(val[0]) > 0
+    while not run.done and run.epoch < cfg.epochs:
+        run.epoch += 1
         batches = torch.randperm(len(y), generator=gen).split(cfg.batch_size)
-        batches = batches[: steps_left(budget, steps)]
-        steps += len(batches)
+        batches = batches[: steps_left(budget, run.steps)]
+        run.steps += len(batches)
         proj.train()
         for b in batches:
             temperature = proj.log_temp.exp().clamp(min=1e-3)
@@ -128,27 +146,35 @@ def _train_dense(proj, feats, items, item_emb, cfg, val, seed, on_epoch) -> dict
             opt.step()
             if schedule is not None:
                 schedule.step()
-        spent = steps_left(budget, steps) == 0
-        if val is None or not len(val[0]):
-            if on_epoch:
-                on_epoch(epoch, steps, None)
-            if spent:
-                break
-            continue
-        ranked = dense_search(proj, val[0], cands.numpy(), 10)
-        m = retrieval_metrics([[i for i, _ in r] for r in ranked], list(val[1]))
+        m = _validated(proj, val, cands) if validating else None
         if on_epoch:
-            on_epoch(epoch, steps, m)
-        if best is None or (m["MRR@10"], m["R@1"]) > (best["MRR@10"], best["R@1"]):
-            best, best_state, since = m, copy.deepcopy(proj.state_dict()), 0
-        else:
-            since += 1
-        if spent or since >= cfg.patience:
-            break
-    if val is not None and len(val[0]):
-        proj.load_state_dict(best_state)
+            on_epoch(run.epoch, run.steps, m)
+        _keep_best(run, m, proj, steps_left(budget, run.steps) == 0, cfg.patience)
+        if ckpt is not None:
+            save_dense_run(ckpt, proj, opt, schedule, gen, run)
+    if validating:
+        proj.load_state_dict(run.best_state)
     proj.eval()
-    return best
+    return run.best
+
+
+def _validated(proj, val, cands) -> dict:
+    ranked = dense_search(proj, val[0], cands.numpy(), 10)
+    return retrieval_metrics([[i for i, _ in r] for r in ranked], list(val[1]))
+
+
+def _keep_best(run: DenseRun, m: dict | None, proj, spent: bool, patience: int) -> None:
+    """The epoch's validation ``m`` (None: none) kept where it is the best by (MRR@10, R@1);
+    ``run.done`` once the budget is ``spent`` or ``patience`` epochs passed without a gain."""
+    if m is not None and (run.best is None or _key(m) > _key(run.best)):
+        run.best, run.best_state, run.since = m, copy.deepcopy(proj.state_dict()), 0
+    elif m is not None:
+        run.since += 1
+    run.done = spent or (m is not None and run.since >= patience)
+
+
+def _key(m: dict) -> tuple[float, float]:
+    return m["MRR@10"], m["R@1"]
 
 
 def dense_precision(cfg: DenseTrainConfig, n_items: int, device: torch.device) -> str:

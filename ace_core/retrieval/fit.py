@@ -19,11 +19,7 @@ from ace_core.ids.sids import SemanticIDs
 from ace_core.retrieval._torch import Stopwatch
 from ace_core.retrieval.dense import DenseProgress, dense_planned_steps, train_dense
 from ace_core.retrieval.distributed import train_in_workers
-from ace_core.retrieval.evaluation import (
-    QuerySplit,
-    scored_sample,
-    split_queries,
-)
+from ace_core.retrieval.evaluation import QuerySplit, scored_sample, split_queries
 from ace_core.retrieval.fine_tune import (
     IngestConfig,
     InitState,
@@ -160,9 +156,10 @@ def _validation(model, feats, gold, split: QuerySplit, zero_shot) -> Validation 
 
 
 def _train_dense(model: RetrievalModel, feats, gold, train: TrainConfig, checkpoint, on_dense=None):
-    """The dense caption baseline, trained once per ``checkpoint`` folder (resume.py);
-    ``on_dense(0, 0, planned, None)`` before it, then after each epoch."""
-    if checkpoint and load_dense(Path(checkpoint), model.dense):
+    """The dense caption baseline, trained once per ``checkpoint`` folder and resumed there
+    per epoch (resume.py); ``on_dense(0, 0, planned, None)`` before it, then after each epoch."""
+    folder = Path(checkpoint) if checkpoint else None
+    if folder and load_dense(folder, model.dense):
         return
     val = (feats["val"], gold["val"]) if len(gold["val"]) else None
     planned = dense_planned_steps(train.dense, len(model.item_emb), len(gold["train"]))
@@ -177,9 +174,10 @@ def _train_dense(model: RetrievalModel, feats, gold, train: TrainConfig, checkpo
         seed=train.seed,
         val=val,
         on_epoch=lambda epoch, steps, m: report(epoch, steps, planned, m),
+        checkpoint=folder / "dense-run" if folder else None,
     )
-    if checkpoint:
-        save_dense(Path(checkpoint), model.dense)
+    if folder:
+        save_dense(folder, model.dense)
 
 
 def _train_args(model, feats, gold, train, replay, validate_initial: bool) -> dict:

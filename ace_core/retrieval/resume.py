@@ -1,7 +1,8 @@
 """A training run's checkpoint after every epoch, so a long run that is killed resumes where
 its last finished epoch ended: the decoder's weights, both optimisers' moments, the batch
 order's generator and torch's RNG, the budget and the counts, the history, and the best state
-validation has kept so far. Tensors go to safetensors, the rest to JSON (no pickle); the
+validation has kept so far (and the dense baseline's fit, dense.py's DenseRun, the same way
+after each of its epochs). Tensors go to safetensors, the rest to JSON (no pickle); the
 folder is replaced whole (written beside it, then renamed), so a kill while saving leaves the
 previous checkpoint.
 """
@@ -18,21 +19,11 @@ from safetensors.torch import load_file, save_file
 
 def save_checkpoint(folder: Path, run, best) -> None:
     """``run``: training._Run; ``best``: training._BestCheckpoint."""
-    tmp = folder.with_name(folder.name + ".tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
     tensors = {f"decoder.{k}": v for k, v in _dense(run.decoder.state_dict()).items()}
     tensors.update({f"best.{k}": v for k, v in _dense(best.state or {}).items()})
-    opts = []
-    for n, opt in enumerate(run.opt.opts):
-        state = opt.state_dict()
-        for p, moments in state["state"].items():
-            for name, value in moments.items():
-                tensors[f"opt{n}.{p}.{name}"] = _dense({"v": torch.as_tensor(value)})["v"]
-        opts.append(state["param_groups"])
+    opts = [_opt_tensors(opt, f"opt{n}.", tensors) for n, opt in enumerate(run.opt.opts)]
     tensors["rng.batches"] = run.gen.get_state()
     tensors["rng.torch"] = torch.get_rng_state()
-    save_file({k: v.contiguous() for k, v in tensors.items()}, str(tmp / "tensors.safetensors"))
     meta = {
         "steps": run.steps,
         "examples": run.examples,
@@ -42,9 +33,7 @@ def save_checkpoint(folder: Path, run, best) -> None:
         "optimizers": opts,
         "best": _best_meta(best),
     }
-    (tmp / "state.json").write_text(json.dumps(meta, default=float))
-    shutil.rmtree(folder, ignore_errors=True)
-    tmp.rename(folder)
+    _replace(folder, tensors, meta)
 
 
 def load_checkpoint(folder: Path, run, best) -> int:
@@ -56,11 +45,7 @@ def load_checkpoint(folder: Path, run, best) -> int:
     tensors = load_file(str(folder / "tensors.safetensors"))
     run.decoder.load_state_dict(_part(tensors, "decoder."))
     for n, opt in enumerate(run.opt.opts):
-        moments: dict = {}
-        for key, value in _part(tensors, f"opt{n}.").items():
-            p, name = key.split(".", 1)
-            moments.setdefault(int(p), {})[name] = value
-        opt.load_state_dict({"state": moments, "param_groups": meta["optimizers"][n]})
+        _load_opt(opt, _part(tensors, f"opt{n}."), meta["optimizers"][n])
     run.gen.set_state(tensors["rng.batches"])
     torch.set_rng_state(tensors["rng.torch"])
     run.steps, run.examples, run.budget = meta["steps"], meta["examples"], meta["budget"]
@@ -77,6 +62,37 @@ def save_dense(folder: Path, proj: torch.nn.Module) -> None:
     tmp = folder / "dense.safetensors.tmp"
     save_file({k: v.contiguous() for k, v in proj.state_dict().items()}, str(tmp))
     tmp.rename(folder / "dense.safetensors")
+
+
+def save_dense_run(folder: Path, proj: torch.nn.Module, opt, schedule, gen, run) -> None:
+    """A dense fit after an epoch (dense.py's DenseRun, with the projection, its optimiser,
+    the learning-rate schedule and both RNGs), so a build killed while it trains the baseline
+    resumes at its last epoch (written whole, then renamed)."""
+    tensors = {f"proj.{k}": v for k, v in _dense(proj.state_dict()).items()}
+    tensors.update({f"best.{k}": v for k, v in _dense(run.best_state or {}).items()})
+    groups = _opt_tensors(opt, "opt.", tensors)
+    tensors["rng.batches"], tensors["rng.torch"] = gen.get_state(), torch.get_rng_state()
+    meta = {k: v for k, v in vars(run).items() if k != "best_state"}
+    meta["optimizer"] = groups
+    meta["schedule"] = schedule.state_dict() if schedule is not None else None
+    _replace(folder, tensors, meta)
+
+
+def load_dense_run(folder: Path, proj: torch.nn.Module, opt, schedule, gen, run) -> bool:
+    """Whether ``folder`` held a dense fit's last epoch (then loaded into the arguments)."""
+    if not (folder / "state.json").exists():
+        return False
+    meta = json.loads((folder / "state.json").read_text())
+    tensors = load_file(str(folder / "tensors.safetensors"))
+    proj.load_state_dict(_part(tensors, "proj."))
+    _load_opt(opt, _part(tensors, "opt."), meta.pop("optimizer"))
+    if schedule is not None:
+        schedule.load_state_dict(meta["schedule"])
+    meta.pop("schedule")
+    gen.set_state(tensors["rng.batches"])
+    torch.set_rng_state(tensors["rng.torch"])
+    vars(run).update(meta, best_state=_part(tensors, "best.") or None)
+    return True
 
 
 def load_dense(folder: Path, proj: torch.nn.Module) -> bool:
@@ -104,6 +120,34 @@ def _load_best(best, meta: dict, state: dict) -> None:
     best.epoch, best.metrics = meta["epoch"], meta["metrics"]
     best.gained_at, best.since_gain = meta["gained_at"], meta["since_gain"]
     best.state = state or None
+
+
+def _opt_tensors(opt, prefix: str, tensors: dict) -> list:
+    """The optimiser's moments into ``tensors`` under ``prefix``; returns its param groups."""
+    state = opt.state_dict()
+    for p, moments in state["state"].items():
+        for name, value in moments.items():
+            tensors[f"{prefix}{p}.{name}"] = _dense({"v": torch.as_tensor(value)})["v"]
+    return state["param_groups"]
+
+
+def _load_opt(opt, tensors: dict, groups: list) -> None:
+    moments: dict = {}
+    for key, value in tensors.items():
+        p, name = key.split(".", 1)
+        moments.setdefault(int(p), {})[name] = value
+    opt.load_state_dict({"state": moments, "param_groups": groups})
+
+
+def _replace(folder: Path, tensors: dict, meta: dict) -> None:
+    """``folder`` replaced whole by one holding ``tensors`` and ``meta`` (no pickle)."""
+    tmp = folder.with_name(folder.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    save_file({k: v.contiguous() for k, v in tensors.items()}, str(tmp / "tensors.safetensors"))
+    (tmp / "state.json").write_text(json.dumps(meta, default=float))
+    shutil.rmtree(folder, ignore_errors=True)
+    tmp.rename(folder)
 
 
 def _dense(state: dict) -> dict:

@@ -10,7 +10,7 @@ import torch
 
 from ace_core.retrieval import fit as fit_module
 from ace_core.retrieval.constrained_generation import Trie
-from ace_core.retrieval.dense import DenseProjection
+from ace_core.retrieval.dense import DenseProjection, DenseTrainConfig, train_dense
 from ace_core.retrieval.model import IDDecoder, RetrieverConfig, Vocab
 from ace_core.retrieval.text_features import TextFeatures
 from ace_core.retrieval.training import TrainConfig, train_generative
@@ -97,9 +97,40 @@ def test_the_dense_baseline_is_trained_once_per_checkpoint(tmp_path, monkeypatch
     first = SimpleNamespace(dense=DenseProjection(6, 8), item_emb=emb)
     before = {k: v.clone() for k, v in first.dense.state_dict().items()}
     fit_module._train_dense(first, feats, gold, train, str(tmp_path))
+    assert (tmp_path / "dense-run" / "state.json").exists()  # resumable while it trained
     assert not torch.equal(before["proj.weight"], first.dense.state_dict()["proj.weight"])
     monkeypatch.setattr(fit_module, "train_dense", _no_step)
     second = SimpleNamespace(dense=DenseProjection(6, 8), item_emb=emb)
     fit_module._train_dense(second, feats, gold, train, str(tmp_path))
     for a, b in zip(first.dense.state_dict().values(), second.dense.state_dict().values()):
         assert torch.equal(a, b)
+
+
+def _fit_dense(folder, kill_at=None):
+    _, feats, items, emb, _, _ = _setup()
+    epochs = []
+
+    def on_epoch(epoch, steps, m):
+        if epoch == kill_at:
+            raise Killed
+        epochs.append((epoch, steps, m))
+
+    cfg = DenseTrainConfig(epochs=6, examples_per_item=None, batch_size=16, negatives=8)
+    torch.manual_seed(1)
+    proj = DenseProjection(6, 8)
+    best = train_dense(
+        proj, feats, items, emb, cfg, val=(feats, items), on_epoch=on_epoch, checkpoint=folder
+    )
+    return proj, best, epochs
+
+
+def test_a_killed_dense_fit_resumes_at_its_last_epoch_and_ends_where_a_whole_fit_ends(tmp_path):
+    whole, whole_best, whole_epochs = _fit_dense(tmp_path / "whole")
+    with pytest.raises(Killed):
+        _fit_dense(tmp_path / "cut", kill_at=4)  # epochs 1 to 3 saved
+    resumed, best, epochs = _fit_dense(tmp_path / "cut")
+    assert [e for e, _, _ in epochs] == [4, 5, 6]  # sampled negatives, schedule and RNG too:
+    assert epochs == whole_epochs[3:] and best == whole_best  # the same steps and metrics
+    for (name, a), b in zip(whole.state_dict().items(), resumed.state_dict().values()):
+        assert torch.equal(a, b), name
+    assert _fit_dense(tmp_path / "cut")[2] == []  # a finished fit takes no further epoch
