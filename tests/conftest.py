@@ -56,15 +56,20 @@ def tiny_encoder_args(shard_size: int) -> list[str]:
             "--audio-checkpoint", "random", "--shard-size", str(shard_size)]  # fmt: skip
 
 
+def free_port() -> int:
+    """A loopback port no one listens on (the OS's pick; free when this returns)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
 @contextmanager
 def serving(app, **config):
     """``app`` served by uvicorn in a thread on a free loopback port (``config``: more
     uvicorn.Config settings); yields the port, stops the server after."""
     import uvicorn
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     server = uvicorn.Server(uvicorn.Config(app, port=port, log_level="warning", **config))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()

@@ -6,12 +6,11 @@ from __future__ import annotations
 import json
 import re
 import shutil
-import socket
 import threading
 import time
 
 import pytest
-from conftest import SHARED_MEDIA, fast_config, serving
+from conftest import SHARED_MEDIA, fast_config, free_port, serving
 
 from ace_index.flows.cli import main
 from ace_index.storage.store import Store
@@ -224,12 +223,6 @@ def test_concurrent_searches_share_one_beam_search(client, monkeypatch):
     assert isinstance(client.app.state.batcher, SearchBatcher)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def test_a_version_swap_under_load_loses_no_request(store, tmp_path):
     import httpx
     import uvicorn
@@ -238,7 +231,7 @@ def test_a_version_swap_under_load_loses_no_request(store, tmp_path):
 
     copy = tmp_path / "s"
     shutil.copytree(store, copy)
-    port = _free_port()
+    port = free_port()
     server = uvicorn.Server(uvicorn.Config(create_app(str(copy), watch_s=0.2), port=port,
                                            log_level="warning"))  # fmt: skip
     thread = threading.Thread(target=server.run, daemon=True)
