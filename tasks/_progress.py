@@ -51,6 +51,7 @@ class Progress:
 
         self.what, self.total, self.unit = what, max(total, 1), unit
         self.done, self.started, self.last_line = 0, time.perf_counter(), 0.0
+        self.before = 0  # units an earlier run did (resumed): on the bar, not in the rate
         self.step = max(1, int(self.total * every))
         self.every_s, self.next_at = every_s, self.step
         self.bar = tqdm(
@@ -65,10 +66,16 @@ class Progress:
         if self.done >= self.next_at or now - self.last_line >= self.every_s or self.finished:
             self.next_at = self.done + self.step
             self.last_line = now
-            rate = self.done / max(now - self.started, 1e-9)
+            rate = (self.done - self.before) / max(now - self.started, 1e-9)
             line = f"{self.what} {self.done}/{self.total} ({rate:.1f} {self.unit}/s)"
             run_logger().info(line + (f": {note}" if note else ""), extra=PROGRESS)
             _update_artifact(self.artifact, 100.0 * self.done / self.total)
+
+    def resumed(self, n: int) -> None:
+        """``n`` units an earlier run did (a checkpoint): counted as done, not in the rate."""
+        self.done += n
+        self.before += n
+        self.bar.update(n)
 
     @property
     def finished(self) -> bool:
@@ -123,6 +130,9 @@ class TrainingProgress:
         if self.bar is None:
             self.bar = Progress("training", budget, "step", self.key)
             self.first = (now, done)
+            if done > 1:  # called from step 1 on (workers: from 1, once a second): resumed
+                stage("training: resumed at step %d of %d (its checkpoint)", done - 1, budget)
+                self.bar.resumed(done - 1)
         if self.warm is None and done - self.first[1] >= self.WARM_STEPS:
             self.warm = (now, done)
         per_step = self._per_step(now, done)
@@ -190,8 +200,9 @@ STOPPED = {"flattened": "validation flattened", "epochs": "its epochs are done"}
 
 class DenseBaselineProgress:
     """The dense caption baseline's progress (ace_core.retrieval.dense.DenseProgress): a line
-    with the steps it plans, a bar over them (terminal) with a line every tenth or 30 s naming
-    the epoch and its validation R@1, and a line when it ends (validation may end it early)."""
+    with the steps it plans (and where a resumed fit starts), a bar over them (terminal) with
+    a line every tenth or 30 s naming the epoch and its validation R@1, and a line when it
+    ends (validation may end it early)."""
 
     def __init__(self, key: str | None):
         self.key, self.bar = key, None
@@ -201,7 +212,10 @@ class DenseBaselineProgress:
         if self.bar is None:
             stage("dense baseline: %d steps planned", planned)
             self.bar = Progress("dense baseline", planned, "step", self.key)
-        if epoch == 0:
+        if epoch == 0:  # before its first epoch: the steps a resumed fit had done
+            if steps:
+                stage("dense baseline: resumed at step %d of %d (its checkpoint)", steps, planned)
+                self.bar.resumed(steps)
             return
         note = f"epoch {epoch}"
         if val:

@@ -83,7 +83,8 @@ def train_dense(
     checkpoint: Path | None = None,
 ) -> dict | None:
     """InfoNCE against all items; keeps the state with the best validation MRR@10.
-    ``on_epoch(epoch, steps so far, validation metrics or None)`` after each epoch;
+    ``on_epoch(epoch, steps so far, validation metrics or None)`` after each epoch, and with
+    epoch 0 before the first (steps: what a resumed fit had done, else 0);
     ``checkpoint``: a folder the fit saves itself to after each epoch and resumes from."""
     with seeded(seed, torch.device("cpu")):
         return _train_dense(proj, feats, items, item_emb, cfg, val, seed, on_epoch, checkpoint)
@@ -131,6 +132,8 @@ def _train_dense(proj, feats, items, item_emb, cfg, val, seed, on_epoch, ckpt) -
     run = DenseRun(best_state=copy.deepcopy(proj.state_dict()))
     if ckpt is not None:
         load_dense_run(ckpt, proj, opt, schedule, gen, run)
+    if on_epoch:
+        on_epoch(0, run.steps, None)  # before the first epoch: the steps a resumed fit had done
     validating = val is not None and len(val[0]) > 0
     while not run.done and run.epoch < cfg.epochs:
         run.epoch += 1

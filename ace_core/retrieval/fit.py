@@ -157,14 +157,14 @@ def _validation(model, feats, gold, split: QuerySplit, zero_shot) -> Validation 
 
 def _train_dense(model: RetrievalModel, feats, gold, train: TrainConfig, checkpoint, on_dense=None):
     """The dense caption baseline, trained once per ``checkpoint`` folder and resumed there
-    per epoch (resume.py); ``on_dense(0, 0, planned, None)`` before it, then after each epoch."""
+    per epoch (resume.py); ``on_dense(0, steps resumed, planned, None)`` before it, then after
+    each epoch."""
     folder = Path(checkpoint) if checkpoint else None
     if folder and load_dense(folder, model.dense):
         return
     val = (feats["val"], gold["val"]) if len(gold["val"]) else None
     planned = dense_planned_steps(train.dense, len(model.item_emb), len(gold["train"]))
     report = on_dense or (lambda *_: None)
-    report(0, 0, planned, None)
     train_dense(
         model.dense,
         feats["train"],

@@ -71,6 +71,32 @@ def test_the_dense_baseline_says_its_plan_its_epochs_and_its_end(monkeypatch, ca
     assert "dense baseline trained: 300 of 500 steps, best validation R@1 0.300" in text
 
 
+def test_a_resumed_fit_says_where_it_starts_and_its_rate_counts_only_its_own_steps(
+    monkeypatch, caplog
+):
+    """A build killed at step 960 of the dense baseline (and at step 400 of training) runs
+    again: the bar starts there, and the rate is this run's 32 steps in 1 s, not 992."""
+    clock = [0.0]
+    monkeypatch.setattr(_progress.time, "perf_counter", lambda: clock[0])
+    monkeypatch.setattr(_progress, "_progress_artifact", lambda key, what: None)
+    caplog.set_level(logging.INFO, logger="ace")
+    with _progress.dense_progress(None) as on_dense:
+        on_dense(0, 960, 4800, None)
+        clock[0] += 1.0
+        on_dense(31, 992, 4800, {"R@1": 0.4, "MRR@10": 0.5})
+        assert on_dense.bar.done == 992
+    training = _progress.TrainingProgress(None, n_items=100)
+    training.step(401, 1000, 401 * 64)
+    clock[0] += 1.0
+    training.step(402, 1000, 402 * 64)
+    assert training.bar.done == 402 and training.bar.before == 400
+    text = caplog.text
+    assert "dense baseline: resumed at step 960 of 4800 (its checkpoint)" in text
+    assert "dense baseline 992/4800 (32.0 step/s): epoch 31" in text
+    assert "training: resumed at step 400 of 1000 (its checkpoint)" in text
+    training.close()
+
+
 def test_a_dense_baseline_that_fails_does_not_say_it_trained(monkeypatch, caplog):
     monkeypatch.setattr(_progress, "_progress_artifact", lambda key, what: None)
     caplog.set_level(logging.INFO, logger="ace")

@@ -129,8 +129,10 @@ def test_a_killed_dense_fit_resumes_at_its_last_epoch_and_ends_where_a_whole_fit
     with pytest.raises(Killed):
         _fit_dense(tmp_path / "cut", kill_at=4)  # epochs 1 to 3 saved
     resumed, best, epochs = _fit_dense(tmp_path / "cut")
-    assert [e for e, _, _ in epochs] == [4, 5, 6]  # sampled negatives, schedule and RNG too:
-    assert epochs == whole_epochs[3:] and best == whole_best  # the same steps and metrics
+    assert [e for e, _, _ in epochs] == [0, 4, 5, 6]  # epoch 0: the steps it resumed at
+    assert epochs[0] == (0, whole_epochs[3][1], None)
+    assert epochs[1:] == whole_epochs[4:] and best == whole_best  # negatives, schedule, RNG
     for (name, a), b in zip(whole.state_dict().items(), resumed.state_dict().values()):
         assert torch.equal(a, b), name
-    assert _fit_dense(tmp_path / "cut")[2] == []  # a finished fit takes no further epoch
+    again = _fit_dense(tmp_path / "cut")[2]  # a finished fit takes no further epoch
+    assert again == [(0, whole_epochs[-1][1], None)]
