@@ -129,6 +129,8 @@ def one_budget(cfg: DenseTrainConfig, text_dim: int, x, feats, gold, test, seed:
     name += f", {cfg.precision}" if cfg.precision != "auto" else ""
 
     def on_epoch(epoch: int, steps: int, val: dict | None) -> None:
+        if epoch == 0:
+            return  # train_dense's call before its first epoch: no point of the curve
         clock["train"] += time.perf_counter() - clock["since"]
         r1, _ = test_metrics(proj, x, test)
         print(
