@@ -144,6 +144,7 @@ def one_fit(protocol, seed, data, enc, args) -> dict[str, dict[str, np.ndarray]]
     plain = fit_version_fusion(inp, val, 10, without=GENERATIVE)  # what generation adds
     present = [c for c in inp.present if c not in GENERATIVE]
     without = Fusion.from_record(plain) if plain else default_fusion(present)
+    refit = plain and (plain["weights"], plain["uncaptioned"], plain["saturated"])
     tables = {protocol: all_queries(protocol, ids, captions, fit.split, train_caps)}
     if protocol == "unseen":
         tables["unseen: captioned items' queries"] = list(fit.split.test)
@@ -155,7 +156,8 @@ def one_fit(protocol, seed, data, enc, args) -> dict[str, dict[str, np.ndarray]]
         r1 = ", ".join(f"{k} R@1 {np.mean(v == 1):.3f}" for k, v in out[name].items())
         steps = fit.generative_report.steps
         print(f"{name:12s} train seed {seed}: {len(texts)} queries, fit+eval "
-              f"{time.perf_counter() - t0:.0f} s ({steps} steps), fusion {weights}; {r1}",
+              f"{time.perf_counter() - t0:.0f} s ({steps} steps), fusion {weights}, "
+              f"refit without generation {refit}; {r1}",
               flush=True)  # fmt: skip
     return out
 

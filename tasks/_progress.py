@@ -206,20 +206,21 @@ class DenseBaselineProgress:
 
     def __init__(self, key: str | None):
         self.key, self.bar = key, None
-        self.best: float | None = None
+        self.best: dict | None = None  # the validation the fit keeps (by MRR@10, then R@1)
 
     def __call__(self, epoch: int, steps: int, planned: int, val: dict | None) -> None:
         if self.bar is None:
             stage("dense baseline: %d steps planned", planned)
             self.bar = Progress("dense baseline", planned, "step", self.key)
-        if epoch == 0:  # before its first epoch: the steps a resumed fit had done
+        if val and (self.best is None or _kept(val) > _kept(self.best)):
+            self.best = val
+        if epoch == 0:  # before its first epoch: where a resumed fit stood
             if steps:
                 stage("dense baseline: resumed at step %d of %d (its checkpoint)", steps, planned)
                 self.bar.resumed(steps)
             return
         note = f"epoch {epoch}"
         if val:
-            self.best = max(self.best or 0.0, val["R@1"])
             note += f", validation R@1 {val['R@1']:.3f}"
         self.bar.update(steps - self.bar.done, note)
 
@@ -229,11 +230,15 @@ class DenseBaselineProgress:
         if self.bar is None:
             return  # trained by an earlier run of this build (its checkpoint), or not at all
         if trained:
-            best = "" if self.best is None else f", best validation R@1 {self.best:.3f}"
+            best = "" if self.best is None else f", best validation R@1 {self.best['R@1']:.3f}"
             line = "dense baseline trained: %d of %d steps%s"
             stage(line, self.bar.done, self.bar.total, best)
             _update_artifact(self.bar.artifact, 100.0)
         self.bar.close()
+
+
+def _kept(val: dict) -> tuple[float, float]:
+    return val["MRR@10"], val["R@1"]  # the order the fit keeps its best by (dense._key)
 
 
 def _duration(seconds: float) -> str:

@@ -84,7 +84,8 @@ def train_dense(
 ) -> dict | None:
     """InfoNCE against all items; keeps the state with the best validation MRR@10.
     ``on_epoch(epoch, steps so far, validation metrics or None)`` after each epoch, and with
-    epoch 0 before the first (steps: what a resumed fit had done, else 0);
+    epoch 0 before the first (what a resumed fit had done: its steps and best validation
+    metrics, else 0 and None);
     ``checkpoint``: a folder the fit saves itself to after each epoch and resumes from."""
     with seeded(seed, torch.device("cpu")):
         return _train_dense(proj, feats, items, item_emb, cfg, val, seed, on_epoch, checkpoint)
@@ -133,7 +134,7 @@ def _train_dense(proj, feats, items, item_emb, cfg, val, seed, on_epoch, ckpt) -
     if ckpt is not None:
         load_dense_run(ckpt, proj, opt, schedule, gen, run)
     if on_epoch:
-        on_epoch(0, run.steps, None)  # before the first epoch: the steps a resumed fit had done
+        on_epoch(0, run.steps, run.best)  # before the first epoch: where a resumed fit stood
     validating = val is not None and len(val[0]) > 0
     while not run.done and run.epoch < cfg.epochs:
         run.epoch += 1

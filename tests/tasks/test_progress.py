@@ -81,7 +81,7 @@ def test_a_resumed_fit_says_where_it_starts_and_its_rate_counts_only_its_own_ste
     monkeypatch.setattr(_progress, "_progress_artifact", lambda key, what: None)
     caplog.set_level(logging.INFO, logger="ace")
     with _progress.dense_progress(None) as on_dense:
-        on_dense(0, 960, 4800, None)
+        on_dense(0, 960, 4800, {"R@1": 0.45, "MRR@10": 0.55})  # its checkpoint's best
         clock[0] += 1.0
         on_dense(31, 992, 4800, {"R@1": 0.4, "MRR@10": 0.5})
         assert on_dense.bar.done == 992
@@ -93,6 +93,7 @@ def test_a_resumed_fit_says_where_it_starts_and_its_rate_counts_only_its_own_ste
     text = caplog.text
     assert "dense baseline: resumed at step 960 of 4800 (its checkpoint)" in text
     assert "dense baseline 992/4800 (32.0 step/s): epoch 31" in text
+    assert "trained: 992 of 4800 steps, best validation R@1 0.450" in text  # before it too
     assert "training: resumed at step 400 of 1000 (its checkpoint)" in text
     training.close()
 

@@ -129,10 +129,11 @@ def test_a_killed_dense_fit_resumes_at_its_last_epoch_and_ends_where_a_whole_fit
     with pytest.raises(Killed):
         _fit_dense(tmp_path / "cut", kill_at=4)  # epochs 1 to 3 saved
     resumed, best, epochs = _fit_dense(tmp_path / "cut")
-    assert [e for e, _, _ in epochs] == [0, 4, 5, 6]  # epoch 0: the steps it resumed at
-    assert epochs[0] == (0, whole_epochs[3][1], None)
+    assert [e for e, _, _ in epochs] == [0, 4, 5, 6]  # epoch 0: where it resumed
+    best_by_3 = max((m for _, _, m in whole_epochs[1:4]), key=lambda m: (m["MRR@10"], m["R@1"]))
+    assert epochs[0] == (0, whole_epochs[3][1], best_by_3)
     assert epochs[1:] == whole_epochs[4:] and best == whole_best  # negatives, schedule, RNG
     for (name, a), b in zip(whole.state_dict().items(), resumed.state_dict().values()):
         assert torch.equal(a, b), name
     again = _fit_dense(tmp_path / "cut")[2]  # a finished fit takes no further epoch
-    assert again == [(0, whole_epochs[-1][1], None)]
+    assert again == [(0, whole_epochs[-1][1], whole_best)]
