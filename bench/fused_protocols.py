@@ -25,7 +25,10 @@ intervals). Each fit is scored on:
 With ``--corpus DIR`` the embeddings are kept in DIR/embeddings.npz and the caption features
 in DIR/text-features/, read back by the next run (embedding 100k items took about 7 minutes
 on 2 cores), and each fit saves its training to DIR/checkpoints/PROTOCOL-SEED after every
-epoch: a run that is killed resumes there when started again with the same arguments.
+epoch: a run that is killed resumes there when started again with the same arguments. A
+finished fit's checkpoint is removed, unless ``--keep-checkpoints``: then the same command
+again takes no training step (the generative fit and the dense baseline resume finished) and
+goes straight to the fusion fits and the evaluation, for trying fusion on a trained 100k fit.
 
 Figures: means over every (generator seed, training seed, query), with 95% bootstrap
 intervals over queries (1,000 resamples). At most ``--max-queries`` queries per protocol and
@@ -130,7 +133,7 @@ def one_fit(protocol, seed, data, enc, args) -> dict[str, dict[str, np.ndarray]]
             dense=bool(train_caps), zero_shot=ZeroShotInputs(modalities, towers),
             features=args.features, checkpoint=checkpoint,
         )
-    if checkpoint:
+    if checkpoint and not args.keep_checkpoints:
         shutil.rmtree(checkpoint, ignore_errors=True)  # done: the next run starts afresh
     if args.curve:
         print_curve(f"{protocol} seed {seed}", curve)
@@ -281,6 +284,9 @@ def main() -> None:
     ap.add_argument(
         "--report-each-fit", action="store_true", help="print the tables after each fit"
     )
+    ap.add_argument("--keep-checkpoints", action="store_true",
+                    help="with --corpus: keep each finished fit's checkpoint, so that a run "
+                    "with the same arguments evaluates it again without training")  # fmt: skip
     args = ap.parse_args()
     flush_denormals()  # as the flows do, before any torch work (training 2.3x faster)
     from ace_core.media.discovery import discover
