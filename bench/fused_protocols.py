@@ -143,11 +143,11 @@ def one_fit(protocol, seed, data, enc, args) -> dict[str, dict[str, np.ndarray]]
     val = scored_sample(fit.split, 500, 500, seed, set()).val
     record = fit_version_fusion(inp, val, 10)
     fusion = Fusion.from_record(record) if record else default_fusion(inp.present)
-    weights = record and (record["weights"], record["uncaptioned"], record["saturated"])
+    weights = _weights(record)
     plain = fit_version_fusion(inp, val, 10, without=GENERATIVE)  # what generation adds
     present = [c for c in inp.present if c not in GENERATIVE]
     without = Fusion.from_record(plain) if plain else default_fusion(present)
-    refit = plain and (plain["weights"], plain["uncaptioned"], plain["saturated"])
+    refit = _weights(plain)
     tables = {protocol: all_queries(protocol, ids, captions, fit.split, train_caps)}
     if protocol == "unseen":
         tables["unseen: captioned items' queries"] = list(fit.split.test)
@@ -163,6 +163,11 @@ def one_fit(protocol, seed, data, enc, args) -> dict[str, dict[str, np.ndarray]]
               f"refit without generation {refit}; {r1}",
               flush=True)  # fmt: skip
     return out
+
+
+def _weights(record: dict | None):
+    """A fusion record's (weights, uncaptioned weights, saturated), as the bench prints it."""
+    return record and (record["weights"], record["uncaptioned"], record["saturated"])
 
 
 def score_methods(inp, fusion, texts, gold, dim, without) -> dict[str, np.ndarray]:

@@ -15,6 +15,8 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
+from ace_core.retrieval.evaluation import validation_order
+
 STAGE = {"ace_stage": True}  # marks our records among Prefect's (see flows/cli.py)
 PROGRESS = {"ace_stage": True, "ace_progress": True}  # repeated lines; a terminal has bars
 
@@ -212,7 +214,7 @@ class DenseBaselineProgress:
         if self.bar is None:
             stage("dense baseline: %d steps planned", planned)
             self.bar = Progress("dense baseline", planned, "step", self.key)
-        if val and (self.best is None or _kept(val) > _kept(self.best)):
+        if val and (self.best is None or validation_order(val) > validation_order(self.best)):
             self.best = val
         if epoch == 0:  # before its first epoch: where a resumed fit stood
             if steps:
@@ -235,10 +237,6 @@ class DenseBaselineProgress:
             stage(line, self.bar.done, self.bar.total, best)
             _update_artifact(self.bar.artifact, 100.0)
         self.bar.close()
-
-
-def _kept(val: dict) -> tuple[float, float]:
-    return val["MRR@10"], val["R@1"]  # the order the fit keeps its best by (dense._key)
 
 
 def _duration(seconds: float) -> str:

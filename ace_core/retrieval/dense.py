@@ -17,7 +17,7 @@ from torch.optim.lr_scheduler import LambdaLR
 
 from ace_core.retrieval._torch import cosine_factor, seeded, steps_left
 from ace_core.retrieval.dense_index import flat_index, searched
-from ace_core.retrieval.evaluation import retrieval_metrics
+from ace_core.retrieval.evaluation import retrieval_metrics, validation_order
 from ace_core.retrieval.losses import info_nce
 from ace_core.retrieval.resume import load_dense_run, save_dense_run
 from ace_core.retrieval.text_encoder import resolved_precision
@@ -170,15 +170,11 @@ def _validated(proj, val, cands) -> dict:
 def _keep_best(run: DenseRun, m: dict | None, proj, spent: bool, patience: int) -> None:
     """The epoch's validation ``m`` (None: none) kept where it is the best by (MRR@10, R@1);
     ``run.done`` once the budget is ``spent`` or ``patience`` epochs passed without a gain."""
-    if m is not None and (run.best is None or _key(m) > _key(run.best)):
+    if m is not None and (run.best is None or validation_order(m) > validation_order(run.best)):
         run.best, run.best_state, run.since = m, copy.deepcopy(proj.state_dict()), 0
     elif m is not None:
         run.since += 1
     run.done = spent or (m is not None and run.since >= patience)
-
-
-def _key(m: dict) -> tuple[float, float]:
-    return m["MRR@10"], m["R@1"]
 
 
 def dense_precision(cfg: DenseTrainConfig, n_items: int, device: torch.device) -> str:

@@ -71,6 +71,12 @@ def split_queries(
     return out
 
 
+def validation_order(m: dict) -> tuple[float, float]:
+    """The order validation metrics are compared in (a fit keeps its best by it): MRR@10,
+    then R@1."""
+    return m["MRR@10"], m["R@1"]
+
+
 def retrieval_metrics(ranked: Sequence[Sequence[int]], gold: Sequence[int]) -> dict:
     """R@1/5/10 and MRR@10 in [0, 1] for ranked item indices per query."""
     if len(gold) == 0:

@@ -11,6 +11,7 @@ import torch
 from ace_core.retrieval import fit as fit_module
 from ace_core.retrieval.constrained_generation import Trie
 from ace_core.retrieval.dense import DenseProjection, DenseTrainConfig, train_dense
+from ace_core.retrieval.evaluation import validation_order
 from ace_core.retrieval.model import IDDecoder, RetrieverConfig, Vocab
 from ace_core.retrieval.text_features import TextFeatures
 from ace_core.retrieval.training import TrainConfig, train_generative
@@ -130,7 +131,7 @@ def test_a_killed_dense_fit_resumes_at_its_last_epoch_and_ends_where_a_whole_fit
         _fit_dense(tmp_path / "cut", kill_at=4)  # epochs 1 to 3 saved
     resumed, best, epochs = _fit_dense(tmp_path / "cut")
     assert [e for e, _, _ in epochs] == [0, 4, 5, 6]  # epoch 0: where it resumed
-    best_by_3 = max((m for _, _, m in whole_epochs[1:4]), key=lambda m: (m["MRR@10"], m["R@1"]))
+    best_by_3 = max((m for _, _, m in whole_epochs[1:4]), key=validation_order)
     assert epochs[0] == (0, whole_epochs[3][1], best_by_3)
     assert epochs[1:] == whole_epochs[4:] and best == whole_best  # negatives, schedule, RNG
     for (name, a), b in zip(whole.state_dict().items(), resumed.state_dict().values()):
