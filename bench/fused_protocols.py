@@ -43,6 +43,7 @@ import shutil
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -108,9 +109,20 @@ def sampled(queries: list, n: int, seed: int) -> list:
     return [queries[i] for i in sorted(keep)]
 
 
-def one_fit(protocol, seed, data, enc, args) -> dict[str, dict[str, np.ndarray]]:
-    """{table: {method: ranks}}: the protocol's queries, and for ``unseen`` also the captioned
-    items' held-out captions in the same version (what the fusion trades against)."""
+@dataclass
+class Trained:
+    """A protocol's fit and its fused inputs: ``train_caps`` are the captions it trained on,
+    ``started`` the clock when training began (after the semantic IDs)."""
+
+    fit: object
+    inputs: object
+    train_caps: dict
+    started: float
+
+
+def trained(protocol, seed, data, enc, args) -> Trained:
+    """The fit of training seed ``seed`` on the protocol (under ``--corpus``, resumed from
+    DIR/checkpoints/PROTOCOL-SEED: a kept finished fit takes no training step)."""
     ids, x, modalities, captions, towers, paths = data
     train_caps, _ = protocol_queries(protocol, ids, captions, np.random.default_rng(1000 + seed))
     if protocol == "seen":
@@ -126,20 +138,33 @@ def one_fit(protocol, seed, data, enc, args) -> dict[str, dict[str, np.ndarray]]
     if args.curve and protocol == "unseen":
         unseen = sampled(all_queries(protocol, ids, captions, None, train_caps), 300, seed)
     config = RetrieverConfig(seed=seed, tied=not args.untied)
-    checkpoint = Path(args.corpus) / "checkpoints" / f"{protocol}-{seed}" if args.corpus else None
     with recording([], unseen, towers, modalities, x.shape[1], echo=args.curve) as curve:
         fit = fit_retrieval(
             ids, x, sids, indexer, train_caps, config=config, train=train, encoder=enc,
             dense=bool(train_caps), zero_shot=ZeroShotInputs(modalities, towers),
-            features=args.features, checkpoint=checkpoint,
+            features=args.features, checkpoint=checkpoint_of(args, protocol, seed),
         )
-    if checkpoint and not args.keep_checkpoints:
-        shutil.rmtree(checkpoint, ignore_errors=True)  # done: the next run starts afresh
     if args.curve:
         print_curve(f"{protocol} seed {seed}", curve)
-    model, dim = fit.model, x.shape[1]
     item_paths = [paths[i] for i in ids]
-    inp = corpus_inputs(model, modalities, item_paths, towers, fit.split.train, bool(train_caps))
+    inp = corpus_inputs(fit.model, modalities, item_paths, towers, fit.split.train,
+                        bool(train_caps))  # fmt: skip
+    return Trained(fit, inp, train_caps, t0)
+
+
+def checkpoint_of(args, protocol: str, seed: int) -> Path | None:
+    return Path(args.corpus) / "checkpoints" / f"{protocol}-{seed}" if args.corpus else None
+
+
+def one_fit(protocol, seed, data, enc, args) -> dict[str, dict[str, np.ndarray]]:
+    """{table: {method: ranks}}: the protocol's queries, and for ``unseen`` also the captioned
+    items' held-out captions in the same version (what the fusion trades against)."""
+    ids, x, captions = data[0], data[1], data[3]
+    run = trained(protocol, seed, data, enc, args)
+    fit, inp, train_caps, t0, dim = run.fit, run.inputs, run.train_caps, run.started, x.shape[1]
+    checkpoint = checkpoint_of(args, protocol, seed)
+    if checkpoint and not args.keep_checkpoints:
+        shutil.rmtree(checkpoint, ignore_errors=True)  # done: the next run starts afresh
     val = scored_sample(fit.split, 500, 500, seed, set()).val
     record = fit_version_fusion(inp, val, 10)
     fusion = Fusion.from_record(record) if record else default_fusion(inp.present)
@@ -262,8 +287,9 @@ def embedded(corpus: Path, keep: bool):
     return ids, x, modalities, captions, towers
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def parser(description: str = __doc__.splitlines()[0]) -> argparse.ArgumentParser:
+    """This bench's arguments (bench/uncaptioned_fusion.py takes them too, to resume its fits)."""
+    ap = argparse.ArgumentParser(description=description)
     ap.add_argument("--seeds", type=int, nargs="+", default=[4040, 4041])
     ap.add_argument("--train-seeds", type=int, nargs="+", default=[0, 1, 2])
     ap.add_argument("--epochs", type=int, default=TrainConfig.epochs)
@@ -292,15 +318,12 @@ def main() -> None:
     ap.add_argument("--keep-checkpoints", action="store_true",
                     help="with --corpus: keep each finished fit's checkpoint, so that a run "
                     "with the same arguments evaluates it again without training")  # fmt: skip
-    args = ap.parse_args()
-    flush_denormals()  # as the flows do, before any torch work (training 2.3x faster)
-    from ace_core.media.discovery import discover
+    return ap
 
-    if not (TINY / "tiny-encoders.json").exists():
-        sys.exit(f"no tiny encoders at {TINY}: run `ace tiny-encoders {TINY}` first")
-    enc = build_text_encoder(RetrieverConfig())
-    root = args.features or args.corpus
-    args.features = feature_source(root, default_encoder_path()) if root else None
+
+def main() -> None:
+    args = parser().parse_args()
+    enc = start(args)
     table: dict[str, dict[str, list]] = {}
     for seed in [None] if args.corpus else args.seeds:
         corpus = Path(args.corpus or tempfile.mkdtemp(prefix="ace-bench-fused-")) / (
@@ -308,8 +331,7 @@ def main() -> None:
         )
         if not args.corpus:
             write_corpus(corpus, seed, args)
-        paths = {f.item_id: f.path for f in discover(corpus).files}
-        data = (*embedded(corpus, keep=bool(args.corpus)), paths)
+        data = corpus_data(corpus, keep=bool(args.corpus))
         for protocol in args.protocols:
             for train_seed in args.train_seeds:
                 for label, rows in one_fit(protocol, train_seed, data, enc, args).items():
@@ -318,6 +340,25 @@ def main() -> None:
                 if args.report_each_fit:  # long runs: the tables so far, in case one is cut
                     report(concatenated(table), args)
     report(concatenated(table), args)
+
+
+def start(args):
+    """Before any fit: torch's denormals flushed, the tiny encoders checked, the caption
+    feature store chosen (``args.features``); returns the text encoder."""
+    flush_denormals()  # as the flows do, before any torch work (training 2.3x faster)
+    if not (TINY / "tiny-encoders.json").exists():
+        sys.exit(f"no tiny encoders at {TINY}: run `ace tiny-encoders {TINY}` first")
+    root = args.features or args.corpus
+    args.features = feature_source(root, default_encoder_path()) if root else None
+    return build_text_encoder(RetrieverConfig())
+
+
+def corpus_data(corpus: Path, keep: bool) -> tuple:
+    """(ids, embeddings, modalities, captions, towers, paths by item ID) of a corpus folder."""
+    from ace_core.media.discovery import discover
+
+    paths = {f.item_id: f.path for f in discover(corpus).files}
+    return (*embedded(corpus, keep=keep), paths)
 
 
 def concatenated(table: dict) -> dict:
