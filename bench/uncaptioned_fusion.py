@@ -82,14 +82,14 @@ def main() -> None:
                   for k, v in sets.items()}  # fmt: skip
     print(f"candidate tables: {time.perf_counter() - t0:.0f} s", flush=True)
     gold = {k: [g for _, g in v] for k, v in sets.items()}
-    Probe(tables, gold, run.inputs.captioned, run.inputs.present).report()
-    pool_tables = dict(zip(sets, pooled))
-    pool = Probe(pool_tables, gold, run.inputs.captioned, run.inputs.present)
+    full = Probe(tables, gold, run.inputs.captioned, run.inputs.present)
+    full.report()
+    pool = Probe(dict(zip(sets, pooled)), gold, run.inputs.captioned, run.inputs.present)
     label = "candidates from the dense sides and BM25 only"
     pool.line(f"{label}: the build's fit", *pool.build_fit(pool.present))
     plain = pool.build_fit(pool.plain)
     pool.line(f"{label}: without generation (the protocol bench's refit)", *plain)
-    gated(Probe(tables, gold, run.inputs.captioned, run.inputs.present), pool, plain)
+    gated(full, pool, plain)
 
 
 def gated(full: Probe, pool: Probe, plain) -> None:
@@ -120,8 +120,9 @@ def gated(full: Probe, pool: Probe, plain) -> None:
 
 
 def query_sets(run, data, seed: int, limit: int) -> dict[str, list]:
-    """val (the build's validation sample), held-val (a third of the held-out items, all
-    their captions), held-test (the rest's) and captioned-test (the split's test queries)."""
+    """val (the build's validation sample), held-val (queries of a third of the held-out
+    items), held-test (of the other two thirds) and captioned-test (the split's test queries),
+    each a seeded sample (at most 500, ``limit``, ``limit``)."""
     ids, captions = data[0], data[3]
     held = all_queries("unseen", ids, captions, run.fit.split, run.train_caps)
     items = sorted({g for _, g in held})
