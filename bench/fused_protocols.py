@@ -28,7 +28,10 @@ on 2 cores), and each fit saves its training to DIR/checkpoints/PROTOCOL-SEED af
 epoch: a run that is killed resumes there when started again with the same arguments. A
 finished fit's checkpoint is removed, unless ``--keep-checkpoints``: then the same command
 again takes no training step (the generative fit and the dense baseline resume finished) and
-goes straight to the fusion fits and the evaluation, for trying fusion on a trained 100k fit.
+goes straight to the fusion fits and the evaluation. Each run fits the semantic IDs again:
+identical from one process to the next at 1k and 10k, but not at 100k (the RQ-VAE's codes
+differ), where a kept fit stops on a vocabulary mismatch (docs/BENCHMARKS.md, "100,000
+items, unseen protocol, at 24 examples per item").
 
 Figures: means over every (generator seed, training seed, query), with 95% bootstrap
 intervals over queries (1,000 resamples). At most ``--max-queries`` queries per protocol and

@@ -9,9 +9,9 @@ ace_core.retrieval.fusion): a build has no query of an item it never saw a capti
 bench asks what real queries of such items would choose instead. It takes the unseen
 protocol's fit of bench/fused_protocols.py (train seed ``--train-seeds``' first; run that bench
 first with ``--keep-checkpoints`` and the same arguments, and this one resumes the finished fit
-without training), puts a third of the held-out items' queries in place of the blinded half
-(``held-val``), and scores every weighting on the other two thirds (``held-test``) and on the
-captioned items' test queries:
+without training where the IDs fit the same again: at 1k and 10k, not 100k). It puts a third
+of the held-out items' queries in place of the blinded half (``held-val``), and scores every
+weighting on the other two thirds (``held-test``) and on the captioned items' test queries:
 
 - the build's fit (blinded), as served;
 - the uncaptioned weighting fit on held-val: the towers, the captions beam and the

@@ -66,7 +66,8 @@ PRINTS = {  # a line of its figures: the bench ran to its end
     "text_precision": r"\| bfloat16 \| [\d.]+ \| [\d.]+x \| [\d.]+ \|(.*\n)*.*cosine min [\d.]+",
     "tiny_binding": r"\| presence: a shape not in the picture \| \d+ \| [\d.]+ \|",
     "train_workers": r"\| 2 \| [\d.]+ \| [\d,]+ \| [\d.]+x \| [\d.]+ \[",
-    "uncaptioned_fusion": r"\| the build's fit \(blinded\), served \| [\d./]+ \| [\d./]+ \| held-test R@1 [\d.]+",
+    "uncaptioned_fusion": r"\| the build's fit \(blinded\), served \| [\d./]+ \| [\d./]+ \| "
+    r"held-test R@1 [\d.]+",
     "world_distinct": r"\| video \| 100 \| \d+ \| \d+ \|",
     "zero_shot_diagnosis": r"zero-shot R@1 [\d.]+, towers R@1 [\d.]+",
 }
