@@ -49,6 +49,7 @@ from ace_core.retrieval.fusion import (  # noqa: E402
     candidates,
     fit_fusion,
     reciprocal_ranks,
+    uncaptioned_grid,
     weight_grid,
     weight_vector,
 )
@@ -83,20 +84,21 @@ def main() -> None:
     print(f"candidate tables: {time.perf_counter() - t0:.0f} s", flush=True)
     gold = {k: [g for _, g in v] for k, v in sets.items()}
     full = Probe(tables, gold, run.inputs.captioned, run.inputs.present)
-    full.report()
+    served = full.build_fit(full.present)
+    full.report(served)
     pool = Probe(dict(zip(sets, pooled)), gold, run.inputs.captioned, run.inputs.present)
     label = "candidates from the dense sides and BM25 only"
     pool.line(f"{label}: the build's fit", *pool.build_fit(pool.present))
     plain = pool.build_fit(pool.plain)
     pool.line(f"{label}: without generation (the protocol bench's refit)", *plain)
-    gated(full, pool, plain)
+    gated(full, served, pool, plain)
 
 
-def gated(full: Probe, pool: Probe, plain) -> None:
+def gated(full: Probe, served, pool: Probe, plain) -> None:
     """A query whose captions beam is less sure than a threshold served as if without
     generation (its candidates and weights), the others by the build's fit; the threshold fit
     on held-val (of 41 quantiles of the beams' top probability)."""
-    w, u = full.build_fit(full.present)
+    w, u = served
     cap = COMPONENTS.index("captions")
     sure = {k: np.array([c.features[:, cap].max(initial=0.0) for c in t])
             for k, t in full.tables.items()}  # fmt: skip
@@ -107,13 +109,13 @@ def gated(full: Probe, pool: Probe, plain) -> None:
     taus = np.quantile(np.concatenate([sure["val"], sure["held-val"]]), np.linspace(0, 1, 41))
     scores = []
     for tau in taus:
-        served = {k: np.where(sure[k] >= tau, v[:, 0], v[:, 1]) for k, v in rr.items()}
-        scores.append(0.5 * served["val"].mean() + 0.5 * served["held-val"].mean())
+        chosen = {k: np.where(sure[k] >= tau, v[:, 0], v[:, 1]) for k, v in rr.items()}
+        scores.append(0.5 * chosen["val"].mean() + 0.5 * chosen["held-val"].mean())
     tau = taus[int(np.argmax(scores))]
     cells = []
     for name in ("held-test", "captioned-test"):
-        served = np.where(sure[name] >= tau, rr[name][:, 0], rr[name][:, 1])
-        cells.append(f"{name} R@1 {np.mean(served == 1):.3f} MRR@10 {served.mean():.3f}")
+        chosen = np.where(sure[name] >= tau, rr[name][:, 0], rr[name][:, 1])
+        cells.append(f"{name} R@1 {np.mean(chosen == 1):.3f} MRR@10 {chosen.mean():.3f}")
     print(f"| gated by the captions beam's top probability (>= {tau:.3f}; held-val's median "
           f"{np.median(sure['held-val']):.3f}, val's {np.median(sure['val']):.3f}) | | | "
           + " | ".join(cells) + " |", flush=True)  # fmt: skip
@@ -201,14 +203,15 @@ class Probe:
         """The components but the generative ones."""
         return [c for c in self.present if c not in GENERATIVE]
 
-    def report(self) -> None:
+    def report(self, served: tuple[np.ndarray, np.ndarray]) -> None:
+        """The table's rows on the full candidates; ``served``: the build's fit (weights,
+        uncaptioned weights)."""
         print(f"\n| weighting | weights ({'/'.join(COMPONENTS)}) | uncaptioned | "
               "held-test | captioned-test |\n|---|---|---|---|---|")  # fmt: skip
-        w, u = self.build_fit(self.present)
+        w, u = served
         self.line("the build's fit (blinded), served", w, u)
         mix = np.concatenate([weight_grid(BEAM_MIX, 0.1) * s for s in UNCAPTIONED_SCALES])
-        beams = mix[:, [COMPONENTS.index(c) for c in GENERATIVE]]
-        towers = mix[(beams == 0).all(axis=1)]
+        towers = uncaptioned_grid(self.present)  # the build's own: towers alone, each scale
         self.line("uncaptioned fit on held-val, towers alone", w, self._best_u(w, towers))
         u = self._best_u(w, mix)
         self.line("uncaptioned fit on held-val, towers and beams", w, u)
