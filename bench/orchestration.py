@@ -83,7 +83,7 @@ def direct_steps(corpus: str, store: str, ic) -> dict[str, float]:
     staged = stage_rebuild(store, str(disc), outputs)
     times["stage"] = time.perf_counter() - t
     t = time.perf_counter()
-    ids = build.fit_ids.fn(str(staged), ic)
+    ids = build.fit_ids.fn(str(staged), store, ic)
     times["ids"] = time.perf_counter() - t
     t = time.perf_counter()
     train.train_retriever.fn(store, str(staged), ic)

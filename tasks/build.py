@@ -17,7 +17,7 @@ from prefect.runtime import flow_run
 from ace_core.config_io import config_hash
 from ace_core.ids.semantic_ids import fit_semantic_ids
 from ace_core.index_config import IndexConfig
-from ace_index.storage.build import dedupe, staging
+from ace_index.storage.build import dedupe, fitted_ids, staging
 from ace_index.storage.build.publish import publish_version as publish
 from ace_index.storage.formats.codebooks import load_indexer, save_indexer
 from ace_index.storage.formats.semantic_id_table import read_semantic_ids, write_semantic_ids
@@ -94,19 +94,27 @@ def reuse_published(store: str, staged: str, config: IndexConfig) -> dict | None
 
 
 @task(name="fit-semantic-ids")
-def fit_ids(staged: str, config: IndexConfig) -> dict:
-    return fit_version_ids(staged, config)
+def fit_ids(staged: str, store: str, config: IndexConfig) -> dict:
+    return fit_version_ids(staged, store, config)
 
 
-def fit_version_ids(staged: str, config: IndexConfig) -> dict:
-    """New codebooks and IDs for a staged version's embeddings."""
-    v = VersionLayout(staged)
+def fit_version_ids(staged: str, store: str, config: IndexConfig) -> dict:
+    """New codebooks and IDs for a staged version's embeddings, or the store's kept fit of
+    the same embeddings and settings (a killed build's: storage/build/fitted_ids.py)."""
+    v, kept = VersionLayout(staged), open_store(store).staging_dir
     ids, _, x = version_embeddings(v)
-    indexer, sids = fit_semantic_ids(ids, x, config.ids)
-    save_indexer(indexer, v.codebooks)
-    write_semantic_ids(sids, v.semantic_ids)
-    ids_fitted(indexer.report)
-    return indexer.report
+    key = fitted_ids.fit_key(ids, x, config.ids)
+    report = fitted_ids.reuse_fit(kept, key, v)
+    if report is not None:
+        stage("IDs reused from an earlier run's fit of the same embeddings and settings")
+    else:
+        indexer, sids = fit_semantic_ids(ids, x, config.ids)
+        save_indexer(indexer, v.codebooks)
+        write_semantic_ids(sids, v.semantic_ids)
+        fitted_ids.keep_fit(kept, key, v)
+        report = indexer.report
+    ids_fitted(report)
+    return report
 
 
 def ids_fitted(r: dict) -> None:

@@ -32,7 +32,7 @@ def keep_or_fit_ids(staged: str, store: str, config: IndexConfig, refit: bool = 
             return report
         reason = report["refit"]
     stage("IDs refitted: %s", reason)
-    return {**fit_version_ids(staged, config), "id_policy": {"refit": reason}}
+    return {**fit_version_ids(staged, store, config), "id_policy": {"refit": reason}}
 
 
 def refit_reason(store: str, latest: str | None, config: IndexConfig, refit: bool) -> str | None:

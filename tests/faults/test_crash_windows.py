@@ -262,3 +262,57 @@ def test_healthz_shows_the_store_as_it_is_now(store):
         holder.refresh()
         health = client.get("/healthz").json()
         assert health["last_error"] is None and health["status"] == "ok"
+
+
+# ----------------------------------------------------------------------------- first build
+
+
+def _first_build_killed_in_training(monkeypatch, epoch: int) -> list[int]:
+    """Kill training after ``epoch``'s checkpoint; every ID fit takes another RQ-VAE seed
+    (a second fit of the same embeddings gives other IDs, as at 100k items). Returns the
+    list of fits made."""
+    from dataclasses import replace
+
+    import ace_index.tasks.build as build
+    import ace_index.tasks.train as train
+
+    fits, fit_ids, fit = [], build.fit_semantic_ids, train.fit_retrieval
+
+    def fit_other_ids(ids, x, config):
+        fits.append(len(fits) + 1)
+        rqvae = replace(config.rqvae, seed=config.rqvae.seed + 100 * len(fits))
+        return fit_ids(ids, x, replace(config, rqvae=rqvae))
+
+    def killed(*args, progress, **kwargs):
+        def epoch_done(e, row):
+            progress(e, row)
+            if e == epoch and not killed.once:
+                killed.once = True
+                raise Killed(f"killed after epoch {e}")
+
+        return fit(*args, progress=epoch_done, **kwargs)
+
+    killed.once = False
+    monkeypatch.setattr(build, "fit_semantic_ids", fit_other_ids)
+    monkeypatch.setattr(train, "fit_retrieval", killed)
+    return fits
+
+
+def test_a_first_build_killed_in_training_resumes_it_with_the_same_ids(
+    prefect_harness, sample_corpus, tmp_path, capsys, monkeypatch
+):
+    from conftest import fast_config
+
+    config = tmp_path / "fast.json"
+    config.write_text(json.dumps(fast_config(6, 3, 5, 3)))
+    store = tmp_path / "store"
+    argv = ["index", str(sample_corpus), "--store", str(store), "--config", str(config)]
+    fits = _first_build_killed_in_training(monkeypatch, epoch=4)
+    with pytest.raises(Killed):
+        ace(capsys, *argv)
+    assert Store(store).latest() is None
+    code, _, err = ace(capsys, *argv)
+    assert code == 0, err[-2000:]
+    assert "training: resumed at step" in err  # its checkpoint matched: the same IDs
+    assert "IDs reused from an earlier run's fit" in err
+    assert fits == [1]  # the killed run's IDs, not a second fit
