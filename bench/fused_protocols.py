@@ -28,9 +28,10 @@ on 2 cores), and each fit saves its training to DIR/checkpoints/PROTOCOL-SEED af
 epoch: a run that is killed resumes there when started again with the same arguments. A
 finished fit's checkpoint is removed, unless ``--keep-checkpoints``: then the same command
 again takes no training step (the generative fit and the dense baseline resume finished) and
-goes straight to the fusion fits and the evaluation. Each run fits the semantic IDs again:
-identical from one process to the next at 1k and 10k, but not at 100k (the RQ-VAE's codes
-differ), where a kept fit stops on a vocabulary mismatch (docs/BENCHMARKS.md, "100,000
+goes straight to the fusion fits and the evaluation. The semantic IDs are kept too, in
+DIR/fitted-ids/ (as a store keeps them: storage/build/fitted_ids.py): a new fit of them is
+identical from one process to the next at 1k and 10k but not at 100k (the RQ-VAE's codes
+differ), where a checkpoint fit on other IDs would not resume (docs/BENCHMARKS.md, "100,000
 items, unseen protocol, at 24 examples per item").
 
 Figures: means over every (generator seed, training seed, query), with 95% bootstrap
@@ -78,7 +79,14 @@ from ace_core.retrieval.zero_shot import (  # noqa: E402
     tower_queries,
     zero_shot_search,
 )
+from ace_index.storage.build import fitted_ids  # noqa: E402
+from ace_index.storage.formats.codebooks import load_indexer, save_indexer  # noqa: E402
+from ace_index.storage.formats.semantic_id_table import (  # noqa: E402
+    read_semantic_ids,
+    write_semantic_ids,
+)
 from ace_index.storage.formats.text_features import feature_source  # noqa: E402
+from ace_index.storage.store.layout import VersionLayout  # noqa: E402
 from bench.curve_hook import print_curve, recording  # noqa: E402
 from bench.protocols import TINY, embed, protocol_queries, tiny_encoders, towers_of  # noqa: E402
 
@@ -130,7 +138,7 @@ def trained(protocol, seed, data, enc, args) -> Trained:
     train_caps, _ = protocol_queries(protocol, ids, captions, np.random.default_rng(1000 + seed))
     if protocol == "seen":
         train_caps = captions
-    indexer, sids = fit_semantic_ids(ids, x, SemanticIDConfig())
+    indexer, sids = corpus_ids(ids, x, args.corpus)
     t0 = time.perf_counter()
     train = TrainConfig(
         seed=seed, epochs=args.epochs, max_steps=args.max_steps or None,
@@ -153,6 +161,26 @@ def trained(protocol, seed, data, enc, args) -> Trained:
     inp = corpus_inputs(fit.model, modalities, item_paths, towers, fit.split.train,
                         bool(train_caps))  # fmt: skip
     return Trained(fit, inp, train_caps, t0)
+
+
+def corpus_ids(ids, x, corpus: str | None):
+    """The corpus's semantic IDs (indexer, sids); under ``--corpus`` the first run's fit,
+    kept in DIR/fitted-ids/ and read back by every later run."""
+    config = SemanticIDConfig()
+    if not corpus:
+        return fit_semantic_ids(ids, x, config)
+    key = fitted_ids.fit_key(ids, x, config)
+    with tempfile.TemporaryDirectory() as tmp:
+        v = VersionLayout(Path(tmp))
+        reused = fitted_ids.reuse_fit(corpus, key, v) is not None
+        if not reused:
+            indexer, sids = fit_semantic_ids(ids, x, config)
+            save_indexer(indexer, v.codebooks)
+            write_semantic_ids(sids, v.semantic_ids)
+            fitted_ids.keep_fit(corpus, key, v)
+        print(f"semantic IDs: {'the kept' if reused else 'a new'} fit {key[:12]} "
+              f"({corpus}/fitted-ids)", flush=True)  # fmt: skip
+        return load_indexer(v.codebooks), read_semantic_ids(v.semantic_ids)
 
 
 def checkpoint_of(args, protocol: str, seed: int) -> Path | None:
