@@ -144,6 +144,7 @@ def trained(protocol, seed, data, enc, args) -> Trained:
         seed=seed, epochs=args.epochs, max_steps=args.max_steps or None,
         examples_per_item=args.examples_per_item or None, eval_every=args.eval_every,
         lr_decay=args.lr_decay, balance_index_task=args.balance_index_task,
+        bridge_blind=args.bridge_blind,
     )
     unseen = None
     if args.curve and protocol == "unseen":
@@ -215,7 +216,8 @@ def one_fit(protocol, seed, data, enc, args) -> dict[str, dict[str, np.ndarray]]
         r1 = ", ".join(f"{k} R@1 {np.mean(v == 1):.3f}" for k, v in out[name].items())
         steps = fit.generative_report.steps
         print(f"{name:12s} train seed {seed}: {len(texts)} queries, fit+eval "
-              f"{time.perf_counter() - t0:.0f} s ({steps} steps), fusion {weights}, "
+              f"{time.perf_counter() - t0:.0f} s ({steps} steps), uncaptioned bias "
+              f"{fit.generative_report.uncaptioned_bias}, fusion {weights}, "
               f"refit without generation {refit}; {r1}",
               flush=True)  # fmt: skip
     return out
@@ -340,6 +342,8 @@ def parser(description: str = __doc__.splitlines()[0]) -> argparse.ArgumentParse
     ap.add_argument("--curve", action="store_true", help="print R@1 against training steps")
     ap.add_argument("--lr-decay", action=argparse.BooleanOptionalAction,
                     default=TrainConfig.lr_decay, help="train.lr_decay")  # fmt: skip
+    ap.add_argument("--bridge-blind", type=float, default=TrainConfig.bridge_blind,
+                    help="train.bridge_blind (share of caption rows scored as if uncaptioned)")
     ap.add_argument("--balance-index-task", action=argparse.BooleanOptionalAction,
                     default=TrainConfig.balance_index_task,
                     help="train.balance_index_task")  # fmt: skip
