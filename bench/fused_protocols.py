@@ -144,7 +144,6 @@ def trained(protocol, seed, data, enc, args) -> Trained:
         seed=seed, epochs=args.epochs, max_steps=args.max_steps or None,
         examples_per_item=args.examples_per_item or None, eval_every=args.eval_every,
         lr_decay=args.lr_decay, balance_index_task=args.balance_index_task,
-        bridge_blind=args.bridge_blind,
     )
     unseen = None
     if args.curve and protocol == "unseen":
@@ -342,8 +341,6 @@ def parser(description: str = __doc__.splitlines()[0]) -> argparse.ArgumentParse
     ap.add_argument("--curve", action="store_true", help="print R@1 against training steps")
     ap.add_argument("--lr-decay", action=argparse.BooleanOptionalAction,
                     default=TrainConfig.lr_decay, help="train.lr_decay")  # fmt: skip
-    ap.add_argument("--bridge-blind", type=float, default=TrainConfig.bridge_blind,
-                    help="train.bridge_blind (share of caption rows scored as if uncaptioned)")
     ap.add_argument("--balance-index-task", action=argparse.BooleanOptionalAction,
                     default=TrainConfig.balance_index_task,
                     help="train.balance_index_task")  # fmt: skip

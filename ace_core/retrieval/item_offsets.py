@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from torch import nn
 
-BIAS_GRID = tuple(round(0.05 * i, 2) for i in range(-20, 21))  # EXPERIMENT -1 .. 1
+BIAS_GRID = tuple(round(0.05 * i, 2) for i in range(21))  # 0 .. 1 (inner products of units)
 
 
 class ItemOffsets(nn.Module):

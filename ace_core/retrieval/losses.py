@@ -12,13 +12,7 @@ from ace_core.retrieval.tied import tied_cross_entropy
 
 
 def info_nce(
-    q,
-    emb,
-    items,
-    negatives: int | None,
-    temperature=0.05,
-    offsets: nn.Embedding | None = None,
-    blind: torch.Tensor | None = None,
+    q, emb, items, negatives: int | None, temperature=0.05, offsets: nn.Embedding | None = None
 ) -> torch.Tensor:
     """InfoNCE of query vectors ``q`` (B, D) against item embeddings ``emb`` (n, D), the
     right items ``items`` (B,): over every item, or, above ``negatives`` items, over the
@@ -26,22 +20,13 @@ def info_nce(
     any corpus size (a sampled item that is a row's own is masked out of its negatives).
     ``offsets``: trained per-item vectors added to the embeddings (the decoder's). The
     logits' product runs in the candidates' dtype (a bfloat16 ``emb``: the dense baseline's
-    mixed precision), the softmax in float32. ``blind`` (B,) bool: rows whose own item is
-    scored by its bare embedding, as if it had no captions (its offset left out, as an item
-    without training captions is served: item_offsets.py), against the others' offsets."""
+    mixed precision), the softmax in float32."""
     if negatives is None or len(emb) <= negatives:
-        rows, own = None, items
-    else:
-        sample = torch.randint(0, len(emb), (negatives,), device=emb.device)
-        rows, own = torch.cat([items, sample]), torch.arange(len(items), device=emb.device)
-    logits = _logits(q, _vectors(emb, rows, offsets), temperature)
-    if rows is not None:
-        logits[:, len(items) :].masked_fill_(rows[None, len(items) :] == items[:, None], -1e4)
-    if blind is not None and offsets is not None and bool(blind.any()):
-        r = torch.nonzero(blind).squeeze(1)
-        logits = logits.clone()
-        logits[r, own[r]] = _logits(q[r], emb[items[r]], temperature).diagonal()
-    return F.cross_entropy(logits, own)
+        return F.cross_entropy(_logits(q, _vectors(emb, None, offsets), temperature), items)
+    sample = torch.randint(0, len(emb), (negatives,), device=emb.device)
+    logits = _logits(q, _vectors(emb, torch.cat([items, sample]), offsets), temperature)
+    logits[:, len(items) :].masked_fill_(sample[None] == items[:, None], -1e4)
+    return F.cross_entropy(logits, torch.arange(len(items), device=emb.device))
 
 
 def _logits(q, vectors, temperature) -> torch.Tensor:

@@ -78,11 +78,7 @@ def step_loss(decoder, kind: str, b, train_feats, t: StepTargets, cfg, device) -
     tied_q = q if q is not None else F.normalize(t.emb[items], dim=-1)
     loss = id_loss(decoder, memory, pad, t.ids[items], cfg.rdrop_weight, t.tied(tied_q, items))
     if q is not None and cfg.bridge_weight > 0:
-        offsets = decoder.item_offset
-        blind = None
-        if offsets is not None and cfg.bridge_blind > 0:  # rows as if nothing had captions
-            blind = torch.rand(len(items), device=items.device) < cfg.bridge_blind
-        nce = info_nce(q, t.emb, items, cfg.bridge_negatives, offsets=offsets, blind=blind)
+        nce = info_nce(q, t.emb, items, cfg.bridge_negatives, offsets=decoder.item_offset)
         loss = loss + cfg.bridge_weight * nce
     return loss
 

@@ -47,9 +47,6 @@ class TrainConfig:
     bridge_weight: float = 1.0  # InfoNCE weight of the query -> item-space bridge
     bridge_negatives: int | None = 8192  # above this many items the bridge's InfoNCE samples
     #                                      this many negatives (None: always every item)
-    bridge_blind: float = 0.0  # share of caption rows the bridge's InfoNCE scores against
-    #   the bare embeddings, offsets left out, as items without captions are served
-    #   (DropoutNet-style: the bridge alone must find an item by its embedding)
     examples_per_item: float | None = 40.0  # the step budget in training examples per item
     #   (captions and indexing-task items), from the measured curves (docs/BENCHMARKS.md,
     #   "A budget from the curve"); None: ``max_steps`` (or the epochs) alone

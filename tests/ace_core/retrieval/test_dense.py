@@ -104,36 +104,3 @@ def test_info_nce_over_bfloat16_candidates_is_float32_s_within_its_precision(neg
         grads.append(q.grad)
     assert abs(losses[1] - losses[0]) < 0.02 * losses[0]
     assert torch.nn.functional.cosine_similarity(grads[0], grads[1]).min() > 0.99
-
-
-@pytest.mark.parametrize("negatives", [None, 50])
-def test_blind_rows_score_their_own_item_by_its_bare_embedding(negatives):
-    """The bridge's InfoNCE with ``blind`` rows (train.bridge_blind): a blind row's own item
-    as if it had no offset (how an item without captions is served), its negatives with
-    theirs; the other rows as before. Checked against the loss written out row by row."""
-    g = torch.Generator().manual_seed(0)
-    emb = torch.nn.functional.normalize(torch.randn(200, 32, generator=g), dim=-1)
-    offsets = torch.nn.Embedding(200, 32)
-    torch.nn.init.normal_(offsets.weight, std=0.3, generator=g)
-    items = torch.randperm(200, generator=g)[:16]
-    q = torch.nn.functional.normalize(emb[items] + 0.3 * torch.randn(16, 32, generator=g), dim=-1)
-    blind = torch.arange(16) % 2 == 0
-    torch.manual_seed(1)
-    got = info_nce(q, emb, items, negatives, offsets=offsets, blind=blind)
-    torch.manual_seed(1)
-    plain = info_nce(q, emb, items, negatives, offsets=offsets)
-    torch.manual_seed(1)
-    rows = torch.arange(200) if negatives is None else torch.cat(
-        [items, torch.randint(0, 200, (negatives,))]
-    )
-    own = items if negatives is None else torch.arange(16)
-    want = []
-    for r in range(16):
-        logits = (q[r] @ (emb[rows] + offsets.weight[rows]).T) / 0.05
-        if negatives is not None:
-            logits[16:][rows[16:] == items[r]] = -1e4
-        if blind[r]:
-            logits[own[r]] = q[r] @ emb[items[r]] / 0.05
-        want.append(torch.nn.functional.cross_entropy(logits[None], own[r : r + 1]))
-    want = torch.stack(want).mean()
-    assert torch.allclose(got, want, atol=1e-4) and not torch.allclose(got, plain, atol=1e-3)
