@@ -93,9 +93,11 @@ def reuse_fit(staging_dir: str | Path, key: str, v: VersionLayout) -> dict | Non
     try:
         sums = json.loads(done.read_text())["sha256"]
         bad = [n for n, s in sums.items() if not _kept_name(n) or sha256_file(entry / n) != s]
-    except (OSError, ValueError, KeyError) as e:
-        bad = [f"done.json ({e})"]
-    if bad or "semantic_ids.parquet" not in sums:
+    except (OSError, ValueError, KeyError, AttributeError, TypeError) as e:
+        sums, bad = {}, [f"done.json ({e})"]
+    if not bad and not {"semantic_ids.parquet", "codebooks/config.json"} <= set(sums):
+        bad = ["done.json (a file missing)"]
+    if bad:
         logger.warning("kept ID fit %s is damaged (%s): deleted", key[:12], ", ".join(bad))
         shutil.rmtree(entry, ignore_errors=True)
         return None
