@@ -144,6 +144,7 @@ def trained(protocol, seed, data, enc, args) -> Trained:
         seed=seed, epochs=args.epochs, max_steps=args.max_steps or None,
         examples_per_item=args.examples_per_item or None, eval_every=args.eval_every,
         lr_decay=args.lr_decay, balance_index_task=args.balance_index_task,
+        bridge_negatives=args.bridge_negatives or None,
     )
     unseen = None
     if args.curve and protocol == "unseen":
@@ -341,6 +342,8 @@ def parser(description: str = __doc__.splitlines()[0]) -> argparse.ArgumentParse
     ap.add_argument("--curve", action="store_true", help="print R@1 against training steps")
     ap.add_argument("--lr-decay", action=argparse.BooleanOptionalAction,
                     default=TrainConfig.lr_decay, help="train.lr_decay")  # fmt: skip
+    ap.add_argument("--bridge-negatives", type=int, default=TrainConfig.bridge_negatives,
+                    help="train.bridge_negatives (0: every item)")
     ap.add_argument("--balance-index-task", action=argparse.BooleanOptionalAction,
                     default=TrainConfig.balance_index_task,
                     help="train.balance_index_task")  # fmt: skip

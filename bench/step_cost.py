@@ -50,7 +50,7 @@ SMOKE = ["--corpus", "{corpus}", "--steps", "2", "--rounds", "1"]
 class Corpus:
     """One corpus's model, stored training features and step targets."""
 
-    def __init__(self, folder: Path, encoder):
+    def __init__(self, folder: Path, encoder, negatives: int | None = TrainConfig.bridge_negatives):
         saved = np.load(folder / "embeddings.npz")
         ids, x = saved["ids"].tolist(), saved["x"]
         from ace_core.media.discovery import discover
@@ -78,7 +78,7 @@ class Corpus:
         )
         items = np.array([n for _, n in split.train])
         self.t = StepTargets.of(decoder, x, self.model.id_tokens, items, self.model.trie, "cpu")
-        self.cfg = TrainConfig()
+        self.cfg = TrainConfig(bridge_negatives=negatives)
         self.opt = Optimizer(decoder, self.cfg)
         self.gen = torch.Generator().manual_seed(0)
         self.n_items, self.name = len(ids), folder.name
@@ -111,12 +111,14 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--precision", nargs="+", default=["float32"],
                     choices=["float32", "bfloat16"], help="the step's autocast (each in turn)")
+    ap.add_argument("--bridge-negatives", type=int, default=TrainConfig.bridge_negatives,
+                    help="train.bridge_negatives (0: every item)")
     args = ap.parse_args()
     flush_denormals()
     encoder = build_text_encoder(RetrieverConfig())
     corpora = []
     for folder in args.corpus:
-        corpora.append(Corpus(Path(folder), encoder))
+        corpora.append(Corpus(Path(folder), encoder, args.bridge_negatives or None))
         print(
             f"{folder}: {corpora[-1].n_items} items, {len(corpora[-1].feats)} training "
             f"captions; peak memory so far {peak_rss_mb():.0f} MB",
