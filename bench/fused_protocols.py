@@ -80,11 +80,8 @@ from ace_core.retrieval.zero_shot import (  # noqa: E402
     zero_shot_search,
 )
 from ace_index.storage.build import fitted_ids  # noqa: E402
-from ace_index.storage.formats.codebooks import load_indexer, save_indexer  # noqa: E402
-from ace_index.storage.formats.semantic_id_table import (  # noqa: E402
-    read_semantic_ids,
-    write_semantic_ids,
-)
+from ace_index.storage.formats.codebooks import load_indexer  # noqa: E402
+from ace_index.storage.formats.semantic_id_table import read_semantic_ids  # noqa: E402
 from ace_index.storage.formats.text_features import feature_source  # noqa: E402
 from ace_index.storage.store.layout import VersionLayout  # noqa: E402
 from bench.curve_hook import print_curve, recording  # noqa: E402
@@ -170,17 +167,11 @@ def corpus_ids(ids, x, corpus: str | None):
     config = SemanticIDConfig()
     if not corpus:
         return fit_semantic_ids(ids, x, config)
-    key = fitted_ids.fit_key(ids, x, config)
     with tempfile.TemporaryDirectory() as tmp:
         v = VersionLayout(Path(tmp))
-        reused = fitted_ids.reuse_fit(corpus, key, v) is not None
-        if not reused:
-            indexer, sids = fit_semantic_ids(ids, x, config)
-            save_indexer(indexer, v.codebooks)
-            write_semantic_ids(sids, v.semantic_ids)
-            fitted_ids.keep_fit(corpus, key, v)
-        print(f"semantic IDs: {'the kept' if reused else 'a new'} fit {key[:12]} "
-              f"({corpus}/fitted-ids)", flush=True)  # fmt: skip
+        _, reused = fitted_ids.fit_or_reuse(corpus, v, ids, x, config)
+        print(f"semantic IDs: {'the kept' if reused else 'a new'} fit in {corpus}/fitted-ids",
+              flush=True)  # fmt: skip
         return load_indexer(v.codebooks), read_semantic_ids(v.semantic_ids)
 
 

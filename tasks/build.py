@@ -15,11 +15,10 @@ from prefect.events import emit_event
 from prefect.runtime import flow_run
 
 from ace_core.config_io import config_hash
-from ace_core.ids.semantic_ids import fit_semantic_ids
 from ace_core.index_config import IndexConfig
 from ace_index.storage.build import dedupe, fitted_ids, staging
 from ace_index.storage.build.publish import publish_version as publish
-from ace_index.storage.formats.codebooks import load_indexer, save_indexer
+from ace_index.storage.formats.codebooks import load_indexer
 from ace_index.storage.formats.semantic_id_table import read_semantic_ids, write_semantic_ids
 from ace_index.storage.formats.shards import read_encoders
 from ace_index.storage.formats.version_data import failed_items, version_embeddings
@@ -101,18 +100,12 @@ def fit_ids(staged: str, store: str, config: IndexConfig) -> dict:
 def fit_version_ids(staged: str, store: str, config: IndexConfig) -> dict:
     """New codebooks and IDs for a staged version's embeddings, or the store's kept fit of
     the same embeddings and settings (a killed build's: storage/build/fitted_ids.py)."""
-    v, kept = VersionLayout(staged), open_store(store).staging_dir
+    v = VersionLayout(staged)
     ids, _, x = version_embeddings(v)
-    key = fitted_ids.fit_key(ids, x, config.ids)
-    report = fitted_ids.reuse_fit(kept, key, v)
-    if report is not None:
+    kept = open_store(store).staging_dir
+    report, reused = fitted_ids.fit_or_reuse(kept, v, ids, x, config.ids)
+    if reused:
         stage("IDs reused from an earlier run's fit of the same embeddings and settings")
-    else:
-        indexer, sids = fit_semantic_ids(ids, x, config.ids)
-        save_indexer(indexer, v.codebooks)
-        write_semantic_ids(sids, v.semantic_ids)
-        fitted_ids.keep_fit(kept, key, v)
-        report = indexer.report
     ids_fitted(report)
     return report
 

@@ -31,13 +31,30 @@ from pathlib import Path
 import numpy as np
 
 from ace_core.config_io import config_hash
+from ace_core.ids.semantic_ids import fit_semantic_ids
 from ace_core.media.discovery import sha256_file
+from ace_index.storage.formats.codebooks import save_indexer
+from ace_index.storage.formats.semantic_id_table import write_semantic_ids
 from ace_index.storage.store.disk import fsync_tree, write_durably
 from ace_index.storage.store.layout import VersionLayout
 
 logger = logging.getLogger(__name__)
 
 KEEP = 2  # fits kept: the newest, and the one before (a run of other settings in between)
+
+
+def fit_or_reuse(staging_dir: str | Path, v: VersionLayout, item_ids, x, config) -> tuple:
+    """(ID report, whether a kept fit was reused): the kept fit of the same items, embeddings
+    and settings copied into ``v``, else a new fit written there and kept."""
+    key = fit_key(item_ids, x, config)
+    report = reuse_fit(staging_dir, key, v)
+    if report is not None:
+        return report, True
+    indexer, sids = fit_semantic_ids(item_ids, x, config)
+    save_indexer(indexer, v.codebooks)
+    write_semantic_ids(sids, v.semantic_ids)
+    keep_fit(staging_dir, key, v)
+    return indexer.report, False
 
 
 def fit_key(item_ids: Sequence[str], x: np.ndarray, ids_config) -> str:

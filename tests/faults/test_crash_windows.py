@@ -273,10 +273,10 @@ def _first_build_killed_in_training(monkeypatch, epoch: int) -> list[int]:
     list of fits made."""
     from dataclasses import replace
 
-    import ace_index.tasks.build as build
     import ace_index.tasks.train as train
+    from ace_index.storage.build import fitted_ids
 
-    fits, fit_ids, fit = [], build.fit_semantic_ids, train.fit_retrieval
+    fits, fit_ids, fit = [], fitted_ids.fit_semantic_ids, train.fit_retrieval
 
     def fit_other_ids(ids, x, config):
         fits.append(len(fits) + 1)
@@ -293,7 +293,7 @@ def _first_build_killed_in_training(monkeypatch, epoch: int) -> list[int]:
         return fit(*args, progress=epoch_done, **kwargs)
 
     killed.once = False
-    monkeypatch.setattr(build, "fit_semantic_ids", fit_other_ids)
+    monkeypatch.setattr(fitted_ids, "fit_semantic_ids", fit_other_ids)
     monkeypatch.setattr(train, "fit_retrieval", killed)
     return fits
 

@@ -31,8 +31,8 @@ class Fits:
     RQ-VAE at 100k items, a second fit of the same inputs gives other IDs."""
 
     def __init__(self, monkeypatch):
-        self.calls, self.fit = 0, build.fit_semantic_ids
-        monkeypatch.setattr(build, "fit_semantic_ids", self)
+        self.calls, self.fit = 0, fitted_ids.fit_semantic_ids
+        monkeypatch.setattr(fitted_ids, "fit_semantic_ids", self)
 
     def __call__(self, ids, x, config):
         self.calls += 1
