@@ -2,9 +2,10 @@
 reuses its codebooks and IDs instead of fitting them again.
 
 The RQ-VAE's training is not bit-reproducible from one process to the next at 100k items
-(BLAS threading), so a killed first build that fitted again would get other IDs, miss its
-training checkpoint (tasks/train.py ``training_key`` includes the IDs) and train from the
-start. With the same items, embeddings and ID settings the next run takes the kept fit.
+(most likely the BLAS threads), so a killed first build that fitted again would get other
+IDs, miss its training checkpoint (tasks/train.py ``training_key`` includes the IDs) and
+train from the start. With the same items, embeddings and ID settings the next run takes
+the kept fit.
 
 STORE/staging/fitted-ids/<key>/
   codebooks/              as in a version (storage/formats/codebooks.py)
