@@ -20,7 +20,6 @@ damaged fit is never trusted. The newest ``KEEP`` entries are kept.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
@@ -34,6 +33,7 @@ import numpy as np
 from ace_core.config_io import config_hash
 from ace_core.ids.semantic_ids import fit_semantic_ids
 from ace_core.media.discovery import sha256_file
+from ace_index.storage.build.staging import rows_digest
 from ace_index.storage.formats.codebooks import save_indexer
 from ace_index.storage.formats.semantic_id_table import write_semantic_ids
 from ace_index.storage.store.disk import fsync_tree, write_durably
@@ -60,11 +60,8 @@ def fit_or_reuse(staging_dir: str | Path, v: VersionLayout, item_ids, x, config)
 
 def fit_key(item_ids: Sequence[str], x: np.ndarray, ids_config) -> str:
     """What a fit's result depends on: its settings, its items and their embeddings."""
-    h = hashlib.sha256(config_hash(ids_config).encode())
-    h.update(json.dumps(list(item_ids)).encode())
-    h.update(str(x.shape).encode())
-    h.update(np.ascontiguousarray(x, np.float32).tobytes())
-    return h.hexdigest()[:32]
+    rows = rows_digest(item_ids, np.asarray(x, np.float32))
+    return config_hash({"ids": ids_config, "embeddings": rows})[:32]
 
 
 def fits_dir(staging_dir: str | Path) -> Path:

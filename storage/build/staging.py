@@ -187,8 +187,13 @@ def embeddings_digest(v: VersionLayout) -> str:
     """sha256 over (item_id, embedding bytes) in item_id order: the same for the same
     embeddings however they are split into parts."""
     ids, _, x = version_embeddings(v)
+    return rows_digest(ids, x)
+
+
+def rows_digest(item_ids, x) -> str:
+    """sha256 over (item_id, embedding bytes), in the given order."""
     h = hashlib.sha256()
-    for item_id, row in zip(ids, x):
+    for item_id, row in zip(item_ids, x):
         h.update(item_id.encode())
         h.update(row.tobytes())
     return h.hexdigest()
