@@ -52,9 +52,8 @@ def direct_steps(corpus: str, store: str, ic) -> dict[str, float]:
     """The index steps without Prefect (the tasks' own functions): {stage: seconds}."""
     import dataclasses
 
-    from ace_core.config_io import config_hash
     from ace_core.media.discovery import discover
-    from ace_core.media.embed_config import common_dim
+    from ace_core.media.embed_config import common_dim, embed_cache_key
     from ace_core.media.pipeline import embed_files
     from ace_index.storage.build.discovery_record import save_discovery
     from ace_index.storage.build.publish import publish_version
@@ -68,8 +67,9 @@ def direct_steps(corpus: str, store: str, ic) -> dict[str, float]:
     t = time.perf_counter()
     found = discover(corpus)
     disc = save_discovery(found, Store(store).staging_dir / "discovery")
-    cache = Store(store).embed_cache_dir(config_hash(ic.embed))
-    specs = plan_shards(found.files, ic.embed.shard_size, config_hash(ic.embed), cache / "specs")
+    key = embed_cache_key(ic.embed)
+    cache = Store(store).embed_cache_dir(key)
+    specs = plan_shards(found.files, ic.embed.shard_size, key, cache / "specs")
     outputs = []
     for spec in specs:
         files = load_shard_files(spec)

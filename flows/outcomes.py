@@ -14,9 +14,9 @@ import time
 
 from prefect import task
 
-from ace_core.config_io import config_hash
 from ace_core.errors import AceInputError
 from ace_core.index_config import IndexConfig
+from ace_core.media.embed_config import embed_cache_key
 from ace_index.storage.build.dedupe import retrain_target
 from ace_index.storage.catalog.versions import served_evaluation
 from ace_index.storage.formats.shards import read_encoders
@@ -32,7 +32,7 @@ def evaluate_staged(store: str, staged: str, config: IndexConfig) -> dict | None
     (``auto``), written into it; None without test captions (nothing to score on)."""
     from ace_index.query.evaluate import evaluate_staged as score
 
-    encoders = read_encoders(open_store(store).embed_cache_dir(config_hash(config.embed)))
+    encoders = read_encoders(open_store(store).embed_cache_dir(embed_cache_key(config.embed)))
     try:
         out = score(store, staged, config, encoders)
     except AceInputError as e:

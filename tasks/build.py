@@ -14,8 +14,8 @@ from prefect import task
 from prefect.events import emit_event
 from prefect.runtime import flow_run
 
-from ace_core.config_io import config_hash
 from ace_core.index_config import IndexConfig
+from ace_core.media.embed_config import embed_cache_key
 from ace_index.storage.build import dedupe, fitted_ids, staging
 from ace_index.storage.build.publish import publish_version as publish
 from ace_index.storage.formats.codebooks import load_indexer
@@ -153,7 +153,7 @@ def publish_version(
         config=config,
         ids_report=ids_report,
         flow_run_id=str(run_id) if run_id else None,
-        encoders=read_encoders(open_store(store).embed_cache_dir(config_hash(config.embed))),
+        encoders=read_encoders(open_store(store).embed_cache_dir(embed_cache_key(config.embed))),
     )
     publish_artifacts(store, manifest)
     _emit_published(store, manifest)

@@ -13,9 +13,8 @@ from pathlib import Path
 from prefect import task
 from prefect.cache_policies import INPUTS, TASK_SOURCE
 
-from ace_core.config_io import config_hash
 from ace_core.media.discovery import discover, sniff_modality
-from ace_core.media.embed_config import EmbedConfig, common_dim
+from ace_core.media.embed_config import EmbedConfig, common_dim, embed_cache_key
 from ace_core.media.modalities import SPACE_OF_MODALITY, kinds_sharing_spaces
 from ace_core.media.pipeline import build_encoder, embed_files
 from ace_index.storage.build.discovery_record import load_discovery, save_discovery
@@ -148,8 +147,9 @@ def plan_embed_shards(
         excluded = open_store(store).version(exclude_version)
         known = known_item_ids(excluded, ok_only=not exclude_failed)
         files = [f for f in files if f.item_id not in known]
-    cache = open_store(store).embed_cache_dir(config_hash(config))
-    specs = plan_shards(files, config.shard_size, config_hash(config), cache / "specs")
+    key = embed_cache_key(config)
+    cache = open_store(store).embed_cache_dir(key)
+    specs = plan_shards(files, config.shard_size, key, cache / "specs")
     return [asdict(s) for s in specs]
 
 
@@ -162,7 +162,7 @@ def plan_embed_shards(
 def embed_shard(spec: dict, store: str, config: EmbedConfig) -> dict:
     """Embed one shard (keyed by content hashes) into the store's embedding cache."""
     shard = ShardSpec(**spec)
-    cache = open_store(store).embed_cache_dir(config_hash(config))
+    cache = open_store(store).embed_cache_dir(embed_cache_key(config))
     done = finished_shard(cache, shard)
     if done is not None:
         return asdict(done)

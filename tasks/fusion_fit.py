@@ -6,8 +6,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ace_core.config_io import config_hash
 from ace_core.index_config import IndexConfig
+from ace_core.media.embed_config import embed_cache_key
 from ace_core.media.modalities import SPACE_OF_MODALITY
 from ace_core.retrieval.evaluation import scored_sample
 from ace_core.retrieval.fit import FitResult
@@ -38,7 +38,7 @@ class VersionItems:
         row_of = {item_id: row for row, item_id in enumerate(items["item_id"])}
         modalities = [items["modality"][row_of[i]] for i in item_ids]
         paths = [items["path"][row_of[i]] for i in item_ids]
-        encoders = read_encoders(open_store(store).embed_cache_dir(config_hash(config.embed)))
+        encoders = read_encoders(open_store(store).embed_cache_dir(embed_cache_key(config.embed)))
         towers = None
         if towers_are_trained(encoders):
             built = encoders_for(config.embed, set(modalities))

@@ -3,10 +3,15 @@ give. The modality registry (modalities.py) and the pipeline (pipeline.py) both 
 
 from __future__ import annotations
 
+import functools
+import os
 from dataclasses import dataclass
+from pathlib import Path
 
+from ace_core.config_io import config_hash, to_dict
 from ace_core.errors import AceInputError
 from ace_core.media.audio_encoder import audio_embed_dim
+from ace_core.media.discovery import sha256_file
 from ace_core.media.encoders import AudioEncoderConfig, ImageEncoderConfig, VideoConfig
 from ace_core.offline import hub_offline
 
@@ -30,6 +35,30 @@ class EmbedConfig:
     audio: AudioEncoderConfig = AudioEncoderConfig()
     pipeline: PipelineConfig = PipelineConfig()
     shard_size: int = 2000  # files per shard (the unit of work, caching and memory)
+
+
+def embed_cache_key(config: EmbedConfig) -> str:
+    """The embedding cache's key: the settings' hash, with a local weights file named by its
+    bytes' sha256 rather than its path, so a moved or copied weights file keeps its cache and
+    a file replaced at the same path does not. Tags, "default" and "random" hash as written."""
+    settings = to_dict(config)
+    settings["image"]["pretrained"] = weights_identity(config.image.pretrained)
+    settings["audio"]["checkpoint"] = weights_identity(config.audio.checkpoint)
+    return config_hash(settings)
+
+
+def weights_identity(weights: str | None) -> str | None:
+    """``weights`` as given, or "sha256:<hex>" of the file where it names a local file."""
+    if not weights or not os.path.isfile(weights):
+        return weights
+    st = os.stat(weights)
+    return "sha256:" + _file_sha256(str(Path(weights).resolve()), st.st_size, st.st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=16)
+def _file_sha256(path: str, size: int, mtime_ns: int) -> str:
+    """Cached per (path, size, mtime): every shard task asks for the key."""
+    return sha256_file(path)
 
 
 def image_embed_dim(config: ImageEncoderConfig) -> int:

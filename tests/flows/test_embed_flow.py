@@ -1,5 +1,6 @@
 import json
 import shutil
+from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -65,6 +66,23 @@ def test_deleted_shard_files_are_recomputed(prefect_harness, capsys, tmp_path, s
     victim.unlink()
     again = _run(capsys, "embed", str(sample_corpus), "--store", str(store), *TINY)
     assert victim.exists() and again["shards_computed"] == 1
+
+
+def test_moved_weights_keep_the_embedding_cache(prefect_harness, capsys, tmp_path, sample_corpus):
+    shipped = Path(__file__).resolve().parents[2] / "models" / "tiny" / "ace-tiny-clip.safetensors"
+    first, moved = tmp_path / "a" / "clip.safetensors", tmp_path / "b" / "clip.safetensors"
+    for folder in (first.parent, moved.parent):
+        folder.mkdir()
+    shutil.copy(shipped, first)
+    store = tmp_path / "store"
+
+    def embed(weights):
+        args = ["--image-model", "ace-tiny-clip", "--image-weights", str(weights)]
+        return _run(capsys, "embed", str(sample_corpus), "--store", str(store), *args, *TINY[4:])
+
+    assert embed(first)["shards_computed"] > 0
+    first.rename(moved)
+    assert embed(moved)["shards_computed"] == 0
 
 
 def test_bad_usage_exits_2_with_one_line(capsys, tmp_path):
