@@ -1,5 +1,6 @@
 import json
 import shutil
+import threading
 from pathlib import Path
 
 import pyarrow as pa
@@ -83,6 +84,9 @@ def test_moved_weights_keep_the_embedding_cache(prefect_harness, capsys, tmp_pat
     assert embed(first)["shards_computed"] > 0
     first.rename(moved)
     assert embed(moved)["shards_computed"] == 0
+    for thread in threading.enumerate():  # the warm-up of moved weights, left to no one else
+        if thread.name == "encoder-warm-up":
+            thread.join()
 
 
 def test_bad_usage_exits_2_with_one_line(capsys, tmp_path):
@@ -116,11 +120,14 @@ def test_encoders_warm_up_in_the_background_and_are_built_once(tmp_path, monkeyp
         image=ImageEncoderConfig("ace-tiny-vit", "random", seed=11),
         audio=AudioEncoderConfig(checkpoint="random", seed=11),
     )
-    built = []
+    built = []  # this config's builds only: an earlier test's warm-up thread may still run
     real = tasks_embed.build_encoder
-    monkeypatch.setattr(
-        tasks_embed, "build_encoder", lambda m, *a, **k: built.append(m) or real(m, *a, **k)
-    )
+
+    def counted(modality, cfg, *a, **k):
+        built.extend([modality] if cfg == config else [])
+        return real(modality, cfg, *a, **k)
+
+    monkeypatch.setattr(tasks_embed, "build_encoder", counted)
     assert tasks_embed._first_modalities(str(tmp_path / "a"), 200) == {"audio"}
     tasks_embed.warm_up_encoders(config, str(tmp_path / "c")).join()
     assert sorted(built) == ["audio", "image", "video"]
